@@ -1,0 +1,136 @@
+// Sync protocol shared by the edge client (src/sync) and the KB server (src/kb).
+// HTTP/1.1 + JSON under /v1; see DESIGN.md "Sync protocol".
+//
+//   POST /v1/samples          body PushSamplesRequest (may be Content-Encoding: gzip) -> PushSamplesResponse
+//   POST /v1/labels           body PushLabelsRequest  -> PushLabelsResponse
+//   GET  /v1/index?since=N    -> 200 index.json bytes (exactly as signed) with header
+//                                X-Sedna-Signature: <base64 ed25519 sig>, X-Sedna-Version: N
+//                             -> 304 when the channel's version <= since
+//   GET  /v1/blobs/<sha256>   -> model bytes; strong ETag "<sha256>", Accept-Ranges, Range/If-Range
+//   POST /v1/report           body DeviceReport -> { ok: true }
+//   GET  /healthz, GET /metrics (Prometheus text)
+// Every device request carries Authorization: Bearer <device token>; the KB knows the device
+// from its token, so a device can only read and write its own data.
+
+export const PROTOCOL_VERSION = 'v1';
+export const SIGNATURE_HEADER = 'x-sedna-signature';
+export const VERSION_HEADER = 'x-sedna-version';
+
+export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy' | 'none';
+
+export interface UploadSample {
+  /** client-made id (UUIDv7); the KB upserts by it, so a re-sent sample is harmless */
+  id: string;
+  task: string;
+  attrs: Record<string, string>;
+  /** 'none' when the device's upload policy keeps payloads local */
+  payload_kind: PayloadKind;
+  /** base64 payload bytes; absent when payload_kind is 'none' */
+  payload_b64?: string;
+  payload_sha: string;
+  pred_label: string | null;
+  scores: number[];
+  hard: boolean;
+  hard_reasons: string[];
+  unseen: boolean;
+  unseen_reason: string | null;
+  kb_version: number | null;
+  created_at: number;
+  label?: string | null;
+}
+
+export interface PushSamplesRequest {
+  samples: UploadSample[];
+}
+export interface PushSamplesResponse {
+  /** ids the KB has durably stored (committed), including ones it already had */
+  stored: string[];
+  /** ids refused, with the reason (schema problems of single samples) */
+  rejected?: { id: string; reason: string }[];
+}
+
+export interface PushLabelsRequest {
+  labels: { id: string; label: string }[];
+}
+export interface PushLabelsResponse {
+  stored: string[];
+  /** ids the KB does not know (sample not uploaded yet): the edge retries later */
+  unknown?: string[];
+}
+
+export interface DeviceReport {
+  active_version: number | null;
+  versions?: { version: number; state: string }[];
+  /** last trial outcome on this device, if any */
+  trial?: { version: number; result: 'pass' | 'fail' | 'pending'; reason?: string };
+  health?: Record<string, unknown>;
+  pending_samples?: number;
+}
+
+const uploadSampleSchema = {
+  type: 'object',
+  required: ['id', 'task', 'attrs', 'payload_kind', 'payload_sha', 'pred_label', 'scores', 'hard', 'hard_reasons', 'unseen', 'unseen_reason', 'kb_version', 'created_at'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' },
+    task: { type: 'string', minLength: 1, maxLength: 128 },
+    attrs: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 } },
+    payload_kind: { enum: ['f32', 'png', 'jpeg', 'npy', 'none'] },
+    payload_b64: { type: 'string' },
+    payload_sha: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    pred_label: { type: ['string', 'null'] },
+    scores: { type: 'array', maxItems: 100000, items: { type: 'number' } },
+    hard: { type: 'boolean' },
+    hard_reasons: { type: 'array', items: { type: 'string' } },
+    unseen: { type: 'boolean' },
+    unseen_reason: { type: ['string', 'null'] },
+    kb_version: { type: ['integer', 'null'] },
+    created_at: { type: 'integer' },
+    label: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const PUSH_SAMPLES_SCHEMA = {
+  type: 'object',
+  required: ['samples'],
+  additionalProperties: false,
+  properties: { samples: { type: 'array', maxItems: 10000, items: uploadSampleSchema } },
+} as const;
+
+export const PUSH_LABELS_SCHEMA = {
+  type: 'object',
+  required: ['labels'],
+  additionalProperties: false,
+  properties: {
+    labels: {
+      type: 'array',
+      maxItems: 100000,
+      items: {
+        type: 'object',
+        required: ['id', 'label'],
+        additionalProperties: false,
+        properties: { id: { type: 'string', minLength: 8, maxLength: 64 }, label: { type: 'string', minLength: 1, maxLength: 256 } },
+      },
+    },
+  },
+} as const;
+
+export const DEVICE_REPORT_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['active_version'],
+  properties: {
+    active_version: { type: ['integer', 'null'] },
+    versions: {
+      type: 'array',
+      items: { type: 'object', required: ['version', 'state'], properties: { version: { type: 'integer' }, state: { type: 'string' } } },
+    },
+    trial: {
+      type: 'object',
+      required: ['version', 'result'],
+      properties: { version: { type: 'integer' }, result: { enum: ['pass', 'fail', 'pending'] }, reason: { type: 'string' } },
+    },
+    health: { type: 'object' },
+    pending_samples: { type: 'integer' },
+  },
+} as const;

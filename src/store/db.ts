@@ -1,0 +1,63 @@
+// Opening the edge database: WAL, a busy timeout, and migrations tracked by PRAGMA user_version.
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { MIGRATIONS } from './schema.js';
+
+const require = createRequire(import.meta.url);
+export type DB = BetterSqlite3.Database;
+
+export interface OpenOptions {
+  readonly?: boolean;
+  /** ms to wait on a lock held by another process before SQLITE_BUSY */
+  busyTimeoutMs?: number;
+}
+
+export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
+  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  let db: DB;
+  try {
+    db = new Database(path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
+  } catch (e) {
+    throw new Error(`${path}: cannot open database: ${(e as Error).message}`);
+  }
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    // FULL: a sample reported "logged" must survive a power cut, not only a process kill
+    db.pragma('synchronous = FULL');
+    migrate(db);
+  }
+  return db;
+}
+
+export function migrate(db: DB): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this sedna-ll understands (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return MIGRATIONS.length;
+}
+
+export function kvGet(db: DB, key: string): string | null {
+  const r = db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as { value: string } | undefined;
+  return r ? r.value : null;
+}
+
+export function kvSet(db: DB, key: string, value: string | number | null): void {
+  if (value === null) db.prepare('DELETE FROM kv WHERE key = ?').run(key);
+  else db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, String(value));
+}
+
+export function kvIncr(db: DB, key: string, by = 1): void {
+  db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?").run(key, String(by), by);
+}
+
+export function logEvent(db: DB, kind: string, detail: Record<string, unknown> = {}): void {
+  db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)').run(Date.now(), kind, JSON.stringify(detail));
+}

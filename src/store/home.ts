@@ -1,0 +1,121 @@
+// The edge home directory and its config.json (DESIGN.md "Edge home").
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+export interface UploadPolicy {
+  /** raw: payload bytes leave the device; none: only metadata, prediction and scores */
+  payload: 'raw' | 'none';
+  /** per-task override of payload */
+  per_task?: Record<string, 'raw' | 'none'>;
+  /** keep uploaded samples locally, or delete them once the KB acked them */
+  retention: 'keep' | 'delete';
+}
+
+export interface RolloutPolicy {
+  /** activate pulled versions after verification (auto) or wait for `model activate` (manual) */
+  activate: 'auto' | 'manual';
+  /** inferences observed on trial before a version is committed */
+  trial_inferences: number;
+  /** roll back when the trial's unseen+hard rate exceeds the previous version's by this factor */
+  trial_rate_factor: number;
+  /** max abs difference between canary outputs and expected ones */
+  canary_tolerance: number;
+  /** max mean canary latency per sample in ms */
+  max_latency_ms: number;
+}
+
+export interface EdgeConfig {
+  device_id: string;
+  created_at: string;
+  kb?: {
+    url: string;
+    /** PEM of the KB's ed25519 public key */
+    public_key: string;
+    /** private CA (PEM file path) for HTTPS to the KB */
+    ca_file?: string;
+  };
+  outbox: { max_mb: number };
+  upload: UploadPolicy;
+  rollout: RolloutPolicy;
+}
+
+export const DEFAULT_CONFIG: Omit<EdgeConfig, 'device_id' | 'created_at'> = {
+  outbox: { max_mb: 512 },
+  upload: { payload: 'raw', retention: 'keep' },
+  rollout: { activate: 'auto', trial_inferences: 200, trial_rate_factor: 1.5, canary_tolerance: 1e-3, max_latency_ms: 1000 },
+};
+
+/** --home, else $SEDNA_LL_HOME, else ~/.sedna-ll */
+export function resolveHome(opt?: string): string {
+  return resolve(opt ?? process.env.SEDNA_LL_HOME ?? join(homedir(), '.sedna-ll'));
+}
+
+export const homePaths = (home: string) => ({
+  home,
+  config: join(home, 'config.json'),
+  token: join(home, 'token'),
+  db: join(home, 'edge.db'),
+  blobs: join(home, 'blobs'),
+  models: join(home, 'models'),
+  kb: join(home, 'kb'),
+  locks: join(home, 'locks'),
+  tmp: join(home, 'tmp'),
+});
+export type HomePaths = ReturnType<typeof homePaths>;
+
+export function loadConfig(home: string): EdgeConfig {
+  const p = homePaths(home).config;
+  if (!existsSync(p)) throw new Error(`${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first`);
+  let c: EdgeConfig;
+  try {
+    c = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new Error(`${p}: not valid JSON: ${(e as Error).message}`);
+  }
+  // fill sections added by later versions so older homes keep working
+  return {
+    ...c,
+    outbox: { ...DEFAULT_CONFIG.outbox, ...c.outbox },
+    upload: { ...DEFAULT_CONFIG.upload, ...c.upload },
+    rollout: { ...DEFAULT_CONFIG.rollout, ...c.rollout },
+  };
+}
+
+/** Write a file atomically: temp file, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+  fsyncDir(dirname(path));
+}
+
+export function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* some filesystems refuse fsync on directories; the rename is still atomic */
+  }
+}
+
+export function saveConfig(home: string, c: EdgeConfig): void {
+  writeFileAtomic(homePaths(home).config, JSON.stringify(c, null, 2) + '\n');
+}
+
+export function readToken(home: string): string | null {
+  const p = homePaths(home).token;
+  return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
+}
+
+export function saveToken(home: string, token: string): void {
+  writeFileAtomic(homePaths(home).token, token.trim() + '\n', 0o600);
+}

@@ -1,0 +1,64 @@
+// Edge SQLite schema. Migrations are applied in order and tracked with PRAGMA user_version:
+// append new ones at the end, never edit a shipped one.
+export const MIGRATIONS: string[] = [
+  // 1: outbox, filter rate counters, installed KB versions, key/value state, event log
+  `
+  CREATE TABLE samples (
+    id            TEXT PRIMARY KEY,           -- client-made sample id (UUIDv7), the sync upsert key
+    payload_sha   TEXT NOT NULL,              -- sha256 of the payload bytes
+    task          TEXT NOT NULL,
+    attrs         TEXT NOT NULL DEFAULT '{}', -- JSON, normalised
+    payload_kind  TEXT NOT NULL,              -- f32 (float32 LE of x) | png | jpeg | npy
+    payload       BLOB,                       -- inline payload; NULL when stored under blobs/
+    payload_bytes INTEGER NOT NULL,
+    pred_label    TEXT,
+    scores        TEXT,                       -- JSON array
+    hard          INTEGER NOT NULL DEFAULT 0,
+    hard_reasons  TEXT NOT NULL DEFAULT '[]',
+    unseen        INTEGER NOT NULL DEFAULT 0,
+    unseen_reason TEXT,
+    hardness      REAL NOT NULL DEFAULT 0,    -- 0..1, eviction value (higher is kept longer)
+    kb_version    INTEGER,
+    created_at    INTEGER NOT NULL,           -- ms since epoch
+    state         TEXT NOT NULL DEFAULT 'pending', -- pending | uploaded
+    uploaded_at   INTEGER,
+    label         TEXT,
+    label_state   TEXT,                       -- NULL | pending | uploaded
+    labelled_at   INTEGER,
+    dup_count     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (task, payload_sha)
+  );
+  CREATE INDEX samples_state_time ON samples (state, created_at);
+  CREATE INDEX samples_label_state ON samples (label_state) WHERE label_state IS NOT NULL;
+
+  CREATE TABLE filter_counts (
+    filter TEXT NOT NULL,                     -- filter type
+    bucket TEXT NOT NULL,                     -- e.g. m:29140012 / h:485666 / d:20236
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (filter, bucket)
+  );
+
+  CREATE TABLE kb_versions (
+    version      INTEGER PRIMARY KEY,
+    origin       TEXT NOT NULL,               -- local | kb | bundle
+    state        TEXT NOT NULL,               -- staged | trial | active | previous | failed | retired
+    reason       TEXT,
+    index_sha    TEXT NOT NULL,
+    installed_at INTEGER NOT NULL,
+    activated_at INTEGER,
+    trial        TEXT                         -- JSON: trial counters and results
+  );
+
+  CREATE TABLE kv (
+    key   TEXT PRIMARY KEY,                   -- active_version, previous_version, counters ...
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE events (
+    id     INTEGER PRIMARY KEY,
+    ts     INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+  );
+  `,
+];
