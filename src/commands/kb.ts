@@ -1,3 +1,14 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll kb ...`: the cloud knowledge base. Each sub-area registers its own subcommands.
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import * as server from './kb-server.js';
+import * as device from './kb-device.js';
+import * as samples from './kb-samples.js';
+import * as task from './kb-task.js';
+import * as publish from './kb-publish.js';
+import * as learn from './kb-learn.js';
+import * as fleet from './kb-fleet.js';
+
+export function register(program: Command): void {
+  const kb = program.command('kb').description('cloud knowledge base: server, devices, samples, tasks, training, rollout');
+  for (const m of [server, device, samples, task, publish, learn, fleet]) m.register(kb);
+}

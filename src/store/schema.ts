@@ -38,8 +38,12 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (filter, bucket)
   );
 
+  -- Installed KB versions. id is "<n>" for a version signed by the KB (n = index.version, so
+  -- ids sort with the KB's numbering) and "local-<n>" for one made by "task add" on this edge;
+  -- the two namespaces never collide. Files live under kb/<id>/.
   CREATE TABLE kb_versions (
-    version      INTEGER PRIMARY KEY,
+    id           TEXT PRIMARY KEY,
+    seq          INTEGER NOT NULL,            -- index.version
     origin       TEXT NOT NULL,               -- local | kb | bundle
     state        TEXT NOT NULL,               -- staged | trial | active | previous | failed | retired
     reason       TEXT,
