@@ -1,0 +1,241 @@
+// Installed KB versions on the edge: the files under kb/<id>/ and models/, their rows in
+// kb_versions, and the `active` pointer (kv active_version / previous_version).
+//
+// Version ids: "<n>" for a version signed by the KB (n = index.version, origin kb or bundle),
+// "local-<n>" for one made on this edge by `task add` (origin local). The namespaces never collide.
+//
+// Life cycle: installVersion -> 'staged'; activateVersion -> 'active' (the old active becomes
+// 'previous', the old previous 'retired'). The rollout engineer adds 'trial' / 'failed' and
+// rollback on top of these two calls.
+//
+// Crash safety: model files are content-addressed and written temp+fsync+rename before the row;
+// the version directory is built under kb/.tmp-* and renamed into place inside the transaction
+// that inserts its row, so a row never points at a half-written directory.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TaskIndex } from '../format/index-manifest.js';
+import { parseIndex } from '../format/validate-index.js';
+import { verifyBytes } from '../format/signature.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { type DB, kvGet, logEvent } from './db.js';
+import { type HomePaths, fsyncDir, loadConfig } from './home.js';
+
+export type VersionOrigin = 'local' | 'kb' | 'bundle';
+export type VersionState = 'staged' | 'trial' | 'active' | 'previous' | 'failed' | 'retired';
+
+export interface VersionRow {
+  id: string;
+  seq: number;
+  origin: VersionOrigin;
+  state: VersionState;
+  reason: string | null;
+  index_sha: string;
+  installed_at: number;
+  activated_at: number | null;
+  trial: string | null;
+}
+
+export interface InstallOptions {
+  /** the exact bytes of index.json (for KB versions: exactly as signed) */
+  indexBytes: Buffer;
+  /** base64 ed25519 signature of indexBytes; required for origin kb/bundle, null for local */
+  sig: string | null;
+  origin: VersionOrigin;
+  /** path of a file holding the model with this sha256 (verified here before it is copied) */
+  modelPath: (sha256: string) => string;
+  /**
+   * KB public key (PEM) to verify sig with. Defaults to config.json's kb.public_key: a KB or
+   * bundle version is never installed unverified.
+   */
+  publicKey?: string;
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** The version id an index gets on this edge. */
+export function versionId(index: Pick<TaskIndex, 'version'>, origin: VersionOrigin): string {
+  return origin === 'local' ? `local-${index.version}` : String(index.version);
+}
+
+export function modelFile(paths: HomePaths, sha: string): string {
+  return join(paths.models, `${sha}.onnx`);
+}
+
+export function versionDir(paths: HomePaths, id: string): string {
+  return join(paths.kb, id);
+}
+
+/** Write bytes to path atomically (temp in the same dir, fsync, rename); no dir fsync (caller batches it). */
+function placeFile(path: string, bytes: Buffer): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  writeFileSync(tmp, bytes);
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Place every model of the index under models/<sha>.onnx, verifying each source's sha256 and
+ * size first. A model already present is kept when its bytes still hash to its name.
+ */
+export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha: string) => string): number {
+  mkdirSync(paths.models, { recursive: true });
+  let placed = 0;
+  const seen = new Set<string>();
+  for (const t of index.tasks) {
+    const { sha256: sha, size } = t.model;
+    if (seen.has(sha)) continue;
+    seen.add(sha);
+    const dest = modelFile(paths, sha);
+    if (existsSync(dest) && sha256(readFileSync(dest)) === sha) continue;
+    const src = modelPath(sha);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(src);
+    } catch (e) {
+      throw new CliError(`task "${t.id}": model ${sha.slice(0, 12)}: cannot read ${src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.VERIFY);
+    }
+    const got = sha256(bytes);
+    if (got !== sha) throw new CliError(`task "${t.id}": model ${src}: sha256 ${got.slice(0, 12)}… does not match the index (${sha.slice(0, 12)}…)`, EXIT.VERIFY);
+    if (bytes.length !== size) throw new CliError(`task "${t.id}": model ${src}: size ${bytes.length} does not match the index (${size})`, EXIT.VERIFY);
+    placeFile(dest, bytes);
+    placed++;
+  }
+  if (placed) fsyncDir(paths.models);
+  return placed;
+}
+
+/**
+ * Install a version as 'staged': verify (schema, signature for KB versions, model hashes), place
+ * models, write kb/<id>/index.json (+ .sig), insert its kb_versions row. Returns the id.
+ * Installing the same index bytes again is a no-op returning the same id; different bytes under
+ * an existing id are refused (exit 5).
+ */
+export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): string {
+  const index = parseIndex(opts.indexBytes);
+  const wantOrigin = opts.origin === 'local' ? 'local' : 'kb';
+  if (index.origin !== wantOrigin) {
+    throw new CliError(`index.json: origin "${index.origin}" cannot be installed as a ${opts.origin} version`, EXIT.VERIFY);
+  }
+  if (opts.origin !== 'local') {
+    if (!opts.sig) throw new CliError(`index.json version ${index.version}: no signature`, EXIT.VERIFY);
+    const key = opts.publicKey ?? loadConfig(paths.home).kb?.public_key;
+    if (!key) throw new CliError(`no KB public key configured; run "sedna-ll init --kb-key FILE" first`, EXIT.VERIFY);
+    if (!verifyBytes(opts.indexBytes, opts.sig, key)) {
+      throw new CliError(`index.json version ${index.version}: signature does not verify with the KB public key`, EXIT.VERIFY);
+    }
+  }
+  const id = versionId(index, opts.origin);
+  const indexSha = sha256(opts.indexBytes);
+
+  const existing = getVersion(db, id);
+  if (existing) {
+    if (existing.index_sha === indexSha) return id;
+    throw new CliError(`version ${id} is already installed with a different index.json`, EXIT.VERIFY);
+  }
+
+  placeModels(paths, index, opts.modelPath);
+
+  // build the directory aside, then move it into place in the same transaction as its row
+  mkdirSync(paths.kb, { recursive: true });
+  const tmpDir = join(paths.kb, `.tmp-${id}-${process.pid}-${Date.now()}`);
+  mkdirSync(tmpDir, { recursive: true });
+  placeFile(join(tmpDir, 'index.json'), opts.indexBytes);
+  if (opts.sig) placeFile(join(tmpDir, 'index.json.sig'), Buffer.from(opts.sig.trim() + '\n'));
+  fsyncDir(tmpDir);
+  const dir = versionDir(paths, id);
+  try {
+    db.transaction(() => {
+      const again = getVersion(db, id);
+      if (again) {
+        if (again.index_sha === indexSha) return; // a concurrent install of the same bytes won
+        throw new CliError(`version ${id} is already installed with a different index.json`, EXIT.VERIFY);
+      }
+      db.prepare(
+        `INSERT INTO kb_versions (id, seq, origin, state, index_sha, installed_at) VALUES (?, ?, ?, 'staged', ?, ?)`,
+      ).run(id, index.version, opts.origin, indexSha, Date.now());
+      // no row owned this directory: it is a leftover of a crash between rename and commit
+      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      renameSync(tmpDir, dir);
+      fsyncDir(paths.kb);
+      logEvent(db, 'version_installed', { id, origin: opts.origin, seq: index.version, tasks: index.tasks.map((t) => t.id) });
+    }).immediate();
+  } finally {
+    if (existsSync(tmpDir)) rmSync(tmpDir, { recursive: true, force: true });
+  }
+  return id;
+}
+
+export function getVersion(db: DB, id: string): VersionRow | null {
+  return (db.prepare('SELECT * FROM kb_versions WHERE id = ?').get(id) as VersionRow | undefined) ?? null;
+}
+
+/**
+ * Make a version the active one, in ONE transaction: the old previous -> 'retired', the old
+ * active -> 'previous', id -> 'active'; kv active_version / previous_version; an events row.
+ * Activating the active version is a no-op. A 'failed' version is refused unless opts.force.
+ */
+export function activateVersion(db: DB, id: string, opts: { reason?: string; force?: boolean } = {}): { id: string; previous: string | null } {
+  return db.transaction(() => {
+    const row = getVersion(db, id);
+    if (!row) throw new CliError(`version ${id}: not installed`, EXIT.USAGE);
+    const current = kvGet(db, 'active_version');
+    if (current === id && row.state === 'active') return { id, previous: kvGet(db, 'previous_version') };
+    if (row.state === 'failed' && !opts.force) throw new CliError(`version ${id} failed verification${row.reason ? ` (${row.reason})` : ''}; refusing to activate it`, EXIT.VERIFY);
+    const now = Date.now();
+    db.prepare(`UPDATE kb_versions SET state = 'retired' WHERE state = 'previous' AND id <> ?`).run(id);
+    db.prepare(`UPDATE kb_versions SET state = 'previous' WHERE state = 'active' AND id <> ?`).run(id);
+    db.prepare(`UPDATE kb_versions SET state = 'active', activated_at = ?, reason = ? WHERE id = ?`).run(now, opts.reason ?? null, id);
+    const set = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    set.run('active_version', id);
+    const previous = current && current !== id ? current : kvGet(db, 'previous_version');
+    if (previous && previous !== id) set.run('previous_version', previous);
+    else db.prepare(`DELETE FROM kv WHERE key = 'previous_version'`).run();
+    logEvent(db, 'version_activated', { id, previous: previous && previous !== id ? previous : null, reason: opts.reason ?? null });
+    return { id, previous: previous && previous !== id ? previous : null };
+  }).immediate();
+}
+
+/** Read an installed version's index (hash-checked against its row; no schema validation: it was validated on install). */
+export function readVersionIndex(paths: HomePaths, db: DB, id: string): TaskIndex {
+  const row = getVersion(db, id);
+  if (!row) throw new Error(`version ${id}: not installed`);
+  const p = join(versionDir(paths, id), 'index.json');
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(p);
+  } catch (e) {
+    throw new Error(`${p}: cannot read the index of version ${id}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (sha256(bytes) !== row.index_sha) throw new CliError(`${p}: index.json of version ${id} was modified after install (sha256 mismatch)`, EXIT.VERIFY);
+  return JSON.parse(bytes.toString('utf8')) as TaskIndex;
+}
+
+/** The active version and its index, or null when nothing is active yet. */
+export function activeVersion(paths: HomePaths, db: DB): { id: string; index: TaskIndex } | null {
+  const id = kvGet(db, 'active_version');
+  if (!id) return null;
+  return { id, index: readVersionIndex(paths, db, id) };
+}
+
+/** All installed versions, newest install first. */
+export function listVersions(db: DB): VersionRow[] {
+  return db.prepare('SELECT * FROM kb_versions ORDER BY installed_at DESC, rowid DESC').all() as VersionRow[];
+}
+
+/** Highest KB version number installed in any state (0 if none): sync's `since`. */
+export function latestKbSeq(db: DB): number {
+  const r = db.prepare(`SELECT MAX(seq) AS s FROM kb_versions WHERE origin <> 'local'`).get() as { s: number | null };
+  return r.s ?? 0;
+}
+
+/** Next free local version number (local-<n>). */
+export function nextLocalSeq(db: DB): number {
+  const r = db.prepare(`SELECT MAX(seq) AS s FROM kb_versions WHERE origin = 'local'`).get() as { s: number | null };
+  return (r.s ?? 0) + 1;
+}
