@@ -65,4 +65,11 @@ export const MIGRATIONS: string[] = [
     detail TEXT NOT NULL DEFAULT '{}'
   );
   `,
+  // 2 (outbox): value-aware eviction walks samples_evict in eviction order (fully uploaded
+  // first, then unlabelled before labelled, lowest hardness, oldest); blob refcounts use
+  // samples_blob_sha (only rows whose payload lives under blobs/ are indexed).
+  `
+  CREATE INDEX samples_evict ON samples ((state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at);
+  CREATE INDEX samples_blob_sha ON samples (payload_sha) WHERE payload IS NULL;
+  `,
 ];
