@@ -1,0 +1,287 @@
+// The built-in trainer: softmax regression or a ReLU MLP, trained with mini-batch SGD (momentum)
+// or Adam, L2 on weights, seeded init and shuffling, early stopping on a validation set with the
+// best weights restored. Deterministic: the same data, options and seed give bit-identical
+// weights, whichever thread runs it.
+import { mulberry32 } from '../format/onnx-writer.js';
+import { archDims, cloneNet, gemmRows, gemmTN, initNet, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';
+
+/** n samples of dimension d (row-major) with class indices y. */
+export interface Dataset {
+  X: Float32Array;
+  y: Int32Array;
+  n: number;
+  d: number;
+}
+
+export interface TrainOptions {
+  arch: Arch;
+  /** hidden layer sizes of an mlp (default [128]) */
+  hidden?: number[];
+  optimizer?: 'adam' | 'sgd';
+  /** learning rate (default: adam 2e-3 for mlp, 5e-3 for softmax; sgd 0.05) */
+  lr?: number;
+  /** sgd momentum (default 0.9) */
+  momentum?: number;
+  /** L2 penalty on weights, not biases (default 1e-4) */
+  l2?: number;
+  batchSize?: number;
+  /** maximum number of epochs (default 30) */
+  epochs?: number;
+  /** stop after this many epochs without improvement of the monitored value (default 5) */
+  patience?: number;
+  /** what early stopping watches on the validation set (default loss) */
+  monitor?: 'loss' | 'accuracy';
+  seed: number;
+  /** warm start: initial weights (already shaped for this task, see transferInit) */
+  init?: DenseNet | null;
+}
+
+export interface EpochStat {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+}
+
+export interface TrainResult {
+  net: DenseNet;
+  history: EpochStat[];
+  /** epoch (1-based) whose weights were kept */
+  bestEpoch: number;
+  epochsRun: number;
+  ms: number;
+  warmStart: boolean;
+}
+
+const DEFAULTS = { hidden: [128], optimizer: 'adam' as const, momentum: 0.9, l2: 1e-4, batchSize: 32, epochs: 30, patience: 5, monitor: 'loss' as const };
+
+/** Mean cross-entropy and accuracy of a net on a dataset. */
+export function evaluateLoss(net: DenseNet, data: Dataset): { loss: number; accuracy: number } {
+  if (data.n === 0) return { loss: 0, accuracy: 0 };
+  const k = net.layers[net.layers.length - 1].outDim;
+  const P = predictProba(net, data.X, data.n);
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < data.n; i++) {
+    const o = i * k;
+    const yi = data.y[i];
+    loss -= Math.log(Math.max(P[o + yi], 1e-12));
+    let best = 0;
+    for (let j = 1; j < k; j++) if (P[o + j] > P[o + best]) best = j;
+    if (best === yi) correct++;
+  }
+  return { loss: loss / data.n, accuracy: correct / data.n };
+}
+
+/** Train a net. `val` (may be empty) drives early stopping; without it all epochs run. */
+export function train(data: Dataset, val: Dataset | null, numClasses: number, options: TrainOptions): TrainResult {
+  const t0 = performance.now();
+  const o = { ...DEFAULTS, ...stripUndefined(options) };
+  if (data.n === 0) throw new Error('train: no training samples');
+  for (let i = 0; i < data.n; i++) {
+    if (data.y[i] < 0 || data.y[i] >= numClasses) throw new Error(`train: label index ${data.y[i]} outside 0..${numClasses - 1}`);
+  }
+  const dims = archDims(o.arch, data.d, numClasses, o.hidden);
+  const warmStart = !!o.init && sameDims(netDims(o.init), dims);
+  const net = warmStart ? cloneNet(o.init!) : initNet(dims, o.seed);
+  const lr = o.lr ?? (o.optimizer === 'adam' ? (o.arch === 'mlp' ? 2e-3 : 5e-3) : 0.05);
+  const L = net.layers.length;
+  const B = Math.max(1, Math.min(o.batchSize, data.n));
+
+  // per-layer buffers: pre-activations/activations, their gradients, weight gradients, optimiser state
+  const act = net.layers.map((l) => new Float32Array(B * l.outDim));
+  const dAct = net.layers.map((l) => new Float32Array(B * l.outDim));
+  const gW = net.layers.map((l) => new Float32Array(l.W.length));
+  const gB = net.layers.map((l) => new Float32Array(l.b.length));
+  const m1W = net.layers.map((l) => new Float32Array(l.W.length));
+  const m1B = net.layers.map((l) => new Float32Array(l.b.length));
+  const m2W = o.optimizer === 'adam' ? net.layers.map((l) => new Float32Array(l.W.length)) : [];
+  const m2B = o.optimizer === 'adam' ? net.layers.map((l) => new Float32Array(l.b.length)) : [];
+
+  const order = new Int32Array(data.n);
+  for (let i = 0; i < data.n; i++) order[i] = i;
+  const shuffleRand = mulberry32((o.seed ^ 0x9e3779b9) >>> 0);
+
+  const history: EpochStat[] = [];
+  const hasVal = !!val && val.n > 0;
+  let best = cloneNet(net);
+  let bestEpoch = 0;
+  let bestScore = Infinity;
+  let sinceBest = 0;
+  let step = 0;
+  if (hasVal) {
+    const e0 = evaluateLoss(net, val!);
+    bestScore = o.monitor === 'loss' ? e0.loss : -e0.accuracy;
+  }
+
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    // Fisher-Yates with the seeded generator: the order depends only on the seed and epoch count
+    for (let i = data.n - 1; i > 0; i--) {
+      const j = Math.floor(shuffleRand() * (i + 1));
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    }
+    let lossSum = 0;
+    for (let s = 0; s < data.n; s += B) {
+      const m = Math.min(B, data.n - s);
+      // forward
+      for (let l = 0; l < L; l++) {
+        const Ly = net.layers[l];
+        if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0]);
+        else gemmRows(act[l - 1], Ly.inDim, null, 0, m, Ly.W, Ly.outDim, Ly.b, act[l]);
+        if (l + 1 < L) {
+          const a = act[l];
+          const len = m * Ly.outDim;
+          for (let i = 0; i < len; i++) if (a[i] < 0) a[i] = 0;
+        }
+      }
+      // softmax + cross-entropy; dZ = (p - onehot) / m
+      const k = numClasses;
+      const Z = act[L - 1];
+      const dZ = dAct[L - 1];
+      const invM = 1 / m;
+      for (let i = 0; i < m; i++) {
+        const off = i * k;
+        let max = -Infinity;
+        for (let j = 0; j < k; j++) if (Z[off + j] > max) max = Z[off + j];
+        let sum = 0;
+        for (let j = 0; j < k; j++) sum += Math.exp(Z[off + j] - max);
+        const logSum = Math.log(sum) + max;
+        const yi = data.y[order[s + i]];
+        lossSum += logSum - Z[off + yi];
+        for (let j = 0; j < k; j++) dZ[off + j] = Math.exp(Z[off + j] - logSum) * invM;
+        dZ[off + yi] -= invM;
+      }
+      // backward
+      for (let l = L - 1; l >= 0; l--) {
+        const Ly = net.layers[l];
+        const n = Ly.outDim;
+        const kin = Ly.inDim;
+        const g = gW[l];
+        const gb = gB[l];
+        gb.fill(0);
+        const dz = dAct[l];
+        for (let i = 0; i < m; i++) {
+          const zBase = i * n;
+          for (let j = 0; j < n; j++) gb[j] += dz[zBase + j];
+        }
+        if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g);
+        else gemmTN(act[l - 1], kin, null, 0, m, dz, n, g);
+        if (l > 0) {
+          // dA_{l-1} = dZ_l W_l^T, masked by the ReLU of layer l-1
+          const prev = act[l - 1];
+          const dPrev = dAct[l - 1];
+          const W = Ly.W;
+          for (let i = 0; i < m; i++) {
+            const zBase = i * n;
+            const pBase = i * kin;
+            for (let p = 0; p < kin; p++) {
+              if (prev[pBase + p] <= 0) {
+                dPrev[pBase + p] = 0;
+                continue;
+              }
+              const wBase = p * n;
+              let acc = 0;
+              for (let j = 0; j < n; j++) acc += dz[zBase + j] * W[wBase + j];
+              dPrev[pBase + p] = acc;
+            }
+          }
+        }
+      }
+      // update
+      step++;
+      for (let l = 0; l < L; l++) {
+        const Ly = net.layers[l];
+        if (o.optimizer === 'adam') {
+          adam(Ly.W, gW[l], m1W[l], m2W[l], lr, o.l2, step);
+          adam(Ly.b, gB[l], m1B[l], m2B[l], lr, 0, step);
+        } else {
+          sgd(Ly.W, gW[l], m1W[l], lr, o.momentum, o.l2);
+          sgd(Ly.b, gB[l], m1B[l], lr, o.momentum, 0);
+        }
+      }
+    }
+    const stat: EpochStat = { epoch, trainLoss: lossSum / data.n, valLoss: null, valAccuracy: null };
+    if (hasVal) {
+      const e = evaluateLoss(net, val!);
+      stat.valLoss = e.loss;
+      stat.valAccuracy = e.accuracy;
+      const score = o.monitor === 'loss' ? e.loss : -e.accuracy;
+      if (score < bestScore - 1e-6) {
+        bestScore = score;
+        bestEpoch = epoch;
+        best = cloneNet(net);
+        sinceBest = 0;
+      } else if (++sinceBest >= o.patience) {
+        history.push(stat);
+        break;
+      }
+    }
+    history.push(stat);
+  }
+  const final = hasVal ? best : net;
+  if (!hasVal) bestEpoch = history.length;
+  return { net: final, history, bestEpoch, epochsRun: history.length, ms: performance.now() - t0, warmStart };
+}
+
+const BETA1 = 0.9;
+const BETA2 = 0.999;
+const EPS = 1e-8;
+
+function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, l2: number, t: number): void {
+  const c1 = 1 / (1 - Math.pow(BETA1, t));
+  const c2 = 1 / (1 - Math.pow(BETA2, t));
+  for (let i = 0; i < w.length; i++) {
+    const gi = g[i] + l2 * w[i];
+    const mi = BETA1 * m[i] + (1 - BETA1) * gi;
+    const vi = BETA2 * v[i] + (1 - BETA2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= (lr * (mi * c1)) / (Math.sqrt(vi * c2) + EPS);
+  }
+}
+
+function sgd(w: Float32Array, g: Float32Array, vel: Float32Array, lr: number, momentum: number, l2: number): void {
+  for (let i = 0; i < w.length; i++) {
+    const v = momentum * vel[i] + g[i] + l2 * w[i];
+    vel[i] = v;
+    w[i] -= lr * v;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/**
+ * Warm-start weights for a task from a parent model: hidden layers are copied when the layer
+ * sizes match; output columns are copied label by label (a label the parent never saw starts
+ * from the fresh init). Returns null when the parent cannot seed this architecture (then the
+ * task starts fresh).
+ */
+export function transferInit(parent: DenseNet, parentLabels: readonly string[], dims: readonly number[], labels: readonly string[], seed: number): DenseNet | null {
+  const pd = netDims(parent);
+  if (pd.length !== dims.length) return null;
+  for (let i = 0; i + 1 < dims.length; i++) if (pd[i] !== dims[i]) return null;
+  const net = initNet(dims, seed);
+  const L = dims.length - 1;
+  for (let l = 0; l + 1 < L; l++) {
+    net.layers[l].W.set(parent.layers[l].W);
+    net.layers[l].b.set(parent.layers[l].b);
+  }
+  const pLast = parent.layers[L - 1];
+  const last = net.layers[L - 1];
+  const pIndex = new Map(parentLabels.map((lab, i) => [lab, i]));
+  let copied = 0;
+  labels.forEach((lab, j) => {
+    const pj = pIndex.get(lab);
+    if (pj === undefined || pj >= pLast.outDim) return;
+    copied++;
+    for (let p = 0; p < last.inDim; p++) last.W[p * last.outDim + j] = pLast.W[p * pLast.outDim + pj];
+    last.b[j] = pLast.b[pj];
+  });
+  return copied > 0 || L > 1 ? net : null;
+}
