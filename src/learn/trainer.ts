@@ -76,7 +76,7 @@ export function evaluateLoss(net: DenseNet, data: Dataset): { loss: number; accu
 /** Train a net. `val` (may be empty) drives early stopping; without it all epochs run. */
 export function train(data: Dataset, val: Dataset | null, numClasses: number, options: TrainOptions): TrainResult {
   const t0 = performance.now();
-  const o = { ...DEFAULTS, ...stripUndefined(options) };
+  const o = { ...DEFAULTS, ...(stripUndefined(options) as TrainOptions) };
   if (data.n === 0) throw new Error('train: no training samples');
   for (let i = 0; i < data.n; i++) {
     if (data.y[i] < 0 || data.y[i] >= numClasses) throw new Error(`train: label index ${data.y[i]} outside 0..${numClasses - 1}`);
