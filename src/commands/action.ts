@@ -1,5 +1,6 @@
 // The one place that turns a command's result or error into output and an exit code.
 // Errors print as one line "sedna-ll: <message>" on stderr; CliError carries its exit code.
+import { InvalidArgumentError } from 'commander';
 import { CliError, EXIT } from '../format/exit-codes.js';
 
 export type Action<A extends unknown[]> = (...args: A) => Promise<number | void> | number | void;
@@ -35,7 +36,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function intOption(name: string, min = 0): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new CliError(`${name} "${v}": expected an integer >= ${min}`, EXIT.USAGE);
+    // InvalidArgumentError: commander reports it and cli.ts turns it into exit 2 (a CliError
+    // thrown from an option parser escapes commander and would exit 1)
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} "${v}": expected an integer >= ${min}`);
     return n;
   };
 }
@@ -44,7 +47,7 @@ export function intOption(name: string, min = 0): (v: string) => number {
 export function numOption(name: string): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isFinite(n)) throw new CliError(`${name} "${v}": expected a number`, EXIT.USAGE);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} "${v}": expected a number`);
     return n;
   };
 }
