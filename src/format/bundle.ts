@@ -1,0 +1,345 @@
+// Offline bundles (USB-stick rollout): write one, and open one safely.
+//
+// A bundle is a gzip'd tar holding exactly the entries of bundle-layout.ts. Opening is
+// paranoid because the file comes from an untrusted stick: entries are streamed by tar's
+// parser and written by this module (never by tar's extractor), into a fresh directory, and
+// only regular files with an allowed name are accepted. Nothing the caller sees exists until
+// the signature and every sha256 are verified; on any refusal the directory is removed.
+// tar is imported lazily (start-up time of the CLI).
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { BUNDLE_CANARY, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { TaskIndex } from './index-manifest.js';
+import { sha256Hex, verifyBytes } from './signature.js';
+import { parseIndex } from './validate-index.js';
+
+export interface BundleLimits {
+  /** entries in the archive (files + the models/ directory) */
+  maxEntries: number;
+  /** one model file */
+  maxModelBytes: number;
+  /** all entries together (decompressed) */
+  maxTotalBytes: number;
+  maxIndexBytes: number;
+  maxSigBytes: number;
+  maxCanaryBytes: number;
+  /** canary lines */
+  maxCanaryRecords: number;
+}
+
+export const DEFAULT_BUNDLE_LIMITS: BundleLimits = {
+  maxEntries: 1030,
+  maxModelBytes: 2 * 1024 ** 3,
+  maxTotalBytes: 8 * 1024 ** 3,
+  maxIndexBytes: 16 * 1024 ** 2,
+  maxSigBytes: 1024,
+  maxCanaryBytes: 64 * 1024 ** 2,
+  maxCanaryRecords: 10_000,
+};
+
+/** A verified bundle, extracted into `dir` (removed by dispose()). */
+export interface OpenedBundle {
+  dir: string;
+  indexBytes: Buffer;
+  /** base64 ed25519 signature of indexBytes */
+  sig: string;
+  index: TaskIndex;
+  /** sha256 -> verified model file inside dir */
+  models: Map<string, string>;
+  canary: CanaryRecord[];
+  dispose(): void;
+}
+
+const MODEL_RE = /^models\/([0-9a-f]{64})\.onnx$/;
+
+function refuse(file: string, why: string): never {
+  throw new CliError(`${file}: bundle refused: ${why}`, EXIT.VERIFY);
+}
+
+/** Why an entry name is not acceptable, or null when it is one of the layout's names. */
+export function entryNameProblem(name: string): string | null {
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return `absolute path "${name}"`;
+  if (name.split(/[\\/]/).includes('..')) return `path traversal "${name}"`;
+  if (name.includes('\\') || name.includes('\0')) return `bad characters in entry name "${name}"`;
+  if (name === BUNDLE_INDEX || name === BUNDLE_SIG || name === BUNDLE_CANARY || name === BUNDLE_MODELS_DIR) return null;
+  if (MODEL_RE.test(name)) return null;
+  return `unexpected entry "${name}" (allowed: ${BUNDLE_INDEX}, ${BUNDLE_SIG}, ${BUNDLE_CANARY}, ${BUNDLE_MODELS_DIR}<sha256>.onnx)`;
+}
+
+function limitFor(name: string, l: BundleLimits): number {
+  if (name === BUNDLE_INDEX) return l.maxIndexBytes;
+  if (name === BUNDLE_SIG) return l.maxSigBytes;
+  if (name === BUNDLE_CANARY) return l.maxCanaryBytes;
+  return l.maxModelBytes;
+}
+
+/** Parse canary.jsonl strictly: every line a record naming a task of the index. */
+export function parseCanary(bytes: Buffer | string, index: TaskIndex, what = BUNDLE_CANARY, maxRecords = DEFAULT_BUNDLE_LIMITS.maxCanaryRecords): CanaryRecord[] {
+  const tasks = new Set(index.tasks.map((t) => t.id));
+  const out: CanaryRecord[] = [];
+  const lines = (typeof bytes === 'string' ? bytes : bytes.toString('utf8')).split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    let r: CanaryRecord;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      throw new Error(`${what} line ${i + 1}: not valid JSON`);
+    }
+    const numArr = (a: unknown) => Array.isArray(a) && a.length > 0 && a.every((v) => typeof v === 'number' && Number.isFinite(v));
+    if (!r || typeof r !== 'object' || typeof r.task !== 'string' || !numArr(r.x) || !numArr(r.expected)) {
+      throw new Error(`${what} line ${i + 1}: expected {task, x: number[], expected: number[]}`);
+    }
+    if (!tasks.has(r.task)) throw new Error(`${what} line ${i + 1}: task "${r.task}" is not in index.json`);
+    if (r.attrs !== undefined && (typeof r.attrs !== 'object' || r.attrs === null || Object.values(r.attrs).some((v) => typeof v !== 'string'))) {
+      throw new Error(`${what} line ${i + 1}: attrs must map strings to strings`);
+    }
+    out.push({ task: r.task, x: r.x, expected: r.expected, ...(r.attrs ? { attrs: r.attrs } : {}) });
+    if (out.length > maxRecords) throw new Error(`${what}: more than ${maxRecords} records`);
+  }
+  return out;
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Open a bundle: stream-extract into a fresh directory under tmpRoot, then verify the
+ * signature (publicKeyPem), the index schema, every model's sha256 and size, and the canary
+ * file. Throws CliError(EXIT.VERIFY) on any refusal, leaving nothing behind.
+ */
+export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | null; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
+  const limits = { ...DEFAULT_BUNDLE_LIMITS, ...opts.limits };
+  let st;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    throw new CliError(`${file}: cannot read bundle: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.FAILURE);
+  }
+  if (!st.isFile()) throw new CliError(`${file}: not a regular file`, EXIT.FAILURE);
+  // only gzip: tar would also sniff brotli/zstd, a larger attack surface we do not need
+  const magic = Buffer.alloc(2);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, magic, 0, 2, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (magic[0] !== 0x1f || magic[1] !== 0x8b) refuse(file, 'not a gzip file');
+
+  // a refused bundle leaves no trace: not even the temp root, when this call made it
+  const madeRoot = !existsSync(opts.tmpRoot);
+  mkdirSync(opts.tmpRoot, { recursive: true });
+  const dir = join(opts.tmpRoot, `bundle-${process.pid}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(join(dir, 'models'), { recursive: true });
+  const dispose = () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (madeRoot) {
+      try {
+        rmdirSync(opts.tmpRoot);
+      } catch {
+        /* not empty: someone else uses it */
+      }
+    }
+  };
+  try {
+    const files = await extractEntries(file, dir, limits);
+    return verifyExtracted(file, dir, files, opts.publicKeyPem, limits, dispose);
+  } catch (e) {
+    dispose();
+    if (e instanceof CliError) throw e;
+    refuse(file, (e as Error).message);
+  }
+}
+
+/** Stream the archive; returns entry name -> sha256 of the bytes written. */
+async function extractEntries(file: string, dir: string, limits: BundleLimits): Promise<Map<string, { sha: string; size: number }>> {
+  const { Parser } = await import('tar');
+  const files = new Map<string, { sha: string; size: number }>();
+  let entries = 0;
+  let total = 0;
+  const writes: Promise<void>[] = [];
+
+  await new Promise<void>((resolve, reject) => {
+    let failed = false;
+    const input = createReadStream(file);
+    const fail = (why: string | Error) => {
+      if (failed) return;
+      failed = true;
+      input.destroy();
+      try {
+        parser.abort(why instanceof Error ? why : new Error(why));
+      } catch {
+        /* abort emits 'error' synchronously; already handled */
+      }
+      reject(why instanceof Error ? why : new Error(why));
+    };
+    // strict: every tar warning (bad checksum, truncated input, bad archive) is an error
+    const parser = new Parser({ strict: true, maxMetaEntrySize: 64 * 1024 });
+    parser.on('warn', (_code: string, msg: string) => fail(msg));
+    parser.on('error', (e: Error) => fail(e.message.replace(/^TAR_\w+: /, '')));
+    parser.on('ignoredEntry', (e: { path: string; type: string }) => fail(`unsupported entry "${e.path}" of type ${e.type}`));
+    parser.on('entry', (entry) => {
+      if (failed) return entry.resume();
+      const name: string = entry.path;
+      const problem = entryNameProblem(name);
+      if (problem) return fail(problem);
+      if (++entries > limits.maxEntries) return fail(`more than ${limits.maxEntries} entries`);
+      if (entry.type === 'Directory') {
+        if (name !== BUNDLE_MODELS_DIR) return fail(`unexpected directory "${name}"`);
+        return entry.resume();
+      }
+      if (name === BUNDLE_MODELS_DIR) return fail(`"${name}" must be a directory`);
+      if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') {
+        const kind = /Link/.test(entry.type) ? `a link (${entry.type})` : `not a regular file (${entry.type})`;
+        return fail(`entry "${name}" is ${kind}`);
+      }
+      if (files.has(name)) return fail(`duplicate entry "${name}"`);
+      const cap = limitFor(name, limits);
+      if (entry.size > cap) return fail(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`);
+      total += entry.size;
+      if (total > limits.maxTotalBytes) return fail(`entries total more than ${limits.maxTotalBytes} bytes`);
+      // exclusive create: a name can never be written twice or through anything pre-existing
+      const dest = join(dir, name);
+      const out = createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+      const hash = createHash('sha256');
+      let written = 0;
+      files.set(name, { sha: '', size: 0 });
+      writes.push(
+        new Promise<void>((res, rej) => {
+          entry.on('data', (c: Buffer) => {
+            written += c.length;
+            if (written > cap) return fail(`entry "${name}" is larger than the limit of ${cap}`);
+            hash.update(c);
+            if (!out.write(c)) {
+              entry.pause();
+              out.once('drain', () => entry.resume());
+            }
+          });
+          entry.on('end', () => {
+            files.set(name, { sha: hash.digest('hex'), size: written });
+            out.end();
+          });
+          out.on('finish', () => res());
+          out.on('error', (e) => {
+            fail(e);
+            rej(e);
+          });
+        }),
+      );
+    });
+    parser.on('end', () => {
+      if (!failed) Promise.all(writes).then(() => resolve(), reject);
+    });
+    input.on('error', (e) => fail(e));
+    input.pipe(parser as unknown as NodeJS.WritableStream);
+  });
+  return files;
+}
+
+function verifyExtracted(
+  file: string,
+  dir: string,
+  files: Map<string, { sha: string; size: number }>,
+  publicKeyPem: string | null,
+  limits: BundleLimits,
+  dispose: () => void,
+): OpenedBundle {
+  for (const n of [BUNDLE_INDEX, BUNDLE_SIG]) if (!files.has(n)) refuse(file, `missing ${n}`);
+  const indexBytes = readFileSync(join(dir, BUNDLE_INDEX));
+  const sig = readFileSync(join(dir, BUNDLE_SIG), 'utf8').trim();
+  if (!publicKeyPem) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!verifyBytes(indexBytes, sig, publicKeyPem)) refuse(file, 'bad signature on index.json');
+  let index: TaskIndex;
+  try {
+    index = parseIndex(indexBytes, 'index.json');
+  } catch (e) {
+    refuse(file, (e as Error).message);
+  }
+  const models = new Map<string, string>();
+  for (const t of index.tasks) {
+    const sha = t.model.sha256;
+    const f = files.get(t.model.file);
+    if (!f) refuse(file, `task "${t.id}": model ${t.model.file} missing`);
+    if (f.sha !== sha) refuse(file, `${t.model.file}: sha256 mismatch (content ${f.sha.slice(0, 12)}…)`);
+    if (f.size !== t.model.size) refuse(file, `${t.model.file}: size ${f.size} differs from index.json (${t.model.size})`);
+    models.set(sha, join(dir, t.model.file));
+  }
+  for (const name of files.keys()) {
+    const m = MODEL_RE.exec(name);
+    if (m && !models.has(m[1])) refuse(file, `${name} is not used by index.json`);
+  }
+  let canary: CanaryRecord[] = [];
+  if (files.has(BUNDLE_CANARY)) {
+    try {
+      canary = parseCanary(readFileSync(join(dir, BUNDLE_CANARY)), index, BUNDLE_CANARY, limits.maxCanaryRecords);
+    } catch (e) {
+      refuse(file, (e as Error).message);
+    }
+  }
+  return { dir, indexBytes, sig, index, models, canary, dispose };
+}
+
+/** What goes into a bundle. */
+export interface BundleSource {
+  indexBytes: Buffer;
+  /** base64 signature; null writes no index.json.sig (such a bundle cannot be installed) */
+  sig: string | null;
+  /** path of a verified local copy of the model with this sha256 */
+  modelPath: (sha256: string) => string;
+  canary: CanaryRecord[];
+}
+
+/**
+ * Write a bundle to outFile atomically (temp file, fsync, rename). Model files are re-hashed
+ * on the way in, so a bundle never carries a corrupt model. Returns the bundle's size and sha256.
+ */
+export async function writeBundle(outFile: string, src: BundleSource, opts: { tmpRoot: string }): Promise<{ bytes: number; sha256: string }> {
+  const tar = await import('tar');
+  const index = parseIndex(src.indexBytes, 'index.json');
+  mkdirSync(opts.tmpRoot, { recursive: true });
+  const stage = join(opts.tmpRoot, `bundle-out-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const tmpOut = `${outFile}.tmp-${process.pid}`;
+  try {
+    mkdirSync(join(stage, 'models'), { recursive: true });
+    writeFileSync(join(stage, BUNDLE_INDEX), src.indexBytes);
+    const names = [BUNDLE_INDEX];
+    if (src.sig) {
+      writeFileSync(join(stage, BUNDLE_SIG), src.sig.trim() + '\n');
+      names.push(BUNDLE_SIG);
+    }
+    const seen = new Set<string>();
+    for (const t of index.tasks) {
+      const sha = t.model.sha256;
+      if (seen.has(sha)) continue;
+      seen.add(sha);
+      const dest = join(stage, t.model.file);
+      copyFileSync(src.modelPath(sha), dest);
+      const got = sha256Hex(readFileSync(dest));
+      if (got !== sha) throw new CliError(`model ${sha}: local copy is corrupt (sha256 ${got.slice(0, 12)}…); run "sedna-ll model verify"`, EXIT.VERIFY);
+      names.push(t.model.file);
+    }
+    if (src.canary.length) {
+      writeFileSync(join(stage, BUNDLE_CANARY), src.canary.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      names.push(BUNDLE_CANARY);
+    }
+    mkdirSync(dirname(outFile), { recursive: true });
+    await tar.c({ gzip: true, file: tmpOut, cwd: stage, portable: true, noDirRecurse: true }, names);
+    fsyncFile(tmpOut);
+    renameSync(tmpOut, outFile);
+    const bytes = readFileSync(outFile);
+    return { bytes: bytes.length, sha256: sha256Hex(bytes) };
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+    rmSync(tmpOut, { force: true });
+  }
+}

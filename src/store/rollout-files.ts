@@ -1,0 +1,236 @@
+// The file side of rollouts on the edge: install an offline bundle, re-verify what is
+// installed, prune old versions, export a version as a bundle, and sweep the temp leftovers of
+// runs killed with -9. Callers hold the rollout lock (sync/lock.ts withLock) around these.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUNDLE_CANARY, type CanaryRecord } from '../format/bundle-layout.js';
+import { openBundle, parseCanary, writeBundle } from '../format/bundle.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { TaskIndex } from '../format/index-manifest.js';
+import { verifyBytes } from '../format/signature.js';
+import { type DB, kvGet } from './db.js';
+import { type EdgeConfig, type HomePaths, fsyncDir, writeFileAtomic } from './home.js';
+import { deleteVersionRow, protectedVersions } from './rollout.js';
+import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from './versions.js';
+
+export function canaryPath(paths: HomePaths, id: string): string {
+  return join(versionDir(paths, id), BUNDLE_CANARY);
+}
+
+/** The canary records stored with an installed version (empty when it came without any). */
+export function readCanary(paths: HomePaths, id: string, index: TaskIndex): CanaryRecord[] {
+  const p = canaryPath(paths, id);
+  if (!existsSync(p)) return [];
+  return parseCanary(readFileSync(p), index, p);
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove temp files and directories left by runs that died (kill -9, power cut): bundle
+ * extraction dirs (tmp/bundle-<pid>-*), half-built version dirs (kb/.tmp-<id>-<pid>-<ts>) and
+ * half-written files (models/<sha>.onnx.tmp-<pid>-<ts>). Only leftovers whose pid is gone.
+ */
+export function sweepLeftovers(paths: HomePaths): string[] {
+  const removed: string[] = [];
+  const sweep = (dir: string, re: RegExp) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const m = re.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      rmSync(join(dir, name), { recursive: true, force: true });
+      removed.push(join(dir, name));
+    }
+  };
+  sweep(paths.tmp, /^bundle(?:-out)?-(\d+)-[0-9a-f]+$/);
+  sweep(paths.kb, /^\.tmp-.+-(\d+)-\d+$/);
+  sweep(paths.models, /^[0-9a-f]{64}\.onnx\.tmp-(\d+)-\d+$/);
+  return removed;
+}
+
+export interface InstalledBundle {
+  id: string;
+  /** true when exactly this version was installed already (nothing changed) */
+  already: boolean;
+  index: TaskIndex;
+  canary: number;
+}
+
+/**
+ * Install an offline bundle as a 'staged' version. The bundle is opened and fully verified
+ * (signature, schema, every sha256) in a private temp dir first; only then does installVersion
+ * place the models and the version directory. A refused bundle leaves nothing behind (exit 5).
+ */
+export async function installBundle(paths: HomePaths, db: DB, file: string, config: EdgeConfig): Promise<InstalledBundle> {
+  const b = await openBundle(file, { tmpRoot: paths.tmp, publicKeyPem: config.kb?.public_key ?? null });
+  try {
+    const id = String(b.index.version);
+    const before = getVersion(db, id);
+    installVersion(paths, db, {
+      indexBytes: b.indexBytes,
+      sig: b.sig,
+      origin: 'bundle',
+      publicKey: config.kb?.public_key,
+      modelPath: (sha) => {
+        const p = b.models.get(sha);
+        if (!p) throw new CliError(`${file}: model ${sha} missing from the bundle`, EXIT.VERIFY);
+        return p;
+      },
+    });
+    // the canary travels with the version (written atomically after its directory exists;
+    // re-installing the same bundle writes it again if a crash came in between)
+    const cp = canaryPath(paths, id);
+    if (b.canary.length && !existsSync(cp)) writeFileAtomic(cp, b.canary.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return { id, already: !!before, index: b.index, canary: b.canary.length };
+  } finally {
+    b.dispose();
+  }
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  versions: number;
+  models: number;
+  problems: string[];
+  /** harmless leftovers (e.g. a version directory without a row after a crash) */
+  notes: string[];
+}
+
+/** Re-hash everything installed and check the pointer; problems are one line each. */
+export async function verifyInstalled(paths: HomePaths, db: DB, config: EdgeConfig): Promise<VerifyReport> {
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const rows = listVersions(db);
+  const ids = new Set(rows.map((r) => r.id));
+  const modelSeen = new Map<string, string | null>(); // sha -> problem or null
+  for (const r of rows) {
+    let index: TaskIndex;
+    try {
+      index = readVersionIndex(paths, db, r.id);
+    } catch (e) {
+      problems.push(`version ${r.id}: ${(e as Error).message}`);
+      continue;
+    }
+    if (r.origin !== 'local') {
+      const sigPath = join(versionDir(paths, r.id), 'index.json.sig');
+      const key = config.kb?.public_key;
+      if (!existsSync(sigPath)) problems.push(`version ${r.id}: ${sigPath} is missing`);
+      else if (!key) notes.push(`version ${r.id}: no KB public key configured; signature not checked`);
+      else if (!verifyBytes(readFileSync(join(versionDir(paths, r.id), 'index.json')), readFileSync(sigPath, 'utf8'), key)) {
+        problems.push(`version ${r.id}: index.json signature does not verify`);
+      }
+    }
+    try {
+      readCanary(paths, r.id, index);
+    } catch (e) {
+      problems.push(`version ${r.id}: ${(e as Error).message}`);
+    }
+    for (const t of index.tasks) {
+      const sha = t.model.sha256;
+      if (!modelSeen.has(sha)) {
+        const f = modelFile(paths, sha);
+        let problem: string | null = null;
+        if (!existsSync(f)) problem = `${f} is missing`;
+        else {
+          const got = await sha256File(f);
+          if (got !== sha) problem = `${f}: sha256 mismatch (content ${got.slice(0, 12)}…)`;
+          else if (statSync(f).size !== t.model.size) problem = `${f}: size differs from the index`;
+        }
+        modelSeen.set(sha, problem);
+      }
+      const p = modelSeen.get(sha);
+      if (p) problems.push(`version ${r.id} task "${t.id}": ${p}`);
+    }
+  }
+  // the pointer: at most one version active, and it is installed and in an active state
+  const active = kvGet(db, 'active_version');
+  const activeRows = rows.filter((r) => r.state === 'active' || r.state === 'trial');
+  if (active && !ids.has(active)) problems.push(`active version ${active} is not installed`);
+  if (activeRows.length > 1) problems.push(`more than one version in state active/trial: ${activeRows.map((r) => r.id).join(', ')}`);
+  if (active && activeRows.length === 1 && activeRows[0].id !== active) problems.push(`active pointer ${active} but version ${activeRows[0].id} is in state ${activeRows[0].state}`);
+  if (!active && activeRows.length) problems.push(`no active pointer but version ${activeRows[0].id} is in state ${activeRows[0].state}`);
+  const prev = kvGet(db, 'previous_version');
+  if (prev && !ids.has(prev)) problems.push(`previous version ${prev} is not installed`);
+  if (existsSync(paths.kb)) {
+    for (const name of readdirSync(paths.kb)) {
+      if (!name.startsWith('.') && !ids.has(name)) notes.push(`kb/${name}: directory without an installed version (leftover of an interrupted install)`);
+    }
+  }
+  return { ok: problems.length === 0, versions: rows.length, models: modelSeen.size, problems, notes };
+}
+
+export interface PruneResult {
+  removed: string[];
+  models_removed: string[];
+  kept: string[];
+}
+
+/**
+ * Keep the `keep` newest versions (by KB sequence, then install time) plus the active, trial and
+ * previous ones; remove the others' rows, then their kb/<id>/ directories, then the model files
+ * no remaining version uses. Rows go first: a crash in between leaves only unreferenced files.
+ */
+export function pruneVersions(paths: HomePaths, db: DB, keep: number): PruneResult {
+  const rows = (db.prepare('SELECT * FROM kb_versions ORDER BY seq DESC, installed_at DESC').all() as VersionRow[]);
+  const guard = protectedVersions(db);
+  const keepIds = new Set<string>([...guard, ...rows.slice(0, keep).map((r) => r.id)]);
+  const doomed = rows.filter((r) => !keepIds.has(r.id));
+  const doomedModels = new Set<string>();
+  for (const r of doomed) {
+    try {
+      for (const t of readVersionIndex(paths, db, r.id).tasks) doomedModels.add(t.model.sha256);
+    } catch {
+      /* unreadable index: its models are found by nobody; nothing to collect */
+    }
+  }
+  for (const r of doomed) deleteVersionRow(db, r.id);
+  for (const r of doomed) rmSync(versionDir(paths, r.id), { recursive: true, force: true });
+  if (doomed.length) fsyncDir(paths.kb);
+  const used = new Set<string>();
+  for (const r of listVersions(db)) {
+    try {
+      for (const t of readVersionIndex(paths, db, r.id).tasks) used.add(t.model.sha256);
+    } catch {
+      /* a broken version keeps nothing alive; verify reports it */
+    }
+  }
+  const modelsRemoved: string[] = [];
+  for (const sha of doomedModels) {
+    if (used.has(sha)) continue;
+    try {
+      unlinkSync(modelFile(paths, sha));
+      modelsRemoved.push(sha);
+    } catch {
+      /* already gone */
+    }
+  }
+  if (modelsRemoved.length) fsyncDir(paths.models);
+  return { removed: doomed.map((r) => r.id), models_removed: modelsRemoved, kept: rows.filter((r) => keepIds.has(r.id)).map((r) => r.id) };
+}
+
+/** Write an installed version as an offline bundle (its signature, models and canary). */
+export async function exportVersion(paths: HomePaths, db: DB, id: string, out: string): Promise<{ file: string; bytes: number; sha256: string; signed: boolean; canary: number }> {
+  if (!getVersion(db, id)) throw new CliError(`version ${id}: not installed (see "sedna-ll model ls")`, EXIT.USAGE);
+  const index = readVersionIndex(paths, db, id);
+  const dir = versionDir(paths, id);
+  const sigPath = join(dir, 'index.json.sig');
+  const sig = existsSync(sigPath) ? readFileSync(sigPath, 'utf8').trim() : null;
+  const canary = readCanary(paths, id, index);
+  const r = await writeBundle(out, { indexBytes: readFileSync(join(dir, 'index.json')), sig, modelPath: (sha) => modelFile(paths, sha), canary }, { tmpRoot: paths.tmp });
+  return { file: out, ...r, signed: !!sig, canary: canary.length };
+}
