@@ -1,3 +1,105 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb device add|ls|revoke|set`: enrol devices, list them, revoke their tokens, move
+// them between rollout channels. Works on the data directory directly (safe while serving: WAL).
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { EXIT_HELP } from '../format/exit-codes.js';
+import { printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+
+async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore, dataDir: string) => Promise<T>): Promise<T> {
+  const { resolveKbData } = await import('../kb/paths.js');
+  const { withKbStore } = await import('../kb/open.js');
+  const dir = resolveKbData(data);
+  return withKbStore(dir, (s) => fn(s, dir));
+}
+
+function ago(ts: number | null): string {
+  if (ts === null) return '-';
+  return new Date(ts).toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+export function register(kb: Command): void {
+  const device = kb.command('device').description('enrol and manage edge devices');
+
+  device
+    .command('add <id>')
+    .description('enrol a device: prints its bearer token (shown once) and the KB public key')
+    .option('--data <dir>', DATA_HELP)
+    .option('--channel <name>', 'rollout channel', 'stable')
+    .option('--token-out <file>', 'write the token to this file (mode 0600) instead of printing it')
+    .option('--key-out <file>', 'write the KB public key PEM to this file')
+    .option('--json', 'print {id, channel, token, public_key} as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (id: string, o: { data?: string; channel: string; tokenOut?: string; keyOut?: string; json?: boolean }) => {
+        const { addDevice } = await import('../kb/devices.js');
+        const { readPublicKey } = await import('../kb/init.js');
+        const { kbPaths } = await import('../kb/paths.js');
+        const { writeFileAtomic } = await import('../store/home.js');
+        await kbOpen(o.data, async (store, dir) => {
+          const publicKey = readPublicKey(kbPaths(dir));
+          const { device: d, token } = await addDevice(store, id, o.channel);
+          if (o.tokenOut) writeFileAtomic(o.tokenOut, token + '\n', 0o600);
+          if (o.keyOut) writeFileAtomic(o.keyOut, publicKey);
+          if (o.json) return printJson({ id: d.id, channel: d.channel, ...(o.tokenOut ? { token_file: o.tokenOut } : { token }), public_key: publicKey });
+          process.stdout.write(`device "${d.id}" enrolled on channel "${d.channel}"\n`);
+          if (o.tokenOut) process.stdout.write(`token written to ${o.tokenOut}\n`);
+          else process.stdout.write(`token (shown once): ${token}\n`);
+          if (o.keyOut) process.stdout.write(`KB public key written to ${o.keyOut}\n`);
+          else process.stdout.write(`KB public key:\n${publicKey}`);
+        });
+      }),
+    );
+
+  device
+    .command('ls')
+    .description('list devices: channel, active version, last seen, revoked')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'JSON array')
+    .action(
+      run(async (o: { data?: string; json?: boolean }) => {
+        await kbOpen(o.data, async (store) => {
+          const list = await store.listDevices();
+          if (o.json) return printJson(list);
+          if (!list.length) return void process.stdout.write('no devices\n');
+          const rows = list.map((d) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `revoked ${ago(d.revoked_at)}` : 'active']);
+          const head = ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'];
+          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+        });
+      }),
+    );
+
+  device
+    .command('revoke <id>')
+    .description('revoke a device token: its requests are refused (401) from now on')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'print the device as JSON')
+    .action(
+      run(async (id: string, o: { data?: string; json?: boolean }) => {
+        const { revokeDevice } = await import('../kb/devices.js');
+        await kbOpen(o.data, async (store) => {
+          const d = await revokeDevice(store, id);
+          if (o.json) return printJson(d);
+          process.stdout.write(`device "${id}" revoked\n`);
+        });
+      }),
+    );
+
+  device
+    .command('set <id>')
+    .description('change a device setting (its rollout channel)')
+    .option('--data <dir>', DATA_HELP)
+    .requiredOption('--channel <name>', 'rollout channel the device pulls from')
+    .option('--json', 'print the device as JSON')
+    .action(
+      run(async (id: string, o: { data?: string; channel: string; json?: boolean }) => {
+        const { setDeviceChannel } = await import('../kb/devices.js');
+        await kbOpen(o.data, async (store) => {
+          const d = await setDeviceChannel(store, id, o.channel);
+          if (o.json) return printJson(d);
+          process.stdout.write(`device "${id}" now on channel "${d.channel}"\n`);
+        });
+      }),
+    );
+}

@@ -1,3 +1,72 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { intOption, printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+
+export function register(kb: Command): void {
+  kb.command('init')
+    .description('create a KB data directory: store, ed25519 signing keys, admin token (printed once)')
+    .option('--data <dir>', DATA_HELP)
+    .option('--force', 'wipe an existing KB in that directory and start over')
+    .option('--json', 'print {data, admin_token, public_key} as JSON')
+    .addHelpText('after', `\nThe admin token is shown only once; the KB stores its hash.\n${EXIT_HELP}\n`)
+    .action(
+      run(async (o: { data?: string; force?: boolean; json?: boolean }) => {
+        const { resolveKbData } = await import('../kb/paths.js');
+        const { initKb } = await import('../kb/init.js');
+        const r = await initKb(resolveKbData(o.data), { force: o.force });
+        if (o.json) return printJson(r);
+        process.stdout.write(`KB created in ${r.data}\nadmin token (shown once, keep it safe): ${r.admin_token}\nKB public key:\n${r.public_key}`);
+      }),
+    );
+
+  kb.command('serve')
+    .description('run the KB HTTP server (sync protocol /v1, /healthz, /metrics) until SIGTERM/SIGINT')
+    .option('--data <dir>', DATA_HELP)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'TCP port (0: any free port)', intOption('--port', 0), 9020)
+    .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--body-limit <bytes>', 'max request body after gzip decoding (default 64 MiB)', intOption('--body-limit', 1024))
+    .option('--verbose', 'one line per request on stderr')
+    .addHelpText('after', `\nPrints "listening on <url>" on stdout once ready.\n${EXIT_HELP}\n`)
+    .action(
+      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; verbose?: boolean }) => {
+        if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
+        const { resolveKbData } = await import('../kb/paths.js');
+        const { openKbStore } = await import('../kb/open.js');
+        const { startKbServer } = await import('../kb/server.js');
+        const store = await openKbStore(resolveKbData(o.data));
+        let srv;
+        try {
+          srv = await startKbServer(store, {
+            host: o.host,
+            port: o.port,
+            bodyLimit: o.bodyLimit,
+            verbose: o.verbose,
+            tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+          });
+        } catch (e) {
+          await store.close();
+          throw new CliError(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`, EXIT.FAILURE);
+        }
+        process.stdout.write(`listening on ${srv.url}\n`);
+        // graceful stop: refuse new requests (503), finish the ones in flight, close the store
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string) => {
+            process.off('SIGTERM', onTerm);
+            process.off('SIGINT', onInt);
+            if (o.verbose) process.stderr.write(`sedna-ll kb: ${sig}, shutting down\n`);
+            srv.close().finally(resolve);
+          };
+          const onTerm = () => stop('SIGTERM');
+          const onInt = () => stop('SIGINT');
+          process.on('SIGTERM', onTerm);
+          process.on('SIGINT', onInt);
+        });
+        await store.close();
+      }),
+    );
+}

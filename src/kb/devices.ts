@@ -1,0 +1,37 @@
+// Device enrolment: a device is an id, a channel, and a bearer token the KB stores hashed.
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { DeviceRecord, KbStore } from './store.js';
+import { newToken, hashToken } from './tokens.js';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function checkName(what: string, v: string): string {
+  if (!NAME_RE.test(v)) throw new CliError(`${what} "${v}": expected 1-128 characters of A-Z a-z 0-9 . _ - (not starting with . _ -)`, EXIT.USAGE);
+  return v;
+}
+
+/** Enrol a device; the token is returned once and never stored in clear. */
+export async function addDevice(store: KbStore, id: string, channel = 'stable'): Promise<{ device: DeviceRecord; token: string }> {
+  checkName('device id', id);
+  checkName('channel', channel);
+  if (await store.getDevice(id)) throw new CliError(`device "${id}" already exists (revoke it or pick another id)`, EXIT.FAILURE);
+  const token = newToken('dev');
+  const device = await store.addDevice({ id, token_hash: hashToken(token), channel });
+  if (!(await store.getChannel(channel))) await store.upsertChannel(channel, {});
+  await store.logEvent('device_add', { id, channel });
+  return { device, token };
+}
+
+export async function revokeDevice(store: KbStore, id: string): Promise<DeviceRecord> {
+  if (!(await store.revokeDevice(id))) throw new CliError(`device "${id}": unknown device`, EXIT.FAILURE);
+  await store.logEvent('device_revoke', { id });
+  return (await store.getDevice(id))!;
+}
+
+export async function setDeviceChannel(store: KbStore, id: string, channel: string): Promise<DeviceRecord> {
+  checkName('channel', channel);
+  if (!(await store.setDeviceChannel(id, channel))) throw new CliError(`device "${id}": unknown device`, EXIT.FAILURE);
+  if (!(await store.getChannel(channel))) await store.upsertChannel(channel, {});
+  await store.logEvent('device_channel', { id, channel });
+  return (await store.getDevice(id))!;
+}

@@ -1,0 +1,300 @@
+// The KB HTTP server (fastify, imported lazily): the sync protocol of src/format/protocol.ts for
+// devices, admin endpoints, /healthz and /metrics. All state lives in the KbStore, so several
+// replicas over a shared backend could serve the same fleet.
+//
+// Errors are JSON { error: "<one line>" } with a 4xx/5xx status; a bad request never stops the
+// server. Authentication runs in onRequest, before any body is read.
+import { createGunzip } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  DEVICE_REPORT_SCHEMA,
+  PUSH_LABELS_SCHEMA,
+  PUSH_SAMPLES_SCHEMA,
+  SIGNATURE_HEADER,
+  VERSION_HEADER,
+  type DeviceReport,
+  type PushLabelsRequest,
+  type PushSamplesRequest,
+  type PushSamplesResponse,
+} from '../format/protocol.js';
+import { sha256Hex } from '../format/signature.js';
+import { isSha256 } from './blob-store.js';
+import { ServerMetrics } from './metrics.js';
+import { ifRangeAllows, parseRange } from './ranges.js';
+import { handleDeviceReport } from './report.js';
+import type { DeviceRecord, KbStore, NewSample } from './store.js';
+import { bearerToken, hashToken, sameHash } from './tokens.js';
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+export const DEFAULT_PORT = 9020;
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  /** max request body bytes after gzip decoding */
+  bodyLimit?: number;
+  tls?: { certFile: string; keyFile: string };
+  /** one stderr line per request */
+  verbose?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    device: DeviceRecord | null;
+  }
+}
+
+const TOUCH_EVERY_MS = 10_000;
+
+/** The sync protocol's sample -> what the store keeps; a one-line reason when it is unusable. */
+function decodeSample(s: PushSamplesRequest['samples'][number]): NewSample | string {
+  let payload: Buffer | null = null;
+  if (s.payload_kind === 'none') {
+    if (s.payload_b64 !== undefined) return 'payload_b64 given with payload_kind "none"';
+  } else {
+    if (s.payload_b64 === undefined) return `payload_b64 missing for payload_kind "${s.payload_kind}"`;
+    payload = Buffer.from(s.payload_b64, 'base64');
+    if (sha256Hex(payload) !== s.payload_sha) return 'payload_sha does not match the payload';
+  }
+  return {
+    id: s.id,
+    task: s.task,
+    attrs: s.attrs,
+    payload_kind: s.payload_kind,
+    payload,
+    payload_sha: s.payload_sha,
+    pred_label: s.pred_label,
+    scores: s.scores,
+    hard: s.hard,
+    hard_reasons: s.hard_reasons,
+    unseen: s.unseen,
+    unseen_reason: s.unseen_reason,
+    kb_version: s.kb_version,
+    created_at: s.created_at,
+    label: s.label ?? null,
+    source: 'edge',
+  };
+}
+
+export async function startKbServer(store: KbStore, opts: ServerOptions = {}): Promise<RunningServer> {
+  const { default: Fastify } = await import('fastify');
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    logger: false,
+    bodyLimit,
+    requestTimeout: 300_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ...(opts.tls ? { https: { cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) } } : {}),
+    ajv: {
+      // reject what the schema does not allow instead of silently repairing it
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  }) as unknown as FastifyInstance;
+
+  const metrics = new ServerMetrics();
+  const adminHash = await store.getMeta('admin_token_hash');
+  const indexCache = new Map<number, { bytes: Buffer; sig: string; sha: string }>();
+  const touched = new Map<string, number>();
+
+  app.decorateRequest('device', null);
+
+  // ---- request decoding ----
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (enc === 'identity' || enc === '') return payload;
+    if (enc !== 'gzip') throw new HttpError(415, `unsupported Content-Encoding "${enc}" (use gzip or none)`);
+    // fastify enforces bodyLimit on the decoded bytes (zip bombs) and compares
+    // receivedEncodedLength with Content-Length
+    const gunzip = createGunzip() as ReturnType<typeof createGunzip> & { receivedEncodedLength: number };
+    gunzip.receivedEncodedLength = 0;
+    payload.on('data', (c: Buffer) => {
+      gunzip.receivedEncodedLength += c.length;
+    });
+    payload.on('error', (e) => gunzip.destroy(e));
+    payload.pipe(gunzip);
+    return gunzip;
+  });
+
+  // ---- auth ----
+  const deviceAuth = async (req: FastifyRequest) => {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw new HttpError(401, 'missing Authorization: Bearer <device token>');
+    const h = hashToken(token);
+    const d = await store.deviceByTokenHash(h);
+    if (!d || !sameHash(d.token_hash, h)) throw new HttpError(401, 'unknown device token');
+    if (d.revoked_at !== null) throw new HttpError(401, `device "${d.id}" is revoked`);
+    req.device = d;
+    const now = Date.now();
+    if (now - (touched.get(d.id) ?? 0) > TOUCH_EVERY_MS) {
+      touched.set(d.id, now);
+      await store.touchDevice(d.id, now);
+    }
+  };
+  const adminAuth = async (req: FastifyRequest) => {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw new HttpError(401, 'missing Authorization: Bearer <admin token>');
+    if (!adminHash || !sameHash(adminHash, hashToken(token))) throw new HttpError(401, 'not the admin token');
+  };
+
+  // ---- errors, logging, metrics ----
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
+    let status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    let msg = err.message || 'error';
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') msg = `request body larger than the limit of ${bodyLimit} bytes`;
+    else if (err.code === 'Z_DATA_ERROR' || err.code === 'Z_BUF_ERROR') (status = 400), (msg = `bad gzip body: ${err.message}`);
+    else if (err.validation) msg = `invalid request: ${err.message}`;
+    if (status >= 500) process.stderr.write(`sedna-ll kb: ${_req.method} ${_req.url}: ${err.stack ?? err.message}\n`);
+    reply.code(status).send({ error: msg.split('\n')[0] });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions?.url ?? 'unmatched';
+    metrics.request(req.method, route, reply.statusCode);
+    if (opts.verbose) {
+      const who = req.device ? ` device=${req.device.id}` : '';
+      process.stderr.write(`${new Date().toISOString()} ${req.method} ${req.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms${who}\n`);
+    }
+  });
+
+  // ---- open endpoints ----
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/metrics', async (_req, reply) => {
+    const [stats, counters] = await Promise.all([store.stats(), store.counters()]);
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render(stats, counters));
+  });
+
+  // ---- device endpoints ----
+  app.post('/v1/samples', { onRequest: deviceAuth, schema: { body: PUSH_SAMPLES_SCHEMA } }, async (req, reply) => {
+    const body = req.body as PushSamplesRequest;
+    const good: NewSample[] = [];
+    const rejected: { id: string; reason: string }[] = [];
+    for (const s of body.samples) {
+      const d = decodeSample(s);
+      if (typeof d === 'string') rejected.push({ id: s.id, reason: d });
+      else good.push(d);
+    }
+    // answered only after the batch's transaction committed (putSamples resolves after COMMIT)
+    const r = await store.putSamples(req.device!.id, good);
+    metrics.samples(body.samples.length, r.inserted);
+    rejected.push(...r.rejected);
+    const res: PushSamplesResponse = { stored: [...new Set(r.stored)] };
+    if (rejected.length) res.rejected = rejected;
+    // nothing stored and every refusal is about ownership: the ids belong to someone else
+    if (res.stored.length === 0 && r.rejected.length > 0 && r.rejected.length === rejected.length) {
+      return reply.code(409).send({ error: `sample id "${r.rejected[0].id}" belongs to another device`, ...res });
+    }
+    return res;
+  });
+
+  app.post('/v1/labels', { onRequest: deviceAuth, schema: { body: PUSH_LABELS_SCHEMA } }, async (req, reply) => {
+    const body = req.body as PushLabelsRequest;
+    const r = await store.setLabels(body.labels, 'edge', req.device!.id);
+    if (r.forbidden.length) return reply.code(403).send({ error: `sample "${r.forbidden[0]}" belongs to another device; no label stored`, forbidden: r.forbidden });
+    return r.unknown.length ? { stored: r.stored, unknown: r.unknown } : { stored: r.stored };
+  });
+
+  app.get('/v1/index', { onRequest: deviceAuth }, async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const since = q.since === undefined || q.since === '' ? 0 : Number(q.since);
+    if (!Number.isSafeInteger(since) || since < 0) throw new HttpError(400, `since "${q.since}": expected an integer >= 0`);
+    const ch = await store.getChannel(req.device!.channel);
+    // protocol: 304 when the channel's version <= since (also: nothing published yet)
+    if (!ch || ch.version === null || ch.version <= since) return reply.code(304).send();
+    let idx = indexCache.get(ch.version);
+    if (!idx) {
+      const v = await store.readVersionIndex(ch.version);
+      if (!v) throw new HttpError(500, `KB version ${ch.version}: index missing from the store`);
+      idx = { ...v, sha: sha256Hex(v.bytes) };
+      indexCache.set(ch.version, idx);
+    }
+    reply
+      .header('content-type', 'application/json')
+      .header(SIGNATURE_HEADER, idx.sig)
+      .header(VERSION_HEADER, String(ch.version))
+      .header('etag', `"${idx.sha}"`)
+      .header('cache-control', 'no-cache');
+    return reply.send(idx.bytes);
+  });
+
+  app.get('/v1/blobs/:sha', { onRequest: deviceAuth }, async (req, reply) => blobResponse(store, req, reply));
+
+  app.post('/v1/report', { onRequest: deviceAuth, schema: { body: DEVICE_REPORT_SCHEMA } }, async (req) => {
+    await handleDeviceReport(store, req.device!, req.body as DeviceReport);
+    return { ok: true };
+  });
+
+  // ---- admin endpoints ----
+  app.get('/v1/admin/devices', { onRequest: adminAuth }, async () => ({ devices: await store.listDevices() }));
+  app.get('/v1/admin/samples', { onRequest: adminAuth }, async (req) => {
+    const q = req.query as Record<string, string | undefined>;
+    const int = (name: string, v: string | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER) => {
+      if (v === undefined || v === '') return dflt;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) throw new HttpError(400, `${name} "${v}": expected an integer >= 0`);
+      return Math.min(n, max);
+    };
+    const limit = int('limit', q.limit, 1000, 10000);
+    const labelled = q.labelled === undefined ? undefined : q.labelled === 'true' || q.labelled === '1';
+    const samples = await store.listSamples({ device: q.device, task: q.task, labelled, after: int('after', q.after, 0), limit });
+    return { samples, next: samples.length === limit ? samples[samples.length - 1].seq : null };
+  });
+  app.post('/v1/admin/labels', { onRequest: adminAuth, schema: { body: PUSH_LABELS_SCHEMA } }, async (req) => {
+    const body = req.body as PushLabelsRequest;
+    const r = await store.setLabels(body.labels, 'admin', null);
+    return { stored: r.stored, unknown: r.unknown, newly_labelled: r.newly_labelled };
+  });
+  app.get('/v1/admin/versions', { onRequest: adminAuth }, async () => ({ versions: await store.listVersions(), channels: await store.listChannels() }));
+  app.get('/v1/admin/stats', { onRequest: adminAuth }, async () => ({ ...(await store.stats()), counters: await store.counters() }));
+
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_PORT);
+  const host = opts.host ?? '127.0.0.1';
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return { url: `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}`, port, app, close: () => app.close() };
+}
+
+/** GET /v1/blobs/:sha: published blobs only, strong ETag, single Range with If-Range. */
+async function blobResponse(store: KbStore, req: FastifyRequest, reply: FastifyReply) {
+  const sha = (req.params as { sha: string }).sha;
+  if (!isSha256(sha)) throw new HttpError(400, `blob "${sha}": expected a lower-case sha256`);
+  if (!(await store.isPublishedBlob(sha))) throw new HttpError(404, `blob ${sha}: not part of any published KB version`);
+  const size = await store.blobs.size(sha);
+  if (size === null) throw new HttpError(404, `blob ${sha}: missing from the store`);
+  const etag = `"${sha}"`;
+  reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream').header('cache-control', 'public, max-age=31536000, immutable');
+  const inm = req.headers['if-none-match'];
+  if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
+  const rangeHeader = req.headers.range;
+  const ifRange = req.headers['if-range'];
+  const range = rangeHeader && ifRangeAllows(typeof ifRange === 'string' ? ifRange : undefined, etag) ? parseRange(rangeHeader, size) : ({ kind: 'full' } as const);
+  if (range.kind === 'unsatisfiable') {
+    return reply.code(416).header('content-range', `bytes */${size}`).send({ error: `range "${rangeHeader}" not satisfiable for ${size} bytes` });
+  }
+  if (range.kind === 'partial') {
+    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', String(range.end - range.start + 1));
+    return reply.send(await store.blobs.get(sha, range));
+  }
+  reply.code(200).header('content-length', String(size));
+  return reply.send(await store.blobs.get(sha));
+}

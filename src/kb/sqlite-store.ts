@@ -1,0 +1,518 @@
+// Embedded KB backend: SQLite metadata (DATA/kb.db, WAL) + files on disk (blobs, versions).
+// The only module (with sqlite-schema.ts) that holds SQL.
+//
+// Durability: journal_mode=WAL with synchronous=FULL. In WAL mode NORMAL only fsyncs at
+// checkpoints, so a power cut could lose the last commits although the server already answered
+// "stored" for them; FULL fsyncs the WAL at every commit. The push path commits once per batch,
+// so this costs one fsync per batch, not per sample.
+import { createRequire } from 'node:module';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { DeviceReport } from '../format/protocol.js';
+import { sha256Hex } from '../format/signature.js';
+import { writeFileAtomic } from '../store/home.js';
+import { FsBlobStore } from './blob-store.js';
+import type { KbPaths } from './paths.js';
+import { KB_MIGRATIONS } from './sqlite-schema.js';
+import type {
+  ChannelRecord,
+  DeviceRecord,
+  EventRecord,
+  KbStats,
+  KbStore,
+  LabelResult,
+  NewSample,
+  PutSamplesResult,
+  SampleFilter,
+  SampleRecord,
+  TaskRecord,
+  VersionRecord,
+} from './store.js';
+
+const require = createRequire(import.meta.url);
+type DB = BetterSqlite3.Database;
+type Row = Record<string, any>;
+
+const FORBIDDEN = new Error('forbidden');
+
+/** payloads up to this size live in the samples row; larger ones go to blobs/ */
+export const INLINE_PAYLOAD_MAX = 256 * 1024;
+
+const SAMPLE_COLS =
+  'seq, id, device_id, source, task, attrs, payload_kind, payload_sha, payload_bytes, pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, assigned_task, split, used_in_round';
+
+function json<T>(s: string | null | undefined, dflt: T): T {
+  if (s === null || s === undefined) return dflt;
+  return JSON.parse(s) as T;
+}
+
+function toDevice(r: Row): DeviceRecord {
+  return {
+    id: r.id,
+    channel: r.channel,
+    created_at: r.created_at,
+    revoked_at: r.revoked_at ?? null,
+    last_seen: r.last_seen ?? null,
+    active_version: r.active_version ?? null,
+    last_report: json<DeviceReport | null>(r.last_report, null),
+  };
+}
+
+function toSample(r: Row): SampleRecord {
+  return {
+    id: r.id,
+    device_id: r.device_id ?? null,
+    task: r.task,
+    attrs: json(r.attrs, {}),
+    payload_kind: r.payload_kind,
+    payload_sha: r.payload_sha,
+    payload_bytes: r.payload_bytes,
+    pred_label: r.pred_label ?? null,
+    scores: json(r.scores, []),
+    hard: !!r.hard,
+    hard_reasons: json(r.hard_reasons, []),
+    unseen: !!r.unseen,
+    unseen_reason: r.unseen_reason ?? null,
+    kb_version: r.kb_version ?? null,
+    created_at: r.created_at,
+    received_at: r.received_at,
+    source: r.source,
+    label: r.label ?? null,
+    label_source: r.label_source ?? null,
+    labelled_at: r.labelled_at ?? null,
+    assigned_task: r.assigned_task ?? null,
+    split: r.split ?? null,
+    used_in_round: r.used_in_round ?? null,
+    seq: r.seq,
+  };
+}
+
+function toVersion(r: Row): VersionRecord {
+  return {
+    n: r.n,
+    created_at: r.created_at,
+    parent: r.parent ?? null,
+    index_sha: r.index_sha,
+    channel: r.channel ?? null,
+    tasks: r.tasks,
+    notes: json(r.notes, null),
+  };
+}
+
+function toChannel(r: Row): ChannelRecord {
+  return {
+    name: r.name,
+    version: r.version ?? null,
+    previous_version: r.previous_version ?? null,
+    updated_at: r.updated_at,
+    config: json(r.config, {}),
+    state: json(r.state, {}),
+  };
+}
+
+function sampleWhere(f: SampleFilter): { sql: string; params: unknown[] } {
+  const w: string[] = [];
+  const p: unknown[] = [];
+  if (f.device !== undefined) (w.push('device_id = ?'), p.push(f.device));
+  if (f.task !== undefined) (w.push('task = ?'), p.push(f.task));
+  if (f.assigned_task !== undefined) (w.push('assigned_task = ?'), p.push(f.assigned_task));
+  if (f.labelled === true) w.push('label IS NOT NULL');
+  if (f.labelled === false) w.push('label IS NULL');
+  if (f.split === 'none') w.push('split IS NULL');
+  else if (f.split) (w.push('split = ?'), p.push(f.split));
+  if (f.unused) w.push('used_in_round IS NULL');
+  if (f.after !== undefined) (w.push('seq > ?'), p.push(f.after));
+  return { sql: w.length ? `WHERE ${w.join(' AND ')}` : '', params: p };
+}
+
+export class SqliteKbStore implements KbStore {
+  readonly blobs: FsBlobStore;
+  private readonly db: DB;
+  private readonly st: Record<string, BetterSqlite3.Statement>;
+
+  /** Open (and migrate) the KB database of a data directory. */
+  constructor(private readonly paths: KbPaths) {
+    const Database = require('better-sqlite3') as typeof BetterSqlite3;
+    mkdirSync(paths.data, { recursive: true });
+    try {
+      this.db = new Database(paths.db);
+    } catch (e) {
+      throw new Error(`${paths.db}: cannot open KB database: ${(e as Error).message}`);
+    }
+    // the CLI (device add, label import) writes while the server runs: wait for the lock
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.migrate();
+    this.blobs = new FsBlobStore(paths.blobs, paths.tmp);
+    const db = this.db;
+    this.st = {
+      insertSample: db.prepare(
+        `INSERT INTO samples (id, device_id, source, task, attrs, payload_kind, payload, payload_blob, payload_sha, payload_bytes,
+           pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+      ),
+      sampleOwner: db.prepare('SELECT device_id, label FROM samples WHERE id = ?'),
+      setLabel: db.prepare('UPDATE samples SET label = ?, label_source = ?, labelled_at = ? WHERE id = ?'),
+      addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
+      deviceByHash: db.prepare('SELECT * FROM devices WHERE token_hash = ?'),
+      getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
+      touch: db.prepare('UPDATE devices SET last_seen = ? WHERE id = ?'),
+      getChannel: db.prepare('SELECT * FROM channels WHERE name = ?'),
+      published: db.prepare('SELECT 1 FROM version_blobs WHERE sha = ? LIMIT 1'),
+    };
+  }
+
+  private migrate(): void {
+    const db = this.db;
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > KB_MIGRATIONS.length) {
+      throw new Error(`${this.paths.db}: KB schema version ${current} is newer than this sedna-ll understands (${KB_MIGRATIONS.length})`);
+    }
+    for (let v = current; v < KB_MIGRATIONS.length; v++) {
+      db.transaction(() => {
+        db.exec(KB_MIGRATIONS[v]);
+        db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- settings ----
+  async getMeta(key: string): Promise<string | null> {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+    return r ? r.value : null;
+  }
+  async setMeta(key: string, value: string): Promise<void> {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // ---- devices ----
+  async addDevice(d: { id: string; token_hash: string; channel: string }): Promise<DeviceRecord> {
+    const now = Date.now();
+    try {
+      this.db.prepare('INSERT INTO devices (id, token_hash, channel, created_at) VALUES (?, ?, ?, ?)').run(d.id, d.token_hash, d.channel, now);
+    } catch (e) {
+      if (String((e as Error).message).includes('UNIQUE')) throw new Error(`device "${d.id}" already exists`);
+      throw e;
+    }
+    return (await this.getDevice(d.id))!;
+  }
+  async getDevice(id: string): Promise<DeviceRecord | null> {
+    const r = this.st.getDevice.get(id) as Row | undefined;
+    return r ? toDevice(r) : null;
+  }
+  async deviceByTokenHash(tokenHash: string): Promise<(DeviceRecord & { token_hash: string }) | null> {
+    const r = this.st.deviceByHash.get(tokenHash) as Row | undefined;
+    return r ? { ...toDevice(r), token_hash: r.token_hash } : null;
+  }
+  async listDevices(filter: { channel?: string } = {}): Promise<DeviceRecord[]> {
+    const rows =
+      filter.channel !== undefined
+        ? this.db.prepare('SELECT * FROM devices WHERE channel = ? ORDER BY id').all(filter.channel)
+        : this.db.prepare('SELECT * FROM devices ORDER BY id').all();
+    return (rows as Row[]).map(toDevice);
+  }
+  async revokeDevice(id: string): Promise<boolean> {
+    const r = this.db.prepare('UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(Date.now(), id);
+    return r.changes > 0;
+  }
+  async setDeviceChannel(id: string, channel: string): Promise<boolean> {
+    return this.db.prepare('UPDATE devices SET channel = ? WHERE id = ?').run(channel, id).changes > 0;
+  }
+  async touchDevice(id: string, ts: number): Promise<void> {
+    this.st.touch.run(ts, id);
+  }
+  async saveReport(id: string, report: DeviceReport, ts: number): Promise<void> {
+    this.db.prepare('UPDATE devices SET last_report = ?, active_version = ?, last_seen = ? WHERE id = ?').run(JSON.stringify(report), report.active_version, ts, id);
+  }
+
+  // ---- samples ----
+  async putSamples(owner: string | null, samples: NewSample[]): Promise<PutSamplesResult> {
+    // large payloads first: a blob is complete and fsynced before any row points to it
+    const inBlob = new Set<string>();
+    for (const s of samples) {
+      if (s.payload && s.payload.length > INLINE_PAYLOAD_MAX) {
+        await this.blobs.put(s.payload, s.payload_sha);
+        inBlob.add(s.id);
+      }
+    }
+    const now = Date.now();
+    const stored: string[] = [];
+    const rejected: { id: string; reason: string }[] = [];
+    let inserted = 0;
+    let labelled = 0;
+    const { insertSample, sampleOwner, setLabel, addCounter } = this.st;
+    this.db.transaction(() => {
+      for (const s of samples) {
+        const blob = inBlob.has(s.id);
+        const label = s.label ?? null;
+        const r = insertSample.run(
+          s.id,
+          owner,
+          s.source ?? (owner === null ? 'import' : 'edge'),
+          s.task,
+          JSON.stringify(s.attrs),
+          s.payload_kind,
+          blob ? null : s.payload,
+          blob ? 1 : 0,
+          s.payload_sha,
+          s.payload ? s.payload.length : 0,
+          s.pred_label,
+          JSON.stringify(s.scores),
+          s.hard ? 1 : 0,
+          JSON.stringify(s.hard_reasons),
+          s.unseen ? 1 : 0,
+          s.unseen_reason,
+          s.kb_version,
+          s.created_at,
+          now,
+          label,
+          label === null ? null : (s.source ?? (owner === null ? 'import' : 'edge')),
+          label === null ? null : now,
+        );
+        if (r.changes === 1) {
+          inserted++;
+          if (label !== null) labelled++;
+          stored.push(s.id);
+          continue;
+        }
+        const prev = sampleOwner.get(s.id) as Row;
+        if ((prev.device_id ?? null) !== owner) {
+          rejected.push({ id: s.id, reason: 'sample id belongs to another device' });
+          continue;
+        }
+        // a re-sent sample is acknowledged again; a label it gained since is kept
+        if (label !== null && prev.label === null) {
+          setLabel.run(label, owner === null ? 'import' : 'edge', now, s.id);
+          labelled++;
+        }
+        stored.push(s.id);
+      }
+      if (inserted) addCounter.run('samples_new', inserted);
+      if (labelled) addCounter.run('labelled_new', labelled);
+    })();
+    return { stored, rejected, inserted };
+  }
+
+  async getSample(id: string): Promise<SampleRecord | null> {
+    const r = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples WHERE id = ?`).get(id) as Row | undefined;
+    return r ? toSample(r) : null;
+  }
+
+  async samplePayload(id: string): Promise<Buffer | null> {
+    const r = this.db.prepare('SELECT payload, payload_blob, payload_sha FROM samples WHERE id = ?').get(id) as Row | undefined;
+    if (!r) return null;
+    if (r.payload_blob) return readFileSync(this.blobs.path(r.payload_sha));
+    return r.payload ?? null;
+  }
+
+  async listSamples(filter: SampleFilter = {}): Promise<SampleRecord[]> {
+    const { sql, params } = sampleWhere(filter);
+    const limit = filter.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
+    const rows = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${sql} ORDER BY seq${limit}`).all(...params) as Row[];
+    return rows.map(toSample);
+  }
+
+  async countSamples(filter: SampleFilter = {}): Promise<number> {
+    const { sql, params } = sampleWhere(filter);
+    return (this.db.prepare(`SELECT count(*) AS n FROM samples ${sql}`).get(...params) as Row).n;
+  }
+
+  async setLabels(labels: { id: string; label: string }[], source: string, owner: string | null): Promise<LabelResult> {
+    const res: LabelResult = { stored: [], unknown: [], forbidden: [], newly_labelled: 0 };
+    const now = Date.now();
+    const { sampleOwner, setLabel, addCounter } = this.st;
+    const tx = this.db.transaction(() => {
+      for (const l of labels) {
+        const prev = sampleOwner.get(l.id) as Row | undefined;
+        if (!prev) {
+          res.unknown.push(l.id);
+          continue;
+        }
+        if (owner !== null && prev.device_id !== owner) {
+          res.forbidden.push(l.id);
+          continue;
+        }
+        setLabel.run(l.label, source, now, l.id);
+        if (prev.label === null) res.newly_labelled++;
+        res.stored.push(l.id);
+      }
+      // a device touching another device's sample: refuse the whole batch, store nothing
+      if (owner !== null && res.forbidden.length) throw FORBIDDEN;
+      if (res.newly_labelled) addCounter.run('labelled_new', res.newly_labelled);
+    });
+    try {
+      tx();
+    } catch (e) {
+      if (e !== FORBIDDEN) throw e;
+      return { stored: [], unknown: res.unknown, forbidden: res.forbidden, newly_labelled: 0 };
+    }
+    return res;
+  }
+
+  async assignSamples(rows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[]): Promise<void> {
+    const st = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const r of rows) st.run(r.assigned_task, r.split, r.id);
+    })();
+  }
+
+  async markSamplesUsed(ids: string[], round: number): Promise<void> {
+    const st = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const id of ids) st.run(round, id);
+    })();
+  }
+
+  // ---- tasks ----
+  async putTask(t: TaskRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO tasks (id, model_sha, fallback, retired, updated_round, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET model_sha = excluded.model_sha, fallback = excluded.fallback, retired = excluded.retired,
+           updated_round = excluded.updated_round, updated_at = excluded.updated_at, record = excluded.record`,
+      )
+      .run(t.id, t.model_sha, t.fallback ? 1 : 0, t.retired ? 1 : 0, t.updated_round, t.created_at, t.updated_at, JSON.stringify(t));
+  }
+  async getTask(id: string): Promise<TaskRecord | null> {
+    const r = this.db.prepare('SELECT record FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return r ? (JSON.parse(r.record) as TaskRecord) : null;
+  }
+  async listTasks(opts: { includeRetired?: boolean } = {}): Promise<TaskRecord[]> {
+    const rows = this.db.prepare(`SELECT record FROM tasks ${opts.includeRetired ? '' : 'WHERE retired = 0'} ORDER BY id`).all() as Row[];
+    return rows.map((r) => JSON.parse(r.record) as TaskRecord);
+  }
+
+  // ---- versions and channels ----
+  async latestVersion(): Promise<VersionRecord | null> {
+    const r = this.db.prepare('SELECT * FROM versions ORDER BY n DESC LIMIT 1').get() as Row | undefined;
+    return r ? toVersion(r) : null;
+  }
+  async getVersion(n: number): Promise<VersionRecord | null> {
+    const r = this.db.prepare('SELECT * FROM versions WHERE n = ?').get(n) as Row | undefined;
+    return r ? toVersion(r) : null;
+  }
+  async listVersions(): Promise<VersionRecord[]> {
+    return (this.db.prepare('SELECT * FROM versions ORDER BY n').all() as Row[]).map(toVersion);
+  }
+
+  private versionDir(n: number): string {
+    return join(this.paths.versions, String(n));
+  }
+
+  async addVersion(v: Omit<VersionRecord, 'index_sha'>, indexBytes: Buffer, sig: string, modelShas: string[]): Promise<VersionRecord> {
+    const index_sha = sha256Hex(indexBytes);
+    const db = this.db;
+    // IMMEDIATE: take the write lock first, so two publishers cannot both write version n
+    db.transaction(() => {
+      if (db.prepare('SELECT 1 FROM versions WHERE n = ?').get(v.n)) throw new Error(`KB version ${v.n} already exists`);
+      // files first (fsynced): a committed version row always has its index on disk
+      writeFileAtomic(join(this.versionDir(v.n), 'index.json'), indexBytes);
+      writeFileAtomic(join(this.versionDir(v.n), 'index.json.sig'), sig + '\n');
+      db.prepare('INSERT INTO versions (n, created_at, parent, index_sha, channel, tasks, notes) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+        v.n,
+        v.created_at,
+        v.parent,
+        index_sha,
+        v.channel,
+        v.tasks,
+        v.notes ? JSON.stringify(v.notes) : null,
+      );
+      const ins = db.prepare('INSERT OR IGNORE INTO version_blobs (sha, version) VALUES (?, ?)');
+      for (const sha of new Set(modelShas)) ins.run(sha, v.n);
+      if (v.channel) this.setChannelVersionSync(v.channel, v.n);
+    }).immediate();
+    return { ...v, index_sha };
+  }
+
+  async readVersionIndex(n: number): Promise<{ bytes: Buffer; sig: string } | null> {
+    const dir = this.versionDir(n);
+    if (!existsSync(join(dir, 'index.json'))) return null;
+    return { bytes: readFileSync(join(dir, 'index.json')), sig: readFileSync(join(dir, 'index.json.sig'), 'utf8').trim() };
+  }
+
+  async isPublishedBlob(sha: string): Promise<boolean> {
+    return !!this.st.published.get(sha);
+  }
+
+  async getChannel(name: string): Promise<ChannelRecord | null> {
+    const r = this.st.getChannel.get(name) as Row | undefined;
+    return r ? toChannel(r) : null;
+  }
+  async listChannels(): Promise<ChannelRecord[]> {
+    return (this.db.prepare('SELECT * FROM channels ORDER BY name').all() as Row[]).map(toChannel);
+  }
+  async upsertChannel(name: string, patch: Partial<Omit<ChannelRecord, 'name' | 'updated_at'>>): Promise<ChannelRecord> {
+    const db = this.db;
+    return db.transaction(() => {
+      const cur = db.prepare('SELECT * FROM channels WHERE name = ?').get(name) as Row | undefined;
+      const c = cur ? toChannel(cur) : { name, version: null, previous_version: null, updated_at: 0, config: {}, state: {} };
+      const next: ChannelRecord = { ...c, ...patch, name, updated_at: Date.now() };
+      db.prepare(
+        `INSERT INTO channels (name, version, previous_version, updated_at, config, state) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET version = excluded.version, previous_version = excluded.previous_version,
+           updated_at = excluded.updated_at, config = excluded.config, state = excluded.state`,
+      ).run(name, next.version, next.previous_version, next.updated_at, JSON.stringify(next.config), JSON.stringify(next.state));
+      return next;
+    }).immediate();
+  }
+  private setChannelVersionSync(name: string, version: number): void {
+    const cur = this.db.prepare('SELECT version FROM channels WHERE name = ?').get(name) as Row | undefined;
+    if (!cur) {
+      this.db.prepare("INSERT INTO channels (name, version, previous_version, updated_at, config, state) VALUES (?, ?, NULL, ?, '{}', '{}')").run(name, version, Date.now());
+    } else if (cur.version !== version) {
+      this.db.prepare('UPDATE channels SET version = ?, previous_version = ?, updated_at = ? WHERE name = ?').run(version, cur.version, Date.now(), name);
+    }
+  }
+  async setChannelVersion(name: string, version: number): Promise<ChannelRecord> {
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM versions WHERE n = ?').get(version)) throw new Error(`KB version ${version} does not exist`);
+      this.setChannelVersionSync(name, version);
+    }).immediate();
+    return (await this.getChannel(name))!;
+  }
+
+  // ---- counters ----
+  async counters(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of this.db.prepare('SELECT name, value FROM counters ORDER BY name').all() as Row[]) out[r.name] = r.value;
+    return out;
+  }
+  async addCounter(name: string, by: number): Promise<void> {
+    this.st.addCounter.run(name, by);
+  }
+  async setCounter(name: string, value: number): Promise<void> {
+    this.db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
+  }
+
+  // ---- events ----
+  async logEvent(kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    this.db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)').run(Date.now(), kind, JSON.stringify(detail));
+  }
+  async listEvents(opts: { kind?: string; limit?: number } = {}): Promise<EventRecord[]> {
+    const limit = Math.max(1, Math.floor(opts.limit ?? 100));
+    const rows = (
+      opts.kind !== undefined
+        ? this.db.prepare('SELECT * FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?').all(opts.kind, limit)
+        : this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit)
+    ) as Row[];
+    return rows.map((r) => ({ id: r.id, ts: r.ts, kind: r.kind, detail: json(r.detail, {}) }));
+  }
+
+  async stats(): Promise<KbStats> {
+    const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
+    return {
+      samples: one('SELECT count(*) AS n FROM samples'),
+      labelled: one('SELECT count(*) AS n FROM samples WHERE label IS NOT NULL'),
+      devices: one('SELECT count(*) AS n FROM devices'),
+      active_devices: one('SELECT count(*) AS n FROM devices WHERE revoked_at IS NULL'),
+      versions: one('SELECT count(*) AS n FROM versions'),
+      tasks: one('SELECT count(*) AS n FROM tasks WHERE retired = 0'),
+    };
+  }
+}
