@@ -1,3 +1,68 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
-import type { Command } from 'commander';
-export function register(_program: Command): void {}
+// `sedna-ll infer`: offline inference over a stream of samples (src/runtime/infer.ts).
+// The runtime (onnxruntime-node, better-sqlite3) is imported inside the action only.
+import { type Command, Option } from 'commander';
+import { EXIT_HELP } from '../format/exit-codes.js';
+import { intOption, run } from './action.js';
+
+interface InferOpts {
+  format?: 'jsonl' | 'csv' | 'npy' | 'image';
+  features?: string;
+  attrs?: string;
+  task?: string;
+  batch: number;
+  strict?: boolean;
+  log: boolean;
+  seed?: number;
+  home?: string;
+}
+
+const HELP = `
+Input (FILE, a directory of images, or "-"/nothing for stdin; format from the extension):
+  jsonl   one record per line: {"id"?: string|number, "x": [numbers], "attrs"?: {k: v}, "task"?: id}
+  csv     header row; --features COLS --attrs COLS (names, 1-based numbers "2-785", or "a..b")
+  npy     float32/float64 tensor, one sample per row of the leading dimension
+  image   PNG/JPEG file or directory: decoded, resized (bilinear), normalised per the model
+For jsonl/npy/image, --attrs k=v[,k=v] applies attributes to every sample.
+
+Output: one JSON line per good input, in input order:
+  {"id","task","label","scores","hard","hard_reasons","unseen","unseen_reason"?,"logged","sample_id"?}
+"logged": true is printed only after the sample is durably in the outbox.
+Bad records are reported on stderr ("sedna-ll: line N: reason") and skipped; --strict stops
+at the first one with exit 1.
+
+${EXIT_HELP}
+`;
+
+export function register(program: Command): void {
+  program
+    .command('infer')
+    .description('run samples through the active KB version: task allocation, ONNX inference, hard-example and unseen-task detection, outbox logging')
+    .argument('[file]', 'input file or image directory; "-" or omitted: stdin')
+    .addOption(new Option('--format <fmt>', 'input format (default: from the file extension, stdin: jsonl)').choices(['jsonl', 'csv', 'npy', 'image']))
+    .option('--features <cols>', 'CSV feature columns')
+    .option('--attrs <spec>', 'CSV attribute columns; other formats: k=v[,k=v] for every sample')
+    .option('--task <id>', 'send every sample to this task (no allocation)')
+    .option('--batch <n>', 'samples per inference window, grouped per task', intOption('--batch', 1), 256)
+    .option('--strict', 'stop at the first bad record (exit 1)')
+    .option('--no-log', 'do not write hard/unseen samples to the outbox')
+    .option('--seed <n>', 'seed of the random hard-example filter (default: time)', intOption('--seed', 0))
+    .addHelpText('after', HELP)
+    .action(
+      run(async (file: string | undefined, opts: InferOpts, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as InferOpts;
+        const { runInfer } = await import('../runtime/infer.js');
+        await runInfer({
+          home: g.home,
+          file,
+          format: opts.format,
+          features: opts.features,
+          attrs: opts.attrs,
+          task: opts.task ?? null,
+          batch: opts.batch,
+          strict: !!opts.strict,
+          log: opts.log,
+          seed: opts.seed,
+        });
+      }),
+    );
+}

@@ -1,0 +1,115 @@
+// CSV input: a header row, then one sample per row. --features and --attrs select columns by
+// name, by 1-based number ("3", "2-785"), or by a name range in header order ("px0..px783").
+// A column named "id" (if not selected otherwise) gives the sample id. Quoted fields ("a,b",
+// "" for a quote) are supported within a line; a record spanning lines is not.
+import { normaliseValue } from '../format/attrs.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { badRecord, f32Bytes, type Item } from './sample.js';
+
+export function splitCsvLine(line: string): string[] {
+  if (line.indexOf('"') < 0) return line.split(',');
+  const out: string[] = [];
+  let cur = '';
+  let q = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (q) {
+      if (c === '"') {
+        if (line[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else q = false;
+      } else cur += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (q) throw new Error('unterminated quoted field');
+  out.push(cur);
+  return out;
+}
+
+/** Resolve a column spec against the header; throws a usage error naming the bad item. */
+export function resolveColumns(spec: string, header: string[], opt: string): number[] {
+  const cols: number[] = [];
+  for (const raw of spec.split(',')) {
+    const item = raw.trim();
+    if (!item) continue;
+    const exact = header.indexOf(item);
+    if (exact >= 0) {
+      cols.push(exact);
+      continue;
+    }
+    let m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    if (m) {
+      const a = Number(m[1]);
+      const b = m[2] !== undefined ? Number(m[2]) : a;
+      if (a < 1 || b < a || b > header.length) throw new CliError(`${opt} "${item}": columns are 1..${header.length}`, EXIT.USAGE);
+      for (let c = a; c <= b; c++) cols.push(c - 1);
+      continue;
+    }
+    m = /^(.+)\.\.(.+)$/.exec(item);
+    if (m) {
+      const a = header.indexOf(m[1]);
+      const b = header.indexOf(m[2]);
+      if (a < 0 || b < a) throw new CliError(`${opt} "${item}": not a column range of the header`, EXIT.USAGE);
+      for (let c = a; c <= b; c++) cols.push(c);
+      continue;
+    }
+    throw new CliError(`${opt} "${item}": no such column in the CSV header`, EXIT.USAGE);
+  }
+  return cols;
+}
+
+export interface CsvLayout {
+  features: number[];
+  attrs: { name: string; col: number }[];
+  idCol: number;
+  width: number;
+}
+
+export function csvLayout(headerLine: string, featureSpec: string | undefined, attrSpec: string | undefined): CsvLayout {
+  let header: string[];
+  try {
+    header = splitCsvLine(headerLine).map((h) => h.trim());
+  } catch (e) {
+    throw new CliError(`CSV header: ${(e as Error).message}`, EXIT.USAGE);
+  }
+  const attrCols = attrSpec ? resolveColumns(attrSpec, header, '--attrs') : [];
+  const idCol = header.indexOf('id');
+  const features = featureSpec
+    ? resolveColumns(featureSpec, header, '--features')
+    : header.map((_, i) => i).filter((i) => i !== idCol && !attrCols.includes(i));
+  if (features.length === 0) throw new CliError('CSV: no feature columns (use --features)', EXIT.USAGE);
+  return {
+    features,
+    attrs: attrCols.map((c) => ({ name: header[c].toLowerCase(), col: c })),
+    idCol: features.includes(idCol) || attrCols.includes(idCol) ? -1 : idCol,
+    width: header.length,
+  };
+}
+
+export function decodeCsvLine(line: string, lineNo: number, L: CsvLayout, defaultTask: string | null): Item | null {
+  if (line.trim().length === 0) return null;
+  const where = `line ${lineNo}`;
+  let f: string[];
+  try {
+    f = splitCsvLine(line);
+  } catch (e) {
+    return badRecord(where, null, (e as Error).message);
+  }
+  const id: string | number = L.idCol >= 0 && f[L.idCol] !== undefined && f[L.idCol] !== '' ? f[L.idCol] : lineNo;
+  if (f.length !== L.width) return badRecord(where, id, `${f.length} fields, the header has ${L.width}`);
+  const vec = new Float32Array(L.features.length);
+  for (let i = 0; i < L.features.length; i++) {
+    const s = f[L.features[i]];
+    const v = s.trim() === '' ? NaN : Number(s);
+    vec[i] = v;
+    if (!Number.isFinite(vec[i])) return badRecord(where, id, `feature column ${L.features[i] + 1} = "${s}" is not a finite number`);
+  }
+  const attrs: Record<string, string> = {};
+  for (const a of L.attrs) attrs[a.name] = normaliseValue(f[a.col].trim());
+  return { where, id, attrs, task: defaultTask, vec, image: null, payloadKind: 'f32', payload: () => f32Bytes(vec) };
+}

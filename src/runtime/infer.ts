@@ -1,0 +1,125 @@
+// `sedna-ll infer`: stream samples from a file or stdin through the pipeline in windows of
+// --batch samples and print one JSON line per good sample, in input order. A window is also
+// flushed whenever the input goes idle, so an interactive producer gets answers without waiting
+// for a full window. Bad records go to stderr (one line each) and are skipped; --strict stops
+// at the first one (exit 1) after printing everything before it.
+import type { Writable } from 'node:stream';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { openEdgeDb, type DB } from '../store/db.js';
+import { homePaths, loadConfig, resolveHome } from '../store/home.js';
+import { Outbox } from '../store/outbox.js';
+import { Pipeline, type Outcome } from './pipeline.js';
+import type { Item } from './sample.js';
+import { SessionCache } from './sessions.js';
+import { itemSource, type SourceOptions } from './sources.js';
+import { loadRuntimeState } from './state.js';
+
+export interface InferOptions extends SourceOptions {
+  home?: string;
+  /** samples per window (grouped per task inside it) */
+  batch: number;
+  strict: boolean;
+  /** false: --no-log, nothing is written to the outbox */
+  log: boolean;
+  seed?: number;
+  out?: Writable;
+  err?: Writable;
+}
+
+export interface InferSummary {
+  ok: number;
+  bad: number;
+  logged: number;
+}
+
+export function describeBad(o: Extract<Outcome, { error: string }>): string {
+  const id = o.id !== null && o.id !== undefined && !o.where.endsWith(` ${o.id}`) ? ` (id ${JSON.stringify(o.id)})` : '';
+  return `${o.where}${id}: ${o.error}`;
+}
+
+function write(out: Writable, s: string): Promise<void> | null {
+  if (out.write(s)) return null;
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error) => {
+      out.off('drain', done);
+      out.off('error', done);
+      if (e) reject(e);
+      else resolve();
+    };
+    out.once('drain', done);
+    out.once('error', done);
+  });
+}
+
+const IDLE = Symbol('idle');
+
+export async function runInfer(o: InferOptions): Promise<InferSummary> {
+  const out = o.out ?? process.stdout;
+  const err = o.err ?? process.stderr;
+  const paths = homePaths(resolveHome(o.home));
+  const config = loadConfig(paths.home);
+  let db: DB;
+  try {
+    db = openEdgeDb(paths.db);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.FAILURE);
+  }
+  const sessions = new SessionCache(paths.models);
+  const summary: InferSummary = { ok: 0, bad: 0, logged: 0 };
+  try {
+    const state = loadRuntimeState(paths, db);
+    const sink = o.log ? new Outbox(db, paths, config) : null;
+    const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
+    const source = itemSource(o);
+
+    let window: Item[] = [];
+    const flush = async () => {
+      if (window.length === 0) return;
+      const items = window;
+      window = [];
+      const r = await pipeline.run(state, items, o.strict);
+      let text = '';
+      for (const oc of r.outcomes) {
+        if (oc.error !== undefined) {
+          summary.bad++;
+          if (o.strict) {
+            if (text) await write(out, text);
+            throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
+          }
+          err.write(`sedna-ll: ${describeBad(oc)}\n`);
+        } else {
+          summary.ok++;
+          text += oc.line + '\n';
+        }
+      }
+      summary.logged += r.logged;
+      if (text) await write(out, text);
+    };
+
+    // manual iteration so that an idle input (next chunk not ready within one macrotask)
+    // flushes the partial window
+    const it = source[Symbol.asyncIterator]();
+    let next = it.next();
+    next.catch(() => {}); // awaited below; this only keeps a failure after an early stop from being "unhandled"
+    for (;;) {
+      let r = window.length ? await Promise.race([next, new Promise<typeof IDLE>((res) => setImmediate(() => res(IDLE)))]) : await next;
+      if (r === IDLE) {
+        await flush();
+        r = await next;
+      }
+      if (r.done) break;
+      next = it.next();
+      next.catch(() => {});
+      for (const item of r.value) {
+        window.push(item);
+        if (window.length >= o.batch) await flush();
+      }
+    }
+    await flush();
+    if (summary.bad > 0) err.write(`sedna-ll: ${summary.bad} bad record(s) skipped, ${summary.ok} processed\n`);
+    return summary;
+  } finally {
+    await sessions.dispose();
+    db.close();
+  }
+}

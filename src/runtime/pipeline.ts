@@ -1,0 +1,294 @@
+// The inference pipeline over one window of samples (infer streams windows; serve makes one
+// window per request):
+//   allocate each sample to a task -> model input per the task's preprocessing -> one batched
+//   onnxruntime run per task -> probabilities (softmax for logits, validated) -> hard-example
+//   filters and unseen-task detection -> one transaction logging the hard/unseen samples (with
+//   the filters' rate caps counted in the same transaction) -> one output line per sample, in
+//   input order.
+// A line saying "logged": true is built only after that transaction committed.
+import type { TaskEntry } from '../format/index-manifest.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { mulberry32 } from '../format/onnx-writer.js';
+import type { DB } from '../store/db.js';
+import type { Allocation } from './allocate.js';
+import { filterFires, invalidBoxes, invalidProbabilities, normalisedEntropy, softmaxInPlace, type Box } from './filters.js';
+import type { LogRecord, LogSink } from './log-sink.js';
+import { inputFor } from './preprocess.js';
+import { RateCapCounter } from './rate-caps.js';
+import type { Item, Sample } from './sample.js';
+import type { SessionCache } from './sessions.js';
+import type { RuntimeState } from './state.js';
+import { detectUnseen, type UnseenVerdict } from './unseen.js';
+
+export interface PipelineOptions {
+  /** the edge DB (rate caps); null with --no-log */
+  db: DB | null;
+  /** where hard/unseen samples go; null with --no-log */
+  sink: LogSink | null;
+  /** seed of the random filter's PRNG */
+  seed: number;
+}
+
+/** One input's outcome: an output line (no newline) or the reason it was skipped. */
+export type Outcome = { line: string; logged: boolean; error?: undefined } | { error: string; where: string; id: string | number | null; line?: undefined };
+
+export interface WindowResult {
+  outcomes: Outcome[];
+  logged: number;
+}
+
+interface Scored {
+  i: number;
+  s: Sample;
+  alloc: Allocation;
+  /** probabilities (empty for detection outputs) */
+  probs: Float32Array;
+  boxes: Box[] | null;
+  label: string | null;
+  /** indexes of the filters that call the sample hard */
+  fired: number[];
+  unseen: UnseenVerdict;
+  x: Float32Array;
+}
+
+const EMPTY: Float32Array = new Float32Array(0);
+
+/** Scores rounded to 6 decimals: float32 carries ~7 digits, the rest is noise that bloats lines. */
+function scoresJson(p: ArrayLike<number>): string {
+  let s = '[';
+  for (let i = 0; i < p.length; i++) {
+    if (i) s += ',';
+    s += Math.round(p[i] * 1e6) / 1e6;
+  }
+  return s + ']';
+}
+
+export class Pipeline {
+  private readonly rng: () => number;
+  private caps: { state: RuntimeState; counter: RateCapCounter } | null = null;
+
+  constructor(
+    private readonly sessions: SessionCache,
+    private readonly opts: PipelineOptions,
+  ) {
+    this.rng = mulberry32(opts.seed);
+  }
+
+  private capsFor(state: RuntimeState): RateCapCounter | null {
+    if (!this.opts.db || !RateCapCounter.needed(state.filters)) return null;
+    if (this.caps?.state !== state) this.caps = { state, counter: new RateCapCounter(this.opts.db, state.filters, state.filterNames) };
+    return this.caps.counter;
+  }
+
+  /**
+   * Run one window. With stopAtFirstError (--strict) samples after the first bad one are neither
+   * logged nor printed; the caller then stops with that error.
+   */
+  async run(state: RuntimeState, items: Item[], stopAtFirstError = false): Promise<WindowResult> {
+    const n = items.length;
+    const outcomes: Outcome[] = new Array(n);
+    const fail = (i: number, reason: string) => {
+      const it = items[i];
+      outcomes[i] = { error: reason, where: it.where, id: it.bad ? it.id : it.id };
+    };
+
+    // 1. allocate + model input, grouped per task (Map keeps first-seen task order)
+    const groups = new Map<TaskEntry, { idx: number[]; allocs: Allocation[]; xs: Float32Array[] }>();
+    for (let i = 0; i < n; i++) {
+      const it = items[i];
+      if (it.bad) {
+        outcomes[i] = { error: it.reason, where: it.where, id: it.id };
+        continue;
+      }
+      try {
+        const alloc = state.table.allocate(it.attrs, it.task, (t) => inputFor(it, t, state.featuresOf(t)));
+        const x = inputFor(it, alloc.task, state.featuresOf(alloc.task));
+        let g = groups.get(alloc.task);
+        if (!g) groups.set(alloc.task, (g = { idx: [], allocs: [], xs: [] }));
+        g.idx.push(i);
+        g.allocs.push(alloc);
+        g.xs.push(x);
+      } catch (e) {
+        if (e instanceof CliError) throw e;
+        fail(i, (e as Error).message);
+      }
+    }
+
+    // 2. one batched run per task, then filters and unseen detection per sample
+    const scored: (Scored | undefined)[] = new Array(n);
+    const hasRandom = state.filters.some((f) => f.type === 'random');
+    for (const [task, g] of groups) {
+      const ms = await this.sessions.get(task);
+      const k = g.idx.length;
+      const F = ms.features;
+      const batch = new Float32Array(k * F);
+      for (let j = 0; j < k; j++) batch.set(g.xs[j], j * F);
+      let out;
+      try {
+        const res = await ms.session.run({ [ms.inputName]: new ms.ort.Tensor('float32', batch, [k, ...ms.sampleDims]) });
+        out = res[ms.outputName];
+      } catch (e) {
+        throw new CliError(`task "${task.id}": inference failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
+      }
+      const data = out.data as Float32Array;
+      const dims = out.dims;
+      const detection = dims.length === 3 && dims[2] >= 5;
+      if (!detection && dims.length !== 2) {
+        throw new CliError(`task "${task.id}": output "${ms.outputName}" has shape [${dims.join(',')}]; expected [N, classes] or [N, boxes, >=5]`, EXIT.FAILURE);
+      }
+      const logits = task.model.output_kind === 'logits';
+      const labels = task.model.labels;
+      for (let j = 0; j < k; j++) {
+        const i = g.idx[j];
+        const s = items[i] as Sample;
+        let probs: Float32Array = EMPTY;
+        let boxes: Box[] | null = null;
+        let label: string | null = null;
+        if (detection) {
+          const B = dims[1] as number;
+          const D = dims[2] as number;
+          boxes = [];
+          for (let b = 0; b < B; b++) boxes.push(data.subarray((j * B + b) * D, (j * B + b + 1) * D));
+          const bad = invalidBoxes(boxes);
+          if (bad) {
+            fail(i, `task "${task.id}": invalid detection output: ${bad}`);
+            continue;
+          }
+        } else {
+          const K = dims[1] as number;
+          probs = data.subarray(j * K, (j + 1) * K);
+          if (logits) softmaxInPlace(probs);
+          const bad = invalidProbabilities(probs);
+          if (bad) {
+            fail(i, `task "${task.id}": invalid ${logits ? 'softmax of logits' : 'probabilities'}: ${bad}`);
+            continue;
+          }
+          let best = 0;
+          for (let c = 1; c < K; c++) if (probs[c] > probs[best]) best = c;
+          label = labels[best] ?? String(best);
+        }
+        const u = hasRandom ? this.rng() : 0;
+        const fired: number[] = [];
+        for (let f = 0; f < state.filters.length; f++) if (filterFires(state.filters[f], { probs, boxes, u })) fired.push(f);
+        const x = g.xs[j];
+        let unseen: UnseenVerdict;
+        try {
+          unseen = detectUnseen(state.index.unseen, task, { unknownAttr: g.allocs[j].unknownAttr, probs, x: () => x });
+        } catch (e) {
+          fail(i, `task "${task.id}": ${(e as Error).message}`);
+          continue;
+        }
+        scored[i] = { i, s, alloc: g.allocs[j], probs, boxes, label, fired, unseen, x };
+      }
+    }
+
+    // 3. --strict: nothing after the first bad sample is logged or printed
+    let end = n;
+    if (stopAtFirstError) {
+      for (let i = 0; i < n; i++) {
+        if (outcomes[i]?.error !== undefined) {
+          end = i;
+          break;
+        }
+      }
+    }
+
+    // 4. log hard / unseen samples in one transaction (rate caps counted in it)
+    const reasons: string[][] = new Array(n);
+    const sampleIds: (string | null)[] = new Array(n).fill(null);
+    let loggedCount = 0;
+    const { sink, db } = this.opts;
+    const names = state.filterNames;
+    const caps = sink ? this.capsFor(state) : null;
+    const pick = () => {
+      const recs: LogRecord[] = [];
+      const who: number[] = [];
+      if (caps) caps.begin(Date.now());
+      for (let i = 0; i < end; i++) {
+        const sc = scored[i];
+        if (!sc) continue;
+        let admitted = sc.fired.length > 0;
+        if (caps && sc.fired.length) {
+          admitted = false;
+          reasons[i] = sc.fired.map((f) => {
+            if (caps.admit(f)) {
+              admitted = true;
+              return names[f];
+            }
+            return `${names[f]}:capped`;
+          });
+        } else reasons[i] = sc.fired.map((f) => names[f]);
+        if (!sink || !(admitted || sc.unseen.unseen)) continue;
+        who.push(i);
+        recs.push({
+          task: sc.alloc.task.id,
+          attrs: sc.s.attrs,
+          payloadKind: sc.s.payloadKind,
+          payload: sc.s.payload(),
+          predLabel: sc.label,
+          scores: sc.boxes ? sc.boxes.map((b) => b[4]) : Array.from(sc.probs),
+          hard: admitted,
+          hardReasons: reasons[i].filter((r) => !r.endsWith(':capped')),
+          unseen: sc.unseen.unseen,
+          unseenReason: sc.unseen.reason,
+          hardness: hardnessOf(sc),
+          kbVersion: state.versionId,
+        });
+      }
+      if (recs.length === 0) {
+        if (caps) caps.flush();
+        return;
+      }
+      const res = sink!.logBatch(recs);
+      if (caps) caps.flush();
+      for (let r = 0; r < res.length; r++) {
+        if (res[r].evicted) continue;
+        sampleIds[who[r]] = res[r].sampleId;
+        loggedCount++;
+      }
+    };
+    try {
+      if (caps && db) db.transaction(pick).immediate();
+      else pick();
+    } catch (e) {
+      throw new CliError(`cannot log samples to the outbox (nothing of this window was reported logged): ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
+    }
+
+    // 5. output lines, input order
+    for (let i = 0; i < end; i++) {
+      const sc = scored[i];
+      if (!sc) {
+        if (!outcomes[i]) outcomes[i] = { error: 'not processed', where: items[i].where, id: null };
+        continue;
+      }
+      const sid = sampleIds[i];
+      const rs = reasons[i];
+      const u = sc.unseen;
+      outcomes[i] = {
+        logged: sid !== null,
+        line:
+          `{"id":${JSON.stringify(sc.s.id)},"task":${state.taskJson.get(sc.alloc.task)},"label":${sc.label === null ? 'null' : JSON.stringify(sc.label)},` +
+          `"scores":${scoresJson(sc.boxes ? sc.boxes.map((b) => b[4]) : sc.probs)},"hard":${sc.fired.length > 0},"hard_reasons":${rs.length ? JSON.stringify(rs) : '[]'},` +
+          `"unseen":${u.unseen}${u.unseen ? `,"unseen_reason":${JSON.stringify(u.reason)}` : ''},"logged":${sid !== null}${sid !== null ? `,"sample_id":"${sid}"` : ''}}`,
+      };
+    }
+    if (end < n) outcomes.length = end + 1; // keep the stopping error, drop the rest
+    return { outcomes, logged: loggedCount };
+  }
+}
+
+/**
+ * Eviction value of a logged sample, 0..1: the normalised entropy of its probabilities (how
+ * unsure the model was); detection outputs: 1 - mean box score. Unseen samples are at least 0.5:
+ * they are what the KB needs to learn a new task.
+ */
+function hardnessOf(sc: Scored): number {
+  let h: number;
+  if (sc.boxes) {
+    let m = 0;
+    for (const b of sc.boxes) m += b[4];
+    h = sc.boxes.length ? 1 - m / sc.boxes.length : 0;
+  } else h = normalisedEntropy(sc.probs);
+  if (sc.unseen.unseen) h = Math.max(h, 0.5);
+  return Math.min(1, Math.max(0, h));
+}

@@ -1,0 +1,77 @@
+// Turn a decoded sample into the float32 input of one task's model, per the model's
+// `preprocessing` in the index: vectors get scale, then (x - mean) / std; images are decoded,
+// resized to width x height, reduced to 1 or 3 channels, scaled, normalised per channel and laid
+// out NCHW or NHWC. Errors are thrown as short reasons (the pipeline adds where/which task).
+import type { Preprocessing, TaskEntry } from '../format/index-manifest.js';
+import { decodeImage, resizeToHwc, type Rgba } from './image.js';
+import type { Sample } from './sample.js';
+
+const keys = new WeakMap<TaskEntry, string>();
+const decoded = new WeakMap<Sample, Rgba>();
+
+function keyOf(t: TaskEntry): string {
+  let k = keys.get(t);
+  if (k === undefined) {
+    k = JSON.stringify(t.model.preprocessing) + '|' + t.model.inputs[0].shape.join(',');
+    keys.set(t, k);
+  }
+  return k;
+}
+
+function normalise(v: Float32Array, p: Preprocessing, channels: number, channelLast: boolean, inPlace: boolean): Float32Array {
+  const { scale, mean, std } = p;
+  if (scale === undefined && !mean && !std) return v;
+  const out = inPlace ? v : new Float32Array(v.length);
+  const n = v.length;
+  const per = (arr: number[] | undefined, what: string): ((i: number) => number) | null => {
+    if (!arr || arr.length === 0) return null;
+    if (arr.length === 1) return () => arr[0];
+    if (arr.length === channels && channels > 1) return channelLast ? (i) => arr[i % channels] : (i) => arr[Math.floor(i / (n / channels))];
+    if (arr.length === n) return (i) => arr[i];
+    throw new Error(`preprocessing ${what} has ${arr.length} values; expected 1, ${channels > 1 ? `${channels} (channels) or ` : ''}${n}`);
+  };
+  const m = per(mean, 'mean');
+  const s = per(std, 'std');
+  const k = scale ?? 1;
+  for (let i = 0; i < n; i++) {
+    let x = v[i] * k;
+    if (m) x -= m(i);
+    if (s) x /= s(i);
+    out[i] = x;
+  }
+  return out;
+}
+
+/** The model input for this sample and task (length = features); throws a reason string. */
+export function inputFor(s: Sample, task: TaskEntry, features: number): Float32Array {
+  const key = keyOf(task);
+  if (s.cacheKey === key) return s.cacheVal!;
+  const p = task.model.preprocessing;
+  let out: Float32Array;
+  if (s.vec) {
+    if (s.vec.length !== features) throw new Error(`x has ${s.vec.length} values, task "${task.id}" takes ${features}`);
+    // a vector for an image model is taken as the pixel tensor already in the model's layout
+    const ch = p.kind === 'image' ? (p.channels ?? 3) : 1;
+    out = normalise(s.vec, p, ch, p.layout !== 'NCHW', false);
+  } else {
+    if (p.kind !== 'image' || !p.width || !p.height) throw new Error(`task "${task.id}" takes vectors, not images`);
+    const ch = p.channels ?? 3;
+    if (p.width * p.height * ch !== features) {
+      throw new Error(`task "${task.id}": preprocessing ${p.width}x${p.height}x${ch} does not match the model input (${features} values)`);
+    }
+    let img = decoded.get(s);
+    if (!img) {
+      img = decodeImage(s.image!.kind, s.image!.bytes);
+      decoded.set(s, img);
+    }
+    const hwc = normalise(resizeToHwc(img, p.width, p.height, ch), p, ch, true, true);
+    if (p.layout === 'NCHW' && ch > 1) {
+      out = new Float32Array(hwc.length);
+      const plane = p.width * p.height;
+      for (let i = 0; i < plane; i++) for (let c = 0; c < ch; c++) out[c * plane + i] = hwc[i * ch + c];
+    } else out = hwc;
+  }
+  s.cacheKey = key;
+  s.cacheVal = out;
+  return out;
+}

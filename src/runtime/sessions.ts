@@ -1,0 +1,95 @@
+// ONNX Runtime sessions, one per model file (keyed by sha256, so two tasks or two KB versions
+// sharing a model share a session). onnxruntime-node is loaded on first use only: commands
+// that never infer must not pay for its native library.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as Ort from 'onnxruntime-node';
+import type { TaskEntry } from '../format/index-manifest.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+
+export type OrtModule = typeof Ort;
+let ortPromise: Promise<OrtModule> | null = null;
+
+export function loadOrt(): Promise<OrtModule> {
+  ortPromise ??= import('onnxruntime-node').then((m) => ((m as unknown as { default?: OrtModule }).default ?? m) as OrtModule);
+  return ortPromise;
+}
+
+/** A loaded model with what the pipeline needs to feed it. */
+export interface ModelSession {
+  ort: OrtModule;
+  session: Ort.InferenceSession;
+  inputName: string;
+  outputName: string;
+  /** input dims after the batch dim, e.g. [784] or [1, 28, 28] */
+  sampleDims: number[];
+  /** number of floats per sample */
+  features: number;
+}
+
+/** Dims of one sample from a TensorSpec shape: every dim after the first must be fixed. */
+export function sampleDimsOf(task: TaskEntry): number[] {
+  const shape = task.model.inputs[0].shape;
+  const dims = shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : NaN));
+  if (dims.some((d) => Number.isNaN(d))) {
+    throw new CliError(`task "${task.id}": model input shape [${shape.join(',')}] has a dynamic non-batch dimension`, EXIT.FAILURE);
+  }
+  return dims;
+}
+
+export class SessionCache {
+  private readonly sessions = new Map<string, Promise<ModelSession>>();
+
+  constructor(private readonly modelsDir: string) {}
+
+  /** The session for a task's model; a missing or corrupt file is a one-line CliError. */
+  get(task: TaskEntry): Promise<ModelSession> {
+    const sha = task.model.sha256;
+    let p = this.sessions.get(sha);
+    if (!p) {
+      p = this.open(task);
+      this.sessions.set(sha, p);
+      // a failed load is not cached: the file may be restored (e.g. by sync) and retried
+      p.catch(() => this.sessions.delete(sha));
+    }
+    return p;
+  }
+
+  has(sha: string): boolean {
+    return this.sessions.has(sha);
+  }
+
+  private async open(task: TaskEntry): Promise<ModelSession> {
+    const file = join(this.modelsDir, `${task.model.sha256}.onnx`);
+    if (!existsSync(file)) throw new CliError(`task "${task.id}": model file ${file} is missing`, EXIT.FAILURE);
+    const ort = await loadOrt();
+    let session: Ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all' });
+    } catch (e) {
+      const why = ((e as Error).message ?? String(e)).split('\n')[0];
+      throw new CliError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${why}`, EXIT.FAILURE);
+    }
+    const inputName = task.model.inputs[0].name;
+    const outputName = task.model.outputs[0].name;
+    if (!session.inputNames.includes(inputName)) {
+      throw new CliError(`task "${task.id}": model file ${file} has no input "${inputName}" (has ${session.inputNames.join(', ')})`, EXIT.FAILURE);
+    }
+    if (!session.outputNames.includes(outputName)) {
+      throw new CliError(`task "${task.id}": model file ${file} has no output "${outputName}" (has ${session.outputNames.join(', ')})`, EXIT.FAILURE);
+    }
+    const sampleDims = sampleDimsOf(task);
+    return { ort, session, inputName, outputName, sampleDims, features: sampleDims.reduce((a, b) => a * b, 1) };
+  }
+
+  async dispose(): Promise<void> {
+    for (const p of this.sessions.values()) {
+      try {
+        await (await p).session.release();
+      } catch {
+        /* already failed or released */
+      }
+    }
+    this.sessions.clear();
+  }
+}

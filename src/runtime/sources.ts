@@ -1,0 +1,145 @@
+// Input sources for `infer`: a FILE or stdin, as JSONL, CSV, .npy or images (one image file or
+// a directory of them). Each yields arrays of items (samples or bad records) as input arrives.
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { normaliseAttrs, parseAttrPairs } from '../format/attrs.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { csvLayout, decodeCsvLine } from './decode-csv.js';
+import { decodeJsonLine } from './decode-jsonl.js';
+import { npyItems } from './decode-npy.js';
+import { sniffImage } from './image.js';
+import { lineChunks } from './lines.js';
+import { badRecord, type Item } from './sample.js';
+
+export type InputFormat = 'jsonl' | 'csv' | 'npy' | 'image';
+
+export interface SourceOptions {
+  /** FILE, a directory of images, or "-" / undefined for stdin */
+  file?: string;
+  format?: InputFormat;
+  /** CSV feature columns */
+  features?: string;
+  /** CSV: attribute columns; jsonl / npy / image: key=value pairs applied to every sample */
+  attrs?: string;
+  /** explicit task for every sample (a JSONL record's "task" wins) */
+  task?: string | null;
+}
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
+
+export function detectFormat(file: string | undefined): InputFormat {
+  if (!file || file === '-') return 'jsonl';
+  let isDir = false;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch (e) {
+    throw new CliError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+  }
+  if (isDir) return 'image';
+  const ext = extname(file).toLowerCase();
+  if (ext === '.csv') return 'csv';
+  if (ext === '.npy') return 'npy';
+  if (IMAGE_EXT.has(ext)) return 'image';
+  return 'jsonl';
+}
+
+/** key=value[,key=value] as normalised attrs (for formats without attribute columns). */
+function pairAttrs(spec: string | undefined): Record<string, string> | null {
+  if (!spec) return null;
+  try {
+    return normaliseAttrs(parseAttrPairs(spec.split(',').map((s) => s.trim()).filter(Boolean)));
+  } catch (e) {
+    throw new CliError((e as Error).message.replace('--attr', '--attrs'), EXIT.USAGE);
+  }
+}
+
+function open(file: string | undefined): Readable {
+  if (!file || file === '-') return process.stdin;
+  const s = createReadStream(file, { highWaterMark: 256 * 1024 });
+  return s;
+}
+
+export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
+  const format = o.format ?? detectFormat(o.file);
+  const task = o.task ?? null;
+  if (format !== 'csv' && o.features) throw new CliError('--features applies to CSV input only', EXIT.USAGE);
+  switch (format) {
+    case 'jsonl':
+      return jsonlSource(open(o.file), task, pairAttrs(o.attrs));
+    case 'csv':
+      return csvSource(open(o.file), o, task);
+    case 'npy':
+      return npyItems(open(o.file), o.file && o.file !== '-' ? o.file : 'stdin', task, pairAttrs(o.attrs) ?? {});
+    case 'image':
+      return imageSource(o.file, task, pairAttrs(o.attrs) ?? {});
+  }
+}
+
+async function* jsonlSource(input: Readable, task: string | null, attrs: Record<string, string> | null): AsyncGenerator<Item[]> {
+  let lineNo = 0;
+  for await (const lines of lineChunks(input)) {
+    const items: Item[] = [];
+    for (const l of lines) {
+      lineNo++;
+      const it = decodeJsonLine(l, lineNo, task, attrs);
+      if (it) items.push(it);
+    }
+    if (items.length) yield items;
+  }
+}
+
+async function* csvSource(input: Readable, o: SourceOptions, task: string | null): AsyncGenerator<Item[]> {
+  let lineNo = 0;
+  let layout: ReturnType<typeof csvLayout> | null = null;
+  for await (const lines of lineChunks(input)) {
+    const items: Item[] = [];
+    for (const l of lines) {
+      lineNo++;
+      if (!layout) {
+        if (l.trim() === '') continue;
+        layout = csvLayout(l.replace(/^\uFEFF/, ''), o.features, o.attrs);
+        continue;
+      }
+      const it = decodeCsvLine(l, lineNo, layout, task);
+      if (it) items.push(it);
+    }
+    if (items.length) yield items;
+  }
+  if (!layout) throw new CliError(`${o.file ?? 'stdin'}: empty CSV (no header row)`, EXIT.USAGE);
+}
+
+/** Image files: one file, a directory (sorted by name, non-images ignored), or stdin bytes. */
+async function* imageSource(file: string | undefined, task: string | null, attrs: Record<string, string>): AsyncGenerator<Item[]> {
+  let files: string[];
+  if (!file || file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+    yield [imageItem('stdin', Buffer.concat(chunks), task, attrs)];
+    return;
+  }
+  if (statSync(file).isDirectory()) {
+    files = readdirSync(file)
+      .filter((f) => IMAGE_EXT.has(extname(f).toLowerCase()))
+      .sort()
+      .map((f) => join(file, f));
+    if (files.length === 0) throw new CliError(`${file}: no .png/.jpg/.jpeg files`, EXIT.USAGE);
+  } else files = [file];
+  for (const f of files) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(f);
+    } catch (e) {
+      yield [badRecord(`file ${f}`, f, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)];
+      continue;
+    }
+    yield [imageItem(f, bytes, task, attrs)];
+  }
+}
+
+function imageItem(name: string, bytes: Buffer, task: string | null, attrs: Record<string, string>): Item {
+  const kind = sniffImage(bytes);
+  if (!kind) return badRecord(`file ${name}`, name, 'not a PNG or JPEG file');
+  const id = name.split(/[\\/]/).pop() ?? name;
+  return { where: `file ${name}`, id, attrs, task, vec: null, image: { kind, bytes }, payloadKind: kind, payload: () => bytes };
+}
