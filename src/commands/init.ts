@@ -1,3 +1,45 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll init`: create the edge home, or update the settings given on an existing one.
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { EXIT_HELP } from '../format/exit-codes.js';
+import { resolveHome } from '../store/home.js';
+import { initHome } from '../store/init-home.js';
+import { numOption, printJson, run } from './action.js';
+
+interface InitOpts {
+  deviceId?: string;
+  maxOutboxMb?: number;
+  kbUrl?: string;
+  tokenFile?: string;
+  kbKey?: string;
+  json?: boolean;
+  home?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('init')
+    .description('create the edge home (config.json, edge.db, blobs/ models/ kb/); re-running updates only the options given')
+    .option('--device-id <id>', 'this device\'s id (required the first time; never changes afterwards)')
+    .option('--max-outbox-mb <n>', 'outbox disk quota in MiB (value-aware eviction beyond it)', numOption('--max-outbox-mb'))
+    .option('--kb-url <url>', 'knowledge base URL (http:// or https://)')
+    .option('--token-file <file>', 'file holding this device\'s KB token (stored with mode 0600)')
+    .option('--kb-key <file>', 'PEM file of the KB\'s ed25519 public key (verifies published versions)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\nThe home is --home, else $SEDNA_LL_HOME, else ~/.sedna-ll.\n\n${EXIT_HELP}\n`)
+    .action(
+      run((opts: InitOpts, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as InitOpts;
+        const r = initHome({
+          home: resolveHome(g.home),
+          deviceId: opts.deviceId,
+          maxOutboxMb: opts.maxOutboxMb,
+          kbUrl: opts.kbUrl,
+          tokenFile: opts.tokenFile,
+          kbKeyFile: opts.kbKey,
+        });
+        if (opts.json) return printJson(r);
+        if (r.created) process.stdout.write(`initialised edge home ${r.home} (device ${r.device_id})\n`);
+        else process.stdout.write(`edge home ${r.home} already initialised (device ${r.device_id}); ${r.updated.length ? `updated ${r.updated.join(', ')}` : 'nothing to change'}\n`);
+      }),
+    );
+}

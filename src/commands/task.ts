@@ -1,3 +1,52 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll task add MODEL.onnx --task ID`: register a local model as a task (a new local KB version).
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { parseAttrPairs } from '../format/attrs.js';
+import { withHome } from '../store/open-home.js';
+import { collect, numOption, printJson, run } from './action.js';
+
+interface AddOpts {
+  task: string;
+  attr?: string[];
+  labels?: string;
+  preprocessScale?: number;
+  fallback?: boolean;
+  json?: boolean;
+  home?: string;
+}
+
+export function register(program: Command): void {
+  const task = program.command('task').description('manage local task models');
+  task
+    .command('add')
+    .description('register MODEL.onnx as task ID: stored content-addressed, recorded as a new local KB version and activated')
+    .argument('<model>', 'ONNX model file (one float32 input [batch, ...], first output = class scores)')
+    .requiredOption('--task <id>', 'task id ("global" makes it the allocation fallback)')
+    .option('--attr <key=value>', 'attribute that routes samples to this task (repeatable)', collect, [])
+    .option('--labels <a,b,c>', 'class labels in output order (default "0".."K-1")')
+    .option('--preprocess-scale <s>', 'multiply inputs by s before inference (e.g. 0.00392 for 0..255 pixels)', numOption('--preprocess-scale'))
+    .option('--fallback', 'make this task the fallback for samples no task matches')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (model: string, opts: AddOpts, cmd: Command) => {
+        let attrs: Record<string, string>;
+        try {
+          attrs = parseAttrPairs(opts.attr);
+        } catch (e) {
+          throw new CliError((e as Error).message, EXIT.USAGE);
+        }
+        const labels = opts.labels !== undefined ? opts.labels.split(',').map((l) => l.trim()) : undefined;
+        const { addLocalTask } = await import('../store/local-tasks.js');
+        const r = await withHome((cmd.optsWithGlobals() as AddOpts).home, (h) =>
+          addLocalTask(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback }),
+        );
+        if (opts.json) return printJson(r);
+        if (r.unchanged) process.stdout.write(`task ${r.task} unchanged (version ${r.version} already holds this model)\n`);
+        else
+          process.stdout.write(
+            `${r.replaced ? 'replaced' : 'added'} task ${r.task} (model ${r.model.sha256.slice(0, 12)}, ${r.model.labels.length} classes, ${r.model.output_kind}); active version ${r.version}${r.previous ? ` (previous ${r.previous})` : ''}\n`,
+          );
+      }),
+    );
+}

@@ -1,0 +1,138 @@
+// Creating or updating an edge home (`sedna-ll init`). Re-running is safe: only the settings
+// given are changed, and the device id of an existing home never changes silently.
+import { createPublicKey } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { openEdgeDb } from './db.js';
+import { DEFAULT_CONFIG, type EdgeConfig, homePaths, loadConfig, saveConfig, saveToken } from './home.js';
+import { asStorageError } from './open-home.js';
+
+export interface InitOptions {
+  home: string;
+  deviceId?: string;
+  maxOutboxMb?: number;
+  kbUrl?: string;
+  tokenFile?: string;
+  kbKeyFile?: string;
+}
+
+export interface InitResult {
+  home: string;
+  device_id: string;
+  created: boolean;
+  /** settings this run changed (empty when re-run with nothing new) */
+  updated: string[];
+  outbox_max_mb: number;
+  kb_url: string | null;
+  token: boolean;
+}
+
+const DEVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function readPublicKey(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--kb-key ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+  let key;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new CliError(`--kb-key ${file}: not a PEM public key`, EXIT.USAGE);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new CliError(`--kb-key ${file}: a ${key.asymmetricKeyType} key; the KB signs with ed25519`, EXIT.USAGE);
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+function readTokenFile(file: string): string {
+  let t: string;
+  try {
+    t = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new CliError(`--token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+  if (!t || /\s/.test(t)) throw new CliError(`--token-file ${file}: expected one token on one line`, EXIT.USAGE);
+  return t;
+}
+
+function checkUrl(u: string): string {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    throw new CliError(`--kb-url "${u}": not a valid URL`, EXIT.USAGE);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`--kb-url "${u}": expected http:// or https://`, EXIT.USAGE);
+  return url.toString().replace(/\/+$/, '');
+}
+
+export function initHome(o: InitOptions): InitResult {
+  // validate every input before touching the disk
+  if (o.deviceId !== undefined && !DEVICE_ID_RE.test(o.deviceId)) {
+    throw new CliError(`--device-id "${o.deviceId}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`, EXIT.USAGE);
+  }
+  if (o.maxOutboxMb !== undefined && !(o.maxOutboxMb > 0)) throw new CliError(`--max-outbox-mb ${o.maxOutboxMb}: expected a number > 0`, EXIT.USAGE);
+  const url = o.kbUrl !== undefined ? checkUrl(o.kbUrl) : undefined;
+  const key = o.kbKeyFile !== undefined ? readPublicKey(o.kbKeyFile) : undefined;
+  const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
+
+  const paths = homePaths(o.home);
+  const existed = existsSync(paths.config);
+  let cfg: EdgeConfig;
+  const updated: string[] = [];
+  if (existed) {
+    try {
+      cfg = loadConfig(o.home);
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    if (o.deviceId !== undefined && o.deviceId !== cfg.device_id) {
+      throw new CliError(`${o.home}: already initialised as device "${cfg.device_id}"; refusing to change it to "${o.deviceId}" (use another --home)`, EXIT.USAGE);
+    }
+  } else {
+    if (o.deviceId === undefined) throw new CliError(`${o.home}: not initialised yet; --device-id ID is required`, EXIT.USAGE);
+    cfg = { device_id: o.deviceId, created_at: new Date().toISOString(), ...structuredClone(DEFAULT_CONFIG) };
+    updated.push('device_id');
+  }
+  if (o.maxOutboxMb !== undefined && o.maxOutboxMb !== cfg.outbox.max_mb) {
+    cfg.outbox = { ...cfg.outbox, max_mb: o.maxOutboxMb };
+    updated.push('outbox.max_mb');
+  }
+  if (url !== undefined || key !== undefined) {
+    const nextUrl = url ?? cfg.kb?.url;
+    const nextKey = key ?? cfg.kb?.public_key;
+    if (!nextUrl) throw new CliError(`--kb-key needs --kb-url URL (no KB configured yet)`, EXIT.USAGE);
+    if (!nextKey) throw new CliError(`--kb-url needs --kb-key FILE (the KB's ed25519 public key) to verify what it publishes`, EXIT.USAGE);
+    if (nextUrl !== cfg.kb?.url) updated.push('kb.url');
+    if (nextKey !== cfg.kb?.public_key) updated.push('kb.public_key');
+    cfg.kb = { ...cfg.kb, url: nextUrl, public_key: nextKey };
+  }
+
+  try {
+    for (const d of [paths.home, paths.blobs, paths.models, paths.kb, paths.locks, paths.tmp]) mkdirSync(d, { recursive: true });
+    // the database first: a home with config.json is "initialised", so config comes last
+    const db = openEdgeDb(paths.db);
+    db.close();
+    if (token !== undefined) {
+      const old = existsSync(paths.token) ? readFileSync(paths.token, 'utf8').trim() : null;
+      if (old !== token) {
+        saveToken(o.home, token);
+        updated.push('token');
+      }
+    }
+    if (updated.some((u) => u !== 'token')) saveConfig(o.home, cfg);
+  } catch (e) {
+    throw asStorageError(e, paths.db);
+  }
+  return {
+    home: o.home,
+    device_id: cfg.device_id,
+    created: !existed,
+    updated,
+    outbox_max_mb: cfg.outbox.max_mb,
+    kb_url: cfg.kb?.url ?? null,
+    token: existsSync(paths.token),
+  };
+}

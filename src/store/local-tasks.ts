@@ -1,0 +1,213 @@
+// `task add`: register a local ONNX model as a task. The change becomes a new local KB version
+// ("local-<n>": the active index plus or replacing this task), installed and activated through
+// store/versions.ts, so local and KB versions roll forward and back the same way.
+//
+// The model is loaded once with onnxruntime-node (imported lazily: only this command pays for
+// it) to read its input/output names and shapes and to refuse a corrupt file before anything
+// is stored. One probe run tells whether the first output already holds probabilities.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { normaliseAttrs } from '../format/attrs.js';
+import {
+  DEFAULT_ALLOCATION,
+  DEFAULT_HARD,
+  DEFAULT_UNSEEN,
+  INDEX_FORMAT,
+  type Preprocessing,
+  type TaskEntry,
+  type TaskIndex,
+  type TensorSpec,
+} from '../format/index-manifest.js';
+import type { DB } from './db.js';
+import type { HomePaths } from './home.js';
+import { activateVersion, activeVersion, getVersion, installVersion, nextLocalSeq } from './versions.js';
+
+export interface AddTaskOptions {
+  modelFile: string;
+  task: string;
+  /** raw key=value pairs (normalised here the Sedna way) */
+  attrs: Record<string, string>;
+  labels?: string[];
+  /** multiply inputs by this before inference (e.g. 1/255 for 0..255 pixels) */
+  scale?: number;
+  /** make this task the allocation fallback (implied for task id "global") */
+  fallback?: boolean;
+}
+
+export interface AddTaskResult {
+  version: string;
+  previous: string | null;
+  task: string;
+  replaced: boolean;
+  /** true when the active index already held exactly this task: no new version was made */
+  unchanged: boolean;
+  model: { sha256: string; file: string; size: number; inputs: TensorSpec[]; outputs: TensorSpec[]; labels: string[]; output_kind: string };
+}
+
+const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+interface Inspected {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  classes: number;
+  outputKind: 'probabilities' | 'logits';
+}
+
+function specOf(m: { name: string; isTensor: boolean; type?: string; shape?: ReadonlyArray<number | string> }, file: string): TensorSpec {
+  if (!m.isTensor || m.type !== 'float32') throw new CliError(`${file}: ${m.name} is ${m.isTensor ? m.type : 'not a tensor'}; sedna-ll models take and give float32 tensors`);
+  return { name: m.name, shape: (m.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : -1)), dtype: 'float32' };
+}
+
+/** Load the model in onnxruntime-node, read its I/O, and probe what its first output holds. */
+async function inspectModel(bytes: Buffer, file: string): Promise<Inspected> {
+  const mod = await import('onnxruntime-node');
+  const ort = ((mod as unknown as { default?: typeof mod }).default ?? mod) as typeof mod;
+  let session: import('onnxruntime-node').InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes);
+  } catch (e) {
+    throw new CliError(`${file}: not a loadable ONNX model: ${String((e as Error).message).split('\n')[0]}`);
+  }
+  try {
+    const inputs = session.inputMetadata.map((m) => specOf(m as never, file));
+    const outputs = session.outputMetadata.map((m) => specOf(m as never, file));
+    if (inputs.length !== 1) throw new CliError(`${file}: the model has ${inputs.length} inputs; sedna-ll feeds exactly one`);
+    const inShape = inputs[0].shape;
+    if (inShape.length < 2 || inShape.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
+      throw new CliError(`${file}: input "${inputs[0].name}" shape [${inShape.join(',')}]: expected [batch, fixed dims...]`);
+    }
+    const dims = [1, ...(inShape.slice(1) as number[])];
+    const n = dims.reduce((a, b) => a * b, 1);
+    // probe with a deterministic pseudo-random input: rows of probabilities are >= 0 and sum to 1
+    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + 1) * 2);
+    let out: import('onnxruntime-node').Tensor;
+    try {
+      const res = await session.run({ [inputs[0].name]: new ort.Tensor('float32', x, dims) });
+      out = res[outputs[0].name];
+    } catch (e) {
+      throw new CliError(`${file}: the model fails on an input of shape [${dims.join(',')}]: ${String((e as Error).message).split('\n')[0]}`);
+    }
+    const y = out.data as Float32Array;
+    const classes = y.length;
+    if (classes < 1 || out.dims.length < 1) throw new CliError(`${file}: output "${outputs[0].name}" is empty`);
+    let sum = 0;
+    let inRange = true;
+    for (const v of y) {
+      sum += v;
+      if (!(v >= 0 && v <= 1)) inRange = false;
+    }
+    const outputKind = inRange && Math.abs(sum - 1) < 1e-3 ? 'probabilities' : 'logits';
+    return { inputs, outputs, classes, outputKind };
+  } finally {
+    await session.release().catch(() => {});
+  }
+}
+
+function preprocessingFor(input: TensorSpec, scale: number | undefined): Preprocessing {
+  const p: Preprocessing = { kind: 'vector' };
+  const s = input.shape as number[];
+  // [N, C, H, W] or [N, H, W, C] with 1 or 3 channels: an image model
+  if (s.length === 4 && (s[1] === 1 || s[1] === 3)) Object.assign(p, { kind: 'image', channels: s[1], height: s[2], width: s[3], layout: 'NCHW' });
+  else if (s.length === 4 && (s[3] === 1 || s[3] === 3)) Object.assign(p, { kind: 'image', channels: s[3], height: s[1], width: s[2], layout: 'NHWC' });
+  if (scale !== undefined) p.scale = scale;
+  return p;
+}
+
+function emptyIndex(): TaskIndex {
+  return {
+    format: INDEX_FORMAT,
+    version: 1,
+    created_at: '',
+    parent: null,
+    origin: 'local',
+    tasks: [],
+    allocation: { ...DEFAULT_ALLOCATION, attr_keys: [] },
+    unseen: structuredClone(DEFAULT_UNSEEN),
+    hard_examples: structuredClone(DEFAULT_HARD),
+  };
+}
+
+/** The next index: base plus (or with a replaced) task entry. Pure; throws on conflicts. */
+export function indexWithTask(base: TaskIndex | null, entry: TaskEntry, fallback: boolean): TaskIndex {
+  const idx: TaskIndex = base ? structuredClone(base) : emptyIndex();
+  const keys = Object.keys(entry.attrs);
+  if (keys.length) {
+    const others = idx.tasks.filter((t) => t.id !== entry.id && Object.keys(t.attrs).length > 0);
+    const cur = idx.allocation.attr_keys;
+    const same = cur.length === keys.length && keys.every((k) => cur.includes(k));
+    if (!same && others.length > 0) {
+      throw new CliError(`task "${entry.id}": attribute keys ${keys.join(',')} differ from the active index's (${cur.join(',')}); give --attr for ${cur.join(', ')}`, EXIT.USAGE);
+    }
+    if (!same) idx.allocation.attr_keys = keys;
+  }
+  const at = idx.tasks.findIndex((t) => t.id === entry.id);
+  if (at >= 0) idx.tasks[at] = entry;
+  else idx.tasks.push(entry);
+  if (fallback) idx.allocation.fallback = entry.id;
+  return idx;
+}
+
+export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions): Promise<AddTaskResult> {
+  if (!TASK_ID_RE.test(o.task)) throw new CliError(`--task "${o.task}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`, EXIT.USAGE);
+  if (o.scale !== undefined && !(Number.isFinite(o.scale) && o.scale !== 0)) throw new CliError(`--preprocess-scale ${o.scale}: expected a non-zero number`, EXIT.USAGE);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(o.modelFile);
+  } catch (e) {
+    throw new CliError(`${o.modelFile}: cannot read the model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+  if (bytes.length === 0) throw new CliError(`${o.modelFile}: empty file, not an ONNX model`);
+  const info = await inspectModel(bytes, o.modelFile);
+  let labels = o.labels;
+  if (labels) {
+    if (labels.some((l) => l === '')) throw new CliError(`--labels: empty label`, EXIT.USAGE);
+    if (new Set(labels).size !== labels.length) throw new CliError(`--labels: duplicate label`, EXIT.USAGE);
+    if (labels.length !== info.classes) throw new CliError(`--labels: ${labels.length} labels but the model has ${info.classes} outputs`, EXIT.USAGE);
+  } else labels = Array.from({ length: info.classes }, (_, i) => String(i));
+
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const entry: TaskEntry = {
+    id: o.task,
+    attrs: normaliseAttrs(o.attrs),
+    model: {
+      sha256: sha,
+      file: `models/${sha}.onnx`,
+      size: bytes.length,
+      inputs: info.inputs,
+      outputs: info.outputs,
+      labels,
+      preprocessing: preprocessingFor(info.inputs[0], o.scale),
+      output_kind: info.outputKind,
+      arch: 'external',
+    },
+  };
+  const fallback = !!o.fallback || o.task === 'global';
+
+  // a concurrent `task add` may take the same local-<n>: rebuild on the new active index and retry
+  for (let attempt = 0; ; attempt++) {
+    const active = activeVersion(paths, db);
+    const base = active?.index ?? null;
+    const old = base?.tasks.find((t) => t.id === o.task);
+    const next = indexWithTask(base, entry, fallback);
+    if (active && old && JSON.stringify(old) === JSON.stringify(entry) && next.allocation.fallback === base!.allocation.fallback) {
+      return { version: active.id, previous: null, task: o.task, replaced: true, unchanged: true, model: entry.model };
+    }
+    const n = nextLocalSeq(db);
+    next.version = n;
+    next.parent = base ? base.version : null;
+    next.origin = 'local';
+    next.created_at = new Date().toISOString();
+    next.notes = { ...(next.notes ?? {}), base_version: active?.id ?? null, change: `task add ${o.task}` };
+    const indexBytes = Buffer.from(JSON.stringify(next, null, 2) + '\n');
+    let id: string;
+    try {
+      id = installVersion(paths, db, { indexBytes, sig: null, origin: 'local', modelPath: () => o.modelFile });
+    } catch (e) {
+      if (attempt < 3 && e instanceof CliError && getVersion(db, `local-${n}`)) continue;
+      throw e;
+    }
+    const act = activateVersion(db, id, { reason: `task add ${o.task}` });
+    return { version: id, previous: act.previous, task: o.task, replaced: !!old, unchanged: false, model: entry.model };
+  }
+}

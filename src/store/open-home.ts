@@ -1,0 +1,74 @@
+// Opening an existing edge home for a command (config + database), and turning storage
+// failures (busy / read-only / full disk / not a database) into one line naming the file.
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { type DB, openEdgeDb } from './db.js';
+import { type EdgeConfig, type HomePaths, homePaths, loadConfig, resolveHome } from './home.js';
+
+export interface OpenHome {
+  paths: HomePaths;
+  cfg: EdgeConfig;
+  db: DB;
+}
+
+/**
+ * A one-line message for a storage error, or null when it is not one. SQLite codes come from
+ * better-sqlite3's SqliteError.code; file-system ones from errno codes.
+ */
+export function storageErrorMessage(e: unknown, file: string): string | null {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string') return null;
+  const path = (e as NodeJS.ErrnoException).path ?? file;
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return `${file}: database is locked by another process (still busy after the timeout); retry when it is done`;
+  }
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') return `${path}: read-only; cannot write`;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return `${path}: disk full; nothing was written by this command`;
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) return `${file}: not a valid sedna-ll database (${code})`;
+  if (code.startsWith('SQLITE_CANTOPEN') || code === 'EACCES' || code === 'EPERM') return `${path}: cannot open (${code})`;
+  if (code.startsWith('SQLITE_IOERR') || code === 'EIO') return `${path}: I/O error (${code})`;
+  return null;
+}
+
+/** Rethrow a storage error as a CliError naming the file; other errors pass through. */
+export function asStorageError(e: unknown, file: string): unknown {
+  if (e instanceof CliError) return e;
+  const msg = storageErrorMessage(e, file);
+  return msg ? new CliError(msg, EXIT.FAILURE) : e;
+}
+
+/** Open the edge home named by --home / $SEDNA_LL_HOME / ~/.sedna-ll (must be initialised). */
+export function openHome(homeOpt?: string, opts: { readonly?: boolean } = {}): OpenHome {
+  const home = resolveHome(homeOpt);
+  const paths = homePaths(home);
+  let cfg: EdgeConfig;
+  try {
+    cfg = loadConfig(home);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.FAILURE);
+  }
+  let db: DB;
+  try {
+    db = openEdgeDb(paths.db, { readonly: opts.readonly });
+  } catch (e) {
+    // openEdgeDb already names the file when the open itself fails; pragmas and migrations
+    // (busy, read-only) surface raw SqliteErrors
+    throw asStorageError(e, paths.db);
+  }
+  return { paths, cfg, db };
+}
+
+/** Run fn with an open home, closing the database afterwards and mapping storage errors. */
+export async function withHome<T>(homeOpt: string | undefined, fn: (h: OpenHome) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+  const h = openHome(homeOpt, opts);
+  try {
+    return await fn(h);
+  } catch (e) {
+    throw asStorageError(e, h.paths.db);
+  } finally {
+    try {
+      h.db.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
