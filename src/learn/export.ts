@@ -1,0 +1,46 @@
+// Trained weights -> ONNX (opset 13, Gemm/Relu/Softmax via writeDenseOnnx) with what the edge
+// and the KB need to know in the metadata: labels, preprocessing, architecture, trainer, seed.
+import { writeDenseOnnx } from '../format/onnx-writer.js';
+import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
+import type { DenseNet } from './dense.js';
+
+export interface ExportInfo {
+  labels: string[];
+  preprocessing: Preprocessing;
+  arch: string;
+  /** trainer settings (optimizer, lr, epochs ...) recorded for provenance */
+  trainer: Record<string, unknown>;
+  seed: number;
+  task?: string;
+  parent?: string | null;
+}
+
+export const INPUT_NAME = 'input';
+export const OUTPUT_NAME = 'probabilities';
+
+export function exportOnnx(net: DenseNet, info: ExportInfo): Buffer {
+  return writeDenseOnnx({
+    layers: net.layers,
+    softmax: true,
+    inputName: INPUT_NAME,
+    outputName: OUTPUT_NAME,
+    producer: 'sedna-ll-learn',
+    metadata: {
+      labels: JSON.stringify(info.labels),
+      preprocessing: JSON.stringify(info.preprocessing),
+      arch: info.arch,
+      trainer: JSON.stringify(info.trainer),
+      seed: String(info.seed),
+      ...(info.task ? { task: info.task } : {}),
+      ...(info.parent ? { parent: info.parent } : {}),
+    },
+  });
+}
+
+/** Input/output tensor specs of an exported model (for the index's model entry). */
+export function ioSpecs(net: DenseNet): { inputs: TensorSpec[]; outputs: TensorSpec[] } {
+  return {
+    inputs: [{ name: INPUT_NAME, shape: ['N', net.layers[0].inDim], dtype: 'float32' }],
+    outputs: [{ name: OUTPUT_NAME, shape: ['N', net.layers[net.layers.length - 1].outDim], dtype: 'float32' }],
+  };
+}
