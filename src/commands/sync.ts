@@ -1,3 +1,80 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll sync`: one-shot push of the outbox and pull of KB deltas (made for cron).
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { resolveHome } from '../store/home.js';
+import { intOption, numOption, printJson, run } from './action.js';
+
+interface SyncOpts {
+  pushOnly?: boolean;
+  pullOnly?: boolean;
+  batchSize?: number;
+  batchBytes?: number;
+  maxTime?: number;
+  jitter?: number;
+  retries?: number;
+  ca?: string;
+  json?: boolean;
+  home?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('sync')
+    .description('push pending samples and labels to the KB, pull a newer signed KB version (one-shot, for cron)')
+    .option('--push-only', 'only push samples and labels')
+    .option('--pull-only', 'only pull the index and models')
+    .option('--batch-size <n>', 'samples per upload batch (default 500)', intOption('--batch-size', 1))
+    .option('--batch-bytes <bytes>', 'payload bytes per upload batch (default 4194304)', intOption('--batch-bytes', 1024))
+    .option('--max-time <s>', 'bound the whole run to S seconds; work left is retried next time (exit 4)', numOption('--max-time'))
+    .option('--jitter <s>', 'sleep a random 0..S seconds first (spreads a cron fleet)', numOption('--jitter'))
+    .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
+    .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
+    .option('--json', 'print a summary {pushed, acked, pending, labels_pushed, pulled_version, activated, bytes_up, bytes_down, duration_ms, exit}')
+    .addHelpText(
+      'after',
+      `
+Proxies: HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured.
+Only one sync runs per edge home (lock in locks/sync.lock); a lock left by a killed run is taken over.
+Samples are marked uploaded only when the KB acknowledged storing them, so any interruption is
+safe: the rest is sent next time. A pulled version is installed only after its ed25519 signature
+and every model's sha256 verified; with rollout.activate=auto it is then activated.
+
+  0  all pushed, edge has the newest version       3  KB unreachable, nothing done (nothing lost)
+  4  partial: some batches acked / --max-time hit  5  signature or checksum failed; nothing installed
+  6  another sync holds the lock                   1  token refused (401/403) or unusable answer:
+                                                      not "offline", retrying will not fix it
+
+${EXIT_HELP}
+`,
+    )
+    .action(
+      run(async (opts: SyncOpts, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as SyncOpts;
+        if (opts.pushOnly && opts.pullOnly) throw new CliError('--push-only and --pull-only exclude each other', EXIT.USAGE);
+        if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new CliError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`, EXIT.USAGE);
+        if (opts.jitter !== undefined && opts.jitter < 0) throw new CliError(`--jitter "${opts.jitter}": expected seconds >= 0`, EXIT.USAGE);
+        const { runSync } = await import('../sync/run.js');
+        const { summary, message } = await runSync({
+          home: resolveHome(g.home),
+          pushOnly: opts.pushOnly,
+          pullOnly: opts.pullOnly,
+          batchSize: opts.batchSize,
+          batchBytes: opts.batchBytes,
+          maxTime: opts.maxTime,
+          jitter: opts.jitter,
+          retries: opts.retries,
+          ca: opts.ca,
+        });
+        if (message) process.stderr.write(`sedna-ll: sync: ${message}\n`);
+        if (opts.json) printJson(summary);
+        else if (process.stdout.isTTY) {
+          const pulled = summary.pulled_version !== null ? `, pulled version ${summary.pulled_version}${summary.activated ? ' (activated)' : ' (staged)'}` : '';
+          process.stdout.write(
+            `sync: ${summary.acked} sample(s) acked, ${summary.pending} pending, ${summary.labels_pushed} label(s)${pulled}; ` +
+              `${summary.bytes_up} B up, ${summary.bytes_down} B down in ${summary.duration_ms} ms (exit ${summary.exit})\n`,
+          );
+        }
+        return summary.exit;
+      }),
+    );
+}

@@ -1,0 +1,268 @@
+// The edge's HTTP client to the KB: one undici dispatcher per run (keep-alive connections),
+// proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (EnvHttpProxyAgent), an optional private CA,
+// connect/headers/body timeouts, retries with exponential backoff and full jitter, and one
+// deadline (--max-time) that bounds the whole run.
+//
+// undici is imported lazily (it costs ~90 ms to load), so commands that never talk to the KB
+// never pay for it.
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Dispatcher } from 'undici';
+
+/** Why a request finally failed; the sync run maps these to exit codes. */
+export type FailureKind =
+  | 'unreachable' // connection refused/reset, timeouts, 5xx, 429 — after all retries
+  | 'auth' // 401/403: the token is wrong or revoked; retrying cannot help
+  | 'protocol' // other 4xx or an answer we cannot understand
+  | 'deadline'; // --max-time reached
+
+export class SyncHttpError extends Error {
+  constructor(
+    message: string,
+    readonly kind: FailureKind,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  token: string;
+  /** PEM file of a private CA for https KB urls */
+  caFile?: string;
+  /** absolute ms (Date.now() scale) after which no new attempt starts; Infinity: none */
+  deadline?: number;
+  /** attempts after the first one for a retryable failure */
+  retries?: number;
+  connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  /** max idle time between two body chunks */
+  bodyTimeoutMs?: number;
+  /** first backoff step; step k waits random(0, min(cap, base * 2^k)) (full jitter) */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** called before each retry sleep (progress / debug) */
+  onRetry?: (info: { attempt: number; waitMs: number; reason: string }) => void;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface RequestSpec {
+  method: 'GET' | 'POST' | 'HEAD';
+  path: string;
+  headers?: Record<string, string>;
+  /** a Buffer so that a retry can send it again */
+  body?: Buffer;
+  /** statuses that are answers (not failures); default 2xx */
+  accept?: (status: number) => boolean;
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'HPE_INVALID_CONSTANT',
+  'HPE_INVALID_CHUNK_SIZE',
+  'HPE_UNEXPECTED_CONTENT_LENGTH',
+  'Z_BUF_ERROR',
+]);
+
+/** Network-level failure worth another attempt (the KB or the link may be back soon). */
+export function isRetryableError(e: unknown): boolean {
+  let err = e as { code?: string; cause?: unknown; name?: string } | undefined;
+  for (let depth = 0; err && depth < 4; depth++) {
+    if (err.code && RETRYABLE_CODES.has(err.code)) return true;
+    if (err.name === 'TimeoutError' || err.code === 'ABORT_ERR' || err.name === 'AbortError') return true;
+    err = err.cause as typeof err;
+  }
+  // undici sometimes throws plain errors with these messages on half-closed sockets
+  const msg = String((e as Error)?.message ?? '');
+  return /other side closed|socket hang up|terminated|premature close|ECONNRESET/i.test(msg);
+}
+
+export const isRetryableStatus = (s: number) => s >= 500 || s === 429 || s === 408;
+
+/** Retry-After: seconds or an HTTP date; ms or null. */
+export function retryAfterMs(h: string | string[] | undefined, now = Date.now()): number | null {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return null;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - now) : null;
+}
+
+export function describeError(e: unknown): string {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  const msg = err?.cause?.message ?? err?.message ?? String(e);
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
+
+export class KbClient {
+  private bytesUp = 0;
+  private bytesDown = 0;
+
+  private constructor(
+    readonly opts: Required<Omit<ClientOptions, 'caFile' | 'onRetry'>> & Pick<ClientOptions, 'caFile' | 'onRetry'>,
+    private readonly dispatcher: Dispatcher,
+    private readonly undici: typeof import('undici'),
+  ) {}
+
+  static async create(o: ClientOptions): Promise<KbClient> {
+    const undici = await import('undici');
+    const opts = {
+      deadline: Infinity,
+      retries: 5,
+      connectTimeoutMs: 10_000,
+      headersTimeoutMs: 60_000,
+      bodyTimeoutMs: 30_000,
+      backoffBaseMs: 250,
+      backoffCapMs: 8_000,
+      ...o,
+      baseUrl: o.baseUrl.replace(/\/+$/, ''),
+    };
+    let ca: string | undefined;
+    if (opts.caFile) {
+      try {
+        ca = readFileSync(opts.caFile, 'utf8');
+      } catch (e) {
+        throw new SyncHttpError(`--ca ${opts.caFile}: cannot read: ${(e as Error).message}`, 'protocol');
+      }
+    }
+    // EnvHttpProxyAgent reads HTTP(S)_PROXY / NO_PROXY and falls back to a plain Agent;
+    // `connect` configures direct TLS, `requestTls` the TLS to the KB through a proxy tunnel.
+    const dispatcher = new undici.EnvHttpProxyAgent({
+      connect: { timeout: opts.connectTimeoutMs, ...(ca ? { ca } : {}) },
+      ...(ca ? { requestTls: { ca } } : {}),
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+      connections: 4,
+    });
+    return new KbClient(opts, dispatcher, undici);
+  }
+
+  get traffic() {
+    return { up: this.bytesUp, down: this.bytesDown };
+  }
+
+  countUp(n: number) {
+    this.bytesUp += n;
+  }
+  countDown(n: number) {
+    this.bytesDown += n;
+  }
+
+  /** ms left before the deadline (Infinity when none) */
+  remainingMs(): number {
+    return this.opts.deadline - Date.now();
+  }
+
+  checkDeadline(what: string): void {
+    if (this.remainingMs() <= 0) throw new SyncHttpError(`--max-time reached before ${what}`, 'deadline');
+  }
+
+  private headers(extra?: Record<string, string>): Record<string, string> {
+    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'sedna-ll-sync', ...extra };
+  }
+
+  /**
+   * Open a request and return the live response (body not consumed); no retries here.
+   * Throws the raw undici error on network failure.
+   */
+  async open(spec: RequestSpec): Promise<Dispatcher.ResponseData> {
+    const remaining = this.remainingMs();
+    if (remaining <= 0) throw new SyncHttpError(`--max-time reached before ${spec.method} ${spec.path}`, 'deadline');
+    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
+    if (spec.body) this.bytesUp += spec.body.length;
+    return this.undici.request(this.opts.baseUrl + spec.path, {
+      method: spec.method,
+      headers: this.headers(spec.headers),
+      body: spec.body,
+      dispatcher: this.dispatcher,
+      signal,
+    });
+  }
+
+  /**
+   * One logical request with retries: network errors, 5xx, 429 (Retry-After) and timeouts are
+   * retried with full-jitter exponential backoff until retries or the deadline run out.
+   */
+  async request(spec: RequestSpec): Promise<Reply> {
+    const accept = spec.accept ?? ((s: number) => s >= 200 && s < 300);
+    for (let attempt = 0; ; attempt++) {
+      let reason: string;
+      let waitHint: number | null = null;
+      try {
+        const res = await this.open(spec);
+        const body = Buffer.from(await res.body.arrayBuffer());
+        this.bytesDown += body.length;
+        if (accept(res.statusCode)) return { status: res.statusCode, headers: res.headers, body };
+        const detail = errorDetail(body);
+        if (res.statusCode === 401 || res.statusCode === 403) {
+          const hint = res.statusCode === 401 ? '; check the token file given to init ("kb device add" prints it)' : '';
+          throw new SyncHttpError(`KB refused ${spec.method} ${spec.path} (${res.statusCode}${detail ? `: ${detail}` : ''})${hint}`, 'auth', res.statusCode);
+        }
+        if (!isRetryableStatus(res.statusCode)) {
+          throw new SyncHttpError(`KB answered ${res.statusCode} to ${spec.method} ${spec.path}${detail ? `: ${detail}` : ''}`, 'protocol', res.statusCode);
+        }
+        reason = `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`;
+        waitHint = retryAfterMs(res.headers['retry-after']);
+      } catch (e) {
+        if (e instanceof SyncHttpError) throw e;
+        if (this.remainingMs() <= 0) throw new SyncHttpError(`--max-time reached during ${spec.method} ${spec.path}`, 'deadline');
+        if (!isRetryableError(e)) throw new SyncHttpError(`${spec.method} ${this.opts.baseUrl}${spec.path}: ${describeError(e)}`, 'protocol');
+        reason = describeError(e);
+      }
+      if (attempt >= this.opts.retries) {
+        throw new SyncHttpError(`KB unreachable at ${this.opts.baseUrl} (${spec.method} ${spec.path}, ${attempt + 1} attempts): ${reason}`, 'unreachable');
+      }
+      await this.backoff(attempt, waitHint, reason);
+    }
+  }
+
+  /** Sleep before retry number attempt+1; throws 'deadline' if the wait would pass it. */
+  async backoff(attempt: number, hintMs: number | null, reason: string): Promise<void> {
+    const step = Math.min(this.opts.backoffCapMs, this.opts.backoffBaseMs * 2 ** attempt);
+    let wait = Math.random() * step;
+    if (hintMs !== null) wait = Math.min(Math.max(wait, hintMs), 60_000);
+    if (wait >= this.remainingMs()) throw new SyncHttpError(`--max-time reached while waiting to retry (${reason})`, 'deadline');
+    this.opts.onRetry?.({ attempt: attempt + 1, waitMs: Math.round(wait), reason });
+    await sleep(wait);
+  }
+
+  async close(): Promise<void> {
+    // destroy, not close: a cut connection must not keep the process waiting
+    await this.dispatcher.destroy().catch(() => {});
+  }
+}
+
+/** The KB's error message from a JSON error body, one line, short. */
+function errorDetail(body: Buffer): string {
+  if (!body.length) return '';
+  try {
+    const j = JSON.parse(body.toString('utf8')) as { error?: string; message?: string };
+    return String(j.message ?? j.error ?? '').split('\n')[0].slice(0, 200);
+  } catch {
+    return body.toString('utf8', 0, Math.min(body.length, 200)).split('\n')[0];
+  }
+}

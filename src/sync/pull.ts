@@ -1,0 +1,231 @@
+// Pull: the newest signed index for this device's channel, the model blobs the edge lacks
+// (resumable), then install (and, per the rollout policy, activate) it as a new KB version.
+//
+// Order matters for "nothing becomes visible unless verified":
+//   1. the index signature is checked over the exact body bytes BEFORE anything is downloaded;
+//   2. each blob streams into tmp/<sha>.part (resumed with Range + If-Range on the strong ETag),
+//      is hashed while it arrives and, only when its sha256 and size match the signed index,
+//      renamed into models/<sha>.onnx (content-addressed, so a model nobody references yet is
+//      harmless and the next run does not fetch it again);
+//   3. installVersion writes kb/<id>/ and the row ('staged'); activateVersion moves the active
+//      pointer in one transaction. A failure anywhere before 3 leaves the active version as is.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { TaskIndex } from '../format/index-manifest.js';
+import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
+import { verifyBytes } from '../format/signature.js';
+import { parseIndex } from '../format/validate-index.js';
+import { type DB, logEvent } from '../store/db.js';
+import { type EdgeConfig, type HomePaths, fsyncDir } from '../store/home.js';
+import { activateVersion, installVersion, latestKbSeq, modelFile } from '../store/versions.js';
+import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
+
+export interface PullResult {
+  /** KB version number pulled and installed, null when the edge was current (304) */
+  version: number | null;
+  versionId: string | null;
+  activated: boolean;
+  /** model files downloaded (not already present) */
+  downloaded: number;
+  bytesDown: number;
+}
+
+export interface PullOptions {
+  onProgress?: (p: { what: string; done: number; total: number }) => void;
+}
+
+const header = (h: Record<string, string | string[] | undefined>, k: string) => {
+  const v = h[k];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions = {}): Promise<PullResult> {
+  const key = config.kb?.public_key;
+  if (!key) throw new CliError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
+  const since = latestKbSeq(db);
+  const res = await client.request({ method: 'GET', path: `/v1/index?since=${since}`, accept: (s) => s === 200 || s === 304 });
+  if (res.status === 304) return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0 };
+
+  // 1. the signature over the exact bytes, before trusting anything in them
+  const bytes = res.body;
+  const sig = header(res.headers, SIGNATURE_HEADER);
+  if (!sig) throw new CliError(`KB index (since=${since}): no ${SIGNATURE_HEADER} header; refusing an unsigned index`, EXIT.VERIFY);
+  if (!verifyBytes(bytes, sig, key)) throw new CliError(`KB index (since=${since}): signature does not verify with the KB public key in config.json; refusing it`, EXIT.VERIFY);
+  let index: TaskIndex;
+  try {
+    index = parseIndex(bytes, 'KB index');
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.VERIFY);
+  }
+  if (index.origin !== 'kb') throw new CliError(`KB index version ${index.version}: origin "${index.origin}" is not "kb"`, EXIT.VERIFY);
+  const announced = header(res.headers, VERSION_HEADER);
+  if (announced !== undefined && Number(announced) !== index.version) {
+    throw new CliError(`KB index: header ${VERSION_HEADER} ${announced} differs from the signed version ${index.version}`, EXIT.VERIFY);
+  }
+  if (index.version <= since) {
+    // the KB answered an old version (channel rolled back?): nothing newer to install
+    return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0 };
+  }
+
+  // 2. missing model blobs, resumable, verified, placed content-addressed
+  const wanted = new Map<string, number>();
+  for (const t of index.tasks) wanted.set(t.model.sha256, t.model.size);
+  const missing = [...wanted].filter(([sha]) => !existsSync(modelFile(paths, sha)));
+  const total = missing.reduce((a, [, s]) => a + s, 0);
+  let done = 0;
+  let bytesDown = 0;
+  for (const [sha, size] of missing) {
+    const got = await downloadBlob(paths, client, sha, size, (n) => {
+      done += n;
+      opts.onProgress?.({ what: 'models', done, total });
+    });
+    bytesDown += got;
+  }
+
+  // 3. install (verifies signature and hashes again, writes kb/<id>/ and the row) and activate
+  const id = installVersion(paths, db, { indexBytes: bytes, sig, origin: 'kb', modelPath: (sha) => modelFile(paths, sha), publicKey: key });
+  let activated = false;
+  if (config.rollout.activate === 'auto') {
+    activateVersion(db, id, { reason: 'sync' });
+    activated = true;
+  }
+  logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated });
+  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown };
+}
+
+/** Stream hash of a file's first `len` bytes (to resume hashing a partial download). */
+async function hashPrefix(path: string, len: number) {
+  const h = createHash('sha256');
+  if (len > 0) {
+    for await (const chunk of createReadStream(path, { start: 0, end: len - 1, highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  }
+  return h;
+}
+
+/**
+ * Download /v1/blobs/<sha> into tmp/<sha>.part, resuming what a previous (killed or cut) run
+ * left there with Range + If-Range on the blob's strong ETag; every received chunk is written
+ * synchronously, so a cut loses at most the chunk in flight. Verified bytes end up in
+ * models/<sha>.onnx. Returns the bytes received.
+ */
+export async function downloadBlob(paths: HomePaths, client: KbClient, sha: string, size: number, onBytes: (n: number) => void = () => {}): Promise<number> {
+  mkdirSync(paths.tmp, { recursive: true });
+  const part = join(paths.tmp, `${sha}.part`);
+  const etagFile = join(paths.tmp, `${sha}.etag`);
+  const drop = () => {
+    rmSync(part, { force: true });
+    rmSync(etagFile, { force: true });
+  };
+  let received = 0;
+  for (let attempt = 0; ; attempt++) {
+    const receivedBefore = received;
+    let have = existsSync(part) ? statSync(part).size : 0;
+    if (have > size) {
+      drop();
+      have = 0;
+    }
+    let reason = '';
+    let done = false;
+    if (have < size) {
+      const etag = existsSync(etagFile) ? readFileSync(etagFile, 'utf8').trim() : `"${sha}"`;
+      const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-`, 'if-range': etag } : {};
+      try {
+        const res = await client.open({ method: 'GET', path: `/v1/blobs/${sha}`, headers });
+        const status = res.statusCode;
+        if (status === 200 || status === 206) {
+          let offset = 0;
+          if (status === 206) {
+            const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(header(res.headers, 'content-range') ?? ''));
+            if (!m || Number(m[1]) !== have) {
+              await res.body.dump().catch(() => {});
+              drop();
+              throw new SyncHttpError(`blob ${sha.slice(0, 12)}: KB answered a range we did not ask for (${header(res.headers, 'content-range')})`, 'protocol');
+            }
+            offset = have;
+          }
+          const tag = header(res.headers, 'etag');
+          // only a strong ETag may validate a resume
+          if (tag && !tag.startsWith('W/')) writeFileSync(etagFile, tag);
+          const hash = await hashPrefix(part, offset);
+          const fd = openSync(part, offset === 0 ? 'w' : 'r+');
+          let pos = offset;
+          try {
+            for await (const chunk of res.body) {
+              const buf = chunk as Buffer;
+              if (pos + buf.length > size) throw new CliError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`, EXIT.VERIFY);
+              writeSync(fd, buf, 0, buf.length, pos);
+              hash.update(buf);
+              pos += buf.length;
+              received += buf.length;
+              client.countDown(buf.length);
+              onBytes(buf.length);
+            }
+            fsyncSync(fd);
+          } catch (e) {
+            if (e instanceof CliError) {
+              closeSync(fd);
+              drop();
+              throw e;
+            }
+            reason = describeError(e);
+          } finally {
+            try {
+              closeSync(fd);
+            } catch {
+              /* closed above */
+            }
+          }
+          if (!reason) {
+            if (pos !== size) reason = `short body (${pos} of ${size} bytes)`;
+            else {
+              const got = hash.digest('hex');
+              if (got !== sha) {
+                drop();
+                throw new CliError(`blob ${sha.slice(0, 12)}…: sha256 of the download is ${got.slice(0, 12)}…, not the one the signed index lists; deleted, not installed`, EXIT.VERIFY);
+              }
+              done = true;
+            }
+          }
+        } else {
+          await res.body.dump().catch(() => {});
+          if (status === 416) {
+            drop(); // our partial file does not fit the blob: restart it
+            reason = 'HTTP 416';
+          } else if (status === 401 || status === 403) {
+            throw new SyncHttpError(`KB refused the device token (${status}) on GET /v1/blobs/${sha.slice(0, 12)}…`, 'auth', status);
+          } else if (!isRetryableStatus(status)) {
+            throw new SyncHttpError(`KB answered ${status} to GET /v1/blobs/${sha}`, 'protocol', status);
+          } else reason = `HTTP ${status}`;
+        }
+      } catch (e) {
+        if (e instanceof CliError || e instanceof SyncHttpError) throw e;
+        if (client.remainingMs() <= 0) throw new SyncHttpError(`--max-time reached while downloading blob ${sha.slice(0, 12)}…`, 'deadline');
+        if (!isRetryableError(e)) throw e;
+        reason = describeError(e);
+      }
+    } else {
+      // a previous run finished the download but died before placing it
+      const h = await hashPrefix(part, size);
+      if (h.digest('hex') !== sha) {
+        drop();
+        throw new CliError(`blob ${sha.slice(0, 12)}…: the completed partial download does not match its sha256; deleted, not installed`, EXIT.VERIFY);
+      }
+      done = true;
+    }
+    if (done) {
+      mkdirSync(paths.models, { recursive: true });
+      renameSync(part, modelFile(paths, sha));
+      fsyncDir(paths.models);
+      rmSync(etagFile, { force: true });
+      return received;
+    }
+    // an attempt that made progress does not count against the retries (a flaky link that
+    // still moves bytes should finish the blob); the deadline still bounds the run
+    if (received > receivedBefore) attempt = 0;
+    if (attempt >= client.opts.retries) throw new SyncHttpError(`KB unreachable while downloading blob ${sha.slice(0, 12)}… (${attempt + 1} attempts): ${reason}`, 'unreachable');
+    // progress on a blob resets nothing: a retry after a cut continues where the file ends
+    await client.backoff(Math.min(attempt, 3), null, reason);
+  }
+}

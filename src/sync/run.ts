@@ -1,0 +1,221 @@
+// One `sedna-ll sync` run: lock, push (samples then labels), pull, report, and the exit code.
+//
+// Exit codes (DESIGN.md), as a cron job sees them:
+//   0 everything pushed (or nothing pending) and the edge holds the newest KB version
+//   3 the KB could not be reached and nothing was done (nothing lost: the outbox is untouched)
+//   4 partial: some work done (batches acked, a version pulled), the rest pending; or --max-time
+//     ran out while work remained
+//   5 the pulled index, signature or a model blob failed verification; nothing installed,
+//     the active version untouched
+//   6 another sync (or rollout) holds the lock
+//   1 the KB refused the token (401/403), or answered something we cannot use. Auth failure is
+//     NOT reported as "offline" (3): retrying never fixes a wrong or revoked token, so cron
+//     monitoring must see a hard failure, not a transient one.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CliError, EXIT, type ExitCode } from '../format/exit-codes.js';
+import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
+import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
+import { listVersions } from '../store/versions.js';
+import { KbClient, SyncHttpError, type FailureKind } from './http.js';
+import { withLock } from './lock.js';
+import { makeProgress, type Progress } from './progress.js';
+import { pull } from './pull.js';
+import { pushLabels, pushSamples } from './push.js';
+import { Outbox } from '../store/outbox.js';
+
+export interface SyncOptions {
+  home: string;
+  pushOnly?: boolean;
+  pullOnly?: boolean;
+  batchSize?: number;
+  batchBytes?: number;
+  /** seconds; bounds the whole run */
+  maxTime?: number;
+  /** seconds; sleep random(0..jitter) first */
+  jitter?: number;
+  ca?: string;
+  /** retries per request (default 5) */
+  retries?: number;
+  progress?: boolean;
+}
+
+export interface SyncSummary {
+  pushed: number;
+  acked: number;
+  rejected: number;
+  pending: number;
+  labels_pushed: number;
+  labels_pending: number;
+  pulled_version: number | null;
+  activated: boolean;
+  bytes_up: number;
+  bytes_down: number;
+  duration_ms: number;
+  exit: ExitCode;
+  error?: string;
+}
+
+export interface SyncResult {
+  summary: SyncSummary;
+  /** one line for stderr when exit != 0 */
+  message: string | null;
+}
+
+export async function runSync(o: SyncOptions): Promise<SyncResult> {
+  const t0 = Date.now();
+  const deadline = o.maxTime !== undefined ? t0 + o.maxTime * 1000 : Infinity;
+  const paths = homePaths(o.home);
+  let config: EdgeConfig;
+  try {
+    config = loadConfig(o.home);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.USAGE);
+  }
+  if (!config.kb?.url) throw new CliError(`no KB configured in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
+  const token = readToken(o.home);
+  if (!token) throw new CliError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`, EXIT.USAGE);
+
+  if (o.jitter && o.jitter > 0) {
+    // spread a cron fleet over the window; never sleep past the deadline
+    const wait = Math.min(Math.random() * o.jitter * 1000, Math.max(0, deadline - Date.now() - 1000));
+    await sleep(wait);
+  }
+
+  return withLock(paths, 'sync', async () => {
+    const db = openEdgeDb(paths.db);
+    try {
+      return await syncLocked(paths, db, config, token, o, deadline, t0);
+    } finally {
+      db.close();
+    }
+  });
+}
+
+async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: string, o: SyncOptions, deadline: number, t0: number): Promise<SyncResult> {
+  const progress: Progress = makeProgress(o.progress ?? !!process.stderr.isTTY);
+  const client = await KbClient.create({
+    baseUrl: config.kb!.url,
+    token,
+    caFile: o.ca ?? config.kb!.ca_file,
+    deadline,
+    retries: o.retries,
+    onRetry: ({ attempt, waitMs, reason }) => progress.note(`sync: retry ${attempt} in ${waitMs} ms (${reason})`),
+  });
+  const s: SyncSummary = {
+    pushed: 0,
+    acked: 0,
+    rejected: 0,
+    pending: 0,
+    labels_pushed: 0,
+    labels_pending: 0,
+    pulled_version: null,
+    activated: false,
+    bytes_up: 0,
+    bytes_down: 0,
+    duration_ms: 0,
+    exit: EXIT.OK,
+  };
+  let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
+  const fail = (e: unknown) => {
+    if (e instanceof SyncHttpError) failure = { kind: e.kind, message: e.message };
+    else if (e instanceof CliError && e.code === EXIT.VERIFY) failure = { kind: 'verify', message: e.message };
+    else throw e;
+  };
+  const outbox = new Outbox(db, paths, config);
+
+  try {
+    if (!o.pullOnly) {
+      try {
+        await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize ?? 500, batchBytes: o.batchBytes ?? 4 << 20, progress });
+        await pushLabels(outbox, client, s);
+      } catch (e) {
+        fail(e);
+      }
+    }
+    if (!o.pushOnly && !failure) {
+      try {
+        const r = await pull(paths, db, config, client, { onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
+        s.pulled_version = r.version;
+        s.activated = r.activated;
+      } catch (e) {
+        fail(e);
+      }
+    }
+    const counts = outbox.counts();
+    s.pending = counts.pending;
+    s.labels_pending = counts.labelsPending;
+    // the fleet view: report on every sync that can still reach the KB (best effort)
+    const f = failure as { kind: string; message: string } | null;
+    if (!f || f.kind === 'verify' || f.kind === 'protocol') {
+      try {
+        await report(db, client, s, f ? f.message : null);
+      } catch (e) {
+        if (!(e instanceof SyncHttpError)) throw e;
+        progress.note(`sync: report not sent: ${e.message}`);
+      }
+    }
+  } finally {
+    progress.done();
+    s.bytes_up = client.traffic.up;
+    s.bytes_down = client.traffic.down;
+    await client.close();
+  }
+
+  const didWork = s.acked > 0 || s.labels_pushed > 0 || s.pulled_version !== null;
+  const f = failure as { kind: FailureKind | 'verify'; message: string } | null;
+  let message: string | null = null;
+  if (f) {
+    message = f.message;
+    s.error = f.message;
+    if (f.kind === 'verify') s.exit = EXIT.VERIFY;
+    else if (f.kind === 'auth' || f.kind === 'protocol') s.exit = EXIT.FAILURE;
+    else if (f.kind === 'deadline') s.exit = EXIT.PARTIAL;
+    else s.exit = didWork ? EXIT.PARTIAL : EXIT.OFFLINE;
+  } else if (s.rejected > 0) {
+    s.exit = EXIT.PARTIAL;
+    message = `${s.rejected} sample(s) rejected by the KB stay pending (see events)`;
+  }
+  s.duration_ms = Date.now() - t0;
+  kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
+  logEvent(db, 'sync', { ...s });
+  return { summary: s, message };
+}
+
+async function report(db: DB, client: KbClient, s: SyncSummary, lastError: string | null): Promise<void> {
+  const active = kvGet(db, 'active_version');
+  const versions = listVersions(db)
+    .filter((v) => v.origin !== 'local')
+    .map((v) => ({ version: v.seq, state: v.state }));
+  const body: Record<string, unknown> = {
+    active_version: active && /^\d+$/.test(active) ? Number(active) : null,
+    versions,
+    pending_samples: s.pending,
+    health: {
+      active_id: active,
+      labels_pending: s.labels_pending,
+      last_sync_acked: s.acked,
+      ...(lastError ? { last_error: lastError.slice(0, 500) } : {}),
+    },
+  };
+  const trial = parseTrial(kvGet(db, 'last_trial'));
+  if (trial) body.trial = trial;
+  await client.request({
+    method: 'POST',
+    path: '/v1/report',
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify(body)),
+  });
+}
+
+/** kv last_trial (written by the rollout side) in the DeviceReport.trial shape, if it fits. */
+function parseTrial(raw: string | null): { version: number; result: 'pass' | 'fail' | 'pending'; reason?: string } | null {
+  if (!raw) return null;
+  try {
+    const t = JSON.parse(raw) as { version?: unknown; id?: unknown; result?: unknown; reason?: unknown };
+    const v = typeof t.version === 'number' ? t.version : typeof t.id === 'string' && /^\d+$/.test(t.id) ? Number(t.id) : null;
+    if (v === null || !['pass', 'fail', 'pending'].includes(String(t.result))) return null;
+    return { version: v, result: t.result as 'pass' | 'fail' | 'pending', ...(typeof t.reason === 'string' ? { reason: t.reason } : {}) };
+  } catch {
+    return null;
+  }
+}
