@@ -12,9 +12,14 @@ export function decodeJsonLine(text: string, lineNo: number, defaultTask: string
   } catch (e) {
     return badRecord(where, null, `malformed JSON: ${(e as Error).message}`);
   }
+  return decodeJsonRecord(o, where, lineNo, defaultTask, defaultAttrs);
+}
+
+/** One parsed record (a JSONL line, or an element of a serve request) -> sample or bad record. */
+export function decodeJsonRecord(o: unknown, where: string, defaultId: string | number, defaultTask: string | null, defaultAttrs: Record<string, string> | null): Item {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) return badRecord(where, null, 'expected a JSON object {"x": [...]}');
   const r = o as { id?: unknown; x?: unknown; attrs?: unknown; task?: unknown };
-  let id: string | number = lineNo;
+  let id: string | number = defaultId;
   if (r.id !== undefined && r.id !== null) {
     if (typeof r.id !== 'string' && typeof r.id !== 'number') return badRecord(where, null, '"id" must be a string or a number');
     id = r.id;

@@ -1,0 +1,243 @@
+// `sedna-ll serve`: a long-running inference server on loopback HTTP or a Unix socket (node:http,
+// no framework: one route, and start-up matters on a gateway).
+//   POST /infer   body: one JSONL-style record or an array of them; answer: the output line's
+//                 object, or an array of them (a bad record in an array becomes
+//                 {"id","error","where"}; a single bad record answers 422 with that object).
+//   GET  /healthz {"ok":true,"version","tasks","requests"}
+// Hard/unseen samples go to the same outbox as `infer`; an answer saying "logged": true is sent
+// only after the transaction committed.
+// Version switches without restart: the active version id is re-read (one indexed kv read)
+// every `recheckEvery` requests and on SIGHUP; a new version is loaded into a fresh
+// RuntimeState, its models are opened, and only then is the state swapped (one assignment,
+// between requests: a request keeps the state it started with). A version that fails to load
+// is reported on stderr and the old one keeps serving.
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { openEdgeDb, type DB } from '../store/db.js';
+import { homePaths, loadConfig, resolveHome, type HomePaths } from '../store/home.js';
+import { Outbox } from '../store/outbox.js';
+import { decodeJsonRecord } from './decode-jsonl.js';
+import { Pipeline } from './pipeline.js';
+import type { Item } from './sample.js';
+import { SessionCache } from './sessions.js';
+import { activeVersionId, loadRuntimeState, type RuntimeState } from './state.js';
+
+export interface ServeOptions {
+  home?: string;
+  socket?: string;
+  port?: number;
+  host: string;
+  log: boolean;
+  /** re-read the active version id every N requests */
+  recheckEvery: number;
+  /** largest accepted request body */
+  maxBodyBytes: number;
+  seed?: number;
+  /** called once listening (tests, the CLI prints it) */
+  onListening?: (where: { url: string; port?: number; socket?: string }) => void;
+  /** resolves to stop the server (default: SIGTERM / SIGINT) */
+  stop?: Promise<void>;
+}
+
+/** The swappable part of a running server. */
+export class StateHolder {
+  private requestsSinceCheck = 0;
+  private reloading: Promise<void> | null = null;
+
+  constructor(
+    public state: RuntimeState,
+    private readonly paths: HomePaths,
+    private readonly db: DB,
+    private readonly sessions: SessionCache,
+    private readonly recheckEvery: number,
+    private readonly warn: (msg: string) => void,
+  ) {}
+
+  /** Called per request before it picks its state: cheap, reloads only when the id moved. */
+  async tick(): Promise<void> {
+    if (++this.requestsSinceCheck < this.recheckEvery) return;
+    this.requestsSinceCheck = 0;
+    await this.check();
+  }
+
+  /** Re-read the active version now (SIGHUP); concurrent callers share one reload. */
+  check(): Promise<void> {
+    this.reloading ??= this.reload().finally(() => (this.reloading = null));
+    return this.reloading;
+  }
+
+  private async reload(): Promise<void> {
+    let id: string | null;
+    try {
+      id = activeVersionId(this.db);
+    } catch (e) {
+      this.warn(`cannot read the active version: ${(e as Error).message}`);
+      return;
+    }
+    if (id === null || id === this.state.versionId) return;
+    try {
+      const next = loadRuntimeState(this.paths, this.db);
+      // open every model before switching, so the first request on the new version does not
+      // pay for it and a broken model never becomes the serving state
+      for (const t of next.index.tasks) await this.sessions.get(t);
+      const old = this.state.versionId;
+      this.state = next;
+      this.warn(`switched from version ${old} to ${next.versionId}`);
+    } catch (e) {
+      this.warn(`version ${id} not loaded, still serving ${this.state.versionId}: ${(e as Error).message}`);
+    }
+  }
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        reject(new HttpError(413, `request body larger than ${max} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Remove a socket file left by a dead server; refuse when a live one answers on it. */
+async function clearStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new CliError(`--socket ${path}: exists and is not a socket`, EXIT.USAGE);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new CliError(`--socket ${path}: another server is listening on it`, EXIT.LOCKED);
+  unlinkSync(path);
+}
+
+export async function runServe(o: ServeOptions): Promise<void> {
+  if (!o.socket && o.port === undefined) throw new CliError('serve: give --socket PATH or --port N', EXIT.USAGE);
+  if (o.socket && o.port !== undefined) throw new CliError('serve: give either --socket or --port, not both', EXIT.USAGE);
+  const paths = homePaths(resolveHome(o.home));
+  const config = loadConfig(paths.home);
+  let db: DB;
+  try {
+    db = openEdgeDb(paths.db);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.FAILURE);
+  }
+  const sessions = new SessionCache(paths.models);
+  const warn = (m: string) => process.stderr.write(`sedna-ll serve: ${m}\n`);
+  let server: Server | null = null;
+  try {
+    const holder = new StateHolder(loadRuntimeState(paths, db), paths, db, sessions, o.recheckEvery, warn);
+    for (const t of holder.state.index.tasks) await sessions.get(t);
+    const sink = o.log ? new Outbox(db, paths, config) : null;
+    const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
+    let requests = 0;
+
+    const handleInfer = async (req: IncomingMessage): Promise<[number, string]> => {
+      const body = await readBody(req, o.maxBodyBytes);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch (e) {
+        throw new HttpError(400, `malformed JSON: ${(e as Error).message}`);
+      }
+      const many = Array.isArray(parsed);
+      const recs = many ? (parsed as unknown[]) : [parsed];
+      if (recs.length === 0) return [200, '[]'];
+      const items: Item[] = recs.map((r, i) => decodeJsonRecord(r, many ? `record ${i + 1}` : 'request', many ? i + 1 : 1, null, null));
+      await holder.tick();
+      const state = holder.state; // this request's state, whatever happens to the holder meanwhile
+      const r = await pipeline.run(state, items);
+      const parts = r.outcomes.map((oc) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line));
+      if (!many) return [r.outcomes[0].error !== undefined ? 422 : 200, parts[0]];
+      return [200, `[${parts.join(',')}]`];
+    };
+
+    server = createServer((req, res) => {
+      requests++;
+      const url = (req.url ?? '/').split('?')[0];
+      if (url === '/healthz') {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"use GET"}');
+        return send(res, 200, JSON.stringify({ ok: true, version: holder.state.versionId, tasks: holder.state.index.tasks.length, requests }));
+      }
+      if (url !== '/infer') return send(res, 404, JSON.stringify({ error: `no route ${url}; use POST /infer or GET /healthz` }));
+      if (req.method !== 'POST') return send(res, 405, '{"error":"use POST"}');
+      handleInfer(req).then(
+        ([status, body]) => send(res, status, body),
+        (e) => {
+          if (e instanceof HttpError) return send(res, e.status, JSON.stringify({ error: e.message }));
+          // model or outbox failure: the request fails, the server keeps running
+          warn((e as Error).message);
+          send(res, e instanceof CliError ? 503 : 500, JSON.stringify({ error: (e as Error).message }));
+        },
+      );
+    });
+    server.keepAliveTimeout = 5000;
+
+    if (o.socket) await clearStaleSocket(o.socket);
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new CliError(`cannot listen on ${o.socket ?? `${o.host}:${o.port}`}: ${e.code ?? e.message}`, e.code === 'EADDRINUSE' ? EXIT.LOCKED : EXIT.FAILURE)),
+      );
+      if (o.socket) server!.listen(o.socket, resolve);
+      else server!.listen(o.port, o.host, resolve);
+    });
+    const addr = server.address();
+    if (o.socket) o.onListening?.({ url: `unix:${o.socket}`, socket: o.socket });
+    else if (addr && typeof addr === 'object') o.onListening?.({ url: `http://${o.host}:${addr.port}`, port: addr.port });
+
+    const onHup = () => void holder.check();
+    process.on('SIGHUP', onHup);
+    const stop =
+      o.stop ??
+      new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+    await stop;
+    process.off('SIGHUP', onHup);
+    // graceful: stop accepting, let in-flight requests finish (their logging commits), then close
+    await new Promise<void>((resolve) => {
+      server!.close(() => resolve());
+      server!.closeIdleConnections();
+    });
+  } finally {
+    if (server?.listening) server.close();
+    if (o.socket && existsSync(o.socket)) {
+      try {
+        if (lstatSync(o.socket).isSocket()) unlinkSync(o.socket);
+      } catch {
+        /* already gone */
+      }
+    }
+    await sessions.dispose();
+    db.close();
+  }
+}
