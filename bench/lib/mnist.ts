@@ -102,31 +102,70 @@ export function permutation(n: number, seed: number): Uint32Array {
 }
 
 /**
- * Rotate a 28x28 image (values 0..1) counter-clockwise by `degrees` around its centre with
- * bilinear interpolation; pixels that come from outside the image are 0 (background).
+ * Bilinear sampling plan of a rotation: for each output pixel, 4 source pixel indices and
+ * weights. Computed once per angle so building a task is a few multiply-adds per pixel.
  */
-export function rotateImage(src: Float32Array, degrees: number, out: Float32Array = new Float32Array(DIM)): Float32Array {
+export interface RotationPlan {
+  idx: Int32Array; // DIM * 4, -1 = outside the image (contributes 0)
+  w: Float32Array; // DIM * 4
+}
+
+export function rotationPlan(degrees: number): RotationPlan {
   const th = (degrees * Math.PI) / 180;
   const c = Math.cos(th);
   const s = Math.sin(th);
   const mid = (SIDE - 1) / 2;
+  const idx = new Int32Array(DIM * 4);
+  const w = new Float32Array(DIM * 4);
+  const at = (xx: number, yy: number) => (xx >= 0 && xx < SIDE && yy >= 0 && yy < SIDE ? yy * SIDE + xx : -1);
   for (let y = 0; y < SIDE; y++) {
     for (let x = 0; x < SIDE; x++) {
       // inverse mapping: where in the source does output pixel (x, y) come from?
       const dx = x - mid;
       const dy = y - mid;
-      const sx = c * dx - s * dy + mid;
-      const sy = s * dx + c * dy + mid;
+      let sx = c * dx - s * dy + mid;
+      let sy = s * dx + c * dy + mid;
+      // snap float noise (cos 90° = 6e-17) so exact quarter turns stay exact
+      if (Math.abs(sx - Math.round(sx)) < 1e-9) sx = Math.round(sx);
+      if (Math.abs(sy - Math.round(sy)) < 1e-9) sy = Math.round(sy);
       const x0 = Math.floor(sx);
       const y0 = Math.floor(sy);
       const fx = sx - x0;
       const fy = sy - y0;
-      const px = (xx: number, yy: number) => (xx >= 0 && xx < SIDE && yy >= 0 && yy < SIDE ? src[yy * SIDE + xx] : 0);
-      const v = (1 - fx) * (1 - fy) * px(x0, y0) + fx * (1 - fy) * px(x0 + 1, y0) + (1 - fx) * fy * px(x0, y0 + 1) + fx * fy * px(x0 + 1, y0 + 1);
-      out[y * SIDE + x] = v;
+      const o = (y * SIDE + x) * 4;
+      idx[o] = at(x0, y0);
+      w[o] = (1 - fx) * (1 - fy);
+      idx[o + 1] = at(x0 + 1, y0);
+      w[o + 1] = fx * (1 - fy);
+      idx[o + 2] = at(x0, y0 + 1);
+      w[o + 2] = (1 - fx) * fy;
+      idx[o + 3] = at(x0 + 1, y0 + 1);
+      w[o + 3] = fx * fy;
     }
   }
+  return { idx, w };
+}
+
+/** Apply a rotation plan to one 28x28 image (values 0..1). */
+export function applyRotation(src: ArrayLike<number>, plan: RotationPlan, out: Float32Array = new Float32Array(DIM), scale = 1): Float32Array {
+  const { idx, w } = plan;
+  for (let p = 0, o = 0; p < DIM; p++, o += 4) {
+    let v = 0;
+    for (let k = 0; k < 4; k++) {
+      const i = idx[o + k];
+      if (i >= 0) v += w[o + k] * src[i];
+    }
+    out[p] = v * scale;
+  }
   return out;
+}
+
+/**
+ * Rotate a 28x28 image (values 0..1) counter-clockwise by `degrees` around its centre with
+ * bilinear interpolation; pixels that come from outside the image are 0 (background).
+ */
+export function rotateImage(src: Float32Array, degrees: number, out: Float32Array = new Float32Array(DIM)): Float32Array {
+  return applyRotation(src, rotationPlan(degrees), out);
 }
 
 /** Apply a pixel permutation: out[i] = src[perm[i]]. */
@@ -190,19 +229,33 @@ function pick(total: number, n: number, seed: number): Uint32Array {
 }
 
 /** Build the transformed samples of one task from raw MNIST. */
-function buildSamples(raw: RawSplit, idx: Uint32Array, transform: (src: Float32Array, out: Float32Array) => void): Samples {
+function buildSamples(raw: RawSplit, idx: Uint32Array, transform: (src: Uint8Array, out: Float32Array) => void): Samples {
   const n = idx.length;
   const x = new Float32Array(n * DIM);
   const y = new Uint8Array(n);
-  const src = new Float32Array(DIM);
   for (let k = 0; k < n; k++) {
     const i = idx[k];
-    const off = i * DIM;
-    for (let p = 0; p < DIM; p++) src[p] = raw.pixels[off + p] / 255;
-    transform(src, x.subarray(k * DIM, (k + 1) * DIM));
+    transform(raw.pixels.subarray(i * DIM, (i + 1) * DIM), x.subarray(k * DIM, (k + 1) * DIM));
     y[k] = raw.labels[i];
   }
   return { n, x, y };
+}
+
+/** The pixel transform of task t: raw bytes (0..255) in, transformed 0..1 floats out. */
+export function taskTransform(scenario: ScenarioName, t: number, T: number, seed: number): { transform: (src: Uint8Array, out: Float32Array) => void; desc: string; angle?: number } {
+  if (scenario === 'rotated-mnist') {
+    const angle = taskAngle(t, T);
+    const plan = rotationPlan(angle);
+    return { transform: (src, out) => void applyRotation(src, plan, out, 1 / 255), desc: `rotated ${Math.round(angle)}°`, angle };
+  }
+  const perm = t === 0 ? null : permutation(DIM, seed * 7919 + t);
+  return {
+    transform: (src, out) => {
+      if (perm) for (let i = 0; i < DIM; i++) out[i] = src[perm[i]] / 255;
+      else for (let i = 0; i < DIM; i++) out[i] = src[i] / 255;
+    },
+    desc: t === 0 ? 'identity' : `permutation ${t}`,
+  };
 }
 
 /** Build a seeded rotated- or permuted-MNIST scenario from real MNIST. */
@@ -217,19 +270,7 @@ export function makeScenario(opts: ScenarioOptions): Scenario {
     // distinct, seeded sub-streams per task and split
     const trIdx = pick(train.n, trainPerTask, seed * 1_000_003 + t * 2 + 1);
     const teIdx = pick(test.n, testPerTask, seed * 1_000_003 + t * 2 + 2);
-    let transform: (src: Float32Array, out: Float32Array) => void;
-    let desc: string;
-    let angle: number | undefined;
-    if (scenario === 'rotated-mnist') {
-      angle = taskAngle(t, T);
-      const a = angle;
-      transform = (src, out) => void rotateImage(src, a, out);
-      desc = `rotated ${Math.round(a)}°`;
-    } else {
-      const perm = t === 0 ? null : permutation(DIM, seed * 7919 + t);
-      transform = (src, out) => (perm ? void permuteImage(src, perm, out) : out.set(src));
-      desc = t === 0 ? 'identity' : `permutation ${t}`;
-    }
+    const { transform, desc, angle } = taskTransform(scenario, t, T, seed);
     tasks.push({
       index: t,
       site: siteName(scenario, t, T),
