@@ -1,3 +1,220 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll model ...`: installed KB versions on this edge: list, install an offline bundle,
+// activate (with trial), roll back, verify, prune, export. Logic lives in store/rollout*.ts
+// and runtime/trial.ts; commands that change state hold the rollout lock (shared with sync).
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import type { OpenHome } from '../store/open-home.js';
+import { intOption, printJson, run } from './action.js';
+
+// the same lock as `sync`: a pull must never race an install, activation or prune
+const ROLLOUT_LOCK = 'sync';
+
+interface Globals {
+  home?: string;
+}
+
+async function withLockedHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T>): Promise<T> {
+  const { withHome } = await import('../store/open-home.js');
+  const { withLock } = await import('../sync/lock.js');
+  const { sweepLeftovers } = await import('../store/rollout-files.js');
+  const g = cmd.optsWithGlobals() as Globals;
+  return withHome(g.home, (h) =>
+    withLock(h.paths, ROLLOUT_LOCK, () => {
+      sweepLeftovers(h.paths);
+      return fn(h);
+    }),
+  );
+}
+
+async function withReadHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T> | T): Promise<T> {
+  const { withHome } = await import('../store/open-home.js');
+  return withHome((cmd.optsWithGlobals() as Globals).home, fn);
+}
+
+const help = (text: string) => `\n${text}\n\n${EXIT_HELP}\n`;
+
+function describeActivation(r: import('../runtime/trial.js').ActivationResult, policyN: number): string {
+  switch (r.result) {
+    case 'noop':
+      return `version ${r.id} is already active`;
+    case 'ok':
+      return `dry run: version ${r.id} passed its checks (models load, canary ${r.checks?.canary.records ?? 0} records, ${r.checks?.latency_ms.toFixed(2)} ms/sample); nothing changed`;
+    case 'pass':
+      return `version ${r.id} is active (committed; previous ${r.previous ?? 'none'})`;
+    case 'trial':
+      return `version ${r.id} is active on trial for ${policyN} inferences (previous ${r.previous ?? 'none'} kept for rollback)`;
+    case 'fail':
+      return `version ${r.id} failed its trial: ${r.reason}; active version: ${r.active ?? 'none'}`;
+  }
+}
+
+export function register(program: Command): void {
+  const model = program
+    .command('model')
+    .description('installed KB versions: list, install a bundle, activate with trial, roll back, verify, prune, export')
+    .addHelpText('after', help('Version states: staged, trial (active, being observed), active, previous (rollback target), failed (+ reason), retired.'));
+
+  model
+    .command('ls')
+    .description('list installed versions with state, tasks and model hashes')
+    .option('--json', 'machine-readable output (one JSON document)')
+    .addHelpText('after', help(''))
+    .action(
+      run(async (opts: { json?: boolean }, cmd: Command) => {
+        const { versionStates } = await import('../store/rollout.js');
+        const { readVersionIndex } = await import('../store/versions.js');
+        return withReadHome(cmd, ({ paths, db }) => {
+          const rows = versionStates(db).map((r) => {
+            let tasks: { id: string; model_sha256: string }[] = [];
+            let problem: string | null = null;
+            try {
+              tasks = readVersionIndex(paths, db, r.id).tasks.map((t) => ({ id: t.id, model_sha256: t.model.sha256 }));
+            } catch (e) {
+              problem = (e as Error).message;
+            }
+            return {
+              id: r.id,
+              seq: r.seq,
+              origin: r.origin,
+              state: r.state,
+              active: r.isActive,
+              previous: r.isPrevious,
+              reason: r.reason,
+              installed_at: new Date(r.installed_at).toISOString(),
+              activated_at: r.activated_at ? new Date(r.activated_at).toISOString() : null,
+              trial: r.trialInfo ? { phase: r.trialInfo.phase, n: r.trialInfo.n, of: r.trialInfo.inferences, bad: r.trialInfo.bad, reason: r.trialInfo.reason ?? null } : null,
+              tasks,
+              ...(problem ? { problem } : {}),
+            };
+          });
+          if (opts.json) return printJson(rows);
+          if (!rows.length) return void process.stdout.write('no versions installed\n');
+          for (const r of rows) {
+            const mark = r.active ? '*' : ' ';
+            const trial = r.trial && r.state === 'trial' ? ` trial ${r.trial.n}/${r.trial.of}` : '';
+            const why = r.reason ? ` (${r.reason})` : '';
+            process.stdout.write(`${mark} ${r.id.padEnd(10)} ${r.state.padEnd(8)} ${r.origin.padEnd(6)}${trial}${why}\n`);
+            for (const t of r.tasks) process.stdout.write(`    ${t.id.padEnd(24)} ${t.model_sha256}\n`);
+            if (r.problem) process.stdout.write(`    problem: ${r.problem}\n`);
+          }
+        });
+      }),
+    );
+
+  model
+    .command('install')
+    .argument('<bundle>', 'offline bundle (.tar.gz: index.json, index.json.sig, models/<sha256>.onnx, canary.jsonl)')
+    .description('verify and install an offline bundle as a staged version (nothing is visible until the signature and every sha256 verified)')
+    .option('--activate', 'activate it with trial right after install')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help('A refused bundle (bad signature, checksum, unsafe or unexpected entry, size caps, truncated) exits 5 and leaves no trace.'))
+    .action(
+      run(async (bundle: string, opts: { activate?: boolean; json?: boolean }, cmd: Command) => {
+        const { installBundle } = await import('../store/rollout-files.js');
+        const { activateWithTrial } = await import('../runtime/trial.js');
+        return withLockedHome(cmd, async ({ paths, db, cfg }) => {
+          const inst = await installBundle(paths, db, bundle, cfg);
+          const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, reason: 'model install --activate' }) : null;
+          if (opts.json) printJson({ installed: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, activation: act });
+          else {
+            process.stdout.write(`${inst.already ? 'already installed' : 'installed'} version ${inst.id} (${inst.index.tasks.length} tasks, ${inst.canary} canary records)\n`);
+            if (act) process.stdout.write(describeActivation(act, cfg.rollout.trial_inferences) + '\n');
+          }
+          return act?.result === 'fail' ? EXIT.VERIFY : EXIT.OK;
+        });
+      }),
+    );
+
+  model
+    .command('activate')
+    .argument('<version>', 'installed version id (see "model ls")')
+    .description('check a version (models load, canary, latency) and make it active on trial; a failed check leaves the active version unchanged and exits 5')
+    .option('--dry-run', 'run the checks only; change nothing')
+    .option('--force', 'try a version that failed before')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help('On trial the version serves; after config rollout.trial_inferences inferences it is committed, or rolled back automatically if its unseen+hard rate is worse than the previous version\'s by more than rollout.trial_rate_factor.'))
+    .action(
+      run(async (version: string, opts: { dryRun?: boolean; force?: boolean; json?: boolean }, cmd: Command) => {
+        const { activateWithTrial } = await import('../runtime/trial.js');
+        const go = async ({ paths, db, cfg }: OpenHome) => {
+          const r = await activateWithTrial(paths, db, version, { config: cfg, dryRun: opts.dryRun, force: opts.force, reason: 'model activate' });
+          if (opts.json) printJson(r);
+          else process.stdout.write(describeActivation(r, cfg.rollout.trial_inferences) + '\n');
+          return r.result === 'fail' ? EXIT.VERIFY : EXIT.OK;
+        };
+        return opts.dryRun ? withReadHome(cmd, go) : withLockedHome(cmd, go);
+      }),
+    );
+
+  model
+    .command('rollback')
+    .description('make the previous version active again; the current one is marked failed ("rolled back by operator")')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help(''))
+    .action(
+      run(async (opts: { json?: boolean }, cmd: Command) => {
+        const { rollbackActive } = await import('../runtime/trial.js');
+        return withLockedHome(cmd, async ({ db }) => {
+          const r = rollbackActive(db);
+          if (opts.json) printJson(r);
+          else process.stdout.write(`rolled back from version ${r.from} to ${r.to}\n`);
+        });
+      }),
+    );
+
+  model
+    .command('verify')
+    .description('re-hash every installed index and model file, check signatures and the active pointer')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help('Exits 5 when any problem is found.'))
+    .action(
+      run(async (opts: { json?: boolean }, cmd: Command) => {
+        const { verifyInstalled } = await import('../store/rollout-files.js');
+        return withReadHome(cmd, async ({ paths, db, cfg }) => {
+          const r = await verifyInstalled(paths, db, cfg);
+          if (opts.json) printJson(r);
+          else {
+            for (const p of r.problems) process.stdout.write(`problem: ${p}\n`);
+            for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+            process.stdout.write(`${r.ok ? 'ok' : `${r.problems.length} problem(s)`}: ${r.versions} versions, ${r.models} model files checked\n`);
+          }
+          return r.ok ? EXIT.OK : EXIT.VERIFY;
+        });
+      }),
+    );
+
+  model
+    .command('prune')
+    .description('remove old versions (kb/<id>/ and model files no remaining version uses); never the active, trial or previous one')
+    .requiredOption('--keep <n>', 'newest versions to keep besides active and previous', intOption('--keep', 0))
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help(''))
+    .action(
+      run(async (opts: { keep: number; json?: boolean }, cmd: Command) => {
+        const { pruneVersions } = await import('../store/rollout-files.js');
+        return withLockedHome(cmd, async ({ paths, db }) => {
+          const r = pruneVersions(paths, db, opts.keep);
+          if (opts.json) printJson(r);
+          else process.stdout.write(`pruned ${r.removed.length} version(s)${r.removed.length ? ` (${r.removed.join(', ')})` : ''}, ${r.models_removed.length} model file(s); kept ${r.kept.join(', ') || 'none'}\n`);
+        });
+      }),
+    );
+
+  model
+    .command('export')
+    .argument('<version>', 'installed version id')
+    .requiredOption('-o, --output <file>', 'bundle file to write (.tar.gz)')
+    .description('write an installed version as an offline bundle (signature, models, canary from kb/<id>/canary.jsonl)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help('A local version ("local-<n>") has no KB signature: its bundle cannot be installed elsewhere.'))
+    .action(
+      run(async (version: string, opts: { output: string; json?: boolean }, cmd: Command) => {
+        const { exportVersion } = await import('../store/rollout-files.js');
+        return withReadHome(cmd, async ({ paths, db }) => {
+          const r = await exportVersion(paths, db, version, opts.output);
+          if (opts.json) printJson(r);
+          else process.stdout.write(`wrote ${r.file} (${r.bytes} bytes, sha256 ${r.sha256}${r.signed ? '' : ', UNSIGNED'}, ${r.canary} canary records)\n`);
+        });
+      }),
+    );
+}

@@ -11,6 +11,8 @@ import type * as Ort from 'onnxruntime-node';
 import type { CanaryRecord } from '../format/bundle-layout.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { mulberry32 } from '../format/onnx-writer.js';
+import { inputFor } from './preprocess.js';
+import type { Sample } from './sample.js';
 
 type OrtModule = typeof Ort;
 let ortP: Promise<OrtModule> | null = null;
@@ -38,30 +40,11 @@ function sampleDims(task: TaskEntry): number[] {
   return dims;
 }
 
-/** The model input for a raw vector x: the task's vector preprocessing (scale, then (x-mean)/std). */
-export function preprocessVector(x: ArrayLike<number>, task: TaskEntry): Float32Array {
-  const p = task.model.preprocessing;
-  const n = x.length;
-  const channels = p.kind === 'image' ? (p.channels ?? 3) : 1;
-  const channelLast = p.layout !== 'NCHW';
-  const pick = (arr: number[] | undefined): ((i: number) => number) | null => {
-    if (!arr || arr.length === 0) return null;
-    if (arr.length === 1) return () => arr[0];
-    if (arr.length === channels && channels > 1) return channelLast ? (i) => arr[i % channels] : (i) => arr[Math.floor(i / (n / channels))];
-    if (arr.length === n) return (i) => arr[i];
-    throw new Error(`task "${task.id}": preprocessing mean/std has ${arr.length} values for ${n} inputs`);
-  };
-  const m = pick(p.mean);
-  const s = pick(p.std);
-  const k = p.scale ?? 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let v = x[i] * k;
-    if (m) v -= m(i);
-    if (s) v /= s(i);
-    out[i] = v;
-  }
-  return out;
+/** The model input for a raw vector x: exactly the pipeline's preprocessing (preprocess.ts). */
+export function preprocessVector(x: ArrayLike<number>, task: TaskEntry, features: number): Float32Array {
+  const vec = Float32Array.from(x);
+  const s: Sample = { where: 'canary', id: 0, attrs: {}, task: task.id, vec, image: null, payloadKind: 'f32', payload: () => Buffer.from(vec.buffer) };
+  return inputFor(s, task, features);
 }
 
 function softmaxRow(v: Float32Array | number[]): number[] {
@@ -108,7 +91,7 @@ export class CheckedModel {
     const data = new Float32Array(xs.length * f);
     xs.forEach((x, i) => {
       if (x.length !== f) throw new Error(`task "${this.task.id}": canary x has ${x.length} values, the model takes ${f}`);
-      data.set(preprocessVector(x, this.task), i * f);
+      data.set(preprocessVector(x, this.task, f), i * f);
     });
     const feeds = { [this.task.model.inputs[0].name]: new this.o.Tensor('float32', data, [xs.length, ...this.dims]) };
     const res = await this.session.run(feeds);
