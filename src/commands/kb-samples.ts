@@ -1,3 +1,139 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb samples ls|export|import` and `sedna-ll kb label import`: what the edges uploaded,
+// initial training data, and ground-truth labels for training.
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { intOption, printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+
+async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
+  const { resolveKbData } = await import('../kb/paths.js');
+  const { withKbStore } = await import('../kb/open.js');
+  return withKbStore(resolveKbData(data), fn);
+}
+
+interface FilterOpts {
+  device?: string;
+  task?: string;
+  labelled?: boolean;
+  unlabelled?: boolean;
+}
+
+function filterOf(o: FilterOpts): import('../kb/store.js').SampleFilter {
+  if (o.labelled && o.unlabelled) throw new CliError('--labelled and --unlabelled exclude each other', EXIT.USAGE);
+  return { device: o.device, task: o.task, labelled: o.labelled ? true : o.unlabelled ? false : undefined };
+}
+
+function addFilters(c: Command): Command {
+  return c
+    .option('--device <id>', 'only samples of this device')
+    .option('--task <id>', 'only samples the edge allocated to this task')
+    .option('--labelled', 'only samples with a label')
+    .option('--unlabelled', 'only samples without a label');
+}
+
+const badLine = (file: string) => (line: number, reason: string) => process.stderr.write(`sedna-ll: ${file}:${line}: ${reason} (skipped)\n`);
+
+export function register(kb: Command): void {
+  const samples = kb.command('samples').description('samples stored in the KB');
+
+  addFilters(samples.command('ls').description('list stored samples (newest last)'))
+    .option('--data <dir>', DATA_HELP)
+    .option('--limit <n>', 'at most n samples (0: all)', intOption('--limit', 0), 1000)
+    .option('--json', 'JSON array of sample records (no payloads)')
+    .action(
+      run(async (o: FilterOpts & { data?: string; limit: number; json?: boolean }) => {
+        const filter = filterOf(o);
+        await kbOpen(o.data, async (store) => {
+          const total = await store.countSamples(filter);
+          // the newest `limit` samples, listed oldest first
+          const list = o.limit && total > o.limit ? (await store.listSamples({ ...filter, order: 'desc', limit: o.limit })).reverse() : await store.listSamples(filter);
+          if (o.json) return printJson(list);
+          if (!list.length) return void process.stdout.write('no samples\n');
+          const head = ['ID', 'DEVICE', 'TASK', 'KIND', 'BYTES', 'PRED', 'LABEL', 'FLAGS', 'RECEIVED'];
+          const rows = list.map((s) => [
+            s.id,
+            s.device_id ?? '(import)',
+            s.task,
+            s.payload_kind,
+            String(s.payload_bytes),
+            s.pred_label ?? '-',
+            s.label ?? '-',
+            [s.hard ? 'hard' : '', s.unseen ? 'unseen' : ''].filter(Boolean).join(',') || '-',
+            new Date(s.received_at).toISOString().replace(/\.\d+Z$/, 'Z'),
+          ]);
+          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+          if (total > list.length) process.stderr.write(`(${list.length} of ${total} shown; --limit 0 for all)\n`);
+        });
+      }),
+    );
+
+  addFilters(samples.command('export').description('export samples as JSONL (f32 payloads as "x", others as payload_b64)'))
+    .option('--data <dir>', DATA_HELP)
+    .option('-o, --output <file>', 'write to this file (default: stdout)')
+    .option('--json', 'print {exported, file} as JSON (with -o)')
+    .action(
+      run(async (o: FilterOpts & { data?: string; output?: string; json?: boolean }) => {
+        const filter = filterOf(o);
+        const { exportSamples } = await import('../kb/samples-io.js');
+        await kbOpen(o.data, async (store) => {
+          if (!o.output) {
+            await exportSamples(store, process.stdout, filter);
+            return;
+          }
+          const { createWriteStream, renameSync } = await import('node:fs');
+          const tmp = `${o.output}.tmp-${process.pid}`;
+          const out = createWriteStream(tmp);
+          const n = await exportSamples(store, out, filter);
+          await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+          renameSync(tmp, o.output);
+          if (o.json) return printJson({ exported: n, file: o.output });
+          process.stderr.write(`${n} sample(s) written to ${o.output}\n`);
+        });
+      }),
+    );
+
+  samples
+    .command('import <file>')
+    .description('import labelled (or unlabelled) training data: JSONL {"x": [...], "label"?, "attrs"?, "id"?, "task"?}; ids derived from the content when absent, so a re-import is harmless')
+    .option('--data <dir>', DATA_HELP)
+    .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
+    .option('--json', 'print {lines, imported, existing, skipped} as JSON')
+    .addHelpText('after', `\nBad lines are reported on stderr and skipped.\n${EXIT_HELP}\n`)
+    .action(
+      run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
+        const { importSamples } = await import('../kb/samples-io.js');
+        await kbOpen(o.data, async (store) => {
+          const r = await importSamples(store, file, { strict: o.strict, onBad: badLine(file) });
+          if (o.json) printJson(r);
+          else process.stdout.write(`${r.imported} sample(s) imported, ${r.existing} already present, ${r.skipped} skipped\n`);
+          if (r.lines > 0 && r.imported + r.existing === 0) return EXIT.FAILURE;
+        });
+      }),
+    );
+
+  const label = kb.command('label').description('ground-truth labels for stored samples');
+  label
+    .command('import <file>')
+    .description('set labels from CSV (header with columns id,label) or JSONL {"id","label"}; unknown ids are reported')
+    .option('--data <dir>', DATA_HELP)
+    .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
+    .option('--json', 'print {lines, stored, newly_labelled, unknown, skipped} as JSON')
+    .addHelpText('after', `\nBad lines are reported on stderr and skipped; unknown ids are listed on stderr.\n${EXIT_HELP}\n`)
+    .action(
+      run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
+        const { importLabels } = await import('../kb/samples-io.js');
+        await kbOpen(o.data, async (store) => {
+          const r = await importLabels(store, file, { strict: o.strict, onBad: badLine(file) });
+          if (o.json) printJson(r);
+          else {
+            for (const id of r.unknown.slice(0, 20)) process.stderr.write(`sedna-ll: ${file}: unknown sample id "${id}"\n`);
+            if (r.unknown.length > 20) process.stderr.write(`sedna-ll: ${file}: ... ${r.unknown.length - 20} more unknown ids\n`);
+            process.stdout.write(`${r.stored} label(s) stored (${r.newly_labelled} newly labelled), ${r.unknown.length} unknown id(s), ${r.skipped} line(s) skipped\n`);
+          }
+          if (r.lines > 0 && r.stored === 0) return EXIT.FAILURE;
+        });
+      }),
+    );
+}

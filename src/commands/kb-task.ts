@@ -1,3 +1,85 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb task add` (register a task model in the KB) and `sedna-ll kb tasks` (list them).
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { collect, numOption, printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+
+async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
+  const { resolveKbData } = await import('../kb/paths.js');
+  const { withKbStore } = await import('../kb/open.js');
+  return withKbStore(resolveKbData(data), fn);
+}
+
+export function register(kb: Command): void {
+  const task = kb.command('task').description('task models registered in the KB');
+  task
+    .command('add <model>')
+    .description('register an ONNX model as the model of a task (replaces the task model if the task exists); publish with "kb publish"')
+    .option('--data <dir>', DATA_HELP)
+    .requiredOption('--task <id>', 'task id')
+    .option('--attr <key=value>', 'attribute that routes samples to this task (repeatable)', collect, [])
+    .option('--labels <a,b,c>', 'class labels in output order (default: 0..K-1)')
+    .option('--fallback', 'this task serves samples no other task matches')
+    .option('--output-kind <kind>', 'probabilities | logits (default: from the output name)')
+    .option('--scale <x>', 'preprocessing: multiply inputs by x (e.g. 0.00392 for 1/255)', numOption('--scale'))
+    .option('--json', 'print the task record as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (model: string, o: { data?: string; task: string; attr: string[]; labels?: string; fallback?: boolean; outputKind?: string; scale?: number; json?: boolean }) => {
+        const { parseAttrPairs } = await import('../format/attrs.js');
+        const { addTaskModel } = await import('../kb/tasks.js');
+        if (o.outputKind !== undefined && o.outputKind !== 'probabilities' && o.outputKind !== 'logits') {
+          throw new CliError(`--output-kind "${o.outputKind}": expected probabilities or logits`, EXIT.USAGE);
+        }
+        let attrs: Record<string, string>;
+        try {
+          attrs = parseAttrPairs(o.attr);
+        } catch (e) {
+          throw new CliError((e as Error).message, EXIT.USAGE);
+        }
+        const labels = o.labels === undefined ? undefined : o.labels.split(',').map((s) => s.trim());
+        if (labels && labels.some((l) => !l)) throw new CliError(`--labels "${o.labels}": empty label`, EXIT.USAGE);
+        await kbOpen(o.data, async (store) => {
+          const t = await addTaskModel(store, {
+            modelPath: model,
+            id: o.task,
+            attrs: o.attr.length ? attrs : undefined,
+            labels,
+            fallback: o.fallback,
+            outputKind: o.outputKind as 'probabilities' | 'logits' | undefined,
+            preprocessing: o.scale !== undefined ? { kind: 'vector', scale: o.scale } : undefined,
+          });
+          if (o.json) return printJson(t);
+          process.stdout.write(`task "${t.id}": model ${t.model_sha.slice(0, 12)} (${t.model_size} bytes, ${t.labels.length} labels)${t.fallback ? ', fallback' : ''}\n`);
+        });
+      }),
+    );
+
+  kb.command('tasks')
+    .description('tasks the KB knows: attributes, model, parent, samples, metrics')
+    .option('--data <dir>', DATA_HELP)
+    .option('--all', 'include retired tasks')
+    .option('--json', 'JSON array of task records')
+    .action(
+      run(async (o: { data?: string; all?: boolean; json?: boolean }) => {
+        await kbOpen(o.data, async (store) => {
+          const tasks = await store.listTasks({ includeRetired: !!o.all });
+          if (o.json) return printJson(tasks);
+          if (!tasks.length) return void process.stdout.write('no tasks\n');
+          const head = ['TASK', 'ATTRS', 'MODEL', 'PARENT', 'SAMPLES', 'ROUND', 'METRICS'];
+          const rows = tasks.map((t) => [
+            t.id + (t.fallback ? ' (fallback)' : '') + (t.retired ? ' (retired)' : ''),
+            Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+            t.model_sha.slice(0, 12),
+            t.parent ?? '-',
+            String(t.samples),
+            String(t.updated_round),
+            Object.entries(t.metrics).map(([k, v]) => `${k}=${Number(v.toFixed(4))}`).join(' ') || '-',
+          ]);
+          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+        });
+      }),
+    );
+}

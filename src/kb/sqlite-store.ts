@@ -182,6 +182,11 @@ export class SqliteKbStore implements KbStore {
     if (this.db.open) this.db.close();
   }
 
+  async signingKeys(): Promise<{ privateKey: string; publicKey: string }> {
+    for (const f of [this.paths.privateKey, this.paths.publicKey]) if (!existsSync(f)) throw new Error(`${f}: KB signing key missing`);
+    return { privateKey: readFileSync(this.paths.privateKey, 'utf8'), publicKey: readFileSync(this.paths.publicKey, 'utf8') };
+  }
+
   // ---- settings ----
   async getMeta(key: string): Promise<string | null> {
     const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
@@ -314,7 +319,7 @@ export class SqliteKbStore implements KbStore {
   async listSamples(filter: SampleFilter = {}): Promise<SampleRecord[]> {
     const { sql, params } = sampleWhere(filter);
     const limit = filter.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
-    const rows = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${sql} ORDER BY seq${limit}`).all(...params) as Row[];
+    const rows = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${sql} ORDER BY seq ${filter.order === 'desc' ? 'DESC' : 'ASC'}${limit}`).all(...params) as Row[];
     return rows.map(toSample);
   }
 

@@ -80,8 +80,10 @@ export interface SampleFilter {
   split?: 'train' | 'heldout' | 'none';
   /** samples not yet used in any training round */
   unused?: boolean;
-  /** only samples with seq > after (keyset pagination) */
+  /** only samples with seq > after (keyset pagination, ascending order) */
   after?: number;
+  /** 'desc': newest first (default 'asc') */
+  order?: 'asc' | 'desc';
   limit?: number;
 }
 
@@ -174,6 +176,9 @@ export interface KbStats {
 export interface KbStore {
   readonly blobs: BlobStore;
   close(): Promise<void>;
+
+  /** the KB's ed25519 signing key pair (PEM); a backend may keep it in a file, a KMS, ... */
+  signingKeys(): Promise<{ privateKey: string; publicKey: string }>;
 
   // ---- settings (admin token hash, key ids, ...) ----
   getMeta(key: string): Promise<string | null>;

@@ -1,0 +1,116 @@
+// Publishing a KB version: tasks -> index.json (format/index-manifest) -> validate -> sign ->
+// store as version last+1 -> point a channel at it. `kb publish` and the learner (after a
+// training round) both call publishVersion.
+import { CliError, EXIT } from '../format/exit-codes.js';
+import {
+  DEFAULT_ALLOCATION,
+  DEFAULT_HARD,
+  DEFAULT_UNSEEN,
+  INDEX_FORMAT,
+  type AllocationConfig,
+  type HardFilterConfig,
+  type TaskEntry,
+  type TaskIndex,
+  type UnseenConfig,
+} from '../format/index-manifest.js';
+import { signBytes } from '../format/signature.js';
+import { validateIndex } from '../format/validate-index.js';
+import type { KbStore, TaskRecord, VersionRecord } from './store.js';
+
+export interface PublishOptions {
+  /** tasks to publish (default: every non-retired task of the store) */
+  tasks?: TaskRecord[];
+  /** default: the previous version's, else attr+centroid over the tasks' attribute keys */
+  allocation?: AllocationConfig;
+  /** default: the previous version's, else DEFAULT_UNSEEN */
+  unseen?: UnseenConfig;
+  /** default: the previous version's, else DEFAULT_HARD */
+  hard_examples?: HardFilterConfig[];
+  notes?: Record<string, unknown>;
+  /** channel to point at the new version (default "stable"); null: publish without moving any channel */
+  channel?: string | null;
+}
+
+export interface PublishResult {
+  version: VersionRecord;
+  index: TaskIndex;
+  bytes: Buffer;
+  sig: string;
+}
+
+export function taskEntry(t: TaskRecord): TaskEntry {
+  const e: TaskEntry = {
+    id: t.id,
+    attrs: t.attrs,
+    parent: t.parent,
+    model: {
+      sha256: t.model_sha,
+      file: `models/${t.model_sha}.onnx`,
+      size: t.model_size,
+      inputs: t.inputs,
+      outputs: t.outputs,
+      labels: t.labels,
+      preprocessing: t.preprocessing,
+      output_kind: t.output_kind,
+      ...(t.arch ? { arch: t.arch } : {}),
+    },
+  };
+  if (t.centroid) e.centroid = t.centroid;
+  if (t.radius !== null && t.radius !== undefined) e.radius = t.radius;
+  if (t.thresholds) e.thresholds = t.thresholds;
+  if (t.metrics && Object.keys(t.metrics).length) e.metrics = t.metrics;
+  e.samples = t.samples;
+  return e;
+}
+
+function defaultAllocation(tasks: TaskRecord[], prev: TaskIndex | null): AllocationConfig {
+  const fb = tasks.find((t) => t.fallback)?.id ?? (tasks.some((t) => t.id === 'global') ? 'global' : null);
+  if (prev) return { ...prev.allocation, fallback: fb };
+  const keys: string[] = [];
+  for (const t of tasks) for (const k of Object.keys(t.attrs)) if (!keys.includes(k)) keys.push(k);
+  return { ...DEFAULT_ALLOCATION, attr_keys: keys.length ? keys : DEFAULT_ALLOCATION.attr_keys, fallback: fb };
+}
+
+/** Build, validate, sign and store a new KB version; point opts.channel (default stable) at it. */
+export async function publishVersion(store: KbStore, opts: PublishOptions = {}): Promise<PublishResult> {
+  const tasks = opts.tasks ?? (await store.listTasks());
+  if (!tasks.length) throw new CliError('nothing to publish: the KB has no tasks (register one with "sedna-ll kb task add MODEL.onnx --task ID")', EXIT.FAILURE);
+  for (const t of tasks) {
+    const size = await store.blobs.size(t.model_sha);
+    if (size === null) throw new CliError(`task "${t.id}": model blob ${t.model_sha} is missing from the KB store`, EXIT.FAILURE);
+    if (size !== t.model_size) throw new CliError(`task "${t.id}": model blob ${t.model_sha} has ${size} bytes, the task says ${t.model_size}`, EXIT.FAILURE);
+  }
+  const last = await store.latestVersion();
+  const prevFiles = last ? await store.readVersionIndex(last.n) : null;
+  const prev = prevFiles ? (JSON.parse(prevFiles.bytes.toString('utf8')) as TaskIndex) : null;
+  const n = (last?.n ?? 0) + 1;
+  const index: TaskIndex = {
+    format: INDEX_FORMAT,
+    version: n,
+    created_at: new Date().toISOString(),
+    parent: last?.n ?? null,
+    origin: 'kb',
+    tasks: tasks.map(taskEntry),
+    allocation: opts.allocation ?? defaultAllocation(tasks, prev),
+    unseen: opts.unseen ?? prev?.unseen ?? DEFAULT_UNSEEN,
+    hard_examples: opts.hard_examples ?? prev?.hard_examples ?? DEFAULT_HARD,
+    ...(opts.notes ? { notes: opts.notes } : {}),
+  };
+  try {
+    validateIndex(index, `KB version ${n}`);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.FAILURE);
+  }
+  const bytes = Buffer.from(JSON.stringify(index, null, 2) + '\n', 'utf8');
+  const { privateKey } = await store.signingKeys();
+  const sig = signBytes(bytes, privateKey);
+  const channel = opts.channel === undefined ? 'stable' : opts.channel;
+  const version = await store.addVersion(
+    { n, created_at: Date.now(), parent: index.parent, channel, tasks: tasks.length, notes: opts.notes ?? null },
+    bytes,
+    sig,
+    tasks.map((t) => t.model_sha),
+  );
+  await store.logEvent('publish', { version: n, channel, tasks: tasks.map((t) => ({ id: t.id, sha: t.model_sha })) });
+  return { version, index, bytes, sig };
+}

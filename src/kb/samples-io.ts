@@ -1,0 +1,269 @@
+// Moving samples and labels in and out of the KB as files:
+//   importSamples: JSONL {"x": [...], "label"?, "attrs"?, "id"?, "task"?} -> initial training data
+//   exportSamples: every stored sample as JSONL (import-compatible: f32 payloads become "x")
+//   importLabels:  CSV "id,label" (with header) or JSONL {"id","label"} -> ground truth
+// Files are streamed line by line; a bad line is reported through onBad and skipped (or, with
+// strict, ends the run before the batch holding it is stored).
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { basename } from 'node:path';
+import type { Writable } from 'node:stream';
+import { normaliseAttrs } from '../format/attrs.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { sha256Hex } from '../format/signature.js';
+import type { KbStore, NewSample, SampleFilter, SampleRecord } from './store.js';
+
+const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
+const BATCH = 1000;
+
+export type BadLine = (line: number, reason: string) => void;
+
+async function* lines(file: string): AsyncGenerator<[number, string]> {
+  const input = createReadStream(file);
+  const opened = new Promise<void>((resolve, reject) => {
+    input.once('open', () => resolve());
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`${file}: cannot read: ${e.code ?? e.message}`, EXIT.FAILURE)));
+  });
+  await opened;
+  let n = 0;
+  for await (const l of createInterface({ input, crlfDelay: Infinity })) {
+    n++;
+    yield [n, l];
+  }
+}
+
+/** float32 little-endian bytes of x: the 'f32' payload of the sync protocol */
+export function f32Bytes(x: number[]): Buffer {
+  const b = Buffer.alloc(x.length * 4);
+  for (let i = 0; i < x.length; i++) b.writeFloatLE(x[i], i * 4);
+  return b;
+}
+
+export function f32Values(b: Buffer): number[] {
+  const out = new Array<number>(b.length >> 2);
+  for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(i * 4);
+  return out;
+}
+
+export interface ImportResult {
+  lines: number;
+  imported: number;
+  /** already in the KB (same id): a re-import is harmless */
+  existing: number;
+  skipped: number;
+}
+
+function parseImportLine(text: string): NewSample | string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    return `not valid JSON: ${(e as Error).message}`;
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return 'expected a JSON object';
+  const x = o.x;
+  if (!Array.isArray(x) || x.length === 0 || !x.every((v) => typeof v === 'number' && Number.isFinite(v))) return '"x" must be a non-empty array of finite numbers';
+  let label: string | null = null;
+  if (o.label !== undefined && o.label !== null) {
+    if (typeof o.label !== 'string' && typeof o.label !== 'number') return '"label" must be a string or number';
+    label = String(o.label);
+    if (!label) return '"label" is empty';
+  }
+  if (o.attrs !== undefined && (typeof o.attrs !== 'object' || o.attrs === null || Array.isArray(o.attrs))) return '"attrs" must be an object';
+  const attrs = normaliseAttrs(o.attrs as Record<string, string> | undefined);
+  if (o.task !== undefined && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string';
+  const payload = f32Bytes(x as number[]);
+  const payload_sha = sha256Hex(payload);
+  let id: string;
+  if (o.id !== undefined) {
+    if (typeof o.id !== 'string' || !ID_RE.test(o.id)) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
+    id = o.id;
+  } else {
+    // deterministic: importing the same file twice stores each sample once
+    id = 'imp-' + sha256Hex(`${payload_sha}\u0000${label ?? ''}\u0000${JSON.stringify(attrs)}`).slice(0, 40);
+  }
+  return {
+    id,
+    task: (o.task as string | undefined) ?? 'unassigned',
+    attrs,
+    payload_kind: 'f32',
+    payload,
+    payload_sha,
+    pred_label: null,
+    scores: [],
+    hard: false,
+    hard_reasons: [],
+    unseen: false,
+    unseen_reason: null,
+    kb_version: null,
+    created_at: Date.now(),
+    label,
+    source: 'import',
+  };
+}
+
+export async function importSamples(store: KbStore, file: string, opts: { strict?: boolean; onBad: BadLine }): Promise<ImportResult> {
+  const res: ImportResult = { lines: 0, imported: 0, existing: 0, skipped: 0 };
+  let batch: NewSample[] = [];
+  let batchLines: number[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const r = await store.putSamples(null, batch);
+    res.imported += r.inserted;
+    res.existing += r.stored.length - r.inserted;
+    for (const rej of r.rejected) {
+      res.skipped++;
+      opts.onBad(batchLines[batch.findIndex((s) => s.id === rej.id)], `id "${rej.id}": ${rej.reason}`);
+    }
+    batch = [];
+    batchLines = [];
+  };
+  for await (const [n, text] of lines(file)) {
+    if (!text.trim()) continue;
+    res.lines++;
+    const s = parseImportLine(text);
+    if (typeof s === 'string') {
+      res.skipped++;
+      opts.onBad(n, s);
+      if (opts.strict) throw new CliError(`${file}:${n}: ${s} (--strict: stopped; ${res.imported} sample(s) stored before this batch)`, EXIT.FAILURE);
+      continue;
+    }
+    batch.push(s);
+    batchLines.push(n);
+    if (batch.length >= BATCH) await flush();
+  }
+  await flush();
+  if (opts.strict && res.skipped) throw new CliError(`${file}: ${res.skipped} line(s) refused (--strict)`, EXIT.FAILURE);
+  await store.logEvent('samples_import', { file: basename(file), ...res });
+  return res;
+}
+
+/** One exported line: the sample's metadata plus its payload ("x" for f32, else base64). */
+export function exportRecord(s: SampleRecord, payload: Buffer | null): Record<string, unknown> {
+  const { seq: _seq, ...meta } = s;
+  const out: Record<string, unknown> = { ...meta };
+  if (payload && s.payload_kind === 'f32') out.x = f32Values(payload);
+  else if (payload) out.payload_b64 = payload.toString('base64');
+  return out;
+}
+
+function write(out: Writable, s: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.write(s)) resolve();
+    else {
+      out.once('drain', resolve);
+      out.once('error', reject);
+    }
+  });
+}
+
+export async function exportSamples(store: KbStore, out: Writable, filter: SampleFilter = {}): Promise<number> {
+  let after = 0;
+  let n = 0;
+  for (;;) {
+    const page = await store.listSamples({ ...filter, after, limit: 1000 });
+    if (!page.length) break;
+    let buf = '';
+    for (const s of page) {
+      buf += JSON.stringify(exportRecord(s, await store.samplePayload(s.id))) + '\n';
+      n++;
+    }
+    await write(out, buf);
+    after = page[page.length - 1].seq;
+  }
+  return n;
+}
+
+/** Split one CSV line (RFC 4180 quoting). */
+export function csvFields(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let q = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (q) {
+      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (c === '"') q = false;
+      else cur += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') out.push(cur), (cur = '');
+    else cur += c;
+  }
+  out.push(cur);
+  return out.map((f) => f.trim());
+}
+
+export interface LabelImportResult {
+  lines: number;
+  stored: number;
+  newly_labelled: number;
+  unknown: string[];
+  skipped: number;
+}
+
+export async function importLabels(store: KbStore, file: string, opts: { strict?: boolean; onBad: BadLine }): Promise<LabelImportResult> {
+  const res: LabelImportResult = { lines: 0, stored: 0, newly_labelled: 0, unknown: [], skipped: 0 };
+  const source = `import:${basename(file)}`;
+  let batch: { id: string; label: string }[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const r = await store.setLabels(batch, source, null);
+    res.stored += r.stored.length;
+    res.newly_labelled += r.newly_labelled;
+    res.unknown.push(...r.unknown);
+    batch = [];
+  };
+  let format: 'csv' | 'jsonl' | null = null;
+  let cols: { id: number; label: number } | null = null;
+  const bad = (n: number, reason: string) => {
+    res.skipped++;
+    opts.onBad(n, reason);
+    if (opts.strict) throw new CliError(`${file}:${n}: ${reason} (--strict: stopped)`, EXIT.FAILURE);
+  };
+  for await (const [n, raw] of lines(file)) {
+    const text = raw.replace(/^\uFEFF/, '');
+    if (!text.trim()) continue;
+    if (format === null) {
+      format = text.trimStart().startsWith('{') ? 'jsonl' : 'csv';
+      if (format === 'csv') {
+        const h = csvFields(text).map((f) => f.toLowerCase());
+        const id = h.indexOf('id');
+        const label = h.indexOf('label');
+        if (id < 0 || label < 0) throw new CliError(`${file}:${n}: CSV header must name the columns "id" and "label" (got "${text}")`, EXIT.FAILURE);
+        cols = { id, label };
+        continue;
+      }
+    }
+    res.lines++;
+    let id: unknown;
+    let label: unknown;
+    if (format === 'jsonl') {
+      try {
+        const o = JSON.parse(text);
+        id = o?.id;
+        label = o?.label;
+      } catch (e) {
+        bad(n, `not valid JSON: ${(e as Error).message}`);
+        continue;
+      }
+      if (typeof label === 'number') label = String(label);
+    } else {
+      const f = csvFields(text);
+      id = f[cols!.id];
+      label = f[cols!.label];
+    }
+    if (typeof id !== 'string' || !id) {
+      bad(n, 'missing "id"');
+      continue;
+    }
+    if (typeof label !== 'string' || !label || label.length > 256) {
+      bad(n, `id "${id}": missing or invalid "label"`);
+      continue;
+    }
+    batch.push({ id, label });
+    if (batch.length >= 5000) await flush();
+  }
+  await flush();
+  await store.logEvent('labels_import', { file: basename(file), stored: res.stored, newly_labelled: res.newly_labelled, unknown: res.unknown.length, skipped: res.skipped });
+  return res;
+}
