@@ -15,6 +15,7 @@ import { filterFires, invalidBoxes, invalidProbabilities, normalisedEntropy, sof
 import type { LogRecord, LogSink } from './log-sink.js';
 import { inputFor } from './preprocess.js';
 import { RateCapCounter } from './rate-caps.js';
+import { recordTrialOutcomes } from '../store/rollout.js';
 import type { Item, Sample } from './sample.js';
 import type { SessionCache } from './sessions.js';
 import type { RuntimeState } from './state.js';
@@ -252,6 +253,20 @@ export class Pipeline {
       else pick();
     } catch (e) {
       throw new CliError(`cannot log samples to the outbox (nothing of this window was reported logged): ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
+    }
+
+    // 4b. trial of a newly activated version (store/rollout.ts): count this window's outcomes;
+    // hard means "a filter fired" before rate caps (the model's quality, not the outbox budget)
+    if (db) {
+      let nOk = 0;
+      let nBad = 0;
+      for (let i = 0; i < end; i++) {
+        const sc = scored[i];
+        if (!sc) continue;
+        nOk++;
+        if (sc.fired.length > 0 || sc.unseen.unseen) nBad++;
+      }
+      recordTrialOutcomes(db, state.versionId, nOk, nBad);
     }
 
     // 5. output lines, input order
