@@ -82,6 +82,7 @@ export function versionOutcomes(db: DB, id: string): { n: number; bad: number } 
  * and the committed previous stays the fallback. trial_inferences 0 commits at once.
  */
 export function startTrial(db: DB, id: string, policy: { inferences: number; rate_factor: number }, checks: unknown, opts: { force?: boolean; reason?: string } = {}): { previous: string | null; committed: boolean } {
+  flushOutcomes(db);
   return db.transaction(() => {
     const row = getVersion(db, id);
     if (!row) throw new Error(`version ${id}: not installed`);
@@ -180,6 +181,59 @@ export function rollbackTx(db: DB, id: string, reason: string, opts: { trialFail
 
 export type TrialVerdict = 'none' | 'pending' | 'pass' | 'fail';
 
+// Outcome counts of versions NOT on trial only feed a future trial's baseline, so they are
+// buffered in memory and written at most every FLUSH_MS (plus at exit): no extra fsync'd
+// transaction per inference window on the hot path. A version on trial is written through.
+const FLUSH_MS = 2000;
+interface Pending {
+  counts: Map<string, { n: number; bad: number }>;
+  last: number;
+  stateOf: ReturnType<DB['prepare']>;
+}
+const pendingByDb = new WeakMap<DB, Pending>();
+
+function pendingFor(db: DB): Pending {
+  let p = pendingByDb.get(db);
+  if (!p) {
+    const made: Pending = { counts: new Map(), last: Date.now(), stateOf: db.prepare('SELECT state FROM kb_versions WHERE id = ?').pluck() };
+    p = made;
+    pendingByDb.set(db, made);
+    // flush before the connection closes (commands close it in withHome) and at exit; a count
+    // lost to kill -9 only makes a baseline slightly shorter
+    const flushQuietly = () => {
+      try {
+        if (db.open) flushOutcomes(db);
+      } catch {
+        /* best effort */
+      }
+    };
+    const close = db.close.bind(db);
+    db.close = () => {
+      flushQuietly();
+      return close();
+    };
+    process.once('exit', flushQuietly);
+  }
+  return p;
+}
+
+function addCounts(db: DB, counts: Map<string, { n: number; bad: number }>): void {
+  const add = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)');
+  for (const [id, c] of counts) {
+    add.run(`outcomes_n:${id}`, String(c.n));
+    add.run(`outcomes_bad:${id}`, String(c.bad));
+  }
+  counts.clear();
+}
+
+/** Write buffered outcome counters now (called on exit and before any trial decision). */
+export function flushOutcomes(db: DB): void {
+  const p = pendingByDb.get(db);
+  if (!p || p.counts.size === 0) return;
+  db.transaction(() => addCounts(db, p.counts)).immediate();
+  p.last = Date.now();
+}
+
 /**
  * Count inference outcomes for a version (call once per batch from the inference pipeline:
  * n = samples inferred with this version, nHardOrUnseen = of those, hard or unseen). While the
@@ -189,11 +243,18 @@ export type TrialVerdict = 'none' | 'pending' | 'pass' | 'fail';
  */
 export function recordTrialOutcomes(db: DB, versionId: string, n: number, nHardOrUnseen: number): { verdict: TrialVerdict; reason?: string } {
   if (!(n > 0)) return { verdict: 'none' };
+  const p = pendingFor(db);
+  const c = p.counts.get(versionId) ?? { n: 0, bad: 0 };
+  c.n += n;
+  c.bad += nHardOrUnseen;
+  p.counts.set(versionId, c);
+  if (p.stateOf.get(versionId) !== 'trial') {
+    if (Date.now() - p.last >= FLUSH_MS) flushOutcomes(db);
+    return { verdict: 'none' };
+  }
   let decided: { verdict: TrialVerdict; reason?: string; rollback?: boolean } = { verdict: 'none' };
   db.transaction(() => {
-    const add = db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
-    add.run(`outcomes_n:${versionId}`, String(n));
-    add.run(`outcomes_bad:${versionId}`, String(nHardOrUnseen));
+    addCounts(db, p.counts);
     const row = getVersion(db, versionId);
     if (!row || row.state !== 'trial') return;
     const t = parseTrial(row);
@@ -232,6 +293,7 @@ export function recordTrialOutcomes(db: DB, versionId: string, n: number, nHardO
       setLastTrial(db, row, 'fail', decided.reason);
     }
   }).immediate();
+  p.last = Date.now();
   const d = decided as { verdict: TrialVerdict; reason?: string };
   return d.reason ? { verdict: d.verdict, reason: d.reason } : { verdict: d.verdict };
 }
