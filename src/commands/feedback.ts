@@ -1,3 +1,69 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll feedback`: attach ground-truth labels to logged samples.
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { readFileSync } from 'node:fs';
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { type LabelItem, badLabel, parseLabelLines } from '../store/feedback.js';
+import { Outbox } from '../store/outbox.js';
+import { withHome } from '../store/open-home.js';
+import { printJson, run } from './action.js';
+
+interface FeedbackOpts {
+  sample?: string;
+  label?: string;
+  file?: string;
+  strict?: boolean;
+  json?: boolean;
+  home?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('feedback')
+    .description('attach labels to logged samples (labelled samples are kept longest and go to the KB on the next sync)')
+    .option('--sample <id>', 'sample id (as printed by infer / samples ls)')
+    .option('--label <label>', 'the correct label for --sample')
+    .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped')
+    .option('--strict', 'with --file: any bad line or unknown id fails the run and no label is stored')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (opts: FeedbackOpts, cmd: Command) => {
+        const single = opts.sample !== undefined || opts.label !== undefined;
+        if (single === (opts.file !== undefined)) throw new CliError('give either --sample ID --label L, or --file labels.jsonl', EXIT.USAGE);
+        let items: LabelItem[];
+        let errors: string[] = [];
+        if (single) {
+          if (opts.sample === undefined || opts.label === undefined) throw new CliError('--sample and --label go together', EXIT.USAGE);
+          const bad = badLabel(opts.label);
+          if (bad) throw new CliError(`--label "${opts.label}": ${bad}`, EXIT.USAGE);
+          items = [{ id: opts.sample, label: opts.label, line: 0 }];
+        } else {
+          const file = opts.file!;
+          let text: string;
+          try {
+            text = readFileSync(file === '-' ? 0 : file, 'utf8');
+          } catch (e) {
+            throw new CliError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+          }
+          ({ items, errors } = parseLabelLines(text, file === '-' ? 'stdin' : file));
+          if (errors.length && opts.strict) throw new CliError(`${errors[0]} (--strict: no label stored)`, EXIT.USAGE);
+        }
+        const r = await withHome((cmd.optsWithGlobals() as FeedbackOpts).home, (h) => {
+          const outbox = new Outbox(h.db, h.paths, h.cfg);
+          if (opts.strict) {
+            // all or nothing: check every id before storing any label
+            const known = h.db.prepare('SELECT 1 FROM samples WHERE id = ?').pluck();
+            const missing = items.find((it) => !known.get(it.id));
+            if (missing) throw new CliError(`${opts.file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`);
+          }
+          return outbox.setLabels(items);
+        });
+        const lineOf = new Map(items.map((it) => [it.id, it.line]));
+        for (const id of r.unknown) errors.push(single ? `unknown sample id ${id}` : `${opts.file}:${lineOf.get(id)}: unknown sample id ${id}`);
+        if (single && r.unknown.length) throw new CliError(`unknown sample id ${opts.sample} (not in the outbox: never logged, evicted, or deleted after upload)`);
+        for (const e of errors) process.stderr.write(`sedna-ll: ${e}\n`);
+        if (opts.json) printJson({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
+        else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);
+      }),
+    );
+}

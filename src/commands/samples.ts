@@ -1,3 +1,123 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll samples ls|stats|export`: what is in the outbox.
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { withHome } from '../store/open-home.js';
+import { type SampleState, exportSamples, listSamples, sampleStats } from '../store/samples-query.js';
+import { intOption, printJson, run } from './action.js';
+import { humanBytes, isoTime, printTable } from './table.js';
+
+interface Opts {
+  task?: string;
+  state?: string;
+  limit?: number;
+  output?: string;
+  json?: boolean;
+  home?: string;
+}
+
+function stateOpt(v: string | undefined): SampleState | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'pending' && v !== 'uploaded') throw new CliError(`--state "${v}": expected pending or uploaded`, EXIT.USAGE);
+  return v;
+}
+
+const home = (cmd: Command) => (cmd.optsWithGlobals() as Opts).home;
+
+export function register(program: Command): void {
+  const samples = program.command('samples').description('inspect the outbox of hard and unseen samples');
+
+  samples
+    .command('ls')
+    .description('list logged samples, newest first')
+    .option('--task <id>', 'only this task')
+    .option('--state <state>', 'pending | uploaded')
+    .option('--limit <n>', 'at most n samples', intOption('--limit', 1), 50)
+    .option('--json', 'machine-readable output (one JSON array)')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (opts: Opts, cmd: Command) => {
+        const state = stateOpt(opts.state);
+        const rows = await withHome(home(cmd), (h) => listSamples(h.db, { task: opts.task, state, limit: opts.limit! }), { readonly: true });
+        if (opts.json) return printJson(rows);
+        await printTable(
+          ['ID', 'TASK', 'CREATED', 'STATE', 'PRED', 'LABEL', 'HARDNESS', 'WHY'],
+          rows.map((r) => [
+            r.id,
+            r.task,
+            isoTime(r.created_at),
+            r.state,
+            r.pred_label,
+            r.label,
+            r.hardness.toFixed(3),
+            [...r.hard_reasons, ...(r.unseen ? [`unseen:${r.unseen_reason ?? '?'}`] : [])].join(',') || '-',
+          ]),
+        );
+      }),
+    );
+
+  samples
+    .command('stats')
+    .description('outbox counts by task and by reason (hard-example filter / unseen reason)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (opts: Opts, cmd: Command) => {
+        const s = await withHome(home(cmd), (h) => sampleStats(h.db), { readonly: true });
+        if (opts.json) return printJson(s);
+        await printTable(
+          ['TASK', 'SAMPLES', 'PENDING', 'UPLOADED', 'HARD', 'UNSEEN', 'LABELLED', 'DUPS', 'BYTES', 'EVICTED'],
+          s.tasks.map((t) => [t.task, t.samples, t.pending, t.uploaded, t.hard, t.unseen, t.labelled, t.duplicates, humanBytes(t.bytes), t.evicted]),
+        );
+        if (s.reasons.length) {
+          process.stdout.write('\n');
+          await printTable(['TASK', 'KIND', 'REASON', 'SAMPLES'], s.reasons.map((r) => [r.task, r.kind, r.reason, r.samples]));
+        }
+      }),
+    );
+
+  samples
+    .command('export')
+    .description('write samples as JSON lines (f32 payloads as an "x" array, others as "payload_b64"), oldest first')
+    .option('-o, --output <file>', 'output file (default stdout)')
+    .option('--task <id>', 'only this task')
+    .option('--state <state>', 'pending | uploaded')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (opts: Opts, cmd: Command) => {
+        const state = stateOpt(opts.state);
+        const out: Writable = opts.output ? createWriteStream(opts.output) : process.stdout;
+        const opened = opts.output ? once(out, 'open') : Promise.resolve();
+        let failed: Error | null = null;
+        out.on('error', (e) => (failed = e));
+        await opened.catch((e: NodeJS.ErrnoException) => {
+          throw new CliError(`${opts.output}: cannot write (${e.code ?? e.message})`);
+        });
+        const n = await withHome(
+          home(cmd),
+          async (h) => {
+            let count = 0;
+            for (const rec of exportSamples(h.db, h.paths, { task: opts.task, state })) {
+              if (failed) break;
+              if (rec.payload_error) process.stderr.write(`sedna-ll: sample ${rec.id}: ${rec.payload_error}\n`);
+              // once() rejects when the stream errors while we wait (EPIPE: the reader went away)
+              if (!out.write(JSON.stringify(rec) + '\n')) await once(out, 'drain').catch((e: Error) => (failed = e));
+              count++;
+            }
+            return count;
+          },
+          { readonly: true },
+        );
+        if (opts.output) {
+          out.end();
+          await once(out, 'finish').catch(() => {});
+        }
+        // a closed pipe (`| head`) is the reader's choice, not a failure
+        if (failed && (failed as NodeJS.ErrnoException).code === 'EPIPE' && !opts.output) return;
+        if (failed) throw new CliError(`${opts.output ?? 'stdout'}: write failed (${(failed as NodeJS.ErrnoException).code ?? (failed as Error).message})`);
+        if (opts.output) process.stderr.write(`exported ${n} sample${n === 1 ? '' : 's'} to ${opts.output}\n`);
+      }),
+    );
+}

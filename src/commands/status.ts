@@ -1,3 +1,40 @@
-// PLACEHOLDER: replaced by the issue that builds this command.
+// `sedna-ll status`: device, versions, tasks, outbox, quota, evictions, last sync.
 import type { Command } from 'commander';
-export function register(_program: Command): void {}
+import { EXIT_HELP } from '../format/exit-codes.js';
+import { withHome } from '../store/open-home.js';
+import { edgeStatus } from '../store/status.js';
+import { printJson, run } from './action.js';
+import { humanBytes, isoTime, printTable } from './table.js';
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('device id, active KB version, tasks, outbox counts and bytes, quota, evictions, last sync')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (opts: { json?: boolean }, cmd: Command) => {
+        const s = await withHome((cmd.optsWithGlobals() as { home?: string }).home, (h) => edgeStatus(h.paths, h.db, h.cfg));
+        if (opts.json) return printJson(s);
+        const o = s.outbox;
+        const e = s.evictions;
+        const w = (l: string) => process.stdout.write(l + '\n');
+        w(`device     ${s.device_id}`);
+        w(`home       ${s.home}`);
+        w(`kb         ${s.kb_url ?? '(none: offline only)'}`);
+        w(`version    ${s.active_version ?? '(none; run "sedna-ll task add" or "sedna-ll sync")'}${s.previous_version ? ` (previous ${s.previous_version})` : ''}`);
+        if (s.active_error) w(`           ERROR: ${s.active_error}`);
+        w(`outbox     ${o.pending} pending (${humanBytes(o.pendingBytes)}), ${o.uploaded} uploaded (${humanBytes(o.uploadedBytes)}), ${o.labelsPending} labels pending`);
+        w(`quota      ${humanBytes(o.bytes)} of ${o.maxBytes ? humanBytes(o.maxBytes) : 'unlimited'}${o.used_pct !== null ? ` (${o.used_pct}%)` : ''}; database ${humanBytes(s.db_bytes)}`);
+        w(`evicted    ${e.count} (${humanBytes(e.bytes)}): ${e.uploaded} uploaded, ${e.pending} pending (${e.labelled} labelled)`);
+        w(`last sync  ${s.last_sync ? `${isoTime(s.last_sync.time)} exit ${s.last_sync.result ?? '?'}` : 'never'}`);
+        if (s.tasks.length) {
+          w('');
+          await printTable(
+            ['TASK', 'ATTRS', 'CLASSES', 'MODEL', 'FALLBACK'],
+            s.tasks.map((t) => [t.id, Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-', t.labels, t.model.slice(0, 12), t.fallback ? 'yes' : '']),
+          );
+        }
+      }),
+    );
+}

@@ -617,16 +617,22 @@ export class Outbox {
     };
   }
 
-  /** Recompute the tracked byte count from the rows (status uses it to correct any drift). */
+  /**
+   * Recompute the tracked byte count from the rows and correct kv if it drifted (status calls
+   * it; an O(rows) scan). The read is one snapshot; the fix re-checks under the write lock.
+   */
   recountBytes(): { tracked: number; actual: number } {
+    const sum = this.db.prepare(`SELECT COALESCE(SUM(${ROW_BYTES_SQL}), 0) FROM samples`).pluck();
+    const read = this.db.transaction(() => ({ tracked: this.kvNum('outbox_bytes'), actual: sum.get() as number }));
+    const r = read();
+    if (r.actual === r.tracked) return r;
     return this.db
       .transaction(() => {
-        const tracked = this.kvNum('outbox_bytes');
-        const actual = this.db.prepare(`SELECT COALESCE(SUM(${ROW_BYTES_SQL}), 0) FROM samples`).pluck().get() as number;
-        if (actual !== tracked) {
-          this.db.prepare(`INSERT INTO kv (key, value) VALUES ('outbox_bytes', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(String(actual));
+        const again = read();
+        if (again.actual !== again.tracked) {
+          this.db.prepare(`INSERT INTO kv (key, value) VALUES ('outbox_bytes', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(String(again.actual));
         }
-        return { tracked, actual };
+        return again;
       })
       .immediate();
   }

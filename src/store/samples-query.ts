@@ -1,0 +1,184 @@
+// Read-only views of the outbox for `samples ls|stats|export` (the write and sync paths live in
+// outbox.ts). Export pages through rows with a keyset cursor so memory stays flat on big outboxes.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DB } from './db.js';
+import type { HomePaths } from './home.js';
+import { ROW_BYTES_SQL, SAMPLE_COLS, type SampleRow } from './outbox.js';
+
+export type SampleState = 'pending' | 'uploaded';
+
+export interface SampleFilter {
+  task?: string;
+  state?: SampleState;
+}
+
+export interface SampleListItem {
+  id: string;
+  task: string;
+  created_at: number;
+  state: SampleState;
+  pred_label: string | null;
+  hard: boolean;
+  hard_reasons: string[];
+  unseen: boolean;
+  unseen_reason: string | null;
+  hardness: number;
+  label: string | null;
+  label_state: string | null;
+  payload_kind: string;
+  payload_bytes: number;
+  dup_count: number;
+  kb_version: string | null;
+}
+
+function where(f: SampleFilter): { sql: string; args: string[] } {
+  const c: string[] = [];
+  const args: string[] = [];
+  if (f.task !== undefined) {
+    c.push('task = ?');
+    args.push(f.task);
+  }
+  if (f.state !== undefined) {
+    c.push('state = ?');
+    args.push(f.state);
+  }
+  return { sql: c.length ? `WHERE ${c.join(' AND ')}` : '', args };
+}
+
+/** Newest first. */
+export function listSamples(db: DB, f: SampleFilter & { limit: number }): SampleListItem[] {
+  const w = where(f);
+  const rows = db
+    .prepare(
+      `SELECT id, task, created_at, state, pred_label, hard, hard_reasons, unseen, unseen_reason, hardness, label, label_state,
+         payload_kind, payload_bytes, dup_count, CAST(kb_version AS TEXT) AS kb_version
+       FROM samples ${w.sql} ORDER BY created_at DESC, id DESC LIMIT ?`,
+    )
+    .all(...w.args, f.limit) as (Omit<SampleListItem, 'hard' | 'unseen' | 'hard_reasons'> & { hard: number; unseen: number; hard_reasons: string })[];
+  return rows.map((r) => ({ ...r, hard: !!r.hard, unseen: !!r.unseen, hard_reasons: JSON.parse(r.hard_reasons) }));
+}
+
+export interface TaskStats {
+  task: string;
+  samples: number;
+  pending: number;
+  uploaded: number;
+  hard: number;
+  unseen: number;
+  labelled: number;
+  duplicates: number;
+  bytes: number;
+  evicted: number;
+}
+
+export interface SampleStats {
+  tasks: TaskStats[];
+  /** why samples were logged: hard-example filter names and unseen reasons, per task */
+  reasons: { task: string; kind: 'hard' | 'unseen'; reason: string; samples: number }[];
+}
+
+export function sampleStats(db: DB): SampleStats {
+  const tasks = db
+    .prepare(
+      `SELECT task, COUNT(*) AS samples, SUM(state = 'pending') AS pending, SUM(state = 'uploaded') AS uploaded,
+         SUM(hard) AS hard, SUM(unseen) AS unseen, SUM(label IS NOT NULL) AS labelled, SUM(dup_count) AS duplicates,
+         SUM(${ROW_BYTES_SQL}) AS bytes
+       FROM samples GROUP BY task ORDER BY task`,
+    )
+    .all() as Omit<TaskStats, 'evicted'>[];
+  const evicted = new Map(
+    (db.prepare(`SELECT substr(key, 14) AS task, CAST(value AS INTEGER) AS n FROM kv WHERE key LIKE 'evicted_task:%'`).all() as { task: string; n: number }[]).map((r) => [r.task, r.n]),
+  );
+  const out: TaskStats[] = tasks.map((t) => ({ ...t, evicted: evicted.get(t.task) ?? 0 }));
+  for (const [task, n] of evicted) if (!tasks.some((t) => t.task === task)) out.push({ task, samples: 0, pending: 0, uploaded: 0, hard: 0, unseen: 0, labelled: 0, duplicates: 0, bytes: 0, evicted: n });
+  out.sort((a, b) => (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
+  const reasons = db
+    .prepare(
+      `SELECT task, 'hard' AS kind, j.value AS reason, COUNT(*) AS samples FROM samples, json_each(samples.hard_reasons) AS j GROUP BY task, j.value
+       UNION ALL
+       SELECT task, 'unseen' AS kind, unseen_reason AS reason, COUNT(*) AS samples FROM samples WHERE unseen = 1 GROUP BY task, unseen_reason
+       ORDER BY task, kind, samples DESC`,
+    )
+    .all() as SampleStats['reasons'];
+  return { tasks: out, reasons: reasons.map((r) => ({ ...r, reason: r.reason ?? 'unknown' })) };
+}
+
+/** One exported sample: f32 payloads as an x array, others base64. */
+export interface ExportRecord {
+  id: string;
+  task: string;
+  attrs: Record<string, string>;
+  payload_kind: string;
+  payload_sha: string;
+  x?: number[];
+  payload_b64?: string;
+  payload_error?: string;
+  pred_label: string | null;
+  scores: number[];
+  hard: boolean;
+  hard_reasons: string[];
+  unseen: boolean;
+  unseen_reason: string | null;
+  hardness: number;
+  kb_version: string | null;
+  created_at: number;
+  state: string;
+  label: string | null;
+  label_state: string | null;
+  dup_count: number;
+}
+
+function toExport(r: SampleRow, paths: HomePaths): ExportRecord {
+  const rec: ExportRecord = {
+    id: r.id,
+    task: r.task,
+    attrs: JSON.parse(r.attrs),
+    payload_kind: r.payload_kind,
+    payload_sha: r.payload_sha,
+    pred_label: r.pred_label,
+    scores: r.scores ? JSON.parse(r.scores) : [],
+    hard: !!r.hard,
+    hard_reasons: JSON.parse(r.hard_reasons),
+    unseen: !!r.unseen,
+    unseen_reason: r.unseen_reason,
+    hardness: r.hardness,
+    kb_version: r.kb_version,
+    created_at: r.created_at,
+    state: r.state,
+    label: r.label,
+    label_state: r.label_state,
+    dup_count: r.dup_count,
+  };
+  let payload: Buffer;
+  try {
+    payload = r.payload ?? readFileSync(join(paths.blobs, r.payload_sha));
+  } catch (e) {
+    rec.payload_error = `blob ${r.payload_sha}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    return rec;
+  }
+  if (r.payload_kind === 'f32' && payload.length % 4 === 0) {
+    // copy: a row's Buffer may not be 4-byte aligned
+    const f = new Float32Array(payload.length / 4);
+    Buffer.from(f.buffer).set(payload);
+    rec.x = Array.from(f);
+  } else rec.payload_b64 = payload.toString('base64');
+  return rec;
+}
+
+/** Samples oldest first, in pages of `page` rows. */
+export function* exportSamples(db: DB, paths: HomePaths, f: SampleFilter, page = 500): Generator<ExportRecord> {
+  const w = where(f);
+  const cond = w.sql ? `${w.sql} AND` : 'WHERE';
+  const stmt = db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${cond} (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?`);
+  let t = -1;
+  let id = '';
+  for (;;) {
+    const rows = stmt.all(...w.args, t, t, id, page) as SampleRow[];
+    for (const r of rows) yield toExport(r, paths);
+    if (rows.length < page) return;
+    const last = rows[rows.length - 1];
+    t = last.created_at;
+    id = last.id;
+  }
+}
