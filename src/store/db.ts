@@ -55,7 +55,8 @@ export function kvSet(db: DB, key: string, value: string | number | null): void 
 }
 
 export function kvIncr(db: DB, key: string, by = 1): void {
-  db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?").run(key, String(by), by);
+  // better-sqlite3 binds JS numbers as REAL: cast, or the TEXT column would end up holding "5.0"
+  db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(? AS INTEGER)").run(key, String(by), by);
 }
 
 export function logEvent(db: DB, kind: string, detail: Record<string, unknown> = {}): void {
