@@ -79,6 +79,19 @@ export class SessionCache {
       throw new CliError(`task "${task.id}": model file ${file} has no output "${outputName}" (has ${session.outputNames.join(', ')})`, EXIT.FAILURE);
     }
     const sampleDims = sampleDimsOf(task);
+    // the index must describe the model it names: a mismatch is a broken index, reported once
+    // here instead of as an onnxruntime rank error on every batch
+    const meta = session.inputMetadata.find((m) => m.name === inputName) as { isTensor: boolean; shape?: (number | string)[] } | undefined;
+    if (meta?.isTensor && meta.shape) {
+      const got = meta.shape.slice(1);
+      const fixed = got.every((d) => typeof d === 'number');
+      if (got.length !== sampleDims.length || (fixed && got.some((d, i) => d !== sampleDims[i]))) {
+        throw new CliError(
+          `task "${task.id}": model file ${file} takes input [${meta.shape.join(',')}] but the index says [${task.model.inputs[0].shape.join(',')}]`,
+          EXIT.FAILURE,
+        );
+      }
+    }
     return { ort, session, inputName, outputName, sampleDims, features: sampleDims.reduce((a, b) => a * b, 1) };
   }
 
