@@ -19,7 +19,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   const start = Number(a);
   const end = b === '' ? size - 1 : Number(b);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return { kind: 'full' };
-  if (end < start) return { kind: 'full' }; // syntactically invalid: ignore the header
+  if (b !== '' && end < start) return { kind: 'full' }; // syntactically invalid: ignore the header
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'partial', start, end: Math.min(end, size - 1) };
 }

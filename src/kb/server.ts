@@ -289,7 +289,7 @@ async function blobResponse(store: KbStore, req: FastifyRequest, reply: FastifyR
   const ifRange = req.headers['if-range'];
   const range = rangeHeader && ifRangeAllows(typeof ifRange === 'string' ? ifRange : undefined, etag) ? parseRange(rangeHeader, size) : ({ kind: 'full' } as const);
   if (range.kind === 'unsatisfiable') {
-    return reply.code(416).header('content-range', `bytes */${size}`).send({ error: `range "${rangeHeader}" not satisfiable for ${size} bytes` });
+    return reply.code(416).header('content-range', `bytes */${size}`).type('application/json').send({ error: `range "${rangeHeader}" not satisfiable for ${size} bytes` });
   }
   if (range.kind === 'partial') {
     reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', String(range.end - range.start + 1));
