@@ -205,7 +205,9 @@ export class Outbox {
          RETURNING id, dup_count, ${ROW_BYTES_SQL} AS acct`,
       ),
       kvGet: db.prepare('SELECT value FROM kv WHERE key = ?').pluck(),
-      kvIncr: db.prepare(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value`),
+      // the increment is bound as an integer string: better-sqlite3 binds JS numbers as REAL,
+      // which the TEXT column would keep as "5.0"
+      kvIncr: db.prepare(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)`),
       victims: db.prepare(
         `SELECT id, task, payload_sha, payload IS NULL AS in_blob, (state = 'pending' OR label_state IS 'pending') AS needs_upload,
            (label IS NOT NULL) AS labelled, ${ROW_BYTES_SQL} AS acct
@@ -218,6 +220,10 @@ export class Outbox {
     const tx = db.transaction((recs: LogRecord[], prepared: Prepared[]) => this.logInTx(recs, prepared));
     this.logTx = (recs, prepared) => this.withBlobTx(() => tx.immediate(recs, prepared));
     this.recoverTombstones();
+  }
+
+  private incr(key: string, by: number): void {
+    this.st.kvIncr.run(key, String(Math.round(by)));
   }
 
   /** Store a batch in one transaction; returns, per record in order, its sample id. */
@@ -265,8 +271,8 @@ export class Outbox {
       this.blobDirDirty = false;
     }
     if (added) {
-      this.st.kvIncr.run('outbox_bytes', addedBytes);
-      this.st.kvIncr.run('outbox_logged', added);
+      this.incr('outbox_bytes', addedBytes);
+      this.incr('outbox_logged', added);
     }
     if (this.maxBytes > 0) {
       const total = Number(this.st.kvGet.get('outbox_bytes') ?? 0);
@@ -299,13 +305,13 @@ export class Outbox {
       }
     }
     if (c.count) {
-      this.st.kvIncr.run('outbox_bytes', -c.bytes);
-      this.st.kvIncr.run('evicted_count', c.count);
-      this.st.kvIncr.run('evicted_bytes', c.bytes);
-      this.st.kvIncr.run('evicted_uploaded', c.uploaded);
-      this.st.kvIncr.run('evicted_pending', c.pending);
-      this.st.kvIncr.run('evicted_labelled', c.labelled);
-      for (const [t, n] of byTask) this.st.kvIncr.run(`evicted_task:${t}`, n);
+      this.incr('outbox_bytes', -c.bytes);
+      this.incr('evicted_count', c.count);
+      this.incr('evicted_bytes', c.bytes);
+      this.incr('evicted_uploaded', c.uploaded);
+      this.incr('evicted_pending', c.pending);
+      this.incr('evicted_labelled', c.labelled);
+      for (const [t, n] of byTask) this.incr(`evicted_task:${t}`, n);
       this.st.event.run(
         Date.now(),
         'outbox_evicted',
@@ -522,8 +528,8 @@ export class Outbox {
             bytes += v.acct;
           }
           if (n) {
-            this.st.kvIncr.run('outbox_bytes', -bytes);
-            this.st.kvIncr.run('deleted_uploaded', n);
+            this.incr('outbox_bytes', -bytes);
+            this.incr('deleted_uploaded', n);
           }
           return n;
         })
@@ -576,7 +582,7 @@ export class Outbox {
           else if (exists.get(it.id)) unchanged++;
           else unknown.push(it.id);
         }
-        if (updated) this.st.kvIncr.run('labels_set', updated);
+        if (updated) this.incr('labels_set', updated);
         return { updated, unchanged, unknown };
       })
       .immediate();
