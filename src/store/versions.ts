@@ -53,6 +53,14 @@ export interface InstallOptions {
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
+function configuredKey(paths: HomePaths): string | undefined {
+  try {
+    return loadConfig(paths.home).kb?.public_key || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The version id an index gets on this edge. */
 export function versionId(index: Pick<TaskIndex, 'version'>, origin: VersionOrigin): string {
   return origin === 'local' ? `local-${index.version}` : String(index.version);
@@ -124,7 +132,7 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   }
   if (opts.origin !== 'local') {
     if (!opts.sig) throw new CliError(`index.json version ${index.version}: no signature`, EXIT.VERIFY);
-    const key = opts.publicKey ?? loadConfig(paths.home).kb?.public_key;
+    const key = opts.publicKey ?? configuredKey(paths);
     if (!key) throw new CliError(`no KB public key configured; run "sedna-ll init --kb-key FILE" first`, EXIT.VERIFY);
     if (!verifyBytes(opts.indexBytes, opts.sig, key)) {
       throw new CliError(`index.json version ${index.version}: signature does not verify with the KB public key`, EXIT.VERIFY);
