@@ -7,7 +7,7 @@
 // the signature and every sha256 are verified; on any refusal the directory is removed.
 // tar is imported lazily (start-up time of the CLI).
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -169,9 +169,13 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
   let total = 0;
   const writes: Promise<void>[] = [];
 
+  // every output stream is tracked so that a refusal waits until all of them are closed:
+  // removing the directory while a stream still opens its file would leave that file behind
+  const closed: Promise<void>[] = [];
   await new Promise<void>((resolve, reject) => {
     let failed = false;
     const input = createReadStream(file);
+    const outs: WriteStream[] = [];
     const fail = (why: string | Error) => {
       if (failed) return;
       failed = true;
@@ -181,7 +185,8 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
       } catch {
         /* abort emits 'error' synchronously; already handled */
       }
-      reject(why instanceof Error ? why : new Error(why));
+      for (const o of outs) o.destroy();
+      Promise.allSettled(closed).then(() => reject(why instanceof Error ? why : new Error(why)));
     };
     // strict: every tar warning (bad checksum, truncated input, bad archive) is an error
     const parser = new Parser({ strict: true, maxMetaEntrySize: 64 * 1024 });
@@ -211,12 +216,15 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
       // exclusive create: a name can never be written twice or through anything pre-existing
       const dest = join(dir, name);
       const out = createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+      outs.push(out);
+      closed.push(new Promise<void>((res) => out.once('close', () => res())));
       const hash = createHash('sha256');
       let written = 0;
       files.set(name, { sha: '', size: 0 });
       writes.push(
         new Promise<void>((res, rej) => {
           entry.on('data', (c: Buffer) => {
+            if (failed) return;
             written += c.length;
             if (written > cap) return fail(`entry "${name}" is larger than the limit of ${cap}`);
             hash.update(c);
@@ -226,13 +234,16 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
             }
           });
           entry.on('end', () => {
+            if (failed) return;
             files.set(name, { sha: hash.digest('hex'), size: written });
             out.end();
           });
           out.on('finish', () => res());
           out.on('error', (e) => {
-            fail(e);
-            rej(e);
+            if (!failed) {
+              fail(e);
+              rej(e);
+            } else res(); // destroyed by fail(): the refusal is already on its way
           });
         }),
       );

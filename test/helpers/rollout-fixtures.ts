@@ -20,9 +20,9 @@ export const DIM = 4;
 export const CLASSES = 3;
 
 /** A softmax MLP DIM -> CLASSES with weights from seed (different seeds answer differently). */
-export function modelBytes(seed: number): Buffer {
+export function modelBytes(seed: number, scale = 4): Buffer {
   const rand = mulberry32(seed);
-  const W = Float32Array.from({ length: DIM * CLASSES }, () => (rand() - 0.5) * 4);
+  const W = Float32Array.from({ length: DIM * CLASSES }, () => (rand() - 0.5) * scale);
   const b = Float32Array.from({ length: CLASSES }, () => (rand() - 0.5) * 0.2);
   return writeDenseOnnx({ layers: [{ inDim: DIM, outDim: CLASSES, W, b }], softmax: true });
 }
@@ -37,7 +37,7 @@ export interface VersionFixture {
 }
 
 /** A signed KB index with one task per entry of tasks ({id, seed} or raw bytes). */
-export function makeVersion(keys: KeyPairPem, version: number, tasks: { id: string; seed?: number; bytes?: Buffer; site?: string }[]): VersionFixture {
+export function makeVersion(keys: KeyPairPem, version: number, tasks: { id: string; seed?: number; scale?: number; bytes?: Buffer; site?: string }[]): VersionFixture {
   const models = new Map<string, Buffer>();
   const index: TaskIndex = {
     format: INDEX_FORMAT,
@@ -46,7 +46,7 @@ export function makeVersion(keys: KeyPairPem, version: number, tasks: { id: stri
     parent: version > 1 ? version - 1 : null,
     origin: 'kb',
     tasks: tasks.map((t) => {
-      const bytes = t.bytes ?? modelBytes(t.seed ?? 1);
+      const bytes = t.bytes ?? modelBytes(t.seed ?? 1, t.scale);
       const sha = sha256(bytes);
       models.set(sha, bytes);
       return {
