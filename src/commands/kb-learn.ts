@@ -1,3 +1,230 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb train | eval | versions [diff A B] | rounds`: the KB's learning side.
+// (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { intOption, numOption, printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+
+async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
+  const { resolveKbData } = await import('../kb/paths.js');
+  const { withKbStore } = await import('../kb/open.js');
+  return withKbStore(resolveKbData(data), fn);
+}
+
+function table(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd() + '\n');
+}
+
+const f4 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(4));
+
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.USAGE);
+  }
+}
+
+interface TrainOpts {
+  data?: string;
+  when?: string;
+  window?: string;
+  minSamples: number;
+  arch: string;
+  hidden: string;
+  epochs: number;
+  seed: number;
+  metric: string;
+  gateOp: string;
+  gateTolerance: number;
+  heldout: number;
+  fpr: number;
+  trainerCmd?: string;
+  threads?: number;
+  channel: string | false;
+  attrKeys?: string;
+  json?: boolean;
+}
+
+export function register(kb: Command): void {
+  kb.command('train')
+    .description('one learning round: define tasks, train seen/new tasks (transfer), gate on held-out data, calibrate, publish only what changed')
+    .option('--data <dir>', DATA_HELP)
+    .option('--when <expr>', 'run only if KB counters satisfy EXPR, e.g. "labelled_new >= 500 and samples_new gt 0" (ops >= > == != <= < ge gt eq ne le lt)')
+    .option('--window <HH:MM-HH:MM>', 'run only inside this local-time window (may wrap midnight, e.g. 22:00-04:00)')
+    .option('--min-samples <n>', 'labelled samples a group needs to become its own task (smaller groups: global task)', intOption('--min-samples', 1), 10)
+    .option('--arch <arch>', 'softmax | mlp', 'mlp')
+    .option('--hidden <sizes>', 'hidden layer sizes of the mlp, comma separated', '128')
+    .option('--epochs <n>', 'maximum epochs (early stopping on a validation slice of the training data)', intOption('--epochs', 1), 30)
+    .option('--seed <n>', 'seed of initialisation, shuffling, splits and clustering', intOption('--seed', 0), 1)
+    .option('--metric <m>', 'gate metric: accuracy | micro_precision | macro_f1', 'accuracy')
+    .option('--gate-op <op>', 'an update is accepted if candidate OP current - tolerance: >= (ge) or > (gt)', '>=')
+    .option('--gate-tolerance <x>', 'allowed drop of the gate metric for an update', numOption('--gate-tolerance'), 0)
+    .option('--heldout <fraction>', "share of each task's labelled samples held out (sticky per sample)", numOption('--heldout'), 0.2)
+    .option('--fpr <rate>', 'target false-positive rate of calibrated radius and thresholds', numOption('--fpr'), 0.05)
+    .option('--trainer-cmd <cmd>', 'external trainer: gets $SEDNA_LL_TASK_DIR (train.jsonl, heldout.jsonl, meta.json), $SEDNA_LL_PARENT_MODEL, must write model.onnx + metrics.json into $SEDNA_LL_OUT_DIR')
+    .option('--threads <n>', 'training worker threads (default: CPU cores)', intOption('--threads', 1))
+    .option('--channel <name>', 'channel that gets the new version', 'stable')
+    .option('--no-channel', 'publish without moving any channel')
+    .option('--attr-keys <keys>', 'attribute keys that define tasks, comma separated (default: the last version\'s, else "site")')
+    .option('--json', 'print the round report as JSON')
+    .addHelpText(
+      'after',
+      `\nCounters for --when: labelled_new, samples_new (since the last round), labelled_total, samples_total,\nrounds, hours_since_round. Not due -> exit 0 with a message. Exit 0 also when nothing changed.\n${EXIT_HELP}\n`,
+    )
+    .action(
+      run(async (o: TrainOpts) => {
+        const { parseWhen, evaluateWhen, parseWindow, inWindow } = await import('../learn/when.js');
+        const { parseMetric } = await import('../learn/metrics.js');
+        const { parseGateOp } = await import('../learn/gate.js');
+        const conds = o.when ? usage(() => parseWhen(o.when!)) : null;
+        const win = o.window ? usage(() => parseWindow(o.window!)) : null;
+        if (o.arch !== 'mlp' && o.arch !== 'softmax') throw new CliError(`--arch "${o.arch}": expected softmax or mlp`, EXIT.USAGE);
+        const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
+        if (!hidden.length || hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`--hidden "${o.hidden}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
+        const metric = usage(() => parseMetric(o.metric));
+        const updateOp = usage(() => parseGateOp(o.gateOp));
+        if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
+        if (!(o.fpr > 0 && o.fpr < 1)) throw new CliError(`--fpr "${o.fpr}": expected a rate between 0 and 1`, EXIT.USAGE);
+        const say = (msg: string, extra: Record<string, unknown> = {}): void => {
+          if (o.json) printJson({ ran: false, message: msg, ...extra });
+          else process.stdout.write(msg + '\n');
+        };
+        if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
+        await kbOpen(o.data, async (store) => {
+          if (conds) {
+            const { counters, KNOWN_COUNTERS } = await import('../learn/counters.js');
+            const c = await counters(store);
+            const r = usage(() => evaluateWhen(conds, c, KNOWN_COUNTERS));
+            if (!r.due) return say(`kb train: not due (${r.detail.join('; ')}); nothing to do`, { reason: 'when', detail: r.detail });
+          }
+          const { runRound } = await import('../learn/round.js');
+          const tty = process.stderr.isTTY;
+          const report = await runRound(store, {
+            minSamples: o.minSamples,
+            arch: o.arch as 'mlp' | 'softmax',
+            hidden,
+            epochs: o.epochs,
+            seed: o.seed,
+            gate: { metric, updateOp, updateTolerance: o.gateTolerance, newOp: '>', newMargin: 0 },
+            heldoutFraction: o.heldout,
+            fpr: o.fpr,
+            trainerCmd: o.trainerCmd ?? null,
+            threads: o.threads,
+            channel: o.channel === false ? null : o.channel,
+            attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,
+            log: tty ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
+          });
+          if (o.json) return printJson({ ran: true, ...report });
+          process.stdout.write(report.message + '\n');
+          if (report.tasks.length) {
+            table(
+              ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'EPOCHS', 'MS', 'WHY'],
+              report.tasks.map((t) => [
+                t.task + (t.fallback ? ' (fallback)' : ''),
+                t.kind,
+                t.parent ?? '-',
+                String(t.samples.train),
+                String(t.samples.heldout),
+                f4(t.before?.accuracy),
+                f4(t.after?.accuracy),
+                t.accepted === null ? '-' : t.accepted ? 'accepted' : 'REJECTED',
+                t.epochs === null ? '-' : `${t.bestEpoch}/${t.epochs}`,
+                t.trainMs === null ? '-' : String(t.trainMs),
+                t.reason,
+              ]),
+            );
+          }
+          const sk = Object.entries(report.samples.skipped);
+          if (sk.length) process.stderr.write(`kb train: skipped samples: ${sk.map(([k, v]) => `${v} (${k})`).join(', ')}\n`);
+        });
+      }),
+    );
+
+  kb.command('eval <file>')
+    .description('per-task and overall metrics of a KB version on a labelled JSONL ({"x":[...],"label":..,"attrs":{..}}) or CSV (label column, attribute columns, features) file')
+    .option('--data <dir>', DATA_HELP)
+    .option('--version <n>', 'KB version (default: the newest)', intOption('--version', 1))
+    .option('--json', 'print the metrics as JSON')
+    .addHelpText('after', `\nSamples are allocated to tasks like the edge does (attribute, else nearest centroid, else fallback).\n${EXIT_HELP}\n`)
+    .action(
+      run(async (file: string, o: { data?: string; version?: number; json?: boolean }) => {
+        const { evaluateVersion } = await import('../learn/eval.js');
+        await kbOpen(o.data, async (store) => {
+          const r = await evaluateVersion(store, file, { version: o.version, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
+          if (o.json) return printJson(r);
+          process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
+          table(
+            ['TASK', 'SAMPLES', 'ACCURACY', 'MICRO_P', 'MACRO_F1'],
+            [...r.tasks.map((t) => [t.task, String(t.n), f4(t.accuracy), f4(t.micro_precision), f4(t.macro_f1)]), ['(overall)', String(r.overall.n), f4(r.overall.accuracy), f4(r.overall.micro_precision), f4(r.overall.macro_f1)]],
+          );
+        });
+      }),
+    );
+
+  const versions = kb
+    .command('versions')
+    .description('published KB versions: parent, tasks, models changed, channel, round')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'print as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (o: { data?: string; json?: boolean }) => {
+        const { listVersions } = await import('../learn/versions.js');
+        await kbOpen(o.data, async (store) => {
+          const list = await listVersions(store);
+          if (o.json) return printJson(list);
+          if (!list.length) return void process.stdout.write('no versions\n');
+          table(
+            ['VERSION', 'PARENT', 'CREATED', 'CHANNEL', 'TASKS', 'CHANGED', 'ROUND'],
+            list.map((v) => [String(v.version), v.parent === null ? '-' : String(v.parent), v.created_at, v.channel ?? '-', String(v.tasks), v.changed.join(',') || '-', v.round === null ? '-' : String(v.round)]),
+          );
+        });
+      }),
+    );
+  versions
+    .command('diff <a> <b>')
+    .description('what changed between two versions: tasks added/removed, models replaced, metrics and thresholds')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'print as JSON')
+    .action(
+      run(async (a: string, b: string, o: { data?: string; json?: boolean }, cmd: Command) => {
+        const data = o.data ?? (cmd.parent?.opts() as { data?: string }).data;
+        const va = intOption('version A', 1)(a);
+        const vb = intOption('version B', 1)(b);
+        const { diffVersions } = await import('../learn/versions.js');
+        await kbOpen(data, async (store) => {
+          const d = await diffVersions(store, va, vb);
+          if (o.json) return printJson(d);
+          process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
+          table(
+            ['TASK', 'CHANGE', 'MODEL A', 'MODEL B', 'ACC A', 'ACC B'],
+            d.tasks.map((t) => [t.task, t.change, t.sha_a?.slice(0, 12) ?? '-', t.sha_b?.slice(0, 12) ?? '-', f4(t.accuracy_a), f4(t.accuracy_b)]),
+          );
+        });
+      }),
+    );
+
+  kb.command('rounds')
+    .description('learning history per task and round: kind, parent, before/after held-out metric, gate result, epochs, train time')
+    .option('--data <dir>', DATA_HELP)
+    .option('--task <id>', 'only this task')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .action(
+      run(async (o: { data?: string; task?: string; json?: boolean }) => {
+        const { taskHistory } = await import('../learn/versions.js');
+        await kbOpen(o.data, async (store) => {
+          const rows = (await taskHistory(store)).filter((r) => !o.task || r.task === o.task);
+          if (o.json) return printJson(rows);
+          if (!rows.length) return void process.stdout.write('no training rounds yet\n');
+          table(
+            ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'TRAIN', 'HELD', 'EPOCHS', 'MS'],
+            rows.map((r) => [String(r.round), r.task, r.kind, r.parent ?? '-', r.metric, f4(r.before), f4(r.after), r.accepted ? 'accepted' : 'rejected', String(r.train), String(r.heldout), r.epochs === null ? '-' : String(r.epochs), String(r.train_ms)]),
+          );
+        });
+      }),
+    );
+}

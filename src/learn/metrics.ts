@@ -58,3 +58,22 @@ export function parseMetric(s: string): MetricName {
   if ((METRICS as readonly string[]).includes(s)) return s as MetricName;
   throw new Error(`metric "${s}": expected one of ${METRICS.join(', ')}`);
 }
+
+/** Scores of predicted label names against true label names (any label sets). */
+export function scoreLabels(truth: readonly string[], pred: readonly string[]): Scores {
+  const index = new Map<string, number>();
+  const id = (s: string) => {
+    let v = index.get(s);
+    if (v === undefined) index.set(s, (v = index.size));
+    return v;
+  };
+  const t = truth.map(id);
+  const p = pred.map(id);
+  return score(t, p, index.size);
+}
+
+/** Round scores for reports and the index (4 decimals). */
+export function roundScores(s: Scores): Scores {
+  const r = (v: number) => Math.round(v * 1e4) / 1e4;
+  return { accuracy: r(s.accuracy), micro_precision: r(s.micro_precision), macro_f1: r(s.macro_f1), n: s.n };
+}

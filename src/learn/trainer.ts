@@ -130,29 +130,9 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
         const Ly = net.layers[l];
         if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0]);
         else gemmRows(act[l - 1], Ly.inDim, null, 0, m, Ly.W, Ly.outDim, Ly.b, act[l]);
-        if (l + 1 < L) {
-          const a = act[l];
-          const len = m * Ly.outDim;
-          for (let i = 0; i < len; i++) if (a[i] < 0) a[i] = 0;
-        }
+        if (l + 1 < L) relu(act[l], m * Ly.outDim);
       }
-      // softmax + cross-entropy; dZ = (p - onehot) / m
-      const k = numClasses;
-      const Z = act[L - 1];
-      const dZ = dAct[L - 1];
-      const invM = 1 / m;
-      for (let i = 0; i < m; i++) {
-        const off = i * k;
-        let max = -Infinity;
-        for (let j = 0; j < k; j++) if (Z[off + j] > max) max = Z[off + j];
-        let sum = 0;
-        for (let j = 0; j < k; j++) sum += Math.exp(Z[off + j] - max);
-        const logSum = Math.log(sum) + max;
-        const yi = data.y[order[s + i]];
-        lossSum += logSum - Z[off + yi];
-        for (let j = 0; j < k; j++) dZ[off + j] = Math.exp(Z[off + j] - logSum) * invM;
-        dZ[off + yi] -= invM;
-      }
+      lossSum += softmaxXent(act[L - 1], dAct[L - 1], m, numClasses, data.y, order, s);
       // backward
       for (let l = L - 1; l >= 0; l--) {
         const Ly = net.layers[l];
@@ -160,34 +140,12 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
         const kin = Ly.inDim;
         const g = gW[l];
         const gb = gB[l];
-        gb.fill(0);
         const dz = dAct[l];
-        for (let i = 0; i < m; i++) {
-          const zBase = i * n;
-          for (let j = 0; j < n; j++) gb[j] += dz[zBase + j];
-        }
+        biasGrad(dz, m, n, gb);
         if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g);
         else gemmTN(act[l - 1], kin, null, 0, m, dz, n, g);
-        if (l > 0) {
-          // dA_{l-1} = dZ_l W_l^T, masked by the ReLU of layer l-1
-          const prev = act[l - 1];
-          const dPrev = dAct[l - 1];
-          const W = Ly.W;
-          for (let i = 0; i < m; i++) {
-            const zBase = i * n;
-            const pBase = i * kin;
-            for (let p = 0; p < kin; p++) {
-              if (prev[pBase + p] <= 0) {
-                dPrev[pBase + p] = 0;
-                continue;
-              }
-              const wBase = p * n;
-              let acc = 0;
-              for (let j = 0; j < n; j++) acc += dz[zBase + j] * W[wBase + j];
-              dPrev[pBase + p] = acc;
-            }
-          }
-        }
+        // dA_{l-1} = dZ_l W_l^T, masked by the ReLU of layer l-1
+        if (l > 0) backHidden(dz, m, n, Ly.W, kin, act[l - 1], dAct[l - 1]);
       }
       // update
       step++;
@@ -223,6 +181,55 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
   const final = hasVal ? best : net;
   if (!hasVal) bestEpoch = history.length;
   return { net: final, history, bestEpoch, epochsRun: history.length, ms: performance.now() - t0, warmStart };
+}
+
+function relu(a: Float32Array, len: number): void {
+  for (let i = 0; i < len; i++) if (a[i] < 0) a[i] = 0;
+}
+
+/** Softmax cross-entropy of m rows of logits Z; writes dZ = (p - onehot) / m; returns the loss sum. */
+function softmaxXent(Z: Float32Array, dZ: Float32Array, m: number, k: number, y: Int32Array, order: Int32Array, s: number): number {
+  const invM = 1 / m;
+  let lossSum = 0;
+  for (let i = 0; i < m; i++) {
+    const off = i * k;
+    let max = -Infinity;
+    for (let j = 0; j < k; j++) if (Z[off + j] > max) max = Z[off + j];
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += Math.exp(Z[off + j] - max);
+    const logSum = Math.log(sum) + max;
+    const yi = y[order[s + i]];
+    lossSum += logSum - Z[off + yi];
+    for (let j = 0; j < k; j++) dZ[off + j] = Math.exp(Z[off + j] - logSum) * invM;
+    dZ[off + yi] -= invM;
+  }
+  return lossSum;
+}
+
+function biasGrad(dz: Float32Array, m: number, n: number, gb: Float32Array): void {
+  gb.fill(0);
+  for (let i = 0; i < m; i++) {
+    const zBase = i * n;
+    for (let j = 0; j < n; j++) gb[j] += dz[zBase + j];
+  }
+}
+
+/** dPrev = (dz W^T) masked where the previous layer's ReLU output was 0. */
+function backHidden(dz: Float32Array, m: number, n: number, W: Float32Array, kin: number, prev: Float32Array, dPrev: Float32Array): void {
+  for (let i = 0; i < m; i++) {
+    const zBase = i * n;
+    const pBase = i * kin;
+    for (let p = 0; p < kin; p++) {
+      if (prev[pBase + p] <= 0) {
+        dPrev[pBase + p] = 0;
+        continue;
+      }
+      const wBase = p * n;
+      let acc = 0;
+      for (let j = 0; j < n; j++) acc += dz[zBase + j] * W[wBase + j];
+      dPrev[pBase + p] = acc;
+    }
+  }
 }
 
 const BETA1 = 0.9;

@@ -1,0 +1,175 @@
+// `kb eval FILE`: per-task and overall metrics of a published KB version on a labelled file,
+// with samples allocated to tasks the way the edge does (attribute key, else nearest centroid,
+// else the fallback) and scored by onnxruntime-node sessions of the published models.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { attrKey, normaliseAttrs } from '../format/attrs.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
+import type { KbStore } from '../kb/store.js';
+import { preprocess } from './dataset.js';
+import { roundScores, scoreLabels, type Scores } from './metrics.js';
+import { readBlob, stack } from './models.js';
+
+interface Row {
+  x: Float32Array;
+  label: string;
+  attrs: Record<string, string>;
+}
+
+async function readRows(file: string, attrKeys: string[], onBad: (line: number, why: string) => void): Promise<Row[]> {
+  const input = createReadStream(file);
+  await new Promise<void>((resolve, reject) => {
+    input.once('open', () => resolve());
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`${file}: cannot read: ${e.code ?? e.message}`, EXIT.FAILURE)));
+  });
+  const rows: Row[] = [];
+  let header: string[] | null = null;
+  let csv: boolean | null = null;
+  let n = 0;
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+    n++;
+    if (!line.trim()) continue;
+    if (csv === null) csv = !line.trimStart().startsWith('{');
+    if (csv) {
+      const cells = line.split(',').map((c) => c.trim());
+      if (!header) {
+        header = cells.map((c) => c.toLowerCase());
+        if (!header.includes('label')) throw new CliError(`${file}: CSV header has no "label" column`, EXIT.USAGE);
+        continue;
+      }
+      if (cells.length !== header.length) {
+        onBad(n, `${cells.length} cells, header has ${header.length}`);
+        continue;
+      }
+      const attrs: Record<string, string> = {};
+      const x: number[] = [];
+      let label = '';
+      let bad = '';
+      header.forEach((h, i) => {
+        if (h === 'label') label = cells[i];
+        else if (h === 'id') return;
+        else if (attrKeys.includes(h)) attrs[h] = cells[i];
+        else {
+          const v = Number(cells[i]);
+          if (cells[i] === '' || !Number.isFinite(v)) bad ||= `column "${h}": "${cells[i]}" is not a number`;
+          x.push(v);
+        }
+      });
+      if (bad || !label) {
+        onBad(n, bad || 'empty label');
+        continue;
+      }
+      rows.push({ x: Float32Array.from(x), label, attrs: normaliseAttrs(attrs) });
+    } else {
+      let o: { x?: unknown; label?: unknown; attrs?: unknown };
+      try {
+        o = JSON.parse(line);
+      } catch (e) {
+        onBad(n, `not valid JSON: ${(e as Error).message}`);
+        continue;
+      }
+      if (!Array.isArray(o.x) || !o.x.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+        onBad(n, '"x" must be an array of finite numbers');
+        continue;
+      }
+      if (typeof o.label !== 'string' && typeof o.label !== 'number') {
+        onBad(n, '"label" is missing');
+        continue;
+      }
+      rows.push({ x: Float32Array.from(o.x as number[]), label: String(o.label), attrs: normaliseAttrs((o.attrs ?? {}) as Record<string, string>) });
+    }
+  }
+  return rows;
+}
+
+export interface EvalResult {
+  version: number;
+  samples: number;
+  tasks: (Scores & { task: string })[];
+  overall: Scores;
+}
+
+/** Allocate like the edge (src/runtime/allocate.ts), without the runtime's session machinery. */
+function allocator(index: TaskIndex): (r: Row) => TaskEntry {
+  const { method, attr_keys, fallback } = index.allocation;
+  const byKey = new Map<string, TaskEntry>();
+  for (const t of index.tasks) {
+    const k = attrKey(t.attrs, attr_keys);
+    if (k !== null && !byKey.has(k)) byKey.set(k, t);
+  }
+  const fb = fallback ? index.tasks.find((t) => t.id === fallback) ?? null : null;
+  const withC = index.tasks.filter((t) => t.centroid && t.centroid.length);
+  return (r) => {
+    if (method !== 'centroid') {
+      const k = attrKey(r.attrs, attr_keys);
+      if (k !== null) {
+        const t = byKey.get(k);
+        if (t) return t;
+        if (fb) return fb;
+      }
+    }
+    if (method !== 'attr' && withC.length) {
+      let best = withC[0];
+      let bd = Infinity;
+      for (const t of withC) {
+        const x = preprocess(r.x, t.model.preprocessing);
+        if (x.length !== t.centroid!.length) continue;
+        let d = 0;
+        for (let i = 0; i < x.length; i++) d += (x[i] - t.centroid![i]) ** 2;
+        if (d < bd) (bd = d), (best = t);
+      }
+      return best;
+    }
+    if (fb) return fb;
+    throw new CliError('a sample matches no task and the version has no fallback task', EXIT.FAILURE);
+  };
+}
+
+export async function evaluateVersion(store: KbStore, file: string, opts: { version?: number; onBad: (line: number, why: string) => void }): Promise<EvalResult> {
+  const n = opts.version ?? (await store.latestVersion())?.n;
+  if (!n) throw new CliError('the KB has no published version yet', EXIT.FAILURE);
+  const f = await store.readVersionIndex(n);
+  if (!f) throw new CliError(`--version ${n}: no such KB version`, EXIT.USAGE);
+  const index = JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
+  const rows = await readRows(file, index.allocation.attr_keys, opts.onBad);
+  if (!rows.length) throw new CliError(`${file}: no usable labelled samples`, EXIT.FAILURE);
+  const allocate = allocator(index);
+  const groups = new Map<TaskEntry, Row[]>();
+  for (const r of rows) {
+    const t = allocate(r);
+    if (!groups.has(t)) groups.set(t, []);
+    groups.get(t)!.push(r);
+  }
+  const m = await import('onnxruntime-node');
+  const ort = (m as unknown as { default?: typeof m }).default ?? m;
+  const truth: string[] = [];
+  const pred: string[] = [];
+  const tasks: EvalResult['tasks'] = [];
+  for (const [t, rs] of groups) {
+    if (t.model.preprocessing.kind !== 'vector') throw new CliError(`task ${t.id}: image models cannot be evaluated on vector files`, EXIT.FAILURE);
+    const s = await ort.InferenceSession.create(await readBlob(store, t.model.sha256));
+    try {
+      const xs = rs.map((r) => preprocess(r.x, t.model.preprocessing));
+      const d = Number(t.model.inputs[0].shape[1]);
+      for (const x of xs) if (x.length !== d) throw new CliError(`${file}: a sample has ${x.length} features, task ${t.id} expects ${d}`, EXIT.FAILURE);
+      const out = await s.run({ [t.model.inputs[0].name]: new ort.Tensor('float32', stack(xs, d), [xs.length, d]) });
+      const P = out[t.model.outputs[0].name].data as Float32Array;
+      const k = t.model.labels.length;
+      const tp: string[] = [];
+      for (let i = 0; i < rs.length; i++) {
+        let b = 0;
+        for (let j = 1; j < k; j++) if (P[i * k + j] > P[i * k + b]) b = j;
+        tp.push(t.model.labels[b]);
+      }
+      const tt = rs.map((r) => r.label);
+      tasks.push({ task: t.id, ...roundScores(scoreLabels(tt, tp)) });
+      truth.push(...tt);
+      pred.push(...tp);
+    } finally {
+      await s.release();
+    }
+  }
+  tasks.sort((a, b) => a.task.localeCompare(b.task, 'en', { numeric: true }));
+  return { version: n, samples: rows.length, tasks, overall: roundScores(scoreLabels(truth, pred)) };
+}

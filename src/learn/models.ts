@@ -1,0 +1,90 @@
+// A task's current model as the learner uses it: scored on raw samples (its own preprocessing
+// applied) by our forward pass when the ONNX is a dense chain, else by onnxruntime-node (lazily
+// imported), e.g. for models a --trainer-cmd plug-in or `kb task add` brought in.
+import type { KbStore, TaskRecord } from '../kb/store.js';
+import type { Preprocessing } from '../format/index-manifest.js';
+import { predictProba } from './dense.js';
+import { preprocess } from './dataset.js';
+import { readDenseOnnx, type ReadModel } from './onnx-reader.js';
+
+export interface ScoringModel {
+  labels: string[];
+  preprocessing: Preprocessing;
+  dense: ReadModel | null;
+  bytes: Buffer;
+  /** class probabilities for rows of raw features (n x labels.length) */
+  predict(raw: Float32Array[]): Promise<Float32Array>;
+}
+
+export async function readBlob(store: KbStore, sha: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store.blobs.get(sha)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function stack(rows: Float32Array[], d: number): Float32Array {
+  const X = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => X.set(r.subarray(0, d), i * d));
+  return X;
+}
+
+export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preprocessing: Preprocessing; output_kind: 'probabilities' | 'logits'; inputName?: string; outputName?: string }): ScoringModel {
+  const dense = readDenseOnnx(bytes);
+  const k = meta.labels.length;
+  let session: Promise<import('onnxruntime-node').InferenceSession> | null = null;
+  return {
+    labels: meta.labels,
+    preprocessing: meta.preprocessing,
+    dense,
+    bytes,
+    async predict(raw: Float32Array[]): Promise<Float32Array> {
+      const rows = raw.map((r) => preprocess(r, meta.preprocessing));
+      const n = rows.length;
+      if (n === 0) return new Float32Array(0);
+      if (dense) {
+        const d = dense.net.layers[0].inDim;
+        for (const r of rows) if (r.length !== d) throw new Error(`model expects ${d} features, a sample has ${r.length}`);
+        const P = predictProba(dense.net, stack(rows, d), n);
+        return P;
+      }
+      const m = await import('onnxruntime-node');
+      const ort = (m as unknown as { default?: typeof m }).default ?? m;
+      session ??= ort.InferenceSession.create(bytes);
+      const s = await session;
+      const d = rows[0].length;
+      const inName = meta.inputName ?? s.inputNames[0];
+      const outName = meta.outputName ?? s.outputNames[0];
+      const out = await s.run({ [inName]: new ort.Tensor('float32', stack(rows, d), [n, d]) });
+      const P = Float32Array.from(out[outName].data as Float32Array);
+      if (P.length !== n * k) throw new Error(`model output has ${P.length / n} values per sample, labels say ${k}`);
+      if (meta.output_kind === 'logits') {
+        for (let i = 0; i < n; i++) {
+          let mx = -Infinity;
+          for (let j = 0; j < k; j++) mx = Math.max(mx, P[i * k + j]);
+          let s2 = 0;
+          for (let j = 0; j < k; j++) s2 += P[i * k + j] = Math.exp(P[i * k + j] - mx);
+          for (let j = 0; j < k; j++) P[i * k + j] /= s2;
+        }
+      }
+      return P;
+    },
+  };
+}
+
+export async function loadTaskModel(store: KbStore, t: TaskRecord): Promise<ScoringModel> {
+  const bytes = await readBlob(store, t.model_sha);
+  return modelFromBytes(bytes, { labels: t.labels, preprocessing: t.preprocessing, output_kind: t.output_kind, inputName: t.inputs[0]?.name, outputName: t.outputs[0]?.name });
+}
+
+/** Predicted label names of a model for raw rows. */
+export async function predictLabels(m: ScoringModel, raw: Float32Array[]): Promise<{ labels: string[]; probs: Float32Array }> {
+  const P = await m.predict(raw);
+  const k = m.labels.length;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    let b = 0;
+    for (let j = 1; j < k; j++) if (P[i * k + j] > P[i * k + b]) b = j;
+    out.push(m.labels[b]);
+  }
+  return { labels: out, probs: P };
+}

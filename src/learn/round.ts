@@ -1,0 +1,629 @@
+// One learning round over the labelled samples of the KB (`kb train`):
+//   1. task definition: by data attribute (Sedna TaskDefinitionByDataAttr, the edge's key
+//      normalisation); samples without the attribute join the task whose centroid radius holds
+//      them, the rest are clustered (k-means++, k from the data). Groups with fewer than
+//      minSamples labelled samples are served by the shared `global` task (the edge fallback),
+//      which trains on every sample.
+//   2. held-out split per task, persisted per sample (a sample's split never changes, so each
+//      task's held-out set only grows and is never trained on, by any task).
+//   3. training: seen tasks with new samples are updated on their own data only (warm start
+//      from their current model); unseen groups become new tasks, warm-started from the most
+//      related existing model = the one that scores best on the new task's training samples
+//      (ties: nearest centroid). Built-in trainer on worker threads, or --trainer-cmd.
+//   4. eval gate (gate.ts) on each task's own held-out set; rejections recorded with numbers.
+//   5. calibration (centroid, radius, confidence/entropy thresholds at a target FPR).
+//   6. publish a new signed version when a model changed; unchanged tasks keep their model
+//      sha256, so edges download nothing for them.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attrKey } from '../format/attrs.js';
+import { DEFAULT_ALLOCATION, type AllocationConfig, type Preprocessing, type TaskIndex, type UnseenConfig } from '../format/index-manifest.js';
+import type { KbStore, TaskRecord } from '../kb/store.js';
+import { publishVersion } from '../kb/publish.js';
+import { calibrate, distancesTo } from './calibrate.js';
+import { clusterAuto } from './cluster.js';
+import { archDims, fromNetData, type Arch, type DenseNet } from './dense.js';
+import { chooseScale, loadSamples, preprocess, sortLabels, type LoadedSample } from './dataset.js';
+import { exportOnnx, ioSpecs } from './export.js';
+import { DEFAULT_GATE, gateNew, gateUpdate, type GateConfig, type GateDecision } from './gate.js';
+import { roundScores, scoreLabels, type Scores } from './metrics.js';
+import { loadTaskModel, modelFromBytes, predictLabels, stack, type ScoringModel } from './models.js';
+import { runPlugin } from './plugin.js';
+import { trainAll } from './pool.js';
+import type { TrainJob } from './train-job.js';
+import { transferInit, type EpochStat } from './trainer.js';
+
+export const GLOBAL_TASK = 'global';
+
+export interface RoundOptions {
+  /** a group becomes a task at >= this many labelled samples (Sedna MIN_TRAIN_SAMPLE) */
+  minSamples: number;
+  arch: Arch;
+  hidden: number[];
+  epochs: number;
+  seed: number;
+  optimizer?: 'adam' | 'sgd';
+  lr?: number;
+  batchSize?: number;
+  patience?: number;
+  l2?: number;
+  gate: GateConfig;
+  /** share of each task's labelled samples held out for the gate and calibration */
+  heldoutFraction: number;
+  /** target false-positive rate of the calibrated radius and thresholds */
+  fpr: number;
+  trainerCmd?: string | null;
+  threads?: number;
+  /** largest k tried when clustering samples without attributes */
+  kMax: number;
+  /** channel the new version goes to (null: publish without moving a channel) */
+  channel: string | null;
+  /** attribute keys that define tasks (default: the last version's, else ["site"]) */
+  attrKeys?: string[];
+  /** progress lines (stderr on a TTY) */
+  log?: (msg: string) => void;
+}
+
+export const DEFAULT_ROUND: RoundOptions = {
+  minSamples: 10,
+  arch: 'mlp',
+  hidden: [128],
+  epochs: 30,
+  seed: 1,
+  gate: DEFAULT_GATE,
+  heldoutFraction: 0.2,
+  fpr: 0.05,
+  kMax: 8,
+  channel: 'stable',
+};
+
+export interface TaskOutcome {
+  task: string;
+  /** new: first model of an unseen group; update: seen task with new samples; unchanged: not trained */
+  kind: 'new' | 'update' | 'unchanged';
+  fallback: boolean;
+  parent: string | null;
+  /** how the parent was chosen, with the candidates' accuracy on the new task's training samples */
+  relation?: { by: 'score' | 'centroid' | 'none'; scores: Record<string, number> };
+  accepted: boolean | null;
+  reason: string;
+  /** held-out scores before (current model; for a new task: the fallback) and of the candidate */
+  before: Scores | null;
+  after: Scores | null;
+  samples: { train: number; heldout: number; new: number };
+  epochs: number | null;
+  bestEpoch: number | null;
+  trainMs: number | null;
+  warmStart: boolean | null;
+  model_sha: string | null;
+}
+
+export interface RoundReport {
+  round: number;
+  /** published version, or null when no model changed */
+  version: number | null;
+  message: string;
+  tasks: TaskOutcome[];
+  samples: { total: number; labelled: number; skipped: Record<string, number> };
+  clusters: { pool: number; k: number; silhouettes: Record<number, number> } | null;
+  preprocessing: Preprocessing;
+  ms: number;
+}
+
+/** Stable pseudo-random rank of a sample id (held-out split, validation split). */
+export function idRank(seed: number | string, id: string): number {
+  return createHash('sha256').update(`${seed}:${id}`).digest().readUInt32BE(0);
+}
+
+const META_ROUND = 'learn.round';
+const META_PREPROC = 'learn.preprocessing';
+const META_CLUSTER = 'learn.next_cluster';
+
+interface Group {
+  id: string;
+  attrs: Record<string, string>;
+  members: LoadedSample[];
+  existing: TaskRecord | null;
+}
+
+interface Candidate {
+  group: Group;
+  kind: 'new' | 'update';
+  fallback: boolean;
+  parent: string | null;
+  relation?: TaskOutcome['relation'];
+  train: LoadedSample[];
+  heldout: LoadedSample[];
+  fresh: number;
+}
+
+export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {}): Promise<RoundReport> {
+  const t0 = performance.now();
+  const o: RoundOptions = { ...DEFAULT_ROUND, ...opts, gate: { ...DEFAULT_GATE, ...(opts.gate ?? {}) } };
+  const log = o.log ?? (() => {});
+  const round = Number((await store.getMeta(META_ROUND)) ?? 0) + 1;
+  const allTasks = await store.listTasks();
+  const taskById = new Map(allTasks.map((t) => [t.id, t]));
+  const currentGlobal = allTasks.find((t) => t.fallback) ?? taskById.get(GLOBAL_TASK) ?? null;
+  const latest = await store.latestVersion();
+  const prevFiles = latest ? await store.readVersionIndex(latest.n) : null;
+  const prevIndex = prevFiles ? (JSON.parse(prevFiles.bytes.toString('utf8')) as TaskIndex) : null;
+  const attrKeys = o.attrKeys ?? prevIndex?.allocation.attr_keys ?? DEFAULT_ALLOCATION.attr_keys;
+
+  log('loading samples');
+  const { samples: loaded, skipped } = await loadSamples(store);
+  // one input dimension: the most common one (others cannot feed these models)
+  const dimCount = new Map<number, number>();
+  for (const s of loaded) dimCount.set(s.raw.length, (dimCount.get(s.raw.length) ?? 0) + 1);
+  const dim = [...dimCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0] ?? 0;
+  const samples = loaded.filter((s) => {
+    if (s.raw.length === dim) return true;
+    const why = `${s.raw.length} features instead of ${dim}`;
+    skipped[why] = (skipped[why] ?? 0) + 1;
+    return false;
+  });
+  const labelled = samples.filter((s) => s.rec.label !== null);
+  const base = { round, samples: { total: loaded.length, labelled: labelled.length, skipped }, clusters: null };
+  if (labelled.length === 0) {
+    return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a vector payload', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
+  }
+
+  // the KB-wide input space: pinned at the first round (see chooseScale)
+  let P: Preprocessing;
+  const pinned = await store.getMeta(META_PREPROC);
+  if (pinned) P = JSON.parse(pinned) as Preprocessing;
+  else {
+    const existingVec = allTasks.find((t) => t.preprocessing.kind === 'vector');
+    P = existingVec ? existingVec.preprocessing : chooseScale(labelled.map((s) => s.raw));
+    await store.setMeta(META_PREPROC, JSON.stringify(P));
+  }
+  const inputs = new Map<LoadedSample, Float32Array>();
+  const input = (s: LoadedSample) => {
+    let v = inputs.get(s);
+    if (!v) inputs.set(s, (v = preprocess(s.raw, P)));
+    return v;
+  };
+
+  // ---- 1. task definition ----
+  const byKey = new Map<string, TaskRecord>();
+  for (const t of allTasks) {
+    const k = attrKey(t.attrs, attrKeys);
+    if (k !== null && !t.fallback) byKey.set(k, t);
+  }
+  const centroidTasks = allTasks.filter((t) => !t.fallback && t.centroid && t.radius !== null && t.centroid.length === dim);
+  const groups = new Map<string, Group>();
+  const addTo = (id: string, s: LoadedSample, attrs: Record<string, string>) => {
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = { id, attrs, members: [], existing: taskById.get(id) ?? null }));
+    g.members.push(s);
+  };
+  const pool: LoadedSample[] = [];
+  for (const s of samples) {
+    const key = attrKey(s.rec.attrs, attrKeys);
+    if (key !== null) {
+      const t = byKey.get(key);
+      const attrs = Object.fromEntries(attrKeys.map((k) => [k, s.rec.attrs[k]]));
+      addTo(t ? t.id : taskIdForKey(key), s, t ? t.attrs : attrs);
+      continue;
+    }
+    const prev = s.rec.assigned_task ? taskById.get(s.rec.assigned_task) : undefined;
+    if (prev && !prev.fallback) {
+      addTo(prev.id, s, prev.attrs);
+      continue;
+    }
+    // nearest task centroid whose calibrated radius holds the sample
+    const x = input(s);
+    let best: TaskRecord | null = null;
+    let bestD = Infinity;
+    for (const t of centroidTasks) {
+      if (P && JSON.stringify(t.preprocessing) !== JSON.stringify(P)) continue;
+      const d = distancesTo(x, 1, dim, t.centroid!)[0];
+      if (d <= t.radius! && d < bestD) (bestD = d), (best = t);
+    }
+    if (best) addTo(best.id, s, best.attrs);
+    else pool.push(s);
+  }
+  let clusters: RoundReport['clusters'] = null;
+  if (pool.length >= o.minSamples) {
+    const kMax = Math.max(1, Math.min(o.kMax, Math.floor(pool.length / o.minSamples)));
+    const X = stack(pool.map(input), dim);
+    const c = clusterAuto(X, pool.length, dim, { kMax, seed: o.seed });
+    clusters = { pool: pool.length, k: c.k, silhouettes: c.silhouettes };
+    let next = Number((await store.getMeta(META_CLUSTER)) ?? 1);
+    const members: LoadedSample[][] = Array.from({ length: c.k }, () => []);
+    pool.forEach((s, i) => members[c.result.assign[i]].push(s));
+    // cluster order by their first sample's seq, so ids do not depend on k-means' numbering
+    members.sort((a, b) => a[0].rec.seq - b[0].rec.seq);
+    for (const m of members) {
+      if (m.filter((s) => s.rec.label !== null).length < o.minSamples) continue;
+      const id = `cluster-${next++}`;
+      for (const s of m) addTo(id, s, {});
+    }
+    await store.setMeta(META_CLUSTER, String(next));
+  }
+  // groups too small to be tasks: their samples are served by (and train) the global task only
+  const qualifying = [...groups.values()].filter((g) => g.existing || g.members.filter((s) => s.rec.label !== null).length >= o.minSamples);
+  const taskOf = new Map<LoadedSample, string>();
+  for (const g of qualifying) for (const s of g.members) taskOf.set(s, g.id);
+
+  // ---- 2. held-out split (sticky per sample) ----
+  const split = new Map<LoadedSample, 'train' | 'heldout'>();
+  const assignRows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[] = [];
+  const bucket = new Map<string, LoadedSample[]>();
+  for (const s of labelled) {
+    const k = taskOf.get(s) ?? '';
+    if (!bucket.has(k)) bucket.set(k, []);
+    bucket.get(k)!.push(s);
+  }
+  for (const members of bucket.values()) {
+    let held = 0;
+    const fresh: LoadedSample[] = [];
+    for (const s of members) {
+      if (s.rec.split) {
+        split.set(s, s.rec.split);
+        if (s.rec.split === 'heldout') held++;
+      } else fresh.push(s);
+    }
+    const want = Math.max(members.length >= 2 ? 1 : 0, Math.round(members.length * o.heldoutFraction));
+    fresh.sort((a, b) => idRank(o.seed, a.rec.id) - idRank(o.seed, b.rec.id) || (a.rec.id < b.rec.id ? -1 : 1));
+    for (const s of fresh) split.set(s, held < want ? (held++, 'heldout') : 'train');
+  }
+  for (const s of samples) {
+    const t = taskOf.get(s) ?? null;
+    const sp = split.get(s) ?? null;
+    if (t !== s.rec.assigned_task || sp !== s.rec.split) assignRows.push({ id: s.rec.id, assigned_task: t, split: sp });
+  }
+
+  const labels = sortLabels(labelled.map((s) => s.rec.label!));
+  const trainOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && split.get(s) === 'train');
+  const heldOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && split.get(s) === 'heldout');
+  const freshOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && s.rec.used_in_round === null).length;
+
+  // ---- 3. what to train ----
+  const scoring = new Map<string, Promise<ScoringModel>>();
+  const modelOf = (t: TaskRecord) => {
+    if (!scoring.has(t.id)) scoring.set(t.id, loadTaskModel(store, t));
+    return scoring.get(t.id)!;
+  };
+  const candidates: Candidate[] = [];
+  const outcomes: TaskOutcome[] = [];
+  const globalGroup: Group = { id: currentGlobal?.id ?? GLOBAL_TASK, attrs: {}, members: labelled, existing: currentGlobal };
+  const globalFresh = freshOf(labelled);
+  if (!currentGlobal || globalFresh > 0) {
+    candidates.push({ group: globalGroup, kind: currentGlobal ? 'update' : 'new', fallback: true, parent: currentGlobal ? currentGlobal.parent : null, train: trainOf(labelled), heldout: heldOf(labelled), fresh: globalFresh });
+  }
+  for (const g of qualifying) {
+    const fresh = freshOf(g.members);
+    const train = trainOf(g.members);
+    const heldout = heldOf(g.members);
+    if (g.existing && fresh === 0 && g.existing.updated_round > 0) {
+      outcomes.push(unchanged(g.existing, train.length, heldout.length));
+      continue;
+    }
+    if (train.length === 0 || heldout.length === 0) continue;
+    const c: Candidate = { group: g, kind: g.existing ? 'update' : 'new', fallback: false, parent: g.existing ? g.existing.parent : null, train, heldout, fresh };
+    if (!g.existing) {
+      // task relationship: the existing model that scores best on the new task's training data
+      const scores: Record<string, number> = {};
+      let best: TaskRecord | null = null;
+      let bestScore = -1;
+      const rows = train.map((s) => s.raw);
+      const truth = train.map((s) => s.rec.label!);
+      for (const t of allTasks) {
+        try {
+          const pred = await predictLabels(await modelOf(t), rows);
+          const a = scoreLabels(truth, pred.labels).accuracy;
+          scores[t.id] = Math.round(a * 1e4) / 1e4;
+          const closer = best && a === bestScore && nearer(t, best, train.map(input), dim);
+          if (a > bestScore || closer) (bestScore = a), (best = t);
+        } catch {
+          // a model that cannot score these samples (other input size) cannot be a parent
+        }
+      }
+      c.parent = best?.id ?? null;
+      c.relation = { by: best ? 'score' : 'none', scores };
+    }
+    candidates.push(c);
+  }
+
+  // ---- training ----
+  const trained = await trainCandidates(store, candidates, { o, labels, dim, P, input, modelOf, taskById, log, round });
+
+  // ---- 4. gate: global first (new tasks are compared with the fallback that will serve) ----
+  const evalOn = async (m: ScoringModel, set: LoadedSample[]) => roundScores(scoreLabels(set.map((s) => s.rec.label!), (await predictLabels(m, set.map((s) => s.raw))).labels));
+  const metric = o.gate.metric;
+  const decisions = new Map<Candidate, { d: GateDecision; before: Scores | null; after: Scores }>();
+  const order = [...candidates].sort((a, b) => Number(b.fallback) - Number(a.fallback));
+  let servingGlobal: ScoringModel | null = currentGlobal ? await modelOf(currentGlobal) : null;
+  for (const c of order) {
+    const tr = trained.get(c)!;
+    const after = await evalOn(tr.model, c.heldout);
+    let before: Scores | null = null;
+    let d: GateDecision;
+    if (c.kind === 'update') {
+      before = await evalOn(await modelOf(c.group.existing!), c.heldout);
+      d = gateUpdate(o.gate, after[metric], before[metric]);
+    } else if (c.fallback) {
+      d = gateNew(o.gate, after[metric], null);
+    } else {
+      before = servingGlobal ? await evalOn(servingGlobal, c.heldout) : null;
+      d = gateNew(o.gate, after[metric], before ? before[metric] : null);
+    }
+    if (c.fallback && d.accepted) servingGlobal = tr.model;
+    decisions.set(c, { d, before, after });
+  }
+
+  // ---- 5. calibration and records ----
+  const now = Date.now();
+  let changedModels = 0;
+  const records: TaskRecord[] = [];
+  for (const c of candidates) {
+    const tr = trained.get(c)!;
+    const { d, before, after } = decisions.get(c)!;
+    const served = d.accepted ? tr.model : c.group.existing ? await modelOf(c.group.existing) : null;
+    const outcome: TaskOutcome = {
+      task: c.group.id,
+      kind: c.kind,
+      fallback: c.fallback,
+      parent: c.parent,
+      ...(c.relation ? { relation: c.relation } : {}),
+      accepted: d.accepted,
+      reason: d.reason,
+      before,
+      after,
+      samples: { train: c.train.length, heldout: c.heldout.length, new: c.fresh },
+      epochs: tr.epochs,
+      bestEpoch: tr.bestEpoch,
+      trainMs: Math.round(tr.ms),
+      warmStart: tr.warmStart,
+      model_sha: null,
+    };
+    outcomes.push(outcome);
+    if (!d.accepted) {
+      await store.logEvent('learn.reject', { round, task: c.group.id, kind: c.kind, metric, candidate: d.candidate, baseline: d.baseline, against: d.against, reason: d.reason });
+    }
+    if (!served) continue; // a rejected new task: its samples stay with the global task
+    const servedScores = d.accepted ? after : before!;
+    const heldRaw = c.heldout.map((s) => s.raw);
+    const probs = await served.predict(heldRaw);
+    const trainX = stack(c.train.map(input), dim);
+    const heldX = stack(c.heldout.map((s) => preprocess(s.raw, served.preprocessing)), dim);
+    const cal = calibrate(trainX, c.train.length, heldX, c.heldout.length, probs, served.labels.length, dim, o.fpr);
+    let sha = c.group.existing?.model_sha ?? '';
+    let size = c.group.existing?.model_size ?? 0;
+    if (d.accepted) {
+      const put = await store.blobs.put(tr.bytes);
+      sha = put.sha256;
+      size = put.size;
+      outcome.model_sha = sha;
+      changedModels++;
+    }
+    const prev = c.group.existing;
+    const history = ((prev?.extra?.history as unknown[]) ?? []).concat([
+      {
+        round,
+        kind: c.kind,
+        accepted: d.accepted,
+        reason: d.reason,
+        before: before ? before[metric] : null,
+        after: after[metric],
+        metric,
+        parent: c.parent,
+        train: c.train.length,
+        heldout: c.heldout.length,
+        epochs: tr.epochs,
+        train_ms: Math.round(tr.ms),
+      },
+    ]);
+    const io = d.accepted ? tr.io : { inputs: prev!.inputs, outputs: prev!.outputs };
+    records.push({
+      id: c.group.id,
+      attrs: c.fallback ? {} : c.group.attrs,
+      model_sha: sha,
+      model_size: size,
+      inputs: io.inputs,
+      outputs: io.outputs,
+      labels: d.accepted ? labels : prev!.labels,
+      preprocessing: d.accepted ? P : prev!.preprocessing,
+      output_kind: d.accepted ? tr.outputKind : prev!.output_kind,
+      arch: d.accepted ? tr.arch : prev!.arch,
+      parent: d.accepted ? c.parent : (prev?.parent ?? null),
+      metrics: { accuracy: servedScores.accuracy, micro_precision: servedScores.micro_precision, macro_f1: servedScores.macro_f1, heldout: servedScores.n },
+      // the fallback has no centroid: it must never win nearest-centroid allocation
+      centroid: c.fallback ? null : cal.centroid,
+      radius: c.fallback ? null : cal.radius,
+      thresholds: { confidence: cal.confidence, entropy: cal.entropy },
+      samples: c.train.length + c.heldout.length,
+      updated_round: d.accepted ? round : (prev?.updated_round ?? 0),
+      fallback: c.fallback,
+      created_at: prev?.created_at ?? now,
+      updated_at: now,
+      extra: { ...(prev?.extra ?? {}), history, trainer: tr.trainer },
+    });
+  }
+  for (const r of records) await store.putTask(r);
+  if (assignRows.length) await store.assignSamples(assignRows);
+  const used = candidates.flatMap((c) => [...c.train, ...c.heldout].map((s) => s.rec.id));
+  if (used.length) await store.markSamplesUsed([...new Set(used)], round);
+  await store.setMeta(META_ROUND, String(round));
+  await store.setCounter('labelled_new', 0);
+  await store.setCounter('samples_new', 0);
+  await store.addCounter('rounds', 1);
+  await store.setMeta('learn.last_round_at', String(now));
+
+  // ---- 6. publish ----
+  let version: number | null = null;
+  let message: string;
+  if (changedModels > 0) {
+    const tasks = await store.listTasks();
+    const allocation: AllocationConfig = { ...(prevIndex?.allocation ?? DEFAULT_ALLOCATION), attr_keys: attrKeys, fallback: tasks.find((t) => t.fallback)?.id ?? null };
+    const unseen: UnseenConfig = prevIndex?.unseen ?? { methods: ['attr', 'confidence', 'distance'], combine: 'any', confidence: 0.5 };
+    const pub = await publishVersion(store, {
+      tasks,
+      allocation,
+      unseen,
+      channel: o.channel,
+      notes: { round, trained: candidates.map((c) => c.group.id), accepted: outcomes.filter((x) => x.accepted).map((x) => x.task), rejected: outcomes.filter((x) => x.accepted === false).map((x) => x.task) },
+    });
+    version = pub.version.n;
+    message = `round ${round}: published version ${version} (${changedModels} model${changedModels === 1 ? '' : 's'} changed)`;
+  } else {
+    message = candidates.length ? `round ${round}: no candidate passed the gate; nothing published` : `round ${round}: no task has new labelled samples; nothing published`;
+  }
+  await store.logEvent('learn.round', { round, version, accepted: outcomes.filter((x) => x.accepted).map((x) => x.task), rejected: outcomes.filter((x) => x.accepted === false).map((x) => x.task) });
+  outcomes.sort((a, b) => Number(b.fallback) - Number(a.fallback) || a.task.localeCompare(b.task, 'en', { numeric: true }));
+  return { ...base, clusters, version, message, tasks: outcomes, preprocessing: P, ms: performance.now() - t0 };
+}
+
+function unchanged(t: TaskRecord, train: number, heldout: number): TaskOutcome {
+  const m = t.metrics ?? {};
+  const s = m.accuracy !== undefined ? { accuracy: m.accuracy, micro_precision: m.micro_precision ?? m.accuracy, macro_f1: m.macro_f1 ?? 0, n: m.heldout ?? heldout } : null;
+  return { task: t.id, kind: 'unchanged', fallback: t.fallback, parent: t.parent, accepted: null, reason: 'no new labelled samples', before: s, after: s, samples: { train, heldout, new: 0 }, epochs: null, bestEpoch: null, trainMs: null, warmStart: null, model_sha: t.model_sha };
+}
+
+/** Task id of an attribute key: the key itself when it is a valid id, else a sanitised form. */
+export function taskIdForKey(key: string): string {
+  const id = key.replace(/[^A-Za-z0-9._:-]/g, '-').replace(/^[._:-]+/, '');
+  return (id || 'task').slice(0, 128);
+}
+
+function nearer(a: TaskRecord, b: TaskRecord, xs: Float32Array[], dim: number): boolean {
+  if (!a.centroid || a.centroid.length !== dim) return false;
+  if (!b.centroid || b.centroid.length !== dim) return true;
+  const X = stack(xs, dim);
+  const c = new Float64Array(dim);
+  for (let i = 0; i < xs.length; i++) for (let j = 0; j < dim; j++) c[j] += X[i * dim + j] / xs.length;
+  return distancesTo(Float32Array.from(c), 1, dim, a.centroid)[0] < distancesTo(Float32Array.from(c), 1, dim, b.centroid)[0];
+}
+
+interface Trained {
+  model: ScoringModel;
+  bytes: Buffer;
+  io: { inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] };
+  outputKind: 'probabilities' | 'logits';
+  arch: string;
+  epochs: number | null;
+  bestEpoch: number | null;
+  ms: number;
+  warmStart: boolean;
+  history: EpochStat[];
+  trainer: Record<string, unknown>;
+}
+
+interface TrainCtx {
+  o: RoundOptions;
+  labels: string[];
+  dim: number;
+  P: Preprocessing;
+  input: (s: LoadedSample) => Float32Array;
+  modelOf: (t: TaskRecord) => Promise<ScoringModel>;
+  taskById: Map<string, TaskRecord>;
+  log: (m: string) => void;
+  round: number;
+}
+
+async function trainCandidates(store: KbStore, candidates: Candidate[], ctx: TrainCtx): Promise<Map<Candidate, Trained>> {
+  const { o, labels, dim, P, input } = ctx;
+  const out = new Map<Candidate, Trained>();
+  const labelIndex = new Map(labels.map((l, i) => [l, i]));
+  // the model a candidate starts from: its own current model (update) or its parent's (new)
+  const startFrom = (c: Candidate) => c.group.existing ?? (c.parent ? ctx.taskById.get(c.parent) ?? null : null);
+  if (o.trainerCmd) {
+    const work = mkdtempSync(join(tmpdir(), 'sedna-ll-trainer-'));
+    try {
+      for (const c of candidates) {
+        ctx.log(`training ${c.group.id} with --trainer-cmd`);
+        const from = startFrom(c);
+        const r = await runPlugin(o.trainerCmd, work, {
+          task: c.group.id,
+          kind: c.fallback ? 'global' : c.kind,
+          labels,
+          dim,
+          preprocessing: P,
+          seed: taskSeed(o.seed, c.group.id),
+          parent: from?.id ?? null,
+          train: c.train.map((s) => ({ x: input(s), label: s.rec.label! })),
+          heldout: c.heldout.map((s) => ({ x: input(s), label: s.rec.label! })),
+          parentModel: from ? (await ctx.modelOf(from)).bytes : null,
+        });
+        const outputKind = r.metrics.output_kind === 'logits' ? 'logits' : 'probabilities';
+        const model = modelFromBytes(r.model, { labels, preprocessing: P, output_kind: outputKind });
+        const io = model.dense ? ioSpecs(model.dense.net) : await ortIo(r.model);
+        if (model.dense) {
+          io.inputs[0].name = model.dense.inputName;
+          io.outputs[0].name = model.dense.outputName;
+        }
+        const epochs = typeof r.metrics.epochs === 'number' ? r.metrics.epochs : null;
+        out.set(c, { model, bytes: r.model, io, outputKind, arch: typeof r.metrics.arch === 'string' ? r.metrics.arch : 'external', epochs, bestEpoch: epochs, ms: r.ms, warmStart: !!from, history: [], trainer: { cmd: o.trainerCmd, reported: r.metrics } });
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    return out;
+  }
+  const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: o.arch === 'mlp' ? o.hidden : [] };
+  const dims = archDims(o.arch, dim, labels.length, o.hidden);
+  const jobs: TrainJob[] = [];
+  for (const c of candidates) {
+    const seed = taskSeed(o.seed, c.group.id);
+    // early stopping watches a validation slice of the training data, never the gate's held-out set
+    const useVal = c.train.length >= 40;
+    const isVal = (s: LoadedSample) => useVal && idRank(`val:${seed}`, s.rec.id) % 100 < 15;
+    const fit = c.train.filter((s) => !isVal(s));
+    const val = c.train.filter(isVal);
+    const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
+    let init: DenseNet | null = null;
+    const from = startFrom(c);
+    if (from && JSON.stringify(from.preprocessing) === JSON.stringify(P)) {
+      const m = await ctx.modelOf(from);
+      if (m.dense) init = transferInit(m.dense.net, m.labels, dims, labels, seed);
+    }
+    jobs.push({
+      key: c.group.id,
+      train: ds(fit),
+      val: val.length ? ds(val) : null,
+      numClasses: labels.length,
+      options: { arch: o.arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 },
+      init: init ? { dims, W: init.layers.map((l) => l.W), b: init.layers.map((l) => l.b) } : null,
+    });
+  }
+  ctx.log(`training ${jobs.length} model${jobs.length === 1 ? '' : 's'}`);
+  const results = await trainAll(jobs, { threads: o.threads });
+  candidates.forEach((c, i) => {
+    const r = results[i];
+    const net = fromNetData(r.net);
+    const bytes = exportOnnx(net, { labels, preprocessing: P, arch: o.arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent });
+    out.set(c, {
+      model: modelFromBytes(bytes, { labels, preprocessing: P, output_kind: 'probabilities' }),
+      bytes,
+      io: ioSpecs(net),
+      outputKind: 'probabilities',
+      arch: o.arch,
+      epochs: r.epochsRun,
+      bestEpoch: r.bestEpoch,
+      ms: r.ms,
+      warmStart: r.warmStart,
+      history: r.history,
+      trainer: { ...trainer, seed: jobs[i].options.seed },
+    });
+  });
+  return out;
+}
+
+function taskSeed(seed: number, task: string): number {
+  return (seed * 1000003 + idRank(seed, task)) >>> 0;
+}
+
+async function ortIo(bytes: Buffer): Promise<{ inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] }> {
+  const m = await import('onnxruntime-node');
+  const ort = (m as unknown as { default?: typeof m }).default ?? m;
+  const s = await ort.InferenceSession.create(bytes);
+  try {
+    const spec = (x: (typeof s.inputMetadata)[number]) => ({ name: x.name, shape: (x.isTensor ? x.shape : []).map((d) => (typeof d === 'number' && d >= 0 ? d : 'N')), dtype: 'float32' as const });
+    return { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
+  } finally {
+    await s.release();
+  }
+}
