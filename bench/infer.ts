@@ -1,0 +1,370 @@
+// npm run bench:infer — edge inference performance, one run, ratios against baselines measured
+// in the same run (never absolute timings in tests). 784-128-10 MLP with random weights,
+// 20k JSONL samples (MNIST-like: 80 % zeros, the rest in (0, 1]) generated in a temp dir.
+//  (1) throughput of `sedna-ll infer --no-log` vs a minimal reference pipeline (readline ->
+//      JSON.parse -> onnxruntime-node batches of the same size -> JSON lines), both as child
+//      processes writing to a file (aim >= 0.9)
+//  (2) logging 10 % / 100 % of samples as hard (random filter): rows/s of the logging path
+//      (infer with logging minus infer --no-log on the same index) vs raw better-sqlite3 batched
+//      inserts of the same rows into the same schema with the same pragmas (aim >= 0.7)
+//  (3) cold start: `sedna-ll --version` and `sedna-ll infer` on one sample, minus `node -e 0`
+//      (aims <= 30 ms, <= 80 ms)
+//  (4) peak RSS of infer on the 20k file (/usr/bin/time -f %M; aim <= 150 MB)
+//  (5) serve latency for single-sample requests over loopback keep-alive HTTP: p50 / p99
+// Medians of several runs; a table on stdout; JSON in bench/out/infer.json.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { INDEX_FORMAT, type HardFilterConfig, type TaskIndex, type UnseenConfig } from '../src/format/index-manifest.js';
+import { mulberry32, writeDenseOnnx, type DenseLayer } from '../src/format/onnx-writer.js';
+import { openEdgeDb } from '../src/store/db.js';
+import { homePaths } from '../src/store/home.js';
+import { initHome } from '../src/store/init-home.js';
+import { uuidv7 } from '../src/store/uuid7.js';
+import { activateVersion, installVersion } from '../src/store/versions.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'sedna-ll');
+const N = Number(process.env.BENCH_SAMPLES ?? 20_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const BATCH = 256;
+const D = 784;
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (a: number[], p: number) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+const work = mkdtempSync(join(tmpdir(), 'sedna-ll-bench-infer-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+// ---- model and data -------------------------------------------------------------------------
+const rand = mulberry32(42);
+const layer = (i: number, o: number, scale: number): DenseLayer => ({
+  inDim: i,
+  outDim: o,
+  W: Float32Array.from({ length: i * o }, () => (rand() - 0.5) * scale),
+  b: Float32Array.from({ length: o }, () => (rand() - 0.5) * 0.1),
+});
+const modelBytes = writeDenseOnnx({ layers: [layer(D, 128, 0.2), layer(128, 10, 0.5)] });
+const modelPath = join(work, 'mlp.onnx');
+writeFileSync(modelPath, modelBytes);
+const sha = createHash('sha256').update(modelBytes).digest('hex');
+
+const dataPath = join(work, 'samples.jsonl');
+{
+  const fd = openSync(dataPath, 'w');
+  let chunk = '';
+  for (let i = 0; i < N; i++) {
+    const x: number[] = new Array(D);
+    for (let j = 0; j < D; j++) x[j] = rand() < 0.8 ? 0 : Math.round(rand() * 100) / 100;
+    chunk += `{"id":${i},"x":[${x.join(',')}]}\n`;
+    if (chunk.length > 1 << 20) {
+      writeFileSync(fd, chunk);
+      chunk = '';
+    }
+  }
+  writeFileSync(fd, chunk);
+  closeSync(fd);
+}
+const onePath = join(work, 'one.jsonl');
+writeFileSync(onePath, `{"id":0,"x":[${Array.from({ length: D }, (_, j) => (j % 7) / 10).join(',')}]}\n`);
+
+// ---- homes ----------------------------------------------------------------------------------
+function makeHome(name: string, hard: HardFilterConfig[], unseen: UnseenConfig): string {
+  const home = join(work, name);
+  rmSync(home, { recursive: true, force: true });
+  initHome({ home, deviceId: 'bench' });
+  const index: TaskIndex = {
+    format: INDEX_FORMAT,
+    version: 1,
+    created_at: new Date().toISOString(),
+    parent: null,
+    origin: 'local',
+    tasks: [
+      {
+        id: 'global',
+        attrs: {},
+        model: {
+          sha256: sha,
+          file: `models/${sha}.onnx`,
+          size: modelBytes.length,
+          inputs: [{ name: 'input', shape: ['N', D], dtype: 'float32' }],
+          outputs: [{ name: 'probabilities', shape: ['N', 10], dtype: 'float32' }],
+          labels: Array.from({ length: 10 }, (_, i) => String(i)),
+          preprocessing: { kind: 'vector' },
+          output_kind: 'probabilities',
+        },
+      },
+    ],
+    allocation: { method: 'attr+centroid', attr_keys: ['site'], space: 'input', fallback: 'global' },
+    unseen,
+    hard_examples: hard,
+  };
+  const paths = homePaths(home);
+  const db = openEdgeDb(paths.db);
+  try {
+    activateVersion(db, installVersion(paths, db, { indexBytes: Buffer.from(JSON.stringify(index)), sig: null, origin: 'local', modelPath: () => modelPath }));
+  } finally {
+    db.close();
+  }
+  return home;
+}
+const DEFAULT_UNSEEN: UnseenConfig = { methods: ['attr', 'confidence'], combine: 'any', confidence: 0.5 };
+const NO_UNSEEN: UnseenConfig = { methods: [], combine: 'any' };
+const random = (ratio: number): HardFilterConfig[] => [{ type: 'random', ratio }];
+
+// ---- child-process timing -------------------------------------------------------------------
+function timed(cmd: string, args: string[], opts: { out?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  const out = opts.out ? openSync(opts.out, 'w') : 'ignore';
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (typeof out === 'number') closeSync(out);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr?.toString().slice(0, 500)}`);
+  return ms;
+}
+const sednaTimed = (args: string[], home: string, out?: string) => timed(process.execPath, [BIN, ...args], { out, env: { SEDNA_LL_HOME: home } });
+const lineCount = (p: string) => {
+  const r = spawnSync('wc', ['-l', p], { encoding: 'utf8' });
+  return Number(r.stdout.trim().split(/\s+/)[0]);
+};
+
+// ---- (1) throughput vs the reference pipeline -----------------------------------------------
+const refPath = join(work, 'ref.mjs');
+const ortUrl = pathToFileURL(join(ROOT, 'node_modules', 'onnxruntime-node', 'dist', 'index.js')).href;
+writeFileSync(
+  refPath,
+  `// minimal reference: readline -> JSON.parse -> onnxruntime batches -> JSON lines
+import { createReadStream, createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+const ort = (await import(${JSON.stringify(ortUrl)})).default;
+const [model, input, output] = process.argv.slice(2);
+const s = await ort.InferenceSession.create(model);
+const out = createWriteStream(output);
+const B = ${BATCH}, D = ${D};
+let ids = [], xs = [];
+async function flush() {
+  const n = ids.length; if (!n) return;
+  const buf = new Float32Array(n * D);
+  for (let j = 0; j < n; j++) buf.set(xs[j], j * D);
+  const r = await s.run({ input: new ort.Tensor('float32', buf, [n, D]) });
+  const p = r.probabilities.data; const K = p.length / n;
+  let text = '';
+  for (let j = 0; j < n; j++) {
+    const row = Array.from(p.subarray(j * K, (j + 1) * K));
+    let best = 0; for (let c = 1; c < K; c++) if (row[c] > row[best]) best = c;
+    text += JSON.stringify({ id: ids[j], label: String(best), scores: row }) + '\\n';
+  }
+  if (!out.write(text)) await new Promise((r) => out.once('drain', r));
+  ids = []; xs = [];
+}
+for await (const line of createInterface({ input: createReadStream(input), crlfDelay: Infinity })) {
+  if (!line) continue;
+  const o = JSON.parse(line);
+  ids.push(o.id); xs.push(Float32Array.from(o.x));
+  if (ids.length >= B) await flush();
+}
+await flush();
+await new Promise((r) => out.end(r));
+`,
+);
+
+interface Result {
+  [k: string]: unknown;
+}
+const result: Result = { samples: N, runs: RUNS, batch: BATCH, model: '784-128-10 MLP' };
+const log = (s: string) => process.stderr.write(s + '\n');
+
+log(`bench:infer — ${N} samples (${(statSync(dataPath).size / 1e6).toFixed(1)} MB JSONL), ${RUNS} runs each, batch ${BATCH}`);
+const homeDefault = makeHome('home-default', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
+{
+  const ref: number[] = [];
+  const ours: number[] = [];
+  const outRef = join(work, 'ref.out');
+  const outOurs = join(work, 'ours.out');
+  timed(process.execPath, [refPath, modelPath, dataPath, outRef]); // warm the page cache
+  for (let r = 0; r < RUNS; r++) {
+    ref.push(timed(process.execPath, [refPath, modelPath, dataPath, outRef]));
+    ours.push(sednaTimed(['infer', dataPath, '--no-log', '--batch', String(BATCH)], homeDefault, outOurs));
+  }
+  if (lineCount(outRef) !== N || lineCount(outOurs) !== N) throw new Error('throughput runs did not produce one line per sample');
+  const refSps = N / (median(ref) / 1000);
+  const oursSps = N / (median(ours) / 1000);
+  result.throughput = { reference_ms: median(ref), sedna_ms: median(ours), reference_sps: refSps, sedna_sps: oursSps, ratio: oursSps / refSps, aim: 0.9 };
+  log(`(1) throughput: reference ${median(ref).toFixed(0)} ms, sedna-ll ${median(ours).toFixed(0)} ms`);
+}
+
+// ---- (2) logging vs raw better-sqlite3 inserts ----------------------------------------------
+function rawInserts(rows: number): number {
+  const dbPath = join(work, `raw-${rows}.db`);
+  for (const s of ['', '-wal', '-shm']) rmSync(dbPath + s, { force: true });
+  const db = openEdgeDb(dbPath); // same schema, WAL, synchronous=FULL
+  const ins = db.prepare(
+    `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, pred_label, scores,
+       hard, hard_reasons, unseen, unseen_reason, hardness, kb_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const r = mulberry32(rows);
+  // the same rows: a 784-float payload, 10 scores, a reason; batched like infer's windows
+  const payloads = Array.from({ length: rows }, () => Buffer.from(Float32Array.from({ length: D }, () => (r() < 0.8 ? 0 : Math.round(r() * 100) / 100)).buffer));
+  const scores = Array.from({ length: rows }, () => Array.from({ length: 10 }, () => r() / 10));
+  const perTx = Math.max(1, Math.round((BATCH * rows) / N));
+  const t0 = process.hrtime.bigint();
+  const tx = db.transaction((from: number, to: number) => {
+    const now = Date.now();
+    for (let i = from; i < to; i++) {
+      const p = payloads[i];
+      ins.run(uuidv7(now), createHash('sha256').update(p).digest('hex'), 'global', '{}', 'f32', p, p.length, '3', JSON.stringify(scores[i]), 1, '["random"]', 0, null, 0.5, 'local-1', now);
+    }
+  });
+  for (let i = 0; i < rows; i += perTx) tx.immediate(i, Math.min(rows, i + perTx));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  db.close();
+  return ms;
+}
+
+const logging: Record<string, unknown> = {};
+for (const ratio of [0.1, 1]) {
+  const noLog: number[] = [];
+  const withLog: number[] = [];
+  const raw: number[] = [];
+  const rows: number[] = [];
+  const homeNoLog = makeHome(`home-nolog-${ratio}`, random(ratio), NO_UNSEEN);
+  for (let r = 0; r < RUNS; r++) {
+    noLog.push(sednaTimed(['infer', dataPath, '--no-log', '--seed', String(r + 1)], homeNoLog, join(work, 'nolog.out')));
+    const home = makeHome(`home-log-${ratio}`, random(ratio), NO_UNSEEN); // fresh outbox each run: no duplicates
+    withLog.push(sednaTimed(['infer', dataPath, '--seed', String(r + 1)], home, join(work, 'log.out')));
+    const db = openEdgeDb(homePaths(home).db, { readonly: true });
+    const n = db.prepare('SELECT COUNT(*) FROM samples').pluck().get() as number;
+    db.close();
+    rows.push(n);
+    raw.push(rawInserts(n));
+  }
+  const n = median(rows);
+  const overhead = Math.max(1e-3, median(withLog) - median(noLog));
+  const rawMs = median(raw);
+  logging[`${ratio * 100}%`] = {
+    rows: n,
+    infer_no_log_ms: median(noLog),
+    infer_log_ms: median(withLog),
+    logging_ms: overhead,
+    raw_insert_ms: rawMs,
+    logging_rows_per_s: n / (overhead / 1000),
+    raw_rows_per_s: n / (rawMs / 1000),
+    ratio: rawMs / overhead,
+    end_to_end_ratio: (median(noLog) + rawMs) / median(withLog),
+    aim: 0.7,
+  };
+  log(`(2) logging ${ratio * 100}%: ${n} rows, infer ${median(noLog).toFixed(0)} -> ${median(withLog).toFixed(0)} ms, raw inserts ${rawMs.toFixed(0)} ms`);
+}
+result.logging = logging;
+
+// ---- (3) cold start --------------------------------------------------------------------------
+{
+  const K = Math.max(9, RUNS * 2 + 1);
+  const node0: number[] = [];
+  const version: number[] = [];
+  const one: number[] = [];
+  for (let i = 0; i < K; i++) {
+    node0.push(timed(process.execPath, ['-e', '0']));
+    version.push(timed(process.execPath, [BIN, '--version']));
+    one.push(sednaTimed(['infer', onePath], homeDefault));
+  }
+  const base = median(node0);
+  result.cold_start = {
+    node_ms: base,
+    version_ms: median(version),
+    infer_one_ms: median(one),
+    version_minus_node_ms: median(version) - base,
+    infer_one_minus_node_ms: median(one) - base,
+    aims_ms: { version: 30, infer_one: 80 },
+  };
+  log(`(3) cold start: node ${base.toFixed(1)} ms, --version ${median(version).toFixed(1)} ms, infer 1 sample ${median(one).toFixed(1)} ms`);
+}
+
+// ---- (4) peak RSS ----------------------------------------------------------------------------
+{
+  const rss: number[] = [];
+  const home = makeHome('home-rss', random(0.1), NO_UNSEEN);
+  for (let r = 0; r < 3; r++) {
+    const p = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, BIN, 'infer', dataPath, '--seed', '1'], {
+      env: { ...process.env, SEDNA_LL_HOME: home },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
+    if (p.status !== 0) throw new Error(`rss run failed: ${p.stderr}`);
+    rss.push(Number(p.stderr.trim().split('\n').pop()) / 1024);
+  }
+  result.peak_rss = { infer_mb: median(rss), aim_mb: 150 };
+  log(`(4) peak RSS of infer: ${median(rss).toFixed(1)} MB`);
+}
+
+// ---- (5) serve latency -----------------------------------------------------------------------
+{
+  const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { env: { ...process.env, SEDNA_LL_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((res, rej) => {
+    let s = '';
+    child.stdout.on('data', (d) => {
+      s += d;
+      if (s.includes('\n')) res(JSON.parse(s.split('\n')[0]).port);
+    });
+    child.once('exit', (c) => rej(new Error(`serve exited ${c}`)));
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const bodies = Array.from({ length: 64 }, (_, k) => JSON.stringify({ id: k, x: Array.from({ length: D }, () => (rand() < 0.8 ? 0 : Math.round(rand() * 100) / 100)) }));
+  const one = (body: string) =>
+    new Promise<number>((res, rej) => {
+      const t0 = process.hrtime.bigint();
+      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/infer', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
+        r.resume();
+        r.on('end', () => (r.statusCode === 200 ? res(Number(process.hrtime.bigint() - t0) / 1e6) : rej(new Error(`status ${r.statusCode}`))));
+      });
+      req.on('error', rej);
+      req.end(body);
+    });
+  for (let i = 0; i < 200; i++) await one(bodies[i % bodies.length]); // warm-up
+  const lat: number[] = [];
+  for (let i = 0; i < 2000; i++) lat.push(await one(bodies[i % bodies.length]));
+  agent.destroy();
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  result.serve = { requests: lat.length, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), mean_ms: lat.reduce((a, b) => a + b, 0) / lat.length };
+  log(`(5) serve: p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms`);
+}
+
+// ---- report ----------------------------------------------------------------------------------
+const t = result.throughput as Record<string, number>;
+const lg = result.logging as Record<string, Record<string, number>>;
+const cs = result.cold_start as Record<string, number>;
+const rows: [string, string, string, string][] = [
+  ['(1) infer throughput vs reference', `${t.sedna_sps.toFixed(0)} vs ${t.reference_sps.toFixed(0)} samples/s`, t.ratio.toFixed(2), '>= 0.9'],
+  ...(['10%', '100%'] as const).map(
+    (k): [string, string, string, string] => [
+      `(2) logging ${k} hard vs raw inserts`,
+      `${lg[k].rows} rows: ${lg[k].logging_ms.toFixed(0)} vs ${lg[k].raw_insert_ms.toFixed(0)} ms (end-to-end ${lg[k].end_to_end_ratio.toFixed(2)})`,
+      lg[k].ratio.toFixed(2),
+      '>= 0.7',
+    ],
+  ),
+  ['(3) cold start --version - node', `${cs.version_minus_node_ms.toFixed(1)} ms`, '', '<= 30 ms'],
+  ['(3) cold start infer 1 sample - node', `${cs.infer_one_minus_node_ms.toFixed(1)} ms`, '', '<= 80 ms'],
+  ['(4) peak RSS infer', `${(result.peak_rss as Record<string, number>).infer_mb.toFixed(1)} MB`, '', '<= 150 MB'],
+  ['(5) serve single sample', `p50 ${(result.serve as Record<string, number>).p50_ms.toFixed(2)} ms, p99 ${(result.serve as Record<string, number>).p99_ms.toFixed(2)} ms`, '', ''],
+];
+const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['metric', 'value', 'ratio', 'aim'][i].length));
+const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
+process.stdout.write(`\n${line(['metric', 'value', 'ratio', 'aim'])}\n${w.map((n) => '-'.repeat(n)).join('  ')}\n${rows.map(line).join('\n')}\n`);
+const outDir = join(ROOT, 'bench', 'out');
+if (!existsSync(outDir)) mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'infer.json'), JSON.stringify({ ...result, at: new Date().toISOString(), node: process.version }, null, 2) + '\n');
+process.stdout.write(`\nJSON: bench/out/infer.json\n`);
