@@ -36,6 +36,12 @@ export interface FaultProxy {
   setTarget(port: number): void;
   /** decide the fault of each new connection (default: none) */
   setPlan(plan: (connIndex: number) => Fault): void;
+  /**
+   * rewrite relayed bytes (a man in the middle): called per chunk with the bytes already relayed
+   * in that direction on that connection; return the chunk to forward (same length keeps
+   * Content-Length valid). null: no rewriting.
+   */
+  setTransform(fn: ((dir: 'up' | 'down', chunk: Buffer, offset: number) => Buffer) | null): void;
   /** destroy every open connection now (e.g. together with a KB restart) */
   dropAll(): void;
   close(): Promise<void>;
@@ -67,6 +73,7 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
   const host = opts.host ?? '127.0.0.1';
   let target = targetPort;
   let plan: (i: number) => Fault = () => ({ kind: 'none' });
+  let transform: ((dir: 'up' | 'down', chunk: Buffer, offset: number) => Buffer) | null = null;
   const stats: ProxyStats = { connections: 0, up: 0, down: 0, faults: { none: 0, 'cut-request': 0, 'cut-response': 0, delay: 0, http500: 0, 'lost-response': 0 } };
   const open = new Set<Socket>();
 
@@ -100,7 +107,8 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
     let upCount = 0;
     let downCount = 0;
     const relay = (from: Socket, to: Socket, dir: 'up' | 'down') => {
-      from.on('data', (chunk: Buffer) => {
+      from.on('data', (raw: Buffer) => {
+        const chunk = transform ? transform(dir, raw, dir === 'up' ? upCount : downCount) : raw;
         let out = chunk;
         if (dir === 'up' && fault.kind === 'cut-request' && upCount + chunk.length >= fault.at) {
           out = chunk.subarray(0, Math.max(0, fault.at - upCount));
@@ -153,6 +161,9 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
     },
     setPlan: (p) => {
       plan = p;
+    },
+    setTransform: (fn) => {
+      transform = fn;
     },
     dropAll: () => {
       for (const s of open) s.destroy();
