@@ -3,6 +3,7 @@
 // (abort a channel's rollout when too many devices fail their trial) hooks in here.
 import type { DeviceReport } from '../format/protocol.js';
 import type { DeviceRecord, KbStore } from './store.js';
+import { onDeviceReport } from './rollout.js';
 
 export async function handleDeviceReport(store: KbStore, device: DeviceRecord, report: DeviceReport): Promise<void> {
   await store.saveReport(device.id, report, Date.now());
@@ -12,4 +13,6 @@ export async function handleDeviceReport(store: KbStore, device: DeviceRecord, r
   if (t && (!prev || prev.version !== t.version || prev.result !== t.result)) {
     await store.logEvent('device_trial', { device: device.id, channel: device.channel, ...t });
   }
+  // fleet rollout (kb/rollout.ts): abort the channel's rollout when too many trials failed
+  await onDeviceReport(store, device, report);
 }
