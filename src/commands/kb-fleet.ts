@@ -1,3 +1,158 @@
-// PLACEHOLDER: replaced by the issue that builds these kb subcommands.
+// `sedna-ll kb channel add|ls`, `kb rollout`, `kb promote`, `kb fleet`, `kb bundle`: fleet
+// rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
-export function register(_kb: Command): void {}
+import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import type { KbStore } from '../kb/store.js';
+import { intOption, numOption, printJson, run } from './action.js';
+
+const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
+
+async function kbOpen<T>(data: string | undefined, fn: (store: KbStore) => Promise<T>): Promise<T> {
+  const { resolveKbData } = await import('../kb/paths.js');
+  const { withKbStore } = await import('../kb/open.js');
+  return withKbStore(resolveKbData(data), fn);
+}
+
+function versionArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`version "${v}": expected a KB version number >= 1`, EXIT.USAGE);
+  return n;
+}
+
+const iso = (ts: number | null | undefined) => (ts ? new Date(ts).toISOString().replace(/\.\d+Z$/, 'Z') : '-');
+
+function table(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+}
+
+export function register(kb: Command): void {
+  const channel = kb.command('channel').description('rollout channels: named version pointers devices follow');
+
+  channel
+    .command('add <name>')
+    .description('create a channel (or change its abort settings)')
+    .option('--data <dir>', DATA_HELP)
+    .option('--abort-pct <p>', 'abort a rollout when at least this % of reporting devices failed its trial (default 50)', numOption('--abort-pct'))
+    .option('--min-reports <n>', '... and at least this many devices reported a trial result (default 2)', intOption('--min-reports', 1))
+    .option('--json', 'print the channel as JSON')
+    .addHelpText('after', help())
+    .action(
+      run(async (name: string, o: { data?: string; abortPct?: number; minReports?: number; json?: boolean }) => {
+        const { addChannel, channelConfig } = await import('../kb/rollout.js');
+        await kbOpen(o.data, async (store) => {
+          const c = await addChannel(store, name, { abort_fail_pct: o.abortPct, abort_min_reports: o.minReports });
+          const cfg = channelConfig(c);
+          if (o.json) return printJson({ name: c.name, version: c.version, previous_version: c.previous_version, config: cfg });
+          process.stdout.write(`channel "${c.name}" (version ${c.version ?? '-'}; abort at ${cfg.abort_fail_pct}% failed of >= ${cfg.abort_min_reports} reports)\n`);
+        });
+      }),
+    );
+
+  channel
+    .command('ls')
+    .description('list channels: version, previous version, devices, rollout state')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'JSON array')
+    .addHelpText('after', help())
+    .action(
+      run(async (o: { data?: string; json?: boolean }) => {
+        const { listChannels } = await import('../kb/rollout.js');
+        await kbOpen(o.data, async (store) => {
+          const list = await listChannels(store);
+          if (o.json) return printJson(list);
+          if (!list.length) return void process.stdout.write('no channels\n');
+          table(
+            ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
+            list.map((c) => [
+              c.name,
+              c.version === null ? '-' : String(c.version),
+              c.previous_version === null ? '-' : String(c.previous_version),
+              String(c.devices),
+              c.rollout ? `${c.rollout.status} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-',
+            ]),
+          );
+        });
+      }),
+    );
+
+  kb.command('rollout <version>')
+    .description("point a channel at a published version (the channel's current version is kept as the fallback)")
+    .requiredOption('--channel <name>', 'channel to roll the version out to')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'print the channel as JSON')
+    .addHelpText('after', help('Devices on the channel pull it on their next sync and report their trial; the rollout is aborted automatically (channel back to its previous version) when the channel\'s abort threshold of failed trials is reached.'))
+    .action(
+      run(async (version: string, o: { channel: string; data?: string; json?: boolean }) => {
+        const { rolloutVersion } = await import('../kb/rollout.js');
+        await kbOpen(o.data, async (store) => {
+          const c = await rolloutVersion(store, versionArg(version), o.channel);
+          if (o.json) return printJson(c);
+          process.stdout.write(`channel "${c.name}" now at version ${c.version} (fallback ${c.previous_version ?? '-'})\n`);
+        });
+      }),
+    );
+
+  kb.command('promote')
+    .description('roll the version of one channel out to another (refused when any device of the source channel failed its trial)')
+    .requiredOption('--from <channel>', 'source channel (e.g. canary)')
+    .requiredOption('--to <channel>', 'target channel (e.g. stable)')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'print the target channel as JSON')
+    .addHelpText('after', help())
+    .action(
+      run(async (o: { from: string; to: string; data?: string; json?: boolean }) => {
+        const { promote } = await import('../kb/rollout.js');
+        await kbOpen(o.data, async (store) => {
+          const c = await promote(store, o.from, o.to);
+          if (o.json) return printJson(c);
+          process.stdout.write(`promoted version ${c.version} from "${o.from}" to "${o.to}" (fallback ${c.previous_version ?? '-'})\n`);
+        });
+      }),
+    );
+
+  kb.command('fleet')
+    .description('each device: channel, active version, last seen, last trial result')
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'JSON array')
+    .addHelpText('after', help())
+    .action(
+      run(async (o: { data?: string; json?: boolean }) => {
+        const { fleet } = await import('../kb/rollout.js');
+        await kbOpen(o.data, async (store) => {
+          const rows = await fleet(store);
+          if (o.json) return printJson(rows);
+          if (!rows.length) return void process.stdout.write('no devices\n');
+          table(
+            ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
+            rows.map((d) => [
+              d.id + (d.revoked ? ' (revoked)' : ''),
+              d.channel,
+              d.active_version === null ? '-' : String(d.active_version),
+              d.last_seen ? iso(Date.parse(d.last_seen)) : '-',
+              d.last_trial ? `v${d.last_trial.version} ${d.last_trial.result}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-',
+            ]),
+          );
+        });
+      }),
+    );
+
+  kb.command('bundle <version>')
+    .description('write a published version as a signed offline bundle with canary samples (expected outputs computed by running its models)')
+    .requiredOption('-o, --output <file>', 'bundle file to write (.tar.gz)')
+    .option('--canary-per-task <n>', 'canary records per task (held-out samples first, random inputs if none)', intOption('--canary-per-task', 1), 4)
+    .option('--data <dir>', DATA_HELP)
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', help('Install it on an edge with "sedna-ll model install FILE".'))
+    .action(
+      run(async (version: string, o: { output: string; canaryPerTask: number; data?: string; json?: boolean }) => {
+        const { buildKbBundle } = await import('../kb/bundle.js');
+        await kbOpen(o.data, async (store) => {
+          const r = await buildKbBundle(store, versionArg(version), o.output, { perTask: o.canaryPerTask });
+          if (o.json) return printJson(r);
+          process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}\n`);
+        });
+      }),
+    );
+}

@@ -57,6 +57,8 @@ export function readLastTrial(db: DB): LastTrial | null {
 }
 
 function setLastTrial(db: DB, row: VersionRow, result: LastTrial['result'], reason?: string): void {
+  // the KB only knows its own versions: a local-<n> trial must never be reported as KB version n
+  if (row.origin === 'local') return;
   const t: LastTrial = { id: row.id, version: row.seq, origin: row.origin, result, ...(reason ? { reason } : {}), at: Date.now() };
   kvSet(db, 'last_trial', JSON.stringify(t));
 }

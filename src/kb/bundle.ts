@@ -1,0 +1,90 @@
+// `kb bundle VERSION -o FILE`: a published version as a signed offline bundle, with canary
+// records whose expected outputs are computed here by running the version's own models
+// (onnxruntime-node, through runtime/canary.ts, the same code the edge checks them with).
+// Canary inputs: the task's held-out samples, else its labelled ones, else any of its samples
+// with a vector payload of the right size; random inputs of the right shape when it has none.
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { CanaryRecord } from '../format/bundle-layout.js';
+import { writeBundle } from '../format/bundle.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
+import { parseIndex } from '../format/validate-index.js';
+import { CheckedModel, syntheticInputs } from '../runtime/canary.js';
+import { f32Values } from './samples-io.js';
+import type { KbStore, SampleFilter } from './store.js';
+
+export interface KbBundleResult {
+  file: string;
+  version: number;
+  bytes: number;
+  sha256: string;
+  canary: { task: string; records: number; source: 'heldout' | 'labelled' | 'samples' | 'random' }[];
+}
+
+async function canaryInputs(store: KbStore, task: TaskEntry, features: number, n: number): Promise<{ xs: number[][]; attrs: Record<string, string>[]; source: KbBundleResult['canary'][number]['source'] }> {
+  const tries: [KbBundleResult['canary'][number]['source'], SampleFilter][] = [
+    ['heldout', { assigned_task: task.id, split: 'heldout' }],
+    ['heldout', { task: task.id, split: 'heldout' }],
+    ['labelled', { task: task.id, labelled: true }],
+    ['samples', { task: task.id }],
+  ];
+  for (const [source, filter] of tries) {
+    const xs: number[][] = [];
+    const attrs: Record<string, string>[] = [];
+    for (const s of await store.listSamples({ ...filter, limit: 200 })) {
+      if (s.payload_kind !== 'f32') continue;
+      const p = await store.samplePayload(s.id);
+      if (!p) continue;
+      const x = f32Values(p);
+      if (x.length !== features) continue;
+      xs.push(x);
+      attrs.push(s.attrs);
+      if (xs.length >= n) break;
+    }
+    if (xs.length) return { xs, attrs, source };
+  }
+  return { xs: syntheticInputs(task, n), attrs: [], source: 'random' };
+}
+
+/** Write KB version `version` as a bundle to `out` with `perTask` canary records per task. */
+export async function buildKbBundle(store: KbStore, version: number, out: string, opts: { perTask?: number } = {}): Promise<KbBundleResult> {
+  const files = await store.readVersionIndex(version);
+  if (!files) throw new CliError(`KB version ${version} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
+  const index: TaskIndex = parseIndex(files.bytes, `KB version ${version} index.json`);
+  const perTask = opts.perTask ?? 4;
+  const work = join(dirname(resolve(out)), `.sedna-ll-bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(work, { recursive: true });
+  try {
+    const local = new Map<string, string>();
+    for (const t of index.tasks) {
+      const sha = t.model.sha256;
+      if (local.has(sha)) continue;
+      const p = join(work, `${sha}.onnx`);
+      await pipeline(await store.blobs.get(sha), createWriteStream(p));
+      local.set(sha, p);
+    }
+    const canary: CanaryRecord[] = [];
+    const summary: KbBundleResult['canary'] = [];
+    for (const t of index.tasks) {
+      const m = await CheckedModel.load(local.get(t.model.sha256)!, t).catch((e: Error) => {
+        throw new CliError(`KB version ${version}: ${e.message}`, EXIT.VERIFY);
+      });
+      try {
+        const { xs, attrs, source } = await canaryInputs(store, t, m.features, perTask);
+        const ys = await m.run(xs);
+        xs.forEach((x, i) => canary.push({ task: t.id, x, expected: ys[i], ...(attrs[i] && Object.keys(attrs[i]).length ? { attrs: attrs[i] } : {}) }));
+        summary.push({ task: t.id, records: xs.length, source });
+      } finally {
+        await m.release();
+      }
+    }
+    const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary }, { tmpRoot: work });
+    await store.logEvent('bundle', { version, file: resolve(out), sha256: r.sha256, canary: canary.length });
+    return { file: out, version, ...r, canary: summary };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
