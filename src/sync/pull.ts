@@ -19,7 +19,7 @@ import { verifyBytes } from '../format/signature.js';
 import { parseIndex } from '../format/validate-index.js';
 import { type DB, logEvent } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, fsyncDir } from '../store/home.js';
-import { activateVersion, installVersion, latestKbSeq, modelFile } from '../store/versions.js';
+import { installVersion, latestKbSeq, modelFile } from '../store/versions.js';
 import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
@@ -88,8 +88,11 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   const id = installVersion(paths, db, { indexBytes: bytes, sig, origin: 'kb', modelPath: (sha) => modelFile(paths, sha), publicKey: key });
   let activated = false;
   if (config.rollout.activate === 'auto') {
-    activateVersion(db, id, { reason: 'sync' });
-    activated = true;
+    // through the rollout trial (runtime/trial.ts): health check before the pointer moves,
+    // then observed inferences; a failed check leaves the active version and records last_trial
+    const { activateWithTrial } = await import('../runtime/trial.js');
+    const r = await activateWithTrial(paths, db, id, { config, reason: 'sync' });
+    activated = r.result !== 'fail';
   }
   logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated });
   return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown };
