@@ -90,7 +90,9 @@ export async function listChannels(store: KbStore): Promise<ChannelView[]> {
   const out: ChannelView[] = [];
   for (const c of await store.listChannels()) {
     const devices = await store.listDevices({ channel: c.name });
-    const r = currentRollout(c) ?? rolloutState(c);
+    // show the recorded rollout while it is current or just fell back; else the implicit one
+    const rec = rolloutState(c);
+    const r = rec && (rec.version === c.version || (rec.status === 'aborted' && rec.from === c.version)) ? rec : currentRollout(c);
     out.push({
       name: c.name,
       version: c.version,
