@@ -156,7 +156,9 @@ export class KbClient {
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
-      connections: 4,
+      // a sync run sends one request at a time (the next batch is prepared, not sent, while
+      // one is in flight): one keep-alive connection per run, reused deterministically
+      connections: 1,
     });
     return new KbClient(opts, dispatcher, undici);
   }
