@@ -197,7 +197,7 @@ export function activateVersion(db: DB, id: string, opts: { reason?: string; for
     if (row.state === 'failed' && !opts.force) throw new CliError(`version ${id} failed verification${row.reason ? ` (${row.reason})` : ''}; refusing to activate it`, EXIT.VERIFY);
     const now = Date.now();
     db.prepare(`UPDATE kb_versions SET state = 'retired' WHERE state = 'previous' AND id <> ?`).run(id);
-    db.prepare(`UPDATE kb_versions SET state = 'previous' WHERE state = 'active' AND id <> ?`).run(id);
+    db.prepare(`UPDATE kb_versions SET state = 'previous' WHERE state IN ('active', 'trial') AND id <> ?`).run(id);
     db.prepare(`UPDATE kb_versions SET state = 'active', activated_at = ?, reason = ? WHERE id = ?`).run(now, opts.reason ?? null, id);
     const set = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     set.run('active_version', id);
