@@ -146,14 +146,14 @@ export function register(kb: Command): void {
   kb.command('eval <file>')
     .description('per-task and overall metrics of a KB version on a labelled JSONL ({"x":[...],"label":..,"attrs":{..}}) or CSV (label column, attribute columns, features) file')
     .option('--data <dir>', DATA_HELP)
-    .option('--version <n>', 'KB version (default: the newest)', intOption('--version', 1))
+    .option('--kb-version <n>', 'KB version to evaluate (default: the newest); named so because --version is the program\'s own flag', intOption('--kb-version', 1))
     .option('--json', 'print the metrics as JSON')
     .addHelpText('after', `\nSamples are allocated to tasks like the edge does (attribute, else nearest centroid, else fallback).\n${EXIT_HELP}\n`)
     .action(
-      run(async (file: string, o: { data?: string; version?: number; json?: boolean }) => {
+      run(async (file: string, o: { data?: string; kbVersion?: number; json?: boolean }) => {
         const { evaluateVersion } = await import('../learn/eval.js');
         await kbOpen(o.data, async (store) => {
-          const r = await evaluateVersion(store, file, { version: o.version, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
+          const r = await evaluateVersion(store, file, { version: o.kbVersion, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
           if (o.json) return printJson(r);
           process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
           table(
@@ -191,13 +191,16 @@ export function register(kb: Command): void {
     .option('--json', 'print as JSON')
     .action(
       run(async (a: string, b: string, o: { data?: string; json?: boolean }, cmd: Command) => {
-        const data = o.data ?? (cmd.parent?.opts() as { data?: string }).data;
+        // `versions` has the same options and commander gives them to the parent: read both
+        const parent = (cmd.parent?.opts() ?? {}) as { data?: string; json?: boolean };
+        const data = o.data ?? parent.data;
+        const json = o.json || parent.json;
         const va = intOption('version A', 1)(a);
         const vb = intOption('version B', 1)(b);
         const { diffVersions } = await import('../learn/versions.js');
         await kbOpen(data, async (store) => {
           const d = await diffVersions(store, va, vb);
-          if (o.json) return printJson(d);
+          if (json) return printJson(d);
           process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
           table(
             ['TASK', 'CHANGE', 'MODEL A', 'MODEL B', 'ACC A', 'ACC B'],

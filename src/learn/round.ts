@@ -208,9 +208,12 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
       addTo(t ? t.id : taskIdForKey(key), s, t ? t.attrs : attrs);
       continue;
     }
-    const prev = s.rec.assigned_task ? taskById.get(s.rec.assigned_task) : undefined;
-    if (prev && !prev.fallback) {
-      addTo(prev.id, s, prev.attrs);
+    // a sample keeps the group it was given in an earlier round (a task, or a cluster whose
+    // first model did not pass the gate yet)
+    const prevId = s.rec.assigned_task;
+    const prev = prevId ? taskById.get(prevId) : undefined;
+    if (prevId && !prev?.fallback && (prev || prevId.startsWith('cluster-'))) {
+      addTo(prevId, s, prev?.attrs ?? {});
       continue;
     }
     // nearest task centroid whose calibrated radius holds the sample

@@ -1,12 +1,15 @@
 // Deterministic synthetic lifelong-learning data for the LEARN tests: Gaussian class blobs in d
 // dims, one domain per site = the same blobs rotated (Givens rotations in planes (0,1), (2,3), ...)
 // by the site's angle and shifted by the site's offset. Sites with close angles are related
-// (transfer helps); far angles make a model of one site wrong on another.
+// (transfer helps); far angles make a model of one site wrong on another. A label shift makes
+// sites conflict outright (same inputs, other labels): no single global model can serve them.
 import { mulberry32 } from '../../src/format/onnx-writer.js';
 
 export interface SiteSpec {
   angle: number; // radians
   offset?: number; // added to every coordinate
+  /** concept shift: class c of the shared blobs is labelled (c + labelShift) mod k at this site */
+  labelShift?: number;
   n: number;
   seed: number;
 }
@@ -41,7 +44,7 @@ export function siteBlobs(s: SiteSpec, d = 8, k = 4, noise = 0.9, meansSeed = 7)
   const sn = Math.sin(s.angle);
   for (let i = 0; i < s.n; i++) {
     const cls = i % k;
-    y[i] = cls;
+    y[i] = (cls + (s.labelShift ?? 0)) % k;
     const v = Array.from({ length: d }, (_, j) => means[cls][j] + noise * gauss(r));
     for (let p = 0; p + 1 < d; p += 2) {
       const a = v[p];

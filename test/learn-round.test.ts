@@ -1,0 +1,299 @@
+// One learning round and the lifelong loop through the real CLI on a real KB (kb init, kb samples
+// import, kb train, kb eval, kb versions, kb rounds). Synthetic sites: the same Gaussian class
+// blobs rotated per site (test/helpers/learn-data.ts), so one global model cannot serve every
+// site and a per-site model can.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT, sedna, tempDir } from './helpers/cli.js';
+import { blobsJsonl, siteBlobs } from './helpers/learn-data.js';
+
+interface Outcome {
+  task: string;
+  kind: string;
+  parent: string | null;
+  accepted: boolean | null;
+  reason: string;
+  before: { accuracy: number } | null;
+  after: { accuracy: number } | null;
+  model_sha: string | null;
+  epochs: number | null;
+  trainMs: number | null;
+  relation?: { scores: Record<string, number> };
+}
+interface Report {
+  ran: boolean;
+  round: number;
+  version: number | null;
+  message: string;
+  tasks: Outcome[];
+  clusters: { k: number; pool: number } | null;
+}
+
+function kb(dir: string) {
+  const env = { SEDNA_LL_KB_DATA: join(dir, 'kb') };
+  const run = (args: string[], expect = 0) => {
+    const r = sedna(args, { env, timeoutMs: 180_000 });
+    assert.equal(r.code, expect, `sedna-ll ${args.join(' ')} -> ${r.code}\n${r.stderr}\n${r.stdout}`);
+    return r;
+  };
+  const json = <T>(args: string[]) => JSON.parse(run([...args, '--json']).stdout) as T;
+  const site = (name: string | null, angle: number, n: number, seed: number, extra: { offset?: number; shift?: number; file?: string } = {}) => {
+    const f = join(dir, extra.file ?? `${name ?? 'none'}-${seed}.jsonl`);
+    const shift = extra.shift ?? (name ? SHIFTS[name] : 0) ?? 0;
+    writeFileSync(f, blobsJsonl(siteBlobs({ angle, n, seed, offset: extra.offset, labelShift: shift }), `sample-${name ?? 'none'}-${seed}`, name ? { site: name } : null));
+    return f;
+  };
+  const importSite = (name: string | null, angle: number, n: number, seed: number, extra: { offset?: number; shift?: number } = {}) => {
+    const r = run(['kb', 'samples', 'import', site(name, angle, n, seed, extra)]);
+    assert.match(r.stdout, new RegExp(`^${n} sample\\(s\\) imported`), r.stdout + r.stderr);
+    return r;
+  };
+  run(['kb', 'init']);
+  return { run, json, site, importSite };
+}
+
+const byTask = (r: Report) => new Map(r.tasks.map((t) => [t.task, t]));
+// sites: covariate shift (rotation) plus concept shift (labels shifted) so that sites conflict;
+// D is a slightly rotated A (related: transfer from A pays off)
+const ANGLES: Record<string, number> = { A: 0, B: 0.6, C: 1.2, D: 0.15 };
+const SHIFTS: Record<string, number> = { A: 0, B: 1, C: 2, D: 0, tiny: 3 };
+
+test('lifelong rounds: new sites become new tasks that beat the fallback, old tasks never change (BWT = 0), eval per version', { timeout: 300_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    // held-out test files per site (never imported), to score every version like the edge would
+    const testFiles = Object.fromEntries(Object.entries(ANGLES).map(([s, a], i) => [s, k.site(s, a, 200, 900 + i, { file: `test-${s}.jsonl` })]));
+    const R: Record<string, number>[] = []; // R[round][site] = accuracy of the version after that round
+    const evalAll = (version: number) => {
+      const row: Record<string, number> = {};
+      for (const [s, f] of Object.entries(testFiles)) {
+        const e = k.json<{ version: number; tasks: { task: string; accuracy: number }[]; overall: { accuracy: number } }>(['kb', 'eval', f, '--kb-version', String(version)]);
+        assert.equal(e.version, version);
+        row[s] = e.overall.accuracy;
+      }
+      R.push(row);
+      return row;
+    };
+
+    // round 1: sites A and B (+ 5 samples of a site too small to be a task)
+    k.importSite('A', ANGLES.A, 200, 1);
+    k.importSite('B', ANGLES.B, 200, 2);
+    k.importSite('tiny', 2.0, 5, 3);
+    const r1 = k.json<Report>(['kb', 'train']);
+    assert.equal(r1.ran, true);
+    assert.equal(r1.version, 1);
+    const t1 = byTask(r1);
+    assert.deepEqual([...t1.keys()].sort(), ['A', 'B', 'global']);
+    assert.equal(t1.has('tiny'), false, 'a group below --min-samples is no task (global serves it)');
+    for (const s of ['A', 'B']) {
+      const t = t1.get(s)!;
+      assert.equal(t.kind, 'new');
+      assert.equal(t.accepted, true, t.reason);
+      assert.ok(t.after!.accuracy > t.before!.accuracy, `${s}: ${t.reason}`);
+    }
+    const v1 = evalAll(1);
+
+    // round 2: site C appears; its parent is chosen by scoring the existing models on its data
+    k.importSite('C', ANGLES.C, 150, 4);
+    const r2 = k.json<Report>(['kb', 'train']);
+    const t2 = byTask(r2);
+    const c = t2.get('C')!;
+    assert.equal(c.kind, 'new');
+    assert.equal(c.accepted, true, c.reason);
+    assert.ok(c.after!.accuracy > c.before!.accuracy, `C beats the fallback: ${c.reason}`);
+    const best = Object.entries(c.relation!.scores).sort((a, b) => b[1] - a[1])[0][0];
+    assert.equal(c.parent, best, `parent = best scoring model ${JSON.stringify(c.relation)}`);
+    for (const s of ['A', 'B']) {
+      assert.equal(t2.get(s)!.kind, 'unchanged');
+      assert.equal(t2.get(s)!.model_sha, t1.get(s)!.model_sha ?? t2.get(s)!.model_sha);
+    }
+    evalAll(2);
+
+    // round 3: site D, close to A: transfer from A
+    k.importSite('D', ANGLES.D, 100, 5);
+    const r3 = k.json<Report>(['kb', 'train']);
+    const d = byTask(r3).get('D')!;
+    assert.equal(d.parent, 'A', JSON.stringify(d.relation));
+    assert.equal(d.accepted, true, d.reason);
+    const v3 = evalAll(3);
+
+    // models of A and B were never replaced: their sha256 in every version is the round-1 one
+    const diff = k.json<{ changed: string[]; added: string[]; tasks: { task: string; change: string }[] }>(['kb', 'versions', 'diff', '1', '3']);
+    assert.deepEqual(diff.added.sort(), ['C', 'D']);
+    assert.ok(!diff.changed.includes('A') && !diff.changed.includes('B'), JSON.stringify(diff));
+    const versions = k.json<{ version: number; changed: string[] }[]>(['kb', 'versions']);
+    assert.deepEqual(versions.map((v) => v.version), [1, 2, 3]);
+    assert.ok(!versions[1].changed.includes('A') && !versions[2].changed.includes('B'));
+
+    // BWT over the old sites: accuracy after the last round minus right after they were learnt
+    const bwt = (['A', 'B'] as const).reduce((s, x) => s + (v3[x] - v1[x]), 0) / 2;
+    assert.equal(bwt, 0, `BWT ${bwt}: R = ${JSON.stringify(R)}`);
+    assert.ok(v3.C > R[0].C + 0.2, `C learnt: ${JSON.stringify(R)}`);
+    process.stdout.write(`# accuracy matrix (rows: version 1..3, test sets of sites): ${JSON.stringify(R)}\n`);
+
+    // round 4: more samples of A -> A is updated on its own data, gated on its own (grown) held-out set
+    k.importSite('A', ANGLES.A, 100, 6);
+    const r4 = k.json<Report>(['kb', 'train']);
+    const a4 = byTask(r4).get('A')!;
+    assert.equal(a4.kind, 'update');
+    assert.notEqual(a4.accepted, null);
+    if (a4.accepted) assert.ok(a4.after!.accuracy >= a4.before!.accuracy);
+    else assert.ok(a4.after!.accuracy < a4.before!.accuracy);
+    for (const s of ['B', 'C', 'D']) assert.equal(byTask(r4).get(s)!.kind, 'unchanged');
+    const v4 = evalAll(r4.version ?? 3);
+    assert.ok(Math.abs(v4.B - v1.B) < 1e-9 && Math.abs(v4.C - v3.C) < 1e-9, 'untouched tasks score exactly the same');
+    assert.ok(v4.A >= v1.A - 0.03, `A within noise after its update: ${v1.A} -> ${v4.A}`);
+
+    // history per task and round
+    const hist = k.json<{ round: number; task: string; kind: string; accepted: boolean }[]>(['kb', 'rounds']);
+    assert.ok(hist.some((h) => h.round === 2 && h.task === 'C' && h.kind === 'new' && h.accepted));
+    assert.ok(hist.some((h) => h.round === 4 && h.task === 'A' && h.kind === 'update'));
+    // the table form and CSV eval
+    assert.match(k.run(['kb', 'train']).stdout, /no task has new labelled samples; nothing published/);
+    const csv = join(dir, 'eval.csv');
+    writeFileSync(csv, 'site,label,f0,f1,f2,f3,f4,f5,f6,f7\n' + csvRows('B', ANGLES.B, SHIFTS.B));
+    const ev = k.run(['kb', 'eval', csv]).stdout;
+    const bRow = /^B\s+40\s+(\S+)/m.exec(ev);
+    assert.ok(bRow && Number(bRow[1]) > 0.8, ev);
+  } finally {
+    cleanup();
+  }
+});
+
+function csvRows(site: string, angle: number, labelShift: number): string {
+  const b = siteBlobs({ angle, n: 40, seed: 77, labelShift });
+  const labels = ['a', 'b', 'c', 'd'];
+  let s = '';
+  for (let i = 0; i < b.n; i++) s += `${site},${labels[b.y[i]]},${Array.from(b.X.subarray(i * 8, i * 8 + 8)).join(',')}\n`;
+  return s;
+}
+
+// A tiny external trainer: nearest class mean as a linear softmax model (logits_c = 2 mu_c.x - |mu_c|^2),
+// or, with "bad", a model that always answers the first label.
+const PLUGIN = `
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeDenseOnnx } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'format', 'onnx-writer.js')).href)};
+const [dir, out, parent] = process.argv.slice(2);
+if (dir !== process.env.SEDNA_LL_TASK_DIR || out !== process.env.SEDNA_LL_OUT_DIR || parent !== process.env.SEDNA_LL_PARENT_MODEL) throw new Error('args and env disagree');
+const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+const rows = readFileSync(join(dir, 'train.jsonl'), 'utf8').trim().split('\\n').map((l) => JSON.parse(l));
+const k = meta.labels.length, d = meta.dim;
+const W = new Float32Array(d * k), b = new Float32Array(k);
+const bad = process.env.PLUGIN_MODE === 'bad' && meta.kind !== 'new';
+if (bad) b[0] = 10;
+else meta.labels.forEach((lab, c) => {
+  const mine = rows.filter((r) => r.label === lab);
+  const mu = new Float64Array(d);
+  for (const r of mine) r.x.forEach((v, j) => (mu[j] += v / mine.length));
+  let sq = 0;
+  mu.forEach((v, j) => { W[j * k + c] = 2 * v; sq += v * v; });
+  b[c] = mine.length ? -sq : -1e9;
+});
+writeFileSync(join(out, 'model.onnx'), writeDenseOnnx({ layers: [{ inDim: d, outDim: k, W, b }], softmax: true, inputName: 'x', outputName: 'p' }));
+writeFileSync(join(out, 'metrics.json'), JSON.stringify({ arch: 'nearest-mean', train_samples: rows.length, parent_given: parent !== '' }));
+`;
+
+test('--trainer-cmd plug-in: its models are gated like built-in ones; a worse update is rejected with numbers and nothing is published', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    const plugin = join(dir, 'plugin.mjs');
+    writeFileSync(plugin, PLUGIN);
+    k.importSite('A', ANGLES.A, 120, 1);
+    k.importSite('B', ANGLES.B, 120, 2);
+    const r1 = k.json<Report>(['kb', 'train', '--trainer-cmd', `node ${plugin}`]);
+    const t1 = byTask(r1);
+    assert.equal(r1.version, 1);
+    assert.equal(t1.get('A')!.accepted, true, t1.get('A')!.reason);
+    assert.ok(t1.get('A')!.after!.accuracy > 0.85);
+    const tasks = k.json<{ id: string; arch?: string; outputs: { name: string }[] }[]>(['kb', 'tasks']);
+    assert.equal(tasks.find((t) => t.id === 'A')!.arch, 'nearest-mean');
+    assert.equal(tasks.find((t) => t.id === 'A')!.outputs[0].name, 'p');
+
+    // new samples of A; the plug-in now produces a constant model for updates: rejected
+    k.importSite('A', ANGLES.A, 60, 3);
+    const r = sedna(['kb', 'train', '--trainer-cmd', `node ${plugin}`, '--json'], { env: { SEDNA_LL_KB_DATA: join(dir, 'kb'), PLUGIN_MODE: 'bad' } });
+    assert.equal(r.code, 0, r.stderr);
+    const r2 = JSON.parse(r.stdout) as Report;
+    const a = byTask(r2).get('A')!;
+    assert.equal(a.kind, 'update');
+    assert.equal(a.accepted, false);
+    assert.ok(a.after!.accuracy < a.before!.accuracy, a.reason);
+    assert.match(a.reason, /accuracy 0\.\d{4} not >= 0\.\d{4} \(current model\)/);
+    assert.equal(r2.version, null);
+    assert.match(r2.message, /no candidate passed the gate/);
+    assert.deepEqual(k.json<unknown[]>(['kb', 'versions']).length, 1);
+    const hist = k.json<{ round: number; task: string; accepted: boolean; before: number; after: number }[]>(['kb', 'rounds']);
+    const rej = hist.find((h) => h.round === 2 && h.task === 'A')!;
+    assert.equal(rej.accepted, false);
+    assert.ok(rej.before > rej.after);
+
+    // a failing plug-in: exit 1, one line naming the task
+    const f = sedna(['kb', 'train', '--trainer-cmd', 'exit 3'], { env: { SEDNA_LL_KB_DATA: join(dir, 'kb') } });
+    k.importSite('A', ANGLES.A, 20, 4);
+    const f2 = sedna(['kb', 'train', '--trainer-cmd', 'exit 3'], { env: { SEDNA_LL_KB_DATA: join(dir, 'kb') } });
+    assert.equal(f.code, 0, 'nothing new: the plug-in is not even run');
+    assert.equal(f2.code, 1);
+    assert.match(f2.stderr, /--trainer-cmd failed for task \S+ \(exit 3\)/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('samples without attributes cluster into the right number of new tasks; later ones join them by centroid radius', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    k.importSite(null, 0, 120, 1, { offset: 12 });
+    k.importSite(null, Math.PI / 2, 120, 2, { offset: -12, shift: 1 });
+    const r1 = k.json<Report>(['kb', 'train', '--arch', 'softmax']);
+    assert.equal(r1.clusters?.k, 2, JSON.stringify(r1.clusters));
+    const clusters = r1.tasks.filter((t) => t.task.startsWith('cluster-'));
+    assert.equal(clusters.length, 2, JSON.stringify(r1.tasks.map((t) => t.task)));
+    assert.ok(clusters.every((t) => t.kind === 'new' && t.accepted), JSON.stringify(clusters));
+    const tasks = k.json<{ id: string; centroid: number[] | null; radius: number | null; thresholds: { confidence: number } | null }[]>(['kb', 'tasks']);
+    for (const t of tasks.filter((x) => x.id.startsWith('cluster-'))) {
+      assert.equal(t.centroid?.length, 8);
+      assert.ok((t.radius ?? 0) > 0 && t.thresholds!.confidence > 0);
+    }
+    // more samples like the first group: no new cluster, they join an existing one
+    k.importSite(null, 0, 40, 3, { offset: 12 });
+    const r2 = k.json<Report>(['kb', 'train', '--arch', 'softmax']);
+    assert.equal(r2.tasks.filter((t) => t.kind === 'new').length, 0, JSON.stringify(r2.tasks.map((t) => [t.task, t.kind])));
+    assert.equal(r2.clusters, null);
+  } finally {
+    cleanup();
+  }
+});
+
+test('kb train --when/--window from cron: not due -> exit 0 and a message, nothing trained; bad expressions are usage errors', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    assert.match(k.run(['kb', 'train']).stdout, /nothing to train/);
+    k.importSite('A', 0, 30, 1);
+    const notDue = k.run(['kb', 'train', '--when', 'labelled_new >= 1000']);
+    assert.match(notDue.stdout, /not due \(labelled_new 30 >= 1000: no\); nothing to do/);
+    const now = new Date();
+    const hh = (h: number) => String((now.getHours() + h) % 24).padStart(2, '0');
+    assert.match(k.run(['kb', 'train', '--window', `${hh(2)}:00-${hh(3)}:00`]).stdout, /outside the window/);
+    assert.equal(k.json<unknown[]>(['kb', 'versions']).length, 0);
+    k.run(['kb', 'train', '--when', 'labeled_new > 1'], 2);
+    k.run(['kb', 'train', '--when', 'labelled_new >> 1'], 2);
+    k.run(['kb', 'train', '--window', '9-17'], 2);
+    k.run(['kb', 'train', '--metric', 'f2'], 2);
+    // due (Sedna alias, and, window that wraps around now)
+    const due = k.json<Report>(['kb', 'train', '--when', 'labelled_new ge 30 and samples_total gt 0', '--window', `${hh(23)}:00-${hh(2)}:00`]);
+    assert.equal(due.ran, true);
+    assert.equal(due.version, 1);
+    // counters were reset by the round
+    assert.match(k.run(['kb', 'train', '--when', 'labelled_new >= 1']).stdout, /labelled_new 0 >= 1: no/);
+  } finally {
+    cleanup();
+  }
+});
