@@ -215,6 +215,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
 
     const onHup = () => void holder.check();
     process.on('SIGHUP', onHup);
+    // also poll (one indexed kv read a second): `model activate` / `model rollback` / a trial's
+    // automatic rollback in another process are picked up even by an idle server (by ROLLOUT)
+    const poll = setInterval(onHup, 1000);
+    poll.unref();
     const stop =
       o.stop ??
       new Promise<void>((resolve) => {
@@ -222,6 +226,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
         process.once('SIGINT', () => resolve());
       });
     await stop;
+    clearInterval(poll);
     process.off('SIGHUP', onHup);
     // graceful: stop accepting, let in-flight requests finish (their logging commits), then close
     await new Promise<void>((resolve) => {
