@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { acquireLock } from '../src/sync/lock.js';
 import { sedna, tempDir } from './helpers/cli.js';
 import { bundleOf, computeCanary, generateSigningKeys, initEdge, inputs, makeVersion } from './helpers/rollout-fixtures.js';
 
@@ -129,4 +130,25 @@ test('a good version passes its trial and is committed; model rollback goes back
   assert.deepEqual(ls().map((r) => r.id), ['1']);
   assert.equal(sedna(['model', 'verify'], { home }).code, 0);
   infer(2, 7);
+});
+
+test('usage errors and a held lock', () => {
+  const bad = sedna(['model', 'activate', '99'], { home });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /version 99: not installed/);
+  assert.equal(sedna(['model', 'prune', '--keep', '-1'], { home }).code, 2);
+  // a live sync holds the lock: rollout commands refuse at once with exit 6, changing nothing
+  const lock = acquireLock(join(home, 'locks'), 'sync');
+  try {
+    for (const args of [['model', 'activate', '1'], ['model', 'rollback'], ['model', 'prune', '--keep', '0'], ['model', 'install', join(tmp.dir, 'x.tar.gz')]]) {
+      const r = sedna(args, { home });
+      assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /locked/);
+    }
+    // reading is never blocked
+    assert.equal(sedna(['model', 'ls'], { home }).code, 0);
+    assert.equal(sedna(['model', 'verify'], { home }).code, 0);
+  } finally {
+    lock.release();
+  }
 });

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { TaskIndex } from './index-manifest.js';
-import { sha256Hex, verifyBytes } from './signature.js';
+import { verifyBytes } from './signature.js';
 import { parseIndex } from './validate-index.js';
 
 export interface BundleLimits {
@@ -101,6 +101,13 @@ export function parseCanary(bytes: Buffer | string, index: TaskIndex, what = BUN
     if (out.length > maxRecords) throw new Error(`${what}: more than ${maxRecords} records`);
   }
   return out;
+}
+
+/** sha256 of a file, streamed (models may be larger than one Buffer). */
+async function sha256OfFile(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
 }
 
 function fsyncFile(path: string): void {
@@ -335,7 +342,7 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
       seen.add(sha);
       const dest = join(stage, t.model.file);
       copyFileSync(src.modelPath(sha), dest);
-      const got = sha256Hex(readFileSync(dest));
+      const got = await sha256OfFile(dest);
       if (got !== sha) throw new CliError(`model ${sha}: local copy is corrupt (sha256 ${got.slice(0, 12)}…); run "sedna-ll model verify"`, EXIT.VERIFY);
       names.push(t.model.file);
     }
@@ -347,8 +354,7 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
     await tar.c({ gzip: true, file: tmpOut, cwd: stage, portable: true, noDirRecurse: true }, names);
     fsyncFile(tmpOut);
     renameSync(tmpOut, outFile);
-    const bytes = readFileSync(outFile);
-    return { bytes: bytes.length, sha256: sha256Hex(bytes) };
+    return { bytes: statSync(outFile).size, sha256: await sha256OfFile(outFile) };
   } finally {
     rmSync(stage, { recursive: true, force: true });
     rmSync(tmpOut, { force: true });
