@@ -2,9 +2,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { type LabelItem, badLabel, parseLabelLines } from '../store/feedback.js';
-import { Outbox } from '../store/outbox.js';
-import { withHome } from '../store/open-home.js';
+import type { LabelItem } from '../store/feedback.js';
 import { printJson, run } from './action.js';
 
 interface FeedbackOpts {
@@ -28,6 +26,11 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: FeedbackOpts, cmd: Command) => {
+        const [{ badLabel, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
+          import('../store/feedback.js'),
+          import('../store/outbox.js'),
+          import('../store/open-home.js'),
+        ]);
         const single = opts.sample !== undefined || opts.label !== undefined;
         if (single === (opts.file !== undefined)) throw new CliError('give either --sample ID --label L, or --file labels.jsonl', EXIT.USAGE);
         let items: LabelItem[];

@@ -1,8 +1,7 @@
 // `sedna-ll init`: create the edge home, or update the settings given on an existing one.
+// Domain modules are imported inside the action so `sedna-ll --version` does not load them.
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
-import { resolveHome } from '../store/home.js';
-import { initHome } from '../store/init-home.js';
 import { numOption, printJson, run } from './action.js';
 
 interface InitOpts {
@@ -27,8 +26,9 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\nThe home is --home, else $SEDNA_LL_HOME, else ~/.sedna-ll.\n\n${EXIT_HELP}\n`)
     .action(
-      run((opts: InitOpts, cmd: Command) => {
+      run(async (opts: InitOpts, cmd: Command) => {
         const g = cmd.optsWithGlobals() as InitOpts;
+        const [{ resolveHome }, { initHome }] = await Promise.all([import('../store/home.js'), import('../store/init-home.js')]);
         const r = initHome({
           home: resolveHome(g.home),
           deviceId: opts.deviceId,

@@ -1,13 +1,12 @@
 // `sedna-ll samples ls|stats|export`: what is in the outbox.
 import type { Command } from 'commander';
+import type { Writable } from 'node:stream';
+// node:fs and node:events are loaded by Node's own start-up: importing them here is free
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { withHome } from '../store/open-home.js';
-import { type SampleState, exportSamples, listSamples, sampleStats } from '../store/samples-query.js';
+import type { SampleState } from '../store/samples-query.js';
 import { intOption, printJson, run } from './action.js';
-import { humanBytes, isoTime, printTable } from './table.js';
 
 interface Opts {
   task?: string;
@@ -26,6 +25,9 @@ function stateOpt(v: string | undefined): SampleState | undefined {
 
 const home = (cmd: Command) => (cmd.optsWithGlobals() as Opts).home;
 
+/** Domain modules, loaded when a subcommand runs (not at start-up). */
+const load = () => Promise.all([import('../store/open-home.js'), import('../store/samples-query.js'), import('./table.js')]);
+
 export function register(program: Command): void {
   const samples = program.command('samples').description('inspect the outbox of hard and unseen samples');
 
@@ -39,6 +41,7 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
+        const [{ withHome }, { listSamples }, { isoTime, printTable }] = await load();
         const state = stateOpt(opts.state);
         const rows = await withHome(home(cmd), (h) => listSamples(h.db, { task: opts.task, state, limit: opts.limit! }), { readonly: true });
         if (opts.json) return printJson(rows);
@@ -65,6 +68,7 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
+        const [{ withHome }, { sampleStats }, { humanBytes, printTable }] = await load();
         const s = await withHome(home(cmd), (h) => sampleStats(h.db), { readonly: true });
         if (opts.json) return printJson(s);
         await printTable(
@@ -87,6 +91,7 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
+        const [{ withHome }, { exportSamples }] = await load();
         const state = stateOpt(opts.state);
         const out: Writable = opts.output ? createWriteStream(opts.output) : process.stdout;
         const opened = opts.output ? once(out, 'open') : Promise.resolve();

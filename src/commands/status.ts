@@ -1,10 +1,7 @@
 // `sedna-ll status`: device, versions, tasks, outbox, quota, evictions, last sync.
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
-import { withHome } from '../store/open-home.js';
-import { edgeStatus } from '../store/status.js';
 import { printJson, run } from './action.js';
-import { humanBytes, isoTime, printTable } from './table.js';
 
 export function register(program: Command): void {
   program
@@ -14,6 +11,11 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
+        const [{ withHome }, { edgeStatus }, { humanBytes, isoTime, printTable }] = await Promise.all([
+          import('../store/open-home.js'),
+          import('../store/status.js'),
+          import('./table.js'),
+        ]);
         const s = await withHome((cmd.optsWithGlobals() as { home?: string }).home, (h) => edgeStatus(h.paths, h.db, h.cfg));
         if (opts.json) return printJson(s);
         const o = s.outbox;

@@ -1,8 +1,6 @@
 // `sedna-ll task add MODEL.onnx --task ID`: register a local model as a task (a new local KB version).
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { parseAttrPairs } from '../format/attrs.js';
-import { withHome } from '../store/open-home.js';
 import { collect, numOption, printJson, run } from './action.js';
 
 interface AddOpts {
@@ -30,6 +28,7 @@ export function register(program: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (model: string, opts: AddOpts, cmd: Command) => {
+        const [{ parseAttrPairs }, { withHome }] = await Promise.all([import('../format/attrs.js'), import('../store/open-home.js')]);
         let attrs: Record<string, string>;
         try {
           attrs = parseAttrPairs(opts.attr);
