@@ -258,3 +258,38 @@ test('bilinear resize: exact on constant quadrants, interpolates between pixel c
   const red = new Uint8Array([255, 0, 0, 255]);
   near(resizeToHwc({ width: 1, height: 1, data: red }, 1, 1, 1)[0], 0.299 * 255, 1e-4);
 });
+
+test('fast JSONL path: same floats and fields as JSON.parse, and falls back on everything unusual', async () => {
+  const { fastRecord } = await import('../src/runtime/fast-json.js');
+  const { decodeJsonBytes } = await import('../src/runtime/decode-jsonl.js');
+  const fast = (s: string) => {
+    const b = Buffer.from(s, 'utf8');
+    return fastRecord(b, 0, b.length);
+  };
+  const rng = mulberry32(3);
+  const nums: string[] = ['0', '-0', '1', '-1', '0.1', '0.30000000000000004', '1e5', '1E-7', '-2.5e+3', '123456789012345678', '0.0000001', '3.4028234663852886e38', '9007199254740993', '0.12345678901234567890123'];
+  for (let i = 0; i < 3000; i++) {
+    const v = (rng() - 0.5) * 10 ** Math.floor(rng() * 12 - 6);
+    nums.push(rng() < 0.5 ? String(v) : v.toFixed(Math.floor(rng() * 8)));
+  }
+  const line = `{ "id" : "é\\"x" , "x" : [ ${nums.join(' ,')} ] , "attrs": {"site": "a_b", "n": [1, {"k": "}"}]}, "task":"t1" }`;
+  const r = fast(line);
+  assert.ok(r, 'plain record takes the fast path');
+  const want = JSON.parse(line);
+  assert.deepEqual(Array.from(r.x), Array.from(Float32Array.from(want.x)));
+  assert.ok(Object.is(r.x[1], -0));
+  assert.deepEqual([JSON.parse(r.id!), JSON.parse(r.attrs!), JSON.parse(r.task!)], [want.id, want.attrs, want.task]);
+  // not JSON, or not plain: null (the caller uses JSON.parse and its error)
+  for (const bad of ['{"x":[01]}', '{"x":[1.]}', '{"x":[.5]}', '{"x":[+1]}', '{"x":[1,]}', '{"x":[NaN]}', '{"x":[1]} x', '{"x":[1],"x":[2]}', '{"x":[1],}', '{"x":[1e999]}', '{"x":[1e39]}', '{"x":["1"]}', '{"y":1,"x":[1]}', '{"x\\u0000":[1]}', '{"x":[1] "id":2}', '[1]', '{}']) {
+    assert.equal(fast(bad), null, bad);
+  }
+  // and the decoder gives the same item either way
+  const b = Buffer.from('{"x":[1,2],"attrs":{"Site":"new york"}}\n{"x":[1, 2], "attrs": {"Site": "new york"}, "zz": 1}');
+  const nl = b.indexOf(10);
+  const one = decodeJsonBytes(b, 0, nl, 1, null, null);
+  const two = decodeJsonBytes(b, nl + 1, b.length, 2, null, null);
+  assert.ok(one && !one.bad && two && !two.bad);
+  assert.deepEqual([Array.from(one.vec!), one.attrs], [Array.from(two.vec!), two.attrs]);
+  const e = decodeJsonBytes(Buffer.from('{"x":[1e999]}'), 0, 13, 7, null, null);
+  assert.ok(e?.bad && /x\[0\] = Infinity/.test(e.reason));
+});

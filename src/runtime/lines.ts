@@ -29,3 +29,36 @@ export async function* lineChunks(input: Readable): AsyncGenerator<string[]> {
     yield [l];
   }
 }
+
+/** Lines of one chunk as byte ranges of buf: line k is buf[starts[k], ends[k]) without \r\n. */
+export interface ByteLines {
+  buf: Buffer;
+  starts: number[];
+  ends: number[];
+}
+
+/**
+ * Like lineChunks but without decoding to strings: parsers that work on bytes (fast-json.ts)
+ * skip the UTF-8 decode and the per-line string of every record.
+ */
+export async function* byteLineChunks(input: Readable): AsyncGenerator<ByteLines> {
+  let rest: Buffer | null = null;
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+    const starts: number[] = [];
+    const ends: number[] = [];
+    let s = 0;
+    let nl: number;
+    while ((nl = buf.indexOf(10, s)) >= 0) {
+      starts.push(s);
+      ends.push(nl > s && buf[nl - 1] === 13 ? nl - 1 : nl);
+      s = nl + 1;
+    }
+    rest = s < buf.length ? Buffer.from(buf.subarray(s)) : null;
+    if (starts.length) yield { buf, starts, ends };
+  }
+  if (rest && rest.length > 0) {
+    const e = rest[rest.length - 1] === 13 ? rest.length - 1 : rest.length;
+    yield { buf: rest, starts: [0], ends: [e] };
+  }
+}

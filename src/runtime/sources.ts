@@ -6,10 +6,10 @@ import type { Readable } from 'node:stream';
 import { normaliseAttrs, parseAttrPairs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { csvLayout, decodeCsvLine } from './decode-csv.js';
-import { decodeJsonLine } from './decode-jsonl.js';
+import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
 import { sniffImage } from './image.js';
-import { lineChunks } from './lines.js';
+import { byteLineChunks, lineChunks } from './lines.js';
 import { badRecord, type Item } from './sample.js';
 
 export type InputFormat = 'jsonl' | 'csv' | 'npy' | 'image';
@@ -78,11 +78,11 @@ export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
 
 async function* jsonlSource(input: Readable, task: string | null, attrs: Record<string, string> | null): AsyncGenerator<Item[]> {
   let lineNo = 0;
-  for await (const lines of lineChunks(input)) {
+  for await (const { buf, starts, ends } of byteLineChunks(input)) {
     const items: Item[] = [];
-    for (const l of lines) {
+    for (let k = 0; k < starts.length; k++) {
       lineNo++;
-      const it = decodeJsonLine(l, lineNo, task, attrs);
+      const it = decodeJsonBytes(buf, starts[k], ends[k], lineNo, task, attrs);
       if (it) items.push(it);
     }
     if (items.length) yield items;
