@@ -297,3 +297,22 @@ test('kb train --when/--window from cron: not due -> exit 0 and a message, nothi
     cleanup();
   }
 });
+
+test('a round is deterministic: same data and seed -> the same model bytes, whatever the number of worker threads', { timeout: 120_000 }, () => {
+  const dirs = [tempDir('sedna-ll-learn-'), tempDir('sedna-ll-learn-')];
+  try {
+    const shas = dirs.map(({ dir }, i) => {
+      const k = kb(dir);
+      k.importSite('A', ANGLES.A, 100, 1);
+      k.importSite('B', ANGLES.B, 100, 2);
+      k.importSite('C', ANGLES.C, 100, 3);
+      const r = k.json<Report>(['kb', 'train', '--threads', String(i + 1), '--hidden', '32']);
+      return Object.fromEntries(r.tasks.map((t) => [t.task, t.model_sha]));
+    });
+    assert.equal(Object.keys(shas[0]).length, 4);
+    assert.ok(Object.values(shas[0]).filter(Boolean).length >= 3, JSON.stringify(shas[0]));
+    assert.deepEqual(shas[0], shas[1]);
+  } finally {
+    for (const d of dirs) d.cleanup();
+  }
+});
