@@ -144,6 +144,13 @@ test('quota: uploaded evicted first, then unlabelled by lowest hardness, labelle
     assert.equal(s.db.prepare('SELECT 1 FROM samples WHERE id = ?').get(low.sampleId), undefined);
     assert.ok(left.has(ids[2]) && s.db.prepare('SELECT 1 FROM samples WHERE id = ?').get(ids[2]), 'label still kept');
     assert.equal(kvGet(s.db, 'evicted_count'), String(s.outbox.evictionCounters().count));
+    // rounds within a minute merge into one events row whose counts match the counters
+    const ev2 = s.db.prepare(`SELECT detail FROM events WHERE kind = 'outbox_evicted'`).all() as { detail: string }[];
+    assert.equal(ev2.length, 1);
+    const d = JSON.parse(ev2[0].detail);
+    assert.equal(d.rounds, 2);
+    assert.equal(d.count, s.outbox.evictionCounters().count);
+    assert.ok(d.ids.includes(low.sampleId));
   } finally {
     s.cleanup();
   }

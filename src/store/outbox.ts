@@ -109,6 +109,11 @@ export interface EvictionCounters {
   labelled: number;
 }
 
+/** Eviction rounds closer than this to the previous one are merged into its events row. */
+const EVICT_EVENT_MERGE_MS = 60_000;
+/** Sample ids listed per eviction event (the counters are exact; the list is for a look). */
+const EVICT_EVENT_IDS = 200;
+
 /** Payloads larger than this go to blobs/<sha> instead of the row. */
 export const INLINE_MAX = 64 * 1024;
 
@@ -181,6 +186,8 @@ export class Outbox {
     del: BetterSqlite3.Statement;
     blobRef: BetterSqlite3.Statement;
     event: BetterSqlite3.Statement;
+    lastEvent: BetterSqlite3.Statement;
+    updEvent: BetterSqlite3.Statement;
   };
   /** blobs renamed aside by deletes in the running transaction: unlinked after commit, restored on rollback */
   private tombstones: { sha: string; path: string }[] = [];
@@ -216,6 +223,8 @@ export class Outbox {
       del: db.prepare('DELETE FROM samples WHERE id = ?'),
       blobRef: db.prepare('SELECT 1 FROM samples WHERE payload_sha = ? AND payload IS NULL LIMIT 1').pluck(),
       event: db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)'),
+      lastEvent: db.prepare('SELECT id, ts, kind, detail FROM events ORDER BY id DESC LIMIT 1'),
+      updEvent: db.prepare('UPDATE events SET detail = ? WHERE id = ?'),
     };
     const tx = db.transaction((recs: LogRecord[], prepared: Prepared[]) => this.logInTx(recs, prepared));
     this.logTx = (recs, prepared) => this.withBlobTx(() => tx.immediate(recs, prepared));
@@ -312,13 +321,36 @@ export class Outbox {
       this.incr('evicted_pending', c.pending);
       this.incr('evicted_labelled', c.labelled);
       for (const [t, n] of byTask) this.incr(`evicted_task:${t}`, n);
-      this.st.event.run(
-        Date.now(),
-        'outbox_evicted',
-        JSON.stringify({ ...c, max_bytes: this.maxBytes, by_task: Object.fromEntries(byTask), ids: [...gone].slice(0, 200) }),
-      );
+      this.recordEvictionEvent(c, byTask, [...gone]);
     }
     return gone;
+  }
+
+  /**
+   * One events row per eviction round, except that rounds within EVICT_EVENT_MERGE_MS of the
+   * previous one (and with no other event in between) are merged into it: at steady state over
+   * quota every batch evicts, and a row per batch would grow the events table without bound.
+   * The kv counters stay exact; an event lists at most EVICT_EVENT_IDS sample ids.
+   */
+  private recordEvictionEvent(c: EvictionCounters, byTask: Map<string, number>, ids: string[]): void {
+    const now = Date.now();
+    const last = this.st.lastEvent.get() as { id: number; ts: number; kind: string; detail: string } | undefined;
+    if (last && last.kind === 'outbox_evicted' && now - last.ts < EVICT_EVENT_MERGE_MS) {
+      const d = JSON.parse(last.detail) as EvictionCounters & { by_task: Record<string, number>; ids: string[]; rounds?: number; last_ts?: number; max_bytes: number };
+      for (const k of ['count', 'bytes', 'uploaded', 'pending', 'labelled'] as const) d[k] = (d[k] ?? 0) + c[k];
+      for (const [t, n] of byTask) d.by_task[t] = (d.by_task[t] ?? 0) + n;
+      d.ids = d.ids.concat(ids).slice(0, EVICT_EVENT_IDS);
+      d.rounds = (d.rounds ?? 1) + 1;
+      d.last_ts = now;
+      d.max_bytes = this.maxBytes;
+      this.st.updEvent.run(JSON.stringify(d), last.id);
+      return;
+    }
+    this.st.event.run(
+      now,
+      'outbox_evicted',
+      JSON.stringify({ ...c, max_bytes: this.maxBytes, by_task: Object.fromEntries(byTask), ids: ids.slice(0, EVICT_EVENT_IDS), rounds: 1 }),
+    );
   }
 
   private deleteRowInTx(v: Pick<VictimRow, 'id' | 'payload_sha' | 'in_blob'>): void {
