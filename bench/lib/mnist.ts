@@ -228,6 +228,24 @@ function pick(total: number, n: number, seed: number): Uint32Array {
   return permutation(total, seed).slice(0, n);
 }
 
+/** The seeded order of the MNIST train split for task t: its training set comes first, then its traffic. */
+function trainOrder(seed: number, t: number): Uint32Array {
+  return permutation(60000, seed * 1_000_003 + t * 2 + 1);
+}
+
+/**
+ * Inference traffic of task t in a later round: `n` further digits of the MNIST train split,
+ * disjoint from the task's training set and from its traffic in other rounds (while the
+ * split lasts; then it wraps around), transformed like the task.
+ */
+export function taskTraffic(sc: Scenario, t: number, round: number, n: number): Samples {
+  const raw = loadMnist('train');
+  const order = trainOrder(sc.options.seed, t);
+  const idx = new Uint32Array(n);
+  for (let k = 0; k < n; k++) idx[k] = order[(sc.options.trainPerTask + round * n + k) % raw.n];
+  return buildSamples(raw, idx, taskTransform(sc.name, t, sc.tasks.length, sc.options.seed).transform);
+}
+
 /** Build the transformed samples of one task from raw MNIST. */
 function buildSamples(raw: RawSplit, idx: Uint32Array, transform: (src: Uint8Array, out: Float32Array) => void): Samples {
   const n = idx.length;
@@ -268,7 +286,7 @@ export function makeScenario(opts: ScenarioOptions): Scenario {
   const tasks: TaskData[] = [];
   for (let t = 0; t < T; t++) {
     // distinct, seeded sub-streams per task and split
-    const trIdx = pick(train.n, trainPerTask, seed * 1_000_003 + t * 2 + 1);
+    const trIdx = trainOrder(seed, t).slice(0, trainPerTask);
     const teIdx = pick(test.n, testPerTask, seed * 1_000_003 + t * 2 + 2);
     const { transform, desc, angle } = taskTransform(scenario, t, T, seed);
     tasks.push({
