@@ -3,6 +3,7 @@
 // flushed whenever the input goes idle, so an interactive producer gets answers without waiting
 // for a full window. Bad records go to stderr (one line each) and are skipped; --strict stops
 // at the first one (exit 1) after printing everything before it.
+import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { openEdgeDb, type DB } from '../store/db.js';
@@ -52,6 +53,18 @@ function write(out: Writable, s: string): Promise<void> | null {
 }
 
 const IDLE = Symbol('idle');
+const IDLE_MS = 5;
+const idle = () => new Promise<typeof IDLE>((res) => setTimeout(() => res(IDLE), IDLE_MS));
+
+/** Is the input a pipe, socket or terminal (a producer that can pause), not a regular file? */
+function isStream(file: string | undefined, format: string | undefined): boolean {
+  if (format === 'image' || (file && file !== '-')) return false;
+  try {
+    return !fstatSync(0).isFile();
+  } catch {
+    return true;
+  }
+}
 
 export async function runInfer(o: InferOptions): Promise<InferSummary> {
   const out = o.out ?? process.stdout;
@@ -96,13 +109,16 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       if (text) await write(out, text);
     };
 
-    // manual iteration so that an idle input (next chunk not ready within one macrotask)
-    // flushes the partial window
+    // A pipe or terminal may go quiet mid-window (an interactive producer): flush the partial
+    // window when the next chunk is not there within IDLE_MS. Regular files (FILE, or stdin
+    // redirected from one) never wait on a producer; there every chunk is a threadpool read that
+    // is "not ready yet" for a moment, and flushing then would only halve the batches.
+    const idleFlush = isStream(o.file, o.format);
     const it = source[Symbol.asyncIterator]();
     let next = it.next();
     next.catch(() => {}); // awaited below; this only keeps a failure after an early stop from being "unhandled"
     for (;;) {
-      let r = window.length ? await Promise.race([next, new Promise<typeof IDLE>((res) => setImmediate(() => res(IDLE)))]) : await next;
+      let r = idleFlush && window.length ? await Promise.race([next, idle()]) : await next;
       if (r === IDLE) {
         await flush();
         r = await next;
