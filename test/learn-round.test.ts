@@ -173,7 +173,7 @@ function csvRows(site: string, angle: number, labelShift: number): string {
 }
 
 // A tiny external trainer: nearest class mean as a linear softmax model (logits_c = 2 mu_c.x - |mu_c|^2),
-// or, with "bad", a model that always answers the first label.
+// or a model that always answers the first label: PLUGIN_MODE=bad for updates, badnew for new tasks.
 const PLUGIN = `
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -184,7 +184,8 @@ const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
 const rows = readFileSync(join(dir, 'train.jsonl'), 'utf8').trim().split('\\n').map((l) => JSON.parse(l));
 const k = meta.labels.length, d = meta.dim;
 const W = new Float32Array(d * k), b = new Float32Array(k);
-const bad = process.env.PLUGIN_MODE === 'bad' && meta.kind !== 'new';
+const mode = process.env.PLUGIN_MODE;
+const bad = (mode === 'bad' && meta.kind !== 'new') || (mode === 'badnew' && meta.kind === 'new');
 if (bad) b[0] = 10;
 else meta.labels.forEach((lab, c) => {
   const mine = rows.filter((r) => r.label === lab);
@@ -314,5 +315,51 @@ test('a round is deterministic: same data and seed -> the same model bytes, what
     assert.deepEqual(shas[0], shas[1]);
   } finally {
     for (const d of dirs) d.cleanup();
+  }
+});
+
+test('a new task that does not beat the fallback is still a task, served by the fallback model; a later, worse fallback does not replace it', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    const plugin = join(dir, 'plugin.mjs');
+    writeFileSync(plugin, PLUGIN);
+    const env = (mode: string) => ({ SEDNA_LL_KB_DATA: join(dir, 'kb'), PLUGIN_MODE: mode });
+    const train = (mode: string) => {
+      const r = sedna(['kb', 'train', '--trainer-cmd', `node ${plugin}`, '--json'], { env: env(mode) });
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Report;
+    };
+    k.importSite('A', ANGLES.A, 150, 1);
+    const r1 = train('badnew');
+    const a1 = byTask(r1).get('A')!;
+    const g1 = byTask(r1).get('global')!;
+    assert.equal(a1.accepted, false);
+    assert.match(a1.reason, /served by the fallback model/);
+    assert.equal(r1.version, 1);
+    type T = { id: string; model_sha: string; parent: string | null; attrs: Record<string, string> };
+    const v1 = k.json<T[]>(['kb', 'tasks']);
+    const A1 = v1.find((t) => t.id === 'A')!;
+    assert.equal(A1.model_sha, g1.model_sha, 'A points at the fallback model: nothing extra to download');
+    assert.deepEqual(A1.attrs, { site: 'A' });
+    assert.equal(A1.parent, 'global');
+    const testA = k.site('A', ANGLES.A, 200, 901, { file: 'test-A.jsonl' });
+    const acc = (v: number) => k.json<{ overall: { accuracy: number } }>(['kb', 'eval', testA, '--kb-version', String(v)]).overall.accuracy;
+    const before = acc(1);
+
+    // site B conflicts with A (labels shifted): the fallback refitted to both (built-in trainer)
+    // gets better overall but worse on A, so A keeps the earlier fallback model
+    k.importSite('B', ANGLES.B, 150, 2);
+    const r2 = k.json<Report>(['kb', 'train', '--hidden', '16']);
+    const t2 = byTask(r2);
+    assert.equal(t2.get('global')!.accepted, true, t2.get('global')!.reason);
+    assert.equal(t2.get('B')!.accepted, true, t2.get('B')!.reason);
+    assert.match(t2.get('A')!.reason, /keeps its model: the new fallback scores accuracy 0\.\d+ < 0\.\d+ here/);
+    const A2 = k.json<T[]>(['kb', 'tasks']).find((t) => t.id === 'A')!;
+    assert.equal(A2.model_sha, A1.model_sha);
+    assert.notEqual(A2.model_sha, t2.get('global')!.model_sha);
+    assert.ok(acc(r2.version!) >= before, `A after the fallback changed: ${before} -> ${acc(r2.version!)}`);
+  } finally {
+    cleanup();
   }
 });

@@ -292,6 +292,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   };
   const candidates: Candidate[] = [];
   const outcomes: TaskOutcome[] = [];
+  const repoint: { group: Group; train: LoadedSample[]; heldout: LoadedSample[] }[] = [];
   const globalGroup: Group = { id: currentGlobal?.id ?? GLOBAL_TASK, attrs: {}, members: labelled, existing: currentGlobal };
   const globalFresh = freshOf(labelled);
   if (!currentGlobal || globalFresh > 0) {
@@ -301,13 +302,20 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     const fresh = freshOf(g.members);
     const train = trainOf(g.members);
     const heldout = heldOf(g.members);
+    const shares = !!g.existing && sharesFallback(g.existing);
     if (g.existing && fresh === 0 && g.existing.updated_round > 0) {
-      outcomes.push(unchanged(g.existing, train.length, heldout.length));
+      // nothing new; a task served by the fallback's model follows the fallback when it changes
+      if (shares) repoint.push({ group: g, train, heldout });
+      else outcomes.push(unchanged(g.existing, train.length, heldout.length));
       continue;
     }
-    if (train.length === 0 || heldout.length === 0) continue;
-    const c: Candidate = { group: g, kind: g.existing ? 'update' : 'new', fallback: false, parent: g.existing ? g.existing.parent : null, train, heldout, fresh };
-    if (!g.existing) {
+    if (train.length === 0 || heldout.length === 0) {
+      if (g.existing) outcomes.push({ ...unchanged(g.existing, train.length, heldout.length), reason: 'too few labelled samples to split into train and held-out' });
+      continue;
+    }
+    // a task still served by the fallback's model is gated like a new task (against the fallback)
+    const c: Candidate = { group: g, kind: g.existing && !shares ? 'update' : 'new', fallback: false, parent: g.existing ? g.existing.parent : null, train, heldout, fresh };
+    if (c.kind === 'new' && !g.existing) {
       // task relationship: the existing model that scores best on the new task's training data
       const scores: Record<string, number> = {};
       let best: TaskRecord | null = null;
@@ -315,6 +323,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
       const rows = train.map((s) => s.raw);
       const truth = train.map((s) => s.rec.label!);
       for (const t of allTasks) {
+        if (sharesFallback(t)) continue; // its model is the fallback's, scored as the fallback
         try {
           const pred = await predictLabels(await modelOf(t), rows);
           const a = scoreLabels(truth, pred.labels).accuracy;
@@ -337,7 +346,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   // ---- 4. gate: global first (new tasks are compared with the fallback that will serve) ----
   const evalOn = async (m: ScoringModel, set: LoadedSample[]) => roundScores(scoreLabels(set.map((s) => s.rec.label!), (await predictLabels(m, set.map((s) => s.raw))).labels));
   const metric = o.gate.metric;
-  const decisions = new Map<Candidate, { d: GateDecision; before: Scores | null; after: Scores }>();
+  const decisions = new Map<Candidate, { d: GateDecision; before: Scores | null; after: Scores; current?: Scores }>();
   const order = [...candidates].sort((a, b) => Number(b.fallback) - Number(a.fallback));
   let servingGlobal: ScoringModel | null = currentGlobal ? await modelOf(currentGlobal) : null;
   for (const c of order) {
@@ -353,19 +362,70 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     } else {
       before = servingGlobal ? await evalOn(servingGlobal, c.heldout) : null;
       d = gateNew(o.gate, after[metric], before ? before[metric] : null);
+      if (c.group.existing) {
+        // served by an earlier fallback model so far: the candidate must also not lose against that
+        const cur = await evalOn(await modelOf(c.group.existing), c.heldout);
+        const u = gateUpdate(o.gate, after[metric], cur[metric]);
+        if (d.accepted && !u.accepted) d = u;
+        decisions.set(c, { d, before, after, current: cur });
+        continue;
+      }
     }
     if (c.fallback && d.accepted) servingGlobal = tr.model;
     decisions.set(c, { d, before, after });
   }
 
   // ---- 5. calibration and records ----
+  // A new task whose model does not beat the fallback still becomes a task (its attribute is
+  // known, so the edge stops flagging its samples unseen) but is served by the fallback's model
+  // (same sha256: nothing to download) until one of its own models beats the fallback.
   const now = Date.now();
   let changedModels = 0;
+  let changedEntries = 0; // task entries that point at another model without a new one
   const records: TaskRecord[] = [];
-  for (const c of candidates) {
+  let globalRecord: TaskRecord | null = currentGlobal;
+  const recordFor = async (
+    group: Group,
+    fallback: boolean,
+    train: LoadedSample[],
+    heldout: LoadedSample[],
+    served: ScoringModel,
+    servedScores: Scores,
+    model: Pick<TaskRecord, 'model_sha' | 'model_size' | 'inputs' | 'outputs' | 'labels' | 'preprocessing' | 'output_kind' | 'arch'>,
+    parent: string | null,
+    shares: boolean,
+    updatedRound: number,
+    historyEntry: Record<string, unknown> | null,
+    trainer: Record<string, unknown> | null,
+  ): Promise<TaskRecord> => {
+    const probs = await served.predict(heldout.map((s) => s.raw));
+    const trainX = stack(train.map(input), dim);
+    const heldX = stack(heldout.map((s) => preprocess(s.raw, served.preprocessing)), dim);
+    const cal = calibrate(trainX, train.length, heldX, heldout.length, probs, served.labels.length, dim, o.fpr);
+    const prev = group.existing;
+    const history = ((prev?.extra?.history as unknown[]) ?? []).concat(historyEntry ? [historyEntry] : []);
+    return {
+      id: group.id,
+      attrs: fallback ? {} : group.attrs,
+      ...model,
+      parent,
+      metrics: { accuracy: servedScores.accuracy, micro_precision: servedScores.micro_precision, macro_f1: servedScores.macro_f1, heldout: servedScores.n },
+      // the fallback has no centroid: it must never win nearest-centroid allocation
+      centroid: fallback ? null : cal.centroid,
+      radius: fallback ? null : cal.radius,
+      thresholds: { confidence: cal.confidence, entropy: cal.entropy },
+      samples: train.length + heldout.length,
+      updated_round: updatedRound,
+      fallback,
+      created_at: prev?.created_at ?? now,
+      updated_at: now,
+      extra: { ...(prev?.extra ?? {}), history, ...(trainer ? { trainer } : {}), shares_fallback: shares },
+    };
+  };
+  const modelFields = (t: TaskRecord) => ({ model_sha: t.model_sha, model_size: t.model_size, inputs: t.inputs, outputs: t.outputs, labels: t.labels, preprocessing: t.preprocessing, output_kind: t.output_kind, arch: t.arch });
+  for (const c of order) {
     const tr = trained.get(c)!;
-    const { d, before, after } = decisions.get(c)!;
-    const served = d.accepted ? tr.model : c.group.existing ? await modelOf(c.group.existing) : null;
+    const { d, before, after, current } = decisions.get(c)!;
     const outcome: TaskOutcome = {
       task: c.group.id,
       kind: c.kind,
@@ -387,64 +447,51 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     if (!d.accepted) {
       await store.logEvent('learn.reject', { round, task: c.group.id, kind: c.kind, metric, candidate: d.candidate, baseline: d.baseline, against: d.against, reason: d.reason });
     }
-    if (!served) continue; // a rejected new task: its samples stay with the global task
-    const servedScores = d.accepted ? after : before!;
-    const heldRaw = c.heldout.map((s) => s.raw);
-    const probs = await served.predict(heldRaw);
-    const trainX = stack(c.train.map(input), dim);
-    const heldX = stack(c.heldout.map((s) => preprocess(s.raw, served.preprocessing)), dim);
-    const cal = calibrate(trainX, c.train.length, heldX, c.heldout.length, probs, served.labels.length, dim, o.fpr);
-    let sha = c.group.existing?.model_sha ?? '';
-    let size = c.group.existing?.model_size ?? 0;
+    const historyEntry = { round, kind: c.kind, accepted: d.accepted, reason: d.reason, before: before ? before[metric] : null, after: after[metric], metric, parent: c.parent, train: c.train.length, heldout: c.heldout.length, epochs: tr.epochs, train_ms: Math.round(tr.ms) };
+    let rec: TaskRecord;
     if (d.accepted) {
       const put = await store.blobs.put(tr.bytes);
-      sha = put.sha256;
-      size = put.size;
-      outcome.model_sha = sha;
+      outcome.model_sha = put.sha256;
       changedModels++;
+      const model = { model_sha: put.sha256, model_size: put.size, ...tr.io, labels, preprocessing: P, output_kind: tr.outputKind, arch: tr.arch };
+      rec = await recordFor(c.group, c.fallback, c.train, c.heldout, tr.model, after, model, c.parent, false, round, historyEntry, tr.trainer);
+    } else if (c.kind === 'update' || c.fallback) {
+      // the current model stays; its numbers and calibration are refreshed on the grown held-out set
+      const prev = c.group.existing!;
+      rec = await recordFor(c.group, c.fallback, c.train, c.heldout, await modelOf(prev), before!, modelFields(prev), prev.parent, false, prev.updated_round, historyEntry, null);
+    } else if (c.group.existing && current && (!globalRecord || !servingGlobal || !before || before[metric] < current[metric])) {
+      // an earlier fallback model serves this task better than today's fallback: keep it (frozen)
+      const prev = c.group.existing;
+      outcome.reason += '; keeps its current model (better here than the fallback)';
+      rec = await recordFor(c.group, false, c.train, c.heldout, await modelOf(prev), current, modelFields(prev), prev.parent, false, prev.updated_round, historyEntry, null);
+    } else if (globalRecord && servingGlobal) {
+      outcome.reason += '; the task is served by the fallback model';
+      outcome.model_sha = globalRecord.model_sha;
+      if (!c.group.existing || c.group.existing.model_sha !== globalRecord.model_sha) changedEntries++;
+      rec = await recordFor(c.group, false, c.train, c.heldout, servingGlobal, before!, modelFields(globalRecord), globalRecord.id, true, round, historyEntry, null);
+    } else continue;
+    if (c.fallback) globalRecord = rec;
+    records.push(rec);
+  }
+  // tasks served by the fallback's model follow it when it changed this round
+  for (const r of repoint) {
+    if (!globalRecord || !servingGlobal || globalRecord.model_sha === r.group.existing!.model_sha) {
+      outcomes.push(unchanged(r.group.existing!, r.train.length, r.heldout.length));
+      continue;
     }
-    const prev = c.group.existing;
-    const history = ((prev?.extra?.history as unknown[]) ?? []).concat([
-      {
-        round,
-        kind: c.kind,
-        accepted: d.accepted,
-        reason: d.reason,
-        before: before ? before[metric] : null,
-        after: after[metric],
-        metric,
-        parent: c.parent,
-        train: c.train.length,
-        heldout: c.heldout.length,
-        epochs: tr.epochs,
-        train_ms: Math.round(tr.ms),
-      },
-    ]);
-    const io = d.accepted ? tr.io : { inputs: prev!.inputs, outputs: prev!.outputs };
-    records.push({
-      id: c.group.id,
-      attrs: c.fallback ? {} : c.group.attrs,
-      model_sha: sha,
-      model_size: size,
-      inputs: io.inputs,
-      outputs: io.outputs,
-      labels: d.accepted ? labels : prev!.labels,
-      preprocessing: d.accepted ? P : prev!.preprocessing,
-      output_kind: d.accepted ? tr.outputKind : prev!.output_kind,
-      arch: d.accepted ? tr.arch : prev!.arch,
-      parent: d.accepted ? c.parent : (prev?.parent ?? null),
-      metrics: { accuracy: servedScores.accuracy, micro_precision: servedScores.micro_precision, macro_f1: servedScores.macro_f1, heldout: servedScores.n },
-      // the fallback has no centroid: it must never win nearest-centroid allocation
-      centroid: c.fallback ? null : cal.centroid,
-      radius: c.fallback ? null : cal.radius,
-      thresholds: { confidence: cal.confidence, entropy: cal.entropy },
-      samples: c.train.length + c.heldout.length,
-      updated_round: d.accepted ? round : (prev?.updated_round ?? 0),
-      fallback: c.fallback,
-      created_at: prev?.created_at ?? now,
-      updated_at: now,
-      extra: { ...(prev?.extra ?? {}), history, trainer: tr.trainer },
-    });
+    const held = await evalOn(servingGlobal, r.heldout);
+    const cur = await evalOn(await modelOf(r.group.existing!), r.heldout);
+    if (held[metric] < cur[metric]) {
+      // the new fallback is worse on this task: it keeps the earlier one (no forgetting)
+      const prev = r.group.existing!;
+      records.push(await recordFor(r.group, false, r.train, r.heldout, await modelOf(prev), cur, modelFields(prev), prev.parent, false, prev.updated_round, null, null));
+      outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: `keeps its model: the new fallback scores ${metric} ${held[metric].toFixed(4)} < ${cur[metric].toFixed(4)} here` });
+      continue;
+    }
+    changedEntries++;
+    const rec = await recordFor(r.group, false, r.train, r.heldout, servingGlobal, held, modelFields(globalRecord), globalRecord.id, true, round, null, null);
+    records.push(rec);
+    outcomes.push({ ...unchanged(r.group.existing!, r.train.length, r.heldout.length), reason: 'served by the fallback model, which changed', after: held, model_sha: globalRecord.model_sha });
   }
   for (const r of records) await store.putTask(r);
   if (assignRows.length) await store.assignSamples(assignRows);
@@ -459,7 +506,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   // ---- 6. publish ----
   let version: number | null = null;
   let message: string;
-  if (changedModels > 0) {
+  if (changedModels > 0 || changedEntries > 0) {
     const tasks = await store.listTasks();
     const allocation: AllocationConfig = { ...(prevIndex?.allocation ?? DEFAULT_ALLOCATION), attr_keys: attrKeys, fallback: tasks.find((t) => t.fallback)?.id ?? null };
     const unseen: UnseenConfig = prevIndex?.unseen ?? { methods: ['attr', 'confidence', 'distance'], combine: 'any', confidence: 0.5 };
@@ -471,13 +518,17 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
       notes: { round, trained: candidates.map((c) => c.group.id), accepted: outcomes.filter((x) => x.accepted).map((x) => x.task), rejected: outcomes.filter((x) => x.accepted === false).map((x) => x.task) },
     });
     version = pub.version.n;
-    message = `round ${round}: published version ${version} (${changedModels} model${changedModels === 1 ? '' : 's'} changed)`;
+    message = `round ${round}: published version ${version} (${changedModels} new model${changedModels === 1 ? '' : 's'}${changedEntries ? `, ${changedEntries} task${changedEntries === 1 ? '' : 's'} served by the fallback model` : ''})`;
   } else {
     message = candidates.length ? `round ${round}: no candidate passed the gate; nothing published` : `round ${round}: no task has new labelled samples; nothing published`;
   }
   await store.logEvent('learn.round', { round, version, accepted: outcomes.filter((x) => x.accepted).map((x) => x.task), rejected: outcomes.filter((x) => x.accepted === false).map((x) => x.task) });
   outcomes.sort((a, b) => Number(b.fallback) - Number(a.fallback) || a.task.localeCompare(b.task, 'en', { numeric: true }));
   return { ...base, clusters, version, message, tasks: outcomes, preprocessing: P, ms: performance.now() - t0 };
+}
+
+export function sharesFallback(t: TaskRecord): boolean {
+  return t.extra?.shares_fallback === true;
 }
 
 function unchanged(t: TaskRecord, train: number, heldout: number): TaskOutcome {
