@@ -183,4 +183,4 @@ export function snapshot(home: string): Record<string, string> {
   return out;
 }
 
-export { generateSigningKeys };
+export { generateSigningKeys, mulberry32 };
