@@ -4,7 +4,7 @@
 // site and a per-site model can.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, sedna, tempDir } from './helpers/cli.js';
@@ -294,6 +294,13 @@ test('kb train --when/--window from cron: not due -> exit 0 and a message, nothi
     assert.equal(due.version, 1);
     // counters were reset by the round
     assert.match(k.run(['kb', 'train', '--when', 'labelled_new >= 1']).stdout, /labelled_new 0 >= 1: no/);
+    // one round at a time: a live lock holder -> exit 6; a dead one (killed run) is taken over
+    const lock = join(dir, 'kb', 'tmp', 'train.lock');
+    writeFileSync(lock, String(process.pid));
+    assert.match(k.run(['kb', 'train'], 6).stderr, /another kb train is running \(pid \d+/);
+    writeFileSync(lock, '2147483646');
+    assert.match(k.run(['kb', 'train']).stdout, /nothing published/);
+    assert.equal(existsSync(lock), false);
   } finally {
     cleanup();
   }

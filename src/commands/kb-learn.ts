@@ -1,6 +1,7 @@
 // `sedna-ll kb train | eval | versions [diff A B] | rounds`: the KB's learning side.
 // (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
+import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printJson, run } from './action.js';
 
@@ -72,7 +73,8 @@ export function register(kb: Command): void {
     .option('--json', 'print the round report as JSON')
     .addHelpText(
       'after',
-      `\nCounters for --when: labelled_new, samples_new (since the last round), labelled_total, samples_total,\nrounds, hours_since_round. Not due -> exit 0 with a message. Exit 0 also when nothing changed.\n${EXIT_HELP}\n`,
+      `\nCounters for --when: labelled_new, samples_new (since the last round), labelled_total, samples_total,\nrounds, hours_since_round. Not due -> exit 0 with a message. Exit 0 also when nothing changed.
+A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\n`,
     )
     .action(
       run(async (o: TrainOpts) => {
@@ -101,6 +103,10 @@ export function register(kb: Command): void {
             if (!r.due) return say(`kb train: not due (${r.detail.join('; ')}); nothing to do`, { reason: 'when', detail: r.detail });
           }
           const { runRound } = await import('../learn/round.js');
+          const { acquireTrainLock } = await import('../learn/lock.js');
+          const { kbPaths } = await import('../kb/paths.js');
+          const { resolveKbData } = await import('../kb/paths.js');
+          const release = acquireTrainLock(join(kbPaths(resolveKbData(o.data)).tmp, 'train.lock'));
           const tty = process.stderr.isTTY;
           const report = await runRound(store, {
             minSamples: o.minSamples,
@@ -116,7 +122,7 @@ export function register(kb: Command): void {
             channel: o.channel === false ? null : o.channel,
             attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,
             log: tty ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
-          });
+          }).finally(release);
           if (o.json) return printJson({ ran: true, ...report });
           process.stdout.write(report.message + '\n');
           if (report.tasks.length) {

@@ -355,7 +355,13 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     let before: Scores | null = null;
     let d: GateDecision;
     if (c.kind === 'update') {
-      before = await evalOn(await modelOf(c.group.existing!), c.heldout);
+      try {
+        before = await evalOn(await modelOf(c.group.existing!), c.heldout);
+      } catch (e) {
+        // e.g. a registered model for another input size: it cannot serve these samples at all
+        log(`task ${c.group.id}: current model cannot score its held-out set (${(e as Error).message}); counted as 0`);
+        before = { accuracy: 0, micro_precision: 0, macro_f1: 0, n: c.heldout.length };
+      }
       d = gateUpdate(o.gate, after[metric], before[metric]);
     } else if (c.fallback) {
       d = gateNew(o.gate, after[metric], null);
