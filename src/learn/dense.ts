@@ -108,6 +108,15 @@ export function gemmRows(
     }
     for (let j = 0; j < n; j++) C[c + j] = bias[j];
     let t = 0;
+    for (; t + 7 < nnz; t += 8) {
+      const b0 = idx[t], b1 = idx[t + 1], b2 = idx[t + 2], b3 = idx[t + 3];
+      const b4 = idx[t + 4], b5 = idx[t + 5], b6 = idx[t + 6], b7 = idx[t + 7];
+      const a0 = val[t], a1 = val[t + 1], a2 = val[t + 2], a3 = val[t + 3];
+      const a4 = val[t + 4], a5 = val[t + 5], a6 = val[t + 6], a7 = val[t + 7];
+      for (let j = 0; j < n; j++) {
+        C[c + j] += a0 * B[b0 + j] + a1 * B[b1 + j] + a2 * B[b2 + j] + a3 * B[b3 + j] + a4 * B[b4 + j] + a5 * B[b5 + j] + a6 * B[b6 + j] + a7 * B[b7 + j];
+      }
+    }
     for (; t + 3 < nnz; t += 4) {
       const b0 = idx[t], b1 = idx[t + 1], b2 = idx[t + 2], b3 = idx[t + 3];
       const a0 = val[t], a1 = val[t + 1], a2 = val[t + 2], a3 = val[t + 3];
@@ -172,6 +181,15 @@ export function gemmTN(
       const a0 = val[t];
       for (let j = 0; j < n; j++) G[g + j] = a0 * D[d0 + j];
       t++;
+    }
+    for (; t + 7 < end; t += 8) {
+      const d0 = idx[t], d1 = idx[t + 1], d2 = idx[t + 2], d3 = idx[t + 3];
+      const d4 = idx[t + 4], d5 = idx[t + 5], d6 = idx[t + 6], d7 = idx[t + 7];
+      const a0 = val[t], a1 = val[t + 1], a2 = val[t + 2], a3 = val[t + 3];
+      const a4 = val[t + 4], a5 = val[t + 5], a6 = val[t + 6], a7 = val[t + 7];
+      for (let j = 0; j < n; j++) {
+        G[g + j] += a0 * D[d0 + j] + a1 * D[d1 + j] + a2 * D[d2 + j] + a3 * D[d3 + j] + a4 * D[d4 + j] + a5 * D[d5 + j] + a6 * D[d6 + j] + a7 * D[d7 + j];
+      }
     }
     for (; t + 3 < end; t += 4) {
       const d0 = idx[t], d1 = idx[t + 1], d2 = idx[t + 2], d3 = idx[t + 3];
