@@ -167,6 +167,13 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ error: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` });
   });
+  // graceful stop: requests in flight finish, and their keep-alive connections close with the
+  // response instead of idling until the keep-alive timeout holds the process
+  let closing = false;
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions?.url ?? 'unmatched';
     metrics.request(req.method, route, reply.statusCode);
@@ -271,7 +278,11 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_PORT);
   const host = opts.host ?? '127.0.0.1';
   const hostPart = host.includes(':') ? `[${host}]` : host;
-  return { url: `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}`, port, app, close: () => app.close() };
+  return { url: `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}`, port, app, close: () => {
+      closing = true;
+      return app.close();
+    },
+  };
 }
 
 /** GET /v1/blobs/:sha: published blobs only, strong ETag, single Range with If-Range. */

@@ -142,6 +142,10 @@ export class SqliteKbStore implements KbStore {
     }
     // the CLI (device add, label import) writes while the server runs: wait for the lock
     this.db.pragma('busy_timeout = 10000');
+    // 16 KiB pages for a new database: sample rows of a few KB then share pages (with 4 KiB
+    // pages each ~3 KB row takes a page of its own); measured ~2.5x faster batch commits.
+    // Only takes effect before the first table exists.
+    if ((this.db.pragma('user_version', { simple: true }) as number) === 0) this.db.pragma('page_size = 16384');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.migrate();
