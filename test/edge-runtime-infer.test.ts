@@ -9,6 +9,7 @@ import { jsonLines, sedna, tempDir } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { makeHome, outboxRows } from './edge-runtime-fixtures.js';
 import { homePaths } from '../src/store/home.js';
+import { openEdgeDb } from '../src/store/db.js';
 
 const softmax = (z: number[]) => {
   const m = Math.max(...z);
@@ -246,3 +247,31 @@ function readdirModel(home: string): string {
   const idx = JSON.parse(readFileSync(join(homePaths(home).kb, 'local-1', 'index.json'), 'utf8'));
   return `${idx.tasks[0].model.sha256}.onnx`;
 }
+
+test('infer: a locked outbox is a one-line error, no line claims logged, nothing stored is lost', () => {
+  const t = tempDir();
+  try {
+    const m = writeIdentityModel(t.dir, 'm', 2, { softmax: true });
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: m, inDim: 2, outDim: 2 }], hard: [{ type: 'cross_entropy', threshold: 1.01 }] });
+    assert.equal(sedna(['infer'], { home, input: '{"x":[0,1]}\n' }).code, 0);
+    const holder = openEdgeDb(homePaths(home).db);
+    holder.exec('BEGIN IMMEDIATE'); // another writer holds the write lock past the busy timeout
+    let r;
+    try {
+      r = sedna(['infer'], { home, input: '{"x":[1,0]}\n{"x":[2,0]}\n' });
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr.trim(), /^sedna-ll: cannot log samples to the outbox \(SQLITE_BUSY\): database is locked; nothing of this window was reported logged$/);
+    assert.equal(outboxRows(home).length, 1);
+    r = sedna(['infer'], { home, input: '{"x":[1,0]}\n{"x":[2,0]}\n' });
+    assert.equal(r.code, 0);
+    assert.equal(outboxRows(home).length, 3);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -85,6 +85,17 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
     const source = itemSource(o);
 
+    // progress only for a person watching (stderr is a terminal), one line rewritten in place
+    const tty = 'isTTY' in err && (err as NodeJS.WriteStream).isTTY;
+    let lastProgress = 0;
+    const progress = (final: boolean) => {
+      if (!tty) return;
+      const now = Date.now();
+      if (!final && now - lastProgress < 500) return;
+      lastProgress = now;
+      err.write(`\r\x1b[K${summary.ok} samples, ${summary.logged} logged, ${summary.bad} bad${final ? '\n' : ''}`);
+    };
+
     let window: Item[] = [];
     const flush = async () => {
       if (window.length === 0) return;
@@ -107,6 +118,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       }
       summary.logged += r.logged;
       if (text) await write(out, text);
+      progress(false);
     };
 
     // A pipe or terminal may go quiet mid-window (an interactive producer): flush the partial
@@ -132,6 +144,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       }
     }
     await flush();
+    if (lastProgress) progress(true);
     if (summary.bad > 0) err.write(`sedna-ll: ${summary.bad} bad record(s) skipped, ${summary.ok} processed\n`);
     return summary;
   } finally {

@@ -252,7 +252,9 @@ export class Pipeline {
       if (caps && db) db.transaction(pick).immediate();
       else pick();
     } catch (e) {
-      throw new CliError(`cannot log samples to the outbox (nothing of this window was reported logged): ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
+      const code = (e as { code?: string }).code;
+      const why = ((e as Error).message ?? String(e)).split('\n')[0];
+      throw new CliError(`cannot log samples to the outbox${code?.startsWith('SQLITE_') ? ` (${code})` : ''}: ${why}; nothing of this window was reported logged`, EXIT.FAILURE);
     }
 
     // 4b. trial of a newly activated version (store/rollout.ts): count this window's outcomes;
