@@ -141,3 +141,21 @@ test('a good bundle installs; export of the installed version reproduces it and 
   assert.equal(JSON.parse(inf.stdout.split('\n')[0]).task, 'berlin');
   assert.equal(sedna(['model', 'verify'], { home: h2 }).code, 0);
 });
+
+test('a bundle made with a plain tar tool ("./" prefixes, directory entries) installs', async () => {
+  const tar = await import('tar');
+  const { mkdirSync } = await import('node:fs');
+  const v = makeVersion(keys, 3, [{ id: 'global', seed: 5 }]);
+  const dir = join(tmp.dir, 'plain-tar');
+  mkdirSync(join(dir, 'models'), { recursive: true });
+  writeFileSync(join(dir, 'index.json'), v.indexBytes);
+  writeFileSync(join(dir, 'index.json.sig'), v.sig + '\n');
+  for (const [sha, bytes] of v.models) writeFileSync(join(dir, 'models', `${sha}.onnx`), bytes);
+  const f = join(tmp.dir, 'plain.tar.gz');
+  await tar.c({ gzip: true, file: f, cwd: dir }, ['.']);
+  const h = join(tmp.dir, 'plain-home');
+  initEdge(h, keys, { trial_inferences: 0 });
+  const r = sedna(['model', 'install', f, '--activate'], { home: h });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(sedna(['model', 'verify'], { home: h }).code, 0);
+});

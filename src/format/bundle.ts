@@ -202,7 +202,10 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
     parser.on('ignoredEntry', (e: { path: string; type: string }) => fail(`unsupported entry "${e.path}" of type ${e.type}`));
     parser.on('entry', (entry) => {
       if (failed) return entry.resume();
-      const name: string = entry.path;
+      // `tar czf B -C dir .` writes "./" prefixes and a "./" entry: same names, accepted
+      let name: string = entry.path.startsWith('./') ? entry.path.slice(2) : entry.path;
+      if (entry.type === 'Directory' && (name === '' || name === '.')) return entry.resume();
+      if (entry.type === 'Directory' && name === 'models') name = BUNDLE_MODELS_DIR;
       const problem = entryNameProblem(name);
       if (problem) return fail(problem);
       if (++entries > limits.maxEntries) return fail(`more than ${limits.maxEntries} entries`);
