@@ -56,8 +56,13 @@ function pairAttrs(spec: string | undefined): Record<string, string> | null {
 
 function open(file: string | undefined): Readable {
   if (!file || file === '-') return process.stdin;
-  const s = createReadStream(file, { highWaterMark: 256 * 1024 });
-  return s;
+  try {
+    if (statSync(file).isDirectory()) throw new CliError(`${file}: is a directory (use --format image for a directory of images)`, EXIT.USAGE);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+  }
+  return createReadStream(file, { highWaterMark: 256 * 1024 });
 }
 
 export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
