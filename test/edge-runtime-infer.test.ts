@@ -131,7 +131,7 @@ test('infer: logits get softmax; a "probabilities" model that does not output th
   }
 });
 
-test('infer: CSV columns, .npy rows (float64) and PNG images with preprocessing', () => {
+test('infer: CSV columns, .npy rows (float64) and PNG/JPEG images with preprocessing', async () => {
   const t = tempDir();
   try {
     const m3 = writeIdentityModel(t.dir, 'm3', 3, { softmax: true });
@@ -195,6 +195,16 @@ test('infer: CSV columns, .npy rows (float64) and PNG images with preprocessing'
     assert.deepEqual(out.map((o) => [o.id, o.task, o.logged]), [['a.png', 'img', true]]);
     close(out[0].scores, softmax(q.map((v) => (v / 255) * 4)), 1e-5);
     assert.match(r.stderr, /file .*b\.png \(id "b\.png"\): undecodable PNG/);
+    // JPEG (jpeg-js): a constant gray 8x8 image -> four equal inputs -> uniform scores
+    const jpeg = (await import('jpeg-js')).default as unknown as { encode: (img: { data: Buffer; width: number; height: number }, q: number) => { data: Buffer } };
+    const jdata = Buffer.alloc(8 * 8 * 4, 200);
+    const jfile = join(t.dir, 'gray.jpg');
+    writeFileSync(jfile, jpeg.encode({ data: jdata, width: 8, height: 8 }, 95).data);
+    r = sedna(['infer', jfile, '--attrs', 'site=img'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    const jl = jsonLines<Line>(r.stdout)[0];
+    assert.equal(jl.id, 'gray.jpg');
+    close(jl.scores, [0.25, 0.25, 0.25, 0.25], 1e-3);
     const rgb = new PNG({ width: 2, height: 1 });
     rgb.data.set([10, 20, 30, 255, 110, 120, 130, 255]);
     const rgbFile = join(t.dir, 'rgb.png');
@@ -204,7 +214,7 @@ test('infer: CSV columns, .npy rows (float64) and PNG images with preprocessing'
     // NCHW: R plane (10, 110), G plane (20, 120), B plane (30, 130); minus mean, over std per channel
     close(jsonLines<Line>(r.stdout)[0].scores, softmax([0, 1, 0, 2, 0, 4]), 1e-5);
     const kinds = outboxRows(home).map((x) => x.payload_kind);
-    assert.deepEqual([...new Set(kinds)].sort(), ['f32', 'npy', 'png']);
+    assert.deepEqual([...new Set(kinds)].sort(), ['f32', 'jpeg', 'npy', 'png']);
   } finally {
     t.cleanup();
   }
