@@ -177,6 +177,8 @@ describe('kb serve: push, auth, limits', () => {
       ['POST', '/v1/samples', undefined, { samples: [{ ...sample([1]), extra: 1 }] }],
       ['POST', '/v1/samples', undefined, { samples: [{ ...sample([1]), hard: 'yes' }] }],
       ['POST', '/v1/samples', undefined, { nope: [] }],
+      ['POST', '/v1/samples', '{"samples": [], "__proto__": {"polluted": true}}', undefined],
+      ['POST', '/v1/samples', `{"samples": [${JSON.stringify(sample([1])).replace(/^\{/, '{"__proto__": {"x": 1},')}]}`, undefined],
       ['POST', '/v1/labels', undefined, { labels: [{ id: 'abcdefgh' }] }],
       ['POST', '/v1/report', undefined, { active_version: 'one' }],
       ['GET', '/v1/index?since=-3', undefined, undefined],
