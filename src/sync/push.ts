@@ -10,10 +10,11 @@
 // not grow with the backlog.
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import type { PushLabelsResponse, PushSamplesResponse, UploadSample } from '../format/protocol.js';
+import type { PushLabelsResponse, PushSamplesResponse } from '../format/protocol.js';
 import { type DB, logEvent } from '../store/db.js';
 import type { EdgeConfig } from '../store/home.js';
-import type { Outbox, OutboxSample } from '../store/outbox.js';
+import type { Outbox } from '../store/outbox.js';
+import { PushReader, pendingCounts } from './outbox-reader.js';
 import { type KbClient, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
 
@@ -39,84 +40,59 @@ export function payloadAllowed(config: EdgeConfig, task: string): boolean {
   return (config.upload.per_task?.[task] ?? config.upload.payload) === 'raw';
 }
 
-/** The wire form of one outbox sample under the upload policy. */
-export function toUpload(s: OutboxSample, sendPayload: boolean): UploadSample {
-  const u: UploadSample = {
-    id: s.id,
-    task: s.task,
-    attrs: s.attrs,
-    payload_kind: 'none',
-    payload_sha: s.payloadSha,
-    pred_label: s.predLabel,
-    scores: s.scores,
-    hard: s.hard,
-    hard_reasons: s.hardReasons,
-    unseen: s.unseen,
-    unseen_reason: s.unseenReason,
-    // local-<n> versions are not KB versions: the KB only knows its own numbering
-    kb_version: s.kbVersion !== null && /^\d+$/.test(s.kbVersion) ? Number(s.kbVersion) : null,
-    created_at: s.createdAt,
-  };
-  if (sendPayload && s.payload) {
-    u.payload_kind = s.payloadKind;
-    u.payload_b64 = s.payload.toString('base64');
-  }
-  if (s.label !== null) u.label = s.label;
-  return u;
-}
-
 interface Prepared {
   ids: string[];
   labels: Record<string, string>;
   body: Buffer;
-  rawBytes: number;
   missingBlobs: number;
-  cursor: string | null;
+  cursor: string;
 }
 
-/** Push every pending sample (then the labels); counters are updated as batches are acked. */
+/** Push every pending sample; counters are updated as batches are acked. */
 export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
-  const total = outbox.counts().pending;
+  const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
   const retention = config.upload.retention;
+  const reader = new PushReader(db, outbox);
+  const allowed = (t: string) => payloadAllowed(config, t);
 
-  const prepare = async (after: string | null): Promise<Prepared | null> => {
-    const batch = outbox.pendingBatch(o.batchSize, o.batchBytes, after, { payload: (t) => payloadAllowed(config, t) });
-    if (batch.samples.length === 0) return null;
-    const ids: string[] = [];
-    const labels: Record<string, string> = {};
-    const parts: string[] = [];
-    let missingBlobs = 0;
-    for (const s of batch.samples) {
-      ids.push(s.id);
-      if (s.label !== null) labels[s.id] = s.label;
-      // a payload whose blob vanished cannot be sent; its metadata still can (payload 'none')
-      if (s.payloadError) missingBlobs++;
-      parts.push(JSON.stringify(toUpload(s, payloadAllowed(config, s.task))));
-    }
-    const json = Buffer.from(`{"samples":[${parts.join(',')}]}`);
-    const body = await gzipAsync(json, { level });
-    return { ids, labels, body, rawBytes: json.length, missingBlobs, cursor: batch.cursor };
+  const prepare = async (after: string): Promise<Prepared | null> => {
+    const b = reader.next(after, o.batchSize, o.batchBytes, allowed);
+    if (!b) return null;
+    const body = await gzipAsync(b.json, { level });
+    return { ids: b.ids, labels: b.labels, body, missingBlobs: b.missingBlobs, cursor: b.cursor };
   };
 
-  let next = prepare(null);
-  let done = 0;
-  for (;;) {
-    const b = await next;
-    if (!b) break;
-    client.checkDeadline('the next batch');
-    if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
+  const send = (b: Prepared) => {
     c.pushed += b.ids.length;
-    const sending = client.request({
+    if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
+    const p = client.request({
       method: 'POST',
       path: '/v1/samples',
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
       body: b.body,
     });
-    // prepare the following batch while this one travels and the KB commits it
-    next = prepare(b.cursor);
-    next.catch(() => {}); // surfaced when awaited
-    const res = await sending;
+    p.catch(() => {}); // surfaced when awaited
+    return p;
+  };
+
+  // Three batches in the air at once: batch k+1 travels while k is marked uploaded (SQLite
+  // commit) and k+2 is read, serialised and gzipped (zlib thread pool). Marking only ever
+  // follows k's own reply, so the "acked only" rule holds at every moment.
+  let cur = await prepare('');
+  let inflight = cur ? send(cur) : null;
+  let next = cur ? prepare(cur.cursor) : null;
+  next?.catch(() => {});
+  let done = 0;
+  while (cur && inflight) {
+    const res = await inflight;
+    const nb = next ? await next : null;
+    let deadlineHit = false;
+    if (nb && client.remainingMs() <= 0) deadlineHit = true;
+    const nbFlight = nb && !deadlineHit ? send(nb) : null;
+    const nbNext = nb && !deadlineHit ? prepare(nb.cursor) : null;
+    nbNext?.catch(() => {});
+
     let reply: PushSamplesResponse;
     try {
       reply = JSON.parse(res.body.toString('utf8')) as PushSamplesResponse;
@@ -125,10 +101,10 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
       throw new SyncHttpError(`KB answer to POST /v1/samples is not a push reply: ${(e as Error).message}`, 'protocol');
     }
     // never trust an id we did not send in this batch
-    const sent = new Set(b.ids);
+    const sent = new Set(cur.ids);
     const stored = reply.stored.filter((id) => sent.has(id));
     const sentLabels: Record<string, string> = {};
-    for (const id of stored) if (b.labels[id] !== undefined) sentLabels[id] = b.labels[id];
+    for (const id of stored) if (cur.labels[id] !== undefined) sentLabels[id] = cur.labels[id];
     outbox.markUploaded(stored, sentLabels);
     if (retention === 'delete') outbox.deleteUploaded(stored);
     c.acked += stored.length;
@@ -136,8 +112,12 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
       c.rejected += reply.rejected.length;
       logEvent(db, 'sync_rejected', { count: reply.rejected.length, first: reply.rejected.slice(0, 20) });
     }
-    done += b.ids.length;
+    done += cur.ids.length;
     o.progress?.update('push', Math.min(done, total), total);
+    if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
+    cur = nb;
+    inflight = nbFlight;
+    next = nbNext;
   }
 }
 

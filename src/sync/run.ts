@@ -22,6 +22,7 @@ import { makeProgress, type Progress } from './progress.js';
 import { pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';
 import { Outbox } from '../store/outbox.js';
+import { pendingCounts } from './outbox-reader.js';
 
 export interface SyncOptions {
   home: string;
@@ -51,6 +52,9 @@ export interface SyncSummary {
   bytes_up: number;
   bytes_down: number;
   duration_ms: number;
+  /** wall time of the push (samples + labels) and pull phases */
+  push_ms: number;
+  pull_ms: number;
   exit: ExitCode;
   error?: string;
 }
@@ -113,6 +117,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     bytes_up: 0,
     bytes_down: 0,
     duration_ms: 0,
+    push_ms: 0,
+    pull_ms: 0,
     exit: EXIT.OK,
   };
   let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
@@ -125,14 +131,17 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
 
   try {
     if (!o.pullOnly) {
+      const t = Date.now();
       try {
         await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize ?? 500, batchBytes: o.batchBytes ?? 4 << 20, progress });
         await pushLabels(outbox, client, s);
       } catch (e) {
         fail(e);
       }
+      s.push_ms = Date.now() - t;
     }
     if (!o.pushOnly && !failure) {
+      const t = Date.now();
       try {
         const r = await pull(paths, db, config, client, { onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
         s.pulled_version = r.version;
@@ -140,8 +149,9 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
       } catch (e) {
         fail(e);
       }
+      s.pull_ms = Date.now() - t;
     }
-    const counts = outbox.counts();
+    const counts = pendingCounts(db);
     s.pending = counts.pending;
     s.labels_pending = counts.labelsPending;
     // the fleet view: report on every sync that can still reach the KB (best effort)

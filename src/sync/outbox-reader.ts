@@ -1,0 +1,116 @@
+// Read side of the outbox for push, tuned for big backlogs (an adapter over the samples table
+// of src/store; writes still go through Outbox.markUploaded / deleteUploaded).
+//
+// Why not Outbox.pendingBatch: its WHERE (created_at > ? OR (created_at = ? AND id > ?)) with
+// ORDER BY created_at, id is not served by any index, so SQLite sorts every pending row -
+// payloads included - in a temp B-tree for each batch: O(backlog) time and memory per batch,
+// O(backlog^2) per run. Here the cursor is (created_at, rowid): index samples_state_time
+// (state, created_at) carries the rowid as its last column, so the row-value comparison and
+// the ORDER BY are both answered by the index and each batch costs only its own rows. A row
+// logged during the run behind the cursor is sent by the next run.
+//
+// The wire JSON of a sample is assembled from the stored column text (attrs, scores and
+// hard_reasons are JSON already, written by JSON.stringify), not parsed and re-serialised.
+import type BetterSqlite3 from 'better-sqlite3';
+import type { DB } from '../store/db.js';
+import type { Outbox } from '../store/outbox.js';
+
+interface Row {
+  rid: number;
+  id: string;
+  task: string;
+  attrs: string;
+  payload_kind: string;
+  payload_sha: string;
+  payload_bytes: number;
+  payload: Buffer | null;
+  pred_label: string | null;
+  scores: string | null;
+  hard: number;
+  hard_reasons: string;
+  unseen: number;
+  unseen_reason: string | null;
+  kb_version: string | null;
+  created_at: number;
+  label: string | null;
+}
+
+export interface WireBatch {
+  ids: string[];
+  /** labels carried by the samples of this batch (for Outbox.markUploaded's label CAS) */
+  labels: Record<string, string>;
+  /** the JSON body {"samples":[...]} */
+  json: Buffer;
+  /** samples whose blob file is missing: sent with payload_kind 'none' */
+  missingBlobs: number;
+  payloadBytes: number;
+  /** position after the last sample ("created_at:rowid"), for the next call */
+  cursor: string;
+}
+
+const str = (s: string | null) => (s === null ? 'null' : JSON.stringify(s));
+
+export class PushReader {
+  private readonly page: BetterSqlite3.Statement;
+
+  constructor(
+    db: DB,
+    private readonly outbox: Outbox,
+  ) {
+    this.page = db.prepare(
+      `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, payload, pred_label, scores, hard, hard_reasons,
+         unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label
+       FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?`,
+    );
+  }
+
+  /**
+   * The next batch after the cursor `after` ('' for the start): at most `limit` samples and `maxBytes`
+   * payload bytes (at least one sample); null when nothing is pending past the cursor.
+   */
+  next(after: string, limit: number, maxBytes: number, sendPayload: (task: string) => boolean): WireBatch | null {
+    const [t, rid] = after ? after.split(':').map(Number) : [-1, -1];
+    const rows = this.page.all(t, rid, Math.max(1, limit)) as Row[];
+    if (rows.length === 0) return null;
+    const ids: string[] = [];
+    const labels: Record<string, string> = {};
+    const parts: string[] = [];
+    let bytes = 0;
+    let missingBlobs = 0;
+    let last: Row | null = null;
+    for (const r of rows) {
+      const want = sendPayload(r.task);
+      if (ids.length > 0 && want && bytes + r.payload_bytes > maxBytes) break;
+      let payload: Buffer | null = null;
+      if (want) {
+        try {
+          payload = this.outbox.readPayload(r);
+          bytes += payload.length;
+        } catch {
+          missingBlobs++; // the blob vanished: the metadata still goes, without payload
+        }
+      }
+      ids.push(r.id);
+      last = r;
+      if (r.label !== null) labels[r.id] = r.label;
+      // local-<n> versions are not KB versions: the KB only knows its own numbering
+      const kbv = r.kb_version !== null && /^\d+$/.test(r.kb_version) ? r.kb_version : 'null';
+      parts.push(
+        `{"id":${JSON.stringify(r.id)},"task":${JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},` +
+          (payload ? `"payload_kind":${JSON.stringify(r.payload_kind)},"payload_b64":"${payload.toString('base64')}",` : `"payload_kind":"none",`) +
+          `"payload_sha":${JSON.stringify(r.payload_sha)},"pred_label":${str(r.pred_label)},"scores":${r.scores || '[]'},` +
+          `"hard":${r.hard ? 'true' : 'false'},"hard_reasons":${r.hard_reasons || '[]'},"unseen":${r.unseen ? 'true' : 'false'},` +
+          `"unseen_reason":${str(r.unseen_reason)},"kb_version":${kbv},"created_at":${r.created_at}` +
+          (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}'),
+      );
+    }
+    return { ids, labels, json: Buffer.from(`{"samples":[${parts.join(',')}]}`), missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
+  }
+}
+
+/** Cheap counters (index lookups, no payload pages touched) for progress and the summary. */
+export function pendingCounts(db: DB): { pending: number; labelsPending: number } {
+  const pending = (db.prepare(`SELECT COUNT(*) AS n FROM samples WHERE state = 'pending'`).get() as { n: number }).n;
+  const labelsPending = (db.prepare(`SELECT COUNT(*) AS n FROM samples WHERE label_state = 'pending'`).get() as { n: number }).n;
+  return { pending, labelsPending };
+}
