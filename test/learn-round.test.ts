@@ -361,7 +361,7 @@ test('a new task that does not beat the fallback is still a task, served by the 
     const t2 = byTask(r2);
     assert.equal(t2.get('global')!.accepted, true, t2.get('global')!.reason);
     assert.equal(t2.get('B')!.accepted, true, t2.get('B')!.reason);
-    assert.match(t2.get('A')!.reason, /keeps its model: the new fallback scores accuracy 0\.\d+ < 0\.\d+ here/);
+    assert.match(t2.get('A')!.reason, /keeps its model: the new fallback scores accuracy 0\.\d+ <= 0\.\d+ here/);
     const A2 = k.json<T[]>(['kb', 'tasks']).find((t) => t.id === 'A')!;
     assert.equal(A2.model_sha, A1.model_sha);
     assert.notEqual(A2.model_sha, t2.get('global')!.model_sha);

@@ -205,7 +205,9 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     if (key !== null) {
       const t = byKey.get(key);
       const attrs = Object.fromEntries(attrKeys.map((k) => [k, s.rec.attrs[k]]));
-      addTo(t ? t.id : taskIdForKey(key), s, t ? t.attrs : attrs);
+      let id = t ? t.id : taskIdForKey(key);
+      if (!t && (id === GLOBAL_TASK || id === currentGlobal?.id || id.startsWith('cluster-'))) id = `site-${id}`; // never collide with the fallback or cluster ids
+      addTo(id, s, t ? t.attrs : attrs);
       continue;
     }
     // a sample keeps the group it was given in an earlier round (a task, or a cluster whose
@@ -384,7 +386,8 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   // ---- 5. calibration and records ----
   // A new task whose model does not beat the fallback still becomes a task (its attribute is
   // known, so the edge stops flagging its samples unseen) but is served by the fallback's model
-  // (same sha256: nothing to download) until one of its own models beats the fallback.
+  // (same sha256: nothing to download) until one of its own models beats the fallback. It
+  // follows later fallback models only when they are strictly better on its held-out set.
   const now = Date.now();
   let changedModels = 0;
   let changedEntries = 0; // task entries that point at another model without a new one
@@ -465,7 +468,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
       // the current model stays; its numbers and calibration are refreshed on the grown held-out set
       const prev = c.group.existing!;
       rec = await recordFor(c.group, c.fallback, c.train, c.heldout, await modelOf(prev), before!, modelFields(prev), prev.parent, false, prev.updated_round, historyEntry, null);
-    } else if (c.group.existing && current && (!globalRecord || !servingGlobal || !before || before[metric] < current[metric])) {
+    } else if (c.group.existing && current && (!globalRecord || !servingGlobal || !before || before[metric] <= current[metric])) {
       // an earlier fallback model serves this task better than today's fallback: keep it (frozen)
       const prev = c.group.existing;
       outcome.reason += '; keeps its current model (better here than the fallback)';
@@ -487,11 +490,13 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     }
     const held = await evalOn(servingGlobal, r.heldout);
     const cur = await evalOn(await modelOf(r.group.existing!), r.heldout);
-    if (held[metric] < cur[metric]) {
-      // the new fallback is worse on this task: it keeps the earlier one (no forgetting)
+    if (held[metric] <= cur[metric]) {
+      // the new fallback is not better on this task: it keeps the earlier one. Strictly better
+      // is required because a switch that only ties on the held-out set is a coin toss on
+      // unseen data, and repeated coin tosses add up to forgetting.
       const prev = r.group.existing!;
       records.push(await recordFor(r.group, false, r.train, r.heldout, await modelOf(prev), cur, modelFields(prev), prev.parent, false, prev.updated_round, null, null));
-      outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: `keeps its model: the new fallback scores ${metric} ${held[metric].toFixed(4)} < ${cur[metric].toFixed(4)} here` });
+      outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: `keeps its model: the new fallback scores ${metric} ${held[metric].toFixed(4)} <= ${cur[metric].toFixed(4)} here` });
       continue;
     }
     changedEntries++;
