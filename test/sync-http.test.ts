@@ -1,0 +1,95 @@
+// The KB client's retry rules against a real node:http server on loopback: 5xx and resets are
+// retried, 429 waits for Retry-After, 4xx are not retried, 401 is an auth failure, retries end
+// in 'unreachable', and the deadline (--max-time) stops waiting.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { KbClient, SyncHttpError, retryAfterMs } from '../src/sync/http.js';
+
+describe('KbClient', () => {
+  let server: Server;
+  let url = '';
+  let script: ((n: number) => { status: number; headers?: Record<string, string>; reset?: boolean }) | null = null;
+  let hits = 0;
+  const auths: string[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      auths.push(String(req.headers.authorization));
+      const step = script ? script(hits++) : { status: 200 };
+      req.resume();
+      req.on('end', () => {
+        if (step.reset) return req.socket.destroy();
+        res.writeHead(step.status, { 'content-type': 'application/json', ...step.headers });
+        res.end(JSON.stringify({ ok: step.status < 400, error: step.status >= 400 ? `status ${step.status}` : undefined }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  const client = (o: Partial<Parameters<typeof KbClient.create>[0]> = {}) => KbClient.create({ baseUrl: url, token: 'tok-123', backoffBaseMs: 20, backoffCapMs: 100, ...o });
+
+  it('retries 5xx and connection resets, sends the bearer token, counts bytes', async () => {
+    hits = 0;
+    script = (n) => (n === 0 ? { status: 503 } : n === 1 ? { status: 200, reset: true } : { status: 200 });
+    const c = await client();
+    try {
+      const r = await c.request({ method: 'POST', path: '/x', body: Buffer.from('hello') });
+      assert.equal(r.status, 200);
+      assert.equal(hits, 3);
+      assert.equal(auths.at(-1), 'Bearer tok-123');
+      assert.equal(c.traffic.up, 15, 'the body was sent three times');
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('429 waits for Retry-After', async () => {
+    hits = 0;
+    script = (n) => (n === 0 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 200 });
+    const c = await client();
+    try {
+      const t0 = Date.now();
+      await c.request({ method: 'GET', path: '/x' });
+      assert.ok(Date.now() - t0 >= 950, `waited ${Date.now() - t0} ms`);
+      assert.equal(retryAfterMs('2'), 2000);
+      assert.ok(Math.abs(retryAfterMs(new Date(Date.now() + 3000).toUTCString())! - 3000) < 1100);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('4xx is not retried; 401 is an auth failure; exhausted retries are "unreachable"', async () => {
+    const c = await client({ retries: 2 });
+    try {
+      hits = 0;
+      script = () => ({ status: 400 });
+      await assert.rejects(c.request({ method: 'GET', path: '/x' }), (e: unknown) => e instanceof SyncHttpError && e.kind === 'protocol' && e.status === 400);
+      assert.equal(hits, 1);
+      hits = 0;
+      script = () => ({ status: 401 });
+      await assert.rejects(c.request({ method: 'GET', path: '/x' }), (e: unknown) => e instanceof SyncHttpError && e.kind === 'auth' && /token/.test(e.message));
+      assert.equal(hits, 1);
+      hits = 0;
+      script = () => ({ status: 500 });
+      await assert.rejects(c.request({ method: 'GET', path: '/x' }), (e: unknown) => e instanceof SyncHttpError && e.kind === 'unreachable' && /3 attempts/.test(e.message));
+      assert.equal(hits, 3);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('the deadline ends retries and waits early', async () => {
+    hits = 0;
+    script = () => ({ status: 503, headers: { 'retry-after': '30' } });
+    const c = await client({ deadline: Date.now() + 1500, retries: 10 });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(c.request({ method: 'GET', path: '/x' }), (e: unknown) => e instanceof SyncHttpError && e.kind === 'deadline');
+      assert.ok(Date.now() - t0 < 1500, 'did not sleep past the deadline');
+    } finally {
+      await c.close();
+    }
+  });
+});
