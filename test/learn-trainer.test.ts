@@ -170,3 +170,49 @@ test('gate: updates must not be worse; new tasks must beat the fallback', () => 
   assert.equal(gateNew(DEFAULT_GATE, 0.91, 0.9).accepted, true);
   assert.equal(gateNew(DEFAULT_GATE, 0.5, null).accepted, true);
 });
+
+test('SIMD kernels (WebAssembly) agree with the JavaScript kernels', async () => {
+  const { Arena } = await import('../src/learn/simd.js');
+  const { gemmRows, gemmTN } = await import('../src/learn/dense.js');
+  const arena = Arena.create(200_000);
+  assert.ok(arena, 'WebAssembly SIMD is available on Node >= 16.4');
+  const rand = mulberry32(5);
+  const m = 7, k = 50, n = 24;
+  // sparse-ish inputs like pixels: ~60% zeros
+  const A = Float32Array.from({ length: m * k }, () => (rand() < 0.6 ? 0 : rand() * 2 - 1));
+  const rows = Int32Array.from([3, 0, 6, 1, 5, 2, 4]);
+  const Bj = Float32Array.from({ length: k * n }, () => rand() - 0.5);
+  const bias = Float32Array.from({ length: n }, () => rand() - 0.5);
+  const B = arena!.f32(k * n);
+  B.set(Bj);
+  const Cw = arena!.f32(m * n);
+  const Cj = new Float32Array(m * n);
+  const sIdx = arena!.i32(m * k + k);
+  const sVal = arena!.f32(m * k + k);
+  gemmRows(A, k, rows, 0, m, B, n, bias, Cw, arena, sIdx, sVal);
+  gemmRows(A, k, rows, 0, m, Bj, n, bias, Cj);
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((mx, v, i) => Math.max(mx, Math.abs(v - b[i])), 0);
+  assert.ok(maxDiff(Cw, Cj) < 1e-5, `gemmRows ${maxDiff(Cw, Cj)}`);
+  const D = arena!.f32(m * n);
+  D.set(Cj);
+  const Gw = arena!.f32(k * n);
+  const Gj = new Float32Array(k * n);
+  gemmTN(A, k, rows, 0, m, D, n, Gw, arena, sIdx, sVal);
+  gemmTN(A, k, rows, 0, m, Float32Array.from(Cj), n, Gj);
+  assert.ok(maxDiff(Gw, Gj) < 1e-5, `gemmTN ${maxDiff(Gw, Gj)}`);
+  // one Adam step on 10 values: 8 by the kernel, the tail by the caller
+  const w = arena!.f32(10), g = arena!.f32(10), m1 = arena!.f32(10), v = arena!.f32(10);
+  w.set(Array.from({ length: 10 }, (_, i) => i / 10 - 0.5));
+  g.set(Array.from({ length: 10 }, (_, i) => (i % 3) - 1));
+  const done = arena!.adam(w, g, m1, v, 0.01 * 10, 1000, 1e-3, 0.9, 0.999, 1e-8);
+  assert.equal(done, 8);
+  for (let i = 0; i < 8; i++) {
+    const w0 = i / 10 - 0.5;
+    const gi = ((i % 3) - 1) + 1e-3 * w0;
+    const mi = 0.1 * gi;
+    const vi = 0.001 * gi * gi;
+    const want = w0 - (0.1 * mi) / (Math.sqrt(vi * 1000) + 1e-8);
+    assert.ok(Math.abs(w[i] - want) < 1e-5, `adam[${i}] ${w[i]} vs ${want}`);
+  }
+  assert.equal(w[9], Math.fround(0.4), 'the tail is left to the caller');
+});

@@ -6,6 +6,7 @@
 // writeDenseOnnx stores for Gemm without transB) and bias b[outDim]. Hidden layers use ReLU,
 // the last layer yields logits; probabilities are softmax(logits).
 import { mulberry32 } from '../format/onnx-writer.js';
+import type { Arena } from './simd.js';
 
 export interface Layer {
   inDim: number;
@@ -91,7 +92,28 @@ export function gemmRows(
   n: number,
   bias: Float32Array,
   C: Float32Array,
+  arena: Arena | null = null,
+  aIdx: Int32Array | null = null,
+  aVal: Float32Array | null = null,
 ): void {
+  if (arena && aIdx && aVal && n % 4 === 0 && arena.owns(B) && arena.owns(C)) {
+    // SIMD path: gather the row's non-zeros into the arena, one kernel call per row
+    for (let i = 0; i < m; i++) {
+      const aBase = (aRows ? aRows[aStart + i] : aStart + i) * k;
+      let nnz = 0;
+      for (let p = 0; p < k; p++) {
+        const a = A[aBase + p];
+        if (a !== 0) {
+          aIdx[nnz] = p * n;
+          aVal[nnz++] = a;
+        }
+      }
+      const c = i * n;
+      for (let j = 0; j < n; j++) C[c + j] = bias[j];
+      arena.gaxpy(C, c, n, aIdx, 0, aVal, 0, nnz, B, 0);
+    }
+    return;
+  }
   scratch(k);
   const idx = nzIdx;
   const val = nzVal;
@@ -144,8 +166,12 @@ export function gemmTN(
   D: Float32Array,
   n: number,
   G: Float32Array,
+  arena: Arena | null = null,
+  aIdx: Int32Array | null = null,
+  aVal: Float32Array | null = null,
 ): void {
-  scratch(m * k + k + 1);
+  const simd = !!arena && !!aIdx && !!aVal && n % 4 === 0 && arena.owns(D) && arena.owns(G);
+  if (!simd) scratch(m * k + k + 1);
   // counting sort of the batch's non-zeros by column p: colStart[p]..colStart[p+1]
   const colStart = new Int32Array(k + 1);
   for (let i = 0; i < m; i++) {
@@ -154,8 +180,8 @@ export function gemmTN(
   }
   for (let p = 0; p < k; p++) colStart[p + 1] += colStart[p];
   const fill = colStart.slice(0, k);
-  const idx = nzIdx;
-  const val = nzVal;
+  const idx = simd ? aIdx! : nzIdx;
+  const val = simd ? aVal! : nzVal;
   for (let i = 0; i < m; i++) {
     const aBase = (aRows ? aRows[aStart + i] : aStart + i) * k;
     for (let p = 0; p < k; p++) {
@@ -166,6 +192,16 @@ export function gemmTN(
         val[at] = a;
       }
     }
+  }
+  if (simd) {
+    for (let p = 0; p < k; p++) {
+      const g = p * n;
+      G.fill(0, g, g + n);
+      const t = colStart[p];
+      const cnt = colStart[p + 1] - t;
+      if (cnt) arena!.gaxpy(G, g, n, idx, t, val, t, cnt, D, 0);
+    }
+    return;
   }
   for (let p = 0; p < k; p++) {
     const g = p * n;

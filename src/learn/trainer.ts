@@ -3,6 +3,7 @@
 // best weights restored. Deterministic: the same data, options and seed give bit-identical
 // weights, whichever thread runs it.
 import { mulberry32 } from '../format/onnx-writer.js';
+import { Arena } from './simd.js';
 import { archDims, cloneNet, gemmRows, gemmTN, initNet, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';
 
 /** n samples of dimension d (row-major) with class indices y. */
@@ -83,20 +84,37 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
   }
   const dims = archDims(o.arch, data.d, numClasses, o.hidden);
   const warmStart = !!o.init && sameDims(netDims(o.init), dims);
-  const net = warmStart ? cloneNet(o.init!) : initNet(dims, o.seed);
+  const start = warmStart ? o.init! : initNet(dims, o.seed);
+  const B = Math.max(1, Math.min(o.batchSize, data.n));
+  // weights, activations and gradients live in a WebAssembly memory when SIMD is available
+  const params = start.layers.reduce((s, l) => s + l.W.length + l.b.length, 0);
+  const widths = start.layers.reduce((s, l) => s + l.outDim, 0);
+  const maxIn = Math.max(...dims);
+  const arena = Arena.create(4 * params + 2 * B * widths + 2 * B * maxIn + 2 * maxIn + 64 * (start.layers.length * 8 + 4));
+  const alloc = (n: number) => (arena ? arena.f32(n) : new Float32Array(n));
+  const net: DenseNet = {
+    layers: start.layers.map((l) => {
+      const W = alloc(l.W.length);
+      const b = alloc(l.b.length);
+      W.set(l.W);
+      b.set(l.b);
+      return { inDim: l.inDim, outDim: l.outDim, W, b };
+    }),
+  };
+  const sIdx = arena ? arena.i32(B * maxIn + maxIn) : null;
+  const sVal = arena ? arena.f32(B * maxIn + maxIn) : null;
   const lr = o.lr ?? (o.optimizer === 'adam' ? (o.arch === 'mlp' ? 2e-3 : 5e-3) : 0.05);
   const L = net.layers.length;
-  const B = Math.max(1, Math.min(o.batchSize, data.n));
 
   // per-layer buffers: pre-activations/activations, their gradients, weight gradients, optimiser state
-  const act = net.layers.map((l) => new Float32Array(B * l.outDim));
-  const dAct = net.layers.map((l) => new Float32Array(B * l.outDim));
-  const gW = net.layers.map((l) => new Float32Array(l.W.length));
-  const gB = net.layers.map((l) => new Float32Array(l.b.length));
-  const m1W = net.layers.map((l) => new Float32Array(l.W.length));
-  const m1B = net.layers.map((l) => new Float32Array(l.b.length));
-  const m2W = o.optimizer === 'adam' ? net.layers.map((l) => new Float32Array(l.W.length)) : [];
-  const m2B = o.optimizer === 'adam' ? net.layers.map((l) => new Float32Array(l.b.length)) : [];
+  const act = net.layers.map((l) => alloc(B * l.outDim));
+  const dAct = net.layers.map((l) => alloc(B * l.outDim));
+  const gW = net.layers.map((l) => alloc(l.W.length));
+  const gB = net.layers.map((l) => alloc(l.b.length));
+  const m1W = net.layers.map((l) => alloc(l.W.length));
+  const m1B = net.layers.map((l) => alloc(l.b.length));
+  const m2W = o.optimizer === 'adam' ? net.layers.map((l) => alloc(l.W.length)) : [];
+  const m2B = o.optimizer === 'adam' ? net.layers.map((l) => alloc(l.b.length)) : [];
 
   const order = new Int32Array(data.n);
   for (let i = 0; i < data.n; i++) order[i] = i;
@@ -128,8 +146,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
       // forward
       for (let l = 0; l < L; l++) {
         const Ly = net.layers[l];
-        if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0]);
-        else gemmRows(act[l - 1], Ly.inDim, null, 0, m, Ly.W, Ly.outDim, Ly.b, act[l]);
+        if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0], arena, sIdx, sVal);
+        else gemmRows(act[l - 1], Ly.inDim, null, 0, m, Ly.W, Ly.outDim, Ly.b, act[l], arena, sIdx, sVal);
         if (l + 1 < L) relu(act[l], m * Ly.outDim);
       }
       lossSum += softmaxXent(act[L - 1], dAct[L - 1], m, numClasses, data.y, order, s);
@@ -142,8 +160,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
         const gb = gB[l];
         const dz = dAct[l];
         biasGrad(dz, m, n, gb);
-        if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g);
-        else gemmTN(act[l - 1], kin, null, 0, m, dz, n, g);
+        if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g, arena, sIdx, sVal);
+        else gemmTN(act[l - 1], kin, null, 0, m, dz, n, g, arena, sIdx, sVal);
         // dA_{l-1} = dZ_l W_l^T, masked by the ReLU of layer l-1
         if (l > 0) backHidden(dz, m, n, Ly.W, kin, act[l - 1], dAct[l - 1]);
       }
@@ -152,8 +170,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
       for (let l = 0; l < L; l++) {
         const Ly = net.layers[l];
         if (o.optimizer === 'adam') {
-          adam(Ly.W, gW[l], m1W[l], m2W[l], lr, o.l2, step);
-          adam(Ly.b, gB[l], m1B[l], m2B[l], lr, 0, step);
+          adam(Ly.W, gW[l], m1W[l], m2W[l], lr, o.l2, step, arena);
+          adam(Ly.b, gB[l], m1B[l], m2B[l], lr, 0, step, arena);
         } else {
           sgd(Ly.W, gW[l], m1W[l], lr, o.momentum, o.l2);
           sgd(Ly.b, gB[l], m1B[l], lr, o.momentum, 0);
@@ -178,7 +196,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
     }
     history.push(stat);
   }
-  const final = hasVal ? best : net;
+  // plain arrays out: the arena's memory is not kept alive by the result
+  const final = hasVal ? best : cloneNet(net);
   if (!hasVal) bestEpoch = history.length;
   return { net: final, history, bestEpoch, epochsRun: history.length, ms: performance.now() - t0, warmStart };
 }
@@ -236,10 +255,11 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPS = 1e-8;
 
-function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, l2: number, t: number): void {
+function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, l2: number, t: number, arena: Arena | null): void {
   const c1 = 1 / (1 - Math.pow(BETA1, t));
   const c2 = 1 / (1 - Math.pow(BETA2, t));
-  for (let i = 0; i < w.length; i++) {
+  const done = arena && arena.owns(w) ? arena.adam(w, g, m, v, lr * c1, c2, l2, BETA1, BETA2, EPS) : 0;
+  for (let i = done; i < w.length; i++) {
     const gi = g[i] + l2 * w[i];
     const mi = BETA1 * m[i] + (1 - BETA1) * gi;
     const vi = BETA2 * v[i] + (1 - BETA2) * gi * gi;
