@@ -5,7 +5,7 @@ import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
@@ -377,5 +377,52 @@ test('kb serve --tls-cert/--tls-key serves HTTPS', { skip: spawnSync('openssl', 
   } finally {
     await kb.stop();
     t.cleanup();
+  }
+});
+
+test('CLI writers (device add, label import, publish) run while the server takes pushes: no lock errors, nothing lost', async () => {
+  const kb = await startTestKb();
+  const tmp = tempDir();
+  try {
+    const m = writeRandomMlp(tmp.dir, 'm', [3, 4, 2], 3);
+    assert.equal(kb.cli(['task', 'add', m, '--task', 'global', '--fallback']).code, 0);
+    const first = Array.from({ length: 50 }, (_, i) => sample([i, 1, 2]));
+    assert.equal((await call(kb, 'POST', '/v1/samples', { body: { samples: first } })).status, 200);
+    const labels = join(tmp.dir, 'labels.csv');
+    writeFileSync(labels, 'id,label\n' + first.map((s, i) => `${s.id},${i % 2 ? 'a' : 'b'}`).join('\n') + '\n');
+    const { sednaSpawn } = await import('./helpers/cli.js');
+    const runAsync = (args: string[]) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const p = sednaSpawn(['kb', ...args, '--data', kb.dataDir]);
+        let err = '';
+        p.stderr!.on('data', (c) => (err += c));
+        p.on('exit', (code) => resolve({ code, err }));
+      });
+    let pushed = 0;
+    let pushing = true;
+    const pusher = (async () => {
+      while (pushing) {
+        const batch = Array.from({ length: 500 }, (_, i) => sample([i, Math.random()]));
+        const r = await call(kb, 'POST', '/v1/samples', { body: { samples: batch } });
+        assert.equal(r.status, 200);
+        pushed += r.json.stored.length;
+      }
+    })();
+    const results = await Promise.all([
+      runAsync(['label', 'import', labels]),
+      runAsync(['device', 'add', 'late-1']),
+      runAsync(['publish']),
+      runAsync(['device', 'add', 'late-2']),
+    ]);
+    pushing = false;
+    await pusher;
+    for (const r of results) assert.equal(r.code, 0, r.err);
+    const all = await allSamples(kb);
+    assert.equal(all.length, 50 + pushed);
+    assert.equal(all.filter((s) => s.label !== null).length, 50);
+    assert.equal((await call(kb, 'GET', '/v1/index?since=0')).status, 200);
+  } finally {
+    await kb.stop();
+    tmp.cleanup();
   }
 });
