@@ -12,11 +12,12 @@ import type { CanaryRecord } from '../format/bundle-layout.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { mulberry32 } from '../format/onnx-writer.js';
 import { inputFor } from './preprocess.js';
+import { loadOrt } from './sessions.js';
 import type { Sample } from './sample.js';
 
 type OrtModule = typeof Ort;
-let ortP: Promise<OrtModule> | null = null;
-const ort = () => (ortP ??= import('onnxruntime-node').then((m) => ((m as unknown as { default?: OrtModule }).default ?? m) as OrtModule));
+// the pipeline's loader (a lazy require: cheaper than import() of the CommonJS package)
+const ort = (): Promise<OrtModule> => loadOrt();
 
 export interface CheckPolicy {
   canary_tolerance: number;
