@@ -318,3 +318,93 @@ export function fromNetData(d: NetData): DenseNet {
   }
   return { layers };
 }
+
+/**
+ * A dataset's non-zeros by row, precomputed once per training run so the first layer's
+ * products skip the per-batch scan of every input value. idx holds p * n (the element offset of
+ * row p of the first layer's W, n = its width) and lives in the arena with val; col holds p.
+ */
+export interface SparseRows {
+  rowPtr: Int32Array;
+  col: Int32Array;
+  idx: Int32Array;
+  val: Float32Array;
+  n: number;
+}
+
+/** Non-zeros of X (n rows of k) for a first layer of width `width`, or null when they would not fit. */
+export function sparseRows(X: Float32Array, rows: number, k: number, width: number, arena: Arena, maxNnz = 32_000_000): SparseRows | null {
+  let nnz = 0;
+  for (let i = 0; i < rows * k; i++) if (X[i] !== 0) nnz++;
+  if (nnz > maxNnz) return null;
+  const rowPtr = new Int32Array(rows + 1);
+  const col = new Int32Array(nnz);
+  const idx = arena.i32(nnz);
+  const val = arena.f32(nnz);
+  let t = 0;
+  for (let i = 0; i < rows; i++) {
+    rowPtr[i] = t;
+    const o = i * k;
+    for (let p = 0; p < k; p++) {
+      const a = X[o + p];
+      if (a !== 0) {
+        col[t] = p;
+        idx[t] = p * width;
+        val[t++] = a;
+      }
+    }
+  }
+  rowPtr[rows] = t;
+  return { rowPtr, col, idx, val, n: width };
+}
+
+/** sparseRows needs this many float32 slots of arena space (idx + val), or 0 when over the cap. */
+export function sparseRowsSize(X: Float32Array, rows: number, k: number, maxNnz = 32_000_000): number {
+  let nnz = 0;
+  for (let i = 0; i < rows * k; i++) if (X[i] !== 0) nnz++;
+  return nnz > maxNnz ? 0 : 2 * nnz + 8;
+}
+
+/** First layer forward over batch rows (rows[start..start+m)) with precomputed non-zeros. */
+export function gemmSparse(S: SparseRows, rows: Int32Array, start: number, m: number, W: Float32Array, bias: Float32Array, C: Float32Array, arena: Arena): void {
+  const n = S.n;
+  for (let i = 0; i < m; i++) {
+    const r = rows[start + i];
+    const t = S.rowPtr[r];
+    const c = i * n;
+    for (let j = 0; j < n; j++) C[c + j] = bias[j];
+    arena.gaxpy(C, c, n, S.idx, t, S.val, t, S.rowPtr[r + 1] - t, W, 0);
+  }
+}
+
+/**
+ * First layer weight gradient G[k][n] = X_batch^T D from precomputed non-zeros: only the
+ * batch's non-zeros are bucketed by column (no scan of the zeros), then one kernel call per
+ * column that occurs in the batch.
+ */
+export function gemmTNSparse(S: SparseRows, rows: Int32Array, start: number, m: number, k: number, D: Float32Array, G: Float32Array, arena: Arena, sIdx: Int32Array, sVal: Float32Array, colStart: Int32Array): void {
+  const n = S.n;
+  colStart.fill(0);
+  for (let i = 0; i < m; i++) {
+    const r = rows[start + i];
+    for (let t = S.rowPtr[r]; t < S.rowPtr[r + 1]; t++) colStart[S.col[t] + 1]++;
+  }
+  for (let p = 0; p < k; p++) colStart[p + 1] += colStart[p];
+  // fill[p] = next free slot of column p (reuses the tail of colStart's buffer pattern)
+  const fill = colStart.slice(0, k);
+  for (let i = 0; i < m; i++) {
+    const r = rows[start + i];
+    const dOff = i * n;
+    for (let t = S.rowPtr[r]; t < S.rowPtr[r + 1]; t++) {
+      const at = fill[S.col[t]]++;
+      sIdx[at] = dOff;
+      sVal[at] = S.val[t];
+    }
+  }
+  G.fill(0);
+  for (let p = 0; p < k; p++) {
+    const t = colStart[p];
+    const cnt = colStart[p + 1] - t;
+    if (cnt) arena.gaxpy(G, p * n, n, sIdx, t, sVal, t, cnt, D, 0);
+  }
+}

@@ -4,7 +4,7 @@
 // weights, whichever thread runs it.
 import { mulberry32 } from '../format/onnx-writer.js';
 import { Arena } from './simd.js';
-import { archDims, cloneNet, gemmRows, gemmTN, initNet, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';
+import { archDims, cloneNet, gemmRows, gemmSparse, gemmTN, gemmTNSparse, initNet, sparseRows, sparseRowsSize, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';
 
 /** n samples of dimension d (row-major) with class indices y. */
 export interface Dataset {
@@ -90,7 +90,10 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
   const params = start.layers.reduce((s, l) => s + l.W.length + l.b.length, 0);
   const widths = start.layers.reduce((s, l) => s + l.outDim, 0);
   const maxIn = Math.max(...dims);
-  const arena = Arena.create(4 * params + 2 * B * widths + 2 * B * maxIn + 2 * maxIn + 64 * (start.layers.length * 8 + 4));
+  // the first layer's inputs never change during a run: their non-zeros are gathered once
+  const width0 = start.layers[0].outDim;
+  const sparseSize = width0 % 4 === 0 ? sparseRowsSize(data.X, data.n, data.d) : 0;
+  const arena = Arena.create(4 * params + 2 * B * widths + 2 * B * maxIn + 2 * maxIn + sparseSize + 64 * (start.layers.length * 8 + 6));
   const alloc = (n: number) => (arena ? arena.f32(n) : new Float32Array(n));
   const net: DenseNet = {
     layers: start.layers.map((l) => {
@@ -103,6 +106,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
   };
   const sIdx = arena ? arena.i32(B * maxIn + maxIn) : null;
   const sVal = arena ? arena.f32(B * maxIn + maxIn) : null;
+  const sparse = arena && sparseSize ? sparseRows(data.X, data.n, data.d, width0, arena) : null;
+  const colStart = new Int32Array(data.d + 1);
   const lr = o.lr ?? (o.optimizer === 'adam' ? (o.arch === 'mlp' ? 2e-3 : 5e-3) : 0.05);
   const L = net.layers.length;
 
@@ -146,7 +151,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
       // forward
       for (let l = 0; l < L; l++) {
         const Ly = net.layers[l];
-        if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0], arena, sIdx, sVal);
+        if (l === 0 && sparse) gemmSparse(sparse, order, s, m, Ly.W, Ly.b, act[0], arena!);
+        else if (l === 0) gemmRows(data.X, Ly.inDim, order, s, m, Ly.W, Ly.outDim, Ly.b, act[0], arena, sIdx, sVal);
         else gemmRows(act[l - 1], Ly.inDim, null, 0, m, Ly.W, Ly.outDim, Ly.b, act[l], arena, sIdx, sVal);
         if (l + 1 < L) relu(act[l], m * Ly.outDim);
       }
@@ -160,7 +166,8 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
         const gb = gB[l];
         const dz = dAct[l];
         biasGrad(dz, m, n, gb);
-        if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g, arena, sIdx, sVal);
+        if (l === 0 && sparse) gemmTNSparse(sparse, order, s, m, kin, dz, g, arena!, sIdx!, sVal!, colStart);
+        else if (l === 0) gemmTN(data.X, kin, order, s, m, dz, n, g, arena, sIdx, sVal);
         else gemmTN(act[l - 1], kin, null, 0, m, dz, n, g, arena, sIdx, sVal);
         // dA_{l-1} = dZ_l W_l^T, masked by the ReLU of layer l-1
         if (l > 0) backHidden(dz, m, n, Ly.W, kin, act[l - 1], dAct[l - 1]);
