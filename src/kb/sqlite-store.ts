@@ -1,6 +1,10 @@
 // Embedded KB backend: SQLite metadata (DATA/kb.db, WAL) + files on disk (blobs, versions).
 // The only module (with sqlite-schema.ts) that holds SQL.
 //
+// Every write transaction is BEGIN IMMEDIATE: the server and CLI commands share the file, and a
+// deferred transaction that reads first and then writes fails with SQLITE_BUSY at once (no
+// busy-timeout wait) when another connection committed in between.
+//
 // Durability: journal_mode=WAL with synchronous=FULL. In WAL mode NORMAL only fsyncs at
 // checkpoints, so a power cut could lose the last commits although the server already answered
 // "stored" for them; FULL fsyncs the WAL at every commit. The push path commits once per batch,
@@ -304,7 +308,7 @@ export class SqliteKbStore implements KbStore {
       }
       if (inserted) addCounter.run('samples_new', inserted);
       if (labelled) addCounter.run('labelled_new', labelled);
-    })();
+    }).immediate();
     return { stored, rejected, inserted };
   }
 
@@ -356,7 +360,7 @@ export class SqliteKbStore implements KbStore {
       if (res.newly_labelled) addCounter.run('labelled_new', res.newly_labelled);
     });
     try {
-      tx();
+      tx.immediate();
     } catch (e) {
       if (e !== FORBIDDEN) throw e;
       return { stored: [], unknown: res.unknown, forbidden: res.forbidden, newly_labelled: 0 };
@@ -368,14 +372,14 @@ export class SqliteKbStore implements KbStore {
     const st = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const r of rows) st.run(r.assigned_task, r.split, r.id);
-    })();
+    }).immediate();
   }
 
   async markSamplesUsed(ids: string[], round: number): Promise<void> {
     const st = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const id of ids) st.run(round, id);
-    })();
+    }).immediate();
   }
 
   // ---- tasks ----
