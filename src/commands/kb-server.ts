@@ -35,6 +35,15 @@ export function register(kb: Command): void {
     .action(
       run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; verbose?: boolean }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
+        const { accessSync, constants } = await import('node:fs');
+        for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
+          if (!f) continue;
+          try {
+            accessSync(f, constants.R_OK);
+          } catch (e) {
+            throw new CliError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+          }
+        }
         const { resolveKbData } = await import('../kb/paths.js');
         const { openKbStore } = await import('../kb/open.js');
         const { startKbServer } = await import('../kb/server.js');
