@@ -210,6 +210,14 @@ describe('kb serve: push, auth, limits', () => {
     const stored = Number(/sedna_kb_samples_stored (\d+)/.exec(text)![1]);
     assert.equal(stored, (await allSamples(kb)).length);
     assert.match(text, /sedna_kb_devices 3/);
+    assert.match(text, /sedna_kb_request_duration_seconds_count\{method="POST",route="\/v1\/samples"\} \d+/);
+    // admin: a sample's payload bytes
+    const one = (await allSamples(kb)).find((s) => s.payload_kind === 'f32');
+    const p = await call(kb, 'GET', `/v1/admin/samples/${one.id}/payload`, { token: kb.adminToken });
+    assert.equal(p.status, 200);
+    assert.equal(sha(p.buf), one.payload_sha);
+    assert.equal((await call(kb, 'GET', `/v1/admin/samples/${one.id}/payload`)).status, 401);
+    assert.equal((await call(kb, 'GET', '/v1/admin/samples/nope-nope/payload', { token: kb.adminToken })).status, 404);
   });
 });
 

@@ -8,9 +8,16 @@ export class ServerMetrics {
   private samplesInserted = 0;
   private readonly started = Date.now();
 
-  request(method: string, route: string, status: number): void {
+  private readonly durations = new Map<string, { sum: number; count: number }>();
+
+  request(method: string, route: string, status: number, ms = 0): void {
     const k = `${method}\u0000${route}\u0000${status}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+    const dk = `${method}\u0000${route}`;
+    const d = this.durations.get(dk) ?? { sum: 0, count: 0 };
+    d.sum += ms / 1000;
+    d.count++;
+    this.durations.set(dk, d);
   }
 
   samples(received: number, inserted: number): void {
@@ -25,6 +32,12 @@ export class ServerMetrics {
     for (const [k, n] of [...this.requests].sort()) {
       const [method, route, status] = k.split('\u0000');
       out.push(`sedna_kb_requests_total{method="${esc(method)}",route="${esc(route)}",status="${status}"} ${n}`);
+    }
+    out.push('# HELP sedna_kb_request_duration_seconds Time to answer requests, by method and route.', '# TYPE sedna_kb_request_duration_seconds summary');
+    for (const [k, d] of [...this.durations].sort()) {
+      const [method, route] = k.split('\u0000');
+      const l = `method="${esc(method)}",route="${esc(route)}"`;
+      out.push(`sedna_kb_request_duration_seconds_sum{${l}} ${d.sum.toFixed(6)}`, `sedna_kb_request_duration_seconds_count{${l}} ${d.count}`);
     }
     out.push('# HELP sedna_kb_samples_received_total Samples received in pushes since start.', '# TYPE sedna_kb_samples_received_total counter');
     out.push(`sedna_kb_samples_received_total ${this.samplesReceived}`);

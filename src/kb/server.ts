@@ -188,7 +188,7 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions?.url ?? 'unmatched';
-    metrics.request(req.method, route, reply.statusCode);
+    metrics.request(req.method, route, reply.statusCode, reply.elapsedTime);
     if (opts.verbose) {
       const who = req.device ? ` device=${req.device.id}` : '';
       process.stderr.write(`${new Date().toISOString()} ${req.method} ${req.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms${who}\n`);
@@ -276,6 +276,14 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     const labelled = q.labelled === undefined ? undefined : q.labelled === 'true' || q.labelled === '1';
     const samples = await store.listSamples({ device: q.device, task: q.task, labelled, after: int('after', q.after, 0), limit });
     return { samples, next: samples.length === limit ? samples[samples.length - 1].seq : null };
+  });
+  app.get('/v1/admin/samples/:id/payload', { onRequest: adminAuth }, async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const s = await store.getSample(id);
+    if (!s) throw new HttpError(404, `sample "${id}": unknown`);
+    const payload = await store.samplePayload(id);
+    if (!payload) throw new HttpError(404, `sample "${id}": payload kept on the device (payload_kind none)`);
+    return reply.type('application/octet-stream').header('x-sedna-payload-kind', s.payload_kind).header('etag', `"${s.payload_sha}"`).send(payload);
   });
   app.post('/v1/admin/labels', { onRequest: adminAuth, schema: { body: PUSH_LABELS_SCHEMA } }, async (req) => {
     const body = req.body as PushLabelsRequest;
