@@ -50,6 +50,20 @@ interface Prepared {
 
 /** Push every pending sample; counters are updated as batches are acked. */
 export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
+  // Acks are marked with synchronous=NORMAL on this connection (still atomic; WAL frames reach
+  // the disk at the next checkpoint or the next FULL commit of any writer) instead of one fsync
+  // per batch: a mark lost to a power cut only means that batch is sent again, which the KB
+  // upserts harmlessly. Restored before anything else (pull, install) runs.
+  const prevSync = db.pragma('synchronous', { simple: true }) as number;
+  db.pragma('synchronous = NORMAL');
+  try {
+    await pushBatches(db, outbox, config, client, c, o);
+  } finally {
+    db.pragma(`synchronous = ${prevSync}`);
+  }
+}
+
+async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
   const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
   const retention = config.upload.retention;
@@ -62,7 +76,6 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
     const body = await gzipAsync(b.json, { level });
     return { ids: b.ids, labels: b.labels, body, missingBlobs: b.missingBlobs, cursor: b.cursor };
   };
-
   const send = (b: Prepared) => {
     c.pushed += b.ids.length;
     if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
@@ -87,8 +100,7 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
   while (cur && inflight) {
     const res = await inflight;
     const nb = next ? await next : null;
-    let deadlineHit = false;
-    if (nb && client.remainingMs() <= 0) deadlineHit = true;
+    const deadlineHit = nb !== null && client.remainingMs() <= 0;
     const nbFlight = nb && !deadlineHit ? send(nb) : null;
     const nbNext = nb && !deadlineHit ? prepare(nb.cursor) : null;
     nbNext?.catch(() => {});
