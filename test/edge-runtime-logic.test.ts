@@ -202,6 +202,14 @@ test('allocation: attribute key (Sedna join), unknown value -> fallback + unseen
   // centroid dimension mismatch is an error, not distance 0
   tt = new TaskTable(index([a, b], { method: 'centroid' }));
   assert.throws(() => tt.allocate({}, null, x([1, 2, 3])), /centroid has 2 dims/);
+  // a task whose model cannot take the sample is skipped, not fatal for the sample
+  const c3 = task('three', {}, { centroid: [100, 100, 100] });
+  tt = new TaskTable(index([a, c3], { method: 'centroid' }));
+  const sized = (t: TaskEntry) => {
+    if (t.id !== 'three') throw new Error('x has 3 values, task takes 2');
+    return Float32Array.from([0, 0, 0]);
+  };
+  assert.equal(tt.allocate({}, null, sized).task.id, 'three');
 });
 
 test('unseen: attr / confidence / entropy / distance, any vs all, per-task thresholds win', () => {

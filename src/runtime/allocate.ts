@@ -65,16 +65,25 @@ export class TaskTable {
     throw new Error(`no task: the sample has no ${attr_keys.join('/') || 'attribute'} and the index has no ${method === 'attr' ? 'fallback task' : 'centroids or fallback task'}`);
   }
 
+  /** Nearest centroid among the tasks whose model can take this sample at all. */
   private nearest(x: (t: TaskEntry) => Float32Array): TaskEntry {
-    let best = this.withCentroid[0];
+    let best: TaskEntry | null = null;
     let bestD = Infinity;
+    let firstError: Error | null = null;
     for (const t of this.withCentroid) {
-      const d = sqDistance(x(t), t.centroid!);
+      let d: number;
+      try {
+        d = sqDistance(x(t), t.centroid!);
+      } catch (e) {
+        firstError ??= e as Error; // e.g. a task whose model takes another feature count
+        continue;
+      }
       if (d < bestD) {
         bestD = d;
         best = t;
       }
     }
+    if (!best) throw firstError ?? new Error('no task centroid');
     return best;
   }
 }
