@@ -14,57 +14,22 @@
 //   5. calibration (centroid, radius, confidence/entropy thresholds at a target FPR).
 //   6. publish a new signed version when a model changed; unchanged tasks keep their model
 //      sha256, so edges download nothing for them.
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { attrKey } from '../format/attrs.js';
 import { DEFAULT_ALLOCATION, type AllocationConfig, type Preprocessing, type TaskIndex, type UnseenConfig } from '../format/index-manifest.js';
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import { publishVersion } from '../kb/publish.js';
 import { calibrate, distancesTo } from './calibrate.js';
+import { trainCandidates } from './candidates.js';
 import { clusterAuto } from './cluster.js';
-import { archDims, fromNetData, type Arch, type DenseNet } from './dense.js';
 import { chooseScale, loadSamples, preprocess, sortLabels, type LoadedSample } from './dataset.js';
-import { exportOnnx, ioSpecs } from './export.js';
-import { DEFAULT_GATE, gateNew, gateUpdate, type GateConfig, type GateDecision } from './gate.js';
+import { DEFAULT_GATE, gateNew, gateUpdate, type GateDecision } from './gate.js';
 import { roundScores, scoreLabels, type Scores } from './metrics.js';
-import { loadTaskModel, modelFromBytes, predictLabels, stack, type ScoringModel } from './models.js';
-import { runPlugin } from './plugin.js';
-import { trainAll } from './pool.js';
-import type { TrainJob } from './train-job.js';
-import { transferInit, type EpochStat } from './trainer.js';
+import { loadTaskModel, predictLabels, stack, type ScoringModel } from './models.js';
+import { idRank, type Candidate, type Group, type RoundOptions } from './round-types.js';
+
+export { idRank, type RoundOptions } from './round-types.js';
 
 export const GLOBAL_TASK = 'global';
-
-export interface RoundOptions {
-  /** a group becomes a task at >= this many labelled samples (Sedna MIN_TRAIN_SAMPLE) */
-  minSamples: number;
-  arch: Arch;
-  hidden: number[];
-  epochs: number;
-  seed: number;
-  optimizer?: 'adam' | 'sgd';
-  lr?: number;
-  batchSize?: number;
-  patience?: number;
-  l2?: number;
-  gate: GateConfig;
-  /** share of each task's labelled samples held out for the gate and calibration */
-  heldoutFraction: number;
-  /** target false-positive rate of the calibrated radius and thresholds */
-  fpr: number;
-  trainerCmd?: string | null;
-  threads?: number;
-  /** largest k tried when clustering samples without attributes */
-  kMax: number;
-  /** channel the new version goes to (null: publish without moving a channel) */
-  channel: string | null;
-  /** attribute keys that define tasks (default: the last version's, else ["site"]) */
-  attrKeys?: string[];
-  /** progress lines (stderr on a TTY) */
-  log?: (msg: string) => void;
-}
 
 export const DEFAULT_ROUND: RoundOptions = {
   minSamples: 10,
@@ -112,32 +77,9 @@ export interface RoundReport {
   ms: number;
 }
 
-/** Stable pseudo-random rank of a sample id (held-out split, validation split). */
-export function idRank(seed: number | string, id: string): number {
-  return createHash('sha256').update(`${seed}:${id}`).digest().readUInt32BE(0);
-}
-
 const META_ROUND = 'learn.round';
 const META_PREPROC = 'learn.preprocessing';
 const META_CLUSTER = 'learn.next_cluster';
-
-interface Group {
-  id: string;
-  attrs: Record<string, string>;
-  members: LoadedSample[];
-  existing: TaskRecord | null;
-}
-
-interface Candidate {
-  group: Group;
-  kind: 'new' | 'update';
-  fallback: boolean;
-  parent: string | null;
-  relation?: TaskOutcome['relation'];
-  train: LoadedSample[];
-  heldout: LoadedSample[];
-  fresh: number;
-}
 
 export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {}): Promise<RoundReport> {
   const t0 = performance.now();
@@ -561,134 +503,4 @@ function nearer(a: TaskRecord, b: TaskRecord, xs: Float32Array[], dim: number): 
   const c = new Float64Array(dim);
   for (let i = 0; i < xs.length; i++) for (let j = 0; j < dim; j++) c[j] += X[i * dim + j] / xs.length;
   return distancesTo(Float32Array.from(c), 1, dim, a.centroid)[0] < distancesTo(Float32Array.from(c), 1, dim, b.centroid)[0];
-}
-
-interface Trained {
-  model: ScoringModel;
-  bytes: Buffer;
-  io: { inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] };
-  outputKind: 'probabilities' | 'logits';
-  arch: string;
-  epochs: number | null;
-  bestEpoch: number | null;
-  ms: number;
-  warmStart: boolean;
-  history: EpochStat[];
-  trainer: Record<string, unknown>;
-}
-
-interface TrainCtx {
-  o: RoundOptions;
-  labels: string[];
-  dim: number;
-  P: Preprocessing;
-  input: (s: LoadedSample) => Float32Array;
-  modelOf: (t: TaskRecord) => Promise<ScoringModel>;
-  taskById: Map<string, TaskRecord>;
-  log: (m: string) => void;
-  round: number;
-}
-
-async function trainCandidates(store: KbStore, candidates: Candidate[], ctx: TrainCtx): Promise<Map<Candidate, Trained>> {
-  const { o, labels, dim, P, input } = ctx;
-  const out = new Map<Candidate, Trained>();
-  const labelIndex = new Map(labels.map((l, i) => [l, i]));
-  // the model a candidate starts from: its own current model (update) or its parent's (new)
-  const startFrom = (c: Candidate) => c.group.existing ?? (c.parent ? ctx.taskById.get(c.parent) ?? null : null);
-  if (o.trainerCmd) {
-    const work = mkdtempSync(join(tmpdir(), 'sedna-ll-trainer-'));
-    try {
-      for (const c of candidates) {
-        ctx.log(`training ${c.group.id} with --trainer-cmd`);
-        const from = startFrom(c);
-        const r = await runPlugin(o.trainerCmd, work, {
-          task: c.group.id,
-          kind: c.fallback ? 'global' : c.kind,
-          labels,
-          dim,
-          preprocessing: P,
-          seed: taskSeed(o.seed, c.group.id),
-          parent: from?.id ?? null,
-          train: c.train.map((s) => ({ x: input(s), label: s.rec.label! })),
-          heldout: c.heldout.map((s) => ({ x: input(s), label: s.rec.label! })),
-          parentModel: from ? (await ctx.modelOf(from)).bytes : null,
-        });
-        const outputKind = r.metrics.output_kind === 'logits' ? 'logits' : 'probabilities';
-        const model = modelFromBytes(r.model, { labels, preprocessing: P, output_kind: outputKind });
-        const io = model.dense ? ioSpecs(model.dense.net) : await ortIo(r.model);
-        if (model.dense) {
-          io.inputs[0].name = model.dense.inputName;
-          io.outputs[0].name = model.dense.outputName;
-        }
-        const epochs = typeof r.metrics.epochs === 'number' ? r.metrics.epochs : null;
-        out.set(c, { model, bytes: r.model, io, outputKind, arch: typeof r.metrics.arch === 'string' ? r.metrics.arch : 'external', epochs, bestEpoch: epochs, ms: r.ms, warmStart: !!from, history: [], trainer: { cmd: o.trainerCmd, reported: r.metrics } });
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
-    return out;
-  }
-  const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: o.arch === 'mlp' ? o.hidden : [] };
-  const dims = archDims(o.arch, dim, labels.length, o.hidden);
-  const jobs: TrainJob[] = [];
-  for (const c of candidates) {
-    const seed = taskSeed(o.seed, c.group.id);
-    // early stopping watches a validation slice of the training data, never the gate's held-out set
-    const useVal = c.train.length >= 40;
-    const isVal = (s: LoadedSample) => useVal && idRank(`val:${seed}`, s.rec.id) % 100 < 15;
-    const fit = c.train.filter((s) => !isVal(s));
-    const val = c.train.filter(isVal);
-    const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
-    let init: DenseNet | null = null;
-    const from = startFrom(c);
-    if (from && JSON.stringify(from.preprocessing) === JSON.stringify(P)) {
-      const m = await ctx.modelOf(from);
-      if (m.dense) init = transferInit(m.dense.net, m.labels, dims, labels, seed);
-    }
-    jobs.push({
-      key: c.group.id,
-      train: ds(fit),
-      val: val.length ? ds(val) : null,
-      numClasses: labels.length,
-      options: { arch: o.arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 },
-      init: init ? { dims, W: init.layers.map((l) => l.W), b: init.layers.map((l) => l.b) } : null,
-    });
-  }
-  ctx.log(`training ${jobs.length} model${jobs.length === 1 ? '' : 's'}`);
-  const results = await trainAll(jobs, { threads: o.threads });
-  candidates.forEach((c, i) => {
-    const r = results[i];
-    const net = fromNetData(r.net);
-    const bytes = exportOnnx(net, { labels, preprocessing: P, arch: o.arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent });
-    out.set(c, {
-      model: modelFromBytes(bytes, { labels, preprocessing: P, output_kind: 'probabilities' }),
-      bytes,
-      io: ioSpecs(net),
-      outputKind: 'probabilities',
-      arch: o.arch,
-      epochs: r.epochsRun,
-      bestEpoch: r.bestEpoch,
-      ms: r.ms,
-      warmStart: r.warmStart,
-      history: r.history,
-      trainer: { ...trainer, seed: jobs[i].options.seed },
-    });
-  });
-  return out;
-}
-
-function taskSeed(seed: number, task: string): number {
-  return (seed * 1000003 + idRank(seed, task)) >>> 0;
-}
-
-async function ortIo(bytes: Buffer): Promise<{ inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] }> {
-  const m = await import('onnxruntime-node');
-  const ort = (m as unknown as { default?: typeof m }).default ?? m;
-  const s = await ort.InferenceSession.create(bytes);
-  try {
-    const spec = (x: (typeof s.inputMetadata)[number]) => ({ name: x.name, shape: (x.isTensor ? x.shape : []).map((d) => (typeof d === 'number' && d >= 0 ? d : 'N')), dtype: 'float32' as const });
-    return { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
-  } finally {
-    await s.release();
-  }
 }

@@ -1,0 +1,146 @@
+// Training a round's candidate models: the built-in trainer on worker threads (pool.ts), or the
+// --trainer-cmd plug-in (plugin.ts), each candidate warm-started from the model it grows from.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Preprocessing } from '../format/index-manifest.js';
+import type { KbStore, TaskRecord } from '../kb/store.js';
+import { archDims, fromNetData, type DenseNet } from './dense.js';
+import type { LoadedSample } from './dataset.js';
+import { exportOnnx, ioSpecs } from './export.js';
+import { modelFromBytes, stack, type ScoringModel } from './models.js';
+import { runPlugin } from './plugin.js';
+import { trainAll } from './pool.js';
+import { idRank, type Candidate, type RoundOptions } from './round-types.js';
+import type { TrainJob } from './train-job.js';
+import { transferInit, type EpochStat } from './trainer.js';
+
+export interface Trained {
+  model: ScoringModel;
+  bytes: Buffer;
+  io: { inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] };
+  outputKind: 'probabilities' | 'logits';
+  arch: string;
+  epochs: number | null;
+  bestEpoch: number | null;
+  ms: number;
+  warmStart: boolean;
+  history: EpochStat[];
+  trainer: Record<string, unknown>;
+}
+
+export interface TrainCtx {
+  o: RoundOptions;
+  labels: string[];
+  dim: number;
+  P: Preprocessing;
+  input: (s: LoadedSample) => Float32Array;
+  modelOf: (t: TaskRecord) => Promise<ScoringModel>;
+  taskById: Map<string, TaskRecord>;
+  log: (m: string) => void;
+  round: number;
+}
+
+export async function trainCandidates(store: KbStore, candidates: Candidate[], ctx: TrainCtx): Promise<Map<Candidate, Trained>> {
+  const { o, labels, dim, P, input } = ctx;
+  const out = new Map<Candidate, Trained>();
+  const labelIndex = new Map(labels.map((l, i) => [l, i]));
+  // the model a candidate starts from: its own current model (update) or its parent's (new)
+  const startFrom = (c: Candidate) => c.group.existing ?? (c.parent ? ctx.taskById.get(c.parent) ?? null : null);
+  if (o.trainerCmd) {
+    const work = mkdtempSync(join(tmpdir(), 'sedna-ll-trainer-'));
+    try {
+      for (const c of candidates) {
+        ctx.log(`training ${c.group.id} with --trainer-cmd`);
+        const from = startFrom(c);
+        const r = await runPlugin(o.trainerCmd, work, {
+          task: c.group.id,
+          kind: c.fallback ? 'global' : c.kind,
+          labels,
+          dim,
+          preprocessing: P,
+          seed: taskSeed(o.seed, c.group.id),
+          parent: from?.id ?? null,
+          train: c.train.map((s) => ({ x: input(s), label: s.rec.label! })),
+          heldout: c.heldout.map((s) => ({ x: input(s), label: s.rec.label! })),
+          parentModel: from ? (await ctx.modelOf(from)).bytes : null,
+        });
+        const outputKind = r.metrics.output_kind === 'logits' ? 'logits' : 'probabilities';
+        const model = modelFromBytes(r.model, { labels, preprocessing: P, output_kind: outputKind });
+        const io = model.dense ? ioSpecs(model.dense.net) : await ortIo(r.model);
+        if (model.dense) {
+          io.inputs[0].name = model.dense.inputName;
+          io.outputs[0].name = model.dense.outputName;
+        }
+        const epochs = typeof r.metrics.epochs === 'number' ? r.metrics.epochs : null;
+        out.set(c, { model, bytes: r.model, io, outputKind, arch: typeof r.metrics.arch === 'string' ? r.metrics.arch : 'external', epochs, bestEpoch: epochs, ms: r.ms, warmStart: !!from, history: [], trainer: { cmd: o.trainerCmd, reported: r.metrics } });
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    return out;
+  }
+  const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: o.arch === 'mlp' ? o.hidden : [] };
+  const dims = archDims(o.arch, dim, labels.length, o.hidden);
+  const jobs: TrainJob[] = [];
+  for (const c of candidates) {
+    const seed = taskSeed(o.seed, c.group.id);
+    // early stopping watches a validation slice of the training data, never the gate's held-out set
+    const useVal = c.train.length >= 40;
+    const isVal = (s: LoadedSample) => useVal && idRank(`val:${seed}`, s.rec.id) % 100 < 15;
+    const fit = c.train.filter((s) => !isVal(s));
+    const val = c.train.filter(isVal);
+    const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
+    let init: DenseNet | null = null;
+    const from = startFrom(c);
+    if (from && JSON.stringify(from.preprocessing) === JSON.stringify(P)) {
+      const m = await ctx.modelOf(from);
+      if (m.dense) init = transferInit(m.dense.net, m.labels, dims, labels, seed);
+    }
+    jobs.push({
+      key: c.group.id,
+      train: ds(fit),
+      val: val.length ? ds(val) : null,
+      numClasses: labels.length,
+      options: { arch: o.arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 },
+      init: init ? { dims, W: init.layers.map((l) => l.W), b: init.layers.map((l) => l.b) } : null,
+    });
+  }
+  ctx.log(`training ${jobs.length} model${jobs.length === 1 ? '' : 's'}`);
+  const results = await trainAll(jobs, { threads: o.threads });
+  candidates.forEach((c, i) => {
+    const r = results[i];
+    const net = fromNetData(r.net);
+    const bytes = exportOnnx(net, { labels, preprocessing: P, arch: o.arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent });
+    out.set(c, {
+      model: modelFromBytes(bytes, { labels, preprocessing: P, output_kind: 'probabilities' }),
+      bytes,
+      io: ioSpecs(net),
+      outputKind: 'probabilities',
+      arch: o.arch,
+      epochs: r.epochsRun,
+      bestEpoch: r.bestEpoch,
+      ms: r.ms,
+      warmStart: r.warmStart,
+      history: r.history,
+      trainer: { ...trainer, seed: jobs[i].options.seed },
+    });
+  });
+  return out;
+}
+
+function taskSeed(seed: number, task: string): number {
+  return (seed * 1000003 + idRank(seed, task)) >>> 0;
+}
+
+async function ortIo(bytes: Buffer): Promise<{ inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] }> {
+  const m = await import('onnxruntime-node');
+  const ort = (m as unknown as { default?: typeof m }).default ?? m;
+  const s = await ort.InferenceSession.create(bytes);
+  try {
+    const spec = (x: (typeof s.inputMetadata)[number]) => ({ name: x.name, shape: (x.isTensor ? x.shape : []).map((d) => (typeof d === 'number' && d >= 0 ? d : 'N')), dtype: 'float32' as const });
+    return { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
+  } finally {
+    await s.release();
+  }
+}
