@@ -65,10 +65,12 @@ export function taskEntry(t: TaskRecord): TaskEntry {
 
 function defaultAllocation(tasks: TaskRecord[], prev: TaskIndex | null): AllocationConfig {
   const fb = tasks.find((t) => t.fallback)?.id ?? (tasks.some((t) => t.id === 'global') ? 'global' : null);
-  if (prev) return { ...prev.allocation, fallback: fb };
-  const keys: string[] = [];
+  // keep the previous version's keys in their order (task keys join values in key order) and
+  // append keys that new tasks bring
+  const keys: string[] = prev ? [...prev.allocation.attr_keys] : [];
   for (const t of tasks) for (const k of Object.keys(t.attrs)) if (!keys.includes(k)) keys.push(k);
-  return { ...DEFAULT_ALLOCATION, attr_keys: keys.length ? keys : DEFAULT_ALLOCATION.attr_keys, fallback: fb };
+  const base = prev ? prev.allocation : DEFAULT_ALLOCATION;
+  return { ...base, attr_keys: keys.length ? keys : DEFAULT_ALLOCATION.attr_keys, fallback: fb };
 }
 
 /** Build, validate, sign and store a new KB version; point opts.channel (default stable) at it. */
