@@ -18,6 +18,7 @@ import {
   type PushSamplesRequest,
   type PushSamplesResponse,
 } from '../format/protocol.js';
+import { normaliseAttrs } from '../format/attrs.js';
 import { sha256Hex } from '../format/signature.js';
 import { isSha256 } from './blob-store.js';
 import { ServerMetrics } from './metrics.js';
@@ -76,7 +77,9 @@ function decodeSample(s: PushSamplesRequest['samples'][number]): NewSample | str
   return {
     id: s.id,
     task: s.task,
-    attrs: s.attrs,
+    // edges send normalised attributes; normalising again is idempotent and protects the
+    // learner's task definition from an edge that did not
+    attrs: normaliseAttrs(s.attrs),
     payload_kind: s.payload_kind,
     payload,
     payload_sha: s.payload_sha,
