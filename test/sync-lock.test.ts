@@ -127,6 +127,7 @@ describe('lock (sync CLI)', () => {
       const second = await sednaAsync(['sync', '--json'], { home: e.home });
       assert.equal(second.code, 6, second.stderr);
       assert.match(second.stderr, /locked: another sync is running \(pid \d+/);
+      assert.equal(JSON.parse(second.stdout).exit, 6, '--json answers even when the run cannot start');
       assert.ok(Date.now() - t1 < 5000, 'exits at once, does not wait for the lock');
 
       // kill -9 the holder mid-push: its lock file stays behind

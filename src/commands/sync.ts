@@ -54,7 +54,7 @@ ${EXIT_HELP}
         if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new CliError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`, EXIT.USAGE);
         if (opts.jitter !== undefined && opts.jitter < 0) throw new CliError(`--jitter "${opts.jitter}": expected seconds >= 0`, EXIT.USAGE);
         const { runSync } = await import('../sync/run.js');
-        const { summary, message } = await runSync({
+        const result = await runSync({
           home: resolveHome(g.home),
           pushOnly: opts.pushOnly,
           pullOnly: opts.pullOnly,
@@ -64,7 +64,12 @@ ${EXIT_HELP}
           jitter: opts.jitter,
           retries: opts.retries,
           ca: opts.ca,
+        }).catch((e: unknown) => {
+          // a run that could not start (locked, no KB configured, bad --ca) still answers --json
+          if (opts.json) printJson({ exit: e instanceof CliError ? e.code : EXIT.FAILURE, error: String((e as Error)?.message ?? e).split('\n')[0] });
+          throw e;
         });
+        const { summary, message } = result;
         if (message) process.stderr.write(`sedna-ll: sync: ${message}\n`);
         if (opts.json) printJson(summary);
         else if (process.stdout.isTTY) {
