@@ -160,7 +160,8 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     const now = Date.now();
     if (now - (touched.get(d.id) ?? 0) > TOUCH_EVERY_MS) {
       touched.set(d.id, now);
-      await store.touchDevice(d.id, now);
+      // last_seen is bookkeeping: a busy database must not fail the request itself
+      await store.touchDevice(d.id, now).catch(() => touched.delete(d.id));
     }
   };
   const adminAuth = async (req: FastifyRequest) => {
