@@ -26,7 +26,9 @@ For jsonl/npy/image, --attrs k=v[,k=v] applies attributes to every sample.
 
 Output: one JSON line per good input, in input order:
   {"id","task","label","scores","hard","hard_reasons","unseen","unseen_reason"?,"logged","sample_id"?}
-"logged": true is printed only after the sample is durably in the outbox.
+"hard_reasons" names the filters that fired ("<filter>:capped" when its rate cap was reached;
+such a sample is logged only if another reason holds). "logged": true is printed only after
+the sample is durably in the outbox; "sample_id" is what "sedna-ll feedback --sample" takes.
 Bad records are reported on stderr ("sedna-ll: line N: reason") and skipped; --strict stops
 at the first one with exit 1.
 

@@ -90,7 +90,7 @@ export class Pipeline {
     const outcomes: Outcome[] = new Array(n);
     const fail = (i: number, reason: string) => {
       const it = items[i];
-      outcomes[i] = { error: reason, where: it.where, id: it.bad ? it.id : it.id };
+      outcomes[i] = { error: reason, where: it.where, id: it.id };
     };
 
     // 1. allocate + model input, grouped per task (Map keeps first-seen task order)
