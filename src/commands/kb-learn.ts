@@ -125,6 +125,10 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           }).finally(release);
           if (o.json) return printJson({ ran: true, ...report });
           process.stdout.write(report.message + '\n');
+          if (report.clusters) {
+            const sil = Object.entries(report.clusters.silhouettes).map(([k, v]) => `k=${k}: ${v}`).join(', ');
+            process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'})\n`);
+          }
           if (report.tasks.length) {
             table(
               ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'EPOCHS', 'MS', 'WHY'],
