@@ -165,7 +165,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     let best: TaskRecord | null = null;
     let bestD = Infinity;
     for (const t of centroidTasks) {
-      if (P && JSON.stringify(t.preprocessing) !== JSON.stringify(P)) continue;
+      if (JSON.stringify(t.preprocessing) !== JSON.stringify(P)) continue; // other input space
       const d = distancesTo(x, 1, dim, t.centroid!)[0];
       if (d <= t.radius! && d < bestD) (bestD = d), (best = t);
     }
@@ -350,8 +350,11 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     trainer: Record<string, unknown> | null,
   ): Promise<TaskRecord> => {
     const probs = await served.predict(heldout.map((s) => s.raw));
-    const trainX = stack(train.map(input), dim);
-    const heldX = stack(heldout.map((s) => preprocess(s.raw, served.preprocessing)), dim);
+    // centroid and radius live in the input space of the model that serves the task (the edge
+    // measures distances after that task's preprocessing)
+    const same = JSON.stringify(served.preprocessing) === JSON.stringify(P);
+    const trainX = stack(train.map((s) => (same ? input(s) : preprocess(s.raw, served.preprocessing))), dim);
+    const heldX = stack(heldout.map((s) => (same ? input(s) : preprocess(s.raw, served.preprocessing))), dim);
     const cal = calibrate(trainX, train.length, heldX, heldout.length, probs, served.labels.length, dim, o.fpr);
     const prev = group.existing;
     const history = ((prev?.extra?.history as unknown[]) ?? []).concat(historyEntry ? [historyEntry] : []);
