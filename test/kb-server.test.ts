@@ -69,9 +69,15 @@ async function healthy(kb: TestKb) {
 }
 
 async function allSamples(kb: TestKb): Promise<any[]> {
-  const r = await call(kb, 'GET', '/v1/admin/samples?limit=10000', { token: kb.adminToken });
-  assert.equal(r.status, 200, r.buf.toString());
-  return r.json.samples;
+  const out: any[] = [];
+  let after = 0;
+  for (;;) {
+    const r = await call(kb, 'GET', `/v1/admin/samples?limit=5000&after=${after}`, { token: kb.adminToken });
+    assert.equal(r.status, 200, r.buf.toString());
+    out.push(...r.json.samples);
+    if (r.json.next === null) return out;
+    after = r.json.next;
+  }
 }
 
 describe('kb serve: push, auth, limits', () => {
