@@ -14,7 +14,7 @@ import { tmpdir, availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runRound, DEFAULT_ROUND } from '../src/learn/round.js';
-import { randomInitRow, runJoint, runNaive, runReplay, type BaselineRun } from './lib/baselines.js';
+import { randomInitRow, runBaselinesParallel, type BaselineRun } from './lib/baselines.js';
 import { acc, accSeenPerRound, auroc, bwt, forgetting, fwt, samplesTransferRatio, tprAtFpr } from './lib/metrics.js';
 import { makeScenario, SCENARIOS, type ScenarioName } from './lib/mnist.js';
 import { barChartSvg, esc, heatmapSvg, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from './lib/report.js';
@@ -115,15 +115,7 @@ const tests = scenario.tasks.map((t) => t.test);
 const b = randomInitRow(trainer, tests, seed);
 const baselines: BaselineRun[] = [];
 if (!a['no-baselines']) {
-  for (const [name, fn] of [
-    ['naive', () => runNaive(trainer, sedna.roundData, tests, seed)],
-    ['replay', () => runReplay(trainer, sedna.roundData, tests, seed, replayBuffer)],
-    ['joint', () => runJoint(trainer, sedna.roundData, tests, seed)],
-  ] as const) {
-    const t0 = performance.now();
-    baselines.push(fn());
-    log(`baseline ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  baselines.push(...(await runBaselinesParallel({ rounds: sedna.roundData, tests, seed, replayBuffer, trainer: DEFAULT_DENSE }, ['naive', 'replay', 'joint'], log)));
 }
 
 // ---- metrics ----
@@ -154,31 +146,33 @@ const methods: MethodSummary[] = [
 const transfer = { uploaded: sedna.totals.uploaded, inferred: sedna.totals.inferred, samples_transfer_ratio: samplesTransferRatio(sedna.totals.uploaded, sedna.totals.inferred) };
 
 // unseen-site detection: per round, then the mean over rounds
-const detectors = sedna.detection.length ? Object.keys(sedna.detection[0].scores) : [];
+// detectors measured in every round (distance needs calibrated centroids, absent while only the global task exists)
+const detectors = [...new Set(sedna.detection.flatMap((d) => Object.keys(d.scores)))];
 const detection = {
   note: 'site t (about to be learned) vs the sites the edge already knows, test samples WITHOUT the site attribute (with it, the attr method flags every new-site sample: TPR 1, FPR 0). Scores: edge = the index\'s configured unseen methods as one continuous score (per method a ratio > 1 exactly when it fires: confidence t/p1, entropy H/t, distance d/radius; combined by max for "any", min for "all"); max_softmax = 1 - max p of the allocated model (Hendrycks & Gimpel 2017); entropy = normalised entropy; distance = distance to the allocated task centroid / its radius.',
   per_round: sedna.detection.map((d) => ({
     round: d.round,
     site: d.site,
-    positives: d.scores[detectors[0]]?.pos.length ?? 0,
-    negatives: d.scores[detectors[0]]?.neg.length ?? 0,
+    positives: d.scores.max_softmax?.pos.length ?? 0,
+    negatives: d.scores.max_softmax?.neg.length ?? 0,
     edge_flag: d.edge_flag,
     unseen_config: d.unseen_config,
     allocation: d.allocation_method,
     ...Object.fromEntries(
       detectors.map((k) => {
         const s = d.scores[k];
+        if (!s) return [k, null];
         const r = tprAtFpr(s.pos, s.neg, 0.05);
         return [k, { auroc: auroc(s.pos, s.neg), tpr_at_5_fpr: r.tpr }];
       }),
     ),
   })),
-  mean: {} as Record<string, { auroc: number; tpr_at_5_fpr: number }>,
+  mean: {} as Record<string, { auroc: number; tpr_at_5_fpr: number; rounds: number }>,
   edge_flag_mean: { tpr: 0, fpr: 0 },
 };
 for (const k of detectors) {
-  const rows = detection.per_round.map((r) => (r as unknown as Record<string, { auroc: number; tpr_at_5_fpr: number }>)[k]);
-  detection.mean[k] = { auroc: avg(rows.map((r) => r.auroc)), tpr_at_5_fpr: avg(rows.map((r) => r.tpr_at_5_fpr)) };
+  const rows = detection.per_round.map((r) => (r as unknown as Record<string, { auroc: number; tpr_at_5_fpr: number } | null>)[k]).filter((r) => r !== null);
+  detection.mean[k] = { auroc: avg(rows.map((r) => r.auroc)), tpr_at_5_fpr: avg(rows.map((r) => r.tpr_at_5_fpr)), rounds: rows.length };
 }
 detection.edge_flag_mean = { tpr: avg(detection.per_round.map((r) => r.edge_flag.tpr)), fpr: avg(detection.per_round.map((r) => r.edge_flag.fpr)) };
 
@@ -304,10 +298,10 @@ function renderHtml(): string {
       heading: 'Unseen-site detection when a new site arrives',
       note: detection.note,
       html:
-        tableHtml(['detector', 'mean AUROC', 'mean TPR @ 5% FPR'], detectors.map((k) => [k, detection.mean[k].auroc, detection.mean[k].tpr_at_5_fpr]), 3) +
+        tableHtml(['detector', 'mean AUROC', 'mean TPR @ 5% FPR', 'rounds'], detectors.map((k) => [k, detection.mean[k].auroc, detection.mean[k].tpr_at_5_fpr, detection.mean[k].rounds]), 3) +
         `<p>The edge's binary unseen flag on the same samples: TPR ${f(detection.edge_flag_mean.tpr, 3)} at FPR ${f(detection.edge_flag_mean.fpr, 3)} (mean over rounds); unseen config ${esc(JSON.stringify(sedna.detection[0]?.unseen_config ?? {}))}.</p>` +
         lineChartSvg(
-          detectors.map((k) => ({ name: k, values: [null, ...detection.per_round.map((r) => (r as unknown as Record<string, { auroc: number }>)[k].auroc)] })),
+          detectors.map((k) => ({ name: k, values: [null, ...detection.per_round.map((r) => (r as unknown as Record<string, { auroc: number } | null>)[k]?.auroc ?? null)] })),
           { title: 'AUROC per round (new site vs known sites)', xLabels: roundLabels, xAxis: 'round', yAxis: 'AUROC', yMin: 0.4, yMax: 1 },
         ),
     });

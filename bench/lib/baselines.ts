@@ -113,3 +113,27 @@ export function runJoint<M>(trainer: Trainer<M>, rounds: Samples[], tests: Sampl
   const ms = performance.now() - t0;
   return { name: 'joint (upper bound)', R: [evalRow(trainer, model, tests)], trainMs: [ms], notes: 'one model trained from scratch, multi-epoch with early stopping, on the union of every round\'s data' };
 }
+
+/** Run baselines side by side on worker threads (one each); results in the order asked. */
+export async function runBaselinesParallel(job: Omit<import('./baseline-worker.js').BaselineJob, 'kind'>, kinds: ('naive' | 'replay' | 'joint')[], log: (m: string) => void): Promise<BaselineRun[]> {
+  const { Worker } = await import('node:worker_threads');
+  const url = new URL('./baseline-worker.ts', import.meta.url).href;
+  return Promise.all(
+    kinds.map(
+      (kind) =>
+        new Promise<BaselineRun>((resolve, reject) => {
+          const t0 = performance.now();
+          // the benchmark runs from sources under tsx: register it inside the worker first
+          const w = new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); });`, { eval: true });
+          w.once('message', (m: { ok: boolean; result?: BaselineRun; error?: string }) => {
+            void w.terminate();
+            if (!m.ok) return reject(new Error(`baseline ${kind}: ${m.error}`));
+            log(`baseline ${kind} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+            resolve(m.result!);
+          });
+          w.once('error', reject);
+          w.postMessage({ ...job, kind });
+        }),
+    ),
+  );
+}

@@ -81,6 +81,11 @@ export interface RoundRecord {
   active: string | null;
   tasks: string[];
   train_ms: number;
+  /** wall time of the round's parts: edge inference of the stream, sync runs, evaluation of R's row, detection */
+  infer_ms: number;
+  sync_ms: number;
+  eval_ms: number;
+  detect_ms: number;
   round_ms: number;
   kb_summary?: unknown;
 }
@@ -158,8 +163,11 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
   const db = openEdgeDb(paths.db);
   const sessions = new SessionCache(paths.models);
 
+  let syncMs = 0;
   const sync = async (what: string) => {
+    const ts = performance.now();
     const r = await runSync({ home, progress: false });
+    syncMs += performance.now() - ts;
     if (r.summary.exit !== 0) throw new Error(`sync (${what}) exited ${r.summary.exit}: ${r.message ?? ''}`);
     return r.summary;
   };
@@ -217,7 +225,9 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
       const tr = await o.kbTrain({ store, kbDir, round: 0, seed: o.seed });
       const trainMs = performance.now() - tt;
       await sync('pull initial');
+      const te = performance.now();
       R.push(await evaluateRow(0));
+      const evalMs = performance.now() - te;
       roundData.push(first.train);
       const active = activeId(db);
       rounds.push({
@@ -234,6 +244,10 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
         active,
         tasks: activeTasks(paths, db),
         train_ms: trainMs,
+        infer_ms: 0,
+        sync_ms: syncMs,
+        eval_ms: evalMs,
+        detect_ms: 0,
         round_ms: performance.now() - t0,
         kb_summary: tr.summary,
       });
@@ -242,6 +256,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
 
     for (let t = 1; t < T; t++) {
       const t0 = performance.now();
+      syncMs = 0;
       const site = sc.tasks[t];
       // ---- the round's stream: every sample of the new site + traffic from known sites ----
       const parts: { s: Samples; site: string; task: number }[] = [{ s: site.train, site: site.site, task: t }];
@@ -267,10 +282,14 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
       }
 
       // ---- unseen-site detection, measured before the site is learned ----
+      const td = performance.now();
       if (o.detection) detection.push(await measureDetection(t));
+      const detectMs = performance.now() - td;
 
       // ---- edge: infer (hard + unseen samples land in the outbox) ----
+      const ti = performance.now();
       const { parsed } = await infer(items, true, o.seed + t);
+      const inferMs = performance.now() - ti;
       const uploadedIdx: number[] = [];
       let unseenN = 0;
       let hardN = 0;
@@ -302,7 +321,9 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
       const tr = await o.kbTrain({ store, kbDir, round: t, seed: o.seed + t });
       const trainMs = performance.now() - tt;
       await sync('pull');
+      const te = performance.now();
       R.push(await evaluateRow(t));
+      const evalMs = performance.now() - te;
       inferredTotal += items.length;
       uploadedTotal += uploadedIdx.length;
       rounds.push({
@@ -319,12 +340,16 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
         active: activeId(db),
         tasks: activeTasks(paths, db),
         train_ms: trainMs,
+        infer_ms: inferMs,
+        sync_ms: syncMs,
+        eval_ms: evalMs,
+        detect_ms: detectMs,
         round_ms: performance.now() - t0,
         kb_summary: tr.summary,
       });
       log(
         `round ${t}: ${site.site}: inferred ${items.length}, uploaded ${uploadedIdx.length} (${newSite} new-site), KB v${tr.version ?? '-'}, ` +
-          `active ${activeId(db)}, train ${(trainMs / 1000).toFixed(1)} s, acc seen ${mean(R[t].slice(0, t + 1)).toFixed(4)}`,
+          `active ${activeId(db)}, s: train ${sec(trainMs)} infer ${sec(inferMs)} sync ${sec(syncMs)} eval ${sec(evalMs)} detect ${sec(detectMs)}; acc seen ${mean(R[t].slice(0, t + 1)).toFixed(4)}`,
       );
     }
   } finally {
@@ -402,6 +427,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
   }
 }
 
+const sec = (ms: number) => (ms / 1000).toFixed(1);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const fmtRow = (r: number[], upto: number) => r.slice(0, upto + 1).map((v) => v.toFixed(3)).join(' ');
