@@ -1,0 +1,269 @@
+// npm run bench:sync — sync throughput and memory on loopback, as ratios to curl.
+//
+// 1. push: 50k samples x 3 KB (float32 features, 3 decimals) from a real edge.db, `sedna-ll sync
+//    --push-only` (whole process, wall time) vs `curl -T` uploading the same payload bytes as
+//    one file. Fairness: curl cannot speak the sync protocol, so both go to the SAME plain
+//    node:http sink in this process: curl to POST /raw (bytes discarded), sync to POST
+//    /v1/samples (body gunzipped, ids scanned and acked — the minimum a server must do to ack,
+//    nothing durable). That isolates the edge client (SQLite read, JSON/base64, gzip, HTTP).
+//    The same push to the real KB (`kb serve`: schema validation, SQLite commit per batch) is
+//    reported too, as end-to-end, with the same curl baseline.
+// 2. bytes on the wire (request bodies) vs payload bytes.
+// 3. peak RSS (/usr/bin/time %M) of `sync` pushing a 1 GB backlog (to the sink; see there)
+//    (BENCH_SYNC_RSS_MB to scale it).
+// 4. pull of a 50 MB model: `sync --pull-only` (rollout.activate=manual: download, sha256,
+//    install; activation/canary is the rollout's step) vs `curl -o` of the same blob from the
+//    same `kb serve`. Medians of BENCH_RUNS runs (default 3). JSON in bench/out/sync.json.
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { BIN, ROOT, tempDir } from '../test/helpers/cli.js';
+import { startTestKb, type TestKb } from '../test/helpers/kb-server.js';
+import { writeRandomMlp } from '../test/helpers/models.js';
+import { editConfig, makeEdge, seedOutbox } from '../test/helpers/sync-edge.js';
+import { openEdgeDb } from '../src/store/db.js';
+import { homePaths } from '../src/store/home.js';
+import { generateSigningKeys, sha256Hex } from '../src/format/signature.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const N = Number(process.env.BENCH_SYNC_SAMPLES ?? 50_000);
+const SIZE = 3072;
+const RSS_MB = Number(process.env.BENCH_SYNC_RSS_MB ?? 1024);
+const MODEL_DIM = Number(process.env.BENCH_SYNC_MODEL_DIM ?? 3584); // 3584^2 floats ~ 51 MB
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const mb = (n: number) => +(n / 1e6).toFixed(1);
+const log = (s: string) => process.stderr.write(s + '\n');
+
+/** Run a process to completion; wall ms, exit code, output. */
+function runProc(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ ms: number; code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ ms: performance.now() - t0, code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const sedna = (home: string, args: string[], wrap: string[] = []) =>
+  wrap.length ? runProc(wrap[0], [...wrap.slice(1), process.execPath, BIN, ...args], { SEDNA_LL_HOME: home }) : runProc(process.execPath, [BIN, ...args], { SEDNA_LL_HOME: home });
+
+/** The sink: /raw discards, /v1/samples gunzips and acks every id, /v1/index 304. */
+async function startSink(): Promise<{ url: string; server: Server; received: () => number }> {
+  let received = 0;
+  const body = (req: IncomingMessage) =>
+    new Promise<Buffer[]>((res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => {
+        received += c.length;
+        parts.push(c);
+      });
+      req.on('end', () => res(parts));
+    });
+  const server = createServer(async (req, res) => {
+    if (req.url === '/raw') {
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => res.end('ok'));
+      return;
+    }
+    if (req.url === '/v1/samples') {
+      const raw = Buffer.concat(await body(req));
+      const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('latin1');
+      const ids: string[] = [];
+      for (const m of text.matchAll(/\{"id":"([A-Za-z0-9-]+)"/g)) ids.push(m[1]);
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ stored: ids }));
+    }
+    await body(req);
+    if (req.url?.startsWith('/v1/index')) {
+      res.statusCode = 304;
+      return res.end();
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(req.url === '/v1/labels' ? '{"stored":[]}' : '{"ok":true}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, received: () => received };
+}
+
+/** A fresh edge home for `kb` holding a copy of the template outbox. */
+function edgeWithOutbox(kb: { url: string; deviceToken: string; publicKeyPem: string }, templateDb: string, url?: string) {
+  const e = makeEdge(kb, { url, maxOutboxMb: 8192 });
+  copyFileSync(templateDb, homePaths(e.home).db);
+  rmSync(homePaths(e.home).db + '-wal', { force: true });
+  rmSync(homePaths(e.home).db + '-shm', { force: true });
+  return e;
+}
+
+/** Build a template edge.db with n samples; returns its path and the payload file for curl. */
+function buildTemplate(dir: string, n: number, payloadFile?: string): { db: string; payloadBytes: number } {
+  const dummy = { url: 'http://127.0.0.1:9', deviceToken: 'x'.repeat(20), publicKeyPem: '' };
+  // init needs a valid ed25519 key; the template never talks to a KB
+  const { publicKey } = generateSigningKeys();
+  const e = makeEdge({ ...dummy, publicKeyPem: publicKey }, { maxOutboxMb: 8192 });
+  const t0 = performance.now();
+  seedOutbox(e.home, n, SIZE, { seed: 42, chunk: 2000 });
+  log(`  seeded ${n} samples in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const db = openEdgeDb(homePaths(e.home).db);
+  let payloadBytes = 0;
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    if (payloadFile) {
+      const fd = openSync(payloadFile, 'w');
+      for (const r of db.prepare('SELECT payload FROM samples ORDER BY created_at, id').iterate() as Iterable<{ payload: Buffer }>) {
+        writeSync(fd, r.payload);
+        payloadBytes += r.payload.length;
+      }
+      closeSync(fd);
+    } else payloadBytes = (db.prepare('SELECT SUM(payload_bytes) AS s FROM samples').get() as { s: number }).s;
+  } finally {
+    db.close();
+  }
+  const out = join(dir, `template-${n}.db`);
+  copyFileSync(homePaths(e.home).db, out);
+  e.cleanup();
+  return { db: out, payloadBytes };
+}
+
+async function main() {
+  const work = tempDir('sedna-ll-bench-sync-');
+  const results: Record<string, unknown> = {
+    runs: RUNS,
+    samples: N,
+    sample_bytes: SIZE,
+    node: process.version,
+    cpus: (await import('node:os')).cpus().length,
+    loadavg_start: (await import('node:os')).loadavg().map((x) => +x.toFixed(2)),
+  };
+  const kbs: TestKb[] = [];
+  const sink = await startSink();
+  try {
+    // ---- 1+2. push ----
+    log(`push: building a ${N} x ${SIZE} B outbox`);
+    const payloadFile = join(work.dir, 'payload.bin');
+    const tpl = buildTemplate(work.dir, N, payloadFile);
+    const curlSink: number[] = [];
+    const syncSink: number[] = [];
+    const syncKb: number[] = [];
+    let wire = 0;
+    const kb = await startTestKb();
+    kbs.push(kb);
+    for (let i = 0; i < RUNS; i++) {
+      const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
+      if (c.code !== 0) throw new Error(`curl: ${c.stderr}`);
+      curlSink.push(c.ms);
+      const e = edgeWithOutbox(kb, tpl.db, sink.url);
+      const r = await sedna(e.home, ['sync', '--push-only', '--json']);
+      if (r.code !== 0) throw new Error(`sync to sink: exit ${r.code}: ${r.stderr}`);
+      const s = JSON.parse(r.stdout) as { acked: number; bytes_up: number };
+      if (s.acked !== N) throw new Error(`sync to sink acked ${s.acked} of ${N}`);
+      wire = s.bytes_up;
+      syncSink.push(r.ms);
+      e.cleanup();
+      // end to end: a fresh KB each run, so every run inserts (not upserts) all samples (the
+      // template's sample ids belong to the first device that pushed them)
+      const kbRun = await startTestKb();
+      const e2 = edgeWithOutbox(kbRun, tpl.db);
+      const r2 = await sedna(e2.home, ['sync', '--push-only', '--json']);
+      await kbRun.stop();
+      if (r2.code !== 0) throw new Error(`sync to kb: exit ${r2.code}: ${r2.stderr}`);
+      syncKb.push(r2.ms);
+      e2.cleanup();
+      log(`  run ${i + 1}: curl->sink ${curlSink[i].toFixed(0)} ms, sync->sink ${syncSink[i].toFixed(0)} ms, sync->kb ${syncKb[i].toFixed(0)} ms`);
+    }
+    const mbps = (ms: number) => +(tpl.payloadBytes / 1e6 / (ms / 1000)).toFixed(1);
+    results.push = {
+      payload_mb: mb(tpl.payloadBytes),
+      curl_to_sink_ms: Math.round(median(curlSink)),
+      sync_to_sink_ms: Math.round(median(syncSink)),
+      sync_to_kb_ms: Math.round(median(syncKb)),
+      curl_mb_s: mbps(median(curlSink)),
+      sync_sink_mb_s: mbps(median(syncSink)),
+      sync_kb_mb_s: mbps(median(syncKb)),
+      ratio_vs_curl_same_sink: +(median(curlSink) / median(syncSink)).toFixed(3),
+      ratio_end_to_end_kb_vs_curl: +(median(curlSink) / median(syncKb)).toFixed(3),
+      aim: 0.7,
+    };
+    results.wire = { payload_bytes: tpl.payloadBytes, body_bytes_up: wire, ratio: +(wire / tpl.payloadBytes).toFixed(3) };
+    rmSync(payloadFile, { force: true });
+
+    // ---- 3. peak RSS on a big backlog ----
+    const big = Math.floor((RSS_MB * 1024 * 1024) / SIZE);
+    log(`rss: building a ${RSS_MB} MB backlog (${big} samples)`);
+    const tplBig = buildTemplate(work.dir, big);
+    // pushed to the sink: the KB would take minutes to commit 1 GB, and the edge's memory
+    // does not depend on who answers (one batch in flight, one marked, one being prepared)
+    const e3 = edgeWithOutbox(kb, tplBig.db, sink.url);
+    const r3 = await sedna(e3.home, ['sync', '--push-only', '--json'], ['/usr/bin/time', '-f', 'MAXRSS_KB=%M']);
+    if (r3.code !== 0) throw new Error(`big push: exit ${r3.code}: ${r3.stderr}`);
+    const rssKb = Number(/MAXRSS_KB=(\d+)/.exec(r3.stderr)?.[1]);
+    const s3 = JSON.parse(r3.stdout) as { acked: number };
+    results.rss = { backlog_mb: mb(tplBig.payloadBytes), samples: big, acked: s3.acked, peak_rss_mb: +(rssKb / 1024).toFixed(1), push_ms: Math.round(r3.ms), aim_mb: 200 };
+    log(`  peak RSS ${(rssKb / 1024).toFixed(1)} MB pushing ${mb(tplBig.payloadBytes)} MB in ${(r3.ms / 1000).toFixed(1)} s`);
+    e3.cleanup();
+    rmSync(tplBig.db, { force: true });
+
+    // ---- 4. pull of a 50 MB model ----
+    log('pull: publishing a ~50 MB model');
+    const model = writeRandomMlp(work.dir, 'big', [MODEL_DIM, MODEL_DIM, 10], 7);
+    const size = statSync(model).size;
+    const sha = sha256Hex(readFileSync(model));
+    for (const [args, what] of [
+      [['task', 'add', model, '--task', 'global', '--fallback'], 'task add'],
+      [['publish', '--json'], 'publish'],
+    ] as const) {
+      const r = kb.cli([...args]);
+      if (r.code !== 0) throw new Error(`kb ${what}: ${r.stderr}`);
+    }
+    const curlPull: number[] = [];
+    const syncPull: number[] = [];
+    const syncPullPhase: number[] = [];
+    const out = join(work.dir, 'curl.bin');
+    for (let i = 0; i < RUNS; i++) {
+      const c = await runProc('curl', ['-sS', '-f', '-o', out, '-H', `authorization: Bearer ${kb.deviceToken}`, `${kb.url}/v1/blobs/${sha}`]);
+      if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl pull: ${c.stderr}`);
+      curlPull.push(c.ms);
+      rmSync(out);
+      const e = makeEdge(kb);
+      editConfig(e.home, (cf) => {
+        cf.rollout.activate = 'manual';
+      });
+      const r = await sedna(e.home, ['sync', '--pull-only', '--json']);
+      if (r.code !== 0) throw new Error(`sync pull: exit ${r.code}: ${r.stderr}`);
+      const s = JSON.parse(r.stdout) as { pulled_version: number | null; pull_ms: number };
+      if (!s.pulled_version) throw new Error('sync pulled nothing');
+      syncPull.push(r.ms);
+      syncPullPhase.push(s.pull_ms);
+      e.cleanup();
+      log(`  run ${i + 1}: curl ${c.ms.toFixed(0)} ms, sync --pull-only ${r.ms.toFixed(0)} ms (pull phase ${s.pull_ms} ms)`);
+    }
+    results.pull = {
+      model_mb: mb(size),
+      curl_ms: Math.round(median(curlPull)),
+      sync_ms: Math.round(median(syncPull)),
+      sync_pull_phase_ms: Math.round(median(syncPullPhase)),
+      ratio_vs_curl: +(median(curlPull) / median(syncPull)).toFixed(3),
+      aim: 0.8,
+    };
+  } finally {
+    sink.server.close();
+    for (const k of kbs) await k.stop();
+    work.cleanup();
+  }
+  mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+  const file = join(ROOT, 'bench', 'out', 'sync.json');
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  log(`wrote ${file}`);
+}
+
+await main();
