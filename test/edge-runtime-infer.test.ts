@@ -276,7 +276,7 @@ test('infer: a locked outbox is a one-line error, no line claims logged, nothing
     }
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr.trim(), /^sedna-ll: cannot log samples to the outbox \(SQLITE_BUSY\): database is locked; nothing of this window was reported logged$/);
+    assert.match(r.stderr.trim(), /^sedna-ll: cannot log samples to the outbox \(SQLITE_BUSY\): database is locked; nothing of these samples was reported logged$/);
     assert.equal(outboxRows(home).length, 1);
     r = sedna(['infer'], { home, input: '{"x":[1,0]}\n{"x":[2,0]}\n' });
     assert.equal(r.code, 0);

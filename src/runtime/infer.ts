@@ -9,7 +9,7 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import { openEdgeDb, type DB } from '../store/db.js';
 import { homePaths, loadConfig, resolveHome } from '../store/home.js';
 import { Outbox } from '../store/outbox.js';
-import { Pipeline, type Outcome } from './pipeline.js';
+import { Pipeline, shouldCommit, type Outcome, type PreparedWindow } from './pipeline.js';
 import type { Item } from './sample.js';
 import { SessionCache } from './sessions.js';
 import { itemSource, type SourceOptions } from './sources.js';
@@ -96,29 +96,47 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       err.write(`\r\x1b[K${summary.ok} samples, ${summary.logged} logged, ${summary.bad} bad${final ? '\n' : ''}`);
     };
 
+    // Windows are inferred as they fill and committed in groups (shouldCommit): lines are
+    // printed in input order once the transaction holding their samples committed.
     let window: Item[] = [];
-    const flush = async () => {
-      if (window.length === 0) return;
-      const items = window;
-      window = [];
-      const r = await pipeline.run(state, items, o.strict);
+    let pending: PreparedWindow[] = [];
+    let pendingCandidates = 0;
+    const commit = async () => {
+      if (pending.length === 0) return;
+      const ws = pending;
+      pending = [];
+      pendingCandidates = 0;
       let text = '';
-      for (const oc of r.outcomes) {
-        if (oc.error !== undefined) {
-          summary.bad++;
-          if (o.strict) {
-            if (text) await write(out, text);
-            throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
+      for (const r of pipeline.commit(ws)) {
+        summary.logged += r.logged;
+        for (const oc of r.outcomes) {
+          if (oc.error !== undefined) {
+            summary.bad++;
+            if (o.strict) {
+              if (text) await write(out, text);
+              throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
+            }
+            err.write(`sedna-ll: ${describeBad(oc)}\n`);
+          } else {
+            summary.ok++;
+            text += oc.line + '\n';
           }
-          err.write(`sedna-ll: ${describeBad(oc)}\n`);
-        } else {
-          summary.ok++;
-          text += oc.line + '\n';
         }
       }
-      summary.logged += r.logged;
       if (text) await write(out, text);
       progress(false);
+    };
+    /** Infer the current window; commit when the policy says so, or now (force: idle, end, --strict stop). */
+    const flush = async (force = false) => {
+      if (window.length > 0) {
+        const items = window;
+        window = [];
+        const w = await pipeline.prepare(state, items, o.strict);
+        pending.push(w);
+        pendingCandidates += w.candidates;
+        if (w.stopped) force = true; // --strict stopped inside this window
+      }
+      if (force || shouldCommit(pending.length, pendingCandidates, o.batch)) await commit();
     };
 
     // A pipe or terminal may go quiet mid-window (an interactive producer): flush the partial
@@ -132,7 +150,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
     for (;;) {
       let r = idleFlush && window.length ? await Promise.race([next, idle()]) : await next;
       if (r === IDLE) {
-        await flush();
+        await flush(true);
         r = await next;
       }
       if (r.done) break;
@@ -143,7 +161,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
         if (window.length >= o.batch) await flush();
       }
     }
-    await flush();
+    await flush(true);
     if (lastProgress) progress(true);
     if (summary.bad > 0) err.write(`sedna-ll: ${summary.bad} bad record(s) skipped, ${summary.ok} processed\n`);
     return summary;

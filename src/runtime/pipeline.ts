@@ -1,10 +1,12 @@
-// The inference pipeline over one window of samples (infer streams windows; serve makes one
-// window per request):
+// The inference pipeline over windows of samples (infer streams windows; serve makes one
+// window per request). prepare(), per window:
 //   allocate each sample to a task -> model input per the task's preprocessing -> one batched
 //   onnxruntime run per task -> probabilities (softmax for logits, validated) -> hard-example
-//   filters and unseen-task detection -> one transaction logging the hard/unseen samples (with
-//   the filters' rate caps counted in the same transaction) -> one output line per sample, in
-//   input order.
+//   filters and unseen-task detection; lines of samples with nothing to log are final here.
+// commit(), over one or more prepared windows (group commit: at a low hard rate infer commits
+// every few windows, not every window, which is most of the cost on a slow SD card):
+//   one transaction logging the hard/unseen samples, with the filters' rate caps counted in the
+//   same transaction -> the remaining output lines, in input order.
 // A line saying "logged": true is built only after that transaction committed.
 import type { TaskEntry } from '../format/index-manifest.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
@@ -38,6 +40,23 @@ export interface WindowResult {
   logged: number;
 }
 
+/** A window after inference, waiting for commit(). Holds only what the lines and logging need. */
+export interface PreparedWindow {
+  state: RuntimeState;
+  /** per input: final outcome, or undefined while the sample waits for logging (see scored) */
+  outcomes: (Outcome | undefined)[];
+  /** samples with something to log (a filter fired or unseen), by input index */
+  scored: (Scored | undefined)[];
+  /** inputs from `end` on are dropped: --strict stopped at input `end` (stopped = true) */
+  end: number;
+  stopped: boolean;
+  /** number of samples in scored: what a commit of this window would write */
+  candidates: number;
+  /** for the rollout trial: samples inferred, and of those hard or unseen */
+  nOk: number;
+  nBad: number;
+}
+
 interface Scored {
   i: number;
   s: Sample;
@@ -64,6 +83,18 @@ function scoresJson(p: ArrayLike<number>): string {
   return s + ']';
 }
 
+/** Most prepared windows held before a commit: bounds memory and how late a line is printed. */
+export const MAX_PENDING_WINDOWS = 8;
+
+/**
+ * Group-commit policy of a stream: commit when nothing waits to be logged (the lines are final,
+ * print them), when a batch worth of samples waits, or when MAX_PENDING_WINDOWS are held.
+ * At 100 % hard that is every window; at 10 %, every 8 windows instead of every window.
+ */
+export function shouldCommit(pendingWindows: number, pendingCandidates: number, batch: number): boolean {
+  return pendingCandidates === 0 || pendingCandidates >= batch || pendingWindows >= MAX_PENDING_WINDOWS;
+}
+
 export class Pipeline {
   private readonly rng: () => number;
   private caps: { state: RuntimeState; counter: RateCapCounter } | null = null;
@@ -81,13 +112,18 @@ export class Pipeline {
     return this.caps.counter;
   }
 
-  /**
-   * Run one window. With stopAtFirstError (--strict) samples after the first bad one are neither
-   * logged nor printed; the caller then stops with that error.
-   */
+  /** prepare + commit of one window (serve, tests). */
   async run(state: RuntimeState, items: Item[], stopAtFirstError = false): Promise<WindowResult> {
+    return this.commit([await this.prepare(state, items, stopAtFirstError)])[0];
+  }
+
+  /**
+   * Infer one window. With stopAtFirstError (--strict) samples after the first bad one are
+   * neither logged nor printed; the caller then stops with that error.
+   */
+  async prepare(state: RuntimeState, items: Item[], stopAtFirstError = false): Promise<PreparedWindow> {
     const n = items.length;
-    const outcomes: Outcome[] = new Array(n);
+    const outcomes: (Outcome | undefined)[] = new Array(n);
     const fail = (i: number, reason: string) => {
       const it = items[i];
       outcomes[i] = { error: reason, where: it.where, id: it.id };
@@ -194,104 +230,136 @@ export class Pipeline {
       }
     }
 
-    // 4. log hard / unseen samples in one transaction (rate caps counted in it)
-    const reasons: string[][] = new Array(n);
-    const sampleIds: (string | null)[] = new Array(n).fill(null);
-    let loggedCount = 0;
-    const { sink, db } = this.opts;
-    const names = state.filterNames;
-    const caps = sink ? this.capsFor(state) : null;
-    const pick = () => {
-      const recs: LogRecord[] = [];
-      const who: number[] = [];
-      if (caps) caps.begin(Date.now());
-      for (let i = 0; i < end; i++) {
-        const sc = scored[i];
-        if (!sc) continue;
-        let admitted = sc.fired.length > 0;
-        if (caps && sc.fired.length) {
-          admitted = false;
-          reasons[i] = sc.fired.map((f) => {
-            if (caps.admit(f)) {
-              admitted = true;
-              return names[f];
-            }
-            return `${names[f]}:capped`;
-          });
-        } else reasons[i] = sc.fired.map((f) => names[f]);
-        if (!sink || !(admitted || sc.unseen.unseen)) continue;
-        who.push(i);
-        recs.push({
-          task: sc.alloc.task.id,
-          attrs: sc.s.attrs,
-          payloadKind: sc.s.payloadKind,
-          payload: sc.s.payload(),
-          predLabel: sc.label,
-          scores: sc.boxes ? sc.boxes.map((b) => b[4]) : Array.from(sc.probs),
-          hard: admitted,
-          hardReasons: reasons[i].filter((r) => !r.endsWith(':capped')),
-          unseen: sc.unseen.unseen,
-          unseenReason: sc.unseen.reason,
-          hardness: hardnessOf(sc),
-          kbVersion: state.versionId,
-        });
-      }
-      if (recs.length === 0) {
-        if (caps) caps.flush();
-        return;
-      }
-      const res = sink!.logBatch(recs);
-      if (caps) caps.flush();
-      for (let r = 0; r < res.length; r++) {
-        if (res[r].evicted) continue;
-        sampleIds[who[r]] = res[r].sampleId;
-        loggedCount++;
-      }
-    };
-    try {
-      if (caps && db) db.transaction(pick).immediate();
-      else pick();
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      const why = ((e as Error).message ?? String(e)).split('\n')[0];
-      throw new CliError(`cannot log samples to the outbox${code?.startsWith('SQLITE_') ? ` (${code})` : ''}: ${why}; nothing of this window was reported logged`, EXIT.FAILURE);
-    }
-
-    // 4b. trial of a newly activated version (store/rollout.ts): count this window's outcomes;
-    // hard means "a filter fired" before rate caps (the model's quality, not the outbox budget)
-    if (db) {
-      let nOk = 0;
-      let nBad = 0;
-      for (let i = 0; i < end; i++) {
-        const sc = scored[i];
-        if (!sc) continue;
-        nOk++;
-        if (sc.fired.length > 0 || sc.unseen.unseen) nBad++;
-      }
-      recordTrialOutcomes(db, state.versionId, nOk, nBad);
-    }
-
-    // 5. output lines, input order
+    // 4. lines of samples with nothing to log are final now; the rest wait for commit()
+    let candidates = 0;
+    let nOk = 0;
     for (let i = 0; i < end; i++) {
       const sc = scored[i];
       if (!sc) {
         if (!outcomes[i]) outcomes[i] = { error: 'not processed', where: items[i].where, id: null };
         continue;
       }
-      const sid = sampleIds[i];
-      const rs = reasons[i];
-      const u = sc.unseen;
-      outcomes[i] = {
-        logged: sid !== null,
-        line:
-          `{"id":${JSON.stringify(sc.s.id)},"task":${state.taskJson.get(sc.alloc.task)},"label":${sc.label === null ? 'null' : JSON.stringify(sc.label)},` +
-          `"scores":${scoresJson(sc.boxes ? sc.boxes.map((b) => b[4]) : sc.probs)},"hard":${sc.fired.length > 0},"hard_reasons":${rs.length ? JSON.stringify(rs) : '[]'},` +
-          `"unseen":${u.unseen}${u.unseen ? `,"unseen_reason":${JSON.stringify(u.reason)}` : ''},"logged":${sid !== null}${sid !== null ? `,"sample_id":"${sid}"` : ''}}`,
-      };
+      nOk++;
+      if (sc.fired.length > 0 || sc.unseen.unseen) {
+        candidates++;
+        continue;
+      }
+      outcomes[i] = { logged: false, line: lineOf(state, sc, [], null) };
+      scored[i] = undefined;
     }
     if (end < n) outcomes.length = end + 1; // keep the stopping error, drop the rest
-    return { outcomes, logged: loggedCount };
+    return { state, outcomes, scored, end, stopped: end < n, candidates, nOk, nBad: candidates };
   }
+
+  /**
+   * Log the candidates of the given windows in ONE transaction (rate caps counted in it) and
+   * build their lines. Windows of different runtime states (a version switch in between) are
+   * committed one state at a time.
+   */
+  commit(windows: PreparedWindow[]): WindowResult[] {
+    const out: WindowResult[] = [];
+    for (let a = 0; a < windows.length; ) {
+      let b = a + 1;
+      while (b < windows.length && windows[b].state === windows[a].state) b++;
+      out.push(...this.commitSameState(windows.slice(a, b)));
+      a = b;
+    }
+    return out;
+  }
+
+  private commitSameState(windows: PreparedWindow[]): WindowResult[] {
+    const state = windows[0].state;
+    const { sink, db } = this.opts;
+    const names = state.filterNames;
+    const caps = sink ? this.capsFor(state) : null;
+    const reasons = windows.map((w) => new Array<string[]>(w.end));
+    const sampleIds = windows.map((w) => new Array<string | null>(w.end).fill(null));
+    const logged = windows.map(() => 0);
+    const pick = () => {
+      const recs: LogRecord[] = [];
+      const who: [number, number][] = [];
+      if (caps) caps.begin(Date.now());
+      windows.forEach((w, wi) => {
+        for (let i = 0; i < w.end; i++) {
+          const sc = w.scored[i];
+          if (!sc) continue;
+          let admitted = sc.fired.length > 0;
+          let rs: string[];
+          if (caps && sc.fired.length) {
+            admitted = false;
+            rs = sc.fired.map((f) => {
+              if (caps.admit(f)) {
+                admitted = true;
+                return names[f];
+              }
+              return `${names[f]}:capped`;
+            });
+          } else rs = sc.fired.map((f) => names[f]);
+          reasons[wi][i] = rs;
+          if (!sink || !(admitted || sc.unseen.unseen)) continue;
+          who.push([wi, i]);
+          recs.push({
+            task: sc.alloc.task.id,
+            attrs: sc.s.attrs,
+            payloadKind: sc.s.payloadKind,
+            payload: sc.s.payload(),
+            predLabel: sc.label,
+            scores: sc.boxes ? sc.boxes.map((bx) => bx[4]) : Array.from(sc.probs),
+            hard: admitted,
+            hardReasons: rs.filter((r) => !r.endsWith(':capped')),
+            unseen: sc.unseen.unseen,
+            unseenReason: sc.unseen.reason,
+            hardness: hardnessOf(sc),
+            kbVersion: state.versionId,
+          });
+        }
+      });
+      if (recs.length > 0) {
+        const res = sink!.logBatch(recs);
+        for (let r = 0; r < res.length; r++) {
+          if (res[r].evicted) continue;
+          const [wi, i] = who[r];
+          sampleIds[wi][i] = res[r].sampleId;
+          logged[wi]++;
+        }
+      }
+      if (caps) caps.flush();
+    };
+    try {
+      if (windows.some((w) => w.candidates > 0)) {
+        if (caps && db) db.transaction(pick).immediate();
+        else pick();
+      }
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const why = ((e as Error).message ?? String(e)).split('\n')[0];
+      throw new CliError(`cannot log samples to the outbox${code?.startsWith('SQLITE_') ? ` (${code})` : ''}: ${why}; nothing of these samples was reported logged`, EXIT.FAILURE);
+    }
+
+    return windows.map((w, wi) => {
+      // trial of a newly activated version (store/rollout.ts): count this window's outcomes;
+      // hard means "a filter fired" before rate caps (the model's quality, not the outbox budget)
+      if (db) recordTrialOutcomes(db, state.versionId, w.nOk, w.nBad);
+      const outcomes = w.outcomes as Outcome[];
+      for (let i = 0; i < w.end; i++) {
+        const sc = w.scored[i];
+        if (!sc) continue;
+        const sid = sampleIds[wi][i];
+        outcomes[i] = { logged: sid !== null, line: lineOf(state, sc, reasons[wi][i], sid) };
+      }
+      return { outcomes, logged: logged[wi] };
+    });
+  }
+}
+
+/** One output line (JSON without a trailing newline), built by hand: no stringify of the sample. */
+function lineOf(state: RuntimeState, sc: Scored, rs: string[], sid: string | null): string {
+  const u = sc.unseen;
+  return (
+    `{"id":${JSON.stringify(sc.s.id)},"task":${state.taskJson.get(sc.alloc.task)},"label":${sc.label === null ? 'null' : JSON.stringify(sc.label)},` +
+    `"scores":${scoresJson(sc.boxes ? sc.boxes.map((b) => b[4]) : sc.probs)},"hard":${sc.fired.length > 0},"hard_reasons":${rs.length ? JSON.stringify(rs) : '[]'},` +
+    `"unseen":${u.unseen}${u.unseen ? `,"unseen_reason":${JSON.stringify(u.reason)}` : ''},"logged":${sid !== null}${sid !== null ? `,"sample_id":"${sid}"` : ''}}`
+  );
 }
 
 /**
