@@ -7,7 +7,7 @@
 // keeps score. At the end: a per-round table, demo/out/report.html, every process stopped.
 // Exit 0 when every step succeeded, 1 otherwise (130 on Ctrl-C).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,8 +15,11 @@ import { LABELS, DIM, rotationPlan, applyRotation, loadMnist, permutation, type 
 import { barChartSvg, esc, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from '../bench/lib/report.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'sedna-ll');
 const OUT = join(ROOT, 'demo', 'out');
+// The demo runs a snapshot of the build (bin + dist + package.json under .tmp/, where
+// node_modules still resolves), so a rebuild of dist/ while it runs cannot break it midway.
+const SNAP = join(ROOT, '.tmp', `demo-${process.pid}`);
+const BIN = join(SNAP, 'bin', 'sedna-ll');
 
 // ---- the scenario (small enough for <= 3 minutes on 2 cores, big enough to learn real models) ----
 const ANGLES = [0, 30, 60, 90, 120]; // site 0 is known at the start; one new site per round
@@ -59,6 +62,7 @@ async function stopAllAndWait(): Promise<void> {
 function cleanup(): void {
   stopAll();
   if (work && !process.env.SEDNA_LL_DEMO_KEEP) rmSync(work, { recursive: true, force: true });
+  rmSync(SNAP, { recursive: true, force: true });
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -213,6 +217,9 @@ interface RoundRow {
 
 async function main(): Promise<number> {
   mkdirSync(OUT, { recursive: true });
+  cpSync(join(ROOT, 'dist'), join(SNAP, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'bin'), join(SNAP, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(SNAP, 'package.json'));
   work = mkdtempSync(join(tmpdir(), 'sedna-ll-demo-'));
   const kbData = join(work, 'kb');
   const home = join(work, 'edge');
@@ -244,10 +251,14 @@ async function main(): Promise<number> {
     return Object.fromEntries(sites.map((s) => [s, (ok[s] ?? 0) / TEST]));
   };
   const status = async () => JSON.parse((await sedna(['status', '--home', home, '--json'], { quiet: true })).stdout) as Record<string, unknown>;
+  /** "v2 (trial)": the edge's active version and its rollout state, from `status --json` */
   const activeOf = (st: Record<string, unknown>): string | null => {
-    const a = st.active_version ?? (st.active as { id?: string } | undefined)?.id ?? (st.kb as { active?: string } | undefined)?.active;
-    return a === undefined || a === null ? null : String(a);
+    const a = st.active_version as string | null | undefined;
+    if (a === undefined || a === null) return null;
+    const v = (st.versions as { id: string; state: string }[] | undefined)?.find((x) => x.id === a);
+    return `v${a}${v && v.state !== 'active' ? ` (${v.state})` : ''}`;
   };
+  const tasksOf = (st: Record<string, unknown>): string[] => ((st.tasks as { id: string }[] | undefined) ?? []).map((t) => t.id);
   const kbTrain = async () => {
     const r = await sedna(['kb', 'train', '--data', kbData, '--seed', String(SEED), '--json']);
     const rep = JSON.parse(r.stdout) as { version: number | null; message: string; ms: number; tasks: { task: string; kind: string; accepted: boolean | null; before: { accuracy: number } | null; after: { accuracy: number } | null }[] };
@@ -286,7 +297,7 @@ async function main(): Promise<number> {
   await sync();
   const rows: RoundRow[] = [];
   const st0 = await status();
-  rows.push({ round: 0, new_site: sites[0], inferred: 0, uploaded: 0, uploaded_unseen: 0, uploaded_hard: 0, stream_acc_new_site: null, labelled: initial.n, published: tr0.version, active: activeOf(st0), tasks: [], acc: await evaluate(), train_s: tr0.s, kb_tasks: tr0.tasks });
+  rows.push({ round: 0, new_site: sites[0], inferred: 0, uploaded: 0, uploaded_unseen: 0, uploaded_hard: 0, stream_acc_new_site: null, labelled: initial.n, published: tr0.version, active: activeOf(st0), tasks: tasksOf(st0), acc: await evaluate(), train_s: tr0.s, kb_tasks: tr0.tasks });
 
   // ---- rounds 1..: a new site appears ----
   for (let r = 1; r < ANGLES.length; r++) {
@@ -342,7 +353,7 @@ async function main(): Promise<number> {
       labelled: labelRows.length,
       published: tr.version,
       active: activeOf(st),
-      tasks: [],
+      tasks: tasksOf(st),
       acc,
       train_s: tr.s,
       kb_tasks: tr.tasks,
@@ -353,8 +364,8 @@ async function main(): Promise<number> {
   const final = await status();
   const versions = JSON.parse((await sedna(['model', 'ls', '--home', home, '--json'], { quiet: true, ok: [0, 1, 2] })).stdout || 'null');
   process.stdout.write(`\n== per-round results (test accuracy per site after the round; ${TEST} held-out digits per site) ==\n`);
-  const head = ['round', 'new site', 'inferred', 'uploaded', 'labelled', 'KB version', 'active', ...sites];
-  const table = rows.map((x) => [String(x.round), x.new_site ?? '-', String(x.inferred), String(x.uploaded), String(x.labelled), x.published === null ? '-' : `v${x.published}`, x.active ?? '-', ...sites.map((s, j) => (j <= x.round ? '' : '(') + x.acc[s].toFixed(3) + (j <= x.round ? '' : ')'))]);
+  const head = ['round', 'new site', 'inferred', 'uploaded', 'labelled', 'published', 'edge active', 'tasks', ...sites];
+  const table = rows.map((x) => [String(x.round), x.new_site ?? '-', String(x.inferred), String(x.uploaded), String(x.labelled), x.published === null ? '-' : `v${x.published}`, x.active ?? '-', String(x.tasks.length), ...sites.map((s, j) => (j <= x.round ? '' : '(') + x.acc[s].toFixed(3) + (j <= x.round ? '' : ')'))]);
   const w = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
   for (const t of [head, ...table]) process.stdout.write(t.map((c, i) => c.padStart(w[i])).join('  ') + '\n');
   process.stdout.write(`(accuracy in parentheses: the site has not appeared yet; the edge serves it with the fallback "global" model)\n`);
@@ -375,8 +386,8 @@ function renderReport(rows: RoundRow[], sites: string[], url: string, final: unk
       heading: 'Per-round results',
       note: `Each round a new site appears (digits rotated by a new angle). The edge (sedna-ll infer) logs hard and unseen samples, sedna-ll sync uploads them, the annotator labels them (kb label import), the KB learns (kb train) and publishes a signed version, and the next sync activates it on the edge. Accuracy: ${TEST} held-out test digits per site, after the round.`,
       html: tableHtml(
-        ['round', 'new site', 'inferred', 'uploaded', 'unseen', 'hard', 'labelled', 'KB version', 'active on edge', 'kb train s', ...sites],
-        rows.map((r) => [r.round, r.new_site, r.inferred, r.uploaded, r.uploaded_unseen, r.uploaded_hard, r.labelled, r.published === null ? '–' : `v${r.published}`, r.active, Number(r.train_s.toFixed(1)), ...sites.map((s) => r.acc[s])]),
+        ['round', 'new site', 'inferred', 'uploaded', 'unseen', 'hard', 'labelled', 'published', 'active on edge', 'edge tasks', 'kb train s', ...sites],
+        rows.map((r) => [r.round, r.new_site, r.inferred, r.uploaded, r.uploaded_unseen, r.uploaded_hard, r.labelled, r.published === null ? '–' : `v${r.published}`, r.active, r.tasks.join(' '), Number(r.train_s.toFixed(1)), ...sites.map((s) => r.acc[s])]),
       ),
     },
     {
