@@ -32,6 +32,8 @@ export interface PushOptions {
   batchBytes: number;
   /** gzip level (1 fastest .. 9 smallest); payloads are mostly numbers/pixels: 1 is the sweet spot */
   gzipLevel?: number;
+  /** batches read ahead and gzipped in parallel (default 3) */
+  prefetch?: number;
   progress?: Progress;
 }
 
@@ -43,9 +45,8 @@ export function payloadAllowed(config: EdgeConfig, task: string): boolean {
 interface Prepared {
   ids: string[];
   labels: Record<string, string>;
-  body: Buffer;
+  body: Promise<Buffer>;
   missingBlobs: number;
-  cursor: string;
 }
 
 /** Push every pending sample; counters are updated as batches are acked. */
@@ -66,44 +67,57 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
 async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
   const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
+  const depth = Math.max(1, o.prefetch ?? 3);
   const retention = config.upload.retention;
   const reader = new PushReader(db, outbox);
   const allowed = (t: string) => payloadAllowed(config, t);
 
-  const prepare = async (after: string): Promise<Prepared | null> => {
-    const b = reader.next(after, o.batchSize, o.batchBytes, allowed);
-    if (!b) return null;
-    const body = await gzipAsync(b.json, { level });
-    return { ids: b.ids, labels: b.labels, body, missingBlobs: b.missingBlobs, cursor: b.cursor };
+  // Read-ahead: up to `depth` batches read and being gzipped at once. Reading is synchronous
+  // and cheap; gzip is the expensive part and runs on the libuv thread pool, so several batches
+  // compress in parallel on several cores while one batch travels.
+  const queue: Prepared[] = [];
+  let cursor = '';
+  let exhausted = false;
+  const fill = () => {
+    while (!exhausted && queue.length < depth) {
+      const b = reader.next(cursor, o.batchSize, o.batchBytes, allowed);
+      if (!b) {
+        exhausted = true;
+        break;
+      }
+      cursor = b.cursor;
+      const body = gzipAsync(b.json, { level });
+      body.catch(() => {}); // surfaced when awaited
+      queue.push({ ids: b.ids, labels: b.labels, body, missingBlobs: b.missingBlobs });
+    }
   };
-  const send = (b: Prepared) => {
+  const send = (b: Prepared, body: Buffer) => {
     c.pushed += b.ids.length;
     if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
     const p = client.request({
       method: 'POST',
       path: '/v1/samples',
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
-      body: b.body,
+      body,
     });
     p.catch(() => {}); // surfaced when awaited
     return p;
   };
 
-  // Three batches in the air at once: batch k+1 travels while k is marked uploaded (SQLite
-  // commit) and k+2 is read, serialised and gzipped (zlib thread pool). Marking only ever
-  // follows k's own reply, so the "acked only" rule holds at every moment.
-  let cur = await prepare('');
-  let inflight = cur ? send(cur) : null;
-  let next = cur ? prepare(cur.cursor) : null;
-  next?.catch(() => {});
+  // One batch in flight at a time; while batch k travels, k-1 is marked uploaded (SQLite commit)
+  // and the read-ahead refills. Marking only ever follows k's own reply, so the "acked only"
+  // rule holds at every moment.
+  fill();
+  let cur = queue.shift() ?? null;
+  let inflight = cur ? send(cur, await cur.body) : null;
+  fill();
   let done = 0;
   while (cur && inflight) {
     const res = await inflight;
-    const nb = next ? await next : null;
+    const nb = queue.shift() ?? null;
     const deadlineHit = nb !== null && client.remainingMs() <= 0;
-    const nbFlight = nb && !deadlineHit ? send(nb) : null;
-    const nbNext = nb && !deadlineHit ? prepare(nb.cursor) : null;
-    nbNext?.catch(() => {});
+    const nbFlight = nb && !deadlineHit ? send(nb, await nb.body) : null;
+    fill();
 
     let reply: PushSamplesResponse;
     try {
@@ -129,7 +143,6 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
     cur = nb;
     inflight = nbFlight;
-    next = nbNext;
   }
 }
 
