@@ -39,13 +39,30 @@ test('trainer: learns separable blobs, is bit-identical for a seed, and the work
   assert.ok(acc(s.net, va) > 0.8, `sgd softmax accuracy ${acc(s.net, va)}`);
 });
 
+test('trainer: standardisation of dense inputs is folded into the first layer (same function of the raw inputs)', () => {
+  const tr = siteBlobs({ angle: 0.5, n: 200, seed: 8, offset: -12 }, 8, 4);
+  const te = siteBlobs({ angle: 0.5, n: 300, seed: 9, offset: -12 }, 8, 4);
+  const plain = train(tr, null, 4, { arch: 'softmax', seed: 1, standardize: 'off' });
+  const std = train(tr, null, 4, { arch: 'softmax', seed: 1 });
+  assert.ok(acc(std.net, te) > 0.9 && acc(std.net, te) > acc(plain.net, te), `standardised ${acc(std.net, te)} vs plain ${acc(plain.net, te)}`);
+  // no training at all: into the standardised space and back is the identity
+  const net = train(tr, null, 4, { arch: 'mlp', hidden: [8], seed: 2, epochs: 1, standardize: 'off' }).net;
+  const back = train(tr, null, 4, { arch: 'mlp', hidden: [8], seed: 2, epochs: 0, minSteps: 0, init: net, standardize: 'on' }).net;
+  const P1 = predictProba(net, te.X, te.n);
+  const P2 = predictProba(back, te.X, te.n);
+  assert.ok(P1.every((v, i) => Math.abs(v - P2[i]) < 1e-4), 'round trip changes the function');
+});
+
 test('trainer: early stopping keeps the best epoch and stops after patience', () => {
   const tr = siteBlobs({ angle: 0, n: 60, seed: 5 }, 8, 4, 1.6);
   const va = siteBlobs({ angle: 0, n: 200, seed: 6 }, 8, 4, 1.6);
-  const r = train(tr, va, 4, { arch: 'mlp', hidden: [64], epochs: 300, patience: 4, seed: 1, lr: 0.01 });
+  const r = train(tr, va, 4, { arch: 'mlp', hidden: [64], epochs: 300, patience: 4, seed: 1, lr: 0.01, minSteps: 0 });
   assert.ok(r.epochsRun < 300, `ran ${r.epochsRun} epochs`);
   assert.equal(r.epochsRun, r.bestEpoch + 4);
   const best = r.history[r.bestEpoch - 1].valLoss!;
+  // a tiny dataset (2 steps per epoch) gets at least minSteps optimiser steps: more epochs, more patience
+  const small = train(tr, null, 4, { arch: 'mlp', hidden: [8], epochs: 5, seed: 1, minSteps: 100 });
+  assert.equal(small.epochsRun, 50);
   assert.ok(r.history.every((h) => h.valLoss! >= best - 1e-6 || h.epoch <= r.bestEpoch));
 });
 

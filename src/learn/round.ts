@@ -118,7 +118,8 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   if (pinned) P = JSON.parse(pinned) as Preprocessing;
   else {
     const existingVec = allTasks.find((t) => t.preprocessing.kind === 'vector');
-    P = existingVec ? existingVec.preprocessing : chooseScale(labelled.map((s) => s.raw));
+    // from every sample the KB holds, labelled or not: the input space must fit them all
+    P = existingVec ? existingVec.preprocessing : chooseScale(samples.map((s) => s.raw));
     await store.setMeta(META_PREPROC, JSON.stringify(P));
   }
   const inputs = new Map<LoadedSample, Float32Array>();
@@ -278,8 +279,12 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
           // a model that cannot score these samples (other input size) cannot be a parent
         }
       }
-      c.parent = best?.id ?? null;
-      c.relation = { by: best ? 'score' : 'none', scores };
+      // a parent no better than twice chance on the new data knows nothing useful about it, and
+      // its weights (fitted to another region of the input space) can hold training back: then
+      // the task starts fresh and has no parent
+      const useful = best !== null && bestScore >= Math.min(0.9, 2 / Math.max(2, labels.length));
+      c.parent = useful ? best!.id : null;
+      c.relation = { by: useful ? 'score' : 'none', scores };
     }
     candidates.push(c);
   }

@@ -28,11 +28,22 @@ export interface TrainOptions {
   batchSize?: number;
   /** maximum number of epochs (default 30) */
   epochs?: number;
+  /**
+   * at least this many optimiser steps may be taken (default 300): a task of 50 samples makes
+   * two steps per epoch, and 30 epochs would leave it under-trained. Max epochs and patience
+   * grow for small datasets accordingly; large ones are unaffected.
+   */
+  minSteps?: number;
   /** stop after this many epochs without improvement of the monitored value (default 5) */
   patience?: number;
   /** what early stopping watches on the validation set (default loss) */
   monitor?: 'loss' | 'accuracy';
   seed: number;
+  /**
+   * per-feature standardisation folded into the first layer (default auto: on for dense inputs,
+   * off for sparse ones such as pixels)
+   */
+  standardize?: 'auto' | 'on' | 'off';
   /** warm start: initial weights (already shaped for this task, see transferInit) */
   init?: DenseNet | null;
 }
@@ -54,7 +65,7 @@ export interface TrainResult {
   warmStart: boolean;
 }
 
-const DEFAULTS = { hidden: [128], optimizer: 'adam' as const, momentum: 0.9, l2: 1e-4, batchSize: 32, epochs: 30, patience: 5, monitor: 'loss' as const };
+const DEFAULTS = { hidden: [128], optimizer: 'adam' as const, momentum: 0.9, l2: 1e-4, batchSize: 32, epochs: 30, patience: 5, monitor: 'loss' as const, minSteps: 300 };
 
 /** Mean cross-entropy and accuracy of a net on a dataset. */
 export function evaluateLoss(net: DenseNet, data: Dataset): { loss: number; accuracy: number } {
@@ -76,6 +87,53 @@ export function evaluateLoss(net: DenseNet, data: Dataset): { loss: number; accu
 
 /** Train a net. `val` (may be empty) drives early stopping; without it all epochs run. */
 export function train(data: Dataset, val: Dataset | null, numClasses: number, options: TrainOptions): TrainResult {
+  const st = options.standardize === 'off' ? null : standardizer(data, options.standardize === 'on');
+  if (!st) return trainCore(data, val, numClasses, options);
+  const t0 = performance.now();
+  const r = trainCore(st.apply(data), val ? st.apply(val) : null, numClasses, { ...options, init: options.init ? st.toStd(options.init) : null });
+  return { ...r, net: st.fromStd(r.net), ms: performance.now() - t0 };
+}
+
+/**
+ * Per-feature standardisation for dense inputs, folded into the first layer so the returned
+ * net takes the same inputs as before: (x - mu) / sigma W' + b' == x W + b with
+ * W = W' / sigma and b = b' - mu W. Uncentred features with offsets (typical sensor vectors)
+ * make gradient descent ill-conditioned; sparse inputs (pixels) are left alone ('auto'), which
+ * keeps them sparse and the kernels fast.
+ */
+function standardizer(data: Dataset, force: boolean) {
+  const { X, n, d } = data;
+  let nz = 0;
+  for (let i = 0; i < n * d; i++) if (X[i] !== 0) nz++;
+  if (!force && nz < 0.5 * n * d) return null;
+  const mu = new Float64Array(d);
+  const sd = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let p = 0; p < d; p++) mu[p] += X[i * d + p] / n;
+  for (let i = 0; i < n; i++) for (let p = 0; p < d; p++) sd[p] += (X[i * d + p] - mu[p]) ** 2 / n;
+  for (let p = 0; p < d; p++) sd[p] = sd[p] > 1e-12 ? Math.sqrt(sd[p]) : 1;
+  const apply = (ds: Dataset): Dataset => {
+    const Y = new Float32Array(ds.n * d);
+    for (let i = 0; i < ds.n; i++) for (let p = 0; p < d; p++) Y[i * d + p] = (ds.X[i * d + p] - mu[p]) / sd[p];
+    return { ...ds, X: Y };
+  };
+  const fold = (net: DenseNet, toStd: boolean): DenseNet => {
+    const out = cloneNet(net);
+    const l = out.layers[0];
+    const k = l.outDim;
+    for (let p = 0; p < d; p++) for (let j = 0; j < k; j++) l.W[p * k + j] = toStd ? net.layers[0].W[p * k + j] * sd[p] : net.layers[0].W[p * k + j] / sd[p];
+    // the bias shift uses the raw-space weights: b_std = b + mu W, b = b_std - mu W
+    const Wraw = toStd ? net.layers[0].W : l.W;
+    for (let j = 0; j < k; j++) {
+      let shift = 0;
+      for (let p = 0; p < d; p++) shift += mu[p] * Wraw[p * k + j];
+      l.b[j] = net.layers[0].b[j] + (toStd ? shift : -shift);
+    }
+    return out;
+  };
+  return { apply, toStd: (net: DenseNet) => fold(net, true), fromStd: (net: DenseNet) => fold(net, false) };
+}
+
+function trainCore(data: Dataset, val: Dataset | null, numClasses: number, options: TrainOptions): TrainResult {
   const t0 = performance.now();
   const o = { ...DEFAULTS, ...(stripUndefined(options) as TrainOptions) };
   if (data.n === 0) throw new Error('train: no training samples');
@@ -110,6 +168,9 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
   const colStart = new Int32Array(data.d + 1);
   const lr = o.lr ?? (o.optimizer === 'adam' ? (o.arch === 'mlp' ? 2e-3 : 5e-3) : 0.05);
   const L = net.layers.length;
+  const stepsPerEpoch = Math.ceil(data.n / B);
+  const maxEpochs = Math.max(o.epochs, Math.ceil(o.minSteps / stepsPerEpoch));
+  const patience = Math.max(o.patience, Math.ceil(o.minSteps / 6 / stepsPerEpoch));
 
   // per-layer buffers: pre-activations/activations, their gradients, weight gradients, optimiser state
   const act = net.layers.map((l) => alloc(B * l.outDim));
@@ -137,7 +198,7 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
     bestScore = o.monitor === 'loss' ? e0.loss : -e0.accuracy;
   }
 
-  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+  for (let epoch = 1; epoch <= maxEpochs; epoch++) {
     // Fisher-Yates with the seeded generator: the order depends only on the seed and epoch count
     for (let i = data.n - 1; i > 0; i--) {
       const j = Math.floor(shuffleRand() * (i + 1));
@@ -196,7 +257,7 @@ export function train(data: Dataset, val: Dataset | null, numClasses: number, op
         bestEpoch = epoch;
         best = cloneNet(net);
         sinceBest = 0;
-      } else if (++sinceBest >= o.patience) {
+      } else if (++sinceBest >= patience) {
         history.push(stat);
         break;
       }
