@@ -312,7 +312,7 @@ async function pipelineRun(home: string, log: boolean, seed: number): Promise<{ 
     let pending: Awaited<ReturnType<typeof p.prepare>>[] = [];
     let cand = 0;
     for (const w of windows) {
-      const pw = await p.prepare(state, w);
+      const pw = await p.prepare(state, w, false, true);
       pending.push(pw);
       cand += pw.candidates;
       if (shouldCommit(pending.length, cand, BATCH)) {

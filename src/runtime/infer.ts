@@ -38,7 +38,7 @@ export function describeBad(o: Extract<Outcome, { error: string }>): string {
   return `${o.where}${id}: ${o.error}`;
 }
 
-function write(out: Writable, s: string): Promise<void> | null {
+function write(out: Writable, s: string | Buffer): Promise<void> | null {
   if (out.write(s)) return null;
   return new Promise((resolve, reject) => {
     const done = (e?: Error) => {
@@ -106,24 +106,25 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       const ws = pending;
       pending = [];
       pendingCandidates = 0;
-      let text = '';
+      const texts: Buffer[] = [];
       for (const r of pipeline.commit(ws)) {
         summary.logged += r.logged;
+        summary.ok += r.ok;
         for (const oc of r.outcomes) {
-          if (oc.error !== undefined) {
-            summary.bad++;
-            if (o.strict) {
-              if (text) await write(out, text);
-              throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
-            }
-            err.write(`sedna-ll: ${describeBad(oc)}\n`);
-          } else {
-            summary.ok++;
-            text += oc.line + '\n';
+          if (oc === undefined || oc.error === undefined) continue; // lines are in r.text
+          summary.bad++;
+          if (o.strict) {
+            // the stopping error is the window's last outcome: every line before it is in r.text
+            texts.push(r.text!);
+            await write(out, Buffer.concat(texts));
+            throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
           }
+          err.write(`sedna-ll: ${describeBad(oc)}\n`);
         }
+        texts.push(r.text!);
       }
-      if (text) await write(out, text);
+      const text = Buffer.concat(texts);
+      if (text.length) await write(out, text);
       progress(false);
     };
     /** Infer the current window; commit when the policy says so, or now (force: idle, end, --strict stop). */
@@ -131,12 +132,12 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
       if (window.length > 0) {
         const items = window;
         window = [];
-        const w = await pipeline.prepare(state, items, o.strict);
+        const w = await pipeline.prepare(state, items, o.strict, true);
         pending.push(w);
         pendingCandidates += w.candidates;
         if (w.stopped) force = true; // --strict stopped inside this window
       }
-      if (force || shouldCommit(pending.length, pendingCandidates, o.batch)) await commit();
+      if (force || !o.log || shouldCommit(pending.length, pendingCandidates, o.batch)) await commit(); // --no-log: nothing to group
     };
 
     // A pipe or terminal may go quiet mid-window (an interactive producer): flush the partial

@@ -36,8 +36,13 @@ export interface PipelineOptions {
 export type Outcome = { line: string; logged: boolean; error?: undefined } | { error: string; where: string; id: string | number | null; line?: undefined };
 
 export interface WindowResult {
+  /** per input (sparse for compact windows: errors and candidates only) */
   outcomes: Outcome[];
   logged: number;
+  /** compact windows: every output line of the window, in input order */
+  text: Buffer | null;
+  /** samples that produced a line */
+  ok: number;
 }
 
 /** A window after inference, waiting for commit(). Holds only what the lines and logging need. */
@@ -50,6 +55,12 @@ export interface PreparedWindow {
   /** inputs from `end` on are dropped: --strict stopped at input `end` (stopped = true) */
   end: number;
   stopped: boolean;
+  /**
+   * compact windows (prepare(.., compact = true)): the output text in input order, as encoded
+   * segments around the candidates (segments[k] comes before the k-th candidate's line); the
+   * outcomes then hold only errors and candidates. null: every line is in outcomes.
+   */
+  segments: Buffer[] | null;
   /** number of samples in scored: what a commit of this window would write */
   candidates: number;
   /** for the rollout trial: samples inferred, and of those hard or unseen */
@@ -121,7 +132,7 @@ export class Pipeline {
    * Infer one window. With stopAtFirstError (--strict) samples after the first bad one are
    * neither logged nor printed; the caller then stops with that error.
    */
-  async prepare(state: RuntimeState, items: Item[], stopAtFirstError = false): Promise<PreparedWindow> {
+  async prepare(state: RuntimeState, items: Item[], stopAtFirstError = false, compact = false): Promise<PreparedWindow> {
     const n = items.length;
     const outcomes: (Outcome | undefined)[] = new Array(n);
     const fail = (i: number, reason: string) => {
@@ -230,9 +241,14 @@ export class Pipeline {
       }
     }
 
-    // 4. lines of samples with nothing to log are final now; the rest wait for commit()
+    // 4. lines of samples with nothing to log are final now; the rest wait for commit().
+    // compact (infer): final lines are kept as encoded text between the candidates' slots, a few
+    // Buffers per window instead of hundreds of strings: windows waiting for a group commit then
+    // cost little memory and garbage-collector work.
     let candidates = 0;
     let nOk = 0;
+    const segments: Buffer[] | null = compact ? [] : null;
+    let cur = '';
     for (let i = 0; i < end; i++) {
       const sc = scored[i];
       if (!sc) {
@@ -242,13 +258,21 @@ export class Pipeline {
       nOk++;
       if (sc.fired.length > 0 || sc.unseen.unseen) {
         candidates++;
+        // it may wait for a group commit: keep its own copy, not a view pinning the whole output
+        if (!sc.boxes) sc.probs = sc.probs.slice();
+        if (segments) {
+          segments.push(Buffer.from(cur));
+          cur = '';
+        }
         continue;
       }
-      outcomes[i] = { logged: false, line: lineOf(state, sc, [], null) };
+      if (segments) cur += lineOf(state, sc, [], null) + '\n';
+      else outcomes[i] = { logged: false, line: lineOf(state, sc, [], null) };
       scored[i] = undefined;
     }
+    if (segments) segments.push(Buffer.from(cur));
     if (end < n) outcomes.length = end + 1; // keep the stopping error, drop the rest
-    return { state, outcomes, scored, end, stopped: end < n, candidates, nOk, nBad: candidates };
+    return { state, outcomes, scored, segments, end, stopped: end < n, candidates, nOk, nBad: candidates };
   }
 
   /**
@@ -341,13 +365,17 @@ export class Pipeline {
       // hard means "a filter fired" before rate caps (the model's quality, not the outbox budget)
       if (db) recordTrialOutcomes(db, state.versionId, w.nOk, w.nBad);
       const outcomes = w.outcomes as Outcome[];
+      const parts: Buffer[] | null = w.segments ? [w.segments[0]] : null;
+      let k = 0;
       for (let i = 0; i < w.end; i++) {
         const sc = w.scored[i];
         if (!sc) continue;
         const sid = sampleIds[wi][i];
-        outcomes[i] = { logged: sid !== null, line: lineOf(state, sc, reasons[wi][i], sid) };
+        const line = lineOf(state, sc, reasons[wi][i], sid);
+        outcomes[i] = { logged: sid !== null, line };
+        if (parts) parts.push(Buffer.from(line + '\n'), w.segments![++k]);
       }
-      return { outcomes, logged: logged[wi] };
+      return { outcomes, logged: logged[wi], text: parts ? Buffer.concat(parts) : null, ok: w.nOk };
     });
   }
 }
