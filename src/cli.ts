@@ -17,6 +17,14 @@ import * as kb from './commands/kb.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// `sedna-ll ... | head` closes the pipe early: that is the reader's choice, not our failure.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw e;
+  });
+}
+
 const program = new Command('sedna-ll')
   .description('Edge-cloud collaborative lifelong learning for offline edge gateways')
   .version(pkg.version)

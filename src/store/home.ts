@@ -29,7 +29,8 @@ export interface EdgeConfig {
   device_id: string;
   created_at: string;
   kb?: {
-    url: string;
+    /** absent on an edge that is only updated by offline bundles (USB stick) */
+    url?: string;
     /** PEM of the KB's ed25519 public key */
     public_key: string;
     /** private CA (PEM file path) for HTTPS to the KB */

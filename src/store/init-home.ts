@@ -103,11 +103,11 @@ export function initHome(o: InitOptions): InitResult {
   if (url !== undefined || key !== undefined) {
     const nextUrl = url ?? cfg.kb?.url;
     const nextKey = key ?? cfg.kb?.public_key;
-    if (!nextUrl) throw new CliError(`--kb-key needs --kb-url URL (no KB configured yet)`, EXIT.USAGE);
+    // a key without a URL is fine: an edge updated only by offline bundles needs the key alone
     if (!nextKey) throw new CliError(`--kb-url needs --kb-key FILE (the KB's ed25519 public key) to verify what it publishes`, EXIT.USAGE);
-    if (nextUrl !== cfg.kb?.url) updated.push('kb.url');
+    if (nextUrl !== undefined && nextUrl !== cfg.kb?.url) updated.push('kb.url');
     if (nextKey !== cfg.kb?.public_key) updated.push('kb.public_key');
-    cfg.kb = { ...cfg.kb, url: nextUrl, public_key: nextKey };
+    cfg.kb = { ...cfg.kb, ...(nextUrl !== undefined ? { url: nextUrl } : {}), public_key: nextKey };
   }
 
   try {

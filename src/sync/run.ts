@@ -16,6 +16,7 @@ import { CliError, EXIT, type ExitCode } from '../format/exit-codes.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
 import { listVersions } from '../store/versions.js';
+import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
 import { withLock } from './lock.js';
 import { makeProgress, type Progress } from './progress.js';
@@ -86,11 +87,15 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   }
 
   return withLock(paths, 'sync', async () => {
-    const db = openEdgeDb(paths.db);
+    let db: DB | null = null;
     try {
+      db = openEdgeDb(paths.db);
       return await syncLocked(paths, db, config, token, o, deadline, t0);
+    } catch (e) {
+      // busy / read-only / full disk / not a database: one line naming the file
+      throw asStorageError(e, paths.db);
     } finally {
-      db.close();
+      db?.close();
     }
   });
 }
@@ -98,7 +103,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
 async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: string, o: SyncOptions, deadline: number, t0: number): Promise<SyncResult> {
   const progress: Progress = makeProgress(o.progress ?? !!process.stderr.isTTY);
   const client = await KbClient.create({
-    baseUrl: config.kb!.url,
+    baseUrl: config.kb!.url!,
     token,
     caFile: o.ca ?? config.kb!.ca_file,
     deadline,
@@ -122,10 +127,15 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     exit: EXIT.OK,
   };
   let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
+  // the first failure decides the exit code (a later one is only noted), except that a
+  // verification failure (exit 5) always wins: it must never hide behind another error
   const fail = (e: unknown) => {
-    if (e instanceof SyncHttpError) failure = { kind: e.kind, message: e.message };
-    else if (e instanceof CliError && e.code === EXIT.VERIFY) failure = { kind: 'verify', message: e.message };
+    let f: { kind: FailureKind | 'verify'; message: string };
+    if (e instanceof SyncHttpError) f = { kind: e.kind, message: e.message };
+    else if (e instanceof CliError && e.code === EXIT.VERIFY) f = { kind: 'verify', message: e.message };
     else throw e;
+    if (!failure || f.kind === 'verify') failure = f;
+    else progress.note(`sync: ${f.message}`);
   };
   const outbox = new Outbox(db, paths, config);
 
@@ -140,7 +150,10 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
       }
       s.push_ms = Date.now() - t;
     }
-    if (!o.pushOnly && !failure) {
+    // pull even when the push hit a protocol problem (a refused batch must not keep new models
+    // away); not when the KB is unreachable, refuses the token or the time is up
+    const pushFailure = failure as { kind: string } | null;
+    if (!o.pushOnly && (!pushFailure || pushFailure.kind === 'protocol')) {
       const t = Date.now();
       try {
         const r = await pull(paths, db, config, client, { onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
