@@ -22,7 +22,8 @@ Endpoints:
   GET  /healthz  {"ok": true, "version", "tasks", "requests"}
 On start one JSON line {"listening": URL} is printed on stdout. SIGTERM/SIGINT: finish the
 requests in flight, then exit 0. SIGHUP: re-read the active KB version now (it is also re-read
-every --recheck requests; a new version is switched to between requests, without a restart).
+every --recheck requests and once a second; a new version is switched to between requests,
+without a restart).
 
 ${EXIT_HELP}
 `;
