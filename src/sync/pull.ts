@@ -154,6 +154,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           const hash = await hashPrefix(part, offset);
           const fd = openSync(part, offset === 0 ? 'w' : 'r+');
           let pos = offset;
+          let refused: CliError | null = null;
           try {
             for await (const chunk of res.body) {
               const buf = chunk as Buffer;
@@ -167,18 +168,14 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
             }
             fsyncSync(fd);
           } catch (e) {
-            if (e instanceof CliError) {
-              closeSync(fd);
-              drop();
-              throw e;
-            }
-            reason = describeError(e);
+            if (e instanceof CliError) refused = e;
+            else reason = describeError(e);
           } finally {
-            try {
-              closeSync(fd);
-            } catch {
-              /* closed above */
-            }
+            closeSync(fd);
+          }
+          if (refused) {
+            drop();
+            throw refused;
           }
           if (!reason) {
             if (pos !== size) reason = `short body (${pos} of ${size} bytes)`;
