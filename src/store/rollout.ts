@@ -193,6 +193,8 @@ interface Pending {
   stateOf: ReturnType<DB['prepare']>;
 }
 const pendingByDb = new WeakMap<DB, Pending>();
+const openFlushers = new Set<() => void>();
+let exitHookInstalled = false;
 
 function pendingFor(db: DB): Pending {
   let p = pendingByDb.get(db);
@@ -212,9 +214,18 @@ function pendingFor(db: DB): Pending {
     const close = db.close.bind(db);
     db.close = () => {
       flushQuietly();
+      openFlushers.delete(flushQuietly);
       return close();
     };
-    process.once('exit', flushQuietly);
+    openFlushers.add(flushQuietly);
+    // one shared exit handler for all connections (one per connection trips Node's
+    // MaxListenersExceededWarning in processes that open many, like the benchmarks)
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => {
+        for (const f of openFlushers) f();
+      });
+    }
   }
   return p;
 }
