@@ -30,6 +30,8 @@ export interface PullResult {
   /** model files downloaded (not already present) */
   downloaded: number;
   bytesDown: number;
+  /** wall time of the blob downloads (streamed to disk, hashed, fsynced, placed) */
+  downloadMs: number;
 }
 
 export interface PullOptions {
@@ -46,7 +48,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   if (!key) throw new CliError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
   const since = latestKbSeq(db);
   const res = await client.request({ method: 'GET', path: `/v1/index?since=${since}`, accept: (s) => s === 200 || s === 304 });
-  if (res.status === 304) return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0 };
+  if (res.status === 304) return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0 };
 
   // 1. the signature over the exact bytes, before trusting anything in them
   const bytes = res.body;
@@ -66,7 +68,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   }
   if (index.version <= since) {
     // the KB answered an old version (channel rolled back?): nothing newer to install
-    return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0 };
+    return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0 };
   }
 
   // 2. missing model blobs, resumable, verified, placed content-addressed
@@ -76,6 +78,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   const total = missing.reduce((a, [, s]) => a + s, 0);
   let done = 0;
   let bytesDown = 0;
+  const t0 = Date.now();
   for (const [sha, size] of missing) {
     const got = await downloadBlob(paths, client, sha, size, (n) => {
       done += n;
@@ -83,6 +86,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
     });
     bytesDown += got;
   }
+  const downloadMs = Date.now() - t0;
 
   // 3. install (verifies signature and hashes again, writes kb/<id>/ and the row) and activate
   const id = installVersion(paths, db, { indexBytes: bytes, sig, origin: 'kb', modelPath: (sha) => modelFile(paths, sha), publicKey: key });
@@ -95,7 +99,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
     activated = r.result !== 'fail';
   }
   logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated });
-  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown };
+  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown, downloadMs };
 }
 
 /** Stream hash of a file's first `len` bytes (to resume hashing a partial download). */

@@ -56,6 +56,8 @@ export interface SyncSummary {
   /** wall time of the push (samples + labels) and pull phases */
   push_ms: number;
   pull_ms: number;
+  /** part of pull_ms spent downloading model blobs */
+  download_ms: number;
   exit: ExitCode;
   error?: string;
 }
@@ -124,6 +126,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     duration_ms: 0,
     push_ms: 0,
     pull_ms: 0,
+    download_ms: 0,
     exit: EXIT.OK,
   };
   let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
@@ -159,6 +162,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         const r = await pull(paths, db, config, client, { onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
         s.pulled_version = r.version;
         s.activated = r.activated;
+        s.download_ms = r.downloadMs;
       } catch (e) {
         fail(e);
       }
