@@ -83,6 +83,14 @@ const scenario = makeScenario({ scenario: scenarioName, tasks: T, trainPerTask, 
 log(`${scenarioName}: ${T} tasks, ${trainPerTask} train / ${testPerTask} test per task, traffic ${trafficPerSite} per known site per round`);
 
 const work = mkdtempSync(join(tmpdir(), 'sedna-ll-lifelong-'));
+// Ctrl-C: the KB server and the edge live in this process; only the work dir needs removing
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (!a['keep-work']) rmSync(work, { recursive: true, force: true });
+    process.stderr.write(`bench:lifelong: ${sig}, stopped\n`);
+    process.exit(130);
+  });
+}
 let sedna: SednaLoopResult;
 const trainCfg = { arch: DEFAULT_DENSE.arch, hidden: DEFAULT_DENSE.hidden!, epochs: DEFAULT_DENSE.epochs!, patience: DEFAULT_DENSE.patience, batchSize: DEFAULT_DENSE.batchSize, lr: DEFAULT_DENSE.lr, l2: DEFAULT_DENSE.l2, optimizer: DEFAULT_DENSE.optimizer };
 try {
