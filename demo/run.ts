@@ -368,7 +368,7 @@ async function main(): Promise<number> {
   const table = rows.map((x) => [String(x.round), x.new_site ?? '-', String(x.inferred), String(x.uploaded), String(x.labelled), x.published === null ? '-' : `v${x.published}`, x.active ?? '-', String(x.tasks.length), ...sites.map((s, j) => (j <= x.round ? '' : '(') + x.acc[s].toFixed(3) + (j <= x.round ? '' : ')'))]);
   const w = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
   for (const t of [head, ...table]) process.stdout.write(t.map((c, i) => c.padStart(w[i])).join('  ') + '\n');
-  process.stdout.write(`(accuracy in parentheses: the site has not appeared yet; the edge serves it with the fallback "global" model)\n`);
+  process.stdout.write(`(accuracy in parentheses: the site has not appeared yet; the edge serves it with the fallback "global" model;\n` + ` "trial": the version was just activated and is on trial until it has served its first inferences, see "sedna-ll model ls")\n`);
   const totalInferred = rows.reduce((a, x) => a + x.inferred, 0);
   const totalUploaded = rows.reduce((a, x) => a + x.uploaded, 0);
   process.stdout.write(`uploaded ${totalUploaded} of ${totalInferred} inferred samples (samples_transfer_ratio ${(totalUploaded / Math.max(1, totalInferred)).toFixed(3)})\n`);
@@ -387,7 +387,7 @@ function renderReport(rows: RoundRow[], sites: string[], url: string, final: unk
       note: `Each round a new site appears (digits rotated by a new angle). The edge (sedna-ll infer) logs hard and unseen samples, sedna-ll sync uploads them, the annotator labels them (kb label import), the KB learns (kb train) and publishes a signed version, and the next sync activates it on the edge. Accuracy: ${TEST} held-out test digits per site, after the round.`,
       html: tableHtml(
         ['round', 'new site', 'inferred', 'uploaded', 'unseen', 'hard', 'labelled', 'published', 'active on edge', 'edge tasks', 'kb train s', ...sites],
-        rows.map((r) => [r.round, r.new_site, r.inferred, r.uploaded, r.uploaded_unseen, r.uploaded_hard, r.labelled, r.published === null ? '–' : `v${r.published}`, r.active, r.tasks.join(' '), Number(r.train_s.toFixed(1)), ...sites.map((s) => r.acc[s])]),
+        rows.map((r) => [r.round, r.new_site, r.inferred, r.uploaded, r.uploaded_unseen, r.uploaded_hard, r.labelled, r.published === null ? '–' : `v${r.published}`, r.active, r.tasks.join(' '), r.train_s.toFixed(1), ...sites.map((s) => r.acc[s])]),
       ),
     },
     {
