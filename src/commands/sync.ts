@@ -36,8 +36,11 @@ export function register(program: Command): void {
 Proxies: HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured.
 Only one sync runs per edge home (lock in locks/sync.lock); a lock left by a killed run is taken over.
 Samples are marked uploaded only when the KB acknowledged storing them, so any interruption is
-safe: the rest is sent next time. A pulled version is installed only after its ed25519 signature
-and every model's sha256 verified; with rollout.activate=auto it is then activated.
+safe: the rest is sent next time. config.json upload.payload (raw | none, upload.per_task
+overrides) decides whether payload bytes leave the device; upload.retention (keep | delete)
+whether acked samples stay local. A pulled version is installed only after its ed25519
+signature and every model's sha256 verified; with rollout.activate=auto it then goes through
+the rollout health check and trial (manual: it stays staged for "model activate").
 
   0  all pushed, edge has the newest version       3  KB unreachable, nothing done (nothing lost)
   4  partial: some batches acked / --max-time hit  5  signature or checksum failed; nothing installed
