@@ -10,6 +10,8 @@
 // duplicate), every label arrived, the edge marks everything uploaded, and the newest version
 // is active. The seed is printed; SYNC_SEED=<n> replays a run.
 import { after, before, describe, it } from 'node:test';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { sednaSpawn, tempDir } from './helpers/cli.js';
 import { writeRandomMlp } from './helpers/models.js';
@@ -51,7 +53,7 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
 
     for (let it = 0; it < ITERATIONS; it++) {
       // new work arrives between runs: samples, labels (on uploaded and pending samples), versions
-      if (rand() < 0.3) for (const id of seedOutbox(edge.home, 50 + Math.floor(rand() * 250), 2048, { seed: SEED + 100 + it })) logged.add(id);
+      if (rand() < 0.8) for (const id of seedOutbox(edge.home, 100 + Math.floor(rand() * 300), 2048, { seed: SEED + 100 + it })) logged.add(id);
       if (rand() < 0.3) {
         const all = [...logged];
         const pick = Array.from({ length: 20 }, () => all[Math.floor(rand() * all.length)]);
@@ -68,18 +70,27 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
         events.push(`it${it}:publish v${published}`);
       }
 
-      const batch = 20 + Math.floor(rand() * 200);
+      const batch = 10 + Math.floor(rand() * 90);
       const child = sednaSpawn(['sync', '--batch-size', String(batch), '--retries', '4'], { home: edge.home });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       const exited = new Promise<number | string>((res) => child.on('close', (code, sig) => res(sig ?? code ?? -1)));
+      // strike while the run holds its lock (it is pushing or pulling), at a random moment
+      const lockFile = join(edge.home, 'locks', 'sync.lock');
+      let running = true;
+      void exited.then(() => (running = false));
+      const whenWorking = async () => {
+        while (running && !existsSync(lockFile)) await new Promise((r) => setTimeout(r, 5));
+      };
       const action = rand();
       if (action < 0.4) {
-        await new Promise((r) => setTimeout(r, 150 + rand() * 1500));
+        await whenWorking();
+        await new Promise((r) => setTimeout(r, rand() * 400));
         child.kill('SIGKILL');
         events.push(`it${it}:kill -9 sync`);
       } else if (action < 0.6) {
-        await new Promise((r) => setTimeout(r, 200 + rand() * 800));
+        await whenWorking();
+        await new Promise((r) => setTimeout(r, rand() * 300));
         await kb.kill9();
         proxy.dropAll();
         await new Promise((r) => setTimeout(r, 100 + rand() * 400));
@@ -102,6 +113,9 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
       const e = edgeIds(edge.home);
       for (const id of e.uploaded) assert.ok(kbIds.has(id), `iteration ${it}: ${id} marked uploaded but not on the KB`);
     }
+
+    // the kills must have hit live runs, or this test proves nothing about them
+    assert.ok((codes.SIGKILL ?? 0) >= 4, `only ${codes.SIGKILL ?? 0} kill -9 hit a running sync: ${JSON.stringify(codes)}`);
 
     // the link heals: fault-free runs converge
     proxy.setPlan(() => ({ kind: 'none' }));

@@ -32,7 +32,7 @@ export interface PushOptions {
   batchBytes: number;
   /** gzip level (1 fastest .. 9 smallest); payloads are mostly numbers/pixels: 1 is the sweet spot */
   gzipLevel?: number;
-  /** batches read ahead and gzipped in parallel (default 3) */
+  /** batches read ahead and gzipped in parallel (default 2: one per core of a small gateway) */
   prefetch?: number;
   progress?: Progress;
 }
@@ -67,7 +67,7 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
 async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
   const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
-  const depth = Math.max(1, o.prefetch ?? 3);
+  const depth = Math.max(1, o.prefetch ?? 2);
   const retention = config.upload.retention;
   const reader = new PushReader(db, outbox);
   const allowed = (t: string) => payloadAllowed(config, t);
