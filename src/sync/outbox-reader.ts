@@ -52,15 +52,18 @@ const str = (s: string | null) => (s === null ? 'null' : JSON.stringify(s));
 
 export class PushReader {
   private readonly page: BetterSqlite3.Statement;
+  /** rows logged after the run started wait for the next run, so a busy edge's push ends */
+  private readonly lastRowid: number;
 
   constructor(
     db: DB,
     private readonly outbox: Outbox,
   ) {
+    this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.page = db.prepare(
       `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, payload, pred_label, scores, hard, hard_reasons,
          unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label
-       FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) ORDER BY created_at, rowid LIMIT ?`,
+       FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) AND rowid <= ? ORDER BY created_at, rowid LIMIT ?`,
     );
   }
 
@@ -70,7 +73,7 @@ export class PushReader {
    */
   next(after: string, limit: number, maxBytes: number, sendPayload: (task: string) => boolean): WireBatch | null {
     const [t, rid] = after ? after.split(':').map(Number) : [-1, -1];
-    const rows = this.page.all(t, rid, Math.max(1, limit)) as Row[];
+    const rows = this.page.all(t, rid, this.lastRowid, Math.max(1, limit)) as Row[];
     if (rows.length === 0) return null;
     const ids: string[] = [];
     const labels: Record<string, string> = {};
