@@ -156,6 +156,35 @@ describe('sync push', () => {
     }
   });
 
+  it('samples logged while a sync runs (a busy edge): the run still ends; the next run sends them', async () => {
+    const dev = kb.addDevice('edge-busy');
+    const proxy = await startFaultProxy(kb.port);
+    const e = makeEdge({ ...kb, deviceToken: dev.token }, { deviceId: 'edge-busy', url: proxy.url });
+    try {
+      const first = seedOutbox(e.home, 300, 1024, { seed: 16 });
+      proxy.setPlan(() => ({ kind: 'delay', ms: 40 }));
+      const run = sednaAsync(['sync', '--push-only', '--batch-size', '25', '--json'], { home: e.home });
+      const later: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        later.push(...seedOutbox(e.home, 50, 1024, { seed: 160 + i })); // concurrent writer (like infer)
+      }
+      const r = await run;
+      assert.equal(r.code, 0, r.stderr);
+      const acked = JSON.parse(r.stdout).acked as number;
+      assert.ok(acked >= 300, `acked ${acked}`);
+      proxy.setPlan(() => ({ kind: 'none' }));
+      const r2 = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
+      assert.equal(r2.code, 0, r2.stderr);
+      const onKb = await kbSamples(kb, 'edge-busy');
+      assert.deepEqual(onKb.map((x) => x.id).sort(), [...first, ...later].sort());
+      assert.deepEqual(edgeIds(e.home).pending, []);
+    } finally {
+      await proxy.close();
+      e.cleanup();
+    }
+  });
+
   it('500s and lost responses are retried; a KB that stays broken gives exit 3 with nothing marked', async () => {
     const dev = kb.addDevice('edge-faults');
     const proxy = await startFaultProxy(kb.port);
