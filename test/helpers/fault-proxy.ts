@@ -10,7 +10,6 @@
 //   lost-response relay the request fully; when the KB starts answering (it has committed by
 //                 then), drop both sides without relaying a byte: "server committed, response lost"
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { appendFileSync } from 'node:fs';
 import { mulberry32 } from '../../src/format/onnx-writer.js';
 
 export type Fault =
@@ -80,7 +79,6 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
 
   const server: Server = createServer((client) => {
     const fault = plan(stats.connections++);
-    if (process.env.FP_DEBUG) appendFileSync(process.env.FP_DEBUG, `conn ${stats.connections - 1} ${JSON.stringify(fault)}\n`);
     stats.faults[fault.kind]++;
     open.add(client);
     client.on('close', () => open.delete(client));
