@@ -10,6 +10,11 @@ export interface UploadPolicy {
   per_task?: Record<string, 'raw' | 'none'>;
   /** keep uploaded samples locally, or delete them once the KB acked them */
   retention: 'keep' | 'delete';
+  /**
+   * push body encoding (sync --compress overrides): gzip always, none never, auto (the default
+   * when absent) gzips a batch only when that is estimated to finish the push sooner (src/sync/compress-policy.ts)
+   */
+  compress?: 'auto' | 'gzip' | 'none';
 }
 
 export interface RolloutPolicy {
