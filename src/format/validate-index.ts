@@ -1,23 +1,15 @@
-// Schema validation of index.json (ajv), kept apart from the types so that commands that only
-// read an installed index (infer, status) never pay for loading and compiling ajv.
-import { createRequire } from 'node:module';
-import { INDEX_SCHEMA, type TaskIndex } from './index-manifest.js';
+// Schema validation of index.json. The schema (INDEX_SCHEMA) is compiled ahead of time by ajv's
+// standalone generator into index-validator.gen.ts (scripts/gen-index-validator.ts; a test keeps
+// it equal to the schema): compiling it with ajv at run time cost every pull ~100-200 ms.
+import type { TaskIndex } from './index-manifest.js';
+import { validate as generated } from './index-validator.gen.js';
 
-const require = createRequire(import.meta.url);
 type Validator = ((x: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null };
-let compiled: Validator | null = null;
-
-function validator(): Validator {
-  if (!compiled) {
-    const Ajv = require('ajv').default ?? require('ajv');
-    compiled = new Ajv({ allErrors: false, strict: false }).compile(INDEX_SCHEMA) as Validator;
-  }
-  return compiled;
-}
+const check = generated as Validator;
 
 /** Validate a parsed index; throws one line naming the first problem. */
 export function validateIndex(x: unknown, what = 'index.json'): TaskIndex {
-  const v = validator();
+  const v = check;
   if (!v(x)) {
     const e = v.errors?.[0];
     throw new Error(`${what}: invalid index: ${e ? `${e.instancePath || '/'} ${e.message}` : 'schema mismatch'}`);
