@@ -135,3 +135,35 @@ test('activateVersion moves the pointer in one step: active -> previous -> retir
     f.cleanup();
   }
 });
+
+test('installVersion: models the caller verified itself (verifiedModels) are not re-read; all others still are', () => {
+  const f = fixture();
+  try {
+    const s = sha(f.model);
+    // what a pull placed after hashing the stream: the file at models/<sha>.onnx. Here its bytes
+    // differ (same size) so that a re-read would be visible: only the caller's word vouches for it
+    mkdirSync(f.paths.models, { recursive: true });
+    const placed = join(f.paths.models, `${s}.onnx`);
+    const other = Buffer.from(f.model);
+    other[0] ^= 0xff;
+    writeFileSync(placed, other);
+    const noSource = () => '/nonexistent/model.onnx';
+    // without the caller's word (bundles, task add): hashed, found wrong, refused
+    rejects(() => installVersion(f.paths, f.db, { indexBytes: index(1, 'local', f.model), sig: null, origin: 'local', modelPath: noSource }), EXIT.VERIFY, /cannot read/);
+    // vouched for, but a different sha: still verified
+    rejects(
+      () => installVersion(f.paths, f.db, { indexBytes: index(1, 'local', f.model), sig: null, origin: 'local', modelPath: noSource, verifiedModels: new Set(['b'.repeat(64)]) }),
+      EXIT.VERIFY,
+      /cannot read/,
+    );
+    // vouched for with the wrong size on disk: verified
+    writeFileSync(placed, other.subarray(1));
+    rejects(() => installVersion(f.paths, f.db, { indexBytes: index(1, 'local', f.model), sig: null, origin: 'local', modelPath: noSource, verifiedModels: new Set([s]) }), EXIT.VERIFY, /cannot read/);
+    // vouched for, right size: trusted without reading it again
+    writeFileSync(placed, other);
+    assert.equal(installVersion(f.paths, f.db, { indexBytes: index(1, 'local', f.model), sig: null, origin: 'local', modelPath: noSource, verifiedModels: new Set([s]) }), 'local-1');
+    assert.deepEqual(readFileSync(placed), other, 'the placed file was left as the caller verified it');
+  } finally {
+    f.cleanup();
+  }
+});

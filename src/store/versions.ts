@@ -12,7 +12,7 @@
 // the version directory is built under kb/.tmp-* and renamed into place inside the transaction
 // that inserts its row, so a row never points at a half-written directory.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
@@ -49,6 +49,13 @@ export interface InstallOptions {
    * bundle version is never installed unverified.
    */
   publicKey?: string;
+  /**
+   * sha256s of models the caller itself has just verified (hashed while streaming, size
+   * checked) and placed at models/<sha>.onnx, e.g. sync's pull: trusted as they are instead of
+   * being read and hashed a second time (~100 ms for a 50 MB model). Other models, and every
+   * model of callers that pass nothing (bundles, task add), are verified here as before.
+   */
+  verifiedModels?: ReadonlySet<string>;
 }
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -87,11 +94,20 @@ function placeFile(path: string, bytes: Buffer): void {
   renameSync(tmp, path);
 }
 
+function fileSize(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Place every model of the index under models/<sha>.onnx, verifying each source's sha256 and
- * size first. A model already present is kept when its bytes still hash to its name.
+ * size first. A model already present is kept when its bytes still hash to its name, or, for a
+ * sha256 in `verified`, when its size matches (the caller hashed those bytes itself).
  */
-export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha: string) => string): number {
+export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha: string) => string, verified?: ReadonlySet<string>): number {
   mkdirSync(paths.models, { recursive: true });
   let placed = 0;
   const seen = new Set<string>();
@@ -100,6 +116,7 @@ export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha:
     if (seen.has(sha)) continue;
     seen.add(sha);
     const dest = modelFile(paths, sha);
+    if (verified?.has(sha) && fileSize(dest) === size) continue;
     if (existsSync(dest) && sha256(readFileSync(dest)) === sha) continue;
     const src = modelPath(sha);
     let bytes: Buffer;
@@ -147,7 +164,7 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
     throw new CliError(`version ${id} is already installed with a different index.json`, EXIT.VERIFY);
   }
 
-  placeModels(paths, index, opts.modelPath);
+  placeModels(paths, index, opts.modelPath, opts.verifiedModels);
 
   // build the directory aside, then move it into place in the same transaction as its row
   mkdirSync(paths.kb, { recursive: true });

@@ -88,8 +88,16 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   }
   const downloadMs = Date.now() - t0;
 
-  // 3. install (verifies signature and hashes again, writes kb/<id>/ and the row) and activate
-  const id = installVersion(paths, db, { indexBytes: bytes, sig, origin: 'kb', modelPath: (sha) => modelFile(paths, sha), publicKey: key });
+  // 3. install (verifies the signature again and the hash of every model this run did not
+  // download itself, writes kb/<id>/ and the row) and activate
+  const id = installVersion(paths, db, {
+    indexBytes: bytes,
+    sig,
+    origin: 'kb',
+    modelPath: (sha) => modelFile(paths, sha),
+    publicKey: key,
+    verifiedModels: new Set(missing.map(([sha]) => sha)),
+  });
   let activated = false;
   if (config.rollout.activate === 'auto') {
     // through the rollout trial (runtime/trial.ts): health check before the pointer moves,
