@@ -4,16 +4,41 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT, EXIT_HELP } from './format/exit-codes.js';
-import * as init from './commands/init.js';
-import * as task from './commands/task.js';
-import * as infer from './commands/infer.js';
-import * as feedback from './commands/feedback.js';
-import * as samples from './commands/samples.js';
-import * as status from './commands/status.js';
-import * as serve from './commands/serve.js';
-import * as sync from './commands/sync.js';
-import * as model from './commands/model.js';
-import * as kb from './commands/kb.js';
+
+interface CommandModule {
+  register(program: Command): void;
+}
+
+// Each module registers the one command it is named after. `sedna-ll infer ...` loads infer's
+// module only: compiling the other nine (and kb's seven) costs ~10 ms of every start, and cron
+// calls sedna-ll often. --help, `help X`, no command or an unknown name load all of them, in this
+// order (the order --help lists them in).
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  init: () => import('./commands/init.js'),
+  task: () => import('./commands/task.js'),
+  infer: () => import('./commands/infer.js'),
+  feedback: () => import('./commands/feedback.js'),
+  samples: () => import('./commands/samples.js'),
+  status: () => import('./commands/status.js'),
+  serve: () => import('./commands/serve.js'),
+  sync: () => import('./commands/sync.js'),
+  model: () => import('./commands/model.js'),
+  kb: () => import('./commands/kb.js'),
+};
+
+/** The command word of argv when only --home precedes it (so the program's own help or errors cannot show), else null. */
+function commandWord(args: string[]): string | null {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--home') i++;
+    else if (!a.startsWith('--home=')) return a.startsWith('-') ? null : a;
+  }
+  return null;
+}
+
+// No onnxruntime telemetry in any command, nor in the processes they start (kb learn workers):
+// see disableOrtTelemetry in runtime/sessions.ts.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,7 +58,9 @@ const program = new Command('sedna-ll')
   .showHelpAfterError()
   .exitOverride();
 
-for (const m of [init, task, infer, feedback, samples, status, serve, sync, model, kb]) m.register(program);
+const word = commandWord(process.argv.slice(2));
+const load = word !== null && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]] : Object.values(COMMANDS);
+for (const m of await Promise.all(load.map((f) => f()))) m.register(program);
 
 try {
   await program.parseAsync(process.argv);
