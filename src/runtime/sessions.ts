@@ -18,8 +18,23 @@ const require = createRequire(import.meta.url);
  * of every `infer` start for nothing.
  */
 export async function loadOrt(): Promise<OrtModule> {
-  ort ??= require('onnxruntime-node') as OrtModule;
+  if (!ort) {
+    disableOrtTelemetry();
+    ort = require('onnxruntime-node') as OrtModule;
+  }
   return ort;
+}
+
+/**
+ * onnxruntime >= 1.30 on Linux starts Microsoft 1DS telemetry with its environment: per process
+ * it creates /tmp/mat-debug-<pid>.log, writes (and fsyncs) an event cache in
+ * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db, reads /etc/machine-id, and
+ * queues the events for upload to Microsoft. An edge gateway must not phone home, and it costs
+ * ~10-30 ms of every `infer` start. ORT_DISABLE_TELEMETRY=1 turns all of it off when set before
+ * onnxruntime initialises; an operator's explicit setting is kept.
+ */
+export function disableOrtTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
 }
 
 /** A loaded model with what the pipeline needs to feed it. */
