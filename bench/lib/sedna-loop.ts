@@ -432,7 +432,6 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const fmtRow = (r: number[], upto: number) => r.slice(0, upto + 1).map((v) => v.toFixed(3)).join(' ');
 
-
 function activeId(db: DB): string | null {
   return kvGet(db, 'active_version') ?? null;
 }
