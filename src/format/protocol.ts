@@ -3,9 +3,17 @@
 //
 //   POST /v1/samples          body PushSamplesRequest (may be Content-Encoding: gzip) -> PushSamplesResponse
 //   POST /v1/labels           body PushLabelsRequest  -> PushLabelsResponse
-//   GET  /v1/index?since=N    -> 200 index.json bytes (exactly as signed) with header
+//   GET  /v1/index?since=N[&active=A]
+//                             -> 200 index.json bytes (exactly as signed) with header
 //                                X-Sedna-Signature: <base64 ed25519 sig>, X-Sedna-Version: N
-//                             -> 304 when the channel's version <= since
+//                             -> 304 when the channel's version <= since, except (channel
+//                                fallback) when the device sent `active` (the KB version it
+//                                runs) and the channel's version differs from it: then 200 with
+//                                the channel's index although it is not newer than since (a
+//                                rollout aborted on the KB points the channel back at an older
+//                                version). The edge installs it if missing and activates it
+//                                through its trial; it does not retry a version that failed on
+//                                it. Edges that omit `active` get the old answer; old KBs ignore it.
 //   GET  /v1/blobs/<sha256>   -> model bytes; strong ETag "<sha256>", Accept-Ranges, Range/If-Range
 //   POST /v1/report           body DeviceReport -> { ok: true }
 //   GET  /healthz, GET /metrics (Prometheus text)

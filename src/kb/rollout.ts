@@ -8,8 +8,8 @@
 // fail) of the version being rolled out, when at least abort_min_reports reported and at least
 // abort_fail_pct % of them failed, the rollout is aborted: the channel points at its previous
 // version again and the state records why. Devices that failed already rolled back locally;
-// the others keep the version until the channel moves on (the sync protocol only moves devices
-// forward: `since`).
+// the others get the channel's version at their next sync (channel fallback: they send the
+// version they run, `active`, and GET /v1/index answers the channel's index when it differs).
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { DeviceReport } from '../format/protocol.js';
 import { checkName } from './devices.js';

@@ -240,9 +240,15 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     const q = req.query as Record<string, string | undefined>;
     const since = q.since === undefined || q.since === '' ? 0 : Number(q.since);
     if (!Number.isSafeInteger(since) || since < 0) throw new HttpError(400, `since "${q.since}": expected an integer >= 0`);
+    // the KB version the device runs (newer edges send it): lets an aborted rollout reach
+    // devices that installed the newer version, whose `since` is past the channel's version
+    const active = q.active === undefined || q.active === '' ? null : Number(q.active);
+    if (active !== null && (!Number.isSafeInteger(active) || active < 0)) throw new HttpError(400, `active "${q.active}": expected an integer >= 0`);
     const ch = await store.getChannel(req.device!.channel);
-    // protocol: 304 when the channel's version <= since (also: nothing published yet)
-    if (!ch || ch.version === null || ch.version <= since) return reply.code(304).send();
+    // protocol: 304 when the channel's version <= since (also: nothing published yet), unless the
+    // device said it runs another version: then the channel's index (channel fallback)
+    if (!ch || ch.version === null) return reply.code(304).send();
+    if (ch.version <= since && (active === null || active === ch.version)) return reply.code(304).send();
     let idx = indexCache.get(ch.version);
     if (!idx) {
       const v = await store.readVersionIndex(ch.version);

@@ -9,6 +9,13 @@
 //      harmless and the next run does not fetch it again);
 //   3. installVersion writes kb/<id>/ and the row ('staged'); activateVersion moves the active
 //      pointer in one transaction. A failure anywhere before 3 leaves the active version as is.
+//
+// Channel fallback: the request also names the KB version the edge runs (`active`), and the KB
+// answers the channel's index when the channel points elsewhere, though not newer than `since`
+// (format/protocol.ts): a rollout aborted on the KB. That index, verified like any other, is
+// installed if missing (idempotent) and activated through the same trial path, unless this edge
+// already saw it fail (then the edge keeps what it runs: it does not retry a failed version by
+// itself) or the activation policy is manual.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
@@ -17,9 +24,9 @@ import type { TaskIndex } from '../format/index-manifest.js';
 import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
 import { verifyBytes } from '../format/signature.js';
 import { parseIndex } from '../format/validate-index.js';
-import { type DB, logEvent } from '../store/db.js';
+import { type DB, kvGet, logEvent } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, fsyncDir } from '../store/home.js';
-import { installVersion, latestKbSeq, modelFile } from '../store/versions.js';
+import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
 import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
@@ -32,6 +39,10 @@ export interface PullResult {
   bytesDown: number;
   /** wall time of the blob downloads (streamed to disk, hashed, fsynced, placed) */
   downloadMs: number;
+  /** the channel's version was older than (or beside) the one the edge runs: the KB's fallback */
+  fallback: boolean;
+  /** the health check of the activation this pull started (config rollout.activate = auto) */
+  trial: { version: number; result: 'pass' | 'trial' | 'fail' | 'noop'; reason?: string } | null;
 }
 
 export interface PullOptions {
@@ -43,12 +54,22 @@ const header = (h: Record<string, string | string[] | undefined>, k: string) => 
   return Array.isArray(v) ? v[0] : v;
 };
 
+const nothing = (): PullResult => ({ version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0, fallback: false, trial: null });
+
+/** The KB version number the edge runs (active or on trial), null for none or a local version. */
+function activeKbSeq(db: DB): number | null {
+  const id = kvGet(db, 'active_version');
+  return id && /^\d+$/.test(id) ? Number(id) : null;
+}
+
 export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions = {}): Promise<PullResult> {
   const key = config.kb?.public_key;
   if (!key) throw new CliError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
   const since = latestKbSeq(db);
-  const res = await client.request({ method: 'GET', path: `/v1/index?since=${since}`, accept: (s) => s === 200 || s === 304 });
-  if (res.status === 304) return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0 };
+  const active = activeKbSeq(db);
+  const query = `since=${since}${active !== null ? `&active=${active}` : ''}`;
+  const res = await client.request({ method: 'GET', path: `/v1/index?${query}`, accept: (s) => s === 200 || s === 304 });
+  if (res.status === 304) return nothing();
 
   // 1. the signature over the exact bytes, before trusting anything in them
   const bytes = res.body;
@@ -66,9 +87,13 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   if (announced !== undefined && Number(announced) !== index.version) {
     throw new CliError(`KB index: header ${VERSION_HEADER} ${announced} differs from the signed version ${index.version}`, EXIT.VERIFY);
   }
+  let fallback = false;
   if (index.version <= since) {
-    // the KB answered an old version (channel rolled back?): nothing newer to install
-    return { version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0 };
+    // not newer than what we have: the channel's fallback, when it is not what we run already
+    if (active === null || index.version === active) return nothing();
+    const row = getVersion(db, versionId(index, 'kb'));
+    if (row?.state === 'failed') return nothing(); // failed here before: keep what runs (kb fleet shows it)
+    fallback = true;
   }
 
   // 2. missing model blobs, resumable, verified, placed content-addressed
@@ -99,15 +124,20 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
     verifiedModels: new Set(missing.map(([sha]) => sha)),
   });
   let activated = false;
+  let trial: PullResult['trial'] = null;
   if (config.rollout.activate === 'auto') {
     // through the rollout trial (runtime/trial.ts): health check before the pointer moves,
     // then observed inferences; a failed check leaves the active version and records last_trial
     const { activateWithTrial } = await import('../runtime/trial.js');
-    const r = await activateWithTrial(paths, db, id, { config, reason: 'sync' });
+    const r = await activateWithTrial(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync' });
     activated = r.result !== 'fail';
+    if (r.result === 'pass' || r.result === 'trial' || r.result === 'fail' || r.result === 'noop') {
+      trial = { version: index.version, result: r.result, ...(r.reason ? { reason: r.reason } : {}) };
+    }
   }
-  logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated });
-  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown, downloadMs };
+  if (fallback) logEvent(db, 'channel_fallback', { from: active, to: index.version, id, downloaded: missing.length, activated, result: trial?.result ?? null, reason: trial?.reason ?? null });
+  logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated, fallback });
+  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown, downloadMs, fallback, trial };
 }
 
 /** Stream hash of a file's first `len` bytes (to resume hashing a partial download). */
