@@ -13,6 +13,7 @@ interface SyncOpts {
   jitter?: number;
   retries?: number;
   ca?: string;
+  compress?: string;
   json?: boolean;
   home?: string;
 }
@@ -28,6 +29,7 @@ export function register(program: Command): void {
     .option('--max-time <s>', 'bound the whole run to S seconds; work left is retried next time (exit 4)', numOption('--max-time'))
     .option('--jitter <s>', 'sleep a random 0..S seconds first (spreads a cron fleet)', numOption('--jitter'))
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
+    .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')
     .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
     .option('--json', 'print a summary {pushed, acked, pending, labels_pushed, pulled_version, activated, bytes_up, bytes_down, duration_ms, exit}')
     .addHelpText(
@@ -55,6 +57,7 @@ ${EXIT_HELP}
         const g = cmd.optsWithGlobals() as SyncOpts;
         if (opts.pushOnly && opts.pullOnly) throw new CliError('--push-only and --pull-only exclude each other', EXIT.USAGE);
         if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new CliError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`, EXIT.USAGE);
+        if (opts.compress !== undefined && !['auto', 'gzip', 'none'].includes(opts.compress)) throw new CliError(`--compress "${opts.compress}": expected auto, gzip or none`, EXIT.USAGE);
         if (opts.jitter !== undefined && opts.jitter < 0) throw new CliError(`--jitter "${opts.jitter}": expected seconds >= 0`, EXIT.USAGE);
         const { runSync } = await import('../sync/run.js');
         const result = await runSync({
@@ -67,6 +70,7 @@ ${EXIT_HELP}
           jitter: opts.jitter,
           retries: opts.retries,
           ca: opts.ca,
+          compress: opts.compress as 'auto' | 'gzip' | 'none' | undefined,
         }).catch((e: unknown) => {
           // a run that could not start (locked, no KB configured, bad --ca) still answers --json
           if (opts.json) printJson({ exit: e instanceof CliError ? e.code : EXIT.FAILURE, error: String((e as Error)?.message ?? e).split('\n')[0] });

@@ -6,7 +6,9 @@
 //   4 partial: some work done (batches acked, a version pulled), the rest pending; or --max-time
 //     ran out while work remained
 //   5 the pulled index, signature or a model blob failed verification; nothing installed,
-//     the active version untouched
+//     the active version untouched. Also: the pulled version failed its health check when
+//     activated (rollout.activate auto): marked failed, the previous version stays active, the
+//     reason in the summary's `trial` (DESIGN.md: verification failed (canary) -> 5)
 //   6 another sync (or rollout) holds the lock
 //   1 the KB refused the token (401/403), or answered something we cannot use. Auth failure is
 //     NOT reported as "offline" (3): retrying never fixes a wrong or revoked token, so cron
@@ -22,6 +24,7 @@ import { withLock } from './lock.js';
 import { makeProgress, type Progress } from './progress.js';
 import { pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';
+import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { Outbox } from '../store/outbox.js';
 import { pendingCounts } from './outbox-reader.js';
 
@@ -39,6 +42,8 @@ export interface SyncOptions {
   /** retries per request (default 5) */
   retries?: number;
   progress?: boolean;
+  /** push body encoding; default config upload.compress, else auto */
+  compress?: CompressMode;
 }
 
 export interface SyncSummary {
@@ -48,8 +53,13 @@ export interface SyncSummary {
   pending: number;
   labels_pushed: number;
   labels_pending: number;
+  /** sample batches sent gzipped / uncompressed (--compress, upload.compress) */
+  batches_gzip: number;
+  batches_plain: number;
   pulled_version: number | null;
   activated: boolean;
+  /** the health check / trial of the version this run activated, if it activated one */
+  trial?: { version: number; result: 'pass' | 'trial' | 'fail' | 'noop'; reason?: string };
   bytes_up: number;
   bytes_down: number;
   duration_ms: number;
@@ -79,6 +89,9 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     throw new CliError((e as Error).message, EXIT.USAGE);
   }
   if (!config.kb?.url) throw new CliError(`no KB configured in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
+  const compress = o.compress ?? config.upload.compress ?? 'auto';
+  if (!COMPRESS_MODES.includes(compress)) throw new CliError(`${paths.config}: upload.compress "${compress}": expected auto, gzip or none`, EXIT.USAGE);
+  o = { ...o, compress };
   const token = readToken(o.home);
   if (!token) throw new CliError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`, EXIT.USAGE);
 
@@ -118,6 +131,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     rejected: 0,
     pending: 0,
     labels_pushed: 0,
+    batches_gzip: 0,
+    batches_plain: 0,
     labels_pending: 0,
     pulled_version: null,
     activated: false,
@@ -146,7 +161,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     if (!o.pullOnly) {
       const t = Date.now();
       try {
-        await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize ?? 500, batchBytes: o.batchBytes ?? 4 << 20, progress });
+        await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize ?? 500, batchBytes: o.batchBytes ?? 4 << 20, compress: o.compress, progress });
         await pushLabels(outbox, client, s);
       } catch (e) {
         fail(e);
@@ -163,6 +178,11 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         s.pulled_version = r.version;
         s.activated = r.activated;
         s.download_ms = r.downloadMs;
+        if (r.trial) s.trial = r.trial;
+        if (r.trial?.result === 'fail') {
+          const kept = kvGet(db, 'active_version');
+          fail(new CliError(`KB version ${r.version} failed its health check (${r.trial.reason ?? 'no reason given'}); ${kept ? `version ${kept} stays active` : 'no version active'}`, EXIT.VERIFY));
+        }
       } catch (e) {
         fail(e);
       }
