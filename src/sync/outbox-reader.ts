@@ -11,6 +11,9 @@
 //
 // The wire JSON of a sample is assembled from the stored column text (attrs, scores and
 // hard_reasons are JSON already, written by JSON.stringify), not parsed and re-serialised.
+// It is written straight into one Buffer sized up front: the metadata around each payload
+// as UTF-8, the base64 of the payload as latin1 (pure ASCII, a byte copy). Joining ~200 MB of
+// strings and UTF-8-encoding the result took as long as reading the rows from SQLite.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
 import type { Outbox } from '../store/outbox.js';
@@ -77,7 +80,10 @@ export class PushReader {
     if (rows.length === 0) return null;
     const ids: string[] = [];
     const labels: Record<string, string> = {};
-    const parts: string[] = [];
+    // per sample: metadata before the payload, the payload (or null), metadata after it
+    const heads: string[] = [];
+    const payloads: (Buffer | null)[] = [];
+    const tails: string[] = [];
     let bytes = 0;
     let missingBlobs = 0;
     let last: Row | null = null;
@@ -98,17 +104,45 @@ export class PushReader {
       if (r.label !== null) labels[r.id] = r.label;
       // local-<n> versions are not KB versions: the KB only knows its own numbering
       const kbv = r.kb_version !== null && /^\d+$/.test(r.kb_version) ? r.kb_version : 'null';
-      parts.push(
+      heads.push(
         `{"id":${JSON.stringify(r.id)},"task":${JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},` +
-          (payload ? `"payload_kind":${JSON.stringify(r.payload_kind)},"payload_b64":"${payload.toString('base64')}",` : `"payload_kind":"none",`) +
+          (payload ? `"payload_kind":${JSON.stringify(r.payload_kind)},"payload_b64":"` : `"payload_kind":"none",`),
+      );
+      payloads.push(payload);
+      tails.push(
+        (payload ? '",' : '') +
           `"payload_sha":${JSON.stringify(r.payload_sha)},"pred_label":${str(r.pred_label)},"scores":${r.scores || '[]'},` +
           `"hard":${r.hard ? 'true' : 'false'},"hard_reasons":${r.hard_reasons || '[]'},"unseen":${r.unseen ? 'true' : 'false'},` +
           `"unseen_reason":${str(r.unseen_reason)},"kb_version":${kbv},"created_at":${r.created_at}` +
           (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}'),
       );
     }
-    return { ids, labels, json: Buffer.from(`{"samples":[${parts.join(',')}]}`), missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
+    return { ids, labels, json: assemble(heads, payloads, tails), missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
   }
+}
+
+const OPEN = '{"samples":[';
+const CLOSE = ']}';
+
+/** `{"samples":[head0 b64(payload0) tail0,head1 ...]}` written into one exactly sized Buffer. */
+function assemble(heads: string[], payloads: (Buffer | null)[], tails: string[]): Buffer {
+  let size = OPEN.length + CLOSE.length + Math.max(0, heads.length - 1);
+  for (let i = 0; i < heads.length; i++) {
+    const p = payloads[i];
+    size += Buffer.byteLength(heads[i]) + Buffer.byteLength(tails[i]) + (p ? 4 * Math.ceil(p.length / 3) : 0);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let off = out.write(OPEN, 0, 'latin1');
+  for (let i = 0; i < heads.length; i++) {
+    if (i > 0) out[off++] = 0x2c; // ','
+    off += out.write(heads[i], off, 'utf8');
+    const p = payloads[i];
+    if (p) off += out.write(p.toString('base64'), off, 'latin1');
+    off += out.write(tails[i], off, 'utf8');
+  }
+  off += out.write(CLOSE, off, 'latin1');
+  if (off !== size) throw new Error(`push body: wrote ${off} of ${size} bytes`); // a sizing bug must not send garbage
+  return out;
 }
 
 /** Cheap counters (index lookups, no payload pages touched) for progress and the summary. */
