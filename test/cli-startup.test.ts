@@ -1,0 +1,76 @@
+// Start-up paths of the CLI (issue 2, cold start): `--version` is answered by bin/sedna-ll
+// without loading the CLI, a named command loads only its own module, and onnxruntime's
+// telemetry stays off. These tests check that the short cuts change nothing a user sees.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, sedna, tempDir } from './helpers/cli.js';
+import { writeIdentityModel } from './helpers/models.js';
+import { makeHome } from './edge-runtime-fixtures.js';
+
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const COMMANDS = ['init', 'task', 'infer', 'feedback', 'samples', 'status', 'serve', 'sync', 'model', 'kb'];
+
+test('--version and -V print the package version, as commander does when it parses the line', () => {
+  for (const flag of ['--version', '-V']) {
+    const fast = sedna([flag]);
+    assert.deepEqual(fast, { code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    // with a global option before it, the full CLI (commander) answers: the same output
+    assert.deepEqual(sedna(['--home', '/nonexistent', flag]), fast);
+  }
+});
+
+test('--help, help and usage errors before the command list every command; a command gets its own help', () => {
+  const commandsOf = (help: string) => COMMANDS.filter((c) => new RegExp(`^  ${c}\\b`, 'm').test(help));
+  for (const args of [['--help'], ['help'], ['--home', '/x', '--help']]) {
+    const r = sedna(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.deepEqual(commandsOf(r.stdout), COMMANDS, args.join(' '));
+  }
+  // an unknown option before the command: commander prints the program's help after the error
+  const bad = sedna(['--bogus', 'infer']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option '--bogus'/);
+  assert.deepEqual(commandsOf(bad.stderr), COMMANDS);
+  // an unknown command is still matched against every command's name
+  const typo = sedna(['infr']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /Did you mean infer\?/);
+  for (const args of [['infer', '--help'], ['help', 'infer'], ['--home', '/x', 'infer', '--help']]) {
+    const r = sedna(args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Usage: sedna-ll infer \[options\] \[file\]/, args.join(' '));
+    assert.match(r.stdout, /--no-log/);
+  }
+  const sub = sedna(['kb', 'serve', '--help']);
+  assert.equal(sub.code, 0, sub.stderr);
+  assert.match(sub.stdout, /^Usage: sedna-ll kb serve/);
+});
+
+test('infer leaves no onnxruntime telemetry behind (no ~/.cache/Microsoft event db, no $TMPDIR/mat-debug-<pid>.log)', (t) => {
+  const tmp = tempDir();
+  try {
+    const model = writeIdentityModel(tmp.dir, 'id', 3, { softmax: true });
+    const home = join(tmp.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model, inDim: 3, outDim: 3, labels: ['a', 'b', 'c'] }], unseen: { methods: [], combine: 'any' }, hard: [] });
+    const run = (name: string, env: NodeJS.ProcessEnv) => {
+      const dirs = { HOME: join(tmp.dir, name, 'home'), TMPDIR: join(tmp.dir, name, 'tmp') };
+      for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+      const r = sedna(['infer', '--no-log'], { home, input: '{"id":1,"x":[0.1,0.7,0.2]}\n', env: { ...env, ...dirs } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).label, 'b');
+      return existsSync(join(dirs.HOME, '.cache', 'Microsoft')) || readdirSync(dirs.TMPDIR).some((f) => f.startsWith('mat-debug-'));
+    };
+    const env = { ...process.env };
+    delete env.ORT_DISABLE_TELEMETRY;
+    // control: an operator's explicit setting is kept, and shows what telemetry leaves behind
+    if (!run('control', { ...env, ORT_DISABLE_TELEMETRY: '0' })) {
+      t.skip('this onnxruntime leaves no telemetry files even when enabled: nothing to tell apart');
+      return;
+    }
+    assert.equal(run('default', env), false, 'telemetry files written by a default infer run');
+  } finally {
+    tmp.cleanup();
+  }
+});
