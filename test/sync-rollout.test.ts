@@ -3,7 +3,7 @@
 // fallback through GET /v1/index?since=N&active=A); a pulled version failing its health check
 // makes sync exit 5 with the trial in the --json summary, the previous version still active.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { openEdgeDb } from '../src/store/db.js';
@@ -68,7 +68,7 @@ before(async () => {
   for (const [id, rollout] of [
     ['judge', { trial_inferences: N, trial_rate_factor: 1.5 }],
     ['early', { trial_inferences: 0 }],
-    ['slow', { trial_inferences: 0, max_latency_ms: 1e-6 }],
+    ['slow', { trial_inferences: 0 }],
   ] as const) {
     homes[id] = join(tmp.dir, id);
     initEdge(homes[id], { publicKey: kb.publicKeyPem, privateKey: '' }, rollout, id, { url: kb.url, token: tokens[id] });
@@ -126,4 +126,37 @@ test('an aborted rollout reaches a device that already committed the newer versi
   assert.equal(events('judge', 'channel_fallback').length, 0, 'judge rolled back by itself; v1 is what it runs');
   const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout) as { id: string; active_version: number | null }[];
   assert.equal(fleet.find((d) => d.id === 'early')!.active_version, v1, 'the KB sees early back on v1');
+});
+
+test('a pulled version that fails its health check at sync: exit 5, the trial and its reason in --json, the previous version stays active', async () => {
+  const v = publish(4, 60, 'stable');
+  sync('slow');
+  assert.equal(activeOf('slow'), String(v));
+  // this gateway now demands an impossible one-sample latency: the next version fails its check
+  const cfgPath = join(homes.slow, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  cfg.rollout.max_latency_ms = 1e-6;
+  writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  const bad = publish(5, 60, 'stable');
+  const r = syncJson('slow');
+  assert.equal(r.code, 5, r.stderr);
+  assert.equal(r.s.exit, 5);
+  assert.equal(r.s.pulled_version, bad);
+  assert.equal(r.s.activated, false);
+  const trial = r.s.trial as { version: number; result: string; reason: string };
+  assert.deepEqual([trial.version, trial.result], [bad, 'fail']);
+  assert.match(trial.reason, /latency .* exceeds max_latency_ms/);
+  assert.match(r.stderr, new RegExp(`KB version ${bad} failed its health check .*; version ${v} stays active`));
+  assert.deepEqual(states('slow'), { [String(v)]: 'active*', [String(bad)]: 'failed' });
+  // the KB heard about it (the device report went out despite the failure)
+  const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout) as { id: string; active_version: number | null; last_trial: { version: number; result: string } | null }[];
+  const me = fleet.find((d) => d.id === 'slow')!;
+  assert.equal(me.active_version, v);
+  assert.deepEqual([me.last_trial?.version, me.last_trial?.result], [bad, 'fail']);
+  // exit 5 once: the next sync does not retry the failed version by itself (the channel still
+  // points at it, but it failed here), and succeeds
+  const again = syncJson('slow');
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.s.pulled_version, null);
+  assert.equal(activeOf('slow'), String(v));
 });
