@@ -72,4 +72,10 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX samples_evict ON samples ((state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at);
   CREATE INDEX samples_blob_sha ON samples (payload_sha) WHERE payload IS NULL;
   `,
+  // 3 (sync): samples.state may also be 'rejected': the KB refused the sample for good (its id
+  // belongs to another device, it failed the KB's checks); reject_reason holds the KB's reason.
+  // Never sent again (store/rejected.ts); evicted like uploaded ones (not 'pending').
+  `
+  ALTER TABLE samples ADD COLUMN reject_reason TEXT;
+  `,
 ];
