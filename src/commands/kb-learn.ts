@@ -58,7 +58,7 @@ export function register(kb: Command): void {
     .option('--min-samples <n>', 'labelled samples a group needs to become its own task (smaller groups: global task)', intOption('--min-samples', 1), 10)
     .option('--arch <arch>', 'softmax | mlp', 'mlp')
     .option('--hidden <sizes>', 'hidden layer sizes of the mlp, comma separated', '128')
-    .option('--epochs <n>', 'maximum epochs (early stopping on a validation slice of the training data)', intOption('--epochs', 1), 30)
+    .option('--epochs <n>', 'maximum epochs (early stopping on a validation slice of the training data); small tasks still run at least 300 optimiser steps', intOption('--epochs', 1), 30)
     .option('--seed <n>', 'seed of initialisation, shuffling, splits and clustering', intOption('--seed', 0), 1)
     .option('--metric <m>', 'gate metric: accuracy | micro_precision | macro_f1', 'accuracy')
     .option('--gate-op <op>', 'an update is accepted if candidate OP current - tolerance: >= (ge) or > (gt)', '>=')

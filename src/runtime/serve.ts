@@ -135,7 +135,7 @@ async function clearStaleSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (live) throw new CliError(`--socket ${path}: another server is listening on it`, EXIT.LOCKED);
+  if (live) throw new CliError(`--socket ${path}: another server is listening on it`, EXIT.FAILURE);
   unlinkSync(path);
 }
 
@@ -204,7 +204,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     if (o.socket) await clearStaleSocket(o.socket);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new CliError(`cannot listen on ${o.socket ?? `${o.host}:${o.port}`}: ${e.code ?? e.message}`, e.code === 'EADDRINUSE' ? EXIT.LOCKED : EXIT.FAILURE)),
+        reject(new CliError(`cannot listen on ${o.socket ?? `${o.host}:${o.port}`}: ${e.code ?? e.message}`, EXIT.FAILURE)),
       );
       if (o.socket) server!.listen(o.socket, resolve);
       else server!.listen(o.port, o.host, resolve);

@@ -129,6 +129,9 @@ export class KbClient {
 
   static async create(o: ClientOptions): Promise<KbClient> {
     const undici = await import('undici');
+    // an option passed as undefined (e.g. no --retries on the command line) keeps its default:
+    // spreading it as-is once made `retries` undefined, and a dead KB was retried forever
+    const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ClientOptions;
     const opts = {
       deadline: Infinity,
       retries: 5,
@@ -137,7 +140,7 @@ export class KbClient {
       bodyTimeoutMs: 30_000,
       backoffBaseMs: 250,
       backoffCapMs: 8_000,
-      ...o,
+      ...given,
       baseUrl: o.baseUrl.replace(/\/+$/, ''),
     };
     let ca: string | undefined;
