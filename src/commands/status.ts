@@ -26,7 +26,7 @@ export function register(program: Command): void {
         w(`kb         ${s.kb_url ?? '(none: offline only)'}`);
         w(`version    ${s.active_version ?? '(none; run "sedna-ll task add" or "sedna-ll sync")'}${s.previous_version ? ` (previous ${s.previous_version})` : ''}`);
         if (s.active_error) w(`           ERROR: ${s.active_error}`);
-        w(`outbox     ${o.pending} pending (${humanBytes(o.pendingBytes)}), ${o.uploaded} uploaded (${humanBytes(o.uploadedBytes)}), ${o.labelsPending} labels pending`);
+        w(`outbox     ${o.pending} pending (${humanBytes(o.pendingBytes)}), ${o.uploaded} uploaded (${humanBytes(o.uploadedBytes)}), ${o.labelsPending} labels pending${o.rejected ? `, ${o.rejected} rejected by the KB` : ''}`);
         w(`quota      ${humanBytes(o.bytes)} of ${o.maxBytes ? humanBytes(o.maxBytes) : 'unlimited'}${o.used_pct !== null ? ` (${o.used_pct}%)` : ''}; database ${humanBytes(s.db_bytes)}`);
         w(`evicted    ${e.count} (${humanBytes(e.bytes)}): ${e.uploaded} uploaded, ${e.pending} pending (${e.labelled} labelled)`);
         w(`last sync  ${s.last_sync ? `${isoTime(s.last_sync.time)} exit ${s.last_sync.result ?? '?'}` : 'never'}`);

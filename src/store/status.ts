@@ -4,6 +4,7 @@ import type { DB } from './db.js';
 import { kvGet } from './db.js';
 import type { EdgeConfig, HomePaths } from './home.js';
 import { Outbox, type OutboxCounts } from './outbox.js';
+import { rejectedCount } from './rejected.js';
 import { activeVersion, listVersions } from './versions.js';
 
 export interface EdgeStatus {
@@ -16,7 +17,8 @@ export interface EdgeStatus {
   active_error?: string;
   versions: { id: string; origin: string; state: string; installed_at: number; activated_at: number | null }[];
   tasks: { id: string; attrs: Record<string, string>; labels: number; model: string; fallback: boolean }[];
-  outbox: OutboxCounts & { max_mb: number; used_pct: number | null };
+  /** rejected: samples the KB refused for good (store/rejected.ts), never sent again */
+  outbox: OutboxCounts & { rejected: number; max_mb: number; used_pct: number | null };
   evictions: OutboxCounts['evicted'];
   labels_pending: number;
   db_bytes: number;
@@ -71,7 +73,7 @@ export function edgeStatus(paths: HomePaths, db: DB, cfg: EdgeConfig): EdgeStatu
       model: t.model.sha256,
       fallback: active!.index.allocation.fallback === t.id,
     })),
-    outbox: { ...counts, max_mb: cfg.outbox.max_mb, used_pct: counts.maxBytes ? Math.round((1000 * counts.bytes) / counts.maxBytes) / 10 : null },
+    outbox: { ...counts, rejected: rejectedCount(db), max_mb: cfg.outbox.max_mb, used_pct: counts.maxBytes ? Math.round((1000 * counts.bytes) / counts.maxBytes) / 10 : null },
     evictions: counts.evicted,
     labels_pending: counts.labelsPending,
     db_bytes: fileSize(paths.db) + fileSize(`${paths.db}-wal`),

@@ -14,6 +14,7 @@ import type { PushLabelsResponse, PushSamplesResponse } from '../format/protocol
 import { type DB, logEvent } from '../store/db.js';
 import type { EdgeConfig } from '../store/home.js';
 import type { Outbox } from '../store/outbox.js';
+import { markRejected } from '../store/rejected.js';
 import { CompressPolicy, type CompressMode } from './compress-policy.js';
 import { PushReader, pendingCounts } from './outbox-reader.js';
 import { type KbClient, SyncHttpError } from './http.js';
@@ -122,6 +123,8 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       path: '/v1/samples',
       headers: b.gzip ? { 'content-type': 'application/json', 'content-encoding': 'gzip' } : { 'content-type': 'application/json' },
       body,
+      // 409: every sample of the batch belongs to another device; the body is still a push reply
+      accept: (s) => (s >= 200 && s < 300) || s === 409,
     });
     p.catch(() => {}); // surfaced when awaited
     return p;
@@ -165,8 +168,11 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     if (retention === 'delete') outbox.deleteUploaded(stored);
     c.acked += stored.length;
     if (reply.rejected?.length) {
-      c.rejected += reply.rejected.length;
-      logEvent(db, 'sync_rejected', { count: reply.rejected.length, first: reply.rejected.slice(0, 20) });
+      // refused for good (another device's id, a failed check): marked rejected with the reason,
+      // never sent again (store/rejected.ts); this run exits 4
+      const refused = reply.rejected.filter((r) => sent.has(r?.id) && !stored.includes(r.id));
+      c.rejected += markRejected(db, refused);
+      logEvent(db, 'sync_rejected', { count: refused.length, first: refused.slice(0, 20) });
     }
     done += cur.ids.length;
     o.progress?.update('push', Math.min(done, total), total);

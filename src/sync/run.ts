@@ -4,7 +4,8 @@
 //   0 everything pushed (or nothing pending) and the edge holds the newest KB version
 //   3 the KB could not be reached and nothing was done (nothing lost: the outbox is untouched)
 //   4 partial: some work done (batches acked, a version pulled), the rest pending; or --max-time
-//     ran out while work remained
+//     ran out while work remained; or the KB rejected samples for good in this run (they are
+//     marked rejected and not re-sent, so the next run is not partial because of them)
 //   5 the pulled index, signature or a model blob failed verification; nothing installed,
 //     the active version untouched. Also: the pulled version failed its health check when
 //     activated (rollout.activate auto): marked failed, the previous version stays active, the
@@ -26,6 +27,7 @@ import { pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';
 import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { Outbox } from '../store/outbox.js';
+import { rejectedCount } from '../store/rejected.js';
 import { pendingCounts } from './outbox-reader.js';
 
 export interface SyncOptions {
@@ -49,7 +51,10 @@ export interface SyncOptions {
 export interface SyncSummary {
   pushed: number;
   acked: number;
+  /** samples the KB refused for good in this run (marked rejected, never re-sent) */
   rejected: number;
+  /** all samples marked rejected on this edge so far */
+  rejected_total: number;
   pending: number;
   labels_pushed: number;
   labels_pending: number;
@@ -129,6 +134,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     pushed: 0,
     acked: 0,
     rejected: 0,
+    rejected_total: 0,
     pending: 0,
     labels_pushed: 0,
     batches_gzip: 0,
@@ -191,6 +197,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     const counts = pendingCounts(db);
     s.pending = counts.pending;
     s.labels_pending = counts.labelsPending;
+    s.rejected_total = rejectedCount(db);
     // the fleet view: report on every sync that can still reach the KB (best effort)
     const f = failure as { kind: string; message: string } | null;
     if (!f || f.kind === 'verify' || f.kind === 'protocol') {
@@ -220,7 +227,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     else s.exit = didWork ? EXIT.PARTIAL : EXIT.OFFLINE;
   } else if (s.rejected > 0) {
     s.exit = EXIT.PARTIAL;
-    message = `${s.rejected} sample(s) rejected by the KB stay pending (see events)`;
+    message = `${s.rejected} sample(s) rejected by the KB; marked rejected, not sent again (sedna-ll status; reasons in events)`;
   }
   s.duration_ms = Date.now() - t0;
   kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
