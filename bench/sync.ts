@@ -26,6 +26,7 @@ import { writeRandomMlp } from '../test/helpers/models.js';
 import { editConfig, makeEdge, seedOutbox } from '../test/helpers/sync-edge.js';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths } from '../src/store/home.js';
+import { PAYLOAD_SQL } from '../src/store/outbox.js';
 import { generateSigningKeys, sha256Hex } from '../src/format/signature.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -122,7 +123,8 @@ function buildTemplate(dir: string, n: number, payloadFile?: string): { db: stri
     db.pragma('wal_checkpoint(TRUNCATE)');
     if (payloadFile) {
       const fd = openSync(payloadFile, 'w');
-      for (const r of db.prepare('SELECT payload FROM samples ORDER BY created_at, id').iterate() as Iterable<{ payload: Buffer }>) {
+      // PAYLOAD_SQL: inline payloads live in sample_payloads since edge schema migration 4
+      for (const r of db.prepare(`SELECT ${PAYLOAD_SQL} AS payload FROM samples ORDER BY created_at, id`).iterate() as Iterable<{ payload: Buffer }>) {
         writeSync(fd, r.payload);
         payloadBytes += r.payload.length;
       }

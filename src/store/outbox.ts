@@ -4,7 +4,8 @@
 // prepared statements. A sample id is a UUIDv7; the same payload for the same task is stored
 // once (UNIQUE(task, payload_sha)): the existing row's dup_count goes up and its id is returned.
 // Payloads above INLINE_MAX live in blobs/<sha256> (content-addressed, written and fsynced
-// before the row commits). When the commit returns, every sample reported logged survives a
+// before the row commits); smaller ones in table sample_payloads next to their row (schema
+// migration 4: marking a sample uploaded then rewrites a small row, not its payload's page). When the commit returns, every sample reported logged survives a
 // kill -9 or a power cut (WAL + synchronous=FULL, see db.ts).
 //
 // Quota: bytes are tracked incrementally in kv 'outbox_bytes' (same transaction as the rows),
@@ -126,7 +127,13 @@ const ROW_BYTES_SQL = `(payload_bytes + length(attrs) + coalesce(length(scores),
 /** Eviction order: the same expressions as index samples_evict (schema migration 2). */
 const EVICT_ORDER_SQL = `(state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at`;
 
-const SAMPLE_COLS = `id, task, attrs, payload_kind, payload_sha, payload_bytes, payload, pred_label, scores, hard, hard_reasons,
+/**
+ * The inline payload of a samples row (NULL: in blobs/<sha>), wherever migration 4 put it: in
+ * sample_payloads (payload_ext = 1) or in the row itself (rows written before migration 4).
+ */
+const PAYLOAD_SQL = `CASE WHEN samples.payload_ext = 1 THEN (SELECT sp.payload FROM sample_payloads sp WHERE sp.id = samples.id) ELSE samples.payload END`;
+
+const SAMPLE_COLS = `id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
   unseen, unseen_reason, hardness, CAST(kb_version AS TEXT) AS kb_version, created_at, state, label, label_state, dup_count`;
 
 interface SampleRow {
@@ -163,6 +170,7 @@ interface VictimRow {
 }
 
 const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
+const EMPTY = Buffer.alloc(0);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Does a process with this pid still run? (for leftovers of crashed writers) */
@@ -180,6 +188,7 @@ export class Outbox {
   readonly maxBytes: number;
   private readonly st: {
     upsert: BetterSqlite3.Statement;
+    putPayload: BetterSqlite3.Statement;
     kvGet: BetterSqlite3.Statement;
     kvIncr: BetterSqlite3.Statement;
     victims: BetterSqlite3.Statement;
@@ -206,11 +215,14 @@ export class Outbox {
     this.st = {
       upsert: db.prepare(
         `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, pred_label, scores,
-           hard, hard_reasons, unseen, unseen_reason, hardness, kb_version, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           hard, hard_reasons, unseen, unseen_reason, hardness, kb_version, created_at, payload_ext)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (task, payload_sha) DO UPDATE SET dup_count = dup_count + 1
          RETURNING id, dup_count, ${ROW_BYTES_SQL} AS acct`,
       ),
+      // OR REPLACE: a payload row can only pre-exist if its sample was deleted without the
+      // trigger (never by this code); the new sample's bytes are the right ones either way
+      putPayload: db.prepare('INSERT OR REPLACE INTO sample_payloads (id, payload) VALUES (?, ?)'),
       kvGet: db.prepare('SELECT value FROM kv WHERE key = ?').pluck(),
       // the increment is bound as an integer string: better-sqlite3 binds JS numbers as REAL,
       // which the TEXT column would keep as "5.0"
@@ -264,11 +276,14 @@ export class Outbox {
       const p = prepared[i];
       const inBlob = r.payload.length > INLINE_MAX;
       if (inBlob) this.ensureBlob(p.sha, r.payload);
+      // inline payloads go to sample_payloads (payload_ext 1, the row holds an empty blob): see
+      // schema migration 4; NULL still means blobs/<sha>
       const row = this.st.upsert.get(
-        p.id, p.sha, r.task, p.attrs, r.payloadKind, inBlob ? null : r.payload, r.payload.length, r.predLabel, p.scores,
-        r.hard ? 1 : 0, p.reasons, r.unseen ? 1 : 0, r.unseenReason, r.hardness, r.kbVersion, now,
+        p.id, p.sha, r.task, p.attrs, r.payloadKind, inBlob ? null : EMPTY, r.payload.length, r.predLabel, p.scores,
+        r.hard ? 1 : 0, p.reasons, r.unseen ? 1 : 0, r.unseenReason, r.hardness, r.kbVersion, now, inBlob ? 0 : 1,
       ) as { id: string; dup_count: number; acct: number };
       const duplicate = row.id !== p.id || row.dup_count > 0;
+      if (!duplicate && !inBlob) this.st.putPayload.run(p.id, r.payload);
       if (!duplicate) {
         added++;
         addedBytes += row.acct;
@@ -684,4 +699,4 @@ interface Prepared {
   reasons: string;
 }
 
-export { SAMPLE_COLS, ROW_BYTES_SQL, type SampleRow };
+export { SAMPLE_COLS, ROW_BYTES_SQL, PAYLOAD_SQL, type SampleRow };

@@ -16,7 +16,7 @@
 // strings and UTF-8-encoding the result took as long as reading the rows from SQLite.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
-import type { Outbox } from '../store/outbox.js';
+import { type Outbox, PAYLOAD_SQL } from '../store/outbox.js';
 
 interface Row {
   rid: number;
@@ -64,7 +64,7 @@ export class PushReader {
   ) {
     this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.page = db.prepare(
-      `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, payload, pred_label, scores, hard, hard_reasons,
+      `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
          unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label
        FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) AND rowid <= ? ORDER BY created_at, rowid LIMIT ?`,
     );
