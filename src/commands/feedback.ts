@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .description('attach labels to logged samples (labelled samples are kept longest and go to the KB on the next sync)')
     .option('--sample <id>', 'sample id (as printed by infer / samples ls)')
     .option('--label <label>', 'the correct label for --sample')
-    .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped')
+    .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped; exit 1 when no line could be stored')
     .option('--strict', 'with --file: any bad line or unknown id fails the run and no label is stored')
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
@@ -67,6 +67,8 @@ export function register(program: Command): void {
         for (const e of errors) process.stderr.write(`sedna-ll: ${e}\n`);
         if (opts.json) printJson({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
         else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);
+        // every line bad or unknown (a wrong-format file): a failure, so scripts do not take it for success
+        if (r.updated + r.unchanged === 0 && errors.length > 0) throw new CliError(`${opts.file}: no label stored, all ${errors.length} line(s) skipped`, EXIT.FAILURE);
       }),
     );
 }

@@ -30,7 +30,8 @@ Output: one JSON line per good input, in input order:
 such a sample is logged only if another reason holds). "logged": true is printed only after
 the sample is durably in the outbox; "sample_id" is what "sedna-ll feedback --sample" takes.
 Bad records are reported on stderr ("sedna-ll: line N: reason") and skipped; --strict stops
-at the first one with exit 1.
+at the first one with exit 1. Input with bad records and no good one exits 1 (wrong format?);
+empty input exits 0.
 
 ${EXIT_HELP}
 `;

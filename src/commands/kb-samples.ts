@@ -100,7 +100,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
     .option('--json', 'print {lines, imported, existing, skipped} as JSON')
-    .addHelpText('after', `\nBad lines are reported on stderr and skipped.\n${EXIT_HELP}\n`)
+    .addHelpText('after', `\nBad lines are reported on stderr and skipped; a file with lines but none imported exits 1.\n${EXIT_HELP}\n`)
     .action(
       run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
         const { importSamples } = await import('../kb/samples-io.js');
@@ -120,7 +120,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
     .option('--json', 'print {lines, stored, newly_labelled, unknown, skipped} as JSON')
-    .addHelpText('after', `\nBad lines are reported on stderr and skipped; unknown ids are listed on stderr.\n${EXIT_HELP}\n`)
+    .addHelpText('after', `\nBad lines are reported on stderr and skipped; unknown ids are listed on stderr.\nA file with lines but no label stored exits 1.\n${EXIT_HELP}\n`)
     .action(
       run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
         const { importLabels } = await import('../kb/samples-io.js');

