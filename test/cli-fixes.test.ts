@@ -74,3 +74,47 @@ test('a stream where every record is bad exits 1 (infer, feedback --file); one g
     t.cleanup();
   }
 });
+
+test('feedback refuses a label outside the task\'s classes (exit 2, naming sample and classes) unless --new-class', () => {
+  const t = tempDir();
+  try {
+    const { home } = edgeHome(t.dir);
+    const [id1, id2] = logSamples(home, 2);
+    const [other] = logSamples(home, 1, 'not-in-index');
+    const labelOf = (id: string) => {
+      const r = sedna(['samples', 'ls', '--json'], { home });
+      assert.equal(r.code, 0, r.stderr);
+      const rows = JSON.parse(r.stdout) as { id: string; label: string | null }[];
+      return rows.find((x) => x.id === id)?.label ?? null;
+    };
+    let r = sedna(['feedback', '--sample', id1, '--label', 'zzz'], { home });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`sample ${id1}: label "zzz" is not a class of task "berlin" \\(a, b, c\\)`));
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one-line error');
+    assert.equal(labelOf(id1), null, 'nothing stored');
+
+    r = sedna(['feedback', '--sample', id1, '--label', 'b'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    r = sedna(['feedback', '--sample', id2, '--label', 'zzz', '--new-class'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(labelOf(id2), 'zzz');
+    r = sedna(['feedback', '--sample', other, '--label', 'anything'], { home });
+    assert.equal(r.code, 0, `a task the active index does not hold is not checked: ${r.stderr}`);
+
+    // --file: the line is skipped (reported); --strict: exit 2 and nothing stored
+    const lf = join(t.dir, 'labels.jsonl');
+    writeFileSync(lf, `{"id":"${id1}","label":"c"}\n{"id":"${id2}","label":"nope"}\n`);
+    r = sedna(['feedback', '--file', lf, '--strict'], { home });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /labels\.jsonl:2: sample .*label "nope" is not a class of task "berlin"/);
+    assert.equal(labelOf(id1), 'b', '--strict stored nothing');
+    r = sedna(['feedback', '--file', lf], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /labelled 1 sample, 1 skipped/);
+    assert.match(r.stderr, /labels\.jsonl:2: .*"nope"/);
+    assert.equal(labelOf(id1), 'c');
+    assert.equal(labelOf(id2), 'zzz');
+  } finally {
+    t.cleanup();
+  }
+});

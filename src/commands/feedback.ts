@@ -10,6 +10,7 @@ interface FeedbackOpts {
   label?: string;
   file?: string;
   strict?: boolean;
+  newClass?: boolean;
   json?: boolean;
   home?: string;
 }
@@ -22,11 +23,12 @@ export function register(program: Command): void {
     .option('--label <label>', 'the correct label for --sample')
     .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped; exit 1 when no line could be stored')
     .option('--strict', 'with --file: any bad line or unknown id fails the run and no label is stored')
+    .option('--new-class', "accept labels that are not a class of the sample's task in the active version (a genuinely new class); without it such a label is refused (exit 2; with --file: that line is skipped)")
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: FeedbackOpts, cmd: Command) => {
-        const [{ badLabel, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
+        const [{ badLabel, describeForeign, foreignLabels, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
           import('../store/feedback.js'),
           import('../store/outbox.js'),
           import('../store/open-home.js'),
@@ -58,6 +60,16 @@ export function register(program: Command): void {
             const known = h.db.prepare('SELECT 1 FROM samples WHERE id = ?').pluck();
             const missing = items.find((it) => !known.get(it.id));
             if (missing) throw new CliError(`${opts.file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`);
+          }
+          if (!opts.newClass) {
+            const foreign = foreignLabels(h.paths, h.db, items);
+            if (foreign.length && (single || opts.strict)) {
+              const f = foreign[0];
+              throw new CliError(`${single ? '' : `${opts.file}:${f.item.line}: `}${describeForeign(f)}${single ? '' : ' (--strict: no label stored)'}`, EXIT.USAGE);
+            }
+            const refused = new Set(foreign.map((f) => f.item));
+            for (const f of foreign) errors.push(`${opts.file}:${f.item.line}: ${describeForeign(f)}`);
+            items = items.filter((it) => !refused.has(it));
           }
           return outbox.setLabels(items);
         });

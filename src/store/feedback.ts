@@ -1,6 +1,9 @@
 // Ground truth for logged samples (`sedna-ll feedback`): parse label records and attach them.
 // A labelled sample is worth more: it is kept longest under quota and its label goes to the KB
 // on the next sync (label_state 'pending').
+import type { DB } from './db.js';
+import type { HomePaths } from './home.js';
+import { activeVersion } from './versions.js';
 
 export interface LabelItem {
   id: string;
@@ -52,4 +55,37 @@ export function parseLabelLines(text: string, what: string): { items: LabelItem[
     items.push({ id, label: String(label), line: i + 1 });
   }
   return { items, errors };
+}
+
+/** A label that is not one of its sample's task classes. */
+export interface ForeignLabel {
+  item: LabelItem;
+  task: string;
+  allowed: string[];
+}
+
+/**
+ * Labels that are not a class of their sample's task in the active KB version. A typo
+ * ("zzz" for a task with classes a,b,c) would be uploaded and make the trainer add a spurious
+ * class, so the caller refuses these unless the user says the class is new (--new-class).
+ * Samples of tasks the active index does not hold (or holds without labels) are not checked:
+ * there is nothing to check them against. Unknown ids are left to setLabels.
+ */
+export function foreignLabels(paths: HomePaths, db: DB, items: readonly LabelItem[]): ForeignLabel[] {
+  const active = activeVersion(paths, db);
+  if (!active) return [];
+  const classes = new Map(active.index.tasks.filter((t) => t.model.labels.length > 0).map((t) => [t.id, t.model.labels]));
+  const taskOf = db.prepare('SELECT task FROM samples WHERE id = ?').pluck();
+  const out: ForeignLabel[] = [];
+  for (const item of items) {
+    const task = taskOf.get(item.id) as string | undefined;
+    const allowed = task === undefined ? undefined : classes.get(task);
+    if (allowed && !allowed.includes(item.label)) out.push({ item, task: task!, allowed });
+  }
+  return out;
+}
+
+/** One-line reason for a ForeignLabel. */
+export function describeForeign(f: ForeignLabel): string {
+  return `sample ${f.item.id}: label "${f.item.label}" is not a class of task "${f.task}" (${f.allowed.join(', ')}); give --new-class if it is a new class`;
 }
