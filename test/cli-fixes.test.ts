@@ -118,3 +118,28 @@ test('feedback refuses a label outside the task\'s classes (exit 2, naming sampl
     t.cleanup();
   }
 });
+
+test('feedback --strict: an unknown id exits 1 like --sample does, a bad line 2; both store nothing; help says so', () => {
+  const t = tempDir();
+  try {
+    const { home } = edgeHome(t.dir);
+    const [id] = logSamples(home, 1);
+    const unknown = '0190aaaa-0000-7000-8000-000000000000';
+    const lf = join(t.dir, 'labels.jsonl');
+    writeFileSync(lf, `{"id":"${id}","label":"a"}\n{"id":"${unknown}","label":"b"}\n`);
+    let r = sedna(['feedback', '--file', lf, '--strict'], { home });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`labels\\.jsonl:2: unknown sample id ${unknown} \\(--strict: no label stored\\)`));
+    assert.equal(sedna(['feedback', '--sample', unknown, '--label', 'a'], { home }).code, 1, 'the same "not found" exit without --strict');
+    writeFileSync(lf, `{"id":"${id}","label":"a"}\nnot json\n`);
+    r = sedna(['feedback', '--file', lf, '--strict'], { home });
+    assert.equal(r.code, 2, r.stderr);
+    r = sedna(['samples', 'ls', '--json'], { home });
+    assert.equal((JSON.parse(r.stdout) as { label: string | null }[])[0].label, null, 'nothing stored');
+    const help = sedna(['feedback', '--help']).stdout.replace(/\s+/g, ' ');
+    assert.match(help, /Exit 1 when a sample id is not found \(--sample, or --file --strict\)/);
+    assert.match(help, /exit 2 for a bad line under --strict/);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -22,13 +22,21 @@ export function register(program: Command): void {
     .option('--sample <id>', 'sample id (as printed by infer / samples ls)')
     .option('--label <label>', 'the correct label for --sample')
     .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped; exit 1 when no line could be stored')
-    .option('--strict', 'with --file: any bad line or unknown id fails the run and no label is stored')
+    .option('--strict', 'with --file: all or nothing; any bad line, refused label or unknown id fails the run and no label is stored')
     .option('--new-class', "accept labels that are not a class of the sample's task in the active version (a genuinely new class); without it such a label is refused (exit 2; with --file: that line is skipped)")
     .option('--json', 'machine-readable output')
-    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .addHelpText(
+      'after',
+      `
+Exit 1 when a sample id is not found (--sample, or --file --strict), or when --file stored no
+label at all; exit 2 for a bad line under --strict, a bad --label, or a label outside the
+task's classes (without --new-class).
+${EXIT_HELP}
+`,
+    )
     .action(
       run(async (opts: FeedbackOpts, cmd: Command) => {
-        const [{ badLabel, describeForeign, foreignLabels, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
+        const [{ badLabel, describeForeign, firstUnknown, foreignLabels, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
           import('../store/feedback.js'),
           import('../store/outbox.js'),
           import('../store/open-home.js'),
@@ -57,9 +65,8 @@ export function register(program: Command): void {
           const outbox = new Outbox(h.db, h.paths, h.cfg);
           if (opts.strict) {
             // all or nothing: check every id before storing any label
-            const known = h.db.prepare('SELECT 1 FROM samples WHERE id = ?').pluck();
-            const missing = items.find((it) => !known.get(it.id));
-            if (missing) throw new CliError(`${opts.file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`);
+            const missing = firstUnknown(h.db, items);
+            if (missing) throw new CliError(`${opts.file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`, EXIT.FAILURE);
           }
           if (!opts.newClass) {
             const foreign = foreignLabels(h.paths, h.db, items);

@@ -89,3 +89,9 @@ export function foreignLabels(paths: HomePaths, db: DB, items: readonly LabelIte
 export function describeForeign(f: ForeignLabel): string {
   return `sample ${f.item.id}: label "${f.item.label}" is not a class of task "${f.task}" (${f.allowed.join(', ')}); give --new-class if it is a new class`;
 }
+
+/** The first item whose sample id is not in the outbox (for --strict's all-or-nothing check before storing any label). */
+export function firstUnknown(db: DB, items: readonly LabelItem[]): LabelItem | undefined {
+  const known = db.prepare('SELECT 1 FROM samples WHERE id = ?').pluck();
+  return items.find((it) => !known.get(it.id));
+}
