@@ -2,7 +2,7 @@
 // the task's classes, task add keeps labels, kb publish without changes is a no-op, help texts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths, loadConfig } from '../src/store/home.js';
@@ -139,6 +139,37 @@ test('feedback --strict: an unknown id exits 1 like --sample does, a bad line 2;
     const help = sedna(['feedback', '--help']).stdout.replace(/\s+/g, ' ');
     assert.match(help, /Exit 1 when a sample id is not found \(--sample, or --file --strict\)/);
     assert.match(help, /exit 2 for a bad line under --strict/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('task add without --labels keeps the replaced task\'s labels when the class count matches', () => {
+  const t = tempDir();
+  try {
+    const { home } = edgeHome(t.dir);
+    const labelsIn = (version: string) =>
+      (JSON.parse(readFileSync(join(home, 'kb', version, 'index.json'), 'utf8')) as { tasks: { id: string; model: { labels: string[] } }[] }).tasks.find((x) => x.id === 'berlin')!.model.labels;
+    const same = writeRandomMlp(t.dir, 'mlp2', [4, 6, 3], 9);
+    let r = sedna(['task', 'add', same, '--task', 'berlin', '--json'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    let add = JSON.parse(r.stdout);
+    assert.equal(add.replaced, true);
+    assert.equal(add.labels_kept, true);
+    assert.deepEqual(labelsIn(add.version), ['a', 'b', 'c']);
+
+    const four = writeRandomMlp(t.dir, 'mlp4', [4, 6, 4], 9);
+    r = sedna(['task', 'add', four, '--task', 'berlin', '--json'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    add = JSON.parse(r.stdout);
+    assert.equal(add.labels_kept, false);
+    assert.deepEqual(labelsIn(add.version), ['0', '1', '2', '3'], 'another class count: default labels');
+    r = sedna(['task', 'add', same, '--task', 'berlin', '--labels', 'x,y,z', '--json'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(labelsIn(JSON.parse(r.stdout).version), ['x', 'y', 'z'], '--labels still wins');
+    r = sedna(['task', 'add', four, '--task', 'berlin'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /new model has 4 classes, not 3: labels x,y,z not kept/);
   } finally {
     t.cleanup();
   }

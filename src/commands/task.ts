@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .argument('<model>', 'ONNX model file (one float32 input [batch, ...], first output = class scores)')
     .requiredOption('--task <id>', 'task id ("global" makes it the allocation fallback)')
     .option('--attr <key=value>', 'attribute that routes samples to this task (repeatable)', collect, [])
-    .option('--labels <a,b,c>', 'class labels in output order (default "0".."K-1")')
+    .option('--labels <a,b,c>', 'class labels in output order (default: the replaced task\'s labels when the model has as many classes, else "0".."K-1")')
     .option('--preprocess-scale <s>', 'multiply inputs by s before inference (e.g. 0.00392 for 0..255 pixels)', numOption('--preprocess-scale'))
     .option('--fallback', 'make this task the fallback for samples no task matches')
     .option('--json', 'machine-readable output')
@@ -36,11 +36,13 @@ export function register(program: Command): void {
           throw new CliError((e as Error).message, EXIT.USAGE);
         }
         const labels = opts.labels !== undefined ? opts.labels.split(',').map((l) => l.trim()) : undefined;
-        const { addLocalTask } = await import('../store/local-tasks.js');
+        const { addTaskKeepingLabels } = await import('../store/task-keep-labels.js');
         const r = await withHome((cmd.optsWithGlobals() as AddOpts).home, (h) =>
-          addLocalTask(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback }),
+          addTaskKeepingLabels(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback }),
         );
         if (opts.json) return printJson(r);
+        if (r.labels_kept === false)
+          process.stderr.write(`sedna-ll: task ${r.task}: the new model has ${r.model.labels.length} classes, not ${r.previous_labels!.length}: labels ${r.previous_labels!.join(',')} not kept (give --labels)\n`);
         if (r.unchanged) process.stdout.write(`task ${r.task} unchanged (version ${r.version} already holds this model)\n`);
         else
           process.stdout.write(
