@@ -1,39 +1,15 @@
-// Registering a task model in the KB (`kb task add`): the ONNX file goes into the blob store,
-// its input/output names and shapes come from an onnxruntime-node session (loaded lazily), so a
-// model the runtime cannot load never gets into the KB.
+// Registering a task model in the KB (`kb task add`): the ONNX file goes into the blob store
+// after onnx/ort.ts `inspectModel`, the admission check `task add` on the edge uses too, so a
+// model an edge would refuse (not loadable, not float32, two inputs, dynamic feature dims) never
+// gets into the KB. Its probe run also gives the class count and the output kind.
 import { readFileSync } from 'node:fs';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
-import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
+import type { Preprocessing } from '../format/index-manifest.js';
+import { inspectModel } from '../onnx/ort.js';
 import type { KbStore, TaskRecord } from './store.js';
 
 export const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-export interface ModelIo {
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-}
-
-/** Input/output names and shapes of an ONNX model, read by onnxruntime-node. */
-export async function readModelIo(bytes: Buffer, what: string): Promise<ModelIo> {
-  const ort = (await import('onnxruntime-node')).default;
-  let s;
-  try {
-    s = await ort.InferenceSession.create(bytes);
-  } catch (e) {
-    throw new CliError(`${what}: not a loadable ONNX model: ${(e as Error).message.split('\n')[0]}`, EXIT.FAILURE);
-  }
-  try {
-    const spec = (m: (typeof s.inputMetadata)[number]): TensorSpec => {
-      if (!m.isTensor) throw new CliError(`${what}: ${m.name} is not a tensor`, EXIT.FAILURE);
-      if (m.type !== 'float32') throw new CliError(`${what}: ${m.name} has type ${m.type}; only float32 tensors are supported`, EXIT.FAILURE);
-      return { name: m.name, shape: m.shape.map((d) => (typeof d === 'number' && d < 0 ? -1 : d)), dtype: 'float32' };
-    };
-    return { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
-  } finally {
-    await s.release();
-  }
-}
 
 export interface AddTaskOptions {
   modelPath: string;
@@ -55,17 +31,13 @@ export async function addTaskModel(store: KbStore, o: AddTaskOptions): Promise<T
   } catch (e) {
     throw new CliError(`${o.modelPath}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.FAILURE);
   }
-  const io = await readModelIo(bytes, o.modelPath);
+  const io = await inspectModel(bytes, o.modelPath);
   const out = io.outputs[0];
-  const k = out.shape.length ? out.shape[out.shape.length - 1] : undefined;
   let labels = o.labels;
-  if (labels && typeof k === 'number' && k > 0 && labels.length !== k) {
-    throw new CliError(`--labels: ${labels.length} labels given but ${o.modelPath} output "${out.name}" has ${k} classes`, EXIT.USAGE);
+  if (labels && labels.length !== io.classes) {
+    throw new CliError(`--labels: ${labels.length} labels given but ${o.modelPath} output "${out.name}" has ${io.classes} classes`, EXIT.USAGE);
   }
-  if (!labels) {
-    if (typeof k !== 'number' || k <= 0) throw new CliError(`${o.modelPath}: output "${out.name}" has no fixed class count; pass --labels a,b,c`, EXIT.USAGE);
-    labels = Array.from({ length: k }, (_, i) => String(i));
-  }
+  labels ??= Array.from({ length: io.classes }, (_, i) => String(i));
   const { sha256, size } = await store.blobs.put(bytes);
   const now = Date.now();
   const prev = await store.getTask(o.id);
@@ -78,7 +50,8 @@ export async function addTaskModel(store: KbStore, o: AddTaskOptions): Promise<T
     outputs: io.outputs,
     labels,
     preprocessing: o.preprocessing ?? prev?.preprocessing ?? { kind: 'vector' },
-    output_kind: o.outputKind ?? (out.name.toLowerCase().includes('logit') ? 'logits' : 'probabilities'),
+    // what the probe run saw, not a guess from the output's name
+    output_kind: o.outputKind ?? io.outputKind,
     ...(o.arch ? { arch: o.arch } : {}),
     parent: prev?.parent ?? null,
     metrics: {},

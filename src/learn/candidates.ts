@@ -10,6 +10,7 @@ import type { LoadedSample } from './dataset.js';
 import { exportOnnx, ioSpecs } from './export.js';
 import { modelFromBytes, stack, type ScoringModel } from './models.js';
 import { runPlugin } from './plugin.js';
+import { inspectModel } from '../onnx/ort.js';
 import { trainAll } from './pool.js';
 import { idRank, type Candidate, type RoundOptions } from './round-types.js';
 import type { TrainJob } from './train-job.js';
@@ -67,7 +68,9 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
         });
         const outputKind = r.metrics.output_kind === 'logits' ? 'logits' : 'probabilities';
         const model = modelFromBytes(r.model, { labels, preprocessing: P, output_kind: outputKind });
-        const io = model.dense ? ioSpecs(model.dense.net) : await ortIo(r.model);
+        // a plug-in model passes the same admission check as `task add` / `kb task add`: one the
+        // edge would refuse (two inputs, dynamic feature dims, not float32) fails the round here
+        const io = model.dense ? ioSpecs(model.dense.net) : await inspectModel(r.model, `--trainer-cmd model of task ${c.group.id}`).then(({ inputs, outputs }) => ({ inputs, outputs }));
         if (model.dense) {
           io.inputs[0].name = model.dense.inputName;
           io.outputs[0].name = model.dense.outputName;
@@ -131,16 +134,4 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
 
 function taskSeed(seed: number, task: string): number {
   return (seed * 1000003 + idRank(seed, task)) >>> 0;
-}
-
-async function ortIo(bytes: Buffer): Promise<{ inputs: TaskRecord['inputs']; outputs: TaskRecord['outputs'] }> {
-  const m = await import('onnxruntime-node');
-  const ort = (m as unknown as { default?: typeof m }).default ?? m;
-  const s = await ort.InferenceSession.create(bytes);
-  try {
-    const spec = (x: (typeof s.inputMetadata)[number]) => ({ name: x.name, shape: (x.isTensor ? x.shape : []).map((d) => (typeof d === 'number' && d >= 0 ? d : 'N')), dtype: 'float32' as const });
-    return { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
-  } finally {
-    await s.release();
-  }
 }

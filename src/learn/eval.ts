@@ -10,6 +10,7 @@ import type { KbStore } from '../kb/store.js';
 import { preprocess } from './dataset.js';
 import { roundScores, scoreLabels, type Scores } from './metrics.js';
 import { readBlob, stack } from './models.js';
+import { openSession, runRows } from '../onnx/ort.js';
 
 interface Row {
   x: Float32Array;
@@ -141,20 +142,17 @@ export async function evaluateVersion(store: KbStore, file: string, opts: { vers
     if (!groups.has(t)) groups.set(t, []);
     groups.get(t)!.push(r);
   }
-  const m = await import('onnxruntime-node');
-  const ort = (m as unknown as { default?: typeof m }).default ?? m;
   const truth: string[] = [];
   const pred: string[] = [];
   const tasks: EvalResult['tasks'] = [];
   for (const [t, rs] of groups) {
     if (t.model.preprocessing.kind !== 'vector') throw new CliError(`task ${t.id}: image models cannot be evaluated on vector files`, EXIT.FAILURE);
-    const s = await ort.InferenceSession.create(await readBlob(store, t.model.sha256));
+    const s = await openSession(await readBlob(store, t.model.sha256), `task ${t.id}: model ${t.model.sha256.slice(0, 12)}`);
     try {
       const xs = rs.map((r) => preprocess(r.x, t.model.preprocessing));
       const d = Number(t.model.inputs[0].shape[1]);
       for (const x of xs) if (x.length !== d) throw new CliError(`${file}: a sample has ${x.length} features, task ${t.id} expects ${d}`, EXIT.FAILURE);
-      const out = await s.run({ [t.model.inputs[0].name]: new ort.Tensor('float32', stack(xs, d), [xs.length, d]) });
-      const P = out[t.model.outputs[0].name].data as Float32Array;
+      const P = await runRows(s, t.model.inputs[0].name, t.model.outputs[0].name, stack(xs, d), [xs.length, d]);
       const k = t.model.labels.length;
       const tp: string[] = [];
       for (let i = 0; i < rs.length; i++) {

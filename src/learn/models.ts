@@ -1,11 +1,12 @@
 // A task's current model as the learner uses it: scored on raw samples (its own preprocessing
 // applied) by our forward pass when the ONNX is a dense chain, else by onnxruntime-node (lazily
-// imported), e.g. for models a --trainer-cmd plug-in or `kb task add` brought in.
+// loaded through onnx/ort.ts), e.g. for models a --trainer-cmd plug-in or `kb task add` brought in.
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { predictProba } from './dense.js';
 import { preprocess } from './dataset.js';
 import { readDenseOnnx, type ReadModel } from './onnx-reader.js';
+import { openSession, runRows, type OrtSession } from '../onnx/ort.js';
 
 export interface ScoringModel {
   labels: string[];
@@ -31,7 +32,7 @@ export function stack(rows: Float32Array[], d: number): Float32Array {
 export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preprocessing: Preprocessing; output_kind: 'probabilities' | 'logits'; inputName?: string; outputName?: string }): ScoringModel {
   const dense = readDenseOnnx(bytes);
   const k = meta.labels.length;
-  let session: Promise<import('onnxruntime-node').InferenceSession> | null = null;
+  let session: Promise<OrtSession> | null = null;
   return {
     labels: meta.labels,
     preprocessing: meta.preprocessing,
@@ -47,15 +48,12 @@ export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preproce
         const P = predictProba(dense.net, stack(rows, d), n);
         return P;
       }
-      const m = await import('onnxruntime-node');
-      const ort = (m as unknown as { default?: typeof m }).default ?? m;
-      session ??= ort.InferenceSession.create(bytes);
+      session ??= openSession(bytes, 'model');
       const s = await session;
       const d = rows[0].length;
       const inName = meta.inputName ?? s.inputNames[0];
       const outName = meta.outputName ?? s.outputNames[0];
-      const out = await s.run({ [inName]: new ort.Tensor('float32', stack(rows, d), [n, d]) });
-      const P = Float32Array.from(out[outName].data as Float32Array);
+      const P = await runRows(s, inName, outName, stack(rows, d), [n, d]);
       if (P.length !== n * k) throw new Error(`model output has ${P.length / n} values per sample, labels say ${k}`);
       if (meta.output_kind === 'logits') {
         for (let i = 0; i < n; i++) {

@@ -12,12 +12,8 @@ import type { CanaryRecord } from '../format/bundle-layout.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { mulberry32 } from '../format/onnx-writer.js';
 import { inputFor } from './preprocess.js';
-import { loadOrt } from './sessions.js';
+import { firstLine, loadOrt, ModelLoadError, openSession, type OrtModule } from '../onnx/ort.js';
 import type { Sample } from './sample.js';
-
-type OrtModule = typeof Ort;
-// the pipeline's loader (a lazy require: cheaper than import() of the CommonJS package)
-const ort = (): Promise<OrtModule> => loadOrt();
 
 export interface CheckPolicy {
   canary_tolerance: number;
@@ -66,12 +62,12 @@ export class CheckedModel {
   ) {}
 
   static async load(file: string, task: TaskEntry): Promise<CheckedModel> {
-    const o = await ort();
+    const o = await loadOrt();
     let session: Ort.InferenceSession;
     try {
-      session = await o.InferenceSession.create(file);
+      session = await openSession(file, file);
     } catch (e) {
-      throw new Error(`task "${task.id}": model ${task.model.sha256.slice(0, 12)}… does not load: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+      throw new Error(`task "${task.id}": model ${task.model.sha256.slice(0, 12)}… does not load: ${e instanceof ModelLoadError ? e.reason : firstLine(e)}`);
     }
     const inName = task.model.inputs[0].name;
     const outName = task.model.outputs[0].name;

@@ -2,40 +2,14 @@
 // sharing a model share a session). onnxruntime-node is loaded on first use only: commands
 // that never infer must not pay for its native library.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { loadOrt, ModelLoadError, openSession, type OrtModule } from '../onnx/ort.js';
 
-export type OrtModule = typeof Ort;
-let ort: OrtModule | null = null;
-const require = createRequire(import.meta.url);
-
-/**
- * onnxruntime-node, loaded on first use. require(), not import(): the package is CommonJS, and
- * import() of CommonJS runs cjs-module-lexer over its sources to find named exports, ~35 ms
- * of every `infer` start for nothing.
- */
-export async function loadOrt(): Promise<OrtModule> {
-  if (!ort) {
-    disableOrtTelemetry();
-    ort = require('onnxruntime-node') as OrtModule;
-  }
-  return ort;
-}
-
-/**
- * onnxruntime >= 1.30 on Linux starts Microsoft 1DS telemetry with its environment: per process
- * it creates /tmp/mat-debug-<pid>.log, writes (and fsyncs) an event cache in
- * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db, reads /etc/machine-id, and
- * queues the events for upload to Microsoft. An edge gateway must not phone home, and it costs
- * ~10-30 ms of every `infer` start. ORT_DISABLE_TELEMETRY=1 turns all of it off when set before
- * onnxruntime initialises; an operator's explicit setting is kept.
- */
-export function disableOrtTelemetry(): void {
-  process.env.ORT_DISABLE_TELEMETRY ??= '1';
-}
+// the loader lives in src/onnx/ort.ts (shared with store, kb and learn); re-exported for callers here
+export { disableOrtTelemetry, loadOrt, type OrtModule } from '../onnx/ort.js';
 
 /** A loaded model with what the pipeline needs to feed it. */
 export interface ModelSession {
@@ -98,10 +72,10 @@ export class SessionCache {
     const ort = await loadOrt();
     let session: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(file, SESSION_OPTIONS);
+      session = await openSession(file, file, SESSION_OPTIONS);
     } catch (e) {
-      const why = ((e as Error).message ?? String(e)).split('\n')[0];
-      throw new CliError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${why}`, EXIT.FAILURE);
+      if (!(e instanceof ModelLoadError)) throw e;
+      throw new CliError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${e.reason}`, EXIT.FAILURE);
     }
     const inputName = task.model.inputs[0].name;
     const outputName = task.model.outputs[0].name;

@@ -2,9 +2,10 @@
 // ("local-<n>": the active index plus or replacing this task), installed and activated through
 // store/versions.ts, so local and KB versions roll forward and back the same way.
 //
-// The model is loaded once with onnxruntime-node (imported lazily: only this command pays for
-// it) to read its input/output names and shapes and to refuse a corrupt file before anything
-// is stored. One probe run tells whether the first output already holds probabilities.
+// The model is checked by onnx/ort.ts `inspectModel` (onnxruntime-node, loaded lazily: only this
+// command pays for it), the same admission check `kb task add` uses: it reads the input/output
+// names and shapes, refuses a corrupt or unfeedable file before anything is stored, and one
+// probe run tells whether the first output already holds probabilities.
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { CliError, EXIT } from '../format/exit-codes.js';
@@ -21,6 +22,7 @@ import {
 } from '../format/index-manifest.js';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
+import { inspectModel } from '../onnx/ort.js';
 import { activateVersion, activeVersion, getVersion, installVersion, nextLocalSeq } from './versions.js';
 
 export interface AddTaskOptions {
@@ -46,63 +48,6 @@ export interface AddTaskResult {
 }
 
 const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-interface Inspected {
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  classes: number;
-  outputKind: 'probabilities' | 'logits';
-}
-
-function specOf(m: { name: string; isTensor: boolean; type?: string; shape?: ReadonlyArray<number | string> }, file: string): TensorSpec {
-  if (!m.isTensor || m.type !== 'float32') throw new CliError(`${file}: ${m.name} is ${m.isTensor ? m.type : 'not a tensor'}; sedna-ll models take and give float32 tensors`);
-  return { name: m.name, shape: (m.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : -1)), dtype: 'float32' };
-}
-
-/** Load the model in onnxruntime-node, read its I/O, and probe what its first output holds. */
-async function inspectModel(bytes: Buffer, file: string): Promise<Inspected> {
-  const mod = await import('onnxruntime-node');
-  const ort = ((mod as unknown as { default?: typeof mod }).default ?? mod) as typeof mod;
-  let session: import('onnxruntime-node').InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(bytes);
-  } catch (e) {
-    throw new CliError(`${file}: not a loadable ONNX model: ${String((e as Error).message).split('\n')[0]}`);
-  }
-  try {
-    const inputs = session.inputMetadata.map((m) => specOf(m as never, file));
-    const outputs = session.outputMetadata.map((m) => specOf(m as never, file));
-    if (inputs.length !== 1) throw new CliError(`${file}: the model has ${inputs.length} inputs; sedna-ll feeds exactly one`);
-    const inShape = inputs[0].shape;
-    if (inShape.length < 2 || inShape.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-      throw new CliError(`${file}: input "${inputs[0].name}" shape [${inShape.join(',')}]: expected [batch, fixed dims...]`);
-    }
-    const dims = [1, ...(inShape.slice(1) as number[])];
-    const n = dims.reduce((a, b) => a * b, 1);
-    // probe with a deterministic pseudo-random input: rows of probabilities are >= 0 and sum to 1
-    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + 1) * 2);
-    let out: import('onnxruntime-node').Tensor;
-    try {
-      const res = await session.run({ [inputs[0].name]: new ort.Tensor('float32', x, dims) });
-      out = res[outputs[0].name];
-    } catch (e) {
-      throw new CliError(`${file}: the model fails on an input of shape [${dims.join(',')}]: ${String((e as Error).message).split('\n')[0]}`);
-    }
-    const y = out.data as Float32Array;
-    const classes = y.length;
-    if (classes < 1 || out.dims.length < 1) throw new CliError(`${file}: output "${outputs[0].name}" is empty`);
-    let sum = 0;
-    let inRange = true;
-    for (const v of y) {
-      sum += v;
-      if (!(v >= 0 && v <= 1)) inRange = false;
-    }
-    const outputKind = inRange && Math.abs(sum - 1) < 1e-3 ? 'probabilities' : 'logits';
-    return { inputs, outputs, classes, outputKind };
-  } finally {
-    await session.release().catch(() => {});
-  }
-}
 
 function preprocessingFor(input: TensorSpec, scale: number | undefined): Preprocessing {
   const p: Preprocessing = { kind: 'vector' };

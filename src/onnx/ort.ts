@@ -1,0 +1,138 @@
+// The one place that loads onnxruntime-node, opens sessions and inspects ONNX models, for
+// every layer that runs or accepts a model: runtime (pipeline sessions, canary checks), store
+// (`task add`), kb (`kb task add`), learn (scoring, plug-in models, `kb eval`).
+//
+// Why a folder of its own: those users sit on both sides of the arrows (runtime/kb/learn above,
+// store below), so the module must be at the bottom, next to format. format stays pure (no
+// native code); src/onnx/ is its sibling that may import onnxruntime-node (lazily, on first
+// use only) and format, and nothing else of ours. Arrows: (runtime|kb|learn|store) -> onnx -> format.
+//
+// Why one module: the edge and the KB must accept the same models. `inspectModel` is the single
+// admission check (float32 tensors, exactly one input with fixed non-batch dims, a probe run),
+// so the KB can no longer take in a model that every edge would refuse.
+import { createRequire } from 'node:module';
+import type * as Ort from 'onnxruntime-node';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import type { TensorSpec } from '../format/index-manifest.js';
+
+export type OrtModule = typeof Ort;
+export type OrtSession = Ort.InferenceSession;
+let ort: OrtModule | null = null;
+const require = createRequire(import.meta.url);
+
+/**
+ * onnxruntime-node, loaded on first use. require(), not import(): the package is CommonJS, and
+ * import() of CommonJS runs cjs-module-lexer over its sources to find named exports, ~35 ms
+ * of every `infer` start for nothing.
+ */
+export async function loadOrt(): Promise<OrtModule> {
+  if (!ort) {
+    disableOrtTelemetry();
+    ort = require('onnxruntime-node') as OrtModule;
+  }
+  return ort;
+}
+
+/**
+ * onnxruntime >= 1.30 on Linux starts Microsoft 1DS telemetry with its environment: per process
+ * it creates /tmp/mat-debug-<pid>.log, writes (and fsyncs) an event cache in
+ * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db, reads /etc/machine-id, and
+ * queues the events for upload to Microsoft. An edge gateway must not phone home, and it costs
+ * ~10-30 ms of every `infer` start. ORT_DISABLE_TELEMETRY=1 turns all of it off when set before
+ * onnxruntime initialises; an operator's explicit setting is kept.
+ */
+export function disableOrtTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
+}
+
+/** First line of an error message (onnxruntime's are multi-line stack dumps). */
+export function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split('\n')[0];
+}
+
+/** A model file or buffer onnxruntime refused; `reason` is onnxruntime's own first line. */
+export class ModelLoadError extends CliError {
+  constructor(
+    what: string,
+    readonly reason: string,
+  ) {
+    super(`${what}: not a loadable ONNX model: ${reason}`, EXIT.FAILURE);
+  }
+}
+
+/** Open a session on a file path or model bytes; a refusal is a one-line ModelLoadError naming `what`. */
+export async function openSession(src: string | Uint8Array, what: string, options?: Ort.InferenceSession.SessionOptions): Promise<OrtSession> {
+  const o = await loadOrt();
+  try {
+    return typeof src === 'string' ? await o.InferenceSession.create(src, options) : await o.InferenceSession.create(src, options ?? {});
+  } catch (e) {
+    throw new ModelLoadError(what, firstLine(e));
+  }
+}
+
+/** A session's output `name` for rows of features (n x d), as a copy. */
+export async function runRows(session: OrtSession, inputName: string, outputName: string, X: Float32Array, dims: number[]): Promise<Float32Array> {
+  const o = await loadOrt();
+  const out = await session.run({ [inputName]: new o.Tensor('float32', X, dims) });
+  return Float32Array.from(out[outputName].data as Float32Array);
+}
+
+export interface InspectedModel {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** values of the first output for one sample (= label count) */
+  classes: number;
+  /** what the probe run saw in the first output: rows >= 0 summing to 1, or anything else */
+  outputKind: 'probabilities' | 'logits';
+}
+
+type IoMeta = { name: string; isTensor: boolean; type?: string; shape?: ReadonlyArray<number | string> };
+
+/** TensorSpec of one input/output; only float32 tensors are accepted. Dynamic dims: their symbol, or -1. */
+function specOf(m: IoMeta, what: string): TensorSpec {
+  if (!m.isTensor) throw new CliError(`${what}: ${m.name} is not a tensor; sedna-ll models take and give float32 tensors`, EXIT.FAILURE);
+  if (m.type !== 'float32') throw new CliError(`${what}: ${m.name} has type ${m.type}; sedna-ll models take and give float32 tensors`, EXIT.FAILURE);
+  return { name: m.name, shape: (m.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : -1)), dtype: 'float32' };
+}
+
+/**
+ * The admission check of a model, edge and KB alike: loads it, reads its I/O (float32 tensors
+ * only), requires exactly one input shaped [batch, fixed dims...] (the pipeline feeds one
+ * tensor), runs it once on a deterministic input and reports what its first output holds.
+ * Every refusal is a one-line CliError naming `what`.
+ */
+export async function inspectModel(bytes: Uint8Array, what: string): Promise<InspectedModel> {
+  const session = await openSession(bytes, what);
+  try {
+    const inputs = session.inputMetadata.map((m) => specOf(m as IoMeta, what));
+    const outputs = session.outputMetadata.map((m) => specOf(m as IoMeta, what));
+    if (inputs.length !== 1) throw new CliError(`${what}: the model has ${inputs.length} inputs; sedna-ll feeds exactly one`, EXIT.FAILURE);
+    if (outputs.length < 1) throw new CliError(`${what}: the model has no outputs`, EXIT.FAILURE);
+    const inShape = inputs[0].shape;
+    if (inShape.length < 2 || inShape.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
+      throw new CliError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}]: expected [batch, fixed dims...]`, EXIT.FAILURE);
+    }
+    const dims = [1, ...(inShape.slice(1) as number[])];
+    const n = dims.reduce((a, b) => a * b, 1);
+    // a deterministic pseudo-random input: rows of probabilities are >= 0 and sum to 1
+    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + 1) * 2);
+    let y: Float32Array;
+    try {
+      y = await runRows(session, inputs[0].name, outputs[0].name, x, dims);
+    } catch (e) {
+      throw new CliError(`${what}: the model fails on an input of shape [${dims.join(',')}]: ${firstLine(e)}`, EXIT.FAILURE);
+    }
+    const classes = y.length;
+    if (classes < 1) throw new CliError(`${what}: output "${outputs[0].name}" is empty`, EXIT.FAILURE);
+    let sum = 0;
+    let inRange = true;
+    for (const v of y) {
+      sum += v;
+      if (!(v >= 0 && v <= 1)) inRange = false;
+    }
+    const outputKind = inRange && Math.abs(sum - 1) < 1e-3 ? 'probabilities' : 'logits';
+    return { inputs, outputs, classes, outputKind };
+  } finally {
+    await session.release().catch(() => {});
+  }
+}
