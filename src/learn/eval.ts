@@ -1,9 +1,10 @@
 // `kb eval FILE`: per-task and overall metrics of a published KB version on a labelled file,
-// with samples allocated to tasks the way the edge does (attribute key, else nearest centroid,
-// else the fallback) and scored by onnxruntime-node sessions of the published models.
+// with samples allocated to tasks by the edge's own table (format/allocate.ts) and scored by
+// onnxruntime-node sessions of the published models.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { attrKey, normaliseAttrs } from '../format/attrs.js';
+import { normaliseAttrs } from '../format/attrs.js';
+import { TaskTable } from '../format/allocate.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import type { KbStore } from '../kb/store.js';
@@ -91,39 +92,18 @@ export interface EvalResult {
   overall: Scores;
 }
 
-/** Allocate like the edge (src/runtime/allocate.ts), without the runtime's session machinery. */
+/**
+ * The edge's allocation (format/allocate.ts, the table the runtime uses), each task seeing the
+ * sample through its own preprocessing. A sample no task can take fails the evaluation.
+ */
 function allocator(index: TaskIndex): (r: Row) => TaskEntry {
-  const { method, attr_keys, fallback } = index.allocation;
-  const byKey = new Map<string, TaskEntry>();
-  for (const t of index.tasks) {
-    const k = attrKey(t.attrs, attr_keys);
-    if (k !== null && !byKey.has(k)) byKey.set(k, t);
-  }
-  const fb = fallback ? index.tasks.find((t) => t.id === fallback) ?? null : null;
-  const withC = index.tasks.filter((t) => t.centroid && t.centroid.length);
+  const table = new TaskTable(index);
   return (r) => {
-    if (method !== 'centroid') {
-      const k = attrKey(r.attrs, attr_keys);
-      if (k !== null) {
-        const t = byKey.get(k);
-        if (t) return t;
-        if (fb) return fb;
-      }
+    try {
+      return table.allocate(r.attrs, null, (t) => preprocess(r.x, t.model.preprocessing)).task;
+    } catch (e) {
+      throw new CliError(`a sample cannot be allocated: ${(e as Error).message}`, EXIT.FAILURE);
     }
-    if (method !== 'attr' && withC.length) {
-      let best = withC[0];
-      let bd = Infinity;
-      for (const t of withC) {
-        const x = preprocess(r.x, t.model.preprocessing);
-        if (x.length !== t.centroid!.length) continue;
-        let d = 0;
-        for (let i = 0; i < x.length; i++) d += (x[i] - t.centroid![i]) ** 2;
-        if (d < bd) (bd = d), (best = t);
-      }
-      return best;
-    }
-    if (fb) return fb;
-    throw new CliError('a sample matches no task and the version has no fallback task', EXIT.FAILURE);
   };
 }
 
