@@ -64,11 +64,13 @@ before(async () => {
   tokens.judge = kb.deviceToken;
   tokens.early = kb.addDevice('early', 'canary').token;
   tokens.slow = kb.addDevice('slow', 'stable').token;
+  tokens.manual = kb.addDevice('manual', 'canary').token;
   // judge: trial over N inferences (its outcomes abort the rollout); early: commits a version at once
   for (const [id, rollout] of [
     ['judge', { trial_inferences: N, trial_rate_factor: 1.5 }],
     ['early', { trial_inferences: 0 }],
     ['slow', { trial_inferences: 0 }],
+    ['manual', { trial_inferences: 0, activate: 'manual' }],
   ] as const) {
     homes[id] = join(tmp.dir, id);
     initEdge(homes[id], { publicKey: kb.publicKeyPem, privateKey: '' }, rollout, id, { url: kb.url, token: tokens[id] });
@@ -86,11 +88,17 @@ test('an aborted rollout reaches a device that already committed the newer versi
     sync(id);
     assert.equal(activeOf(id), String(v1));
   }
+  // an operator-run gateway (rollout.activate manual) activates what sync installed by hand
+  const activate = (v: number) => ok(sedna(['model', 'activate', String(v)], { home: homes.manual }), `model activate ${v}`);
+  sync('manual');
+  activate(v1);
   infer('judge', N + 10, 1); // v1 passes its trial on judge: the rate v2 is compared with
   sync('judge');
 
   // v2 answers uniformly: every sample is hard
   const v2 = publish(2, 0.001, 'canary');
+  sync('manual');
+  activate(v2);
   const e = sync('early');
   assert.equal(e.pulled_version, v2);
   assert.deepEqual(states('early'), { '1': 'previous', '2': 'active*' }, 'early committed v2 at once (trial_inferences 0)');
@@ -124,6 +132,10 @@ test('an aborted rollout reaches a device that already committed the newer versi
   }
   assert.equal(events('early', 'channel_fallback').length, 1);
   assert.equal(events('judge', 'channel_fallback').length, 0, 'judge rolled back by itself; v1 is what it runs');
+  // manual activation: the fallback version is installed already; moving to it is the operator's call
+  for (let i = 0; i < 2; i++) assert.equal(sync('manual').pulled_version, null);
+  assert.equal(activeOf('manual'), String(v2));
+  assert.equal(events('manual', 'channel_fallback').length, 0);
   const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout) as { id: string; active_version: number | null }[];
   assert.equal(fleet.find((d) => d.id === 'early')!.active_version, v1, 'the KB sees early back on v1');
 });

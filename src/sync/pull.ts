@@ -93,6 +93,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
     if (active === null || index.version === active) return nothing();
     const row = getVersion(db, versionId(index, 'kb'));
     if (row?.state === 'failed') return nothing(); // failed here before: keep what runs (kb fleet shows it)
+    if (row && config.rollout.activate !== 'auto') return nothing(); // installed; activating it is the operator's call
     fallback = true;
   }
 
