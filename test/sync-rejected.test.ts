@@ -11,7 +11,7 @@ import { openEdgeDb } from '../src/store/db.js';
 import { homePaths } from '../src/store/home.js';
 import { sedna, tempDir } from './helpers/cli.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
-import { editConfig, kbSamples, makeEdge, seedOutbox, type Edge } from './helpers/sync-edge.js';
+import { editConfig, kbSamples, labelSamples, makeEdge, seedOutbox, type Edge } from './helpers/sync-edge.js';
 
 let kb: TestKb;
 let a: Edge;
@@ -53,6 +53,7 @@ test('rejected samples are marked with the reason, counted, and not re-sent; onl
   assert.equal(ra.code, 0, ra.stderr);
   assert.equal(ra.s.acked, 5);
 
+  labelSamples(bHome, [{ id: cloned[4], label: 'cat' }]); // its label can never go up either
   const fresh = seedOutbox(bHome, 3, 64, { seed: 2 });
   const broken = seedOutbox(bHome, 1, 64, { seed: 3 })[0];
   const db = openEdgeDb(homePaths(bHome).db);
@@ -63,7 +64,7 @@ test('rejected samples are marked with the reason, counted, and not re-sent; onl
   const r1 = syncJson(bHome, ['--batch-size', '4']);
   assert.equal(r1.code, 4, r1.stderr);
   assert.match(r1.stderr, /6 sample\(s\) rejected by the KB/);
-  assert.deepEqual([r1.s.pushed, r1.s.acked, r1.s.rejected, r1.s.pending, r1.s.rejected_total], [9, 3, 6, 0, 6]);
+  assert.deepEqual([r1.s.pushed, r1.s.acked, r1.s.rejected, r1.s.pending, r1.s.rejected_total, r1.s.labels_pending], [9, 3, 6, 0, 6, 0]);
   const byId = new Map(rows(bHome).map((r) => [r.id, r]));
   for (const id of cloned) {
     assert.equal(byId.get(id)!.state, 'rejected');

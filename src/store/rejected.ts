@@ -8,7 +8,11 @@ import type { DB } from './db.js';
 /** Mark pending samples rejected with the KB's reason; returns how many were marked. */
 export function markRejected(db: DB, items: readonly { id: string; reason: unknown }[]): number {
   if (items.length === 0) return 0;
-  const mark = db.prepare(`UPDATE samples SET state = 'rejected', reject_reason = ? WHERE id = ? AND state = 'pending'`);
+  // a pending label of such a sample can never be uploaded either: it stops counting as pending
+  const mark = db.prepare(
+    `UPDATE samples SET state = 'rejected', reject_reason = ?, label_state = CASE WHEN label_state = 'pending' THEN NULL ELSE label_state END
+     WHERE id = ? AND state = 'pending'`,
+  );
   return db.transaction(() => {
     let n = 0;
     for (const r of items) n += mark.run(String(r.reason ?? 'rejected by the KB').slice(0, 500), String(r.id)).changes;
