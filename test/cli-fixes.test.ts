@@ -2,7 +2,7 @@
 // the task's classes, task add keeps labels, kb publish without changes is a no-op, help texts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths, loadConfig } from '../src/store/home.js';
@@ -170,6 +170,40 @@ test('task add without --labels keeps the replaced task\'s labels when the class
     r = sedna(['task', 'add', four, '--task', 'berlin'], { home });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /new model has 4 classes, not 3: labels x,y,z not kept/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('kb publish with nothing changed is a no-op ("nothing changed since version N", exit 0); --force publishes anyway', () => {
+  const t = tempDir();
+  try {
+    const data = join(t.dir, 'kb');
+    assert.equal(sedna(['kb', 'init', '--data', data]).code, 0);
+    const kb = (args: string[]) => sedna(['kb', ...args, '--data', data]);
+    const m1 = writeRandomMlp(t.dir, 'k1', [4, 8, 3], 1);
+    assert.equal(kb(['task', 'add', m1, '--task', 'global', '--labels', 'a,b,c', '--fallback']).code, 0);
+    let r = kb(['publish', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).version, 1);
+
+    r = kb(['publish', '--note', 'only a note']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /nothing changed since version 1/);
+    r = kb(['publish', '--json']);
+    assert.deepEqual(JSON.parse(r.stdout), { unchanged: 1 });
+    assert.ok(!existsSync(join(data, 'versions', '2')), 'no version 2');
+
+    r = kb(['publish', '--force', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).version, 2);
+    // a changed model is published
+    const m2 = writeRandomMlp(t.dir, 'k2', [4, 8, 3], 2);
+    assert.equal(kb(['task', 'add', m2, '--task', 'global', '--labels', 'a,b,c', '--fallback']).code, 0);
+    r = kb(['publish', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).version, 3);
+    assert.match(kb(['publish', '--help']).stdout.replace(/\s+/g, ' '), /--force publishes anyway/);
   } finally {
     t.cleanup();
   }

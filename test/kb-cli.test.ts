@@ -110,7 +110,7 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
     const p1 = JSON.parse(k.kb(['publish', '--json']).stdout);
     assert.equal(p1.version, 1);
     assert.equal(p1.parent, null);
-    const p2 = JSON.parse(k.kb(['publish', '--json', '--note', 'second']).stdout);
+    const p2 = JSON.parse(k.kb(['publish', '--json', '--note', 'second', '--force']).stdout);
     assert.equal(p2.version, 2);
     assert.equal(p2.parent, 1);
 

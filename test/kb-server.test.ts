@@ -264,7 +264,7 @@ describe('kb serve: index and blobs', () => {
     assert.equal(idx.tasks[0].model.sha256, sha(model));
     assert.equal((await call(kb, 'GET', '/v1/index?since=1')).status, 304);
     // a new version: since=1 gets version 2
-    assert.equal(kb.cli(['publish']).code, 0);
+    assert.equal(kb.cli(['publish', '--force']).code, 0);
     const r2 = await call(kb, 'GET', '/v1/index?since=1');
     assert.equal(r2.status, 200);
     assert.equal(parseIndex(r2.buf).version, 2);
@@ -310,7 +310,7 @@ describe('kb serve: index and blobs', () => {
   test('a device on another channel gets that channel version only', async () => {
     const c = kb.addDevice('canary-1', 'canary');
     assert.equal((await call(kb, 'GET', '/v1/index?since=0', { token: c.token })).status, 304, 'nothing published to canary yet');
-    const pub = kb.cli(['publish', '--channel', 'canary', '--json']);
+    const pub = kb.cli(['publish', '--channel', 'canary', '--json', '--force']);
     assert.equal(pub.code, 0, pub.stderr);
     const v = JSON.parse(pub.stdout).version;
     const r = await call(kb, 'GET', '/v1/index?since=0', { token: c.token });

@@ -9,17 +9,30 @@ export function register(kb: Command): void {
     .option('--data <dir>', 'KB data directory (default: $SEDNA_LL_KB_DATA)')
     .option('--channel <name>', 'channel that gets the new version', 'stable')
     .option('--note <text>', 'free-form note stored in the index')
-    .option('--json', 'print {version, parent, channel, index_sha, tasks} as JSON')
-    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .option('--force', 'publish even when nothing changed since the latest version')
+    .option('--json', 'print {version, parent, channel, index_sha, tasks} as JSON ({unchanged: N} when nothing changed)')
+    .addHelpText(
+      'after',
+      `
+When the tasks, models, allocation, unseen and hard-example settings are the same as in the
+latest version, nothing is published ("nothing changed since version N", exit 0): every edge
+would pull the copy and start a trial of it. --force publishes anyway.
+${EXIT_HELP}
+`,
+    )
     .action(
-      run(async (o: { data?: string; channel: string; note?: string; json?: boolean }) => {
+      run(async (o: { data?: string; channel: string; note?: string; force?: boolean; json?: boolean }) => {
         const { resolveKbData } = await import('../kb/paths.js');
         const { withKbStore } = await import('../kb/open.js');
-        const { publishVersion } = await import('../kb/publish.js');
+        const { publishIfChanged } = await import('../kb/publish.js');
         const { checkName } = await import('../kb/devices.js');
         checkName('--channel', o.channel);
         await withKbStore(resolveKbData(o.data), async (store) => {
-          const r = await publishVersion(store, { channel: o.channel, notes: o.note ? { note: o.note } : undefined });
+          const { published: r, unchanged } = await publishIfChanged(store, { channel: o.channel, notes: o.note ? { note: o.note } : undefined, force: o.force });
+          if (r === null) {
+            if (o.json) return printJson({ unchanged });
+            return void process.stdout.write(`nothing changed since version ${unchanged}; not published (--force publishes anyway; "kb rollout ${unchanged} --channel ${o.channel}" points the channel at it)\n`);
+          }
           const out = { version: r.version.n, parent: r.version.parent, channel: o.channel, index_sha: r.version.index_sha, tasks: r.index.tasks.map((t) => ({ id: t.id, sha256: t.model.sha256 })) };
           if (o.json) return printJson(out);
           process.stdout.write(`published KB version ${out.version} (parent ${out.parent ?? '-'}) to channel "${o.channel}": ${out.tasks.length} task(s)\n`);

@@ -73,8 +73,53 @@ function defaultAllocation(tasks: TaskRecord[], prev: TaskIndex | null): Allocat
   return { ...base, attr_keys: keys.length ? keys : DEFAULT_ALLOCATION.attr_keys, fallback: fb };
 }
 
+interface Prepared {
+  tasks: TaskRecord[];
+  index: TaskIndex;
+  /** the latest version's index (null: none published yet) */
+  prev: TaskIndex | null;
+}
+
 /** Build, validate, sign and store a new KB version; point opts.channel (default stable) at it. */
 export async function publishVersion(store: KbStore, opts: PublishOptions = {}): Promise<PublishResult> {
+  return commitVersion(store, await prepareVersion(store, opts), opts);
+}
+
+/** What an index says to the edge, without what every version has of its own (version, created_at, parent, notes). */
+function content(index: TaskIndex): string {
+  const { version: _v, created_at: _c, parent: _p, notes: _n, ...rest } = index;
+  return canonicalJson(rest);
+}
+
+/** JSON with object keys sorted, so two equal indexes compare equal whatever wrote them. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export type PublishIfChangedResult = { published: PublishResult; unchanged: null } | { published: null; unchanged: number };
+
+/**
+ * `kb publish`: like publishVersion, but a no-op when the new index would say the same as the
+ * latest version (tasks, models, allocation, unseen and hard-example config): every edge would
+ * pull the copy and start a trial of it for nothing. opts.force publishes anyway.
+ */
+export async function publishIfChanged(store: KbStore, opts: PublishOptions & { force?: boolean } = {}): Promise<PublishIfChangedResult> {
+  const p = await prepareVersion(store, opts);
+  if (!opts.force && p.prev && content(p.prev) === content(p.index)) return { published: null, unchanged: p.prev.version };
+  return { published: await commitVersion(store, p, opts), unchanged: null };
+}
+
+/** The next index from the store's tasks and the latest version: checked and validated, not stored. */
+async function prepareVersion(store: KbStore, opts: PublishOptions): Promise<Prepared> {
   const tasks = opts.tasks ?? (await store.listTasks());
   if (!tasks.length) throw new CliError('nothing to publish: the KB has no tasks (register one with "sedna-ll kb task add MODEL.onnx --task ID")', EXIT.FAILURE);
   for (const t of tasks) {
@@ -103,6 +148,12 @@ export async function publishVersion(store: KbStore, opts: PublishOptions = {}):
   } catch (e) {
     throw new CliError((e as Error).message, EXIT.FAILURE);
   }
+  return { tasks, index, prev };
+}
+
+/** Sign and store a prepared index as the next version; point the channel at it. */
+async function commitVersion(store: KbStore, { tasks, index }: Prepared, opts: PublishOptions): Promise<PublishResult> {
+  const n = index.version;
   const bytes = Buffer.from(JSON.stringify(index, null, 2) + '\n', 'utf8');
   const { privateKey } = await store.signingKeys();
   const sig = signBytes(bytes, privateKey);
