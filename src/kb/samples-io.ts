@@ -11,6 +11,7 @@ import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { sha256Hex } from '../format/signature.js';
+import { splitCsvLine } from '../format/csv.js';
 import type { KbStore, NewSample, SampleFilter, SampleRecord } from './store.js';
 
 const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
@@ -174,23 +175,9 @@ export async function exportSamples(store: KbStore, out: Writable, filter: Sampl
   return n;
 }
 
-/** Split one CSV line (RFC 4180 quoting). */
-export function csvFields(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (q) {
-      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
-      else if (c === '"') q = false;
-      else cur += c;
-    } else if (c === '"') q = true;
-    else if (c === ',') out.push(cur), (cur = '');
-    else cur += c;
-  }
-  out.push(cur);
-  return out.map((f) => f.trim());
+/** Fields of one CSV line (format/csv.ts, RFC 4180 quoting), trimmed. Throws on an unterminated quote. */
+function csvFields(line: string): string[] {
+  return splitCsvLine(line).map((f) => f.trim());
 }
 
 export interface LabelImportResult {
@@ -226,7 +213,12 @@ export async function importLabels(store: KbStore, file: string, opts: { strict?
     if (format === null) {
       format = text.trimStart().startsWith('{') ? 'jsonl' : 'csv';
       if (format === 'csv') {
-        const h = csvFields(text).map((f) => f.toLowerCase());
+        let h: string[];
+        try {
+          h = csvFields(text).map((f) => f.toLowerCase());
+        } catch (e) {
+          throw new CliError(`${file}:${n}: CSV header: ${(e as Error).message}`, EXIT.FAILURE);
+        }
         const id = h.indexOf('id');
         const label = h.indexOf('label');
         if (id < 0 || label < 0) throw new CliError(`${file}:${n}: CSV header must name the columns "id" and "label" (got "${text}")`, EXIT.FAILURE);
@@ -248,7 +240,13 @@ export async function importLabels(store: KbStore, file: string, opts: { strict?
       }
       if (typeof label === 'number') label = String(label);
     } else {
-      const f = csvFields(text);
+      let f: string[];
+      try {
+        f = csvFields(text);
+      } catch (e) {
+        bad(n, (e as Error).message);
+        continue;
+      }
       id = f[cols!.id];
       label = f[cols!.label];
     }

@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { normaliseAttrs } from '../format/attrs.js';
 import { TaskTable } from '../format/allocate.js';
+import { splitCsvLine } from '../format/csv.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import type { KbStore } from '../kb/store.js';
@@ -34,7 +35,14 @@ async function readRows(file: string, attrKeys: string[], onBad: (line: number, 
     if (!line.trim()) continue;
     if (csv === null) csv = !line.trimStart().startsWith('{');
     if (csv) {
-      const cells = line.split(',').map((c) => c.trim());
+      let cells: string[];
+      try {
+        cells = splitCsvLine(line).map((c) => c.trim());
+      } catch (e) {
+        if (!header) throw new CliError(`${file}:${n}: CSV header: ${(e as Error).message}`, EXIT.USAGE);
+        onBad(n, (e as Error).message);
+        continue;
+      }
       if (!header) {
         header = cells.map((c) => c.toLowerCase());
         if (!header.includes('label')) throw new CliError(`${file}: CSV header has no "label" column`, EXIT.USAGE);

@@ -1,35 +1,14 @@
 // CSV input: a header row, then one sample per row. --features and --attrs select columns by
 // name, by 1-based number ("3", "2-785"), or by a name range in header order ("px0..px783").
 // A column named "id" (if not selected otherwise) gives the sample id. Quoted fields ("a,b",
-// "" for a quote) are supported within a line; a record spanning lines is not.
+// "" for a quote) are supported within a line; a record spanning lines is not. The line parser is
+// format/csv.ts, shared with the KB's CSV readers (re-exported here for callers of this module).
 import { normaliseValue } from '../format/attrs.js';
+import { splitCsvLine } from '../format/csv.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { badRecord, f32Bytes, type Item } from './sample.js';
 
-export function splitCsvLine(line: string): string[] {
-  if (line.indexOf('"') < 0) return line.split(',');
-  const out: string[] = [];
-  let cur = '';
-  let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (q) {
-      if (c === '"') {
-        if (line[i + 1] === '"') {
-          cur += '"';
-          i++;
-        } else q = false;
-      } else cur += c;
-    } else if (c === '"') q = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  if (q) throw new Error('unterminated quoted field');
-  out.push(cur);
-  return out;
-}
+export { splitCsvLine };
 
 /** Resolve a column spec against the header; throws a usage error naming the bad item. */
 export function resolveColumns(spec: string, header: string[], opt: string): number[] {
