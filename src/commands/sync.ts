@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
     .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')
     .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
-    .option('--json', 'print a summary {pushed, acked, pending, labels_pushed, pulled_version, activated, bytes_up, bytes_down, duration_ms, exit}')
+    .option('--json', 'print a summary {pushed, acked, rejected, rejected_total, pending, labels_pushed, pulled_version, activated, trial, bytes_up, bytes_down, duration_ms, exit}')
     .addHelpText(
       'after',
       `
@@ -42,10 +42,15 @@ safe: the rest is sent next time. config.json upload.payload (raw | none, upload
 overrides) decides whether payload bytes leave the device; upload.retention (keep | delete)
 whether acked samples stay local. A pulled version is installed only after its ed25519
 signature and every model's sha256 verified; with rollout.activate=auto it then goes through
-the rollout health check and trial (manual: it stays staged for "model activate").
+the rollout health check and trial (manual: it stays staged for "model activate"). When the
+KB aborted a rollout, the channel's older version comes back the same way (channel fallback).
+Samples the KB rejects for good (another device's id, failed checks) are marked rejected with
+its reason (see status) and never sent again.
 
   0  all pushed, edge has the newest version       3  KB unreachable, nothing done (nothing lost)
-  4  partial: some batches acked / --max-time hit  5  signature or checksum failed; nothing installed
+  4  partial: some batches acked / --max-time hit  5  signature or checksum failed; nothing installed;
+     / samples rejected by the KB in this run         or the pulled version failed its health check
+                                                      (the previous version stays active)
   6  another sync holds the lock                   1  token refused (401/403) or unusable answer:
                                                       not "offline", retrying will not fix it
 
