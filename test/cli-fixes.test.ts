@@ -208,3 +208,20 @@ test('kb publish with nothing changed is a no-op ("nothing changed since version
     t.cleanup();
   }
 });
+
+test('every kb command states the exit codes in --help', () => {
+  for (const cmd of [
+    ['device', 'ls'],
+    ['device', 'revoke'],
+    ['device', 'set'],
+    ['samples', 'ls'],
+    ['samples', 'export'],
+    ['tasks'],
+    ['publish'],
+  ]) {
+    const r = sedna(['kb', ...cmd, '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Exit codes:\s+0 ok\s+1 failure\s+2 usage error/, `kb ${cmd.join(' ')} --help`);
+    assert.match(r.stdout, /--data <dir>\s+KB data directory \(default: \$SEDNA_LL_KB_DATA\)/, `kb ${cmd.join(' ')} --help`);
+  }
+});

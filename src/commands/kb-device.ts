@@ -3,15 +3,8 @@
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
 import { printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
-
-async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore, dataDir: string) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
-  const { withKbStore } = await import('../kb/open.js');
-  const dir = resolveKbData(data);
-  return withKbStore(dir, (s) => fn(s, dir));
-}
+import { DATA_HELP, kbOpen } from './kb-common.js';
+import { printTable } from './table.js';
 
 function ago(ts: number | null): string {
   if (ts === null) return '-';
@@ -56,6 +49,7 @@ export function register(kb: Command): void {
     .description('list devices: channel, active version, last seen, revoked')
     .option('--data <dir>', DATA_HELP)
     .option('--json', 'JSON array')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
         await kbOpen(o.data, async (store) => {
@@ -64,8 +58,7 @@ export function register(kb: Command): void {
           if (!list.length) return void process.stdout.write('no devices\n');
           const rows = list.map((d) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `revoked ${ago(d.revoked_at)}` : 'active']);
           const head = ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'];
-          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+          await printTable(head, rows);
         });
       }),
     );
@@ -75,6 +68,7 @@ export function register(kb: Command): void {
     .description('revoke a device token: its requests are refused (401) from now on')
     .option('--data <dir>', DATA_HELP)
     .option('--json', 'print the device as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (id: string, o: { data?: string; json?: boolean }) => {
         const { revokeDevice } = await import('../kb/devices.js');
@@ -92,6 +86,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .requiredOption('--channel <name>', 'rollout channel the device pulls from')
     .option('--json', 'print the device as JSON')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (id: string, o: { data?: string; channel: string; json?: boolean }) => {
         const { setDeviceChannel } = await import('../kb/devices.js');

@@ -2,17 +2,10 @@
 // rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import type { KbStore } from '../kb/store.js';
 import { intOption, numOption, printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+import { DATA_HELP, kbOpen } from './kb-common.js';
+import { printTable } from './table.js';
 const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
-
-async function kbOpen<T>(data: string | undefined, fn: (store: KbStore) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
-  const { withKbStore } = await import('../kb/open.js');
-  return withKbStore(resolveKbData(data), fn);
-}
 
 function versionArg(v: string): number {
   const n = Number(v);
@@ -21,11 +14,6 @@ function versionArg(v: string): number {
 }
 
 const iso = (ts: number | null | undefined) => (ts ? new Date(ts).toISOString().replace(/\.\d+Z$/, 'Z') : '-');
-
-function table(head: string[], rows: string[][]): void {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
-}
 
 export function register(kb: Command): void {
   const channel = kb.command('channel').description('rollout channels: named version pointers devices follow');
@@ -63,7 +51,7 @@ export function register(kb: Command): void {
           const list = await listChannels(store);
           if (o.json) return printJson(list);
           if (!list.length) return void process.stdout.write('no channels\n');
-          table(
+          await printTable(
             ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
             list.map((c) => [
               c.name,
@@ -124,7 +112,7 @@ export function register(kb: Command): void {
           const rows = await fleet(store);
           if (o.json) return printJson(rows);
           if (!rows.length) return void process.stdout.write('no devices\n');
-          table(
+          await printTable(
             ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
             rows.map((d) => [
               d.id + (d.revoked ? ' (revoked)' : ''),

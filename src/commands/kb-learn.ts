@@ -4,19 +4,8 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
-
-async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
-  const { withKbStore } = await import('../kb/open.js');
-  return withKbStore(resolveKbData(data), fn);
-}
-
-function table(head: string[], rows: string[][]): void {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd() + '\n');
-}
+import { DATA_HELP, kbOpen } from './kb-common.js';
+import { printTable } from './table.js';
 
 const f4 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(4));
 
@@ -95,7 +84,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           else process.stdout.write(msg + '\n');
         };
         if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o.data, async (store, dataDir) => {
           if (conds) {
             const { counters, KNOWN_COUNTERS } = await import('../learn/counters.js');
             const c = await counters(store);
@@ -105,8 +94,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const { runRound } = await import('../learn/round.js');
           const { acquireTrainLock } = await import('../learn/lock.js');
           const { kbPaths } = await import('../kb/paths.js');
-          const { resolveKbData } = await import('../kb/paths.js');
-          const release = acquireTrainLock(join(kbPaths(resolveKbData(o.data)).tmp, 'train.lock'));
+          const release = acquireTrainLock(join(kbPaths(dataDir).tmp, 'train.lock'));
           const tty = process.stderr.isTTY;
           const report = await runRound(store, {
             minSamples: o.minSamples,
@@ -130,7 +118,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'})\n`);
           }
           if (report.tasks.length) {
-            table(
+            await printTable(
               ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'EPOCHS', 'MS', 'WHY'],
               report.tasks.map((t) => [
                 t.task + (t.fallback ? ' (fallback)' : ''),
@@ -166,7 +154,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const r = await evaluateVersion(store, file, { version: o.kbVersion, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
           if (o.json) return printJson(r);
           process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
-          table(
+          await printTable(
             ['TASK', 'SAMPLES', 'ACCURACY', 'MICRO_P', 'MACRO_F1'],
             [...r.tasks.map((t) => [t.task, String(t.n), f4(t.accuracy), f4(t.micro_precision), f4(t.macro_f1)]), ['(overall)', String(r.overall.n), f4(r.overall.accuracy), f4(r.overall.micro_precision), f4(r.overall.macro_f1)]],
           );
@@ -187,7 +175,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const list = await listVersions(store);
           if (o.json) return printJson(list);
           if (!list.length) return void process.stdout.write('no versions\n');
-          table(
+          await printTable(
             ['VERSION', 'PARENT', 'CREATED', 'CHANNEL', 'TASKS', 'CHANGED', 'ROUND'],
             list.map((v) => [String(v.version), v.parent === null ? '-' : String(v.parent), v.created_at, v.channel ?? '-', String(v.tasks), v.changed.join(',') || '-', v.round === null ? '-' : String(v.round)]),
           );
@@ -212,7 +200,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const d = await diffVersions(store, va, vb);
           if (json) return printJson(d);
           process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
-          table(
+          await printTable(
             ['TASK', 'CHANGE', 'MODEL A', 'MODEL B', 'ACC A', 'ACC B'],
             d.tasks.map((t) => [t.task, t.change, t.sha_a?.slice(0, 12) ?? '-', t.sha_b?.slice(0, 12) ?? '-', f4(t.accuracy_a), f4(t.accuracy_b)]),
           );
@@ -233,7 +221,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const rows = (await taskHistory(store)).filter((r) => !o.task || r.task === o.task);
           if (o.json) return printJson(rows);
           if (!rows.length) return void process.stdout.write('no training rounds yet\n');
-          table(
+          await printTable(
             ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'TRAIN', 'HELD', 'EPOCHS', 'MS'],
             rows.map((r) => [String(r.round), r.task, r.kind, r.parent ?? '-', r.metric, f4(r.before), f4(r.after), r.accepted ? 'accepted' : 'rejected', String(r.train), String(r.heldout), r.epochs === null ? '-' : String(r.epochs), String(r.train_ms)]),
           );

@@ -2,11 +2,12 @@
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
 import { printJson, run } from './action.js';
+import { DATA_HELP, kbOpen } from './kb-common.js';
 
 export function register(kb: Command): void {
   kb.command('publish')
     .description('publish a new KB version (signed index.json + model blobs) of the registered tasks and point a channel at it')
-    .option('--data <dir>', 'KB data directory (default: $SEDNA_LL_KB_DATA)')
+    .option('--data <dir>', DATA_HELP)
     .option('--channel <name>', 'channel that gets the new version', 'stable')
     .option('--note <text>', 'free-form note stored in the index')
     .option('--force', 'publish even when nothing changed since the latest version')
@@ -22,12 +23,10 @@ ${EXIT_HELP}
     )
     .action(
       run(async (o: { data?: string; channel: string; note?: string; force?: boolean; json?: boolean }) => {
-        const { resolveKbData } = await import('../kb/paths.js');
-        const { withKbStore } = await import('../kb/open.js');
         const { publishIfChanged } = await import('../kb/publish.js');
         const { checkName } = await import('../kb/devices.js');
         checkName('--channel', o.channel);
-        await withKbStore(resolveKbData(o.data), async (store) => {
+        await kbOpen(o.data, async (store) => {
           const { published: r, unchanged } = await publishIfChanged(store, { channel: o.channel, notes: o.note ? { note: o.note } : undefined, force: o.force });
           if (r === null) {
             if (o.json) return printJson({ unchanged });

@@ -3,14 +3,8 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
-
-async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
-  const { withKbStore } = await import('../kb/open.js');
-  return withKbStore(resolveKbData(data), fn);
-}
+import { DATA_HELP, kbOpen } from './kb-common.js';
+import { printTable } from './table.js';
 
 interface FilterOpts {
   device?: string;
@@ -41,6 +35,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--limit <n>', 'at most n samples (0: all)', intOption('--limit', 0), 1000)
     .option('--json', 'JSON array of sample records (no payloads)')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: FilterOpts & { data?: string; limit: number; json?: boolean }) => {
         const filter = filterOf(o);
@@ -62,8 +57,7 @@ export function register(kb: Command): void {
             [s.hard ? 'hard' : '', s.unseen ? 'unseen' : ''].filter(Boolean).join(',') || '-',
             new Date(s.received_at).toISOString().replace(/\.\d+Z$/, 'Z'),
           ]);
-          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+          await printTable(head, rows);
           if (total > list.length) process.stderr.write(`(${list.length} of ${total} shown; --limit 0 for all)\n`);
         });
       }),
@@ -73,6 +67,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('-o, --output <file>', 'write to this file (default: stdout)')
     .option('--json', 'print {exported, file} as JSON (with -o)')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: FilterOpts & { data?: string; output?: string; json?: boolean }) => {
         const filter = filterOf(o);

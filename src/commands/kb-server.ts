@@ -2,8 +2,7 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
+import { DATA_HELP } from './kb-common.js';
 
 export function register(kb: Command): void {
   kb.command('init')

@@ -2,14 +2,8 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { collect, numOption, printJson, run } from './action.js';
-
-const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
-
-async function kbOpen<T>(data: string | undefined, fn: (store: import('../kb/store.js').KbStore) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
-  const { withKbStore } = await import('../kb/open.js');
-  return withKbStore(resolveKbData(data), fn);
-}
+import { DATA_HELP, kbOpen } from './kb-common.js';
+import { printTable } from './table.js';
 
 export function register(kb: Command): void {
   const task = kb.command('task').description('task models registered in the KB');
@@ -61,6 +55,7 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--all', 'include retired tasks')
     .option('--json', 'JSON array of task records')
+    .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: { data?: string; all?: boolean; json?: boolean }) => {
         await kbOpen(o.data, async (store) => {
@@ -77,8 +72,7 @@ export function register(kb: Command): void {
             String(t.updated_round),
             Object.entries(t.metrics).map(([k, v]) => `${k}=${Number(v.toFixed(4))}`).join(' ') || '-',
           ]);
-          const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-          for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+          await printTable(head, rows);
         });
       }),
     );
