@@ -21,6 +21,8 @@ import { type KbClient, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
 
 const gzipAsync = promisify(gzip);
+/** acked sample ids marked uploaded per transaction (see pushBatches) */
+const MARK_EVERY = 2000;
 /** WAL pages between checkpoints while marking acks (see pushSamples) */
 const PUSH_AUTOCHECKPOINT_PAGES = 16384;
 
@@ -130,55 +132,84 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     return p;
   };
 
-  // One batch in flight at a time; while batch k travels, k-1 is marked uploaded (SQLite commit)
-  // and the read-ahead refills. Marking only ever follows k's own reply, so the "acked only"
-  // rule holds at every moment.
-  fill();
-  let cur = queue.shift() ?? null;
-  let inflight = cur ? send(cur, await cur.body) : null;
-  fill();
-  let done = 0;
-  // the auto compress policy compares modes by raw bytes per ms of this loop (ack to ack)
-  let lastAck = performance.now();
-  let lastGzip: boolean | null = null;
-  while (cur && inflight) {
-    const res = await inflight;
-    const now = performance.now();
-    policy.observeAck(cur.gzip, cur.rawBytes, now - lastAck, cur.gzip !== lastGzip);
-    lastAck = now;
-    lastGzip = cur.gzip;
-    const nb = queue.shift() ?? null;
-    const deadlineHit = nb !== null && client.remainingMs() <= 0;
-    const nbFlight = nb && !deadlineHit ? send(nb, await nb.body) : null;
-    fill();
-
-    let reply: PushSamplesResponse;
+  // One batch in flight at a time; while batch k travels, k-1's acks are recorded (and marked
+  // uploaded in SQLite, see flushMarks) and the read-ahead refills. Marking only ever follows
+  // a batch's own reply, so the "acked only" rule holds at every moment.
+  //
+  // Acks are marked in one transaction per MARK_EVERY ids, not per batch: marking flips each
+  // row's entry in index samples_evict, which is ordered by hardness, so a transaction of 500
+  // dirties ~500 scattered index pages; 2000 at once share most of them (150k samples: marking
+  // 2.6-3.3 s -> 1.7-2.1 s). A kill -9 before a flush only means those acked samples are sent
+  // again next run (the KB upserts by id); an error flushes what was acked, then is rethrown.
+  let marks: { ids: string[]; labels: Record<string, string> } = { ids: [], labels: {} };
+  const flushMarks = () => {
+    if (marks.ids.length === 0) return;
+    const m = marks;
+    marks = { ids: [], labels: {} };
+    outbox.markUploaded(m.ids, m.labels);
+    if (retention === 'delete') outbox.deleteUploaded(m.ids);
+    c.acked += m.ids.length;
+  };
+  try {
+    await pushLoop();
+  } catch (e) {
     try {
-      reply = JSON.parse(res.body.toString('utf8')) as PushSamplesResponse;
-      if (!Array.isArray(reply.stored)) throw new Error('no "stored" array');
-    } catch (e) {
-      throw new SyncHttpError(`KB answer to POST /v1/samples is not a push reply: ${(e as Error).message}`, 'protocol');
+      flushMarks();
+    } catch {
+      /* the first error is the one to report; unmarked acks are re-sent next run */
     }
-    // never trust an id we did not send in this batch
-    const sent = new Set(cur.ids);
-    const stored = reply.stored.filter((id) => sent.has(id));
-    const sentLabels: Record<string, string> = {};
-    for (const id of stored) if (cur.labels[id] !== undefined) sentLabels[id] = cur.labels[id];
-    outbox.markUploaded(stored, sentLabels);
-    if (retention === 'delete') outbox.deleteUploaded(stored);
-    c.acked += stored.length;
-    if (reply.rejected?.length) {
-      // refused for good (another device's id, a failed check): marked rejected with the reason,
-      // never sent again (store/rejected.ts); this run exits 4
-      const refused = reply.rejected.filter((r) => sent.has(r?.id) && !stored.includes(r.id));
-      c.rejected += markRejected(db, refused);
-      logEvent(db, 'sync_rejected', { count: refused.length, first: refused.slice(0, 20) });
+    throw e;
+  }
+  flushMarks();
+
+  async function pushLoop(): Promise<void> {
+    fill();
+    let cur = queue.shift() ?? null;
+    let inflight = cur ? send(cur, await cur.body) : null;
+    fill();
+    let done = 0;
+    // the auto compress policy compares modes by raw bytes per ms of this loop (ack to ack)
+    let lastAck = performance.now();
+    let lastGzip: boolean | null = null;
+    while (cur && inflight) {
+      const res = await inflight;
+      const now = performance.now();
+      policy.observeAck(cur.gzip, cur.rawBytes, now - lastAck, cur.gzip !== lastGzip);
+      lastAck = now;
+      lastGzip = cur.gzip;
+      const nb = queue.shift() ?? null;
+      const deadlineHit = nb !== null && client.remainingMs() <= 0;
+      const nbFlight = nb && !deadlineHit ? send(nb, await nb.body) : null;
+      fill();
+
+      let reply: PushSamplesResponse;
+      try {
+        reply = JSON.parse(res.body.toString('utf8')) as PushSamplesResponse;
+        if (!Array.isArray(reply.stored)) throw new Error('no "stored" array');
+      } catch (e) {
+        throw new SyncHttpError(`KB answer to POST /v1/samples is not a push reply: ${(e as Error).message}`, 'protocol');
+      }
+      // never trust an id we did not send in this batch
+      const sent = new Set(cur.ids);
+      const stored = reply.stored.filter((id) => sent.has(id));
+      for (const id of stored) {
+        marks.ids.push(id);
+        if (cur.labels[id] !== undefined) marks.labels[id] = cur.labels[id];
+      }
+      if (marks.ids.length >= MARK_EVERY) flushMarks();
+      if (reply.rejected?.length) {
+        // refused for good (another device's id, a failed check): marked rejected with the reason,
+        // never sent again (store/rejected.ts); this run exits 4
+        const refused = reply.rejected.filter((r) => sent.has(r?.id) && !stored.includes(r.id));
+        c.rejected += markRejected(db, refused);
+        logEvent(db, 'sync_rejected', { count: refused.length, first: refused.slice(0, 20) });
+      }
+      done += cur.ids.length;
+      o.progress?.update('push', Math.min(done, total), total);
+      if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
+      cur = nb;
+      inflight = nbFlight;
     }
-    done += cur.ids.length;
-    o.progress?.update('push', Math.min(done, total), total);
-    if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
-    cur = nb;
-    inflight = nbFlight;
   }
 }
 
