@@ -4,11 +4,13 @@
 //    --push-only` (whole process, wall time) vs `curl -T` uploading the same payload bytes as
 //    one file. Fairness: curl cannot speak the sync protocol, so both go to the SAME plain
 //    node:http sink in this process: curl to POST /raw (bytes discarded), sync to POST
-//    /v1/samples (body gunzipped, ids scanned and acked — the minimum a server must do to ack,
-//    nothing durable). That isolates the edge client (SQLite read, JSON/base64, gzip, HTTP).
+//    /v1/samples (body gunzipped if gzip, ids scanned and acked — the minimum a server must do
+//    to ack, nothing durable). That isolates the edge client (SQLite read, JSON/base64, the
+//    compress policy, HTTP, marking acks).
 //    The same push to the real KB (`kb serve`: schema validation, SQLite commit per batch) is
 //    reported too, as end-to-end, with the same curl baseline.
-// 2. bytes on the wire (request bodies) vs payload bytes.
+// 2. bytes on the wire (request bodies) vs payload bytes, with the default --compress auto
+//    (batches sent gzipped / plain) and from one extra run with --compress gzip.
 // 3. peak RSS (/usr/bin/time %M) of `sync` pushing a 1 GB backlog (to the sink; see there)
 //    (BENCH_SYNC_RSS_MB to scale it).
 // 4. pull of a 50 MB model: `sync --pull-only` (rollout.activate=manual: download, sha256,
@@ -163,6 +165,7 @@ async function main() {
     const syncSink: number[] = [];
     const syncKb: number[] = [];
     let wire = 0;
+    let batches = { gzip: 0, plain: 0 };
     for (let i = 0; i < RUNS; i++) {
       const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
       if (c.code !== 0) throw new Error(`curl: ${c.stderr}`);
@@ -170,9 +173,10 @@ async function main() {
       const e = edgeWithOutbox(kb, tpl.db, sink.url);
       const r = await sedna(e.home, ['sync', '--push-only', '--json']);
       if (r.code !== 0) throw new Error(`sync to sink: exit ${r.code}: ${r.stderr}`);
-      const s = JSON.parse(r.stdout) as { acked: number; bytes_up: number };
+      const s = JSON.parse(r.stdout) as { acked: number; bytes_up: number; batches_gzip: number; batches_plain: number };
       if (s.acked !== N) throw new Error(`sync to sink acked ${s.acked} of ${N}`);
       wire = s.bytes_up;
+      batches = { gzip: s.batches_gzip, plain: s.batches_plain };
       syncSink.push(r.ms);
       e.cleanup();
       // end to end: a fresh KB each run, so every run inserts (not upserts) all samples (the
@@ -199,7 +203,24 @@ async function main() {
       ratio_end_to_end_kb_vs_curl: +(median(curlSink) / median(syncKb)).toFixed(3),
       aim: 0.7,
     };
-    results.wire = { payload_bytes: tpl.payloadBytes, body_bytes_up: wire, ratio: +(wire / tpl.payloadBytes).toFixed(3) };
+    // the default (--compress auto) picks per batch; on loopback uncompressed wins. One run with
+    // --compress gzip shows the bytes a slow link would carry and what gzip costs here.
+    const eg = edgeWithOutbox(kb, tpl.db, sink.url);
+    const rg = await sedna(eg.home, ['sync', '--push-only', '--json', '--compress', 'gzip']);
+    if (rg.code !== 0) throw new Error(`sync --compress gzip to sink: exit ${rg.code}: ${rg.stderr}`);
+    const wireGzip = (JSON.parse(rg.stdout) as { bytes_up: number }).bytes_up;
+    eg.cleanup();
+    log(`  one run with --compress gzip: ${rg.ms.toFixed(0)} ms, ${mb(wireGzip)} MB on the wire`);
+    results.wire = {
+      payload_bytes: tpl.payloadBytes,
+      body_bytes_up: wire,
+      ratio: +(wire / tpl.payloadBytes).toFixed(3),
+      batches_gzip: batches.gzip,
+      batches_plain: batches.plain,
+      gzip_body_bytes_up: wireGzip,
+      gzip_ratio: +(wireGzip / tpl.payloadBytes).toFixed(3),
+      gzip_sync_to_sink_ms: Math.round(rg.ms),
+    };
     rmSync(payloadFile, { force: true });
     }
 
