@@ -1,13 +1,13 @@
 // Push: stream the outbox to the KB in batches, idempotently.
 //
 // Each batch (at most --batch-size samples and --batch-bytes payload bytes) becomes one JSON
-// body POSTed to /v1/samples, gzipped or not per the compress policy (compress-policy.ts). The KB upserts by the client-made sample id and answers with
-// the ids it has durably stored; ONLY those are marked uploaded, so a cut connection, a lost
-// answer or a kill -9 at any point just means the batch is sent again next time (harmless).
+// body POSTed to /v1/samples, gzipped or not per the compress policy (compress-policy.ts). The
+// KB upserts by the client-made sample id and answers with the ids it has durably stored; ONLY
+// those are marked uploaded, so a cut connection, a lost answer or a kill -9 at any point just
+// means the batch is sent again next time (harmless).
 //
-// Memory: the outbox is walked with a cursor, one batch in hand and at most one more being
-// prepared (read + JSON + gzip of batch k+1 overlaps the round trip of batch k), so RSS does
-// not grow with the backlog.
+// Memory: the outbox is walked with a cursor, one batch in flight and a read-ahead of `prefetch`
+// batches (read + JSON + gzip overlap the round trip), so RSS does not grow with the backlog.
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { PushLabelsResponse, PushSamplesResponse } from '../format/protocol.js';
@@ -71,11 +71,12 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
   // upserts harmlessly. Restored before anything else (pull, install) runs.
   const prevSync = db.pragma('synchronous', { simple: true }) as number;
   db.pragma('synchronous = NORMAL');
-  // Marking rewrites each sample's whole page (the payload is inline in the row): ~4 KB of WAL
-  // per acked sample. With the default auto-checkpoint (1000 pages) this connection ran a
-  // checkpoint, with its fsyncs of WAL and DB, after every ~2 batches: that was 2/3 of the
-  // marking time (50k x 3 KB: 2.0 s -> 1.1 s at 16384). Checkpointing every 64 MB of WAL
-  // instead bounds the WAL file at ~64 MB; durability is unchanged (frames are in the WAL).
+  // Marking writes WAL pages: the sample rows and their index entries (and, for rows stored
+  // before schema migration 4, the 4 KB page holding the payload). With the default
+  // auto-checkpoint (1000 pages) this connection ran a checkpoint, with its fsyncs of WAL and
+  // DB, after every ~2 batches: 2/3 of the marking time then (50k x 3 KB inline: 2.0 s -> 1.1 s
+  // at 16384). Checkpointing every 64 MB of WAL bounds the WAL file at ~64 MB; durability is
+  // unchanged (committed frames are in the WAL).
   const prevCkpt = db.pragma('wal_autocheckpoint', { simple: true }) as number;
   db.pragma(`wal_autocheckpoint = ${Math.max(prevCkpt, PUSH_AUTOCHECKPOINT_PAGES)}`);
   try {
