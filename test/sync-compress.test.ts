@@ -28,15 +28,16 @@ describe('compress policy', () => {
     for (let i = 0; i < 10; i++) assert.equal(p.useGzip(incompressible), false);
   });
 
-  /** run the auto policy over 200 batches where each mode pushes at the given MB/s */
-  const simulate = (gzipMbS: number, plainMbS: number) => {
+  /** run the auto policy over n batches where each mode pushes at the given MB/s (per batch i) */
+  const simulate = (gzipMbS: number | ((i: number) => number), plainMbS: number | ((i: number) => number), n = 200) => {
+    const at = (x: number | ((i: number) => number), i: number) => (typeof x === 'number' ? x : x(i));
     const p = new CompressPolicy('auto');
     const picks: boolean[] = [];
     let prev: boolean | null = null;
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < n; i++) {
       const gz = p.useGzip(compressible);
       picks.push(gz);
-      const ms = compressible.length / ((gz ? gzipMbS : plainMbS) * 1000);
+      const ms = compressible.length / ((gz ? at(gzipMbS, i) : at(plainMbS, i)) * 1000);
       p.observeAck(gz, compressible.length, ms, gz !== prev);
       prev = gz;
     }
@@ -55,6 +56,19 @@ describe('compress policy', () => {
     assert.ok(plain > 0 && plain <= 16, `re-exploration only: ${plain} plain batches of 192`);
     // a tie keeps gzip (fewer bytes on a possibly metered link)
     assert.ok(simulate(50, 52).slice(8).filter(Boolean).length > 150);
+  });
+
+  it('auto: a long steady push re-tries the losing mode less and less; a link that slows down flips to gzip at once', () => {
+    const long = simulate(30, 90, 3000);
+    const gz = long.slice(8).filter(Boolean).length;
+    assert.ok(gz > 0 && gz <= 0.015 * 3000, `${gz} gzip batches of 3000 on a fast link`);
+    // uncompressed wins until batch 1000, then the link drops to a tenth: plain is measured on
+    // every batch, so the switch to gzip comes within a few batches, not at the next exploration
+    const flip = simulate(30, (i) => (i < 1000 ? 90 : 9), 1100);
+    assert.equal(flip[990], false);
+    const firstGzip = flip.findIndex((g, i) => i >= 1000 && g);
+    assert.ok(firstGzip >= 1000 && firstGzip < 1010, `switched at ${firstGzip}`);
+    assert.ok(flip.slice(1010).every(Boolean), 'and stays on gzip');
   });
 });
 

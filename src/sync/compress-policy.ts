@@ -9,7 +9,8 @@
 // loop (time between consecutive acks, so CPU contention, the link, and the KB's own work all
 // count), per mode. It starts with gzip (the safe choice on an unknown, possibly slow link),
 // tries EXPLORE batches uncompressed, then keeps the faster mode and re-tries the other one for
-// EXPLORE batches every REEXPLORE batches (links change). Uncompressed must be MIN_GAIN faster
+// EXPLORE batches after REEXPLORE batches (links change); while the same mode keeps winning the
+// gap doubles up to MAX_REEXPLORE (a long push pays ~1 %, not 6 %), a flip resets it. Uncompressed must be MIN_GAIN faster
 // to win: on a tie the smaller (maybe metered) transfer is kept. A body whose probed slice
 // does not compress (ratio > MAX_RATIO: JPEG/PNG payloads) is sent as is without measuring.
 // Estimated extra cost of the exploration: on a slow link ~EXPLORE/REEXPLORE batches at 1/ratio
@@ -27,6 +28,7 @@ const MAX_RATIO = 0.9;
 /** batches per exploration run, and a run of the other mode every REEXPLORE batches */
 const EXPLORE = 4;
 const REEXPLORE = 64;
+const MAX_REEXPLORE = 512;
 /** uncompressed must push this much faster to be chosen */
 const MIN_GAIN = 1.1;
 /** weight of a new measurement in the running averages */
@@ -41,6 +43,14 @@ export class CompressPolicy {
   private probes = 0;
   /** batches decided so far */
   private n = 0;
+  /** the next exploration run starts at batch nextExplore; gap until the one after */
+  private nextExplore = 2 * EXPLORE + REEXPLORE;
+  private gap = REEXPLORE;
+  /** the winner when the last exploration run started */
+  private bestAtExplore: boolean | null = null;
+  private exploreUntil = -1;
+  /** the mode tried by the running exploration run (fixed for the run) */
+  private exploreGzip = false;
 
   constructor(
     readonly mode: CompressMode,
@@ -58,8 +68,17 @@ export class CompressPolicy {
     if (i < EXPLORE) return true;
     if (i < 2 * EXPLORE) return false;
     const best = this.bestIsGzip();
-    const exploring = i % REEXPLORE < EXPLORE;
-    return exploring ? !best : best;
+    if (i === this.nextExplore) {
+      // the winner held since the last run: look less often; it flipped: look soon again
+      this.gap = this.bestAtExplore === null || this.bestAtExplore === best ? Math.min(this.gap * 2, MAX_REEXPLORE) : REEXPLORE;
+      this.bestAtExplore = best;
+      this.exploreUntil = i + EXPLORE;
+      this.exploreGzip = !best;
+      this.nextExplore = i + this.gap;
+    }
+    // the mode in use is measured on every batch, so a link that gets worse for it flips the
+    // choice at once; runs of the other mode find out whether that one got better
+    return i < this.exploreUntil ? this.exploreGzip : best;
   }
 
   /**
