@@ -32,6 +32,10 @@ test('sync with default options against a dead KB ends with exit 3 and can run a
     // the lock was released: a second run is not refused with 6
     const again = sedna(['sync', '--pull-only', '--retries', '0'], { home, timeoutMs: 60_000 });
     assert.equal(again.code, 3, again.stderr);
+    // --max-time reached while the KB never answered: still offline (3), not partial (4)
+    const bounded = sedna(['sync', '--max-time', '2', '--retries', '50', '--json'], { home, timeoutMs: 60_000 });
+    assert.equal(bounded.code, 3, bounded.stdout + bounded.stderr);
+    assert.equal(JSON.parse(bounded.stdout).exit, 3);
   } finally {
     cleanup();
   }

@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .option('--pull-only', 'only pull the index and models')
     .option('--batch-size <n>', 'samples per upload batch (default 500)', intOption('--batch-size', 1))
     .option('--batch-bytes <bytes>', 'payload bytes per upload batch (default 4194304)', intOption('--batch-bytes', 1024))
-    .option('--max-time <s>', 'bound the whole run to S seconds; work left is retried next time (exit 4)', numOption('--max-time'))
+    .option('--max-time <s>', 'bound the whole run to S seconds; work left is retried next time (exit 4; exit 3 if the KB never answered)', numOption('--max-time'))
     .option('--jitter <s>', 'sleep a random 0..S seconds first (spreads a cron fleet)', numOption('--jitter'))
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
     .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')

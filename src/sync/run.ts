@@ -223,7 +223,9 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     s.error = f.message;
     if (f.kind === 'verify') s.exit = EXIT.VERIFY;
     else if (f.kind === 'auth' || f.kind === 'protocol') s.exit = EXIT.FAILURE;
-    else if (f.kind === 'deadline') s.exit = EXIT.PARTIAL;
+    // --max-time while the KB never answered a single byte is "offline", not "partial": a cron
+    // fleet with a dead KB must read 3 (nothing lost), as it does without --max-time
+    else if (f.kind === 'deadline') s.exit = didWork || s.bytes_down > 0 ? EXIT.PARTIAL : EXIT.OFFLINE;
     else s.exit = didWork ? EXIT.PARTIAL : EXIT.OFFLINE;
   } else if (s.rejected > 0) {
     s.exit = EXIT.PARTIAL;
