@@ -7,8 +7,7 @@
 import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CliError, EXIT } from '../format/exit-codes.js';
-import { openEdgeDb, type DB } from '../store/db.js';
-import { homePaths, loadConfig, resolveHome } from '../store/home.js';
+import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
 import { Pipeline, shouldCommit, type Outcome, type PreparedWindow } from './pipeline.js';
 import type { Item } from './sample.js';
@@ -70,14 +69,8 @@ function isStream(file: string | undefined, format: string | undefined): boolean
 export async function runInfer(o: InferOptions): Promise<InferSummary> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
-  const paths = homePaths(resolveHome(o.home));
-  const config = loadConfig(paths.home);
-  let db: DB;
-  try {
-    db = openEdgeDb(paths.db);
-  } catch (e) {
-    throw new CliError((e as Error).message, EXIT.FAILURE);
-  }
+  // one place opens a home and names the file on busy / read-only / full-disk errors
+  const { paths, cfg: config, db } = openHome(o.home);
   const sessions = new SessionCache(paths.models);
   const summary: InferSummary = { ok: 0, bad: 0, logged: 0 };
   try {

@@ -15,8 +15,9 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { CliError, EXIT } from '../format/exit-codes.js';
-import { openEdgeDb, type DB } from '../store/db.js';
-import { homePaths, loadConfig, resolveHome, type HomePaths } from '../store/home.js';
+import type { DB } from '../store/db.js';
+import type { HomePaths } from '../store/home.js';
+import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
 import { decodeJsonRecord } from './decode-jsonl.js';
 import { Pipeline } from './pipeline.js';
@@ -142,14 +143,8 @@ async function clearStaleSocket(path: string): Promise<void> {
 export async function runServe(o: ServeOptions): Promise<void> {
   if (!o.socket && o.port === undefined) throw new CliError('serve: give --socket PATH or --port N', EXIT.USAGE);
   if (o.socket && o.port !== undefined) throw new CliError('serve: give either --socket or --port, not both', EXIT.USAGE);
-  const paths = homePaths(resolveHome(o.home));
-  const config = loadConfig(paths.home);
-  let db: DB;
-  try {
-    db = openEdgeDb(paths.db);
-  } catch (e) {
-    throw new CliError((e as Error).message, EXIT.FAILURE);
-  }
+  // one place opens a home and names the file on busy / read-only / full-disk errors
+  const { paths, cfg: config, db } = openHome(o.home);
   const sessions = new SessionCache(paths.models);
   const warn = (m: string) => process.stderr.write(`sedna-ll serve: ${m}\n`);
   let server: Server | null = null;
