@@ -5,7 +5,7 @@
 //
 // Sample ids are the client-made ids of the sync protocol; a sample belongs to the device that
 // first pushed it (imported training data belongs to no device).
-import type { PayloadKind, DeviceReport } from '../format/protocol.js';
+import type { PayloadKind, DeviceReport, UploadSample } from '../format/protocol.js';
 import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
 import type { BlobStore } from './blob-store.js';
 
@@ -19,27 +19,16 @@ export interface DeviceRecord {
   last_report: DeviceReport | null;
 }
 
-/** A sample as the KB receives it (push, import); the payload is already decoded. */
-export interface NewSample {
-  id: string;
-  task: string;
-  attrs: Record<string, string>;
-  payload_kind: PayloadKind;
+/**
+ * A sample as the KB receives it (push, import); the payload is already decoded. Derived from
+ * the wire shape (UploadSample) so the two cannot drift apart.
+ */
+export type NewSample = Omit<UploadSample, 'payload_b64'> & {
   /** payload bytes; null when the device keeps payloads local (payload_kind 'none') */
   payload: Buffer | null;
-  payload_sha: string;
-  pred_label: string | null;
-  scores: number[];
-  hard: boolean;
-  hard_reasons: string[];
-  unseen: boolean;
-  unseen_reason: string | null;
-  kb_version: number | null;
-  created_at: number;
-  label?: string | null;
   /** where the sample came from: 'edge' (pushed) or 'import' (kb samples import) */
   source?: 'edge' | 'import';
-}
+};
 
 export interface SampleRecord {
   id: string;
