@@ -1,12 +1,11 @@
 // Push body encoding: the auto policy's decisions (fed measured rates directly), and
 // `sync --compress gzip|none|auto` / config upload.compress against a real `kb serve`: every
 // mode stores exactly the edge's samples; the wire bytes show which encoding travelled.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { sedna } from './helpers/cli.js';
-import { startTestKb, type TestKb } from './helpers/kb-server.js';
-import { editConfig, edgeIds, kbSamples, makeEdge, seedOutbox } from './helpers/sync-edge.js';
+import { edgeIds, editConfig, kbSamples, makeEdge, seedOutbox, suiteKb } from './helpers/sync-edge.js';
 import { CompressPolicy } from '../src/sync/compress-policy.js';
 
 /** a JSON-ish body that gzip halves (numbers), and one it cannot shrink (random base64) */
@@ -73,13 +72,7 @@ describe('compress policy', () => {
 });
 
 describe('sync --compress', () => {
-  let kb: TestKb;
-  before(async () => {
-    kb = await startTestKb();
-  });
-  after(async () => {
-    await kb?.stop();
-  });
+  const kb = suiteKb();
 
   const N = 300;
   const SIZE = 3072;
@@ -106,7 +99,7 @@ describe('sync --compress', () => {
     }],
   ] as const) {
     it(`--compress ${mode}: the KB stores exactly the edge's samples`, async () => {
-      const e = makeEdge(kb, { deviceId: `edge-${mode}` });
+      const e = makeEdge(kb(), { deviceId: `edge-${mode}` });
       try {
         const ids = seedOutbox(e.home, N, SIZE, { seed: 5 });
         const s = push(e.home, ['--compress', mode]);
@@ -114,7 +107,7 @@ describe('sync --compress', () => {
         assert.equal(s.pending, 0);
         check(s);
         assert.deepEqual(edgeIds(e.home).pending, []);
-        const onKb = new Set((await kbSamples(kb)).map((x) => x.id));
+        const onKb = new Set((await kbSamples(kb())).map((x) => x.id));
         assert.deepEqual(ids.filter((id) => !onKb.has(id)), [], 'every acked sample is on the KB');
         assert.equal(push(e.home, ['--compress', mode]).acked, 0, 'a re-run sends nothing');
       } finally {
@@ -124,7 +117,7 @@ describe('sync --compress', () => {
   }
 
   it('config upload.compress is the default; a bad mode is a usage error (exit 2) naming it', () => {
-    const e = makeEdge(kb, { deviceId: 'edge-cfg' });
+    const e = makeEdge(kb(), { deviceId: 'edge-cfg' });
     try {
       seedOutbox(e.home, 100, SIZE, { seed: 6 });
       const bad = sedna(['sync', '--push-only', '--compress', 'zip'], { home: e.home });

@@ -1,7 +1,7 @@
 // The single-instance lock: live holders block (exit 6), dead or pid-reused holders are taken
 // over, racing takeovers of one stale lock have exactly one winner, and the real CLI: a second
 // concurrent sync exits 6 at once, a kill -9'd sync's lock is taken over by the next run.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { acquireLock, processStartTime } from '../src/sync/lock.js';
 import { CliError } from '../src/format/exit-codes.js';
 import { ROOT, tempDir } from './helpers/cli.js';
-import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
-import { edgeIds, kbSamples, makeEdge, sednaAsync, seedOutbox } from './helpers/sync-edge.js';
+import { edgeIds, kbSamples, makeEdge, sednaAsync, seedOutbox, suiteKb } from './helpers/sync-edge.js';
 import { sednaSpawn } from './helpers/cli.js';
 
 const holderFile = (dir: string, h: Record<string, unknown>) => {
@@ -102,17 +101,11 @@ describe('lock (unit)', () => {
 });
 
 describe('lock (sync CLI)', () => {
-  let kb: TestKb;
-  before(async () => {
-    kb = await startTestKb();
-  });
-  after(async () => {
-    await kb?.stop();
-  });
+  const kb = suiteKb();
 
   it('a second concurrent sync exits 6 at once; a kill -9 leaves a stale lock the next run takes over', async () => {
-    const proxy = await startFaultProxy(kb.port);
-    const e = makeEdge(kb, { url: proxy.url });
+    const proxy = await startFaultProxy(kb().port);
+    const e = makeEdge(kb(), { url: proxy.url });
     try {
       const ids = seedOutbox(e.home, 600, 2048, { seed: 21 });
       proxy.setPlan(() => ({ kind: 'delay', ms: 100 })); // a slow link keeps the first run busy
@@ -140,7 +133,7 @@ describe('lock (sync CLI)', () => {
       const third = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
       assert.equal(third.code, 0, third.stderr);
       assert.ok(!existsSync(lockPath), 'released after the run');
-      const onKb = await kbSamples(kb, kb.deviceId);
+      const onKb = await kbSamples(kb(), kb().deviceId);
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...ids].sort());
       assert.deepEqual(edgeIds(e.home).pending, []);
     } finally {

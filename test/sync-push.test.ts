@@ -1,13 +1,12 @@
 // sync push against a real `kb serve` child on loopback: batches acked by the KB, idempotent
 // re-runs, labels, the upload policy (payload none / per task, retention delete), and the exit
 // codes for a wrong token (1), an unreachable KB (3) and --max-time (4).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { sedna } from './helpers/cli.js';
-import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
-import { editConfig, edgeIds, kbSamples, labelSamples, makeEdge, sednaAsync, seedOutbox } from './helpers/sync-edge.js';
+import { edgeIds, editConfig, kbSamples, labelSamples, makeEdge, sednaAsync, seedOutbox, suiteKb } from './helpers/sync-edge.js';
 
 interface Summary {
   pushed: number;
@@ -24,16 +23,10 @@ interface Summary {
 const summary = (out: string) => JSON.parse(out) as Summary;
 
 describe('sync push', () => {
-  let kb: TestKb;
-  before(async () => {
-    kb = await startTestKb();
-  });
-  after(async () => {
-    await kb?.stop();
-  });
+  const kb = suiteKb();
 
   it('pushes every pending sample in batches, marks exactly the acked ones, and a re-run sends nothing', async () => {
-    const e = makeEdge(kb, { deviceId: 'edge-1' });
+    const e = makeEdge(kb(), { deviceId: 'edge-1' });
     try {
       const ids = seedOutbox(e.home, 1200, 3072, { seed: 11 });
       labelSamples(e.home, ids.slice(0, 10).map((id) => ({ id, label: 'cat' })));
@@ -45,7 +38,7 @@ describe('sync push', () => {
       assert.equal(s.pending, 0);
       assert.equal(s.exit, 0);
       assert.ok(s.bytes_up > 0 && s.bytes_up < 1200 * 3072 * 1.4, `bytes_up ${s.bytes_up}`);
-      const onKb = await kbSamples(kb, 'edge-1');
+      const onKb = await kbSamples(kb(), 'edge-1');
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...ids].sort());
       assert.equal(onKb.filter((x) => x.label === 'cat').length, 10, 'labels present at upload travel with the sample');
       assert.ok(onKb.every((x) => x.payload_kind === 'f32' && x.payload_bytes === 3072));
@@ -59,7 +52,7 @@ describe('sync push', () => {
       const s2 = summary(r2.stdout);
       assert.equal(s2.pushed, 0);
       assert.equal(s2.labels_pushed, 5);
-      const after2 = await kbSamples(kb, 'edge-1');
+      const after2 = await kbSamples(kb(), 'edge-1');
       assert.equal(after2.length, 1200, 'no duplicate after a re-run');
       assert.equal(after2.filter((x) => x.label === 'dog').length, 5);
       assert.equal(edgeIds(e.home).labelsPending, 0);
@@ -69,8 +62,8 @@ describe('sync push', () => {
   });
 
   it('applies the upload policy: payload none (per-task raw override) and retention delete', async () => {
-    const dev = kb.addDevice('edge-policy');
-    const e = makeEdge({ ...kb, deviceToken: dev.token }, { deviceId: 'edge-policy' });
+    const dev = kb().addDevice('edge-policy');
+    const e = makeEdge({ ...kb(), deviceToken: dev.token }, { deviceId: 'edge-policy' });
     try {
       editConfig(e.home, (c) => {
         c.upload = { payload: 'none', per_task: { b: 'raw' }, retention: 'delete' };
@@ -79,7 +72,7 @@ describe('sync push', () => {
       const r = sedna(['sync', '--push-only', '--batch-size', '64', '--json'], { home: e.home });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(summary(r.stdout).acked, 300);
-      const onKb = await kbSamples(kb, 'edge-policy');
+      const onKb = await kbSamples(kb(), 'edge-policy');
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...ids].sort());
       const byId = new Map(onKb.map((x) => [x.id, x]));
       for (let i = 0; i < ids.length; i++) {
@@ -95,7 +88,7 @@ describe('sync push', () => {
   });
 
   it('wrong token: exit 1 with a clear message, nothing marked uploaded', async () => {
-    const e = makeEdge({ ...kb, deviceToken: 'not-a-token-0123456789' }, { deviceId: 'edge-bad' });
+    const e = makeEdge({ ...kb(), deviceToken: 'not-a-token-0123456789' }, { deviceId: 'edge-bad' });
     try {
       seedOutbox(e.home, 20, 256, { seed: 13 });
       const r = sedna(['sync', '--json'], { home: e.home });
@@ -119,8 +112,8 @@ describe('sync push', () => {
         s.close(() => res(p));
       });
     });
-    const dev = kb.addDevice('edge-down');
-    const e = makeEdge({ ...kb, deviceToken: dev.token }, { deviceId: 'edge-down', url: `http://127.0.0.1:${port}` });
+    const dev = kb().addDevice('edge-down');
+    const e = makeEdge({ ...kb(), deviceToken: dev.token }, { deviceId: 'edge-down', url: `http://127.0.0.1:${port}` });
     let proxy: FaultProxy | null = null;
     try {
       const ids = seedOutbox(e.home, 400, 2048, { seed: 14 });
@@ -133,7 +126,7 @@ describe('sync push', () => {
       assert.equal(edgeIds(e.home).pending.length, 400);
 
       // slow link: every chunk held 150 ms; a 5 s budget acks some batches and stops cleanly
-      proxy = await startFaultProxy(kb.port);
+      proxy = await startFaultProxy(kb().port);
       proxy.setPlan(() => ({ kind: 'delay', ms: 150 }));
       editConfig(e.home, (c) => {
         c.kb!.url = proxy!.url;
@@ -148,7 +141,7 @@ describe('sync push', () => {
       proxy.setPlan(() => ({ kind: 'none' }));
       const r3 = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
       assert.equal(r3.code, 0, r3.stderr);
-      const onKb = await kbSamples(kb, 'edge-down');
+      const onKb = await kbSamples(kb(), 'edge-down');
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...ids].sort());
     } finally {
       await proxy?.close();
@@ -157,9 +150,9 @@ describe('sync push', () => {
   });
 
   it('samples logged while a sync runs (a busy edge): the run still ends; the next run sends them', async () => {
-    const dev = kb.addDevice('edge-busy');
-    const proxy = await startFaultProxy(kb.port);
-    const e = makeEdge({ ...kb, deviceToken: dev.token }, { deviceId: 'edge-busy', url: proxy.url });
+    const dev = kb().addDevice('edge-busy');
+    const proxy = await startFaultProxy(kb().port);
+    const e = makeEdge({ ...kb(), deviceToken: dev.token }, { deviceId: 'edge-busy', url: proxy.url });
     try {
       const first = seedOutbox(e.home, 300, 1024, { seed: 16 });
       proxy.setPlan(() => ({ kind: 'delay', ms: 40 }));
@@ -176,7 +169,7 @@ describe('sync push', () => {
       proxy.setPlan(() => ({ kind: 'none' }));
       const r2 = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
       assert.equal(r2.code, 0, r2.stderr);
-      const onKb = await kbSamples(kb, 'edge-busy');
+      const onKb = await kbSamples(kb(), 'edge-busy');
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...first, ...later].sort());
       assert.deepEqual(edgeIds(e.home).pending, []);
     } finally {
@@ -186,9 +179,9 @@ describe('sync push', () => {
   });
 
   it('500s and lost responses are retried; a KB that stays broken gives exit 3 with nothing marked', async () => {
-    const dev = kb.addDevice('edge-faults');
-    const proxy = await startFaultProxy(kb.port);
-    const e = makeEdge({ ...kb, deviceToken: dev.token }, { deviceId: 'edge-faults', url: proxy.url });
+    const dev = kb().addDevice('edge-faults');
+    const proxy = await startFaultProxy(kb().port);
+    const e = makeEdge({ ...kb(), deviceToken: dev.token }, { deviceId: 'edge-faults', url: proxy.url });
     try {
       const ids = seedOutbox(e.home, 500, 1024, { seed: 15 });
       proxy.setPlan(() => ({ kind: 'http500' }));
@@ -203,7 +196,7 @@ describe('sync push', () => {
       proxy.setPlan((i) => (i - before >= 0 && i - before < faults.length ? { ...faults[i - before] } : { kind: 'none' }));
       const r2 = await sednaAsync(['sync', '--push-only', '--batch-size', '100', '--json'], { home: e.home });
       assert.equal(r2.code, 0, r2.stderr);
-      const onKb = await kbSamples(kb, 'edge-faults');
+      const onKb = await kbSamples(kb(), 'edge-faults');
       assert.equal(onKb.length, 500, 'no duplicates despite re-sent batches');
       assert.deepEqual(onKb.map((x) => x.id).sort(), [...ids].sort());
       assert.deepEqual(edgeIds(e.home).pending, []);

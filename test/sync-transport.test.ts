@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sedna, tempDir } from './helpers/cli.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
-import { editConfig, edgeIds, makeEdge, sednaAsync, seedOutbox } from './helpers/sync-edge.js';
+import { edgeIds, editConfig, makeEdge, sednaAsync, seedOutbox, suiteKb } from './helpers/sync-edge.js';
 
 /** A private CA and a server certificate for 127.0.0.1 signed by it (openssl CLI). */
 function makeCerts(dir: string): { ca: string; cert: string; key: string } {
@@ -69,13 +69,7 @@ describe('sync over HTTPS with a private CA', () => {
 });
 
 describe('sync through an HTTP proxy', () => {
-  let kb: TestKb;
-  before(async () => {
-    kb = await startTestKb();
-  });
-  after(async () => {
-    await kb?.stop();
-  });
+  const kb = suiteKb();
 
   it('HTTP_PROXY tunnels every request through the proxy (CONNECT); NO_PROXY bypasses it', async () => {
     const tunnels: string[] = [];
@@ -99,14 +93,14 @@ describe('sync through an HTTP proxy', () => {
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
     const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
-    const e = makeEdge(kb);
+    const e = makeEdge(kb());
     try {
       seedOutbox(e.home, 40, 512, { seed: 33 });
       const r = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTP_PROXY: proxyUrl, NO_PROXY: '' } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).acked, 40);
       assert.ok(tunnels.length >= 1, 'requests went through the proxy');
-      assert.ok(tunnels.every((t) => t === `127.0.0.1:${kb.port}`), tunnels.join(','));
+      assert.ok(tunnels.every((t) => t === `127.0.0.1:${kb().port}`), tunnels.join(','));
 
       const before = tunnels.length;
       seedOutbox(e.home, 5, 512, { seed: 34 });
@@ -122,7 +116,7 @@ describe('sync through an HTTP proxy', () => {
   });
 
   it('usage errors exit 2; --jitter still syncs; --help states the options and exit codes', () => {
-    const e = makeEdge(kb);
+    const e = makeEdge(kb());
     try {
       assert.equal(sedna(['sync', '--push-only', '--pull-only'], { home: e.home }).code, 2);
       assert.equal(sedna(['sync', '--max-time', '0'], { home: e.home }).code, 2);

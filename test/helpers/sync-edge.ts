@@ -1,5 +1,7 @@
 // Edge-side fixtures for the sync tests and bench: an edge home enrolled with a test KB, a
-// seeded outbox (real Outbox.logBatch into a real edge.db), and id sets on both sides.
+// seeded outbox (real Outbox.logBatch into a real edge.db), id sets on both sides, and a test KB
+// per describe (suiteKb).
+import { after, before } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEdgeDb } from '../../src/store/db.js';
@@ -7,6 +9,7 @@ import { homePaths, loadConfig, saveConfig, type EdgeConfig } from '../../src/st
 import { Outbox } from '../../src/store/outbox.js';
 import { mulberry32 } from '../../src/format/onnx-writer.js';
 import { sedna, sednaSpawn, tempDir, type RunResult } from './cli.js';
+import { startTestKb, type TestKb, type TestKbOptions } from './kb-server.js';
 
 export interface Edge {
   home: string;
@@ -136,4 +139,23 @@ export function sednaAsync(args: string[], opts: { home?: string; env?: NodeJS.P
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
+}
+
+/**
+ * A real KB (`kb serve` child, startTestKb) for the tests of the enclosing describe: started in
+ * its before() hook, stopped in its after() hook. Returns a getter because the KB exists only
+ * once before() has run.
+ */
+export function suiteKb(opts?: TestKbOptions): () => TestKb {
+  let kb: TestKb | undefined;
+  before(async () => {
+    kb = await startTestKb(opts);
+  });
+  after(async () => {
+    await kb?.stop();
+  });
+  return () => {
+    if (!kb) throw new Error('suiteKb: the KB is started in before(); use it inside a test');
+    return kb;
+  };
 }
