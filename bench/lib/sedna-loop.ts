@@ -31,6 +31,7 @@ import { startKbServer } from '../../src/kb/server.js';
 import { importLabels, importSamples } from '../../src/kb/samples-io.js';
 import { initHome } from '../../src/store/init-home.js';
 import { runSync } from '../../src/sync/run.js';
+import { activateWithTrial } from '../../src/runtime/trial.js';
 import { openEdgeDb, kvGet, type DB } from '../../src/store/db.js';
 import { homePaths, loadConfig, type HomePaths } from '../../src/store/home.js';
 import { Outbox } from '../../src/store/outbox.js';
@@ -166,7 +167,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
   let syncMs = 0;
   const sync = async (what: string) => {
     const ts = performance.now();
-    const r = await runSync({ home, progress: false });
+    const r = await runSync({ home, activate: activateWithTrial, progress: false });
     syncMs += performance.now() - ts;
     if (r.summary.exit !== 0) throw new Error(`sync (${what}) exited ${r.summary.exit}: ${r.message ?? ''}`);
     return r.summary;

@@ -67,6 +67,8 @@ ${EXIT_HELP}
         const { runSync } = await import('../sync/run.js');
         const result = await runSync({
           home: resolveHome(g.home),
+          // loaded only when a pull activates (rollout.activate auto): push-only runs skip it
+          activate: async (...a) => (await import('../runtime/trial.js')).activateWithTrial(...a),
           pushOnly: opts.pushOnly,
           pullOnly: opts.pullOnly,
           batchSize: opts.batchSize,

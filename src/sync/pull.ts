@@ -45,7 +45,22 @@ export interface PullResult {
   trial: { version: number; result: 'pass' | 'trial' | 'fail' | 'noop'; reason?: string } | null;
 }
 
+/**
+ * Activates a pulled version through the rollout trial (health check before the pointer moves).
+ * Passed in by the caller (the sync command passes runtime/trial.ts activateWithTrial): sync sits
+ * beside runtime, not above it, so it must not import it. Returns 'fail' (never throws) when the
+ * version's own check fails.
+ */
+export type ActivateVersion = (
+  paths: HomePaths,
+  db: DB,
+  id: string,
+  opts: { config: EdgeConfig; reason: string },
+) => Promise<{ result: 'pass' | 'trial' | 'fail' | 'ok' | 'noop'; reason?: string }>;
+
 export interface PullOptions {
+  /** used when config.rollout.activate is auto */
+  activate: ActivateVersion;
   onProgress?: (p: { what: string; done: number; total: number }) => void;
 }
 
@@ -62,7 +77,7 @@ function activeKbSeq(db: DB): number | null {
   return id && /^\d+$/.test(id) ? Number(id) : null;
 }
 
-export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions = {}): Promise<PullResult> {
+export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions): Promise<PullResult> {
   const key = config.kb?.public_key;
   if (!key) throw new CliError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
   const since = latestKbSeq(db);
@@ -127,10 +142,9 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   let activated = false;
   let trial: PullResult['trial'] = null;
   if (config.rollout.activate === 'auto') {
-    // through the rollout trial (runtime/trial.ts): health check before the pointer moves,
-    // then observed inferences; a failed check leaves the active version and records last_trial
-    const { activateWithTrial } = await import('../runtime/trial.js');
-    const r = await activateWithTrial(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync' });
+    // through the rollout trial (opts.activate): health check before the pointer moves, then
+    // observed inferences; a failed check leaves the active version and records last_trial
+    const r = await opts.activate(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync' });
     activated = r.result !== 'fail';
     if (r.result === 'pass' || r.result === 'trial' || r.result === 'fail' || r.result === 'noop') {
       trial = { version: index.version, result: r.result, ...(r.reason ? { reason: r.reason } : {}) };

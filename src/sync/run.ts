@@ -23,7 +23,7 @@ import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
 import { withLock } from './lock.js';
 import { makeProgress, type Progress } from './progress.js';
-import { pull } from './pull.js';
+import { type ActivateVersion, pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';
 import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { Outbox } from '../store/outbox.js';
@@ -32,6 +32,9 @@ import { pendingCounts } from './outbox-reader.js';
 
 export interface SyncOptions {
   home: string;
+  /** activates a pulled version (config rollout.activate auto); the CLI passes runtime/trial.ts
+   *  activateWithTrial — injected because sync must not import runtime */
+  activate: ActivateVersion;
   pushOnly?: boolean;
   pullOnly?: boolean;
   batchSize?: number;
@@ -180,7 +183,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     if (!o.pushOnly && (!pushFailure || pushFailure.kind === 'protocol')) {
       const t = Date.now();
       try {
-        const r = await pull(paths, db, config, client, { onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
+        const r = await pull(paths, db, config, client, { activate: o.activate, onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
         s.pulled_version = r.version;
         s.activated = r.activated;
         s.download_ms = r.downloadMs;
