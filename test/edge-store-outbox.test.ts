@@ -69,7 +69,7 @@ test('logBatch: one row per (task, payload); duplicates return the first id and 
     assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n, 3);
     // the tracked bytes equal the rows' bytes: duplicates add nothing
     assert.equal(s.outbox.recountBytes().tracked, s.outbox.recountBytes().actual);
-    assert.equal(s.outbox.pendingBatch(10, 1e9).samples[0].kbVersion, 'local-1');
+    assert.equal(s.outbox.pendingBatch(10, 1e9).samples[0].kb_version, 'local-1');
   } finally {
     s.cleanup();
   }
@@ -201,7 +201,7 @@ test('a crashed delete leaves a blob tombstone that the next open restores (row 
   try {
     const big = INLINE_MAX + 10;
     const [kept] = s.outbox.logBatch([rec({ bytes: big, fill: 1 })]);
-    const sha = s.outbox.pendingBatch(1, 1e9).samples[0].payloadSha;
+    const sha = s.outbox.pendingBatch(1, 1e9).samples[0].payload_sha;
     // simulate: a writer (dead pid) moved the blob aside but its delete never committed
     const deadPid = 2 ** 22 + 12345;
     renameSync(join(s.paths.blobs, sha), join(s.paths.tmp, `blobdel-${sha}-${deadPid}`));

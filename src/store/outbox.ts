@@ -23,6 +23,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from './db.js';
 import { type EdgeConfig, type HomePaths, fsyncDir } from './home.js';
 import { uuidv7 } from './uuid7.js';
+import { type DecodedSampleRow, PAYLOAD_SQL, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
 
 export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy';
 
@@ -56,31 +57,15 @@ export interface LogResult {
   evicted: boolean;
 }
 
-/** A stored sample as sync and export see it. */
-export interface OutboxSample {
-  id: string;
-  task: string;
-  attrs: Record<string, string>;
-  payloadKind: PayloadKind;
-  payloadSha: string;
-  payloadBytes: number;
-  /** null when not requested, or when the blob is missing (payloadError says why) */
+/**
+ * A stored sample as pendingBatch returns it: the decoded row, with the payload loaded (from
+ * its blob if needed) when it was asked for.
+ */
+export type OutboxSample = Omit<DecodedSampleRow, 'payload'> & {
+  /** null when not requested, or when the blob is missing (payload_error says why) */
   payload: Buffer | null;
-  payloadError?: string;
-  predLabel: string | null;
-  scores: number[];
-  hard: boolean;
-  hardReasons: string[];
-  unseen: boolean;
-  unseenReason: string | null;
-  hardness: number;
-  kbVersion: string | null;
-  createdAt: number;
-  state: 'pending' | 'uploaded';
-  label: string | null;
-  labelState: 'pending' | 'uploaded' | null;
-  dupCount: number;
-}
+  payload_error?: string;
+};
 
 export interface PendingBatch {
   samples: OutboxSample[];
@@ -126,38 +111,6 @@ const ROW_BYTES_SQL = `(payload_bytes + length(attrs) + coalesce(length(scores),
 
 /** Eviction order: the same expressions as index samples_evict (schema migration 2). */
 const EVICT_ORDER_SQL = `(state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at`;
-
-/**
- * The inline payload of a samples row (NULL: in blobs/<sha>), wherever migration 4 put it: in
- * sample_payloads (payload_ext = 1) or in the row itself (rows written before migration 4).
- */
-const PAYLOAD_SQL = `CASE WHEN samples.payload_ext = 1 THEN (SELECT sp.payload FROM sample_payloads sp WHERE sp.id = samples.id) ELSE samples.payload END`;
-
-const SAMPLE_COLS = `id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
-  unseen, unseen_reason, hardness, CAST(kb_version AS TEXT) AS kb_version, created_at, state, label, label_state, dup_count`;
-
-interface SampleRow {
-  id: string;
-  task: string;
-  attrs: string;
-  payload_kind: PayloadKind;
-  payload_sha: string;
-  payload_bytes: number;
-  payload: Buffer | null;
-  pred_label: string | null;
-  scores: string | null;
-  hard: number;
-  hard_reasons: string;
-  unseen: number;
-  unseen_reason: string | null;
-  hardness: number;
-  kb_version: string | null;
-  created_at: number;
-  state: 'pending' | 'uploaded';
-  label: string | null;
-  label_state: 'pending' | 'uploaded' | null;
-  dup_count: number;
-}
 
 interface VictimRow {
   id: string;
@@ -492,43 +445,21 @@ export class Outbox {
       samples.push(this.toSample(r, want));
     }
     const last = samples[samples.length - 1];
-    return { samples, cursor: last ? `${last.createdAt}:${last.id}` : null };
+    return { samples, cursor: last ? `${last.created_at}:${last.id}` : null };
   }
 
   /** Convert a row; loads the payload (from its blob if needed) when withPayload. */
   toSample(r: SampleRow, withPayload: boolean): OutboxSample {
-    let payload: Buffer | null = null;
-    let payloadError: string | undefined;
+    const s: OutboxSample = decodeSampleRow(r);
+    s.payload = null;
     if (withPayload) {
       try {
-        payload = this.readPayload(r);
+        s.payload = this.readPayload(r);
       } catch (e) {
-        payloadError = `blob ${r.payload_sha}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        s.payload_error = blobError(r.payload_sha, e);
       }
     }
-    return {
-      id: r.id,
-      task: r.task,
-      attrs: JSON.parse(r.attrs),
-      payloadKind: r.payload_kind,
-      payloadSha: r.payload_sha,
-      payloadBytes: r.payload_bytes,
-      payload,
-      ...(payloadError ? { payloadError } : {}),
-      predLabel: r.pred_label,
-      scores: r.scores ? JSON.parse(r.scores) : [],
-      hard: !!r.hard,
-      hardReasons: JSON.parse(r.hard_reasons),
-      unseen: !!r.unseen,
-      unseenReason: r.unseen_reason,
-      hardness: r.hardness,
-      kbVersion: r.kb_version,
-      createdAt: r.created_at,
-      state: r.state,
-      label: r.label,
-      labelState: r.label_state,
-      dupCount: r.dup_count,
-    };
+    return s;
   }
 
   /**
@@ -699,4 +630,5 @@ interface Prepared {
   reasons: string;
 }
 
-export { SAMPLE_COLS, ROW_BYTES_SQL, PAYLOAD_SQL, type SampleRow };
+// PAYLOAD_SQL is re-exported for bench/sync.ts, which reads payloads the way the outbox does
+export { ROW_BYTES_SQL, PAYLOAD_SQL };

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
-import { ROW_BYTES_SQL, SAMPLE_COLS, type SampleRow } from './outbox.js';
+import { ROW_BYTES_SQL } from './outbox.js';
+import { type DecodedSampleRow, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
 
 export type SampleState = 'pending' | 'uploaded';
 
@@ -104,57 +105,22 @@ export function sampleStats(db: DB): SampleStats {
   return { tasks: out, reasons: reasons.map((r) => ({ ...r, reason: r.reason ?? 'unknown' })) };
 }
 
-/** One exported sample: f32 payloads as an x array, others base64. */
-export interface ExportRecord {
-  id: string;
-  task: string;
-  attrs: Record<string, string>;
-  payload_kind: string;
-  payload_sha: string;
+/** One exported sample (the decoded row without its payload columns): f32 payloads as an x array, others base64. */
+export type ExportRecord = Omit<DecodedSampleRow, 'payload' | 'payload_bytes'> & {
   x?: number[];
   payload_b64?: string;
   payload_error?: string;
-  pred_label: string | null;
-  scores: number[];
-  hard: boolean;
-  hard_reasons: string[];
-  unseen: boolean;
-  unseen_reason: string | null;
-  hardness: number;
-  kb_version: string | null;
-  created_at: number;
-  state: string;
-  label: string | null;
-  label_state: string | null;
-  dup_count: number;
-}
+};
 
 function toExport(r: SampleRow, paths: HomePaths): ExportRecord {
-  const rec: ExportRecord = {
-    id: r.id,
-    task: r.task,
-    attrs: JSON.parse(r.attrs),
-    payload_kind: r.payload_kind,
-    payload_sha: r.payload_sha,
-    pred_label: r.pred_label,
-    scores: r.scores ? JSON.parse(r.scores) : [],
-    hard: !!r.hard,
-    hard_reasons: JSON.parse(r.hard_reasons),
-    unseen: !!r.unseen,
-    unseen_reason: r.unseen_reason,
-    hardness: r.hardness,
-    kb_version: r.kb_version,
-    created_at: r.created_at,
-    state: r.state,
-    label: r.label,
-    label_state: r.label_state,
-    dup_count: r.dup_count,
-  };
+  // the payload columns stay out of the record: it carries the payload itself as x or payload_b64
+  const { payload: _inline, payload_bytes: _bytes, ...row } = decodeSampleRow(r);
+  const rec: ExportRecord = row;
   let payload: Buffer;
   try {
     payload = r.payload ?? readFileSync(join(paths.blobs, r.payload_sha));
   } catch (e) {
-    rec.payload_error = `blob ${r.payload_sha}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    rec.payload_error = blobError(r.payload_sha, e);
     return rec;
   }
   if (r.payload_kind === 'f32' && payload.length % 4 === 0) {

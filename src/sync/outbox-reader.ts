@@ -16,27 +16,14 @@
 // strings and UTF-8-encoding the result took as long as reading the rows from SQLite.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
-import { type Outbox, PAYLOAD_SQL } from '../store/outbox.js';
+import type { Outbox } from '../store/outbox.js';
+import { PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
 
-interface Row {
-  rid: number;
-  id: string;
-  task: string;
-  attrs: string;
-  payload_kind: string;
-  payload_sha: string;
-  payload_bytes: number;
-  payload: Buffer | null;
-  pred_label: string | null;
-  scores: string | null;
-  hard: number;
-  hard_reasons: string;
-  unseen: number;
-  unseen_reason: string | null;
-  kb_version: string | null;
-  created_at: number;
-  label: string | null;
-}
+/** The columns the page query selects (SampleRow's, as stored: no per-row decoding) plus the rowid cursor. */
+type Row = Pick<
+  SampleRow,
+  'id' | 'task' | 'attrs' | 'payload_kind' | 'payload_sha' | 'payload_bytes' | 'payload' | 'pred_label' | 'scores' | 'hard' | 'hard_reasons' | 'unseen' | 'unseen_reason' | 'kb_version' | 'created_at' | 'label'
+> & { rid: number };
 
 export interface WireBatch {
   ids: string[];
