@@ -5,7 +5,7 @@
 //
 // Sample ids are the client-made ids of the sync protocol; a sample belongs to the device that
 // first pushed it (imported training data belongs to no device).
-import type { PayloadKind, DeviceReport, UploadSample } from '../format/protocol.js';
+import type { DeviceReport, UploadSample } from '../format/protocol.js';
 import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
 import type { BlobStore } from './blob-store.js';
 
@@ -30,23 +30,11 @@ export type NewSample = Omit<UploadSample, 'payload_b64'> & {
   source?: 'edge' | 'import';
 };
 
-export interface SampleRecord {
-  id: string;
+/** A stored KB sample: the wire fields (UploadSample, so they cannot drift) and what the KB adds. */
+export type SampleRecord = Omit<UploadSample, 'payload_b64' | 'label'> & {
   /** null for imported samples */
   device_id: string | null;
-  task: string;
-  attrs: Record<string, string>;
-  payload_kind: PayloadKind;
-  payload_sha: string;
   payload_bytes: number;
-  pred_label: string | null;
-  scores: number[];
-  hard: boolean;
-  hard_reasons: string[];
-  unseen: boolean;
-  unseen_reason: string | null;
-  kb_version: number | null;
-  created_at: number;
   received_at: number;
   source: 'edge' | 'import';
   label: string | null;
@@ -58,7 +46,7 @@ export interface SampleRecord {
   used_in_round: number | null;
   /** increasing insertion order; the cursor of listSamples */
   seq: number;
-}
+};
 
 export interface SampleFilter {
   device?: string;
