@@ -1,6 +1,6 @@
 // `kb bundle VERSION -o FILE`: a published version as a signed offline bundle, with canary
 // records whose expected outputs are computed here by running the version's own models
-// (onnxruntime-node, through runtime/canary.ts, the same code the edge checks them with).
+// (onnxruntime-node, through onnx/checked-model.ts, the same code the edge checks them with).
 // Canary inputs: the task's held-out samples, else its labelled ones, else any of its samples
 // with a vector payload of the right size; random inputs of the right shape when it has none.
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ import { writeBundle } from '../format/bundle.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
-import { CheckedModel, syntheticInputs } from '../runtime/canary.js';
+import { CheckedModel, syntheticInputs } from '../onnx/checked-model.js';
 import { f32Values } from './samples-io.js';
 import type { KbStore, SampleFilter } from './store.js';
 

@@ -2,7 +2,8 @@
 // `preprocessing` in the index: vectors get scale, then (x - mean) / std; images are decoded,
 // resized to width x height, reduced to 1 or 3 channels, scaled, normalised per channel and laid
 // out NCHW or NHWC. Errors are thrown as short reasons (the pipeline adds where/which task).
-import type { Preprocessing, TaskEntry } from '../format/index-manifest.js';
+import type { TaskEntry } from '../format/index-manifest.js';
+import { normalise, vectorInput } from '../onnx/vector-input.js';
 import { decodeImage, resizeToHwc, type Rgba } from './image.js';
 import type { Sample } from './sample.js';
 
@@ -18,30 +19,6 @@ function keyOf(t: TaskEntry): string {
   return k;
 }
 
-function normalise(v: Float32Array, p: Preprocessing, channels: number, channelLast: boolean, inPlace: boolean): Float32Array {
-  const { scale, mean, std } = p;
-  if (scale === undefined && !mean && !std) return v;
-  const out = inPlace ? v : new Float32Array(v.length);
-  const n = v.length;
-  const per = (arr: number[] | undefined, what: string): ((i: number) => number) | null => {
-    if (!arr || arr.length === 0) return null;
-    if (arr.length === 1) return () => arr[0];
-    if (arr.length === channels && channels > 1) return channelLast ? (i) => arr[i % channels] : (i) => arr[Math.floor(i / (n / channels))];
-    if (arr.length === n) return (i) => arr[i];
-    throw new Error(`preprocessing ${what} has ${arr.length} values; expected 1, ${channels > 1 ? `${channels} (channels) or ` : ''}${n}`);
-  };
-  const m = per(mean, 'mean');
-  const s = per(std, 'std');
-  const k = scale ?? 1;
-  for (let i = 0; i < n; i++) {
-    let x = v[i] * k;
-    if (m) x -= m(i);
-    if (s) x /= s(i);
-    out[i] = x;
-  }
-  return out;
-}
-
 /** The model input for this sample and task (length = features); throws a reason string. */
 export function inputFor(s: Sample, task: TaskEntry, features: number): Float32Array {
   const key = keyOf(task);
@@ -49,10 +26,7 @@ export function inputFor(s: Sample, task: TaskEntry, features: number): Float32A
   const p = task.model.preprocessing;
   let out: Float32Array;
   if (s.vec) {
-    if (s.vec.length !== features) throw new Error(`x has ${s.vec.length} values, task "${task.id}" takes ${features}`);
-    // a vector for an image model is taken as the pixel tensor already in the model's layout
-    const ch = p.kind === 'image' ? (p.channels ?? 3) : 1;
-    out = normalise(s.vec, p, ch, p.layout !== 'NCHW', false);
+    out = vectorInput(s.vec, task, features);
   } else {
     if (p.kind !== 'image' || !p.width || !p.height) throw new Error(`task "${task.id}" takes vectors, not images`);
     const ch = p.channels ?? 3;
