@@ -41,8 +41,7 @@ export function register(program: Command): void {
           addTaskKeepingLabels(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback }),
         );
         if (opts.json) return printJson(r);
-        if (r.labels_kept === false)
-          process.stderr.write(`sedna-ll: task ${r.task}: the new model has ${r.model.labels.length} classes, not ${r.previous_labels!.length}: labels ${r.previous_labels!.join(',')} not kept (give --labels)\n`);
+        if (r.labels_note) process.stderr.write(`sedna-ll: ${r.labels_note}\n`);
         if (r.unchanged) process.stdout.write(`task ${r.task} unchanged (version ${r.version} already holds this model)\n`);
         else
           process.stdout.write(

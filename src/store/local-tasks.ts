@@ -31,6 +31,12 @@ export interface AddTaskOptions {
   /** raw key=value pairs (normalised here the Sedna way) */
   attrs: Record<string, string>;
   labels?: string[];
+  /**
+   * Without `labels`: use these when the model has exactly as many classes (a new model for a
+   * task keeps the task's class names), else the default labels "0".."K-1" and the result's
+   * labels_note says why. Ignored when `labels` is given.
+   */
+  labelsIfClassCount?: string[];
   /** multiply inputs by this before inference (e.g. 1/255 for 0..255 pixels) */
   scale?: number;
   /** make this task the allocation fallback (implied for task id "global") */
@@ -45,6 +51,8 @@ export interface AddTaskResult {
   /** true when the active index already held exactly this task: no new version was made */
   unchanged: boolean;
   model: { sha256: string; file: string; size: number; inputs: TensorSpec[]; outputs: TensorSpec[]; labels: string[]; output_kind: string };
+  /** set when labelsIfClassCount was not used (the model's class count differs): one line, why */
+  labels_note?: string;
 }
 
 const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -109,7 +117,14 @@ export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions):
     if (labels.some((l) => l === '')) throw new CliError(`--labels: empty label`, EXIT.USAGE);
     if (new Set(labels).size !== labels.length) throw new CliError(`--labels: duplicate label`, EXIT.USAGE);
     if (labels.length !== info.classes) throw new CliError(`--labels: ${labels.length} labels but the model has ${info.classes} outputs`, EXIT.USAGE);
-  } else labels = Array.from({ length: info.classes }, (_, i) => String(i));
+  } else if (o.labelsIfClassCount?.length === info.classes) labels = o.labelsIfClassCount;
+  else labels = Array.from({ length: info.classes }, (_, i) => String(i));
+  // the asked-for labels could not apply: say so (the caller decides how loud)
+  const labelsNote =
+    !o.labels && o.labelsIfClassCount && labels !== o.labelsIfClassCount
+      ? `task ${o.task}: the new model has ${info.classes} classes, not ${o.labelsIfClassCount.length}: labels ${o.labelsIfClassCount.join(',')} not kept (give --labels)`
+      : undefined;
+  const note = labelsNote ? { labels_note: labelsNote } : {};
 
   const sha = createHash('sha256').update(bytes).digest('hex');
   const entry: TaskEntry = {
@@ -136,7 +151,7 @@ export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions):
     const old = base?.tasks.find((t) => t.id === o.task);
     const next = indexWithTask(base, entry, fallback);
     if (active && old && JSON.stringify(old) === JSON.stringify(entry) && next.allocation.fallback === base!.allocation.fallback) {
-      return { version: active.id, previous: null, task: o.task, replaced: true, unchanged: true, model: entry.model };
+      return { version: active.id, previous: null, task: o.task, replaced: true, unchanged: true, model: entry.model, ...note };
     }
     const n = nextLocalSeq(db);
     next.version = n;
@@ -153,6 +168,6 @@ export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions):
       throw e;
     }
     const act = activateVersion(db, id, { reason: `task add ${o.task}` });
-    return { version: id, previous: act.previous, task: o.task, replaced: !!old, unchanged: false, model: entry.model };
+    return { version: id, previous: act.previous, task: o.task, replaced: !!old, unchanged: false, model: entry.model, ...note };
   }
 }

@@ -2,7 +2,6 @@
 // usually has the same classes, and silently resetting its labels to "0".."K-1" broke feedback
 // and what the KB learns from. So the previous labels are kept when the new model has as many
 // classes; only a model with a different class count gets the default labels.
-import { CliError, EXIT } from '../format/exit-codes.js';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
 import { addLocalTask, type AddTaskOptions, type AddTaskResult } from './local-tasks.js';
@@ -20,18 +19,10 @@ export function activeTaskLabels(paths: HomePaths, db: DB, task: string): string
   return labels && labels.length ? labels : null;
 }
 
-// addLocalTask's refusal when --labels does not match the model's class count
-const COUNT_MISMATCH = /^--labels: \d+ labels but the model has \d+ outputs$/;
-
-/** addLocalTask; without o.labels, the task's previous labels are tried first. */
+/** addLocalTask; without o.labels, the task's previous labels are kept when the class count matches. */
 export async function addTaskKeepingLabels(paths: HomePaths, db: DB, o: AddTaskOptions): Promise<AddKeepingLabelsResult> {
   const previous = o.labels === undefined ? activeTaskLabels(paths, db, o.task) : null;
-  if (!previous) return { ...(await addLocalTask(paths, db, o)), labels_kept: null, previous_labels: null };
-  try {
-    return { ...(await addLocalTask(paths, db, { ...o, labels: previous })), labels_kept: true, previous_labels: previous };
-  } catch (e) {
-    // the new model has another number of classes: the old names cannot apply, use the defaults
-    if (!(e instanceof CliError && e.code === EXIT.USAGE && COUNT_MISMATCH.test(e.message))) throw e;
-    return { ...(await addLocalTask(paths, db, o)), labels_kept: false, previous_labels: previous };
-  }
+  const r = await addLocalTask(paths, db, previous ? { ...o, labelsIfClassCount: previous } : o);
+  // labels_note is set exactly when the previous labels could not apply (another class count)
+  return { ...r, labels_kept: previous ? r.labels_note === undefined : null, previous_labels: previous };
 }
