@@ -108,16 +108,18 @@ function niceRange(values: number[], lo?: number, hi?: number): [number, number]
   return [a, b];
 }
 
-/** Line chart of several series over shared x positions (e.g. accuracy per task over rounds). */
-export function lineChartSvg(series: Series[], o: LineChartOptions): string {
-  const W = o.width ?? 720;
-  const H = o.height ?? 320;
+/** Plot geometry shared by the line and bar charts: margins leave room for axes and a legend. */
+function chartFrame(W: number, H: number) {
   const left = 56;
   const right = 150;
   const top = 30;
   const bottom = 44;
-  const pw = W - left - right;
-  const ph = H - top - bottom;
+  return { W, H, left, right, top, bottom, pw: W - left - right, ph: H - top - bottom };
+}
+
+/** Line chart of several series over shared x positions (e.g. accuracy per task over rounds). */
+export function lineChartSvg(series: Series[], o: LineChartOptions): string {
+  const { W, H, left, top, pw, ph } = chartFrame(o.width ?? 720, o.height ?? 320);
   const n = o.xLabels.length;
   const [lo, hi] = niceRange(series.flatMap((s) => s.values.filter((v): v is number => v !== null)), o.yMin, o.yMax);
   const X = (i: number) => left + (n <= 1 ? pw / 2 : (i * pw) / (n - 1));
@@ -169,14 +171,7 @@ export interface BarChartOptions {
 
 /** Stacked bar chart: one bar per x position, one stacked segment per series. */
 export function barChartSvg(series: Series[], o: BarChartOptions): string {
-  const W = o.width ?? 720;
-  const H = o.height ?? 280;
-  const left = 56;
-  const right = 150;
-  const top = 30;
-  const bottom = 44;
-  const pw = W - left - right;
-  const ph = H - top - bottom;
+  const { W, H, left, top, pw, ph } = chartFrame(o.width ?? 720, o.height ?? 280);
   const n = o.xLabels.length;
   const totals = o.xLabels.map((_, i) => series.reduce((a, s) => a + (s.values[i] ?? 0), 0));
   const hi = Math.max(1, ...totals);

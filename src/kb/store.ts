@@ -6,7 +6,7 @@
 // Sample ids are the client-made ids of the sync protocol; a sample belongs to the device that
 // first pushed it (imported training data belongs to no device).
 import type { DeviceReport, UploadSample } from '../format/protocol.js';
-import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
+import type { ModelRef } from '../format/index-manifest.js';
 import type { BlobStore } from './blob-store.js';
 
 export interface DeviceRecord {
@@ -83,17 +83,13 @@ export interface LabelResult {
 }
 
 /** A task model registered in the KB (kb task add, or produced by training). */
-export interface TaskRecord {
+// the model description is the index's own ModelRef (so the two cannot drift); sha256, file
+// and size are stored as model_sha / model_size
+export interface TaskRecord extends Pick<ModelRef, 'inputs' | 'outputs' | 'labels' | 'preprocessing' | 'output_kind' | 'arch'> {
   id: string;
   attrs: Record<string, string>;
   model_sha: string;
   model_size: number;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  labels: string[];
-  preprocessing: Preprocessing;
-  output_kind: 'probabilities' | 'logits';
-  arch?: string;
   parent: string | null;
   metrics: Record<string, number>;
   centroid: number[] | null;
