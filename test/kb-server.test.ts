@@ -211,12 +211,12 @@ describe('kb serve: push, auth, limits', () => {
     assert.ok(me.last_seen > 0);
     const m = await call(kb, 'GET', '/metrics', { token: null });
     const text = m.buf.toString();
-    assert.match(text, /sedna_kb_requests_total\{method="POST",route="\/v1\/samples",status="200"\} \d+/);
-    assert.match(text, /sedna_kb_requests_total\{method="POST",route="\/v1\/samples",status="401"\} \d+/);
-    const stored = Number(/sedna_kb_samples_stored (\d+)/.exec(text)![1]);
+    assert.match(text, /sedna_ll_knowledgebase_http_requests_total\{method="POST",route="\/v1\/samples",status="200"\} \d+/);
+    assert.match(text, /sedna_ll_knowledgebase_http_requests_total\{method="POST",route="\/v1\/samples",status="401"\} \d+/);
+    const stored = Number(/sedna_ll_knowledgebase_samples (\d+)/.exec(text)![1]);
     assert.equal(stored, (await allSamples(kb)).length);
-    assert.match(text, /sedna_kb_devices 3/);
-    assert.match(text, /sedna_kb_request_duration_seconds_count\{method="POST",route="\/v1\/samples"\} \d+/);
+    assert.match(text, /sedna_ll_knowledgebase_devices 3/);
+    assert.match(text, /sedna_ll_knowledgebase_http_request_duration_seconds_count\{method="POST",route="\/v1\/samples"\} \d+/);
     // admin: a sample's payload bytes
     const one = (await allSamples(kb)).find((s) => s.payload_kind === 'f32');
     const p = await call(kb, 'GET', `/v1/admin/samples/${one.id}/payload`, { token: kb.adminToken });

@@ -1,8 +1,9 @@
 // `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, printJson, run } from './action.js';
 import { DATA_HELP } from './kb-common.js';
+import { LOG_LEVELS, type LogLevel } from '../kb/log.js';
 
 export function register(kb: Command): void {
   kb.command('init')
@@ -29,10 +30,18 @@ export function register(kb: Command): void {
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--body-limit <bytes>', 'max request body after gzip decoding (default 64 MiB)', intOption('--body-limit', 1024))
-    .option('--verbose', 'one line per request on stderr')
-    .addHelpText('after', `\nPrints "listening on <url>" on stdout once ready.\n${EXIT_HELP}\n`)
+    .addOption(new Option('--log-level <level>', 'JSON log lines on stderr, one per request at info').choices(LOG_LEVELS).default('info'))
+    .option('--verbose', 'same as --log-level debug')
+    .addHelpText(
+      'after',
+      `\nPrints "listening on <url>" on stdout once ready. Logs one JSON object per line on stderr
+(level, time, req_id, method, url, route, status, ms, device); tokens are never logged.
+An X-Request-Id request header is kept as req_id, else one is made; either way it is
+returned in the X-Request-Id response header. Metrics: GET /metrics (see README "Metrics").
+${EXIT_HELP}\n`,
+    )
     .action(
-      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; verbose?: boolean }) => {
+      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
@@ -53,7 +62,7 @@ export function register(kb: Command): void {
             host: o.host,
             port: o.port,
             bodyLimit: o.bodyLimit,
-            verbose: o.verbose,
+            logLevel: o.verbose ? 'debug' : o.logLevel,
             tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
           });
         } catch (e) {
@@ -66,7 +75,7 @@ export function register(kb: Command): void {
           const stop = (sig: string) => {
             process.off('SIGTERM', onTerm);
             process.off('SIGINT', onInt);
-            if (o.verbose) process.stderr.write(`sedna-ll kb: ${sig}, shutting down\n`);
+            srv.app.log.info({ signal: sig }, 'shutting down');
             srv.close().finally(resolve);
           };
           const onTerm = () => stop('SIGTERM');

@@ -20,6 +20,8 @@ Endpoints:
                  answer: the same JSON object(s) infer prints per line (a bad record inside an
                  array answers {"id","error","where"}; a single bad record answers 422)
   GET  /healthz  {"ok": true, "version", "tasks", "requests"}
+  GET  /metrics  Prometheus text: inference latency histogram, records, outbox depth and
+                 bytes, evictions, the active version and its trial (README "Metrics")
 On start one JSON line {"listening": URL} is printed on stdout. SIGTERM/SIGINT: finish the
 requests in flight, then exit 0. SIGHUP: re-read the active KB version now (it is also re-read
 every --recheck requests and once a second; a new version is switched to between requests,

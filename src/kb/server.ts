@@ -21,7 +21,8 @@ import {
 import { normaliseAttrs } from '../format/attrs.js';
 import { sha256Hex } from '../format/signature.js';
 import { isSha256 } from './blob-store.js';
-import { ServerMetrics } from './metrics.js';
+import { kbLoggerOptions, requestId, type LogLevel } from './log.js';
+import { KbMetrics } from './metrics.js';
 import { ifRangeAllows, parseRange } from './ranges.js';
 import { handleDeviceReport } from './report.js';
 import type { DeviceRecord, KbStore, NewSample } from './store.js';
@@ -36,8 +37,10 @@ export interface ServerOptions {
   /** max request body bytes after gzip decoding */
   bodyLimit?: number;
   tls?: { certFile: string; keyFile: string };
-  /** one stderr line per request */
-  verbose?: boolean;
+  /** JSON log lines on stderr (src/kb/log.ts), one per request at info; default silent */
+  logLevel?: LogLevel;
+  /** where log lines go (default stderr) */
+  logStream?: NodeJS.WritableStream;
 }
 
 export interface RunningServer {
@@ -97,10 +100,14 @@ function decodeSample(s: PushSamplesRequest['samples'][number]): NewSample | str
 }
 
 export async function startKbServer(store: KbStore, opts: ServerOptions = {}): Promise<RunningServer> {
-  const { default: Fastify } = await import('fastify');
+  const { default: Fastify, LogController } = await import('fastify');
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
-    logger: false,
+    logger: opts.logLevel && opts.logLevel !== 'silent' ? kbLoggerOptions(opts.logLevel, opts.logStream) : false,
+    // one line per request, written in onResponse with what an operator needs (fastify's own
+    // pair of "incoming request" / "request completed" lines would double the volume)
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'req_id' }),
+    genReqId: requestId,
     bodyLimit,
     requestTimeout: 300_000,
     return503OnClosing: true,
@@ -112,12 +119,14 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     },
   }) as unknown as FastifyInstance;
 
-  const metrics = new ServerMetrics();
+  const metrics = new KbMetrics(store);
   const adminHash = await store.getMeta('admin_token_hash');
   const indexCache = new Map<number, { bytes: Buffer; sig: string; sha: string }>();
   const touched = new Map<string, number>();
 
   app.decorateRequest('device', null);
+  // the one-line error a request was answered with, for its log line
+  const errors = new WeakMap<FastifyRequest, string>();
 
   // ---- request decoding ----
   app.addHook('preParsing', async (req, _reply, payload) => {
@@ -177,7 +186,8 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') msg = `request body larger than the limit of ${bodyLimit} bytes`;
     else if (err.code === 'Z_DATA_ERROR' || err.code === 'Z_BUF_ERROR') (status = 400), (msg = `bad gzip body: ${err.message}`);
     else if (err.validation) msg = `invalid request: ${err.message}`;
-    if (status >= 500) process.stderr.write(`sedna-ll kb: ${_req.method} ${_req.url}: ${err.stack ?? err.message}\n`);
+    if (status >= 500) _req.log.error({ err }, `${_req.method} ${_req.url}: ${err.message}`);
+    errors.set(_req, msg.split('\n')[0]);
     reply.code(status).send({ error: msg.split('\n')[0] });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -186,24 +196,28 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   // graceful stop: requests in flight finish, and their keep-alive connections close with the
   // response instead of idling until the keep-alive timeout holds the process
   let closing = false;
+  // the request id goes back to the caller: a device's error report can name the log line
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) reply.header('connection', 'close');
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions?.url ?? 'unmatched';
-    metrics.request(req.method, route, reply.statusCode, reply.elapsedTime);
-    if (opts.verbose) {
-      const who = req.device ? ` device=${req.device.id}` : '';
-      process.stderr.write(`${new Date().toISOString()} ${req.method} ${req.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms${who}\n`);
-    }
+    metrics.request(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    const error = errors.get(req);
+    req.log.info(
+      { method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ...(req.device ? { device: req.device.id } : {}), ...(error ? { error } : {}) },
+      'request',
+    );
   });
 
   // ---- open endpoints ----
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/metrics', async (_req, reply) => {
-    const [stats, counters] = await Promise.all([store.stats(), store.counters()]);
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render(stats, counters));
+    reply.type(metrics.contentType).send(await metrics.render());
   });
 
   // ---- device endpoints ----
@@ -217,8 +231,9 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
       else good.push(d);
     }
     // answered only after the batch's transaction committed (putSamples resolves after COMMIT)
+    const t0 = performance.now();
     const r = await store.putSamples(req.device!.id, good);
-    metrics.samples(body.samples.length, r.inserted);
+    metrics.samplesPushed((performance.now() - t0) / 1000, body.samples.length, r.inserted, r.labelled);
     rejected.push(...r.rejected);
     const res: PushSamplesResponse = { stored: [...new Set(r.stored)] };
     if (rejected.length) res.rejected = rejected;
@@ -231,7 +246,9 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
 
   app.post('/v1/labels', { onRequest: deviceAuth, schema: { body: PUSH_LABELS_SCHEMA } }, async (req, reply) => {
     const body = req.body as PushLabelsRequest;
+    const t0 = performance.now();
     const r = await store.setLabels(body.labels, 'edge', req.device!.id);
+    metrics.labelsPushed((performance.now() - t0) / 1000, r.stored.length, r.newly_labelled);
     if (r.forbidden.length) return reply.code(403).send({ error: `sample "${r.forbidden[0]}" belongs to another device; no label stored`, forbidden: r.forbidden });
     return r.unknown.length ? { stored: r.stored, unknown: r.unknown } : { stored: r.stored };
   });
@@ -298,6 +315,7 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   app.post('/v1/admin/labels', { onRequest: adminAuth, schema: { body: PUSH_LABELS_SCHEMA } }, async (req) => {
     const body = req.body as PushLabelsRequest;
     const r = await store.setLabels(body.labels, 'admin', null);
+    metrics.labelsPushed(null, r.stored.length, r.newly_labelled);
     return { stored: r.stored, unknown: r.unknown, newly_labelled: r.newly_labelled };
   });
   app.get('/v1/admin/versions', { onRequest: adminAuth }, async () => ({ versions: await store.listVersions(), channels: await store.listChannels() }));

@@ -309,7 +309,7 @@ export class SqliteKbStore implements KbStore {
       if (inserted) addCounter.run('samples_new', inserted);
       if (labelled) addCounter.run('labelled_new', labelled);
     }).immediate();
-    return { stored, rejected, inserted };
+    return { stored, rejected, inserted, labelled };
   }
 
   async getSample(id: string): Promise<SampleRecord | null> {
@@ -522,6 +522,12 @@ export class SqliteKbStore implements KbStore {
     return {
       samples: one('SELECT count(*) AS n FROM samples'),
       labelled: one('SELECT count(*) AS n FROM samples WHERE label IS NOT NULL'),
+      ...(await this.fleetStats()),
+    };
+  }
+  async fleetStats(): Promise<Omit<KbStats, 'samples' | 'labelled'>> {
+    const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
+    return {
       devices: one('SELECT count(*) AS n FROM devices'),
       active_devices: one('SELECT count(*) AS n FROM devices WHERE revoked_at IS NULL'),
       versions: one('SELECT count(*) AS n FROM versions'),

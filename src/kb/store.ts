@@ -71,6 +71,8 @@ export interface PutSamplesResult {
   rejected: { id: string; reason: string }[];
   /** how many of `stored` are new */
   inserted: number;
+  /** samples that gained a label in this call (new labelled ones and re-sent ones that brought one) */
+  labelled: number;
 }
 
 export interface LabelResult {
@@ -226,4 +228,6 @@ export interface KbStore {
   listEvents(opts?: { kind?: string; limit?: number }): Promise<EventRecord[]>;
 
   stats(): Promise<KbStats>;
+  /** the parts of stats() over small tables (devices, versions, tasks): cheap enough for every metrics scrape */
+  fleetStats(): Promise<Omit<KbStats, 'samples' | 'labelled'>>;
 }

@@ -4,6 +4,7 @@
 //                 object, or an array of them (a bad record in an array becomes
 //                 {"id","error","where"}; a single bad record answers 422 with that object).
 //   GET  /healthz {"ok":true,"version","tasks","requests"}
+//   GET  /metrics Prometheus text (serve-metrics.ts: inference latency, outbox, evictions, trial)
 // Hard/unseen samples go to the same outbox as `infer`; an answer saying "logged": true is sent
 // only after the transaction committed.
 // Version switches without restart: the active version id is re-read (one indexed kv read)
@@ -151,7 +152,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
   try {
     const holder = new StateHolder(loadRuntimeState(paths, db), paths, db, sessions, o.recheckEvery, warn);
     for (const t of holder.state.index.tasks) await sessions.get(t);
-    const sink = o.log ? new Outbox(db, paths, config) : null;
+    const outbox = new Outbox(db, paths, config);
+    const sink = o.log ? outbox : null;
+    const { EdgeServeMetrics } = await import('./serve-metrics.js');
+    const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
     let requests = 0;
 
@@ -169,7 +173,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
       const items: Item[] = recs.map((r, i) => decodeJsonRecord(r, many ? `record ${i + 1}` : 'request', many ? i + 1 : 1, null, null));
       await holder.tick();
       const state = holder.state; // this request's state, whatever happens to the holder meanwhile
+      const t0 = performance.now();
       const r = await pipeline.run(state, items);
+      const bad = r.outcomes.filter((oc) => oc.error !== undefined).length;
+      metrics.inference((performance.now() - t0) / 1000, r.outcomes.length - bad, bad);
       const parts = r.outcomes.map((oc) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line));
       if (!many) return [r.outcomes[0].error !== undefined ? 422 : 200, parts[0]];
       return [200, `[${parts.join(',')}]`];
@@ -178,11 +185,23 @@ export async function runServe(o: ServeOptions): Promise<void> {
     server = createServer((req, res) => {
       requests++;
       const url = (req.url ?? '/').split('?')[0];
+      res.once('finish', () => metrics.request(url === '/infer' || url === '/healthz' || url === '/metrics' ? url : 'unmatched', res.statusCode));
+      if (url === '/metrics') {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"use GET"}');
+        metrics.render().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+            res.end(text);
+          },
+          (e) => send(res, 500, JSON.stringify({ error: `metrics: ${(e as Error).message}` })),
+        );
+        return;
+      }
       if (url === '/healthz') {
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"use GET"}');
         return send(res, 200, JSON.stringify({ ok: true, version: holder.state.versionId, tasks: holder.state.index.tasks.length, requests }));
       }
-      if (url !== '/infer') return send(res, 404, JSON.stringify({ error: `no route ${url}; use POST /infer or GET /healthz` }));
+      if (url !== '/infer') return send(res, 404, JSON.stringify({ error: `no route ${url}; use POST /infer, GET /healthz or GET /metrics` }));
       if (req.method !== 'POST') return send(res, 405, '{"error":"use POST"}');
       handleInfer(req).then(
         ([status, body]) => send(res, status, body),

@@ -582,6 +582,11 @@ export class Outbox {
     };
   }
 
+  /** Bytes the quota counts (kv outbox_bytes): one point read. */
+  trackedBytes(): number {
+    return this.kvNum('outbox_bytes');
+  }
+
   counts(): OutboxCounts {
     const rows = this.db
       .prepare(`SELECT state, COUNT(*) AS n, COALESCE(SUM(${ROW_BYTES_SQL}), 0) AS bytes FROM samples GROUP BY state`)
@@ -594,7 +599,7 @@ export class Outbox {
       pendingBytes: by('pending').bytes,
       uploadedBytes: by('uploaded').bytes,
       labelsPending,
-      bytes: this.kvNum('outbox_bytes'),
+      bytes: this.trackedBytes(),
       maxBytes: this.maxBytes,
       evicted: this.evictionCounters(),
       deletedUploaded: this.kvNum('deleted_uploaded'),

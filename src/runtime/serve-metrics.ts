@@ -1,0 +1,136 @@
+// Prometheus metrics of the edge inference server (`sedna-ll serve`, GET /metrics; names in
+// README "Metrics"). src/runtime/serve.ts imports this module lazily: prom-client must not slow
+// down the one-shot commands' start-up.
+//
+// Per scrape: a few kv point reads (outbox bytes, eviction counters, the active version's trial
+// record). The outbox's sample counts need a scan of the samples table, so they are re-read at
+// most every OUTBOX_COUNTS_MAX_AGE_MS.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { CachedRead } from '../format/cached-read.js';
+import { LATENCY_BUCKETS, newRegistry } from '../format/prometheus.js';
+import type { DB } from '../store/db.js';
+import type { Outbox, OutboxCounts } from '../store/outbox.js';
+import { parseTrial } from '../store/rollout.js';
+import { getVersion } from '../store/versions.js';
+import { activeVersionId } from './state.js';
+
+export const OUTBOX_COUNTS_MAX_AGE_MS = 15_000;
+const PREFIX = 'sedna_ll_edge_';
+const TRIAL_PHASES = ['none', 'observing', 'passed', 'failed'] as const;
+
+export class EdgeServeMetrics {
+  readonly registry: Registry;
+  private readonly requests: Counter<'route' | 'status'>;
+  private readonly inferDuration: Histogram;
+  private readonly records: Counter<'outcome'>;
+
+  constructor(db: DB, outbox: Outbox) {
+    const registry = (this.registry = newRegistry());
+    const registers = [registry];
+    this.requests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'status'], registers });
+    this.inferDuration = new Histogram({
+      name: `${PREFIX}inference_duration_seconds`,
+      help: 'Time to answer one POST /infer (decode, inference, hard/unseen logging committed), any number of records.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.records = new Counter({ name: `${PREFIX}inference_records_total`, help: 'Records inferred, by outcome (ok, or error: a bad record).', labelNames: ['outcome'], registers });
+
+    const counts = new CachedRead<OutboxCounts>(() => outbox.counts(), OUTBOX_COUNTS_MAX_AGE_MS);
+    new Gauge({
+      name: `${PREFIX}outbox_samples`,
+      help: `Samples in the outbox by state (pending: not yet uploaded). Re-read at most every ${OUTBOX_COUNTS_MAX_AGE_MS / 1000} s.`,
+      labelNames: ['state'],
+      registers,
+      async collect(this: Gauge<'state'>) {
+        const c = await counts.get();
+        this.set({ state: 'pending' }, c.pending);
+        this.set({ state: 'uploaded' }, c.uploaded);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}outbox_bytes`,
+      help: 'Bytes the outbox holds, as the quota counts them.',
+      registers,
+      collect(this: Gauge) {
+        this.set(outbox.trackedBytes());
+      },
+    });
+    new Gauge({ name: `${PREFIX}outbox_quota_bytes`, help: 'Outbox quota in bytes (0: unlimited).', registers }).set(outbox.maxBytes);
+    // eviction counters live in the home's kv (all processes add to them): exposed as counters
+    // that are set from there at each scrape
+    const evicted = (name: string, help: string, field: 'count' | 'bytes') =>
+      new Counter({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect(this: Counter) {
+          this.reset();
+          this.inc(outbox.evictionCounters()[field]);
+        },
+      });
+    evicted('outbox_evicted_samples_total', 'Samples evicted from the outbox by the quota since the home was created.', 'count');
+    evicted('outbox_evicted_bytes_total', 'Bytes evicted from the outbox by the quota since the home was created.', 'bytes');
+
+    // the active version and its trial (src/runtime/trial.ts): point reads of kv and one row
+    const trial = () => {
+      const id = activeVersionId(db);
+      const row = id === null ? null : getVersion(db, id);
+      return { id, row, t: row && row.state === 'trial' ? parseTrial(row) : null };
+    };
+    new Gauge({
+      name: `${PREFIX}active_version_info`,
+      help: 'The active KB version (label version; "none" before any).',
+      labelNames: ['version'],
+      registers,
+      collect(this: Gauge<'version'>) {
+        this.reset();
+        this.set({ version: activeVersionId(db) ?? 'none' }, 1);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}trial_phase`,
+      help: 'Trial of the active version: 1 for its phase (none: committed or never on trial), 0 for the others.',
+      labelNames: ['phase'],
+      registers,
+      collect(this: Gauge<'phase'>) {
+        const phase = trial().t?.phase ?? 'none';
+        for (const p of TRIAL_PHASES) this.set({ phase: p }, p === phase ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}trial_inferences`,
+      help: 'Inferences the active version has served on trial so far (0 when not on trial).',
+      registers,
+      collect(this: Gauge) {
+        this.set(trial().t?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}trial_required_inferences`,
+      help: 'Inferences the active version must serve before its trial is decided (0 when not on trial).',
+      registers,
+      collect(this: Gauge) {
+        this.set(trial().t?.inferences ?? 0);
+      },
+    });
+  }
+
+  request(route: string, status: number): void {
+    this.requests.inc({ route, status: String(status) });
+  }
+
+  inference(seconds: number, ok: number, bad: number): void {
+    this.inferDuration.observe(seconds);
+    if (ok) this.records.inc({ outcome: 'ok' }, ok);
+    if (bad) this.records.inc({ outcome: 'error' }, bad);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
