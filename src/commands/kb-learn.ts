@@ -24,6 +24,8 @@ interface TrainOpts {
   minSamples: number;
   arch: string;
   hidden: string;
+  inputShape?: string;
+  filters?: string;
   epochs: number;
   seed: number;
   metric: string;
@@ -45,8 +47,10 @@ export function register(kb: Command): void {
     .option('--when <expr>', 'run only if KB counters satisfy EXPR, e.g. "labelled_new >= 500 and samples_new gt 0" (ops >= > == != <= < ge gt eq ne le lt)')
     .option('--window <HH:MM-HH:MM>', 'run only inside this local-time window (may wrap midnight, e.g. 22:00-04:00)')
     .option('--min-samples <n>', 'labelled samples a group needs to become its own task (smaller groups: global task)', intOption('--min-samples', 1), 10)
-    .option('--arch <arch>', 'softmax | mlp', 'mlp')
-    .option('--hidden <sizes>', 'hidden layer sizes of the mlp, comma separated', '128')
+    .option('--arch <arch>', 'auto | softmax | mlp | cnn (auto: cnn when the inputs are images or a model declares [N,C,H,W], else mlp)', 'auto')
+    .option('--hidden <sizes>', 'hidden layer sizes of the mlp (or the dense head of the cnn), comma separated', '128')
+    .option('--input-shape <C,H,W>', 'shape of one sample for the cnn, e.g. 1,28,28 (default: from the image preprocessing or a task model\'s input)')
+    .option('--filters <sizes>', 'output channels of the cnn\'s conv3x3+relu+maxpool blocks, comma separated', '8,16')
     .option('--epochs <n>', 'maximum epochs (early stopping on a validation slice of the training data); small tasks still run at least 300 optimiser steps', intOption('--epochs', 1), 30)
     .option('--seed <n>', 'seed of initialisation, shuffling, splits and clustering', intOption('--seed', 0), 1)
     .option('--metric <m>', 'gate metric: accuracy | micro_precision | macro_f1', 'accuracy')
@@ -72,9 +76,16 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { parseGateOp } = await import('../learn/gate.js');
         const conds = o.when ? usage(() => parseWhen(o.when!)) : null;
         const win = o.window ? usage(() => parseWindow(o.window!)) : null;
-        if (o.arch !== 'mlp' && o.arch !== 'softmax') throw new CliError(`--arch "${o.arch}": expected softmax or mlp`, EXIT.USAGE);
-        const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
-        if (!hidden.length || hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`--hidden "${o.hidden}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
+        if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new CliError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`, EXIT.USAGE);
+        const sizes = (flag: string, text: string) => {
+          const v = text.split(',').map((s) => Number(s.trim()));
+          if (!v.length || v.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`${flag} "${text}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
+          return v;
+        };
+        const hidden = sizes('--hidden', o.hidden);
+        const filters = sizes('--filters', o.filters ?? '8,16');
+        const { parseShape } = await import('../learn/arch-choice.js');
+        const inputShape = o.inputShape ? usage(() => parseShape(o.inputShape!)) : null;
         const metric = usage(() => parseMetric(o.metric));
         const updateOp = usage(() => parseGateOp(o.gateOp));
         if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
@@ -98,8 +109,10 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           const tty = process.stderr.isTTY;
           const report = await runRound(store, {
             minSamples: o.minSamples,
-            arch: o.arch as 'mlp' | 'softmax',
+            arch: o.arch as 'auto' | 'mlp' | 'softmax' | 'cnn',
             hidden,
+            filters,
+            inputShape,
             epochs: o.epochs,
             seed: o.seed,
             gate: { metric, updateOp, updateTolerance: o.gateTolerance, newOp: '>', newMargin: 0 },

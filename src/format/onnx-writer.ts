@@ -7,7 +7,7 @@ const WT_VARINT = 0;
 const WT_LEN = 2;
 const WT_I32 = 5;
 
-class PB {
+export class PB {
   private chunks: Buffer[] = [];
   private varint(n: number | bigint): void {
     let v = BigInt(n);
@@ -56,8 +56,9 @@ class PB {
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
+const ATTR_INTS = 7;
 
-function tensor(name: string, dims: number[], data: Float32Array): PB {
+export function tensor(name: string, dims: number[], data: Float32Array): PB {
   const t = new PB();
   for (const d of dims) t.int(1, d);
   t.int(2, FLOAT);
@@ -66,7 +67,7 @@ function tensor(name: string, dims: number[], data: Float32Array): PB {
   return t;
 }
 
-function valueInfo(name: string, dims: (number | string)[]): PB {
+export function valueInfo(name: string, dims: (number | string)[]): PB {
   const shape = new PB();
   for (const d of dims) {
     const dim = new PB();
@@ -79,9 +80,9 @@ function valueInfo(name: string, dims: (number | string)[]): PB {
   return new PB().str(1, name).msg(2, type);
 }
 
-type Attr = { name: string; int?: number; float?: number };
+type Attr = { name: string; int?: number; float?: number; ints?: number[] };
 
-function node(op: string, inputs: string[], outputs: string[], name: string, attrs: Attr[] = []): PB {
+export function node(op: string, inputs: string[], outputs: string[], name: string, attrs: Attr[] = []): PB {
   const n = new PB();
   for (const i of inputs) n.str(1, i);
   for (const o of outputs) n.str(2, o);
@@ -91,6 +92,10 @@ function node(op: string, inputs: string[], outputs: string[], name: string, att
     const ap = new PB().str(1, a.name);
     if (a.int !== undefined) ap.int(3, a.int).int(20, ATTR_INT);
     else if (a.float !== undefined) ap.float(2, a.float).int(20, ATTR_FLOAT);
+    else if (a.ints) {
+      for (const v of a.ints) ap.int(8, v);
+      ap.int(20, ATTR_INTS);
+    }
     n.msg(5, ap);
   }
   return n;
@@ -117,6 +122,42 @@ export interface DenseModelSpec {
   producer?: string;
 }
 
+/**
+ * Gemm [-> Relu -> Gemm ...] [-> Softmax] nodes and their weights from tensor `input` to
+ * `outputName`; hidden activations are named hidden0, hidden1, ...
+ */
+export function appendDense(graph: PB, layers: DenseLayer[], input: string, outputName: string, softmax: boolean): void {
+  let cur = input;
+  layers.forEach((l, i) => {
+    const w = `W${i}`;
+    const b = `B${i}`;
+    const last = i === layers.length - 1;
+    const gemmOut = last && !softmax ? outputName : `gemm${i}`;
+    graph.msg(1, node('Gemm', [cur, w, b], [gemmOut], `gemm_${i}`));
+    graph.msg(5, tensor(w, [l.inDim, l.outDim], l.W));
+    graph.msg(5, tensor(b, [l.outDim], l.b));
+    if (!last) {
+      const reluOut = `hidden${i}`;
+      graph.msg(1, node('Relu', [gemmOut], [reluOut], `relu_${i}`));
+      cur = reluOut;
+    } else if (softmax) {
+      graph.msg(1, node('Softmax', [gemmOut], [outputName], 'softmax', [{ name: 'axis', int: -1 }]));
+    }
+  });
+}
+
+/** The ModelProto around a graph: IR 8, default-domain opset 13, metadata_props. */
+export function modelProto(graph: PB, producer: string, metadata: Record<string, string>): Buffer {
+  const model = new PB();
+  model.int(1, 8); // ir_version
+  model.str(2, producer);
+  model.str(3, '1');
+  model.msg(7, graph);
+  model.msg(8, new PB().str(1, '').int(2, 13)); // opset_import: default domain, opset 13
+  for (const [k, v] of Object.entries(metadata)) model.msg(14, new PB().str(1, k).str(2, v));
+  return model.done();
+}
+
 /** Serialise a dense network as an ONNX model (bytes of a .onnx file). */
 export function writeDenseOnnx(spec: DenseModelSpec): Buffer {
   const { layers } = spec;
@@ -129,37 +170,14 @@ export function writeDenseOnnx(spec: DenseModelSpec): Buffer {
   const inputName = spec.inputName ?? 'input';
   const outputName = spec.outputName ?? (spec.softmax === false ? 'logits' : 'probabilities');
   const graph = new PB();
-  let cur = inputName;
-  layers.forEach((l, i) => {
-    const w = `W${i}`;
-    const b = `B${i}`;
-    const last = i === layers.length - 1;
-    const gemmOut = last && spec.softmax === false ? outputName : `gemm${i}`;
-    graph.msg(1, node('Gemm', [cur, w, b], [gemmOut], `gemm_${i}`));
-    graph.msg(5, tensor(w, [l.inDim, l.outDim], l.W));
-    graph.msg(5, tensor(b, [l.outDim], l.b));
-    if (!last) {
-      const reluOut = `hidden${i}`;
-      graph.msg(1, node('Relu', [gemmOut], [reluOut], `relu_${i}`));
-      cur = reluOut;
-    } else if (spec.softmax !== false) {
-      graph.msg(1, node('Softmax', [gemmOut], [outputName], 'softmax', [{ name: 'axis', int: -1 }]));
-    }
-  });
+  appendDense(graph, layers, inputName, outputName, spec.softmax !== false);
   graph.str(2, 'sedna_ll_dense');
   graph.msg(11, valueInfo(inputName, ['N', layers[0].inDim]));
   graph.msg(12, valueInfo(outputName, ['N', layers[layers.length - 1].outDim]));
   if (spec.featuresOutput && layers.length > 1) {
     graph.msg(12, valueInfo(`hidden${layers.length - 2}`, ['N', layers[layers.length - 2].outDim]));
   }
-  const model = new PB();
-  model.int(1, 8); // ir_version
-  model.str(2, spec.producer ?? 'sedna-ll');
-  model.str(3, '1');
-  model.msg(7, graph);
-  model.msg(8, new PB().str(1, '').int(2, 13)); // opset_import: default domain, opset 13
-  for (const [k, v] of Object.entries(spec.metadata ?? {})) model.msg(14, new PB().str(1, k).str(2, v));
-  return model.done();
+  return modelProto(graph, spec.producer ?? 'sedna-ll', spec.metadata ?? {});
 }
 
 /** Deterministic small-integer PRNG (mulberry32) for reproducible weights in tests and training. */

@@ -7,7 +7,9 @@ import type { Preprocessing } from '../format/index-manifest.js';
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import { archDims, fromNetData, type DenseNet } from './dense.js';
 import type { LoadedSample } from './dataset.js';
-import { exportOnnx, ioSpecs } from './export.js';
+import { chooseArch, cnnRegime } from './arch-choice.js';
+import { CNN_DEFAULTS, cnnTransferInit, type CnnNet } from './cnn.js';
+import { cnnIoSpecs, exportCnnOnnx, exportOnnx, ioSpecs } from './export.js';
 import { modelFromBytes, stack, type ScoringModel } from './models.js';
 import { runPlugin } from './plugin.js';
 import { inspectModel } from '../onnx/ort.js';
@@ -83,8 +85,12 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
     }
     return out;
   }
-  const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: o.arch === 'mlp' ? o.hidden : [] };
-  const dims = archDims(o.arch, dim, labels.length, o.hidden);
+  const choice = chooseArch(o.arch, dim, P, [...ctx.taskById.values()], o.inputShape ?? null);
+  const cnnShape = choice.arch === 'cnn' ? choice.shape! : null;
+  const arch = choice.arch;
+  const filters = o.filters ?? CNN_DEFAULTS.filters;
+  const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: arch === 'softmax' ? [] : o.hidden, ...(cnnShape ? { input_shape: cnnShape, filters } : {}), arch_choice: choice.why };
+  const dims = arch === 'cnn' ? [] : archDims(arch, dim, labels.length, o.hidden);
   const jobs: TrainJob[] = [];
   for (const c of candidates) {
     const seed = taskSeed(o.seed, c.group.id);
@@ -95,38 +101,42 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
     const val = c.train.filter(isVal);
     const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
     let init: DenseNet | null = null;
+    let cnnInit: CnnNet | null = null;
     const from = startFrom(c);
     if (from && JSON.stringify(from.preprocessing) === JSON.stringify(P)) {
       const m = await ctx.modelOf(from);
-      if (m.dense) init = transferInit(m.dense.net, m.labels, dims, labels, seed);
+      if (m.dense && arch !== 'cnn') init = transferInit(m.dense.net, m.labels, dims, labels, seed);
+      if (m.cnn && cnnShape) cnnInit = cnnTransferInit(m.cnn.net, m.labels, cnnShape, filters, o.hidden, labels, seed);
     }
+    const options = { arch: arch === 'cnn' ? ('mlp' as const) : arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 };
     jobs.push({
       key: c.group.id,
       train: ds(fit),
       val: val.length ? ds(val) : null,
       numClasses: labels.length,
-      options: { arch: o.arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 },
+      options,
       init: init ? { dims, W: init.layers.map((l) => l.W), b: init.layers.map((l) => l.b) } : null,
+      ...(cnnShape ? { cnn: { shape: cnnShape, filters, hidden: o.hidden, init: cnnInit, ...cnnRegime(fit.length, !!cnnInit, filters.length) } } : {}),
     });
   }
-  ctx.log(`training ${jobs.length} model${jobs.length === 1 ? '' : 's'}`);
+  ctx.log(`training ${jobs.length} ${arch} model${jobs.length === 1 ? '' : 's'} (${choice.why})`);
   const results = await trainAll(jobs, { threads: o.threads });
   candidates.forEach((c, i) => {
     const r = results[i];
-    const net = fromNetData(r.net);
-    const bytes = exportOnnx(net, { labels, preprocessing: P, arch: o.arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent });
+    const info = { labels, preprocessing: P, arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent };
+    const bytes = r.cnn ? exportCnnOnnx(r.cnn, info) : exportOnnx(fromNetData(r.net!), info);
     out.set(c, {
       model: modelFromBytes(bytes, { labels, preprocessing: P, output_kind: 'probabilities' }),
       bytes,
-      io: ioSpecs(net),
+      io: r.cnn ? cnnIoSpecs(r.cnn) : ioSpecs(fromNetData(r.net!)),
       outputKind: 'probabilities',
-      arch: o.arch,
+      arch,
       epochs: r.epochsRun,
       bestEpoch: r.bestEpoch,
       ms: r.ms,
       warmStart: r.warmStart,
       history: r.history,
-      trainer: { ...trainer, seed: jobs[i].options.seed },
+      trainer: { ...trainer, seed: jobs[i].options.seed, ...(jobs[i].cnn ? { freeze_convs: jobs[i].cnn!.freezeConvs, shift: jobs[i].cnn!.shift } : {}) },
     });
   });
   return out;

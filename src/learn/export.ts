@@ -3,6 +3,8 @@
 import { writeDenseOnnx } from '../format/onnx-writer.js';
 import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
 import type { DenseNet } from './dense.js';
+import type { CnnNet } from './cnn.js';
+import { writeCnnOnnx } from './cnn-onnx.js';
 
 export interface ExportInfo {
   labels: string[];
@@ -18,23 +20,34 @@ export interface ExportInfo {
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'probabilities';
 
+function metadata(info: ExportInfo): Record<string, string> {
+  return {
+    labels: JSON.stringify(info.labels),
+    preprocessing: JSON.stringify(info.preprocessing),
+    arch: info.arch,
+    trainer: JSON.stringify(info.trainer),
+    seed: String(info.seed),
+    ...(info.task ? { task: info.task } : {}),
+    ...(info.parent ? { parent: info.parent } : {}),
+  };
+}
+
 export function exportOnnx(net: DenseNet, info: ExportInfo): Buffer {
-  return writeDenseOnnx({
-    layers: net.layers,
-    softmax: true,
-    inputName: INPUT_NAME,
-    outputName: OUTPUT_NAME,
-    producer: 'sedna-ll-learn',
-    metadata: {
-      labels: JSON.stringify(info.labels),
-      preprocessing: JSON.stringify(info.preprocessing),
-      arch: info.arch,
-      trainer: JSON.stringify(info.trainer),
-      seed: String(info.seed),
-      ...(info.task ? { task: info.task } : {}),
-      ...(info.parent ? { parent: info.parent } : {}),
-    },
-  });
+  return writeDenseOnnx({ layers: net.layers, softmax: true, inputName: INPUT_NAME, outputName: OUTPUT_NAME, producer: 'sedna-ll-learn', metadata: metadata(info) });
+}
+
+/** A CNN as ONNX: input [N, C, H, W], output [N, classes] probabilities (cnn-onnx.ts). */
+export function exportCnnOnnx(net: CnnNet, info: ExportInfo): Buffer {
+  return writeCnnOnnx(net, { inputName: INPUT_NAME, outputName: OUTPUT_NAME, producer: 'sedna-ll-learn', metadata: metadata(info) });
+}
+
+/** Input/output tensor specs of an exported CNN. */
+export function cnnIoSpecs(net: CnnNet): { inputs: TensorSpec[]; outputs: TensorSpec[] } {
+  const L = net.head.layers;
+  return {
+    inputs: [{ name: INPUT_NAME, shape: ['N', ...net.shape], dtype: 'float32' }],
+    outputs: [{ name: OUTPUT_NAME, shape: ['N', L[L.length - 1].outDim], dtype: 'float32' }],
+  };
 }
 
 /** Input/output tensor specs of an exported model (for the index's model entry). */

@@ -4,6 +4,8 @@
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { predictProba } from './dense.js';
+import { cnnPredict } from './cnn.js';
+import { readCnnOnnx, type ReadCnn } from './cnn-onnx.js';
 import { preprocess } from './dataset.js';
 import { readDenseOnnx, type ReadModel } from './onnx-reader.js';
 import { openSession, runRows, type OrtSession } from '../onnx/ort.js';
@@ -12,6 +14,8 @@ export interface ScoringModel {
   labels: string[];
   preprocessing: Preprocessing;
   dense: ReadModel | null;
+  /** the model as the built-in CNN, when it is one (scored and transferred without onnxruntime) */
+  cnn: ReadCnn | null;
   bytes: Buffer;
   /** class probabilities for rows of raw features (n x labels.length) */
   predict(raw: Float32Array[]): Promise<Float32Array>;
@@ -31,12 +35,14 @@ export function stack(rows: Float32Array[], d: number): Float32Array {
 
 export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preprocessing: Preprocessing; output_kind: 'probabilities' | 'logits'; inputName?: string; outputName?: string }): ScoringModel {
   const dense = readDenseOnnx(bytes);
+  const cnn = dense ? null : readCnnOnnx(bytes);
   const k = meta.labels.length;
   let session: Promise<OrtSession> | null = null;
   return {
     labels: meta.labels,
     preprocessing: meta.preprocessing,
     dense,
+    cnn,
     bytes,
     async predict(raw: Float32Array[]): Promise<Float32Array> {
       const rows = raw.map((r) => preprocess(r, meta.preprocessing));
@@ -48,12 +54,17 @@ export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preproce
         const P = predictProba(dense.net, stack(rows, d), n);
         return P;
       }
+      if (cnn) {
+        const [c, h, w] = cnn.net.shape;
+        for (const r of rows) if (r.length !== c * h * w) throw new Error(`model expects ${c}x${h}x${w} = ${c * h * w} values, a sample has ${r.length}`);
+        return cnnPredict(cnn.net, stack(rows, c * h * w), n);
+      }
       session ??= openSession(bytes, 'model');
       const s = await session;
       const d = rows[0].length;
       const inName = meta.inputName ?? s.inputNames[0];
       const outName = meta.outputName ?? s.outputNames[0];
-      const P = await runRows(s, inName, outName, stack(rows, d), [n, d]);
+      const P = await runRows(s, inName, outName, stack(rows, d), [n, ...sampleDims(s, inName, d)]);
       if (P.length !== n * k) throw new Error(`model output has ${P.length / n} values per sample, labels say ${k}`);
       if (meta.output_kind === 'logits') {
         for (let i = 0; i < n; i++) {
@@ -67,6 +78,14 @@ export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preproce
       return P;
     },
   };
+}
+
+/** The fixed per-sample dims of a session's input when they hold d values (e.g. [1, 28, 28]), else [d]. */
+function sampleDims(s: OrtSession, name: string, d: number): number[] {
+  const meta = (s.inputMetadata as unknown as { name: string; isTensor: boolean; shape?: (number | string)[] }[]).find((m) => m.name === name);
+  const dims = meta?.isTensor && meta.shape ? meta.shape.slice(1) : [];
+  if (dims.length > 1 && dims.every((x) => typeof x === 'number' && x > 0) && (dims as number[]).reduce((a, b) => a * b, 1) === d) return dims as number[];
+  return [d];
 }
 
 export async function loadTaskModel(store: KbStore, t: TaskRecord): Promise<ScoringModel> {

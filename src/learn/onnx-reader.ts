@@ -62,7 +62,7 @@ function fields(buf: Buffer): [number, number, number | Buffer][] {
 
 const str = (v: number | Buffer) => (Buffer.isBuffer(v) ? v.toString('utf8') : '');
 
-interface Tensor {
+export interface Tensor {
   dims: number[];
   data: Float32Array;
 }
@@ -95,15 +95,17 @@ function parseTensor(buf: Buffer): [string, Tensor] | null {
   return [name, { dims, data }];
 }
 
-interface Node {
+export interface Node {
   op: string;
   inputs: string[];
   outputs: string[];
   attrs: Record<string, number>;
+  /** INTS attributes (kernel_shape, pads, strides ...) */
+  ints: Record<string, number[]>;
 }
 
 function parseNode(buf: Buffer): Node {
-  const n: Node = { op: '', inputs: [], outputs: [], attrs: {} };
+  const n: Node = { op: '', inputs: [], outputs: [], attrs: {}, ints: {} };
   for (const [f, , v] of fields(buf)) {
     if (f === 1) n.inputs.push(str(v));
     else if (f === 2) n.outputs.push(str(v));
@@ -111,11 +113,18 @@ function parseNode(buf: Buffer): Node {
     else if (f === 5) {
       let name = '';
       let val = NaN;
-      for (const [af, , av] of fields(v as Buffer)) {
+      const ints: number[] = [];
+      for (const [af, wt, av] of fields(v as Buffer)) {
         if (af === 1) name = str(av);
         else if (af === 2 || af === 3) val = av as number;
+        else if (af === 8 && wt === 0) ints.push(av as number);
+        else if (af === 8 && wt === 2) {
+          const r = new Reader(av as Buffer);
+          while (!r.done) ints.push(r.varint());
+        }
       }
       n.attrs[name] = val;
+      if (ints.length) n.ints[name] = ints;
     }
   }
   return n;
@@ -129,8 +138,37 @@ export interface ReadModel {
   metadata: Record<string, string>;
 }
 
-/** Parse a dense ONNX model; null when the graph is not a Gemm/Relu chain this reader knows. */
-export function readDenseOnnx(bytes: Buffer): ReadModel | null {
+export interface ParsedGraph {
+  nodes: Node[];
+  inits: Map<string, Tensor>;
+  /** the graph input that is not an initializer */
+  inputName: string;
+  /** the input's declared dims (-1 for symbolic or missing ones), [] when it declares none */
+  inputDims: number[];
+  outputs: string[];
+  metadata: Record<string, string>;
+}
+
+/** Dims of a TypeProto's tensor shape: dim_value, or -1 for a dim_param / unknown dim. */
+function tensorDims(typeProto: Buffer): number[] {
+  const dims: number[] = [];
+  for (const [f, , tt] of fields(typeProto)) {
+    if (f !== 1) continue; // tensor_type
+    for (const [tf, , shape] of fields(tt as Buffer)) {
+      if (tf !== 2) continue; // shape
+      for (const [sf, , dim] of fields(shape as Buffer)) {
+        if (sf !== 1) continue;
+        let d = -1;
+        for (const [df, wt, dv] of fields(dim as Buffer)) if (df === 1 && wt === 0) d = dv as number;
+        dims.push(d);
+      }
+    }
+  }
+  return dims;
+}
+
+/** The parts of an ONNX model the readers use; null when it is not parseable or has non-float32 weights. */
+export function parseGraph(bytes: Buffer): ParsedGraph | null {
   try {
     let graph: Buffer | null = null;
     const metadata: Record<string, string> = {};
@@ -151,6 +189,7 @@ export function readDenseOnnx(bytes: Buffer): ReadModel | null {
     const inits = new Map<string, Tensor>();
     const inputs: string[] = [];
     const outputs: string[] = [];
+    const dimsOf = new Map<string, number[]>();
     for (const [f, , v] of fields(graph)) {
       if (f === 1) nodes.push(parseNode(v as Buffer));
       else if (f === 5) {
@@ -159,52 +198,71 @@ export function readDenseOnnx(bytes: Buffer): ReadModel | null {
         inits.set(t[0], t[1]);
       } else if (f === 11 || f === 12) {
         let name = '';
-        for (const [vf, , vv] of fields(v as Buffer)) if (vf === 1) name = str(vv);
+        let dims: number[] = [];
+        for (const [vf, , vv] of fields(v as Buffer)) {
+          if (vf === 1) name = str(vv);
+          else if (vf === 2) dims = tensorDims(vv as Buffer);
+        }
         (f === 11 ? inputs : outputs).push(name);
+        if (f === 11) dimsOf.set(name, dims);
       }
     }
     const inputName = inputs.find((i) => !inits.has(i));
     if (!inputName || outputs.length === 0) return null;
-    const layers: Layer[] = [];
-    let cur = inputName;
-    let softmax = false;
-    let pendingRelu = false;
-    for (;;) {
-      const next = nodes.find((n) => n.inputs[0] === cur);
-      if (!next) break;
-      if (next.op === 'Gemm') {
-        if (layers.length > 0 && !pendingRelu) return null; // two Gemms without Relu: not our shape
-        pendingRelu = false;
-        const W = inits.get(next.inputs[1]);
-        const B = next.inputs[2] ? inits.get(next.inputs[2]) : undefined;
-        if (!W || W.dims.length !== 2 || (next.attrs.transA ?? 0) !== 0) return null;
-        const alpha = next.attrs.alpha ?? 1;
-        const beta = next.attrs.beta ?? 1;
-        const transB = (next.attrs.transB ?? 0) === 1;
-        const inDim = transB ? W.dims[1] : W.dims[0];
-        const outDim = transB ? W.dims[0] : W.dims[1];
-        const w = new Float32Array(inDim * outDim);
-        for (let p = 0; p < inDim; p++) for (let j = 0; j < outDim; j++) w[p * outDim + j] = alpha * (transB ? W.data[j * inDim + p] : W.data[p * outDim + j]);
-        const b = new Float32Array(outDim);
-        if (B) {
-          if (B.data.length !== outDim) return null;
-          for (let j = 0; j < outDim; j++) b[j] = beta * B.data[j];
-        }
-        layers.push({ inDim, outDim, W: w, b });
-      } else if (next.op === 'Relu') {
-        if (layers.length === 0 || pendingRelu) return null;
-        pendingRelu = true;
-      } else if (next.op === 'Softmax') {
-        softmax = true;
-        cur = next.outputs[0];
-        break;
-      } else return null;
-      cur = next.outputs[0];
-    }
-    if (layers.length === 0 || pendingRelu) return null;
-    if (!outputs.includes(cur)) return null;
-    return { net: { layers }, softmax, inputName, outputName: cur, metadata };
+    return { nodes, inits, inputName, inputDims: dimsOf.get(inputName) ?? [], outputs, metadata };
   } catch {
     return null;
   }
+}
+
+/** Parse a dense ONNX model; null when the graph is not a Gemm/Relu chain this reader knows. */
+export function readDenseOnnx(bytes: Buffer): ReadModel | null {
+  const g = parseGraph(bytes);
+  if (!g) return null;
+  const r = readDenseChain(g, g.inputName);
+  if (!r || !g.outputs.includes(r.output)) return null;
+  return { net: r.net, softmax: r.softmax, inputName: g.inputName, outputName: r.output, metadata: g.metadata };
+}
+
+/** The Gemm [-> Relu -> Gemm ...] [-> Softmax] chain that starts at tensor `from`, or null. */
+export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; softmax: boolean; output: string } | null {
+  const { nodes, inits } = g;
+  const layers: Layer[] = [];
+  let cur = from;
+  let softmax = false;
+  let pendingRelu = false;
+  for (;;) {
+    const next = nodes.find((n) => n.inputs[0] === cur);
+    if (!next) break;
+    if (next.op === 'Gemm') {
+      if (layers.length > 0 && !pendingRelu) return null; // two Gemms without Relu: not our shape
+      pendingRelu = false;
+      const W = inits.get(next.inputs[1]);
+      const B = next.inputs[2] ? inits.get(next.inputs[2]) : undefined;
+      if (!W || W.dims.length !== 2 || (next.attrs.transA ?? 0) !== 0) return null;
+      const alpha = next.attrs.alpha ?? 1;
+      const beta = next.attrs.beta ?? 1;
+      const transB = (next.attrs.transB ?? 0) === 1;
+      const inDim = transB ? W.dims[1] : W.dims[0];
+      const outDim = transB ? W.dims[0] : W.dims[1];
+      const w = new Float32Array(inDim * outDim);
+      for (let p = 0; p < inDim; p++) for (let j = 0; j < outDim; j++) w[p * outDim + j] = alpha * (transB ? W.data[j * inDim + p] : W.data[p * outDim + j]);
+      const b = new Float32Array(outDim);
+      if (B) {
+        if (B.data.length !== outDim) return null;
+        for (let j = 0; j < outDim; j++) b[j] = beta * B.data[j];
+      }
+      layers.push({ inDim, outDim, W: w, b });
+    } else if (next.op === 'Relu') {
+      if (layers.length === 0 || pendingRelu) return null;
+      pendingRelu = true;
+    } else if (next.op === 'Softmax') {
+      softmax = true;
+      cur = next.outputs[0];
+      break;
+    } else return null;
+    cur = next.outputs[0];
+  }
+  if (layers.length === 0 || pendingRelu) return null;
+  return { net: { layers }, softmax, output: cur };
 }

@@ -3,15 +3,20 @@
 // models a round trains.
 import { createHash } from 'node:crypto';
 import type { TaskRecord } from '../kb/store.js';
-import type { Arch } from './dense.js';
+import type { ArchRequest, ImageShape } from './arch-choice.js';
 import type { LoadedSample } from './dataset.js';
 import type { GateConfig } from './gate.js';
 
 export interface RoundOptions {
   /** a group becomes a task at >= this many labelled samples (Sedna MIN_TRAIN_SAMPLE) */
   minSamples: number;
-  arch: Arch;
+  /** auto: cnn for images ([C,H,W] inputs), else mlp (arch-choice.ts) */
+  arch: ArchRequest;
   hidden: number[];
+  /** [C, H, W] of a sample for the cnn (default: from the preprocessing or a task's model) */
+  inputShape?: ImageShape | null;
+  /** output channels of the cnn's conv blocks (default [8, 16]) */
+  filters?: number[];
   epochs: number;
   seed: number;
   optimizer?: 'adam' | 'sgd';

@@ -33,7 +33,7 @@ export const GLOBAL_TASK = 'global';
 
 export const DEFAULT_ROUND: RoundOptions = {
   minSamples: 10,
-  arch: 'mlp',
+  arch: 'auto',
   hidden: [128],
   epochs: 30,
   seed: 1,

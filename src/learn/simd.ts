@@ -1,7 +1,7 @@
 // WebAssembly SIMD kernels for the trainer's hot loops, hand-assembled (a few hundred bytes, no
 // toolchain, no dependency):
 //   gaxpy(out, n, idx, val, cnt, base):  out[0..n) += sum_t val[t] * M[idx[t] .. idx[t]+n)
-// and one Adam step (adam), with every pointer a byte offset into one shared WebAssembly.Memory, M = base, and n a
+// a dot product (dot, the weight gradient of a convolution) and one Adam step (adam), with every pointer a byte offset into one shared WebAssembly.Memory, M = base, and n a
 // multiple of 4 (f32x4 lanes). It is both halves of a dense layer's training step: the forward
 // product (a row of X times W, summed over the row's non-zeros) and the weight gradient (a column
 // of X^T times dZ). Buffers that live in the arena's memory take this path; everything else
@@ -68,6 +68,29 @@ const ADAM = [
   0x0b,
 ];
 
+// dot(a, b, n) -> f32: sum of a[i] * b[i] over n floats (n a multiple of 4), four lanes summed
+// at the end ((l0 + l1) + l2) + l3: a fixed order, so results are deterministic.
+const DOT = [
+  0x02, 0x01, 0x7f, 0x01, 0x7b, // locals: i=3 (i32), acc=4 (v128)
+  0x20, 0x02, 0x41, 0x02, 0x74, 0x21, 0x02, // n = n * 4 (bytes)
+  0x02, 0x40,
+  0x03, 0x40,
+  0x20, 0x03, 0x20, 0x02, 0x4f, 0x0d, 0x01, // i >= n -> done
+  0x20, 0x04,
+  0x20, 0x00, 0x20, 0x03, 0x6a, 0xfd, 0x00, 0x02, 0x00, // a[i..i+4)
+  0x20, 0x01, 0x20, 0x03, 0x6a, 0xfd, 0x00, 0x02, 0x00, // b[i..i+4)
+  0xfd, 0xe6, 0x01, 0xfd, 0xe4, 0x01, 0x21, 0x04, // acc += a * b
+  0x20, 0x03, 0x41, 0x10, 0x6a, 0x21, 0x03, // i += 16
+  0x0c, 0x00,
+  0x0b,
+  0x0b,
+  0x20, 0x04, 0xfd, 0x1f, 0x00,
+  0x20, 0x04, 0xfd, 0x1f, 0x01, 0x92,
+  0x20, 0x04, 0xfd, 0x1f, 0x02, 0x92,
+  0x20, 0x04, 0xfd, 0x1f, 0x03, 0x92,
+  0x0b,
+];
+
 function section(id: number, content: number[]): number[] {
   return [id, ...leb(content.length), ...content];
 }
@@ -88,11 +111,11 @@ const str = (s: string) => [s.length, ...Buffer.from(s, 'latin1')];
 function moduleBytes(): Uint8Array<ArrayBuffer> {
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [0x02, 0x60, 0x06, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x00, 0x60, 0x0d, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x00]),
+    ...section(1, [0x03, 0x60, 0x06, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x00, 0x60, 0x0d, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x7d, 0x00, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7d]),
     ...section(2, [0x01, ...str('env'), ...str('mem'), 0x02, 0x00, 0x01]),
-    ...section(3, [0x02, 0x00, 0x01]),
-    ...section(7, [0x02, ...str('gaxpy'), 0x00, 0x00, ...str('adam'), 0x00, 0x01]),
-    ...section(10, [0x02, ...leb(BODY.length), ...BODY, ...leb(ADAM.length), ...ADAM]),
+    ...section(3, [0x03, 0x00, 0x01, 0x02]),
+    ...section(7, [0x03, ...str('gaxpy'), 0x00, 0x00, ...str('adam'), 0x00, 0x01, ...str('dot'), 0x00, 0x02]),
+    ...section(10, [0x03, ...leb(BODY.length), ...BODY, ...leb(ADAM.length), ...ADAM, ...leb(DOT.length), ...DOT]),
   ]);
 }
 
@@ -115,6 +138,7 @@ export class Arena {
   readonly memory: WebAssembly.Memory;
   private readonly fn: (out: number, n: number, idx: number, val: number, cnt: number, base: number) => void;
   private readonly adamFn: (w: number, g: number, m: number, v: number, len: number, lrc1: number, c2: number, l2: number, b1: number, ob1: number, b2: number, ob2: number, eps: number) => void;
+  private readonly dotFn: (a: number, b: number, n: number) => number;
   private top = 0;
 
   private constructor(mod: WebAssembly.Module, bytes: number) {
@@ -122,6 +146,7 @@ export class Arena {
     const inst = new WebAssembly.Instance(mod, { env: { mem: this.memory } });
     this.fn = inst.exports.gaxpy as Arena['fn'];
     this.adamFn = inst.exports.adam as Arena['adamFn'];
+    this.dotFn = inst.exports.dot as Arena['dotFn'];
   }
 
   /** An arena of `floats` float32s (plus alignment slack), or null where SIMD is unavailable. */
@@ -154,6 +179,11 @@ export class Arena {
     const len = w.length & ~3;
     this.adamFn(w.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, len, lrc1, c2, l2, b1, 1 - b1, b2, 1 - b2, eps);
     return len;
+  }
+
+  /** sum of a[ao + i] * b[bo + i] for i < n (n a multiple of 4), both arrays in this arena. */
+  dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
+    return this.dotFn(a.byteOffset + ao * 4, b.byteOffset + bo * 4, n);
   }
 
   /**

@@ -71,7 +71,13 @@ const DEFAULTS = { hidden: [128], optimizer: 'adam' as const, momentum: 0.9, l2:
 export function evaluateLoss(net: DenseNet, data: Dataset): { loss: number; accuracy: number } {
   if (data.n === 0) return { loss: 0, accuracy: 0 };
   const k = net.layers[net.layers.length - 1].outDim;
-  const P = predictProba(net, data.X, data.n);
+  return scoreProba(predictProba(net, data.X, data.n), data.y, data.n, k);
+}
+
+/** Mean cross-entropy and accuracy of n rows of k class probabilities against labels y. */
+export function scoreProba(P: Float32Array, y: Int32Array, n: number, k: number): { loss: number; accuracy: number } {
+  if (n === 0) return { loss: 0, accuracy: 0 };
+  const data = { n, y };
   let loss = 0;
   let correct = 0;
   for (let i = 0; i < data.n; i++) {
@@ -275,7 +281,7 @@ function relu(a: Float32Array, len: number): void {
 }
 
 /** Softmax cross-entropy of m rows of logits Z; writes dZ = (p - onehot) / m; returns the loss sum. */
-function softmaxXent(Z: Float32Array, dZ: Float32Array, m: number, k: number, y: Int32Array, order: Int32Array, s: number): number {
+export function softmaxXent(Z: Float32Array, dZ: Float32Array, m: number, k: number, y: Int32Array, order: Int32Array, s: number): number {
   const invM = 1 / m;
   let lossSum = 0;
   for (let i = 0; i < m; i++) {
@@ -323,7 +329,7 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPS = 1e-8;
 
-function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, l2: number, t: number, arena: Arena | null): void {
+export function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, l2: number, t: number, arena: Arena | null): void {
   const c1 = 1 / (1 - Math.pow(BETA1, t));
   const c2 = 1 / (1 - Math.pow(BETA2, t));
   const done = arena && arena.owns(w) ? arena.adam(w, g, m, v, lr * c1, c2, l2, BETA1, BETA2, EPS) : 0;
@@ -345,7 +351,7 @@ function sgd(w: Float32Array, g: Float32Array, vel: Float32Array, lr: number, mo
   }
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
+export function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
