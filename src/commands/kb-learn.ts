@@ -34,6 +34,7 @@ interface TrainOpts {
   heldout: number;
   fpr: number;
   trainerCmd?: string;
+  trainerTimeout: number;
   threads?: number;
   channel: string | false;
   attrKeys?: string;
@@ -59,6 +60,7 @@ export function register(kb: Command): void {
     .option('--heldout <fraction>', "share of each task's labelled samples held out (sticky per sample)", numOption('--heldout'), 0.2)
     .option('--fpr <rate>', 'target false-positive rate of calibrated radius and thresholds', numOption('--fpr'), 0.05)
     .option('--trainer-cmd <cmd>', 'external trainer: gets $SEDNA_LL_TASK_DIR (train.jsonl, heldout.jsonl, meta.json), $SEDNA_LL_PARENT_MODEL, must write model.onnx + metrics.json into $SEDNA_LL_OUT_DIR')
+    .option('--trainer-timeout <seconds>', 'time limit of one --trainer-cmd run; over it the trainer is killed and the round fails (nothing published)', intOption('--trainer-timeout', 1), 3600)
     .option('--threads <n>', 'training worker threads (default: CPU cores)', intOption('--threads', 1))
     .option('--channel <name>', 'channel that gets the new version', 'stable')
     .option('--no-channel', 'publish without moving any channel')
@@ -119,6 +121,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             heldoutFraction: o.heldout,
             fpr: o.fpr,
             trainerCmd: o.trainerCmd ?? null,
+            trainerTimeoutMs: o.trainerTimeout * 1000,
             threads: o.threads,
             channel: o.channel === false ? null : o.channel,
             attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,

@@ -7,7 +7,7 @@ import type { Preprocessing } from '../format/index-manifest.js';
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import { archDims, fromNetData, type DenseNet } from './dense.js';
 import type { LoadedSample } from './dataset.js';
-import { chooseArch, cnnRegime } from './arch-choice.js';
+import { chooseArch, cnnRegime, imageShape } from './arch-choice.js';
 import { CNN_DEFAULTS, cnnTransferInit, type CnnNet } from './cnn.js';
 import { cnnIoSpecs, exportCnnOnnx, exportOnnx, ioSpecs } from './export.js';
 import { modelFromBytes, stack, type ScoringModel } from './models.js';
@@ -52,6 +52,7 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
   const startFrom = (c: Candidate) => c.group.existing ?? (c.parent ? ctx.taskById.get(c.parent) ?? null : null);
   if (o.trainerCmd) {
     const work = mkdtempSync(join(tmpdir(), 'sedna-ll-trainer-'));
+    const shape = imageShape(dim, P, [...ctx.taskById.values()], o.inputShape ?? null);
     try {
       for (const c of candidates) {
         ctx.log(`training ${c.group.id} with --trainer-cmd`);
@@ -61,13 +62,14 @@ export async function trainCandidates(store: KbStore, candidates: Candidate[], c
           kind: c.fallback ? 'global' : c.kind,
           labels,
           dim,
+          inputShape: shape ? shape.shape : null,
           preprocessing: P,
           seed: taskSeed(o.seed, c.group.id),
           parent: from?.id ?? null,
           train: c.train.map((s) => ({ x: input(s), label: s.rec.label! })),
           heldout: c.heldout.map((s) => ({ x: input(s), label: s.rec.label! })),
           parentModel: from ? (await ctx.modelOf(from)).bytes : null,
-        });
+        }, o.trainerTimeoutMs);
         const outputKind = r.metrics.output_kind === 'logits' ? 'logits' : 'probabilities';
         const model = modelFromBytes(r.model, { labels, preprocessing: P, output_kind: outputKind });
         // a plug-in model passes the same admission check as `task add` / `kb task add`: one the

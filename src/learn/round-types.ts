@@ -30,6 +30,8 @@ export interface RoundOptions {
   /** target false-positive rate of the calibrated radius and thresholds */
   fpr: number;
   trainerCmd?: string | null;
+  /** time limit of one --trainer-cmd run (default 1 h) */
+  trainerTimeoutMs?: number;
   threads?: number;
   /** largest k tried when clustering samples without attributes */
   kMax: number;
