@@ -21,7 +21,7 @@ import { runRound, DEFAULT_ROUND } from '../src/learn/round.js';
 import { randomInitRow, runBaselinesParallel, type BaselineRun } from './lib/baselines.js';
 import { acc, accSeenPerRound, auroc, bwt, forgetting, fwt, samplesTransferRatio, tprAtFpr } from './lib/metrics.js';
 import { makeScenario, SCENARIOS, type ScenarioName } from './lib/mnist.js';
-import { barChartSvg, esc, heatmapSvg, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from './lib/report.js';
+import { barChartSvg, colour, esc, heatmapSvg, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from './lib/report.js';
 import { runSednaLoop, type SednaLoopResult } from './lib/sedna-loop.js';
 import { DEFAULT_DENSE, denseTrainer } from './lib/trainer.js';
 
@@ -284,10 +284,18 @@ function renderHtml(): string {
     sections.push({
       heading: `Accuracy matrix R: ${m.method}`,
       html:
-        heatmapSvg(m.R, { title: `R[i][j]: accuracy on site j after round i (${m.method})`, rowLabels: roundLabels, colLabels: taskLabels, colAxis: scenarioName === 'rotated-mnist' ? 'site (rotation)' : 'site (permutation)' }) +
+        heatmapSvg(m.R, {
+          title: `R[i][j]: accuracy on site j after round i (${m.method})`,
+          rowLabels: roundLabels,
+          colLabels: taskLabels,
+          colAxis: scenarioName === 'rotated-mnist' ? 'site (rotation)' : 'site (permutation)',
+          marked: (i, j) => i < j,
+          markedLabel: 'before the site was learned',
+          colColours: taskLabels.map((_, j) => colour(j)),
+        }) +
         lineChartSvg(
-          scenario.tasks.map((t, j) => ({ name: taskLabels[j], values: m.R.map((row, i) => (i >= j ? row[j] : null)) })),
-          { title: `accuracy of each site over rounds, from the round it was learned (${m.method})`, xLabels: roundLabels, xAxis: 'round', yAxis: 'accuracy', yMin: 0, yMax: 1 },
+          scenario.tasks.map((t, j) => ({ name: taskLabels[j], colour: colour(j), dashedBefore: j, values: m.R.map((row) => row[j]) })),
+          { title: `accuracy of each site over rounds (${m.method})`, xLabels: roundLabels, xAxis: 'round', yAxis: 'accuracy', dashedLabel: 'dashed, hollow: before the site was learned' },
         ),
     });
   }

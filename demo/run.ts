@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { LABELS, DIM, rotationPlan, applyRotation, loadMnist, permutation, type Samples } from '../bench/lib/mnist.js';
-import { barChartSvg, esc, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from '../bench/lib/report.js';
+import { renderDemoReport, type RoundRow } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'demo', 'out');
@@ -197,24 +197,6 @@ const parseLines = <T>(s: string): T[] =>
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as T);
 
-interface RoundRow {
-  round: number;
-  new_site: string | null;
-  inferred: number;
-  uploaded: number;
-  uploaded_unseen: number;
-  uploaded_hard: number;
-  stream_acc_new_site: number | null;
-  labelled: number;
-  published: number | null;
-  active: string | null;
-  tasks: string[];
-  /** accuracy on every site's test set after the round (null: site not yet seen by anyone) */
-  acc: Record<string, number>;
-  train_s: number;
-  kb_tasks: { task: string; kind: string; accepted: boolean | null; before: number | null; after: number | null }[];
-}
-
 async function main(): Promise<number> {
   mkdirSync(OUT, { recursive: true });
   cpSync(join(ROOT, 'dist'), join(SNAP, 'dist'), { recursive: true });
@@ -374,51 +356,9 @@ async function main(): Promise<number> {
   process.stdout.write(`uploaded ${totalUploaded} of ${totalInferred} inferred samples (samples_transfer_ratio ${(totalUploaded / Math.max(1, totalInferred)).toFixed(3)})\n`);
 
   const report = join(OUT, 'report.html');
-  writeFileSync(report, renderReport(rows, sites, kb.url, final, versions, totalInferred, totalUploaded));
+  writeFileSync(report, renderDemoReport({ rows, sites, angles: ANGLES, test_per_site: TEST, kb_url: kb.url, status: final, versions, generated_at: new Date().toISOString() }));
   process.stdout.write(`report: ${report}\n`);
   return 0;
-}
-
-function renderReport(rows: RoundRow[], sites: string[], url: string, final: unknown, versions: unknown, inferred: number, uploaded: number): string {
-  const roundLabels = rows.map((r) => String(r.round));
-  const sections: ReportSection[] = [
-    {
-      heading: 'Per-round results',
-      note: `Each round a new site appears (digits rotated by a new angle). The edge (sedna-ll infer) logs hard and unseen samples, sedna-ll sync uploads them, the annotator labels them (kb label import), the KB learns (kb train) and publishes a signed version, and the next sync activates it on the edge. Accuracy: ${TEST} held-out test digits per site, after the round.`,
-      html: tableHtml(
-        ['round', 'new site', 'inferred', 'uploaded', 'unseen', 'hard', 'labelled', 'published', 'active on edge', 'edge tasks', 'kb train s', ...sites],
-        rows.map((r) => [r.round, r.new_site, r.inferred, r.uploaded, r.uploaded_unseen, r.uploaded_hard, r.labelled, r.published === null ? '–' : `v${r.published}`, r.active, r.tasks.join(' '), r.train_s.toFixed(1), ...sites.map((s) => r.acc[s])]),
-      ),
-    },
-    {
-      heading: 'Accuracy per site over rounds',
-      html: lineChartSvg(
-        sites.map((s, j): Series => ({ name: s, values: rows.map((r) => (r.round >= j ? r.acc[s] : null)) })).concat(
-          sites.map((s, j): Series => ({ name: `${s} (before it appears)`, values: rows.map((r) => (r.round <= j ? r.acc[s] : null)), dashed: true })).filter((x) => x.values.filter((v) => v !== null).length > 1),
-        ),
-        { title: 'test accuracy per site after each round', xLabels: roundLabels, xAxis: 'round', yAxis: 'accuracy', yMin: 0, yMax: 1 },
-      ),
-    },
-    {
-      heading: 'Uploads per round',
-      html: barChartSvg(
-        [
-          { name: 'unseen', values: rows.map((r) => r.uploaded_unseen) },
-          { name: 'hard only', values: rows.map((r) => r.uploaded - r.uploaded_unseen) },
-        ],
-        { title: 'samples uploaded to the KB per round', xLabels: roundLabels, xAxis: 'round', yAxis: 'samples' },
-      ) + `<p>${uploaded} of ${inferred} inferred samples uploaded (samples_transfer_ratio ${(uploaded / Math.max(1, inferred)).toFixed(3)}).</p>`,
-    },
-    {
-      heading: 'What the KB decided each round (eval gate on each task\'s own held-out set)',
-      html: tableHtml(
-        ['round', 'task', 'kind', 'accepted', 'held-out acc before', 'after'],
-        rows.flatMap((r) => r.kb_tasks.filter((t) => t.kind !== 'unchanged').map((t) => [r.round, t.task, t.kind, t.accepted === null ? '–' : t.accepted ? 'yes' : 'no', t.before, t.after])),
-      ),
-    },
-    { heading: 'Edge state at the end', html: `<pre>${esc(JSON.stringify({ kb_url: url, status: final, versions }, null, 2))}</pre>` },
-  ];
-  return htmlPage('sedna-ll demo: lifelong learning across edge sites', `Real MNIST, sites rotated by ${ANGLES.join('°, ')}°. Generated ${new Date().toISOString()} by npm run demo.`, sections);
 }
 
 let code = 1;

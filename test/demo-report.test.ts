@@ -1,7 +1,8 @@
 // The HTML report is self-contained (no scripts, no external assets) and escapes what it prints.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { barChartSvg, heatColour, heatmapSvg, htmlPage, lineChartSvg, tableHtml } from '../bench/lib/report.js';
+import { niceTicks } from '../bench/lib/chart-layout.js';
+import { barChartSvg, heatColour, heatmapSvg, htmlPage, isoTime, lineChartSvg, tableHtml } from '../bench/lib/report.js';
 
 test('a report page references nothing outside itself and escapes text', () => {
   const R = [
@@ -23,14 +24,46 @@ test('a report page references nothing outside itself and escapes text', () => {
   assert.ok(page.includes('&quot;q&quot;'));
   assert.ok(page.includes('0.123'));
   // one heat-map cell per matrix entry, each with its exact value in a tooltip
-  assert.equal((heatmapSvg(R, { title: 'R', rowLabels: [], colLabels: [] }).match(/<rect x="\d+" y="\d+" width="40"/g) ?? []).length, 4);
+  assert.equal((heatmapSvg(R, { title: 'R', rowLabels: [], colLabels: [] }).match(/<rect x="\d+" y="\d+" width="48"/g) ?? []).length, 4);
   assert.ok(page.includes('0.9500'));
   // the null point breaks the line: two points, no segment through the gap
   const line = lineChartSvg([{ name: 's', values: [0.5, null, 0.7] }], { title: 'l', xLabels: ['0', '1', '2'] });
   assert.equal((line.match(/<circle/g) ?? []).length, 2);
-  const d = /<path d="([^"]*)"/.exec(line)![1];
-  assert.equal((d.match(/M/g) ?? []).length, 2);
-  assert.ok(!d.includes('L'));
+  assert.ok(!/<path d=/.test(line));
+  // dashedBefore: the segments up to the site's appearance are dashed, the rest solid, one colour
+  const site = lineChartSvg([{ name: 's', colour: '#123456', dashedBefore: 2, values: [0.2, 0.4, 0.9, 0.9] }], { title: 'l', xLabels: ['0', '1', '2', '3'] });
+  const paths = [...site.matchAll(/<path d="([^"]*)" fill="none" stroke="([^"]*)"[^>]*?( stroke-dasharray="[^"]*")?>/g)];
+  assert.deepEqual(paths.map((p) => [(p[1].match(/L/g) ?? []).length, p[2], !!p[3]]), [[2, '#123456', true], [1, '#123456', false]]);
+  assert.equal((site.match(/fill="#fff" stroke="#123456"/g) ?? []).length, 2, 'points before the appearance are hollow');
+});
+
+test('axis ticks are 1, 2 or 5 x 10^k and cover the data', () => {
+  assert.deepEqual(niceTicks(0, 1092, 7).ticks, [0, 200, 400, 600, 800, 1000, 1200]);
+  assert.deepEqual(niceTicks(0.17, 0.92, 7).ticks, [0, 0.2, 0.4, 0.6, 0.8, 1]);
+  assert.deepEqual(niceTicks(0.83, 0.87, 6).ticks, [0.83, 0.84, 0.85, 0.86, 0.87]);
+  assert.deepEqual(niceTicks(5, 5).ticks, [4.5, 5, 5.5]);
+  for (const [lo, hi] of [[0, 1], [3, 273], [0.001, 0.0042], [-7, 13], [0, 1e6 + 1]]) {
+    const t = niceTicks(lo, hi, 6);
+    assert.ok(t.ticks.length >= 2 && t.ticks.length <= 6, `${lo}..${hi}: ${t.ticks}`);
+    assert.ok(t.lo <= lo && t.hi >= hi, `${lo}..${hi} covered by ${t.ticks}`);
+    const mantissa = t.step / 10 ** Math.floor(Math.log10(t.step) + 1e-9);
+    assert.ok([1, 2, 5].some((m) => Math.abs(mantissa - m) < 1e-9), `step ${t.step}`);
+  }
+});
+
+test('report times are ISO-8601 UTC whether given as epoch ms or a date string', () => {
+  assert.equal(isoTime(Date.UTC(2026, 10, 30, 12, 0, 5)), '2026-11-30T12:00:05Z');
+  assert.equal(isoTime('2026-11-30T12:00:05.250Z'), '2026-11-30T12:00:05.250Z');
+  assert.equal(isoTime(null), '–');
+  assert.equal(isoTime('soon'), 'soon');
+});
+
+test('rejected rows are marked for highlighting; the heat map hatches marked cells only', () => {
+  const t = tableHtml(['task', 'decision'], [['a', 'accepted'], ['b', 'REJECTED']], 3, (i) => (i === 1 ? 'bad' : undefined));
+  assert.deepEqual([...t.matchAll(/<tr( class="bad")?><td>(\w)/g)].map((m) => [m[2], !!m[1]]), [['a', false], ['b', true]]);
+  const h = heatmapSvg([[0.9, 0.2], [0.9, 0.8]], { title: 'R', rowLabels: ['0', '1'], colLabels: ['a', 'b'], marked: (i, j) => i < j, markedLabel: 'before' });
+  assert.equal((h.match(/fill-opacity="0.55"/g) ?? []).length, 2, 'one veil on the one marked cell, one in the legend swatch');
+  assert.match(h, /<title>0 \/ b: 0.2000 \(before\)<\/title>/);
 });
 
 test('heat colours run from light (0) to dark (1) and handle NaN', () => {
