@@ -30,6 +30,7 @@ import type {
   PutSamplesResult,
   SampleFilter,
   SampleRecord,
+  RoundWrite,
   TaskRecord,
   VersionRecord,
 } from './store.js';
@@ -382,8 +383,28 @@ export class SqliteKbStore implements KbStore {
     }).immediate();
   }
 
+  async applyRound(w: RoundWrite): Promise<void> {
+    const assign = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
+    const used = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
+    const meta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    const counter = this.db.prepare('INSERT INTO counters (name, value) VALUES (?, MAX(0, ?)) ON CONFLICT(name) DO UPDATE SET value = MAX(0, value + ?)');
+    const event = this.db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)');
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const t of w.tasks) this.putTaskSync(t);
+      for (const r of w.assign) assign.run(r.assigned_task, r.split, r.id);
+      for (const id of w.used.ids) used.run(w.used.round, id);
+      for (const [k, v] of Object.entries(w.meta)) meta.run(k, v);
+      for (const [k, v] of Object.entries(w.counters)) counter.run(k, v, v);
+      for (const e of w.events) event.run(now, e.kind, JSON.stringify(e.detail));
+    }).immediate();
+  }
+
   // ---- tasks ----
   async putTask(t: TaskRecord): Promise<void> {
+    this.putTaskSync(t);
+  }
+  private putTaskSync(t: TaskRecord): void {
     this.db
       .prepare(
         `INSERT INTO tasks (id, model_sha, fallback, retired, updated_round, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

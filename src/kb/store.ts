@@ -148,6 +148,17 @@ export interface KbStats {
   tasks: number;
 }
 
+/** What one learning round writes (KbStore.applyRound): all of it or nothing. */
+export interface RoundWrite {
+  tasks: TaskRecord[];
+  assign: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[];
+  used: { ids: string[]; round: number };
+  meta: Record<string, string>;
+  /** added to counters (negative: what the round consumed; a counter never goes below 0) */
+  counters: Record<string, number>;
+  events: { kind: string; detail: Record<string, unknown> }[];
+}
+
 export interface KbStore {
   readonly blobs: BlobStore;
   close(): Promise<void>;
@@ -192,6 +203,9 @@ export interface KbStore {
   /** LEARN: record task definition and held-out split of samples */
   assignSamples(rows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[]): Promise<void>;
   markSamplesUsed(ids: string[], round: number): Promise<void>;
+
+  /** LEARN: everything a training round writes, in one transaction (see RoundWrite) */
+  applyRound(w: RoundWrite): Promise<void>;
 
   // ---- tasks ----
   putTask(t: TaskRecord): Promise<void>;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Preprocessing } from '../format/index-manifest.js';
-import type { KbStore, TaskRecord } from '../kb/store.js';
+import type { TaskRecord } from '../kb/store.js';
 import { archDims, fromNetData, type DenseNet } from './dense.js';
 import type { LoadedSample } from './dataset.js';
 import { chooseArch, cnnRegime, imageShape } from './arch-choice.js';
@@ -44,7 +44,7 @@ export interface TrainCtx {
   round: number;
 }
 
-export async function trainCandidates(store: KbStore, candidates: Candidate[], ctx: TrainCtx): Promise<Map<Candidate, Trained>> {
+export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): Promise<Map<Candidate, Trained>> {
   const { o, labels, dim, P, input } = ctx;
   const out = new Map<Candidate, Trained>();
   const labelIndex = new Map(labels.map((l, i) => [l, i]));

@@ -2,10 +2,17 @@
 // (candidates.ts): the round's options, the groups task definition makes, and the candidate
 // models a round trains.
 import { createHash } from 'node:crypto';
+import type { Preprocessing } from '../format/index-manifest.js';
 import type { TaskRecord } from '../kb/store.js';
 import type { ArchRequest, ImageShape } from './arch-choice.js';
 import type { LoadedSample } from './dataset.js';
 import type { GateConfig } from './gate.js';
+import type { Scores } from './metrics.js';
+import type { ScoringModel } from './models.js';
+import type { Split } from './round-split.js';
+
+/** id of the shared fallback task a round creates */
+export const GLOBAL_TASK = 'global';
 
 export interface RoundOptions {
   /** a group becomes a task at >= this many labelled samples (Sedna MIN_TRAIN_SAMPLE) */
@@ -64,4 +71,57 @@ export interface Candidate {
   train: LoadedSample[];
   heldout: LoadedSample[];
   fresh: number;
+}
+
+export interface ClusterReport {
+  pool: number;
+  k: number;
+  silhouettes: Record<number, number>;
+}
+
+/** A task served by the fallback's model with nothing new of its own: it may follow a new fallback. */
+export interface Repoint {
+  group: Group;
+  train: LoadedSample[];
+  heldout: LoadedSample[];
+}
+
+/** What every step of a round's plan reads (nothing in it writes to the store). */
+export interface PlanCtx {
+  o: RoundOptions;
+  round: number;
+  /** the KB's label set (sorted), the input dimension and preprocessing of this round's models */
+  labels: string[];
+  dim: number;
+  P: Preprocessing;
+  input: (s: LoadedSample) => Float32Array;
+  tasks: TaskRecord[];
+  taskById: Map<string, TaskRecord>;
+  currentGlobal: TaskRecord | null;
+  split: Map<LoadedSample, Split>;
+  /** a task's current model, loaded once per round */
+  modelOf: (t: TaskRecord) => Promise<ScoringModel>;
+  log: (msg: string) => void;
+  now: number;
+}
+
+export interface TaskOutcome {
+  task: string;
+  /** new: first model of an unseen group; update: seen task with new samples; unchanged: not trained */
+  kind: 'new' | 'update' | 'unchanged';
+  fallback: boolean;
+  parent: string | null;
+  /** how the parent was chosen, with the candidates' accuracy on the new task's training samples */
+  relation?: { by: 'score' | 'centroid' | 'none'; scores: Record<string, number> };
+  accepted: boolean | null;
+  reason: string;
+  /** held-out scores before (current model; for a new task: the fallback) and of the candidate */
+  before: Scores | null;
+  after: Scores | null;
+  samples: { train: number; heldout: number; new: number };
+  epochs: number | null;
+  bestEpoch: number | null;
+  trainMs: number | null;
+  warmStart: boolean | null;
+  model_sha: string | null;
 }

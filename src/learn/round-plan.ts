@@ -1,0 +1,162 @@
+// The plan of a learning round: everything a round decides, computed from a snapshot of the KB
+// without writing to it (round-apply.ts writes the plan in one store transaction). Steps:
+//   1. task definition (round-define.ts)
+//   2. held-out split, sticky per sample (round-split.ts)
+//   3. candidates: what to train, parents of new tasks (round-select.ts)
+//   4. training: the built-in trainer on worker threads or --trainer-cmd (candidates.ts)
+//   5. gate on each task's own held-out set (round-decide.ts, gate.ts)
+//   6. task records with calibration (round-records.ts, task-record.ts)
+import { DEFAULT_ALLOCATION, type Preprocessing, type TaskIndex } from '../format/index-manifest.js';
+import type { TaskRecord } from '../kb/store.js';
+import { trainCandidates } from './candidates.js';
+import { chooseScale, preprocess, sortLabels, type LoadedSample } from './dataset.js';
+import type { ScoringModel } from './models.js';
+import { defineTasks } from './round-define.js';
+import { gateCandidates } from './round-decide.js';
+import { resolveRecords, type PlannedTask } from './round-records.js';
+import { selectCandidates } from './round-select.js';
+import { splitHeldout, type AssignRow } from './round-split.js';
+import { GLOBAL_TASK, idRank, type ClusterReport, type PlanCtx, type RoundOptions, type TaskOutcome } from './round-types.js';
+
+/** The KB as a round reads it. */
+export interface RoundInput {
+  round: number;
+  tasks: TaskRecord[];
+  prevIndex: TaskIndex | null;
+  samples: LoadedSample[];
+  skipped: Record<string, number>;
+  /** the KB-wide preprocessing fixed by the first round (null: not fixed yet) */
+  preprocessing: Preprocessing | null;
+  nextCluster: number;
+  loadModel: (t: TaskRecord) => Promise<ScoringModel>;
+}
+
+export interface RoundPlan {
+  round: number;
+  attrKeys: string[];
+  /** null: no labelled samples, nothing to do */
+  P: Preprocessing | null;
+  /** the preprocessing is fixed by this round (write it) */
+  fixPreprocessing: boolean;
+  samples: { total: number; labelled: number; skipped: Record<string, number> };
+  clusters: ClusterReport | null;
+  nextCluster: number;
+  assign: AssignRow[];
+  /** ids of samples a candidate trained or was gated on */
+  used: string[];
+  /** task ids trained this round */
+  trained: string[];
+  tasks: PlannedTask[];
+  outcomes: TaskOutcome[];
+  rejects: Record<string, unknown>[];
+  changedModels: number;
+  changedEntries: number;
+  now: number;
+}
+
+export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPlan> {
+  const log = o.log ?? (() => {});
+  const now = Date.now();
+  const attrKeys = o.attrKeys ?? i.prevIndex?.allocation.attr_keys ?? DEFAULT_ALLOCATION.attr_keys;
+  const { samples, dim, skipped } = commonDimension(i.samples, i.skipped);
+  const labelled = samples.filter((s) => s.rec.label !== null);
+  const plan: RoundPlan = {
+    round: i.round,
+    attrKeys,
+    P: null,
+    fixPreprocessing: false,
+    samples: { total: i.samples.length, labelled: labelled.length, skipped },
+    clusters: null,
+    nextCluster: i.nextCluster,
+    assign: [],
+    used: [],
+    trained: [],
+    tasks: [],
+    outcomes: [],
+    rejects: [],
+    changedModels: 0,
+    changedEntries: 0,
+    now,
+  };
+  if (labelled.length === 0) return plan;
+
+  // the KB-wide input space: fixed at the first round (see chooseScale), from every sample the
+  // KB holds, labelled or not (the input space must fit them all)
+  const existingVec = i.tasks.find((t) => t.preprocessing.kind === 'vector');
+  const P = i.preprocessing ?? (existingVec ? existingVec.preprocessing : chooseScale(samples.map((s) => s.raw)));
+  plan.P = P;
+  plan.fixPreprocessing = !i.preprocessing;
+  const inputs = new Map<LoadedSample, Float32Array>();
+  const input = (s: LoadedSample) => {
+    let v = inputs.get(s);
+    if (!v) inputs.set(s, (v = preprocess(s.raw, P)));
+    return v;
+  };
+
+  // 1. task definition
+  const def = defineTasks({ samples, tasks: i.tasks, attrKeys, P, dim, input, minSamples: o.minSamples, kMax: o.kMax, seed: o.seed, nextCluster: i.nextCluster });
+  plan.clusters = def.clusters;
+  plan.nextCluster = def.nextCluster;
+
+  // 2. held-out split
+  const { split, assign } = splitHeldout({
+    samples,
+    bucketOf: (s) => def.taskOf.get(s) ?? '',
+    taskOf: (s) => def.taskOf.get(s) ?? null,
+    fraction: o.heldoutFraction,
+    rank: (s) => idRank(o.seed, s.rec.id),
+  });
+  plan.assign = assign;
+
+  const taskById = new Map(i.tasks.map((t) => [t.id, t]));
+  const scoring = new Map<string, Promise<ScoringModel>>();
+  const ctx: PlanCtx = {
+    o,
+    round: i.round,
+    labels: sortLabels(labelled.map((s) => s.rec.label!)),
+    dim,
+    P,
+    input,
+    tasks: i.tasks,
+    taskById,
+    currentGlobal: i.tasks.find((t) => t.fallback) ?? taskById.get(GLOBAL_TASK) ?? null,
+    split,
+    modelOf: (t) => {
+      if (!scoring.has(t.id)) scoring.set(t.id, i.loadModel(t));
+      return scoring.get(t.id)!;
+    },
+    log,
+    now,
+  };
+
+  // 3. candidates, 4. training (the trainer hook: candidates.ts)
+  const sel = await selectCandidates(ctx, labelled, def.qualifying);
+  const trained = await trainCandidates(sel.candidates, { o, labels: ctx.labels, dim, P, input, modelOf: ctx.modelOf, taskById, log, round: i.round });
+  // 5. gate, 6. records
+  const gate = await gateCandidates(ctx, sel.candidates, trained);
+  const res = await resolveRecords(ctx, gate, trained, sel.repoint);
+  plan.tasks = res.tasks;
+  plan.outcomes = [...sel.unchanged, ...res.outcomes];
+  plan.rejects = res.rejects;
+  plan.changedModels = res.changedModels;
+  plan.changedEntries = res.changedEntries;
+  plan.trained = sel.candidates.map((c) => c.group.id);
+  plan.used = [...new Set(sel.candidates.flatMap((c) => [...c.train, ...c.heldout].map((s) => s.rec.id)))];
+  plan.outcomes.sort((a, b) => Number(b.fallback) - Number(a.fallback) || a.task.localeCompare(b.task, 'en', { numeric: true }));
+  return plan;
+}
+
+/** One input dimension: the most common one (others cannot feed these models); the rest are skipped. */
+export function commonDimension(loaded: LoadedSample[], skipped0: Record<string, number>): { samples: LoadedSample[]; dim: number; skipped: Record<string, number> } {
+  const skipped = { ...skipped0 };
+  const dimCount = new Map<number, number>();
+  for (const s of loaded) dimCount.set(s.raw.length, (dimCount.get(s.raw.length) ?? 0) + 1);
+  const dim = [...dimCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0] ?? 0;
+  const samples = loaded.filter((s) => {
+    if (s.raw.length === dim) return true;
+    const why = `${s.raw.length} features instead of ${dim}`;
+    skipped[why] = (skipped[why] ?? 0) + 1;
+    return false;
+  });
+  return { samples, dim, skipped };
+}
