@@ -9,7 +9,8 @@ import { score } from '../src/learn/metrics.js';
 import { calibrate, quantile } from '../src/learn/calibrate.js';
 import { clusterAuto } from '../src/learn/cluster.js';
 import { evaluateWhen, inWindow, parseWhen, parseWindow } from '../src/learn/when.js';
-import { DEFAULT_GATE, gateNew, gateUpdate } from '../src/learn/gate.js';
+import { DEFAULT_GATE, gateDecide } from '../src/learn/gate.js';
+import { mcnemarMidP, pairedCompare } from '../src/learn/paired.js';
 import { mulberry32 } from '../src/format/onnx-writer.js';
 import { siteBlobs } from './helpers/learn-data.js';
 
@@ -177,15 +178,27 @@ test('--when and --window: operators, Sedna aliases, and, unknown counters, midn
   assert.throws(() => parseWindow('25:00-01:00'), /expected HH:MM-HH:MM/);
 });
 
-test('gate: updates must not be worse; new tasks must beat the fallback', () => {
-  assert.equal(gateUpdate(DEFAULT_GATE, 0.9, 0.9).accepted, true);
-  const r = gateUpdate(DEFAULT_GATE, 0.89, 0.9);
-  assert.equal(r.accepted, false);
-  assert.match(r.reason, /0\.8900 not >= 0\.9000/);
-  assert.equal(gateUpdate({ ...DEFAULT_GATE, updateTolerance: 0.02 }, 0.89, 0.9).accepted, true);
-  assert.equal(gateNew(DEFAULT_GATE, 0.9, 0.9).accepted, false);
-  assert.equal(gateNew(DEFAULT_GATE, 0.91, 0.9).accepted, true);
-  assert.equal(gateNew(DEFAULT_GATE, 0.5, null).accepted, true);
+test('gate: a paired McNemar test on the same held-out samples; gain accepted, noise keeps the incumbent, loss rejected', () => {
+  // exact mid-p values: b=0,c=5 -> 0.5^5 = 0.03125; b=c -> 1; b=1,c=8 -> 2(P(X<1) + P(X=1)/2) = 2(1 + 4.5)/512
+  assert.equal(mcnemarMidP(0, 5), 0.03125);
+  assert.equal(mcnemarMidP(4, 4), 1);
+  assert.ok(Math.abs(mcnemarMidP(1, 8) - 11 / 512) < 1e-12);
+  assert.equal(mcnemarMidP(0, 0), 1);
+  const right = (n: number, wrongAt: number[]) => Array.from({ length: n }, (_, i) => !wrongAt.includes(i));
+  const g = (r: boolean[]) => ({ right: r, metric: r.filter(Boolean).length / r.length });
+  const inc = g(right(100, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  const better = g(right(100, [9]));
+  const same = g(right(100, [0, 1, 2, 3, 4, 5, 6, 7, 8, 20]));
+  const gain = gateDecide(DEFAULT_GATE, better, inc, 'current');
+  assert.deepEqual([gain.accepted, gain.verdict, gain.test!.n, gain.test!.incumbent, gain.test!.candidate, gain.test!.incumbent_only, gain.test!.candidate_only], [true, 'accept', 100, 0.9, 0.99, 0, 9]);
+  assert.match(gain.reason, /significant gain over the current model: n=100 accuracy 0\.9000 -> 0\.9900, McNemar mid-p 0\.00195/);
+  const tie = gateDecide(DEFAULT_GATE, same, inc, 'fallback');
+  assert.deepEqual([tie.accepted, tie.verdict], [false, 'keep']);
+  assert.match(tie.reason, /within noise of the fallback model, which stays: .*not significant at 0\.05/);
+  assert.equal(gateDecide(DEFAULT_GATE, inc, better, 'current').verdict, 'reject');
+  assert.equal(gateDecide({ ...DEFAULT_GATE, alpha: 0.001 }, better, inc, 'current').verdict, 'keep');
+  assert.equal(gateDecide(DEFAULT_GATE, inc, null, 'fallback').accepted, true);
+  assert.throws(() => pairedCompare([true], [true, false], 0.05), /1 incumbent results but 2/);
 });
 
 test('SIMD kernels (WebAssembly) agree with the JavaScript kernels', async () => {

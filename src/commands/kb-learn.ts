@@ -29,8 +29,7 @@ interface TrainOpts {
   epochs: number;
   seed: number;
   metric: string;
-  gateOp: string;
-  gateTolerance: number;
+  gateAlpha: string;
   heldout: number;
   fpr: number;
   trainerCmd?: string;
@@ -55,8 +54,7 @@ export function register(kb: Command): void {
     .option('--epochs <n>', 'maximum epochs (early stopping on a validation slice of the training data); small tasks still run at least 300 optimiser steps', intOption('--epochs', 1), 30)
     .option('--seed <n>', 'seed of initialisation, shuffling, splits and clustering', intOption('--seed', 0), 1)
     .option('--metric <m>', 'gate metric: accuracy | micro_precision | macro_f1', 'accuracy')
-    .option('--gate-op <op>', 'an update is accepted if candidate OP current - tolerance: >= (ge) or > (gt)', '>=')
-    .option('--gate-tolerance <x>', 'allowed drop of the gate metric for an update', numOption('--gate-tolerance'), 0)
+    .option('--gate-alpha <p>', 'significance level of the paired test (McNemar mid-p) on the held-out samples: a candidate replaces the model serving a site only on a significant gain; within noise the incumbent stays', '0.05')
     .option('--heldout <fraction>', "share of each task's labelled samples held out (sticky per sample)", numOption('--heldout'), 0.2)
     .option('--fpr <rate>', 'target false-positive rate of calibrated radius and thresholds', numOption('--fpr'), 0.05)
     .option('--trainer-cmd <cmd>', 'external trainer: gets $SEDNA_LL_TASK_DIR (train.jsonl, heldout.jsonl, meta.json), $SEDNA_LL_PARENT_MODEL, must write model.onnx + metrics.json into $SEDNA_LL_OUT_DIR')
@@ -75,7 +73,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
       run(async (o: TrainOpts) => {
         const { parseWhen, evaluateWhen, parseWindow, inWindow } = await import('../learn/when.js');
         const { parseMetric } = await import('../learn/metrics.js');
-        const { parseGateOp } = await import('../learn/gate.js');
+        const { parseAlpha } = await import('../learn/gate.js');
         const conds = o.when ? usage(() => parseWhen(o.when!)) : null;
         const win = o.window ? usage(() => parseWindow(o.window!)) : null;
         if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new CliError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`, EXIT.USAGE);
@@ -89,7 +87,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { parseShape } = await import('../learn/arch-choice.js');
         const inputShape = o.inputShape ? usage(() => parseShape(o.inputShape!)) : null;
         const metric = usage(() => parseMetric(o.metric));
-        const updateOp = usage(() => parseGateOp(o.gateOp));
+        const alpha = usage(() => parseAlpha(o.gateAlpha));
         if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
         if (!(o.fpr > 0 && o.fpr < 1)) throw new CliError(`--fpr "${o.fpr}": expected a rate between 0 and 1`, EXIT.USAGE);
         const say = (msg: string, extra: Record<string, unknown> = {}): void => {
@@ -117,7 +115,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             inputShape,
             epochs: o.epochs,
             seed: o.seed,
-            gate: { metric, updateOp, updateTolerance: o.gateTolerance, newOp: '>', newMargin: 0 },
+            gate: { metric, alpha },
             heldoutFraction: o.heldout,
             fpr: o.fpr,
             trainerCmd: o.trainerCmd ?? null,
@@ -135,7 +133,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           }
           if (report.tasks.length) {
             await printTable(
-              ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'EPOCHS', 'MS', 'WHY'],
+              ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'P', 'EPOCHS', 'MS', 'WHY'],
               report.tasks.map((t) => [
                 t.task + (t.fallback ? ' (fallback)' : ''),
                 t.kind,
@@ -144,13 +142,16 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
                 String(t.samples.heldout),
                 f4(t.before?.accuracy),
                 f4(t.after?.accuracy),
-                t.accepted === null ? '-' : t.accepted ? 'accepted' : 'REJECTED',
+                t.pinned ? 'pinned' : t.accepted === null ? '-' : t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept' : 'REJECTED',
+                t.test ? String(t.test.p) : '-',
                 t.epochs === null ? '-' : `${t.bestEpoch}/${t.epochs}`,
                 t.trainMs === null ? '-' : String(t.trainMs),
                 t.reason,
               ]),
             );
           }
+          const pinned = report.tasks.filter((t) => t.pinned);
+          if (pinned.length) process.stdout.write(`pinned (the new fallback is significantly worse there): ${pinned.map((t) => `${t.task} -> ${t.pinned!.from} ${t.pinned!.model_sha.slice(0, 12)}`).join(', ')}\n`);
           const sk = Object.entries(report.samples.skipped);
           if (sk.length) process.stderr.write(`kb train: skipped samples: ${sk.map(([k, v]) => `${v} (${k})`).join(', ')}\n`);
         });
@@ -225,7 +226,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
     );
 
   kb.command('rounds')
-    .description('learning history per task and round: kind, parent, before/after held-out metric, gate result, epochs, train time')
+    .description('learning history per task and round: kind, parent, before/after held-out metric, gate result with its paired test (n, p), pinned sites and why, epochs, train time')
     .option('--data <dir>', DATA_HELP)
     .option('--task <id>', 'only this task')
     .option('--json', 'print as JSON')
@@ -238,8 +239,24 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
           if (o.json) return printJson(rows);
           if (!rows.length) return void process.stdout.write('no training rounds yet\n');
           await printTable(
-            ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'TRAIN', 'HELD', 'EPOCHS', 'MS'],
-            rows.map((r) => [String(r.round), r.task, r.kind, r.parent ?? '-', r.metric, f4(r.before), f4(r.after), r.accepted ? 'accepted' : 'rejected', String(r.train), String(r.heldout), r.epochs === null ? '-' : String(r.epochs), String(r.train_ms)]),
+            ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'N', 'P', 'TRAIN', 'HELD', 'EPOCHS', 'MS', 'WHY'],
+            rows.map((r) => [
+              String(r.round),
+              r.task,
+              r.kind,
+              r.parent ?? '-',
+              r.metric,
+              f4(r.before),
+              f4(r.after),
+              r.verdict === 'pinned' ? 'pinned' : r.verdict === 'keep' ? 'kept' : r.accepted ? 'accepted' : 'rejected',
+              r.test ? String(r.test.n) : '-',
+              r.test ? String(r.test.p) : '-',
+              String(r.train),
+              String(r.heldout),
+              r.epochs === null ? '-' : String(r.epochs),
+              String(r.train_ms),
+              r.reason ?? '',
+            ]),
           );
         });
       }),

@@ -14,7 +14,7 @@ import { modelFromBytes, stack, type ScoringModel } from './models.js';
 import { runPlugin } from './plugin.js';
 import { inspectModel } from '../onnx/ort.js';
 import { trainAll } from './pool.js';
-import { idRank, type Candidate, type RoundOptions } from './round-types.js';
+import { contentRank, idRank, type Candidate, type RoundOptions } from './round-types.js';
 import type { TrainJob } from './train-job.js';
 import { transferInit, type EpochStat } from './trainer.js';
 
@@ -98,7 +98,7 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
     const seed = taskSeed(o.seed, c.group.id);
     // early stopping watches a validation slice of the training data, never the gate's held-out set
     const useVal = c.train.length >= 40;
-    const isVal = (s: LoadedSample) => useVal && idRank(`val:${seed}`, s.rec.id) % 100 < 15;
+    const isVal = (s: LoadedSample) => useVal && contentRank(`val:${seed}`, s, c.group.id) % 100 < 15;
     const fit = c.train.filter((s) => !isVal(s));
     const val = c.train.filter(isVal);
     const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });

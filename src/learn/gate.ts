@@ -1,72 +1,63 @@
-// The eval gate: the rule that keeps lifelong learning free of forgetting. A candidate model
-// replaces a task's model only if it is not worse on THAT task's own held-out set; a new
-// task's model is accepted only if it beats the fallback (global) model on the new task's
-// held-out set. Every decision carries its numbers, so rejections can be reported.
+// The eval gate: the rule that keeps lifelong learning free of forgetting and of churn. A
+// candidate is compared with the incumbent (the model that serves the task now: its current
+// model, or the fallback) on the SAME held-out samples of that task, by a paired test
+// (paired.ts): a significant gain is accepted, a significant loss rejected, and a difference
+// within noise keeps the incumbent (no new model, nothing to download). Every decision carries
+// n, both accuracies, the test and its p-value, so it can be reported.
 import type { MetricName } from './metrics.js';
-
-export type GateOp = '>=' | '>';
+import { describePaired, pairedCompare, type PairedResult } from './paired.js';
 
 export interface GateConfig {
+  /** reported next to the test; a gain must not lower it either */
   metric: MetricName;
-  /** update of a known task: accept when candidate <op> current - tolerance */
-  updateOp: GateOp;
-  updateTolerance: number;
-  /** new task: accept when candidate <op> fallback + margin */
-  newOp: GateOp;
-  newMargin: number;
+  /** significance level of the paired test (two-sided) */
+  alpha: number;
 }
 
-/**
- * Defaults: an update may not lose anything on its own held-out set (>=, tolerance 0: equal is
- * fine, any drop is refused); a new task must be strictly better than the fallback.
- */
-export const DEFAULT_GATE: GateConfig = { metric: 'accuracy', updateOp: '>=', updateTolerance: 0, newOp: '>', newMargin: 0 };
+export const DEFAULT_GATE: GateConfig = { metric: 'accuracy', alpha: 0.05 };
+
+/** accept: significant gain; keep: no significant difference (the incumbent stays); reject: significant loss */
+export type GateVerdict = 'accept' | 'keep' | 'reject';
 
 export interface GateDecision {
   accepted: boolean;
+  verdict: GateVerdict;
   metric: MetricName;
   candidate: number;
-  /** what it was compared with: the current model (update) or the fallback (new task); null: nothing to compare */
+  /** the incumbent's value of the metric; null: nothing to compare with */
   baseline: number | null;
   against: 'current' | 'fallback' | 'none';
+  test: PairedResult | null;
   reason: string;
 }
 
-const cmp = (a: number, op: GateOp, b: number) => (op === '>=' ? a >= b - 1e-12 : a > b + 1e-12);
-const fmt = (v: number) => v.toFixed(4);
-
-export function gateUpdate(cfg: GateConfig, candidate: number, current: number): GateDecision {
-  const bar = current - cfg.updateTolerance;
-  const ok = cmp(candidate, cfg.updateOp, bar);
-  return {
-    accepted: ok,
-    metric: cfg.metric,
-    candidate,
-    baseline: current,
-    against: 'current',
-    reason: `${cfg.metric} ${fmt(candidate)} ${ok ? '' : 'not '}${cfg.updateOp} ${fmt(current)}${cfg.updateTolerance ? ` - ${cfg.updateTolerance}` : ''} (current model)`,
-  };
+/** Per-sample results of one model on a held-out set. */
+export interface Graded {
+  right: boolean[];
+  metric: number;
 }
 
-export function gateNew(cfg: GateConfig, candidate: number, fallback: number | null): GateDecision {
-  if (fallback === null) {
-    return { accepted: true, metric: cfg.metric, candidate, baseline: null, against: 'none', reason: 'no fallback model to compare with' };
+const AGAINST = { current: 'current model', fallback: 'fallback model' } as const;
+
+export function gateDecide(cfg: GateConfig, candidate: Graded, incumbent: Graded | null, against: 'current' | 'fallback'): GateDecision {
+  if (!incumbent) {
+    return { accepted: true, verdict: 'accept', metric: cfg.metric, candidate: candidate.metric, baseline: null, against: 'none', test: null, reason: 'no model to compare with' };
   }
-  const bar = fallback + cfg.newMargin;
-  const ok = cmp(candidate, cfg.newOp, bar);
-  return {
-    accepted: ok,
-    metric: cfg.metric,
-    candidate,
-    baseline: fallback,
-    against: 'fallback',
-    reason: `${cfg.metric} ${fmt(candidate)} ${ok ? '' : 'not '}${cfg.newOp} ${fmt(fallback)}${cfg.newMargin ? ` + ${cfg.newMargin}` : ''} (fallback model)`,
-  };
+  const test = pairedCompare(incumbent.right, candidate.right, cfg.alpha);
+  let verdict: GateVerdict = test.verdict === 'gain' ? 'accept' : test.verdict === 'loss' ? 'reject' : 'keep';
+  let why = describePaired(test);
+  // a gain in accuracy that lowers the configured metric (e.g. macro F1 on a minority class) is no gain
+  if (verdict === 'accept' && cfg.metric !== 'accuracy' && candidate.metric < incumbent.metric - 1e-12) {
+    verdict = 'keep';
+    why += `; but ${cfg.metric} ${candidate.metric.toFixed(4)} < ${incumbent.metric.toFixed(4)}`;
+  }
+  const m = AGAINST[against];
+  const what = { accept: `significant gain over the ${m}`, keep: `within noise of the ${m}, which stays`, reject: `significant loss against the ${m}` }[verdict];
+  return { accepted: verdict === 'accept', verdict, metric: cfg.metric, candidate: candidate.metric, baseline: incumbent.metric, against, test, reason: `${what}: ${why}` };
 }
 
-export function parseGateOp(s: string): GateOp {
-  const alias: Record<string, GateOp> = { '>=': '>=', ge: '>=', '>': '>', gt: '>' };
-  const op = alias[s];
-  if (!op) throw new Error(`gate operator "${s}": expected >= (ge) or > (gt)`);
-  return op;
+export function parseAlpha(s: string): number {
+  const v = Number(s);
+  if (!(v > 0 && v < 0.5)) throw new Error(`--gate-alpha "${s}": expected a significance level between 0 and 0.5, e.g. 0.05`);
+  return v;
 }

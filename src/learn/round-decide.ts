@@ -1,20 +1,28 @@
-// The gate step of a round's plan (no writes): every candidate against what serves its task now,
-// on the task's own held-out set (gate.ts). The fallback goes first, so a new task is compared
-// with the fallback model that will serve it after this round.
+// The gate step of a round's plan (no writes): every candidate against the model that serves
+// its task now, on the task's own held-out set, by a paired test (gate.ts). The fallback goes
+// first, so a new task is compared with the fallback model that will serve it after this round,
+// unless that new fallback is significantly worse there than the model that served the site
+// before (then that one stays: the site is pinned to it).
+import type { TaskRecord } from '../kb/store.js';
 import type { Trained } from './candidates.js';
 import type { LoadedSample } from './dataset.js';
-import { gateNew, gateUpdate, type GateDecision } from './gate.js';
+import { gateDecide, type GateConfig, type GateDecision, type Graded } from './gate.js';
 import { roundScores, scoreLabels, type Scores } from './metrics.js';
 import { predictLabels, type ScoringModel } from './models.js';
+import { pairedCompare, type PairedResult } from './paired.js';
 import type { Candidate, PlanCtx } from './round-types.js';
 
 export interface Decision {
   d: GateDecision;
-  /** the current model (update) or the serving fallback (new task) on the held-out set */
+  /** the incumbent the candidate was compared with, on the held-out set */
   before: Scores | null;
   after: Scores;
-  /** a task served by an earlier fallback model so far: that model's scores */
+  /** a site that had a model before this round (its entry, else the old fallback): that model's scores */
   current?: Scores;
+  /** rejected: the site follows the new fallback (true) or stays on the model that served it (false) */
+  follow?: boolean;
+  /** old vs new fallback on the site's held-out set */
+  followTest?: PairedResult;
 }
 
 export interface GateResult {
@@ -25,8 +33,32 @@ export interface GateResult {
   servingGlobal: ScoringModel | null;
 }
 
-export async function evalOn(m: ScoringModel, set: LoadedSample[]): Promise<Scores> {
-  return roundScores(scoreLabels(set.map((s) => s.rec.label!), (await predictLabels(m, set.map((s) => s.raw))).labels));
+export interface GradedScores extends Graded {
+  scores: Scores;
+}
+
+/** A model's per-sample results on a held-out set; a model that cannot score it counts as all wrong. */
+export async function grade(m: ScoringModel, set: LoadedSample[], metric: GateConfig['metric'], log?: (msg: string) => void): Promise<GradedScores> {
+  const truth = set.map((s) => s.rec.label!);
+  let pred: string[];
+  try {
+    pred = (await predictLabels(m, set.map((s) => s.raw))).labels;
+  } catch (e) {
+    // e.g. a registered model for another input size: it cannot serve these samples at all
+    log?.(`a model cannot score ${set.length} held-out samples (${(e as Error).message}); counted as wrong`);
+    pred = truth.map(() => '\u0000');
+  }
+  const scores = roundScores(scoreLabels(truth, pred));
+  return { scores, right: truth.map((t, i) => t === pred[i]), metric: scores[metric] };
+}
+
+/** Does a site served by oldModel follow newModel? Not when newModel is significantly worse on its held-out set. */
+export async function followTest(ctx: PlanCtx, oldModel: ScoringModel, newModel: ScoringModel, heldout: LoadedSample[]): Promise<{ follow: boolean; test: PairedResult; old: GradedScores; now: GradedScores }> {
+  const metric = ctx.o.gate.metric;
+  const old = await grade(oldModel, heldout, metric);
+  const now = await grade(newModel, heldout, metric);
+  const test = pairedCompare(old.right, now.right, ctx.o.gate.alpha);
+  return { follow: test.verdict !== 'loss', test, old, now };
 }
 
 export async function gateCandidates(ctx: PlanCtx, candidates: Candidate[], trained: Map<Candidate, Trained>): Promise<GateResult> {
@@ -34,37 +66,38 @@ export async function gateCandidates(ctx: PlanCtx, candidates: Candidate[], trai
   const metric = o.gate.metric;
   const decisions = new Map<Candidate, Decision>();
   const order = [...candidates].sort((a, b) => Number(b.fallback) - Number(a.fallback));
-  let servingGlobal: ScoringModel | null = ctx.currentGlobal ? await modelOf(ctx.currentGlobal) : null;
+  const oldGlobal: ScoringModel | null = ctx.currentGlobal ? await modelOf(ctx.currentGlobal) : null;
+  let servingGlobal = oldGlobal;
   for (const c of order) {
     const tr = trained.get(c)!;
-    const after = await evalOn(tr.model, c.heldout);
-    let before: Scores | null = null;
-    let d: GateDecision;
+    const cand = await grade(tr.model, c.heldout, metric);
+    let dec: Decision;
     if (c.kind === 'update') {
-      try {
-        before = await evalOn(await modelOf(c.group.existing!), c.heldout);
-      } catch (e) {
-        // e.g. a registered model for another input size: it cannot serve these samples at all
-        ctx.log(`task ${c.group.id}: current model cannot score its held-out set (${(e as Error).message}); counted as 0`);
-        before = { accuracy: 0, micro_precision: 0, macro_f1: 0, n: c.heldout.length };
-      }
-      d = gateUpdate(o.gate, after[metric], before[metric]);
+      const inc = await grade(await modelOf(c.group.existing!), c.heldout, metric, (m) => ctx.log(`task ${c.group.id}: current model: ${m}`));
+      dec = { d: gateDecide(o.gate, cand, inc, 'current'), before: inc.scores, after: cand.scores };
     } else if (c.fallback) {
-      d = gateNew(o.gate, after[metric], null);
+      dec = { d: gateDecide(o.gate, cand, null, 'fallback'), before: null, after: cand.scores };
     } else {
-      before = servingGlobal ? await evalOn(servingGlobal, c.heldout) : null;
-      d = gateNew(o.gate, after[metric], before ? before[metric] : null);
-      if (c.group.existing) {
-        // served by an earlier fallback model so far: the candidate must also not lose against that
-        const cur = await evalOn(await modelOf(c.group.existing), c.heldout);
-        const u = gateUpdate(o.gate, after[metric], cur[metric]);
-        if (d.accepted && !u.accepted) d = u;
-        decisions.set(c, { d, before, after, current: cur });
-        continue;
+      // what served the site before this round: its own entry's model, else the old fallback
+      const prevModel = c.group.existing ? await modelOf(c.group.existing) : oldGlobal;
+      if (!servingGlobal) {
+        dec = { d: gateDecide(o.gate, cand, null, 'fallback'), before: null, after: cand.scores };
+      } else if (!prevModel || prevModel === servingGlobal) {
+        const inc = await grade(servingGlobal, c.heldout, metric);
+        dec = { d: gateDecide(o.gate, cand, inc, 'fallback'), before: inc.scores, after: cand.scores, follow: true };
+      } else {
+        const f = await followTest(ctx, prevModel, servingGlobal, c.heldout);
+        const inc = f.follow ? f.now : f.old;
+        dec = { d: gateDecide(o.gate, cand, inc, f.follow ? 'fallback' : 'current'), before: inc.scores, after: cand.scores, current: f.old.scores, follow: f.follow, followTest: f.test };
       }
     }
-    if (c.fallback && d.accepted) servingGlobal = tr.model;
-    decisions.set(c, { d, before, after });
+    if (c.fallback && dec.d.accepted) servingGlobal = tr.model;
+    decisions.set(c, dec);
   }
   return { order, decisions, servingGlobal };
+}
+
+/** The record that served a site before this round: its own entry, else the fallback's. */
+export function previousServer(ctx: PlanCtx, existing: TaskRecord | null): TaskRecord | null {
+  return existing ?? ctx.currentGlobal;
 }

@@ -16,7 +16,7 @@ import { gateCandidates } from './round-decide.js';
 import { resolveRecords, type PlannedTask } from './round-records.js';
 import { selectCandidates } from './round-select.js';
 import { splitHeldout, type AssignRow } from './round-split.js';
-import { GLOBAL_TASK, idRank, type ClusterReport, type PlanCtx, type RoundOptions, type TaskOutcome } from './round-types.js';
+import { contentRank, GLOBAL_TASK, type ClusterReport, type PlanCtx, type RoundOptions, type TaskOutcome } from './round-types.js';
 
 /** The KB as a round reads it. */
 export interface RoundInput {
@@ -98,13 +98,16 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
   plan.clusters = def.clusters;
   plan.nextCluster = def.nextCluster;
 
-  // 2. held-out split
+  // 2. held-out split: a share of every site (also those the fallback serves), chosen by a
+  // stable hash of the sample's content and site, so the same data gives the same split (and
+  // decisions) whatever ids and arrival order the samples have
+  const siteOf = (s: LoadedSample) => def.siteOf.get(s) ?? '';
   const { split, assign } = splitHeldout({
     samples,
-    bucketOf: (s) => def.taskOf.get(s) ?? '',
+    bucketOf: siteOf,
     taskOf: (s) => def.taskOf.get(s) ?? null,
     fraction: o.heldoutFraction,
-    rank: (s) => idRank(o.seed, s.rec.id),
+    rank: (s) => contentRank(o.seed, s, siteOf(s)),
   });
   plan.assign = assign;
 
@@ -134,7 +137,12 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
   const trained = await trainCandidates(sel.candidates, { o, labels: ctx.labels, dim, P, input, modelOf: ctx.modelOf, taskById, log, round: i.round });
   // 5. gate, 6. records
   const gate = await gateCandidates(ctx, sel.candidates, trained);
-  const res = await resolveRecords(ctx, gate, trained, sel.repoint);
+  // sites the fallback serves: tasks pointing at its model, and groups too small to be tasks
+  const qualifying = new Set(def.qualifying);
+  const small = [...def.groups.values()].filter((g) => !qualifying.has(g) && Object.keys(g.attrs).length > 0);
+  const inSplit = (g: (typeof small)[number], want: 'train' | 'heldout') => g.members.filter((s) => s.rec.label !== null && split.get(s) === want);
+  const served = [...sel.repoint, ...small.map((group) => ({ group, train: inSplit(group, 'train'), heldout: inSplit(group, 'heldout') }))];
+  const res = await resolveRecords(ctx, gate, trained, served);
   plan.tasks = res.tasks;
   plan.outcomes = [...sel.unchanged, ...res.outcomes];
   plan.rejects = res.rejects;

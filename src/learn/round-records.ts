@@ -1,16 +1,18 @@
 // The last plan step (no writes): turn the gate's decisions into the task records the round will
-// write. An accepted candidate serves its task with its new model; a rejected update keeps the
-// current model (numbers and calibration refreshed on the grown held-out set). A new task whose
-// model does not beat the fallback still becomes a task (its attribute is known, so the edge
-// stops flagging its samples unseen) but is served by the fallback's model (same sha256: nothing
-// to download) until one of its own models beats the fallback. It follows later fallback models
-// only when they are strictly better on its held-out set.
+// write. An accepted candidate serves its task with its new model; a rejected or kept update
+// keeps the current model (numbers and calibration refreshed on the grown held-out set). A new
+// task whose model is no significant gain still becomes a task (its attribute is known, so the
+// edge stops flagging its samples unseen) and is served by the fallback's model (same sha256:
+// nothing to download). Every site the fallback serves follows a new fallback unless that is
+// significantly worse on the site's held-out set: then the site is pinned to the model that
+// served it before (an entry of its own pointing at that model, no retraining).
 import { createHash } from 'node:crypto';
 import type { TaskRecord } from '../kb/store.js';
 import type { Trained } from './candidates.js';
-import { evalOn, type GateResult } from './round-decide.js';
+import { describePaired, type PairedResult } from './paired.js';
+import { followTest, type GateResult } from './round-decide.js';
 import { unchanged } from './round-select.js';
-import type { Candidate, PlanCtx, Repoint, TaskOutcome } from './round-types.js';
+import type { Candidate, Group, PlanCtx, Repoint, TaskOutcome } from './round-types.js';
 import { modelFields, taskRecord } from './task-record.js';
 
 export interface PlannedTask {
@@ -24,20 +26,26 @@ export interface Resolution {
   outcomes: TaskOutcome[];
   /** learn.reject events */
   rejects: Record<string, unknown>[];
+  /** models whose sha256 the KB did not hold before */
   changedModels: number;
   /** task entries that point at another model without a new one */
   changedEntries: number;
 }
 
-export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<Candidate, Trained>, repoint: Repoint[]): Promise<Resolution> {
+const pinReason = (t: PairedResult, from: string) => `pinned to the model that served it before (${from}): the new fallback is significantly worse here (${describePaired(t)})`;
+
+export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<Candidate, Trained>, served: Repoint[]): Promise<Resolution> {
   const { round, modelOf } = ctx;
   const metric = ctx.o.gate.metric;
   const { servingGlobal } = g;
+  const knownShas = new Set(ctx.tasks.map((t) => t.model_sha));
   const out: Resolution = { tasks: [], outcomes: [], rejects: [], changedModels: 0, changedEntries: 0 };
-  let globalRecord: TaskRecord | null = ctx.currentGlobal;
+  const oldGlobal = ctx.currentGlobal;
+  let globalRecord: TaskRecord | null = oldGlobal;
+  const pinHistory = (group: Group, from: TaskRecord, t: PairedResult, train: number, heldout: number) => ({ round, kind: 'pin', accepted: false, verdict: 'pinned', reason: pinReason(t, from.id), before: t.incumbent, after: t.candidate, metric: 'accuracy', parent: from.id, train, heldout, epochs: null, train_ms: 0, test: t });
   for (const c of g.order) {
     const tr = trained.get(c)!;
-    const { d, before, after, current } = g.decisions.get(c)!;
+    const { d, before, after, current, follow, followTest: ft } = g.decisions.get(c)!;
     const outcome: TaskOutcome = {
       task: c.group.id,
       kind: c.kind,
@@ -45,7 +53,9 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
       parent: c.parent,
       ...(c.relation ? { relation: c.relation } : {}),
       accepted: d.accepted,
+      verdict: d.verdict,
       reason: d.reason,
+      test: d.test,
       before,
       after,
       samples: { train: c.train.length, heldout: c.heldout.length, new: c.fresh },
@@ -56,15 +66,17 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
       model_sha: null,
     };
     out.outcomes.push(outcome);
-    if (!d.accepted) out.rejects.push({ round, task: c.group.id, kind: c.kind, metric, candidate: d.candidate, baseline: d.baseline, against: d.against, reason: d.reason });
-    const historyEntry = { round, kind: c.kind, accepted: d.accepted, reason: d.reason, before: before ? before[metric] : null, after: after[metric], metric, parent: c.parent, train: c.train.length, heldout: c.heldout.length, epochs: tr.epochs, train_ms: Math.round(tr.ms) };
+    if (!d.accepted) out.rejects.push({ round, task: c.group.id, kind: c.kind, metric, verdict: d.verdict, candidate: d.candidate, baseline: d.baseline, against: d.against, reason: d.reason, test: d.test });
+    const historyEntry = { round, kind: c.kind, accepted: d.accepted, verdict: d.verdict, reason: d.reason, before: before ? before[metric] : null, after: after[metric], metric, parent: c.parent, train: c.train.length, heldout: c.heldout.length, epochs: tr.epochs, train_ms: Math.round(tr.ms), test: d.test };
     const base = { group: c.group, fallback: c.fallback, train: c.train, heldout: c.heldout, historyEntry };
     let rec: TaskRecord;
     let bytes: Buffer | null = null;
     if (d.accepted) {
       const sha = createHash('sha256').update(tr.bytes).digest('hex');
       outcome.model_sha = sha;
-      out.changedModels++;
+      if (!knownShas.has(sha)) out.changedModels++;
+      else if (c.group.existing?.model_sha !== sha) out.changedEntries++;
+      knownShas.add(sha);
       bytes = tr.bytes;
       const model = { model_sha: sha, model_size: tr.bytes.length, ...tr.io, labels: ctx.labels, preprocessing: ctx.P, output_kind: tr.outputKind, arch: tr.arch };
       rec = await taskRecord(ctx, { ...base, served: tr.model, servedScores: after, model, parent: c.parent, shares: false, updatedRound: round, trainer: tr.trainer });
@@ -72,11 +84,15 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
       // the current model stays; its numbers and calibration are refreshed on the grown held-out set
       const prev = c.group.existing!;
       rec = await taskRecord(ctx, { ...base, served: await modelOf(prev), servedScores: before!, model: modelFields(prev), parent: prev.parent, shares: false, updatedRound: prev.updated_round, trainer: null });
-    } else if (c.group.existing && current && (!globalRecord || !servingGlobal || !before || before[metric] <= current[metric])) {
-      // an earlier fallback model serves this task better than today's fallback: keep it (frozen)
-      const prev = c.group.existing;
-      outcome.reason += '; keeps its current model (better here than the fallback)';
-      rec = await taskRecord(ctx, { ...base, served: await modelOf(prev), servedScores: current, model: modelFields(prev), parent: prev.parent, shares: false, updatedRound: prev.updated_round, trainer: null });
+    } else if (follow === false && ft && current) {
+      // the new fallback is significantly worse here than what served the site before: pinned
+      const prev = c.group.existing ?? oldGlobal!;
+      outcome.pinned = { model_sha: prev.model_sha, from: prev.id, reason: pinReason(ft, prev.id), test: ft };
+      outcome.reason += `; ${outcome.pinned.reason}`;
+      outcome.model_sha = prev.model_sha;
+      if (c.group.existing?.model_sha !== prev.model_sha) out.changedEntries++;
+      rec = await taskRecord(ctx, { ...base, served: await modelOf(prev), servedScores: current, model: modelFields(prev), parent: prev.fallback ? prev.id : prev.parent, shares: false, updatedRound: c.group.existing?.updated_round ?? round, trainer: null });
+      rec.extra = { ...rec.extra, pinned: { round, from: prev.id, test: ft } };
     } else if (globalRecord && servingGlobal) {
       outcome.reason += '; the task is served by the fallback model';
       outcome.model_sha = globalRecord.model_sha;
@@ -86,27 +102,33 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
     if (c.fallback) globalRecord = rec;
     out.tasks.push({ record: rec, bytes });
   }
-  // tasks served by the fallback's model follow it when it changed this round
-  for (const r of repoint) {
-    const prev = r.group.existing!;
-    if (!globalRecord || !servingGlobal || globalRecord.model_sha === prev.model_sha) {
-      out.outcomes.push(unchanged(prev, r.train.length, r.heldout.length));
+  // sites the fallback serves with nothing new of their own follow it when it changed, unless
+  // it got significantly worse there
+  const globalChanged = !!globalRecord && !!oldGlobal && globalRecord.model_sha !== oldGlobal.model_sha;
+  for (const r of served) {
+    const prev = r.group.existing;
+    if (!globalChanged || !servingGlobal || (prev && globalRecord!.model_sha === prev.model_sha)) {
+      if (prev) out.outcomes.push(unchanged(prev, r.train.length, r.heldout.length));
       continue;
     }
-    const held = await evalOn(servingGlobal, r.heldout);
-    const cur = await evalOn(await modelOf(prev), r.heldout);
-    const base = { group: r.group, fallback: false, train: r.train, heldout: r.heldout, historyEntry: null, trainer: null };
-    if (held[metric] <= cur[metric]) {
-      // the new fallback is not better on this task: it keeps the earlier one. Strictly better
-      // is required because a switch that only ties on the held-out set is a coin toss on
-      // unseen data, and repeated coin tosses add up to forgetting.
-      out.tasks.push({ record: await taskRecord(ctx, { ...base, served: await modelOf(prev), servedScores: cur, model: modelFields(prev), parent: prev.parent, shares: false, updatedRound: prev.updated_round }), bytes: null });
-      out.outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: `keeps its model: the new fallback scores ${metric} ${held[metric].toFixed(4)} <= ${cur[metric].toFixed(4)} here` });
+    if (!prev && r.heldout.length === 0) continue; // nothing to judge a site without an entry on
+    const from = prev ?? oldGlobal!;
+    const f = await followTest(ctx, await modelOf(from), servingGlobal, r.heldout);
+    const base = { group: r.group, fallback: false, train: r.train, heldout: r.heldout, trainer: null };
+    if (!f.follow) {
+      const reason = pinReason(f.test, from.id);
+      const rec = await taskRecord(ctx, { ...base, served: await modelOf(from), servedScores: f.old.scores, model: modelFields(from), parent: from.fallback ? from.id : from.parent, shares: false, updatedRound: prev?.updated_round ?? round, historyEntry: pinHistory(r.group, from, f.test, r.train.length, r.heldout.length) });
+      rec.extra = { ...rec.extra, pinned: { round, from: from.id, test: f.test } };
+      out.tasks.push({ record: rec, bytes: null });
+      if (!prev) out.changedEntries++;
+      const o = prev ? unchanged(prev, r.train.length, r.heldout.length) : { ...unchanged(rec, r.train.length, r.heldout.length), parent: from.id };
+      out.outcomes.push({ ...o, reason, after: f.now.scores, before: f.old.scores, test: f.test, model_sha: from.model_sha, pinned: { model_sha: from.model_sha, from: from.id, reason, test: f.test } });
       continue;
     }
+    if (!prev) continue; // a site without an entry simply keeps being served by the fallback
     out.changedEntries++;
-    out.tasks.push({ record: await taskRecord(ctx, { ...base, served: servingGlobal, servedScores: held, model: modelFields(globalRecord), parent: globalRecord.id, shares: true, updatedRound: round }), bytes: null });
-    out.outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: 'served by the fallback model, which changed', after: held, model_sha: globalRecord.model_sha });
+    out.tasks.push({ record: await taskRecord(ctx, { ...base, served: servingGlobal, servedScores: f.now.scores, model: modelFields(globalRecord!), parent: globalRecord!.id, shares: true, updatedRound: round, historyEntry: null }), bytes: null });
+    out.outcomes.push({ ...unchanged(prev, r.train.length, r.heldout.length), reason: `served by the fallback model, which changed (${describePaired(f.test)})`, before: f.old.scores, after: f.now.scores, test: f.test, model_sha: globalRecord!.model_sha });
   }
   return out;
 }

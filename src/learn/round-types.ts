@@ -9,6 +9,7 @@ import type { LoadedSample } from './dataset.js';
 import type { GateConfig } from './gate.js';
 import type { Scores } from './metrics.js';
 import type { ScoringModel } from './models.js';
+import type { PairedResult } from './paired.js';
 import type { Split } from './round-split.js';
 
 /** id of the shared fallback task a round creates */
@@ -50,9 +51,18 @@ export interface RoundOptions {
   log?: (msg: string) => void;
 }
 
-/** Stable pseudo-random rank of a sample id (held-out split, validation split). */
+/** Stable pseudo-random rank of a string (task seeds). */
 export function idRank(seed: number | string, id: string): number {
   return createHash('sha256').update(`${seed}:${id}`).digest().readUInt32BE(0);
+}
+
+/**
+ * Stable pseudo-random rank of a sample from its content (payload sha256) and its site: the
+ * held-out and validation splits. Not from its id: edge ids are time-based (UUIDv7), and the
+ * same data must give the same splits on a rerun.
+ */
+export function contentRank(seed: number | string, s: LoadedSample, site: string): number {
+  return idRank(seed, `${site}:${s.rec.payload_sha}`);
 }
 
 export interface Group {
@@ -79,7 +89,11 @@ export interface ClusterReport {
   silhouettes: Record<number, number>;
 }
 
-/** A task served by the fallback's model with nothing new of its own: it may follow a new fallback. */
+/**
+ * A site the fallback serves and nothing trains this round: a task whose entry points at the
+ * fallback's model (group.existing), or a group too small to be a task (group.existing null).
+ * It follows a new fallback unless that is significantly worse on its held-out set.
+ */
 export interface Repoint {
   group: Group;
   train: LoadedSample[];
@@ -124,4 +138,10 @@ export interface TaskOutcome {
   trainMs: number | null;
   warmStart: boolean | null;
   model_sha: string | null;
+  /** accept: significant gain; keep: within noise, the incumbent stays; reject: significant loss */
+  verdict?: 'accept' | 'keep' | 'reject';
+  /** the paired test of the decision (n, both accuracies, p-value) */
+  test?: PairedResult | null;
+  /** the site stays on the model that served it before: the new fallback is significantly worse there */
+  pinned?: { model_sha: string; from: string; reason: string; test: PairedResult };
 }

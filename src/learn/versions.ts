@@ -2,6 +2,7 @@
 // versions, and each task's learning history per round (kept in the task record by round.ts).
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskIndex } from '../format/index-manifest.js';
+import type { PairedResult } from './paired.js';
 import type { KbStore } from '../kb/store.js';
 
 async function readIndex(store: KbStore, n: number): Promise<TaskIndex> {
@@ -84,6 +85,10 @@ export interface HistoryRow {
   before: number | null;
   after: number | null;
   accepted: boolean;
+  /** accept | keep | reject (the paired gate), pinned (a site kept on its previous model); absent before the paired gate */
+  verdict?: string;
+  /** the paired test of the decision */
+  test?: PairedResult | null;
   reason: string;
   train: number;
   heldout: number;
@@ -100,7 +105,7 @@ export async function taskHistory(store: KbStore): Promise<HistoryRow[]> {
   for (const e of await store.listEvents({ kind: 'learn.reject', limit: 100000 })) {
     const d = e.detail as Record<string, unknown>;
     if (d.kind !== 'new' || rows.some((r) => r.task === d.task && r.round === d.round)) continue;
-    rows.push({ round: d.round as number, task: d.task as string, kind: 'new', parent: null, metric: d.metric as string, before: (d.baseline as number) ?? null, after: d.candidate as number, accepted: false, reason: d.reason as string, train: 0, heldout: 0, epochs: null, train_ms: 0 });
+    rows.push({ round: d.round as number, task: d.task as string, kind: 'new', parent: null, metric: d.metric as string, before: (d.baseline as number) ?? null, after: d.candidate as number, accepted: false, verdict: (d.verdict as string) ?? 'reject', test: (d.test as PairedResult) ?? null, reason: d.reason as string, train: 0, heldout: 0, epochs: null, train_ms: 0 });
   }
   return rows.sort((a, b) => a.round - b.round || a.task.localeCompare(b.task, 'en', { numeric: true }));
 }
