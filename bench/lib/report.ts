@@ -322,7 +322,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 svg{display:block;margin:8px 0;max-width:100%;height:auto}svg .t{font-weight:600;font-size:13px}svg .tick{font-size:10px;fill:#333}svg .ax{font-size:11px;fill:#333}svg .cell{font-size:9px}
 svg .grid{stroke:#e4e4e4}svg .frame{fill:none;stroke:#999}p.note{color:#555;max-width:900px}code{background:#f4f4f4;padding:1px 4px}
-tr.bad td{background:#fde0dc}tr.bad td:first-child{box-shadow:inset 3px 0 #c0392b}.scroll{overflow-x:auto;max-width:100%}`;
+pre{white-space:pre-wrap;overflow-wrap:anywhere}tr.bad td{background:#fde0dc}tr.bad td:first-child{box-shadow:inset 3px 0 #c0392b}.scroll{overflow-x:auto;max-width:100%}`;
   const body = sections.map((s) => `<h2>${esc(s.heading)}</h2>${s.note ? `<p class="note">${esc(s.note)}</p>` : ''}${s.html}`).join('\n');
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${css}</style></head><body><h1>${esc(title)}</h1><p>${esc(intro)}</p>\n${body}\n</body></html>\n`;
 }
