@@ -149,12 +149,15 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const sessions = new SessionCache(paths.models);
   const warn = (m: string) => process.stderr.write(`sedna-ll serve: ${m}\n`);
   let server: Server | null = null;
+  // prom-client (for /metrics) loads while the models load: onnxruntime opens them off the main thread
+  const metricsModule = import('./serve-metrics.js');
+  metricsModule.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
   try {
     const holder = new StateHolder(loadRuntimeState(paths, db), paths, db, sessions, o.recheckEvery, warn);
     for (const t of holder.state.index.tasks) await sessions.get(t);
     const outbox = new Outbox(db, paths, config);
     const sink = o.log ? outbox : null;
-    const { EdgeServeMetrics } = await import('./serve-metrics.js');
+    const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
     let requests = 0;
