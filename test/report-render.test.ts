@@ -47,7 +47,9 @@ addEventListener('load', () => {
 function layoutCheck(chromium: string, html: string, dir: string, name: string): { texts: number; problems: { svg: string; text?: string; kind: string }[] } {
   const file = join(dir, `${name}.html`);
   writeFileSync(file, html.replace('</body>', `${CHECK}</body>`));
-  const r = spawnSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--window-size=1280,1000', '--virtual-time-budget=5000', '--dump-dom', pathToFileURL(file).href], {
+  // a profile of its own (no ~/.config writes, no lock shared with another Chromium); small /dev/shm in containers
+  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${join(dir, `profile-${name}`)}`, '--hide-scrollbars', '--window-size=1280,1000', '--virtual-time-budget=5000'];
+  const r = spawnSync(chromium, [...flags, '--dump-dom', pathToFileURL(file).href], {
     encoding: 'utf8',
     timeout: 120_000,
     maxBuffer: 64 << 20,
