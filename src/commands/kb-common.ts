@@ -11,3 +11,33 @@ export async function kbOpen<T>(data: string | undefined, fn: (store: KbStore, d
   const dir = resolveKbData(data);
   return withKbStore(dir, (s) => fn(s, dir));
 }
+
+/** --unseen / --combine / --fpr of `kb train` and `kb publish` (kept in the KB once given). */
+export const UNSEEN_OPTIONS: [string, string][] = [
+  ['--unseen <methods>', 'unseen methods the edge combines, comma separated: attr, confidence, entropy, distance, features (kept for later rounds; default: the last setting, else attr,confidence,distance)'],
+  ['--combine <rule>', 'any: a sample is unseen when some method fires; all: when every applicable one does (kept; default any)'],
+  ['--fpr <rate>', 'target false-positive rate of the COMBINED unseen flag on held-out in-domain samples; also the rate of each task\'s radius (kept; default 0.05)'],
+];
+
+export interface UnseenFlags {
+  unseen?: string;
+  combine?: string;
+  fpr?: string;
+}
+
+/** The parsed flags (usage errors name the flag), or {} when none was given. */
+export async function unseenRequest(o: UnseenFlags): Promise<import('../learn/unseen-settings.js').UnseenRequest> {
+  const { CliError, EXIT } = await import('../format/exit-codes.js');
+  const { parseUnseenMethods, parseCombine } = await import('../learn/unseen-settings.js');
+  try {
+    const fpr = o.fpr === undefined ? undefined : Number(o.fpr);
+    if (fpr !== undefined && !(fpr > 0 && fpr < 1)) throw new Error(`--fpr "${o.fpr}": expected a rate between 0 and 1`);
+    return {
+      ...(o.unseen !== undefined ? { methods: parseUnseenMethods(o.unseen) } : {}),
+      ...(o.combine !== undefined ? { combine: parseCombine(o.combine) } : {}),
+      ...(fpr !== undefined ? { fpr } : {}),
+    };
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.USAGE);
+  }
+}

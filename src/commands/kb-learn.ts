@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printJson, run } from './action.js';
-import { DATA_HELP, kbOpen } from './kb-common.js';
+import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 import { printTable } from './table.js';
 
 const f4 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(4));
@@ -17,7 +17,7 @@ function usage<T>(fn: () => T): T {
   }
 }
 
-interface TrainOpts {
+interface TrainOpts extends UnseenFlags {
   data?: string;
   when?: string;
   window?: string;
@@ -31,7 +31,6 @@ interface TrainOpts {
   metric: string;
   gateAlpha: string;
   heldout: number;
-  fpr: number;
   trainerCmd?: string;
   trainerTimeout: number;
   threads?: number;
@@ -56,7 +55,9 @@ export function register(kb: Command): void {
     .option('--metric <m>', 'gate metric: accuracy | micro_precision | macro_f1', 'accuracy')
     .option('--gate-alpha <p>', 'significance level of the paired test (McNemar mid-p) on the held-out samples: a candidate replaces the model serving a site only on a significant gain; within noise the incumbent stays', '0.05')
     .option('--heldout <fraction>', "share of each task's labelled samples held out (sticky per sample)", numOption('--heldout'), 0.2)
-    .option('--fpr <rate>', 'target false-positive rate of calibrated radius and thresholds', numOption('--fpr'), 0.05)
+    .option(...UNSEEN_OPTIONS[0])
+    .option(...UNSEEN_OPTIONS[1])
+    .option(...UNSEEN_OPTIONS[2])
     .option('--trainer-cmd <cmd>', 'external trainer: gets $SEDNA_LL_TASK_DIR (train.jsonl, heldout.jsonl, meta.json), $SEDNA_LL_PARENT_MODEL, must write model.onnx + metrics.json into $SEDNA_LL_OUT_DIR')
     .option('--trainer-timeout <seconds>', 'time limit of one --trainer-cmd run; over it the trainer is killed and the round fails (nothing published)', intOption('--trainer-timeout', 1), 3600)
     .option('--threads <n>', 'training worker threads (default: CPU cores)', intOption('--threads', 1))
@@ -89,7 +90,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const metric = usage(() => parseMetric(o.metric));
         const alpha = usage(() => parseAlpha(o.gateAlpha));
         if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
-        if (!(o.fpr > 0 && o.fpr < 1)) throw new CliError(`--fpr "${o.fpr}": expected a rate between 0 and 1`, EXIT.USAGE);
+        const unseen = await unseenRequest(o);
         const say = (msg: string, extra: Record<string, unknown> = {}): void => {
           if (o.json) printJson({ ran: false, message: msg, ...extra });
           else process.stdout.write(msg + '\n');
@@ -117,7 +118,8 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             seed: o.seed,
             gate: { metric, alpha },
             heldoutFraction: o.heldout,
-            fpr: o.fpr,
+            ...(unseen.fpr !== undefined ? { fpr: unseen.fpr } : {}),
+            unseen,
             trainerCmd: o.trainerCmd ?? null,
             trainerTimeoutMs: o.trainerTimeout * 1000,
             threads: o.threads,

@@ -14,7 +14,19 @@ export interface Allocation {
   unknownAttr: boolean;
   /** how the task was chosen: explicit id, attribute key, nearest centroid, fallback */
   by: 'explicit' | 'attr' | 'centroid' | 'fallback';
+  /**
+   * nearest-centroid allocation found the sample outside the nearest task's extent (its
+   * calibrated radius and distance threshold): the fallback serves it (when there is one) and
+   * the "distance" unseen method fires with this distance
+   */
+  farDistance?: number;
 }
+
+/**
+ * The sample's attribute key names no task and there is no fallback: no model can serve it, but
+ * it is the most valuable sample of all (a new site): infer prints and logs it with task null.
+ */
+export class NoTaskForAttrError extends Error {}
 
 /** The index compiled for lookups: built once per RuntimeState, read per sample. */
 export class TaskTable {
@@ -62,15 +74,21 @@ export class TaskTable {
       }
     }
     if (method !== 'attr' && this.withCentroid.length > 0) {
-      return { task: this.nearest(x), unknownAttr, by: 'centroid' };
+      const { task, d2 } = this.nearest(x);
+      const d = Math.sqrt(d2);
+      // the nearest task's extent: the larger of its radius and its distance threshold, so a
+      // refused sample always also fires the distance method
+      const extent = Math.max(task.radius ?? Infinity, task.thresholds?.distance ?? -Infinity);
+      if (!(d > extent)) return { task, unknownAttr, by: 'centroid' };
+      return { task: this.fallback ?? task, unknownAttr, by: this.fallback ? 'fallback' : 'centroid', farDistance: d };
     }
     if (this.fallback) return { task: this.fallback, unknownAttr, by: 'fallback' };
-    if (unknownAttr) throw new Error(`no task for ${attr_keys.map((k) => `${k}=${attrs[k]}`).join(',')} and no fallback task`);
+    if (unknownAttr) throw new NoTaskForAttrError(`no task for ${attr_keys.map((k) => `${k}=${attrs[k]}`).join(',')} and no fallback task`);
     throw new Error(`no task: the sample has no ${attr_keys.join('/') || 'attribute'} and the index has no ${method === 'attr' ? 'fallback task' : 'centroids or fallback task'}`);
   }
 
   /** Nearest centroid among the tasks whose model can take this sample at all. */
-  private nearest(x: (t: TaskEntry) => Float32Array): TaskEntry {
+  private nearest(x: (t: TaskEntry) => Float32Array): { task: TaskEntry; d2: number } {
     let best: TaskEntry | null = null;
     let bestD = Infinity;
     let firstError: Error | null = null;
@@ -88,7 +106,7 @@ export class TaskTable {
       }
     }
     if (!best) throw firstError ?? new Error('no task centroid');
-    return best;
+    return { task: best, d2: bestD };
   }
 }
 

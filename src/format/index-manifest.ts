@@ -6,7 +6,8 @@
 export const INDEX_FORMAT = 'sedna-ll/index@1';
 
 export type FilterType = 'threshold' | 'cross_entropy' | 'ibt' | 'margin' | 'random';
-export type UnseenMethod = 'attr' | 'confidence' | 'entropy' | 'distance';
+export type UnseenMethod = 'attr' | 'confidence' | 'entropy' | 'distance' | 'features';
+export const UNSEEN_METHODS: readonly UnseenMethod[] = ['attr', 'confidence', 'entropy', 'distance', 'features'];
 
 export interface RateCaps {
   per_minute?: number;
@@ -35,6 +36,31 @@ export interface UnseenConfig {
   confidence?: number;
   /** normalised entropy above this -> unseen (a task's own thresholds.entropy wins) */
   entropy?: number;
+  /**
+   * target false-positive rate of the COMBINED flag the tasks' thresholds were calibrated to
+   * (on each task's held-out in-domain samples); informational for the edge
+   */
+  fpr?: number;
+}
+
+/**
+ * Feature-space statistics of a task (the "features" unseen method): its model's penultimate
+ * layer (output `output`) on the task's training samples, as a low-rank Mahalanobis metric with
+ * a shared, shrunk covariance: d^2(f) = min over class means mu_c of
+ *   sum_i (v_i . (f - mu_c))^2 / eigen_i + (|f - mu_c|^2 - sum_i (v_i . (f - mu_c))^2) / residual
+ * (v_i: the top `eigen.length` principal directions; residual: the variance left outside them).
+ * Float arrays are little-endian float32, base64: a 128-wide layer with 10 classes and rank 16
+ * is ~18 KB instead of ~40 KB of JSON numbers.
+ */
+export interface FeatureStats {
+  output: string;
+  dim: number;
+  /** class means, classes x dim float32 (base64) */
+  means: string;
+  /** orthonormal principal directions, eigen.length x dim float32 (base64) */
+  basis: string;
+  eigen: number[];
+  residual: number;
 }
 
 export interface AllocationConfig {
@@ -95,10 +121,23 @@ export interface TaskEntry {
   /** task whose weights this task's model started from (transfer), if any */
   parent?: string | null;
   model: ModelRef;
-  /** per-task calibrated thresholds (override the index-wide unseen config) */
-  thresholds?: { confidence?: number; entropy?: number };
+  /**
+   * per-task calibrated thresholds (override the index-wide unseen config): max p below
+   * confidence, normalised entropy above entropy, centroid distance above distance (else the
+   * radius), Mahalanobis feature distance above features
+   */
+  thresholds?: UnseenThresholds;
+  /** penultimate-layer statistics for the "features" method (absent: the method does not apply) */
+  features?: FeatureStats;
   metrics?: Record<string, number>;
   samples?: number;
+}
+
+export interface UnseenThresholds {
+  confidence?: number;
+  entropy?: number;
+  distance?: number;
+  features?: number;
 }
 
 export interface TaskIndex {
@@ -163,7 +202,20 @@ export const INDEX_SCHEMA = {
           thresholds: {
             type: 'object',
             additionalProperties: false,
-            properties: { confidence: { type: 'number' }, entropy: { type: 'number' } },
+            properties: { confidence: { type: 'number' }, entropy: { type: 'number' }, distance: { type: 'number', minimum: 0 }, features: { type: 'number', minimum: 0 } },
+          },
+          features: {
+            type: 'object',
+            required: ['output', 'dim', 'means', 'basis', 'eigen', 'residual'],
+            additionalProperties: false,
+            properties: {
+              output: { type: 'string', minLength: 1 },
+              dim: { type: 'integer', minimum: 1 },
+              means: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+              basis: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+              eigen: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } },
+              residual: { type: 'number', exclusiveMinimum: 0 },
+            },
           },
           metrics: { type: 'object', additionalProperties: { type: 'number' } },
           samples: { type: 'integer', minimum: 0 },
@@ -216,8 +268,9 @@ export const INDEX_SCHEMA = {
       required: ['methods', 'combine'],
       additionalProperties: false,
       properties: {
-        methods: { type: 'array', items: { enum: ['attr', 'confidence', 'entropy', 'distance'] } },
+        methods: { type: 'array', items: { enum: ['attr', 'confidence', 'entropy', 'distance', 'features'] } },
         combine: { enum: ['any', 'all'] },
+        fpr: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
         confidence: { type: 'number', minimum: 0, maximum: 1 },
         entropy: { type: 'number', minimum: 0, maximum: 1 },
       },

@@ -5,7 +5,7 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"sedna-ll/index@1","type":"object","required":["format","version","created_at","parent","origin","tasks","allocation","unseen","hard_examples"],"additionalProperties":false,"properties":{"format":{"const":"sedna-ll/index@1"},"version":{"type":"integer","minimum":1},"created_at":{"type":"string","minLength":1},"parent":{"anyOf":[{"type":"integer","minimum":1},{"type":"null"}]},"origin":{"enum":["kb","local"]},"notes":{"type":"object"},"tasks":{"type":"array","items":{"type":"object","required":["id","attrs","model"],"additionalProperties":false,"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},"attrs":{"type":"object","additionalProperties":{"type":"string"}},"centroid":{"type":"array","items":{"type":"number"}},"radius":{"type":"number","minimum":0},"parent":{"anyOf":[{"type":"string"},{"type":"null"}]},"thresholds":{"type":"object","additionalProperties":false,"properties":{"confidence":{"type":"number"},"entropy":{"type":"number"}}},"metrics":{"type":"object","additionalProperties":{"type":"number"}},"samples":{"type":"integer","minimum":0},"model":{"type":"object","required":["sha256","file","size","inputs","outputs","labels","preprocessing","output_kind"],"additionalProperties":false,"properties":{"sha256":{"type":"string","pattern":"^[0-9a-f]{64}$"},"file":{"type":"string","pattern":"^models/[0-9a-f]{64}\\.onnx$"},"size":{"type":"integer","minimum":1},"inputs":{"type":"array","minItems":1,"items":{"type":"object","required":["name","shape","dtype"],"additionalProperties":false,"properties":{"name":{"type":"string","minLength":1},"shape":{"type":"array","items":{"anyOf":[{"type":"integer"},{"type":"string"}]}},"dtype":{"const":"float32"}}}},"outputs":{"type":"array","minItems":1,"items":{"type":"object","required":["name","shape","dtype"],"additionalProperties":false,"properties":{"name":{"type":"string","minLength":1},"shape":{"type":"array","items":{"anyOf":[{"type":"integer"},{"type":"string"}]}},"dtype":{"const":"float32"}}}},"labels":{"type":"array","items":{"type":"string"}},"output_kind":{"enum":["probabilities","logits"]},"arch":{"type":"string"},"preprocessing":{"type":"object","required":["kind"],"additionalProperties":false,"properties":{"kind":{"enum":["vector","image"]},"scale":{"type":"number"},"mean":{"type":"array","items":{"type":"number"}},"std":{"type":"array","items":{"type":"number"}},"width":{"type":"integer","minimum":1},"height":{"type":"integer","minimum":1},"channels":{"enum":[1,3]},"layout":{"enum":["NCHW","NHWC"]}}}}}}}},"allocation":{"type":"object","required":["method","attr_keys","space","fallback"],"additionalProperties":false,"properties":{"method":{"enum":["attr","centroid","attr+centroid"]},"attr_keys":{"type":"array","items":{"type":"string"}},"space":{"const":"input"},"fallback":{"anyOf":[{"type":"string"},{"type":"null"}]}}},"unseen":{"type":"object","required":["methods","combine"],"additionalProperties":false,"properties":{"methods":{"type":"array","items":{"enum":["attr","confidence","entropy","distance"]}},"combine":{"enum":["any","all"]},"confidence":{"type":"number","minimum":0,"maximum":1},"entropy":{"type":"number","minimum":0,"maximum":1}}},"hard_examples":{"type":"array","items":{"type":"object","required":["type"],"additionalProperties":false,"properties":{"type":{"enum":["threshold","cross_entropy","ibt","margin","random"]},"threshold":{"type":"number"},"threshold_box":{"type":"number"},"threshold_img":{"type":"number"},"ratio":{"type":"number","minimum":0,"maximum":1},"caps":{"type":"object","additionalProperties":false,"properties":{"per_minute":{"type":"integer","minimum":0},"per_hour":{"type":"integer","minimum":0},"per_day":{"type":"integer","minimum":0}}}}}}}};
+const schema11 = {"$id":"sedna-ll/index@1","type":"object","required":["format","version","created_at","parent","origin","tasks","allocation","unseen","hard_examples"],"additionalProperties":false,"properties":{"format":{"const":"sedna-ll/index@1"},"version":{"type":"integer","minimum":1},"created_at":{"type":"string","minLength":1},"parent":{"anyOf":[{"type":"integer","minimum":1},{"type":"null"}]},"origin":{"enum":["kb","local"]},"notes":{"type":"object"},"tasks":{"type":"array","items":{"type":"object","required":["id","attrs","model"],"additionalProperties":false,"properties":{"id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},"attrs":{"type":"object","additionalProperties":{"type":"string"}},"centroid":{"type":"array","items":{"type":"number"}},"radius":{"type":"number","minimum":0},"parent":{"anyOf":[{"type":"string"},{"type":"null"}]},"thresholds":{"type":"object","additionalProperties":false,"properties":{"confidence":{"type":"number"},"entropy":{"type":"number"},"distance":{"type":"number","minimum":0},"features":{"type":"number","minimum":0}}},"features":{"type":"object","required":["output","dim","means","basis","eigen","residual"],"additionalProperties":false,"properties":{"output":{"type":"string","minLength":1},"dim":{"type":"integer","minimum":1},"means":{"type":"string","pattern":"^[A-Za-z0-9+/]*={0,2}$"},"basis":{"type":"string","pattern":"^[A-Za-z0-9+/]*={0,2}$"},"eigen":{"type":"array","items":{"type":"number","exclusiveMinimum":0}},"residual":{"type":"number","exclusiveMinimum":0}}},"metrics":{"type":"object","additionalProperties":{"type":"number"}},"samples":{"type":"integer","minimum":0},"model":{"type":"object","required":["sha256","file","size","inputs","outputs","labels","preprocessing","output_kind"],"additionalProperties":false,"properties":{"sha256":{"type":"string","pattern":"^[0-9a-f]{64}$"},"file":{"type":"string","pattern":"^models/[0-9a-f]{64}\\.onnx$"},"size":{"type":"integer","minimum":1},"inputs":{"type":"array","minItems":1,"items":{"type":"object","required":["name","shape","dtype"],"additionalProperties":false,"properties":{"name":{"type":"string","minLength":1},"shape":{"type":"array","items":{"anyOf":[{"type":"integer"},{"type":"string"}]}},"dtype":{"const":"float32"}}}},"outputs":{"type":"array","minItems":1,"items":{"type":"object","required":["name","shape","dtype"],"additionalProperties":false,"properties":{"name":{"type":"string","minLength":1},"shape":{"type":"array","items":{"anyOf":[{"type":"integer"},{"type":"string"}]}},"dtype":{"const":"float32"}}}},"labels":{"type":"array","items":{"type":"string"}},"output_kind":{"enum":["probabilities","logits"]},"arch":{"type":"string"},"preprocessing":{"type":"object","required":["kind"],"additionalProperties":false,"properties":{"kind":{"enum":["vector","image"]},"scale":{"type":"number"},"mean":{"type":"array","items":{"type":"number"}},"std":{"type":"array","items":{"type":"number"}},"width":{"type":"integer","minimum":1},"height":{"type":"integer","minimum":1},"channels":{"enum":[1,3]},"layout":{"enum":["NCHW","NHWC"]}}}}}}}},"allocation":{"type":"object","required":["method","attr_keys","space","fallback"],"additionalProperties":false,"properties":{"method":{"enum":["attr","centroid","attr+centroid"]},"attr_keys":{"type":"array","items":{"type":"string"}},"space":{"const":"input"},"fallback":{"anyOf":[{"type":"string"},{"type":"null"}]}}},"unseen":{"type":"object","required":["methods","combine"],"additionalProperties":false,"properties":{"methods":{"type":"array","items":{"enum":["attr","confidence","entropy","distance","features"]}},"combine":{"enum":["any","all"]},"fpr":{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1},"confidence":{"type":"number","minimum":0,"maximum":1},"entropy":{"type":"number","minimum":0,"maximum":1}}},"hard_examples":{"type":"array","items":{"type":"object","required":["type"],"additionalProperties":false,"properties":{"type":{"enum":["threshold","cross_entropy","ibt","margin","random"]},"threshold":{"type":"number"},"threshold_box":{"type":"number"},"threshold_img":{"type":"number"},"ratio":{"type":"number","minimum":0,"maximum":1},"caps":{"type":"object","additionalProperties":false,"properties":{"per_minute":{"type":"integer","minimum":0},"per_hour":{"type":"integer","minimum":0},"per_day":{"type":"integer","minimum":0}}}}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = (function ucs2length(str) {
     const len = str.length;
@@ -25,8 +25,9 @@ const func3 = (function ucs2length(str) {
     return length;
 });
 const pattern0 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", "u");
-const pattern1 = new RegExp("^[0-9a-f]{64}$", "u");
-const pattern2 = new RegExp("^models/[0-9a-f]{64}\\.onnx$", "u");
+const pattern1 = new RegExp("^[A-Za-z0-9+/]*={0,2}$", "u");
+const pattern3 = new RegExp("^[0-9a-f]{64}$", "u");
+const pattern4 = new RegExp("^models/[0-9a-f]{64}\\.onnx$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="sedna-ll/index@1" */;
@@ -401,7 +402,7 @@ if(errors === _errs40){
 if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
 const _errs42 = errors;
 for(const key3 in data15){
-if(!((key3 === "confidence") || (key3 === "entropy"))){
+if(!((((key3 === "confidence") || (key3 === "entropy")) || (key3 === "distance")) || (key3 === "features"))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/thresholds",schemaPath:"#/properties/tasks/items/properties/thresholds/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"}];
 return false;
 break;
@@ -431,6 +432,50 @@ var valid7 = _errs45 === errors;
 else {
 var valid7 = true;
 }
+if(valid7){
+if(data15.distance !== undefined){
+let data18 = data15.distance;
+const _errs47 = errors;
+if(errors === _errs47){
+if(typeof data18 == "number"){
+if(data18 < 0 || isNaN(data18)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/thresholds/distance",schemaPath:"#/properties/tasks/items/properties/thresholds/properties/distance/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/thresholds/distance",schemaPath:"#/properties/tasks/items/properties/thresholds/properties/distance/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+}
+var valid7 = _errs47 === errors;
+}
+else {
+var valid7 = true;
+}
+if(valid7){
+if(data15.features !== undefined){
+let data19 = data15.features;
+const _errs49 = errors;
+if(errors === _errs49){
+if(typeof data19 == "number"){
+if(data19 < 0 || isNaN(data19)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/thresholds/features",schemaPath:"#/properties/tasks/items/properties/thresholds/properties/features/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/thresholds/features",schemaPath:"#/properties/tasks/items/properties/thresholds/properties/features/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+}
+var valid7 = _errs49 === errors;
+}
+else {
+var valid7 = true;
+}
+}
+}
 }
 }
 }
@@ -445,19 +490,201 @@ else {
 var valid3 = true;
 }
 if(valid3){
-if(data7.metrics !== undefined){
-let data18 = data7.metrics;
-const _errs47 = errors;
-if(errors === _errs47){
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-for(const key4 in data18){
-const _errs50 = errors;
-if(!(typeof data18[key4] == "number")){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/metrics/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/tasks/items/properties/metrics/additionalProperties/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(data7.features !== undefined){
+let data20 = data7.features;
+const _errs51 = errors;
+if(errors === _errs51){
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+let missing2;
+if(((((((data20.output === undefined) && (missing2 = "output")) || ((data20.dim === undefined) && (missing2 = "dim"))) || ((data20.means === undefined) && (missing2 = "means"))) || ((data20.basis === undefined) && (missing2 = "basis"))) || ((data20.eigen === undefined) && (missing2 = "eigen"))) || ((data20.residual === undefined) && (missing2 = "residual"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features",schemaPath:"#/properties/tasks/items/properties/features/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"}];
 return false;
 }
-var valid8 = _errs50 === errors;
-if(!valid8){
+else {
+const _errs53 = errors;
+for(const key4 in data20){
+if(!((((((key4 === "output") || (key4 === "dim")) || (key4 === "means")) || (key4 === "basis")) || (key4 === "eigen")) || (key4 === "residual"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features",schemaPath:"#/properties/tasks/items/properties/features/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs53 === errors){
+if(data20.output !== undefined){
+let data21 = data20.output;
+const _errs54 = errors;
+if(errors === _errs54){
+if(typeof data21 === "string"){
+if(func3(data21) < 1){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/output",schemaPath:"#/properties/tasks/items/properties/features/properties/output/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/output",schemaPath:"#/properties/tasks/items/properties/features/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid8 = _errs54 === errors;
+}
+else {
+var valid8 = true;
+}
+if(valid8){
+if(data20.dim !== undefined){
+let data22 = data20.dim;
+const _errs56 = errors;
+if(!((typeof data22 == "number") && (!(data22 % 1) && !isNaN(data22)))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/dim",schemaPath:"#/properties/tasks/items/properties/features/properties/dim/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+return false;
+}
+if(errors === _errs56){
+if(typeof data22 == "number"){
+if(data22 < 1 || isNaN(data22)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/dim",schemaPath:"#/properties/tasks/items/properties/features/properties/dim/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+return false;
+}
+}
+}
+var valid8 = _errs56 === errors;
+}
+else {
+var valid8 = true;
+}
+if(valid8){
+if(data20.means !== undefined){
+let data23 = data20.means;
+const _errs58 = errors;
+if(errors === _errs58){
+if(typeof data23 === "string"){
+if(!pattern1.test(data23)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/means",schemaPath:"#/properties/tasks/items/properties/features/properties/means/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]*={0,2}$"},message:"must match pattern \""+"^[A-Za-z0-9+/]*={0,2}$"+"\""}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/means",schemaPath:"#/properties/tasks/items/properties/features/properties/means/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid8 = _errs58 === errors;
+}
+else {
+var valid8 = true;
+}
+if(valid8){
+if(data20.basis !== undefined){
+let data24 = data20.basis;
+const _errs60 = errors;
+if(errors === _errs60){
+if(typeof data24 === "string"){
+if(!pattern1.test(data24)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/basis",schemaPath:"#/properties/tasks/items/properties/features/properties/basis/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]*={0,2}$"},message:"must match pattern \""+"^[A-Za-z0-9+/]*={0,2}$"+"\""}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/basis",schemaPath:"#/properties/tasks/items/properties/features/properties/basis/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid8 = _errs60 === errors;
+}
+else {
+var valid8 = true;
+}
+if(valid8){
+if(data20.eigen !== undefined){
+let data25 = data20.eigen;
+const _errs62 = errors;
+if(errors === _errs62){
+if(Array.isArray(data25)){
+var valid9 = true;
+const len2 = data25.length;
+for(let i2=0; i2<len2; i2++){
+let data26 = data25[i2];
+const _errs64 = errors;
+if(errors === _errs64){
+if(typeof data26 == "number"){
+if(data26 <= 0 || isNaN(data26)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/eigen/" + i2,schemaPath:"#/properties/tasks/items/properties/features/properties/eigen/items/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/eigen/" + i2,schemaPath:"#/properties/tasks/items/properties/features/properties/eigen/items/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+}
+var valid9 = _errs64 === errors;
+if(!valid9){
+break;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/eigen",schemaPath:"#/properties/tasks/items/properties/features/properties/eigen/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+return false;
+}
+}
+var valid8 = _errs62 === errors;
+}
+else {
+var valid8 = true;
+}
+if(valid8){
+if(data20.residual !== undefined){
+let data27 = data20.residual;
+const _errs66 = errors;
+if(errors === _errs66){
+if(typeof data27 == "number"){
+if(data27 <= 0 || isNaN(data27)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/residual",schemaPath:"#/properties/tasks/items/properties/features/properties/residual/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features/residual",schemaPath:"#/properties/tasks/items/properties/features/properties/residual/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+}
+var valid8 = _errs66 === errors;
+}
+else {
+var valid8 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/features",schemaPath:"#/properties/tasks/items/properties/features/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+var valid3 = _errs51 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data7.metrics !== undefined){
+let data28 = data7.metrics;
+const _errs68 = errors;
+if(errors === _errs68){
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+for(const key5 in data28){
+const _errs71 = errors;
+if(!(typeof data28[key5] == "number")){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/metrics/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/tasks/items/properties/metrics/additionalProperties/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+var valid10 = _errs71 === errors;
+if(!valid10){
 break;
 }
 }
@@ -467,59 +694,59 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/metrics",schema
 return false;
 }
 }
-var valid3 = _errs47 === errors;
+var valid3 = _errs68 === errors;
 }
 else {
 var valid3 = true;
 }
 if(valid3){
 if(data7.samples !== undefined){
-let data20 = data7.samples;
-const _errs52 = errors;
-if(!((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20)))){
+let data30 = data7.samples;
+const _errs73 = errors;
+if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/samples",schemaPath:"#/properties/tasks/items/properties/samples/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs52){
-if(typeof data20 == "number"){
-if(data20 < 0 || isNaN(data20)){
+if(errors === _errs73){
+if(typeof data30 == "number"){
+if(data30 < 0 || isNaN(data30)){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/samples",schemaPath:"#/properties/tasks/items/properties/samples/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
-var valid3 = _errs52 === errors;
+var valid3 = _errs73 === errors;
 }
 else {
 var valid3 = true;
 }
 if(valid3){
 if(data7.model !== undefined){
-let data21 = data7.model;
-const _errs54 = errors;
-if(errors === _errs54){
-if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
-let missing2;
-if(((((((((data21.sha256 === undefined) && (missing2 = "sha256")) || ((data21.file === undefined) && (missing2 = "file"))) || ((data21.size === undefined) && (missing2 = "size"))) || ((data21.inputs === undefined) && (missing2 = "inputs"))) || ((data21.outputs === undefined) && (missing2 = "outputs"))) || ((data21.labels === undefined) && (missing2 = "labels"))) || ((data21.preprocessing === undefined) && (missing2 = "preprocessing"))) || ((data21.output_kind === undefined) && (missing2 = "output_kind"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model",schemaPath:"#/properties/tasks/items/properties/model/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"}];
+let data31 = data7.model;
+const _errs75 = errors;
+if(errors === _errs75){
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+let missing3;
+if(((((((((data31.sha256 === undefined) && (missing3 = "sha256")) || ((data31.file === undefined) && (missing3 = "file"))) || ((data31.size === undefined) && (missing3 = "size"))) || ((data31.inputs === undefined) && (missing3 = "inputs"))) || ((data31.outputs === undefined) && (missing3 = "outputs"))) || ((data31.labels === undefined) && (missing3 = "labels"))) || ((data31.preprocessing === undefined) && (missing3 = "preprocessing"))) || ((data31.output_kind === undefined) && (missing3 = "output_kind"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model",schemaPath:"#/properties/tasks/items/properties/model/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
 return false;
 }
 else {
-const _errs56 = errors;
-for(const key5 in data21){
-if(!(func2.call(schema11.properties.tasks.items.properties.model.properties, key5))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model",schemaPath:"#/properties/tasks/items/properties/model/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
+const _errs77 = errors;
+for(const key6 in data31){
+if(!(func2.call(schema11.properties.tasks.items.properties.model.properties, key6))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model",schemaPath:"#/properties/tasks/items/properties/model/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs56 === errors){
-if(data21.sha256 !== undefined){
-let data22 = data21.sha256;
-const _errs57 = errors;
-if(errors === _errs57){
-if(typeof data22 === "string"){
-if(!pattern1.test(data22)){
+if(_errs77 === errors){
+if(data31.sha256 !== undefined){
+let data32 = data31.sha256;
+const _errs78 = errors;
+if(errors === _errs78){
+if(typeof data32 === "string"){
+if(!pattern3.test(data32)){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/sha256",schemaPath:"#/properties/tasks/items/properties/model/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{64}$"},message:"must match pattern \""+"^[0-9a-f]{64}$"+"\""}];
 return false;
 }
@@ -529,18 +756,18 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/sha256",s
 return false;
 }
 }
-var valid9 = _errs57 === errors;
+var valid11 = _errs78 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.file !== undefined){
-let data23 = data21.file;
-const _errs59 = errors;
-if(errors === _errs59){
-if(typeof data23 === "string"){
-if(!pattern2.test(data23)){
+if(valid11){
+if(data31.file !== undefined){
+let data33 = data31.file;
+const _errs80 = errors;
+if(errors === _errs80){
+if(typeof data33 === "string"){
+if(!pattern4.test(data33)){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/file",schemaPath:"#/properties/tasks/items/properties/model/properties/file/pattern",keyword:"pattern",params:{pattern: "^models/[0-9a-f]{64}\\.onnx$"},message:"must match pattern \""+"^models/[0-9a-f]{64}\\.onnx$"+"\""}];
 return false;
 }
@@ -550,101 +777,101 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/file",sch
 return false;
 }
 }
-var valid9 = _errs59 === errors;
-}
-else {
-var valid9 = true;
-}
-if(valid9){
-if(data21.size !== undefined){
-let data24 = data21.size;
-const _errs61 = errors;
-if(!((typeof data24 == "number") && (!(data24 % 1) && !isNaN(data24)))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/size",schemaPath:"#/properties/tasks/items/properties/model/properties/size/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
-return false;
-}
-if(errors === _errs61){
-if(typeof data24 == "number"){
-if(data24 < 1 || isNaN(data24)){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/size",schemaPath:"#/properties/tasks/items/properties/model/properties/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
-return false;
-}
-}
-}
-var valid9 = _errs61 === errors;
-}
-else {
-var valid9 = true;
-}
-if(valid9){
-if(data21.inputs !== undefined){
-let data25 = data21.inputs;
-const _errs63 = errors;
-if(errors === _errs63){
-if(Array.isArray(data25)){
-if(data25.length < 1){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"}];
-return false;
-}
-else {
-var valid10 = true;
-const len2 = data25.length;
-for(let i2=0; i2<len2; i2++){
-let data26 = data25[i2];
-const _errs65 = errors;
-if(errors === _errs65){
-if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
-let missing3;
-if((((data26.name === undefined) && (missing3 = "name")) || ((data26.shape === undefined) && (missing3 = "shape"))) || ((data26.dtype === undefined) && (missing3 = "dtype"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
-return false;
-}
-else {
-const _errs67 = errors;
-for(const key6 in data26){
-if(!(((key6 === "name") || (key6 === "shape")) || (key6 === "dtype"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
-return false;
-break;
-}
-}
-if(_errs67 === errors){
-if(data26.name !== undefined){
-let data27 = data26.name;
-const _errs68 = errors;
-if(errors === _errs68){
-if(typeof data27 === "string"){
-if(func3(data27) < 1){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
-return false;
-}
-}
-else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-}
-var valid11 = _errs68 === errors;
+var valid11 = _errs80 === errors;
 }
 else {
 var valid11 = true;
 }
 if(valid11){
-if(data26.shape !== undefined){
-let data28 = data26.shape;
-const _errs70 = errors;
-if(errors === _errs70){
-if(Array.isArray(data28)){
+if(data31.size !== undefined){
+let data34 = data31.size;
+const _errs82 = errors;
+if(!((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34)))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/size",schemaPath:"#/properties/tasks/items/properties/model/properties/size/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+return false;
+}
+if(errors === _errs82){
+if(typeof data34 == "number"){
+if(data34 < 1 || isNaN(data34)){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/size",schemaPath:"#/properties/tasks/items/properties/model/properties/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+return false;
+}
+}
+}
+var valid11 = _errs82 === errors;
+}
+else {
+var valid11 = true;
+}
+if(valid11){
+if(data31.inputs !== undefined){
+let data35 = data31.inputs;
+const _errs84 = errors;
+if(errors === _errs84){
+if(Array.isArray(data35)){
+if(data35.length < 1){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"}];
+return false;
+}
+else {
 var valid12 = true;
-const len3 = data28.length;
+const len3 = data35.length;
 for(let i3=0; i3<len3; i3++){
-let data29 = data28[i3];
-const _errs72 = errors;
-const _errs73 = errors;
-let valid13 = false;
-const _errs74 = errors;
-if(!((typeof data29 == "number") && (!(data29 % 1) && !isNaN(data29)))){
-const err7 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/shape/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data36 = data35[i3];
+const _errs86 = errors;
+if(errors === _errs86){
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+let missing4;
+if((((data36.name === undefined) && (missing4 = "name")) || ((data36.shape === undefined) && (missing4 = "shape"))) || ((data36.dtype === undefined) && (missing4 = "dtype"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/required",keyword:"required",params:{missingProperty: missing4},message:"must have required property '"+missing4+"'"}];
+return false;
+}
+else {
+const _errs88 = errors;
+for(const key7 in data36){
+if(!(((key7 === "name") || (key7 === "shape")) || (key7 === "dtype"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs88 === errors){
+if(data36.name !== undefined){
+let data37 = data36.name;
+const _errs89 = errors;
+if(errors === _errs89){
+if(typeof data37 === "string"){
+if(func3(data37) < 1){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid13 = _errs89 === errors;
+}
+else {
+var valid13 = true;
+}
+if(valid13){
+if(data36.shape !== undefined){
+let data38 = data36.shape;
+const _errs91 = errors;
+if(errors === _errs91){
+if(Array.isArray(data38)){
+var valid14 = true;
+const len4 = data38.length;
+for(let i4=0; i4<len4; i4++){
+let data39 = data38[i4];
+const _errs93 = errors;
+const _errs94 = errors;
+let valid15 = false;
+const _errs95 = errors;
+if(!((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39)))){
+const err7 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/shape/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -653,12 +880,12 @@ vErrors.push(err7);
 }
 errors++;
 }
-var _valid2 = _errs74 === errors;
-valid13 = valid13 || _valid2;
-if(!valid13){
-const _errs76 = errors;
-if(typeof data29 !== "string"){
-const err8 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/shape/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid2 = _errs95 === errors;
+valid15 = valid15 || _valid2;
+if(!valid15){
+const _errs97 = errors;
+if(typeof data39 !== "string"){
+const err8 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/shape/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -667,11 +894,11 @@ vErrors.push(err8);
 }
 errors++;
 }
-var _valid2 = _errs76 === errors;
-valid13 = valid13 || _valid2;
+var _valid2 = _errs97 === errors;
+valid15 = valid15 || _valid2;
 }
-if(!valid13){
-const err9 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/shape/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(!valid15){
+const err9 = {instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/shape/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -683,43 +910,43 @@ validate10.errors = vErrors;
 return false;
 }
 else {
-errors = _errs73;
+errors = _errs94;
 if(vErrors !== null){
-if(_errs73){
-vErrors.length = _errs73;
+if(_errs94){
+vErrors.length = _errs94;
 }
 else {
 vErrors = null;
 }
 }
 }
-var valid12 = _errs72 === errors;
-if(!valid12){
+var valid14 = _errs93 === errors;
+if(!valid14){
 break;
 }
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/shape",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/shape",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/shape/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
-var valid11 = _errs70 === errors;
+var valid13 = _errs91 === errors;
 }
 else {
-var valid11 = true;
+var valid13 = true;
 }
-if(valid11){
-if(data26.dtype !== undefined){
-const _errs78 = errors;
-if("float32" !== data26.dtype){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2+"/dtype",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/dtype/const",keyword:"const",params:{allowedValue: "float32"},message:"must be equal to constant"}];
+if(valid13){
+if(data36.dtype !== undefined){
+const _errs99 = errors;
+if("float32" !== data36.dtype){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3+"/dtype",schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/properties/dtype/const",keyword:"const",params:{allowedValue: "float32"},message:"must be equal to constant"}];
 return false;
 }
-var valid11 = _errs78 === errors;
+var valid13 = _errs99 === errors;
 }
 else {
-var valid11 = true;
+var valid13 = true;
 }
 }
 }
@@ -727,12 +954,12 @@ var valid11 = true;
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i2,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs/" + i3,schemaPath:"#/properties/tasks/items/properties/model/properties/inputs/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-var valid10 = _errs65 === errors;
-if(!valid10){
+var valid12 = _errs86 === errors;
+if(!valid12){
 break;
 }
 }
@@ -743,80 +970,80 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/inputs",s
 return false;
 }
 }
-var valid9 = _errs63 === errors;
+var valid11 = _errs84 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.outputs !== undefined){
-let data31 = data21.outputs;
-const _errs79 = errors;
-if(errors === _errs79){
-if(Array.isArray(data31)){
-if(data31.length < 1){
+if(valid11){
+if(data31.outputs !== undefined){
+let data41 = data31.outputs;
+const _errs100 = errors;
+if(errors === _errs100){
+if(Array.isArray(data41)){
+if(data41.length < 1){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"}];
 return false;
 }
 else {
-var valid14 = true;
-const len4 = data31.length;
-for(let i4=0; i4<len4; i4++){
-let data32 = data31[i4];
-const _errs81 = errors;
-if(errors === _errs81){
-if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
-let missing4;
-if((((data32.name === undefined) && (missing4 = "name")) || ((data32.shape === undefined) && (missing4 = "shape"))) || ((data32.dtype === undefined) && (missing4 = "dtype"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/required",keyword:"required",params:{missingProperty: missing4},message:"must have required property '"+missing4+"'"}];
+var valid16 = true;
+const len5 = data41.length;
+for(let i5=0; i5<len5; i5++){
+let data42 = data41[i5];
+const _errs102 = errors;
+if(errors === _errs102){
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+let missing5;
+if((((data42.name === undefined) && (missing5 = "name")) || ((data42.shape === undefined) && (missing5 = "shape"))) || ((data42.dtype === undefined) && (missing5 = "dtype"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/required",keyword:"required",params:{missingProperty: missing5},message:"must have required property '"+missing5+"'"}];
 return false;
 }
 else {
-const _errs83 = errors;
-for(const key7 in data32){
-if(!(((key7 === "name") || (key7 === "shape")) || (key7 === "dtype"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"}];
+const _errs104 = errors;
+for(const key8 in data42){
+if(!(((key8 === "name") || (key8 === "shape")) || (key8 === "dtype"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs83 === errors){
-if(data32.name !== undefined){
-let data33 = data32.name;
-const _errs84 = errors;
-if(errors === _errs84){
-if(typeof data33 === "string"){
-if(func3(data33) < 1){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+if(_errs104 === errors){
+if(data42.name !== undefined){
+let data43 = data42.name;
+const _errs105 = errors;
+if(errors === _errs105){
+if(typeof data43 === "string"){
+if(func3(data43) < 1){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/name",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
-var valid15 = _errs84 === errors;
+var valid17 = _errs105 === errors;
 }
 else {
-var valid15 = true;
+var valid17 = true;
 }
-if(valid15){
-if(data32.shape !== undefined){
-let data34 = data32.shape;
-const _errs86 = errors;
-if(errors === _errs86){
-if(Array.isArray(data34)){
-var valid16 = true;
-const len5 = data34.length;
-for(let i5=0; i5<len5; i5++){
-let data35 = data34[i5];
-const _errs88 = errors;
-const _errs89 = errors;
-let valid17 = false;
-const _errs90 = errors;
-if(!((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35)))){
-const err10 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/shape/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(valid17){
+if(data42.shape !== undefined){
+let data44 = data42.shape;
+const _errs107 = errors;
+if(errors === _errs107){
+if(Array.isArray(data44)){
+var valid18 = true;
+const len6 = data44.length;
+for(let i6=0; i6<len6; i6++){
+let data45 = data44[i6];
+const _errs109 = errors;
+const _errs110 = errors;
+let valid19 = false;
+const _errs111 = errors;
+if(!((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45)))){
+const err10 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/shape/" + i6,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -825,12 +1052,12 @@ vErrors.push(err10);
 }
 errors++;
 }
-var _valid3 = _errs90 === errors;
-valid17 = valid17 || _valid3;
-if(!valid17){
-const _errs92 = errors;
-if(typeof data35 !== "string"){
-const err11 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/shape/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid3 = _errs111 === errors;
+valid19 = valid19 || _valid3;
+if(!valid19){
+const _errs113 = errors;
+if(typeof data45 !== "string"){
+const err11 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/shape/" + i6,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -839,11 +1066,11 @@ vErrors.push(err11);
 }
 errors++;
 }
-var _valid3 = _errs92 === errors;
-valid17 = valid17 || _valid3;
+var _valid3 = _errs113 === errors;
+valid19 = valid19 || _valid3;
 }
-if(!valid17){
-const err12 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/shape/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(!valid19){
+const err12 = {instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/shape/" + i6,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -855,43 +1082,43 @@ validate10.errors = vErrors;
 return false;
 }
 else {
-errors = _errs89;
+errors = _errs110;
 if(vErrors !== null){
-if(_errs89){
-vErrors.length = _errs89;
+if(_errs110){
+vErrors.length = _errs110;
 }
 else {
 vErrors = null;
 }
 }
 }
-var valid16 = _errs88 === errors;
-if(!valid16){
+var valid18 = _errs109 === errors;
+if(!valid18){
 break;
 }
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/shape",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/type",keyword:"type",params:{type: "array"},message:"must be array"}];
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/shape",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/shape/type",keyword:"type",params:{type: "array"},message:"must be array"}];
 return false;
 }
 }
-var valid15 = _errs86 === errors;
+var valid17 = _errs107 === errors;
 }
 else {
-var valid15 = true;
+var valid17 = true;
 }
-if(valid15){
-if(data32.dtype !== undefined){
-const _errs94 = errors;
-if("float32" !== data32.dtype){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4+"/dtype",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/dtype/const",keyword:"const",params:{allowedValue: "float32"},message:"must be equal to constant"}];
+if(valid17){
+if(data42.dtype !== undefined){
+const _errs115 = errors;
+if("float32" !== data42.dtype){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5+"/dtype",schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/properties/dtype/const",keyword:"const",params:{allowedValue: "float32"},message:"must be equal to constant"}];
 return false;
 }
-var valid15 = _errs94 === errors;
+var valid17 = _errs115 === errors;
 }
 else {
-var valid15 = true;
+var valid17 = true;
 }
 }
 }
@@ -899,12 +1126,12 @@ var valid15 = true;
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i4,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs/" + i5,schemaPath:"#/properties/tasks/items/properties/model/properties/outputs/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-var valid14 = _errs81 === errors;
-if(!valid14){
+var valid16 = _errs102 === errors;
+if(!valid16){
 break;
 }
 }
@@ -915,27 +1142,27 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/outputs",
 return false;
 }
 }
-var valid9 = _errs79 === errors;
+var valid11 = _errs100 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.labels !== undefined){
-let data37 = data21.labels;
-const _errs95 = errors;
-if(errors === _errs95){
-if(Array.isArray(data37)){
-var valid18 = true;
-const len6 = data37.length;
-for(let i6=0; i6<len6; i6++){
-const _errs97 = errors;
-if(typeof data37[i6] !== "string"){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/labels/" + i6,schemaPath:"#/properties/tasks/items/properties/model/properties/labels/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+if(valid11){
+if(data31.labels !== undefined){
+let data47 = data31.labels;
+const _errs116 = errors;
+if(errors === _errs116){
+if(Array.isArray(data47)){
+var valid20 = true;
+const len7 = data47.length;
+for(let i7=0; i7<len7; i7++){
+const _errs118 = errors;
+if(typeof data47[i7] !== "string"){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/labels/" + i7,schemaPath:"#/properties/tasks/items/properties/model/properties/labels/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid18 = _errs97 === errors;
-if(!valid18){
+var valid20 = _errs118 === errors;
+if(!valid20){
 break;
 }
 }
@@ -945,97 +1172,97 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/labels",s
 return false;
 }
 }
-var valid9 = _errs95 === errors;
+var valid11 = _errs116 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.output_kind !== undefined){
-let data39 = data21.output_kind;
-const _errs99 = errors;
-if(!((data39 === "probabilities") || (data39 === "logits"))){
+if(valid11){
+if(data31.output_kind !== undefined){
+let data49 = data31.output_kind;
+const _errs120 = errors;
+if(!((data49 === "probabilities") || (data49 === "logits"))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/output_kind",schemaPath:"#/properties/tasks/items/properties/model/properties/output_kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.tasks.items.properties.model.properties.output_kind.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid9 = _errs99 === errors;
+var valid11 = _errs120 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.arch !== undefined){
-const _errs100 = errors;
-if(typeof data21.arch !== "string"){
+if(valid11){
+if(data31.arch !== undefined){
+const _errs121 = errors;
+if(typeof data31.arch !== "string"){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/arch",schemaPath:"#/properties/tasks/items/properties/model/properties/arch/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid9 = _errs100 === errors;
+var valid11 = _errs121 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
-if(valid9){
-if(data21.preprocessing !== undefined){
-let data41 = data21.preprocessing;
-const _errs102 = errors;
-if(errors === _errs102){
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-let missing5;
-if((data41.kind === undefined) && (missing5 = "kind")){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/required",keyword:"required",params:{missingProperty: missing5},message:"must have required property '"+missing5+"'"}];
+if(valid11){
+if(data31.preprocessing !== undefined){
+let data51 = data31.preprocessing;
+const _errs123 = errors;
+if(errors === _errs123){
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+let missing6;
+if((data51.kind === undefined) && (missing6 = "kind")){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/required",keyword:"required",params:{missingProperty: missing6},message:"must have required property '"+missing6+"'"}];
 return false;
 }
 else {
-const _errs104 = errors;
-for(const key8 in data41){
-if(!((((((((key8 === "kind") || (key8 === "scale")) || (key8 === "mean")) || (key8 === "std")) || (key8 === "width")) || (key8 === "height")) || (key8 === "channels")) || (key8 === "layout"))){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"}];
+const _errs125 = errors;
+for(const key9 in data51){
+if(!((((((((key9 === "kind") || (key9 === "scale")) || (key9 === "mean")) || (key9 === "std")) || (key9 === "width")) || (key9 === "height")) || (key9 === "channels")) || (key9 === "layout"))){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs104 === errors){
-if(data41.kind !== undefined){
-let data42 = data41.kind;
-const _errs105 = errors;
-if(!((data42 === "vector") || (data42 === "image"))){
+if(_errs125 === errors){
+if(data51.kind !== undefined){
+let data52 = data51.kind;
+const _errs126 = errors;
+if(!((data52 === "vector") || (data52 === "image"))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/kind",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.tasks.items.properties.model.properties.preprocessing.properties.kind.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid19 = _errs105 === errors;
+var valid21 = _errs126 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.scale !== undefined){
-const _errs106 = errors;
-if(!(typeof data41.scale == "number")){
+if(valid21){
+if(data51.scale !== undefined){
+const _errs127 = errors;
+if(!(typeof data51.scale == "number")){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/scale",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/scale/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid19 = _errs106 === errors;
+var valid21 = _errs127 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.mean !== undefined){
-let data44 = data41.mean;
-const _errs108 = errors;
-if(errors === _errs108){
-if(Array.isArray(data44)){
-var valid20 = true;
-const len7 = data44.length;
-for(let i7=0; i7<len7; i7++){
-const _errs110 = errors;
-if(!(typeof data44[i7] == "number")){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/mean/" + i7,schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/mean/items/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(valid21){
+if(data51.mean !== undefined){
+let data54 = data51.mean;
+const _errs129 = errors;
+if(errors === _errs129){
+if(Array.isArray(data54)){
+var valid22 = true;
+const len8 = data54.length;
+for(let i8=0; i8<len8; i8++){
+const _errs131 = errors;
+if(!(typeof data54[i8] == "number")){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/mean/" + i8,schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/mean/items/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid20 = _errs110 === errors;
-if(!valid20){
+var valid22 = _errs131 === errors;
+if(!valid22){
 break;
 }
 }
@@ -1045,27 +1272,27 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preproces
 return false;
 }
 }
-var valid19 = _errs108 === errors;
+var valid21 = _errs129 === errors;
 }
 else {
-var valid19 = true;
-}
-if(valid19){
-if(data41.std !== undefined){
-let data46 = data41.std;
-const _errs112 = errors;
-if(errors === _errs112){
-if(Array.isArray(data46)){
 var valid21 = true;
-const len8 = data46.length;
-for(let i8=0; i8<len8; i8++){
-const _errs114 = errors;
-if(!(typeof data46[i8] == "number")){
-validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/std/" + i8,schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/std/items/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+}
+if(valid21){
+if(data51.std !== undefined){
+let data56 = data51.std;
+const _errs133 = errors;
+if(errors === _errs133){
+if(Array.isArray(data56)){
+var valid23 = true;
+const len9 = data56.length;
+for(let i9=0; i9<len9; i9++){
+const _errs135 = errors;
+if(!(typeof data56[i9] == "number")){
+validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/std/" + i9,schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/std/items/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid21 = _errs114 === errors;
-if(!valid21){
+var valid23 = _errs135 === errors;
+if(!valid23){
 break;
 }
 }
@@ -1075,78 +1302,78 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preproces
 return false;
 }
 }
-var valid19 = _errs112 === errors;
+var valid21 = _errs133 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.width !== undefined){
-let data48 = data41.width;
-const _errs116 = errors;
-if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
+if(valid21){
+if(data51.width !== undefined){
+let data58 = data51.width;
+const _errs137 = errors;
+if(!((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58)))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/width",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/width/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs116){
-if(typeof data48 == "number"){
-if(data48 < 1 || isNaN(data48)){
+if(errors === _errs137){
+if(typeof data58 == "number"){
+if(data58 < 1 || isNaN(data58)){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/width",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/width/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
 return false;
 }
 }
 }
-var valid19 = _errs116 === errors;
+var valid21 = _errs137 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.height !== undefined){
-let data49 = data41.height;
-const _errs118 = errors;
-if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
+if(valid21){
+if(data51.height !== undefined){
+let data59 = data51.height;
+const _errs139 = errors;
+if(!((typeof data59 == "number") && (!(data59 % 1) && !isNaN(data59)))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/height",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/height/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs118){
-if(typeof data49 == "number"){
-if(data49 < 1 || isNaN(data49)){
+if(errors === _errs139){
+if(typeof data59 == "number"){
+if(data59 < 1 || isNaN(data59)){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/height",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/height/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
 return false;
 }
 }
 }
-var valid19 = _errs118 === errors;
+var valid21 = _errs139 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.channels !== undefined){
-let data50 = data41.channels;
-const _errs120 = errors;
-if(!((data50 === 1) || (data50 === 3))){
+if(valid21){
+if(data51.channels !== undefined){
+let data60 = data51.channels;
+const _errs141 = errors;
+if(!((data60 === 1) || (data60 === 3))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/channels",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/channels/enum",keyword:"enum",params:{allowedValues: schema11.properties.tasks.items.properties.model.properties.preprocessing.properties.channels.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid19 = _errs120 === errors;
+var valid21 = _errs141 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
-if(valid19){
-if(data41.layout !== undefined){
-let data51 = data41.layout;
-const _errs121 = errors;
-if(!((data51 === "NCHW") || (data51 === "NHWC"))){
+if(valid21){
+if(data51.layout !== undefined){
+let data61 = data51.layout;
+const _errs142 = errors;
+if(!((data61 === "NCHW") || (data61 === "NHWC"))){
 validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preprocessing/layout",schemaPath:"#/properties/tasks/items/properties/model/properties/preprocessing/properties/layout/enum",keyword:"enum",params:{allowedValues: schema11.properties.tasks.items.properties.model.properties.preprocessing.properties.layout.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid19 = _errs121 === errors;
+var valid21 = _errs142 === errors;
 }
 else {
-var valid19 = true;
+var valid21 = true;
 }
 }
 }
@@ -1163,10 +1390,10 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model/preproces
 return false;
 }
 }
-var valid9 = _errs102 === errors;
+var valid11 = _errs123 === errors;
 }
 else {
-var valid9 = true;
+var valid11 = true;
 }
 }
 }
@@ -1184,10 +1411,11 @@ validate10.errors = [{instancePath:instancePath+"/tasks/" + i0+"/model",schemaPa
 return false;
 }
 }
-var valid3 = _errs54 === errors;
+var valid3 = _errs75 === errors;
 }
 else {
 var valid3 = true;
+}
 }
 }
 }
@@ -1223,53 +1451,53 @@ var valid0 = true;
 }
 if(valid0){
 if(data.allocation !== undefined){
-let data52 = data.allocation;
-const _errs122 = errors;
-if(errors === _errs122){
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-let missing6;
-if(((((data52.method === undefined) && (missing6 = "method")) || ((data52.attr_keys === undefined) && (missing6 = "attr_keys"))) || ((data52.space === undefined) && (missing6 = "space"))) || ((data52.fallback === undefined) && (missing6 = "fallback"))){
-validate10.errors = [{instancePath:instancePath+"/allocation",schemaPath:"#/properties/allocation/required",keyword:"required",params:{missingProperty: missing6},message:"must have required property '"+missing6+"'"}];
+let data62 = data.allocation;
+const _errs143 = errors;
+if(errors === _errs143){
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+let missing7;
+if(((((data62.method === undefined) && (missing7 = "method")) || ((data62.attr_keys === undefined) && (missing7 = "attr_keys"))) || ((data62.space === undefined) && (missing7 = "space"))) || ((data62.fallback === undefined) && (missing7 = "fallback"))){
+validate10.errors = [{instancePath:instancePath+"/allocation",schemaPath:"#/properties/allocation/required",keyword:"required",params:{missingProperty: missing7},message:"must have required property '"+missing7+"'"}];
 return false;
 }
 else {
-const _errs124 = errors;
-for(const key9 in data52){
-if(!((((key9 === "method") || (key9 === "attr_keys")) || (key9 === "space")) || (key9 === "fallback"))){
-validate10.errors = [{instancePath:instancePath+"/allocation",schemaPath:"#/properties/allocation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"}];
+const _errs145 = errors;
+for(const key10 in data62){
+if(!((((key10 === "method") || (key10 === "attr_keys")) || (key10 === "space")) || (key10 === "fallback"))){
+validate10.errors = [{instancePath:instancePath+"/allocation",schemaPath:"#/properties/allocation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs124 === errors){
-if(data52.method !== undefined){
-let data53 = data52.method;
-const _errs125 = errors;
-if(!(((data53 === "attr") || (data53 === "centroid")) || (data53 === "attr+centroid"))){
+if(_errs145 === errors){
+if(data62.method !== undefined){
+let data63 = data62.method;
+const _errs146 = errors;
+if(!(((data63 === "attr") || (data63 === "centroid")) || (data63 === "attr+centroid"))){
 validate10.errors = [{instancePath:instancePath+"/allocation/method",schemaPath:"#/properties/allocation/properties/method/enum",keyword:"enum",params:{allowedValues: schema11.properties.allocation.properties.method.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid22 = _errs125 === errors;
+var valid24 = _errs146 === errors;
 }
 else {
-var valid22 = true;
+var valid24 = true;
 }
-if(valid22){
-if(data52.attr_keys !== undefined){
-let data54 = data52.attr_keys;
-const _errs126 = errors;
-if(errors === _errs126){
-if(Array.isArray(data54)){
-var valid23 = true;
-const len9 = data54.length;
-for(let i9=0; i9<len9; i9++){
-const _errs128 = errors;
-if(typeof data54[i9] !== "string"){
-validate10.errors = [{instancePath:instancePath+"/allocation/attr_keys/" + i9,schemaPath:"#/properties/allocation/properties/attr_keys/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+if(valid24){
+if(data62.attr_keys !== undefined){
+let data64 = data62.attr_keys;
+const _errs147 = errors;
+if(errors === _errs147){
+if(Array.isArray(data64)){
+var valid25 = true;
+const len10 = data64.length;
+for(let i10=0; i10<len10; i10++){
+const _errs149 = errors;
+if(typeof data64[i10] !== "string"){
+validate10.errors = [{instancePath:instancePath+"/allocation/attr_keys/" + i10,schemaPath:"#/properties/allocation/properties/attr_keys/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid23 = _errs128 === errors;
-if(!valid23){
+var valid25 = _errs149 === errors;
+if(!valid25){
 break;
 }
 }
@@ -1279,31 +1507,31 @@ validate10.errors = [{instancePath:instancePath+"/allocation/attr_keys",schemaPa
 return false;
 }
 }
-var valid22 = _errs126 === errors;
+var valid24 = _errs147 === errors;
 }
 else {
-var valid22 = true;
+var valid24 = true;
 }
-if(valid22){
-if(data52.space !== undefined){
-const _errs130 = errors;
-if("input" !== data52.space){
+if(valid24){
+if(data62.space !== undefined){
+const _errs151 = errors;
+if("input" !== data62.space){
 validate10.errors = [{instancePath:instancePath+"/allocation/space",schemaPath:"#/properties/allocation/properties/space/const",keyword:"const",params:{allowedValue: "input"},message:"must be equal to constant"}];
 return false;
 }
-var valid22 = _errs130 === errors;
+var valid24 = _errs151 === errors;
 }
 else {
-var valid22 = true;
+var valid24 = true;
 }
-if(valid22){
-if(data52.fallback !== undefined){
-let data57 = data52.fallback;
-const _errs131 = errors;
-const _errs132 = errors;
-let valid24 = false;
-const _errs133 = errors;
-if(typeof data57 !== "string"){
+if(valid24){
+if(data62.fallback !== undefined){
+let data67 = data62.fallback;
+const _errs152 = errors;
+const _errs153 = errors;
+let valid26 = false;
+const _errs154 = errors;
+if(typeof data67 !== "string"){
 const err13 = {instancePath:instancePath+"/allocation/fallback",schemaPath:"#/properties/allocation/properties/fallback/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err13];
@@ -1313,11 +1541,11 @@ vErrors.push(err13);
 }
 errors++;
 }
-var _valid4 = _errs133 === errors;
-valid24 = valid24 || _valid4;
-if(!valid24){
-const _errs135 = errors;
-if(data57 !== null){
+var _valid4 = _errs154 === errors;
+valid26 = valid26 || _valid4;
+if(!valid26){
+const _errs156 = errors;
+if(data67 !== null){
 const err14 = {instancePath:instancePath+"/allocation/fallback",schemaPath:"#/properties/allocation/properties/fallback/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null"};
 if(vErrors === null){
 vErrors = [err14];
@@ -1327,10 +1555,10 @@ vErrors.push(err14);
 }
 errors++;
 }
-var _valid4 = _errs135 === errors;
-valid24 = valid24 || _valid4;
+var _valid4 = _errs156 === errors;
+valid26 = valid26 || _valid4;
 }
-if(!valid24){
+if(!valid26){
 const err15 = {instancePath:instancePath+"/allocation/fallback",schemaPath:"#/properties/allocation/properties/fallback/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err15];
@@ -1343,20 +1571,20 @@ validate10.errors = vErrors;
 return false;
 }
 else {
-errors = _errs132;
+errors = _errs153;
 if(vErrors !== null){
-if(_errs132){
-vErrors.length = _errs132;
+if(_errs153){
+vErrors.length = _errs153;
 }
 else {
 vErrors = null;
 }
 }
 }
-var valid22 = _errs131 === errors;
+var valid24 = _errs152 === errors;
 }
 else {
-var valid22 = true;
+var valid24 = true;
 }
 }
 }
@@ -1369,48 +1597,48 @@ validate10.errors = [{instancePath:instancePath+"/allocation",schemaPath:"#/prop
 return false;
 }
 }
-var valid0 = _errs122 === errors;
+var valid0 = _errs143 === errors;
 }
 else {
 var valid0 = true;
 }
 if(valid0){
 if(data.unseen !== undefined){
-let data58 = data.unseen;
-const _errs137 = errors;
-if(errors === _errs137){
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-let missing7;
-if(((data58.methods === undefined) && (missing7 = "methods")) || ((data58.combine === undefined) && (missing7 = "combine"))){
-validate10.errors = [{instancePath:instancePath+"/unseen",schemaPath:"#/properties/unseen/required",keyword:"required",params:{missingProperty: missing7},message:"must have required property '"+missing7+"'"}];
+let data68 = data.unseen;
+const _errs158 = errors;
+if(errors === _errs158){
+if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
+let missing8;
+if(((data68.methods === undefined) && (missing8 = "methods")) || ((data68.combine === undefined) && (missing8 = "combine"))){
+validate10.errors = [{instancePath:instancePath+"/unseen",schemaPath:"#/properties/unseen/required",keyword:"required",params:{missingProperty: missing8},message:"must have required property '"+missing8+"'"}];
 return false;
 }
 else {
-const _errs139 = errors;
-for(const key10 in data58){
-if(!((((key10 === "methods") || (key10 === "combine")) || (key10 === "confidence")) || (key10 === "entropy"))){
-validate10.errors = [{instancePath:instancePath+"/unseen",schemaPath:"#/properties/unseen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"}];
+const _errs160 = errors;
+for(const key11 in data68){
+if(!(((((key11 === "methods") || (key11 === "combine")) || (key11 === "fpr")) || (key11 === "confidence")) || (key11 === "entropy"))){
+validate10.errors = [{instancePath:instancePath+"/unseen",schemaPath:"#/properties/unseen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs139 === errors){
-if(data58.methods !== undefined){
-let data59 = data58.methods;
-const _errs140 = errors;
-if(errors === _errs140){
-if(Array.isArray(data59)){
-var valid26 = true;
-const len10 = data59.length;
-for(let i10=0; i10<len10; i10++){
-let data60 = data59[i10];
-const _errs142 = errors;
-if(!((((data60 === "attr") || (data60 === "confidence")) || (data60 === "entropy")) || (data60 === "distance"))){
-validate10.errors = [{instancePath:instancePath+"/unseen/methods/" + i10,schemaPath:"#/properties/unseen/properties/methods/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.unseen.properties.methods.items.enum},message:"must be equal to one of the allowed values"}];
+if(_errs160 === errors){
+if(data68.methods !== undefined){
+let data69 = data68.methods;
+const _errs161 = errors;
+if(errors === _errs161){
+if(Array.isArray(data69)){
+var valid28 = true;
+const len11 = data69.length;
+for(let i11=0; i11<len11; i11++){
+let data70 = data69[i11];
+const _errs163 = errors;
+if(!(((((data70 === "attr") || (data70 === "confidence")) || (data70 === "entropy")) || (data70 === "distance")) || (data70 === "features"))){
+validate10.errors = [{instancePath:instancePath+"/unseen/methods/" + i11,schemaPath:"#/properties/unseen/properties/methods/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.unseen.properties.methods.items.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid26 = _errs142 === errors;
-if(!valid26){
+var valid28 = _errs163 === errors;
+if(!valid28){
 break;
 }
 }
@@ -1420,36 +1648,63 @@ validate10.errors = [{instancePath:instancePath+"/unseen/methods",schemaPath:"#/
 return false;
 }
 }
-var valid25 = _errs140 === errors;
+var valid27 = _errs161 === errors;
 }
 else {
-var valid25 = true;
+var valid27 = true;
 }
-if(valid25){
-if(data58.combine !== undefined){
-let data61 = data58.combine;
-const _errs143 = errors;
-if(!((data61 === "any") || (data61 === "all"))){
+if(valid27){
+if(data68.combine !== undefined){
+let data71 = data68.combine;
+const _errs164 = errors;
+if(!((data71 === "any") || (data71 === "all"))){
 validate10.errors = [{instancePath:instancePath+"/unseen/combine",schemaPath:"#/properties/unseen/properties/combine/enum",keyword:"enum",params:{allowedValues: schema11.properties.unseen.properties.combine.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid25 = _errs143 === errors;
+var valid27 = _errs164 === errors;
 }
 else {
-var valid25 = true;
+var valid27 = true;
 }
-if(valid25){
-if(data58.confidence !== undefined){
-let data62 = data58.confidence;
-const _errs144 = errors;
-if(errors === _errs144){
-if(typeof data62 == "number"){
-if(data62 > 1 || isNaN(data62)){
+if(valid27){
+if(data68.fpr !== undefined){
+let data72 = data68.fpr;
+const _errs165 = errors;
+if(errors === _errs165){
+if(typeof data72 == "number"){
+if(data72 >= 1 || isNaN(data72)){
+validate10.errors = [{instancePath:instancePath+"/unseen/fpr",schemaPath:"#/properties/unseen/properties/fpr/exclusiveMaximum",keyword:"exclusiveMaximum",params:{comparison: "<", limit: 1},message:"must be < 1"}];
+return false;
+}
+else {
+if(data72 <= 0 || isNaN(data72)){
+validate10.errors = [{instancePath:instancePath+"/unseen/fpr",schemaPath:"#/properties/unseen/properties/fpr/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
+return false;
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/unseen/fpr",schemaPath:"#/properties/unseen/properties/fpr/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
+}
+}
+var valid27 = _errs165 === errors;
+}
+else {
+var valid27 = true;
+}
+if(valid27){
+if(data68.confidence !== undefined){
+let data73 = data68.confidence;
+const _errs167 = errors;
+if(errors === _errs167){
+if(typeof data73 == "number"){
+if(data73 > 1 || isNaN(data73)){
 validate10.errors = [{instancePath:instancePath+"/unseen/confidence",schemaPath:"#/properties/unseen/properties/confidence/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1},message:"must be <= 1"}];
 return false;
 }
 else {
-if(data62 < 0 || isNaN(data62)){
+if(data73 < 0 || isNaN(data73)){
 validate10.errors = [{instancePath:instancePath+"/unseen/confidence",schemaPath:"#/properties/unseen/properties/confidence/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
@@ -1460,23 +1715,23 @@ validate10.errors = [{instancePath:instancePath+"/unseen/confidence",schemaPath:
 return false;
 }
 }
-var valid25 = _errs144 === errors;
+var valid27 = _errs167 === errors;
 }
 else {
-var valid25 = true;
+var valid27 = true;
 }
-if(valid25){
-if(data58.entropy !== undefined){
-let data63 = data58.entropy;
-const _errs146 = errors;
-if(errors === _errs146){
-if(typeof data63 == "number"){
-if(data63 > 1 || isNaN(data63)){
+if(valid27){
+if(data68.entropy !== undefined){
+let data74 = data68.entropy;
+const _errs169 = errors;
+if(errors === _errs169){
+if(typeof data74 == "number"){
+if(data74 > 1 || isNaN(data74)){
 validate10.errors = [{instancePath:instancePath+"/unseen/entropy",schemaPath:"#/properties/unseen/properties/entropy/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1},message:"must be <= 1"}];
 return false;
 }
 else {
-if(data63 < 0 || isNaN(data63)){
+if(data74 < 0 || isNaN(data74)){
 validate10.errors = [{instancePath:instancePath+"/unseen/entropy",schemaPath:"#/properties/unseen/properties/entropy/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
@@ -1487,10 +1742,11 @@ validate10.errors = [{instancePath:instancePath+"/unseen/entropy",schemaPath:"#/
 return false;
 }
 }
-var valid25 = _errs146 === errors;
+var valid27 = _errs169 === errors;
 }
 else {
-var valid25 = true;
+var valid27 = true;
+}
 }
 }
 }
@@ -1503,220 +1759,220 @@ validate10.errors = [{instancePath:instancePath+"/unseen",schemaPath:"#/properti
 return false;
 }
 }
-var valid0 = _errs137 === errors;
+var valid0 = _errs158 === errors;
 }
 else {
 var valid0 = true;
 }
 if(valid0){
 if(data.hard_examples !== undefined){
-let data64 = data.hard_examples;
-const _errs148 = errors;
-if(errors === _errs148){
-if(Array.isArray(data64)){
-var valid27 = true;
-const len11 = data64.length;
-for(let i11=0; i11<len11; i11++){
-let data65 = data64[i11];
-const _errs150 = errors;
-if(errors === _errs150){
-if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
-let missing8;
-if((data65.type === undefined) && (missing8 = "type")){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11,schemaPath:"#/properties/hard_examples/items/required",keyword:"required",params:{missingProperty: missing8},message:"must have required property '"+missing8+"'"}];
+let data75 = data.hard_examples;
+const _errs171 = errors;
+if(errors === _errs171){
+if(Array.isArray(data75)){
+var valid29 = true;
+const len12 = data75.length;
+for(let i12=0; i12<len12; i12++){
+let data76 = data75[i12];
+const _errs173 = errors;
+if(errors === _errs173){
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+let missing9;
+if((data76.type === undefined) && (missing9 = "type")){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12,schemaPath:"#/properties/hard_examples/items/required",keyword:"required",params:{missingProperty: missing9},message:"must have required property '"+missing9+"'"}];
 return false;
 }
 else {
-const _errs152 = errors;
-for(const key11 in data65){
-if(!((((((key11 === "type") || (key11 === "threshold")) || (key11 === "threshold_box")) || (key11 === "threshold_img")) || (key11 === "ratio")) || (key11 === "caps"))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11,schemaPath:"#/properties/hard_examples/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"}];
+const _errs175 = errors;
+for(const key12 in data76){
+if(!((((((key12 === "type") || (key12 === "threshold")) || (key12 === "threshold_box")) || (key12 === "threshold_img")) || (key12 === "ratio")) || (key12 === "caps"))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12,schemaPath:"#/properties/hard_examples/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs152 === errors){
-if(data65.type !== undefined){
-let data66 = data65.type;
-const _errs153 = errors;
-if(!(((((data66 === "threshold") || (data66 === "cross_entropy")) || (data66 === "ibt")) || (data66 === "margin")) || (data66 === "random"))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/type",schemaPath:"#/properties/hard_examples/items/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.hard_examples.items.properties.type.enum},message:"must be equal to one of the allowed values"}];
+if(_errs175 === errors){
+if(data76.type !== undefined){
+let data77 = data76.type;
+const _errs176 = errors;
+if(!(((((data77 === "threshold") || (data77 === "cross_entropy")) || (data77 === "ibt")) || (data77 === "margin")) || (data77 === "random"))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/type",schemaPath:"#/properties/hard_examples/items/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.hard_examples.items.properties.type.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid28 = _errs153 === errors;
+var valid30 = _errs176 === errors;
 }
 else {
-var valid28 = true;
+var valid30 = true;
 }
-if(valid28){
-if(data65.threshold !== undefined){
-const _errs154 = errors;
-if(!(typeof data65.threshold == "number")){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/threshold",schemaPath:"#/properties/hard_examples/items/properties/threshold/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(valid30){
+if(data76.threshold !== undefined){
+const _errs177 = errors;
+if(!(typeof data76.threshold == "number")){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/threshold",schemaPath:"#/properties/hard_examples/items/properties/threshold/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid28 = _errs154 === errors;
+var valid30 = _errs177 === errors;
 }
 else {
-var valid28 = true;
+var valid30 = true;
 }
-if(valid28){
-if(data65.threshold_box !== undefined){
-const _errs156 = errors;
-if(!(typeof data65.threshold_box == "number")){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/threshold_box",schemaPath:"#/properties/hard_examples/items/properties/threshold_box/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(valid30){
+if(data76.threshold_box !== undefined){
+const _errs179 = errors;
+if(!(typeof data76.threshold_box == "number")){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/threshold_box",schemaPath:"#/properties/hard_examples/items/properties/threshold_box/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid28 = _errs156 === errors;
+var valid30 = _errs179 === errors;
 }
 else {
-var valid28 = true;
+var valid30 = true;
 }
-if(valid28){
-if(data65.threshold_img !== undefined){
-const _errs158 = errors;
-if(!(typeof data65.threshold_img == "number")){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/threshold_img",schemaPath:"#/properties/hard_examples/items/properties/threshold_img/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(valid30){
+if(data76.threshold_img !== undefined){
+const _errs181 = errors;
+if(!(typeof data76.threshold_img == "number")){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/threshold_img",schemaPath:"#/properties/hard_examples/items/properties/threshold_img/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid28 = _errs158 === errors;
+var valid30 = _errs181 === errors;
 }
 else {
-var valid28 = true;
+var valid30 = true;
 }
-if(valid28){
-if(data65.ratio !== undefined){
-let data70 = data65.ratio;
-const _errs160 = errors;
-if(errors === _errs160){
-if(typeof data70 == "number"){
-if(data70 > 1 || isNaN(data70)){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1},message:"must be <= 1"}];
+if(valid30){
+if(data76.ratio !== undefined){
+let data81 = data76.ratio;
+const _errs183 = errors;
+if(errors === _errs183){
+if(typeof data81 == "number"){
+if(data81 > 1 || isNaN(data81)){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1},message:"must be <= 1"}];
 return false;
 }
 else {
-if(data70 < 0 || isNaN(data70)){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
-return false;
-}
-}
-}
-else {
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+if(data81 < 0 || isNaN(data81)){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
-var valid28 = _errs160 === errors;
 }
 else {
-var valid28 = true;
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/ratio",schemaPath:"#/properties/hard_examples/items/properties/ratio/type",keyword:"type",params:{type: "number"},message:"must be number"}];
+return false;
 }
-if(valid28){
-if(data65.caps !== undefined){
-let data71 = data65.caps;
-const _errs162 = errors;
-if(errors === _errs162){
-if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-const _errs164 = errors;
-for(const key12 in data71){
-if(!(((key12 === "per_minute") || (key12 === "per_hour")) || (key12 === "per_day"))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps",schemaPath:"#/properties/hard_examples/items/properties/caps/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"}];
+}
+var valid30 = _errs183 === errors;
+}
+else {
+var valid30 = true;
+}
+if(valid30){
+if(data76.caps !== undefined){
+let data82 = data76.caps;
+const _errs185 = errors;
+if(errors === _errs185){
+if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
+const _errs187 = errors;
+for(const key13 in data82){
+if(!(((key13 === "per_minute") || (key13 === "per_hour")) || (key13 === "per_day"))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps",schemaPath:"#/properties/hard_examples/items/properties/caps/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs164 === errors){
-if(data71.per_minute !== undefined){
-let data72 = data71.per_minute;
-const _errs165 = errors;
-if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_minute",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_minute/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+if(_errs187 === errors){
+if(data82.per_minute !== undefined){
+let data83 = data82.per_minute;
+const _errs188 = errors;
+if(!((typeof data83 == "number") && (!(data83 % 1) && !isNaN(data83)))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_minute",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_minute/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs165){
-if(typeof data72 == "number"){
-if(data72 < 0 || isNaN(data72)){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_minute",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_minute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+if(errors === _errs188){
+if(typeof data83 == "number"){
+if(data83 < 0 || isNaN(data83)){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_minute",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_minute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
-var valid29 = _errs165 === errors;
+var valid31 = _errs188 === errors;
 }
 else {
-var valid29 = true;
+var valid31 = true;
 }
-if(valid29){
-if(data71.per_hour !== undefined){
-let data73 = data71.per_hour;
-const _errs167 = errors;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_hour",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_hour/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+if(valid31){
+if(data82.per_hour !== undefined){
+let data84 = data82.per_hour;
+const _errs190 = errors;
+if(!((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84)))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_hour",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_hour/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs167){
-if(typeof data73 == "number"){
-if(data73 < 0 || isNaN(data73)){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_hour",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_hour/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+if(errors === _errs190){
+if(typeof data84 == "number"){
+if(data84 < 0 || isNaN(data84)){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_hour",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_hour/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
-var valid29 = _errs167 === errors;
+var valid31 = _errs190 === errors;
 }
 else {
-var valid29 = true;
+var valid31 = true;
 }
-if(valid29){
-if(data71.per_day !== undefined){
-let data74 = data71.per_day;
-const _errs169 = errors;
-if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_day",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_day/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+if(valid31){
+if(data82.per_day !== undefined){
+let data85 = data82.per_day;
+const _errs192 = errors;
+if(!((typeof data85 == "number") && (!(data85 % 1) && !isNaN(data85)))){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_day",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_day/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs169){
-if(typeof data74 == "number"){
-if(data74 < 0 || isNaN(data74)){
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps/per_day",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_day/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
-return false;
-}
-}
-}
-var valid29 = _errs169 === errors;
-}
-else {
-var valid29 = true;
-}
-}
-}
-}
-}
-else {
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11+"/caps",schemaPath:"#/properties/hard_examples/items/properties/caps/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+if(errors === _errs192){
+if(typeof data85 == "number"){
+if(data85 < 0 || isNaN(data85)){
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps/per_day",schemaPath:"#/properties/hard_examples/items/properties/caps/properties/per_day/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
-var valid28 = _errs162 === errors;
+}
+var valid31 = _errs192 === errors;
 }
 else {
-var valid28 = true;
-}
-}
-}
-}
+var valid31 = true;
 }
 }
 }
 }
 }
 else {
-validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i11,schemaPath:"#/properties/hard_examples/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12+"/caps",schemaPath:"#/properties/hard_examples/items/properties/caps/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-var valid27 = _errs150 === errors;
-if(!valid27){
+var valid30 = _errs185 === errors;
+}
+else {
+var valid30 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/hard_examples/" + i12,schemaPath:"#/properties/hard_examples/items/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+var valid29 = _errs173 === errors;
+if(!valid29){
 break;
 }
 }
@@ -1726,7 +1982,7 @@ validate10.errors = [{instancePath:instancePath+"/hard_examples",schemaPath:"#/p
 return false;
 }
 }
-var valid0 = _errs148 === errors;
+var valid0 = _errs171 === errors;
 }
 else {
 var valid0 = true;

@@ -115,18 +115,22 @@ export interface DenseModelSpec {
   softmax?: boolean;
   inputName?: string;
   outputName?: string;
-  /** also expose the last hidden activation as an output named "features" */
+  /** also expose the last hidden activation as a second output named "features" (needs a hidden layer) */
   featuresOutput?: boolean;
   /** stored as ONNX metadata_props (labels, preprocessing, trainer info ...) */
   metadata?: Record<string, string>;
   producer?: string;
 }
 
+/** Name of the optional second output: the last hidden layer's activations (penultimate features). */
+export const FEATURES_OUTPUT = 'features';
+
 /**
  * Gemm [-> Relu -> Gemm ...] [-> Softmax] nodes and their weights from tensor `input` to
- * `outputName`; hidden activations are named hidden0, hidden1, ...
+ * `outputName`; hidden activations are named hidden0, hidden1, ..., the last one `lastHidden`
+ * when given (the "features" output)
  */
-export function appendDense(graph: PB, layers: DenseLayer[], input: string, outputName: string, softmax: boolean): void {
+export function appendDense(graph: PB, layers: DenseLayer[], input: string, outputName: string, softmax: boolean, lastHidden?: string): void {
   let cur = input;
   layers.forEach((l, i) => {
     const w = `W${i}`;
@@ -137,7 +141,7 @@ export function appendDense(graph: PB, layers: DenseLayer[], input: string, outp
     graph.msg(5, tensor(w, [l.inDim, l.outDim], l.W));
     graph.msg(5, tensor(b, [l.outDim], l.b));
     if (!last) {
-      const reluOut = `hidden${i}`;
+      const reluOut = lastHidden && i === layers.length - 2 ? lastHidden : `hidden${i}`;
       graph.msg(1, node('Relu', [gemmOut], [reluOut], `relu_${i}`));
       cur = reluOut;
     } else if (softmax) {
@@ -170,12 +174,13 @@ export function writeDenseOnnx(spec: DenseModelSpec): Buffer {
   const inputName = spec.inputName ?? 'input';
   const outputName = spec.outputName ?? (spec.softmax === false ? 'logits' : 'probabilities');
   const graph = new PB();
-  appendDense(graph, layers, inputName, outputName, spec.softmax !== false);
+  const features = spec.featuresOutput && layers.length > 1 ? FEATURES_OUTPUT : undefined;
+  appendDense(graph, layers, inputName, outputName, spec.softmax !== false, features);
   graph.str(2, 'sedna_ll_dense');
   graph.msg(11, valueInfo(inputName, ['N', layers[0].inDim]));
   graph.msg(12, valueInfo(outputName, ['N', layers[layers.length - 1].outDim]));
   if (spec.featuresOutput && layers.length > 1) {
-    graph.msg(12, valueInfo(`hidden${layers.length - 2}`, ['N', layers[layers.length - 2].outDim]));
+    graph.msg(12, valueInfo(FEATURES_OUTPUT, ['N', layers[layers.length - 2].outDim]));
   }
   return modelProto(graph, spec.producer ?? 'sedna-ll', spec.metadata ?? {});
 }

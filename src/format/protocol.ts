@@ -26,10 +26,18 @@ export const VERSION_HEADER = 'x-sedna-version';
 
 export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy' | 'none';
 
+/**
+ * How edge and KB store the task of a sample no task could serve (an unknown site and no
+ * fallback): their samples.task columns are NOT NULL (and the edge's is part of the dedup key),
+ * so "no task" is stored as '' and is null on the wire and in every output.
+ */
+export const NO_TASK = '';
+
 export interface UploadSample {
   /** client-made id (UUIDv7); the KB upserts by it, so a re-sent sample is harmless */
   id: string;
-  task: string;
+  /** null: the edge had no task for it (an unknown site and no fallback task) */
+  task: string | null;
   attrs: Record<string, string>;
   /** 'none' when the device's upload policy keeps payloads local */
   payload_kind: PayloadKind;
@@ -81,7 +89,7 @@ const uploadSampleSchema = {
   additionalProperties: false,
   properties: {
     id: { type: 'string', minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' },
-    task: { type: 'string', minLength: 1, maxLength: 128 },
+    task: { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'null' }] },
     attrs: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 } },
     payload_kind: { enum: ['f32', 'png', 'jpeg', 'npy', 'none'] },
     payload_b64: { type: 'string' },

@@ -58,6 +58,7 @@ export function taskEntry(t: TaskRecord): TaskEntry {
   if (t.centroid) e.centroid = t.centroid;
   if (t.radius !== null && t.radius !== undefined) e.radius = t.radius;
   if (t.thresholds) e.thresholds = t.thresholds;
+  if (t.features) e.features = t.features;
   if (t.metrics && Object.keys(t.metrics).length) e.metrics = t.metrics;
   e.samples = t.samples;
   return e;

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { DeviceReport } from '../format/protocol.js';
+import { NO_TASK, type DeviceReport } from '../format/protocol.js';
 import { sha256Hex } from '../format/signature.js';
 import { writeFileAtomic } from '../store/home.js';
 import { FsBlobStore } from './blob-store.js';
@@ -68,7 +68,7 @@ function toSample(r: Row): SampleRecord {
   return {
     id: r.id,
     device_id: r.device_id ?? null,
-    task: r.task,
+    task: r.task === NO_TASK ? null : r.task,
     attrs: json(r.attrs, {}),
     payload_kind: r.payload_kind,
     payload_sha: r.payload_sha,
@@ -269,7 +269,7 @@ export class SqliteKbStore implements KbStore {
           s.id,
           owner,
           s.source ?? (owner === null ? 'import' : 'edge'),
-          s.task,
+          s.task ?? NO_TASK,
           JSON.stringify(s.attrs),
           s.payload_kind,
           blob ? null : s.payload,

@@ -6,7 +6,7 @@
 // Sample ids are the client-made ids of the sync protocol; a sample belongs to the device that
 // first pushed it (imported training data belongs to no device).
 import type { DeviceReport, UploadSample } from '../format/protocol.js';
-import type { ModelRef } from '../format/index-manifest.js';
+import type { FeatureStats, ModelRef, UnseenThresholds } from '../format/index-manifest.js';
 import type { BlobStore } from './blob-store.js';
 
 export interface DeviceRecord {
@@ -96,7 +96,9 @@ export interface TaskRecord extends Pick<ModelRef, 'inputs' | 'outputs' | 'label
   metrics: Record<string, number>;
   centroid: number[] | null;
   radius: number | null;
-  thresholds: { confidence?: number; entropy?: number } | null;
+  thresholds: UnseenThresholds | null;
+  /** penultimate-layer statistics of the "features" unseen method (absent: not computed) */
+  features?: FeatureStats | null;
   samples: number;
   /** training round that last changed the model (0 for registered models) */
   updated_round: number;

@@ -78,6 +78,9 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
         if (model.dense) {
           io.inputs[0].name = model.dense.inputName;
           io.outputs[0].name = model.dense.outputName;
+          // a features output only when the plug-in's graph declares one
+          if (model.dense.featuresOutput) io.outputs[1].name = model.dense.featuresOutput;
+          else io.outputs.length = 1;
         }
         const epochs = typeof r.metrics.epochs === 'number' ? r.metrics.epochs : null;
         out.set(c, { model, bytes: r.model, io, outputKind, arch: typeof r.metrics.arch === 'string' ? r.metrics.arch : 'external', epochs, bestEpoch: epochs, ms: r.ms, warmStart: !!from, history: [], trainer: { cmd: o.trainerCmd, reported: r.metrics } });

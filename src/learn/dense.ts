@@ -262,6 +262,22 @@ export function softmaxRows(Z: Float32Array, m: number, n: number): void {
  * bounded for large evaluation sets. Returns n x numClasses.
  */
 export function predictProba(net: DenseNet, X: Float32Array, n: number, chunk = 256): Float32Array {
+  return forwardChunks(net, X, n, chunk, null);
+}
+
+/**
+ * predictProba that also keeps the last hidden layer's activations (n x its width): the
+ * "features" output the exported ONNX declares (null for a net without hidden layers).
+ */
+export function forwardRows(net: DenseNet, X: Float32Array, n: number, chunk = 256): { probs: Float32Array; features: Float32Array | null } {
+  const L = net.layers.length;
+  const h = L > 1 ? net.layers[L - 2].outDim : 0;
+  const features = L > 1 ? new Float32Array(n * h) : null;
+  const probs = forwardChunks(net, X, n, chunk, features);
+  return { probs, features };
+}
+
+function forwardChunks(net: DenseNet, X: Float32Array, n: number, chunk: number, features: Float32Array | null): Float32Array {
   const d = net.layers[0].inDim;
   if (X.length < n * d) throw new Error(`predict: input holds ${X.length} values, expected ${n} x ${d}`);
   const k = net.layers[net.layers.length - 1].outDim;
@@ -278,6 +294,7 @@ export function predictProba(net: DenseNet, X: Float32Array, n: number, chunk = 
       if (l + 1 < net.layers.length) {
         const len = m * L.outDim;
         for (let i = 0; i < len; i++) if (buf[i] < 0) buf[i] = 0;
+        if (features && l + 2 === net.layers.length) features.set(buf.subarray(0, len), s * L.outDim);
       }
       inp = buf;
       start = 0;

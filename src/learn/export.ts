@@ -1,6 +1,9 @@
 // Trained weights -> ONNX (opset 13, Gemm/Relu/Softmax via writeDenseOnnx) with what the edge
 // and the KB need to know in the metadata: labels, preprocessing, architecture, trainer, seed.
-import { writeDenseOnnx } from '../format/onnx-writer.js';
+// A net with a hidden layer also outputs its last hidden activations ("features", second
+// output) for the feature-space unseen detector; the edge fetches it only when the index has
+// the task's feature statistics, and models without it keep working.
+import { FEATURES_OUTPUT, writeDenseOnnx } from '../format/onnx-writer.js';
 import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
 import type { DenseNet } from './dense.js';
 import type { CnnNet } from './cnn.js';
@@ -33,7 +36,7 @@ function metadata(info: ExportInfo): Record<string, string> {
 }
 
 export function exportOnnx(net: DenseNet, info: ExportInfo): Buffer {
-  return writeDenseOnnx({ layers: net.layers, softmax: true, inputName: INPUT_NAME, outputName: OUTPUT_NAME, producer: 'sedna-ll-learn', metadata: metadata(info) });
+  return writeDenseOnnx({ layers: net.layers, softmax: true, featuresOutput: net.layers.length > 1, inputName: INPUT_NAME, outputName: OUTPUT_NAME, producer: 'sedna-ll-learn', metadata: metadata(info) });
 }
 
 /** A CNN as ONNX: input [N, C, H, W], output [N, classes] probabilities (cnn-onnx.ts). */
@@ -54,6 +57,9 @@ export function cnnIoSpecs(net: CnnNet): { inputs: TensorSpec[]; outputs: Tensor
 export function ioSpecs(net: DenseNet): { inputs: TensorSpec[]; outputs: TensorSpec[] } {
   return {
     inputs: [{ name: INPUT_NAME, shape: ['N', net.layers[0].inDim], dtype: 'float32' }],
-    outputs: [{ name: OUTPUT_NAME, shape: ['N', net.layers[net.layers.length - 1].outDim], dtype: 'float32' }],
+    outputs: [
+      { name: OUTPUT_NAME, shape: ['N', net.layers[net.layers.length - 1].outDim], dtype: 'float32' },
+      ...(net.layers.length > 1 ? [{ name: FEATURES_OUTPUT, shape: ['N', net.layers[net.layers.length - 2].outDim], dtype: 'float32' as const }] : []),
+    ],
   };
 }

@@ -3,7 +3,7 @@
 // loaded through onnx/ort.ts), e.g. for models a --trainer-cmd plug-in or `kb task add` brought in.
 import type { KbStore, TaskRecord } from '../kb/store.js';
 import type { Preprocessing } from '../format/index-manifest.js';
-import { predictProba } from './dense.js';
+import { forwardRows, predictProba } from './dense.js';
 import { cnnPredict } from './cnn.js';
 import { readCnnOnnx, type ReadCnn } from './cnn-onnx.js';
 import { preprocess } from './dataset.js';
@@ -19,6 +19,11 @@ export interface ScoringModel {
   bytes: Buffer;
   /** class probabilities for rows of raw features (n x labels.length) */
   predict(raw: Float32Array[]): Promise<Float32Array>;
+  /**
+   * the model's "features" output (last hidden layer) for raw rows, n x dim; null when the
+   * model declares no such output (external graphs, softmax regression, older exports)
+   */
+  features(raw: Float32Array[]): { output: string; dim: number; F: Float32Array } | null;
 }
 
 export async function readBlob(store: KbStore, sha: string): Promise<Buffer> {
@@ -76,6 +81,15 @@ export function modelFromBytes(bytes: Buffer, meta: { labels: string[]; preproce
         }
       }
       return P;
+    },
+    features(raw: Float32Array[]) {
+      if (!dense?.featuresOutput) return null;
+      const net = dense.net;
+      const d = net.layers[0].inDim;
+      const rows = raw.map((r) => preprocess(r, meta.preprocessing));
+      for (const r of rows) if (r.length !== d) throw new Error(`model expects ${d} features, a sample has ${r.length}`);
+      const F = forwardRows(net, stack(rows, d), rows.length).features!;
+      return { output: dense.featuresOutput, dim: net.layers[net.layers.length - 2].outDim, F };
     },
   };
 }

@@ -135,6 +135,8 @@ export interface ReadModel {
   softmax: boolean;
   inputName: string;
   outputName: string;
+  /** the graph output holding the last hidden layer's activations, if the model declares one */
+  featuresOutput: string | null;
   metadata: Record<string, string>;
 }
 
@@ -221,16 +223,19 @@ export function readDenseOnnx(bytes: Buffer): ReadModel | null {
   if (!g) return null;
   const r = readDenseChain(g, g.inputName);
   if (!r || !g.outputs.includes(r.output)) return null;
-  return { net: r.net, softmax: r.softmax, inputName: g.inputName, outputName: r.output, metadata: g.metadata };
+  // the last hidden activation, when the graph also outputs it, is the "features" output
+  const featuresOutput = r.net.layers.length > 1 && r.lastHidden !== null && g.outputs.includes(r.lastHidden) ? r.lastHidden : null;
+  return { net: r.net, softmax: r.softmax, inputName: g.inputName, outputName: r.output, featuresOutput, metadata: g.metadata };
 }
 
 /** The Gemm [-> Relu -> Gemm ...] [-> Softmax] chain that starts at tensor `from`, or null. */
-export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; softmax: boolean; output: string } | null {
+export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; softmax: boolean; output: string; lastHidden: string | null } | null {
   const { nodes, inits } = g;
   const layers: Layer[] = [];
   let cur = from;
   let softmax = false;
   let pendingRelu = false;
+  let lastHidden: string | null = null;
   for (;;) {
     const next = nodes.find((n) => n.inputs[0] === cur);
     if (!next) break;
@@ -256,6 +261,7 @@ export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; s
     } else if (next.op === 'Relu') {
       if (layers.length === 0 || pendingRelu) return null;
       pendingRelu = true;
+      lastHidden = next.outputs[0];
     } else if (next.op === 'Softmax') {
       softmax = true;
       cur = next.outputs[0];
@@ -264,5 +270,5 @@ export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; s
     cur = next.outputs[0];
   }
   if (layers.length === 0 || pendingRelu) return null;
-  return { net: { layers }, softmax, output: cur };
+  return { net: { layers }, softmax, output: cur, lastHidden };
 }

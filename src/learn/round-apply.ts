@@ -32,12 +32,14 @@ export async function applyPlan(store: KbStore, plan: RoundPlan, consumed: Recor
   });
 }
 
-/** Publish the round's tasks as a new signed version; null when no task's model changed. */
-export async function publishPlan(store: KbStore, plan: RoundPlan, prevIndex: TaskIndex | null, channel: string | null): Promise<number | null> {
-  if (plan.changedModels === 0 && plan.changedEntries === 0) return null;
+/**
+ * Publish the round's tasks as a new signed version with the unseen settings in force; null when
+ * no task's model changed and no task was recalibrated for new settings.
+ */
+export async function publishPlan(store: KbStore, plan: RoundPlan, prevIndex: TaskIndex | null, channel: string | null, unseen: UnseenConfig, recalibrated = 0): Promise<number | null> {
+  if (plan.changedModels === 0 && plan.changedEntries === 0 && recalibrated === 0) return null;
   const tasks = await store.listTasks();
   const allocation: AllocationConfig = { ...(prevIndex?.allocation ?? DEFAULT_ALLOCATION), attr_keys: plan.attrKeys, fallback: tasks.find((t) => t.fallback)?.id ?? null };
-  const unseen: UnseenConfig = prevIndex?.unseen ?? { methods: ['attr', 'confidence', 'distance'], combine: 'any', confidence: 0.5 };
   const pub = await publishVersion(store, {
     tasks,
     allocation,

@@ -14,6 +14,8 @@ import type { Split } from './round-split.js';
 
 /** id of the shared fallback task a round creates */
 export const GLOBAL_TASK = 'global';
+import type { UnseenRequest } from './unseen-settings.js';
+import type { UnseenConfig } from '../format/index-manifest.js';
 
 export interface RoundOptions {
   /** a group becomes a task at >= this many labelled samples (Sedna MIN_TRAIN_SAMPLE) */
@@ -47,6 +49,10 @@ export interface RoundOptions {
   channel: string | null;
   /** attribute keys that define tasks (default: the last version's, else ["site"]) */
   attrKeys?: string[];
+  /** unseen-detection settings asked for this round (kept in the KB for later rounds) */
+  unseen?: UnseenRequest;
+  /** the settings in force (resolved by runRound from the request, the KB and the last index); tasks are calibrated for them */
+  unseenConfig?: UnseenConfig;
   /** progress lines (stderr on a TTY) */
   log?: (msg: string) => void;
 }

@@ -9,6 +9,7 @@ import { DEFAULT_GATE } from './gate.js';
 import { loadTaskModel } from './models.js';
 import { applyPlan, META_CLUSTER, META_PREPROC, META_ROUND, publishPlan } from './round-apply.js';
 import { planRound } from './round-plan.js';
+import { recalibrateTasks, resolveUnseen } from './unseen-settings.js';
 import type { ClusterReport, RoundOptions, TaskOutcome } from './round-types.js';
 
 export { idRank, GLOBAL_TASK, type RoundOptions, type TaskOutcome } from './round-types.js';
@@ -49,6 +50,9 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   const prevFiles = latest ? await store.readVersionIndex(latest.n) : null;
   const prevIndex = prevFiles ? (JSON.parse(prevFiles.bytes.toString('utf8')) as TaskIndex) : null;
   const pinned = await store.getMeta(META_PREPROC);
+  // unseen settings: asked now (kept in the KB), else kept, else the last index's
+  const unseen = await resolveUnseen(store, { ...o.unseen, ...(opts.fpr !== undefined ? { fpr: opts.fpr } : {}) }, prevIndex);
+  o.unseenConfig = unseen.config;
   // the trigger counters before the samples are read: what the round consumes at most
   const consumed = await store.counters();
   log('loading samples');
@@ -71,11 +75,13 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a vector payload', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
   }
   await applyPlan(store, plan, consumed);
-  const version = await publishPlan(store, plan, prevIndex, o.channel);
+  // new unseen settings: the tasks this round did not write are recalibrated for them too
+  const recalibrated = unseen.changed ? (await recalibrateTasks(store, unseen.config, new Set(plan.tasks.map((t) => t.record.id)))).length : 0;
+  const version = await publishPlan(store, plan, prevIndex, o.channel, unseen.config, recalibrated);
   const n = plan.changedModels;
   const message =
     version !== null
-      ? `round ${round}: published version ${version} (${n} new model${n === 1 ? '' : 's'}${plan.changedEntries ? `, ${plan.changedEntries} task${plan.changedEntries === 1 ? '' : 's'} served by the fallback model` : ''})`
+      ? `round ${round}: published version ${version} (${n} new model${n === 1 ? '' : 's'}${plan.changedEntries ? `, ${plan.changedEntries} task${plan.changedEntries === 1 ? '' : 's'} served by the fallback model` : ''}${recalibrated ? `, ${recalibrated} task${recalibrated === 1 ? '' : 's'} recalibrated for new unseen settings` : ''})`
       : plan.trained.length
         ? `round ${round}: no candidate passed the gate; nothing published`
         : `round ${round}: no task has new labelled samples; nothing published`;

@@ -1,11 +1,11 @@
 // The TaskRecord a round writes for a task: the model that serves it, that model's held-out
-// scores, and the calibration the edge's unseen detection uses (centroid, radius,
-// confidence/entropy thresholds at the target false-positive rate).
+// scores, and the calibration the edge's unseen detection uses (centroid, radius, the methods'
+// thresholds with the COMBINED flag at the target false-positive rate, feature statistics).
 import type { TaskRecord } from '../kb/store.js';
-import { calibrate } from './calibrate.js';
-import { preprocess, type LoadedSample } from './dataset.js';
+import type { LoadedSample } from './dataset.js';
 import type { Scores } from './metrics.js';
-import { stack, type ScoringModel } from './models.js';
+import type { ScoringModel } from './models.js';
+import { calibratedFields, calibrateTask, DEFAULT_KB_UNSEEN } from './unseen-settings.js';
 import type { Group, PlanCtx } from './round-types.js';
 
 export type ModelFields = Pick<TaskRecord, 'model_sha' | 'model_size' | 'inputs' | 'outputs' | 'labels' | 'preprocessing' | 'output_kind' | 'arch'>;
@@ -30,16 +30,9 @@ export interface RecordSpec {
 }
 
 export async function taskRecord(ctx: PlanCtx, r: RecordSpec): Promise<TaskRecord> {
-  const { P, dim, input } = ctx;
-  const probs = await r.served.predict(r.heldout.map((s) => s.raw));
-  // centroid and radius live in the input space of the model that serves the task (the edge
-  // measures distances after that task's preprocessing)
-  const same = JSON.stringify(r.served.preprocessing) === JSON.stringify(P);
-  const inSpace = (s: LoadedSample) => (same ? input(s) : preprocess(s.raw, r.served.preprocessing));
-  const trainX = stack(r.train.map(inSpace), dim);
-  const heldX = stack(r.heldout.map(inSpace), dim);
-  // calibration of the unseen detectors (calibrate.ts)
-  const cal = calibrate(trainX, r.train.length, heldX, r.heldout.length, probs, r.served.labels.length, dim, ctx.o.fpr);
+  // calibration of the unseen detectors for the settings in force (unseen-settings.ts), in the
+  // input space of the model that serves the task (the edge measures there)
+  const cal = await calibrateTask(r.served, r.train, r.heldout, ctx.o.unseenConfig ?? { ...DEFAULT_KB_UNSEEN, fpr: ctx.o.fpr });
   const prev = r.group.existing;
   const history = ((prev?.extra?.history as unknown[]) ?? []).concat(r.historyEntry ? [r.historyEntry] : []);
   const sc = r.servedScores;
@@ -49,10 +42,7 @@ export async function taskRecord(ctx: PlanCtx, r: RecordSpec): Promise<TaskRecor
     ...r.model,
     parent: r.parent,
     metrics: { accuracy: sc.accuracy, micro_precision: sc.micro_precision, macro_f1: sc.macro_f1, heldout: sc.n },
-    // the fallback has no centroid: it must never win nearest-centroid allocation
-    centroid: r.fallback ? null : cal.centroid,
-    radius: r.fallback ? null : cal.radius,
-    thresholds: { confidence: cal.confidence, entropy: cal.entropy },
+    ...calibratedFields(cal, r.fallback),
     samples: r.train.length + r.heldout.length,
     updated_round: r.updatedRound,
     fallback: r.fallback,

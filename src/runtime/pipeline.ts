@@ -21,7 +21,8 @@ import { recordTrialOutcomes } from '../store/rollout.js';
 import type { Item, Sample } from './sample.js';
 import type { SessionCache } from './sessions.js';
 import type { RuntimeState } from './state.js';
-import { detectUnseen, type UnseenVerdict } from './unseen.js';
+import { detectUnseen, wantsFeatures, type UnseenScores, type UnseenVerdict } from './unseen.js';
+import { NoTaskForAttrError } from '../format/allocate.js';
 
 export interface PipelineOptions {
   /** the edge DB (rate caps); null with --no-log */
@@ -71,7 +72,8 @@ export interface PreparedWindow {
 interface Scored {
   i: number;
   s: Sample;
-  alloc: Allocation;
+  /** null: no task serves the sample (an unknown site and no fallback); it is printed and logged unseen */
+  task: TaskEntry | null;
   /** probabilities (empty for detection outputs) */
   probs: Float32Array;
   boxes: Box[] | null;
@@ -93,6 +95,15 @@ function scoresJson(p: ArrayLike<number>): string {
   }
   return s + ']';
 }
+
+/** {"confidence":0.42,...}: the unseen methods' scores, already rounded by detectUnseen. */
+function scoresObjectJson(s: UnseenScores): string {
+  let out = '{';
+  for (const k in s) out += `${out.length > 1 ? ',' : ''}"${k}":${s[k as keyof UnseenScores]}`;
+  return out + '}';
+}
+
+const NO_TASK_UNSEEN: UnseenVerdict = { unseen: true, reason: 'attr', scores: { attr: true } };
 
 /** Most prepared windows held before a commit: bounds memory and how late a line is printed. */
 export const MAX_PENDING_WINDOWS = 8;
@@ -141,6 +152,7 @@ export class Pipeline {
     };
 
     // 1. allocate + model input, grouped per task (Map keeps first-seen task order)
+    const scored: (Scored | undefined)[] = new Array(n);
     const groups = new Map<TaskEntry, { idx: number[]; allocs: Allocation[]; xs: Float32Array[] }>();
     for (let i = 0; i < n; i++) {
       const it = items[i];
@@ -158,12 +170,16 @@ export class Pipeline {
         g.xs.push(x);
       } catch (e) {
         if (e instanceof CliError) throw e;
+        if (e instanceof NoTaskForAttrError) {
+          // a new site and no fallback: no model runs, but the sample is what the KB needs most
+          scored[i] = { i, s: it, task: null, probs: EMPTY, boxes: null, label: null, fired: [], unseen: NO_TASK_UNSEEN, x: EMPTY };
+          continue;
+        }
         fail(i, (e as Error).message);
       }
     }
 
     // 2. one batched run per task, then filters and unseen detection per sample
-    const scored: (Scored | undefined)[] = new Array(n);
     const hasRandom = state.filters.some((f) => f.type === 'random');
     for (const [task, g] of groups) {
       const ms = await this.sessions.get(task);
@@ -172,9 +188,23 @@ export class Pipeline {
       const batch = new Float32Array(k * F);
       for (let j = 0; j < k; j++) batch.set(g.xs[j], j * F);
       let out;
+      // the "features" unseen method also needs the model's penultimate features (second output)
+      const featName = wantsFeatures(state.index.unseen, task) ? task.features!.output : null;
+      if (featName && !ms.session.outputNames.includes(featName)) {
+        throw new CliError(`task "${task.id}": the index has feature statistics of output "${featName}" but the model has no such output (has ${ms.session.outputNames.join(', ')})`, EXIT.FAILURE);
+      }
+      let feats: Float32Array | null = null;
+      let featDim = 0;
       try {
-        const res = await ms.session.run({ [ms.inputName]: new ms.ort.Tensor('float32', batch, [k, ...ms.sampleDims]) });
+        const feeds = { [ms.inputName]: new ms.ort.Tensor('float32', batch, [k, ...ms.sampleDims]) };
+        const res = featName ? await ms.session.run(feeds, [ms.outputName, featName]) : await ms.session.run(feeds);
         out = res[ms.outputName];
+        if (featName) {
+          const fo = res[featName];
+          featDim = fo.dims.length === 2 ? (fo.dims[1] as number) : 0;
+          if (featDim !== task.features!.dim) throw new Error(`features output "${featName}" has shape [${fo.dims.join(',')}], the index's statistics ${task.features!.dim} values per sample`);
+          feats = fo.data as Float32Array;
+        }
       } catch (e) {
         throw new CliError(`task "${task.id}": inference failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
       }
@@ -221,12 +251,19 @@ export class Pipeline {
         const x = g.xs[j];
         let unseen: UnseenVerdict;
         try {
-          unseen = detectUnseen(state.index.unseen, task, { unknownAttr: g.allocs[j].unknownAttr, probs, x: () => x });
+          const a = g.allocs[j];
+          unseen = detectUnseen(state.index.unseen, task, {
+            unknownAttr: a.unknownAttr,
+            probs,
+            x: () => x,
+            farDistance: a.farDistance ?? null,
+            features: feats ? feats.subarray(j * featDim, (j + 1) * featDim) : null,
+          });
         } catch (e) {
           fail(i, `task "${task.id}": ${(e as Error).message}`);
           continue;
         }
-        scored[i] = { i, s, alloc: g.allocs[j], probs, boxes, label, fired, unseen, x };
+        scored[i] = { i, s, task, probs, boxes, label, fired, unseen, x };
       }
     }
 
@@ -323,7 +360,7 @@ export class Pipeline {
           if (!sink || !(admitted || sc.unseen.unseen)) continue;
           who.push([wi, i]);
           recs.push({
-            task: sc.alloc.task.id,
+            task: sc.task?.id ?? null,
             attrs: sc.s.attrs,
             payloadKind: sc.s.payloadKind,
             payload: sc.s.payload(),
@@ -384,9 +421,9 @@ export class Pipeline {
 function lineOf(state: RuntimeState, sc: Scored, rs: string[], sid: string | null): string {
   const u = sc.unseen;
   return (
-    `{"id":${JSON.stringify(sc.s.id)},"task":${state.taskJson.get(sc.alloc.task)},"label":${sc.label === null ? 'null' : JSON.stringify(sc.label)},` +
+    `{"id":${JSON.stringify(sc.s.id)},"task":${sc.task ? state.taskJson.get(sc.task) : 'null'},"label":${sc.label === null ? 'null' : JSON.stringify(sc.label)},` +
     `"scores":${scoresJson(sc.boxes ? sc.boxes.map((b) => b[4]) : sc.probs)},"hard":${sc.fired.length > 0},"hard_reasons":${rs.length ? JSON.stringify(rs) : '[]'},` +
-    `"unseen":${u.unseen}${u.unseen ? `,"unseen_reason":${JSON.stringify(u.reason)}` : ''},"logged":${sid !== null}${sid !== null ? `,"sample_id":"${sid}"` : ''}}`
+    `"unseen":${u.unseen}${u.unseen ? `,"unseen_reason":${JSON.stringify(u.reason)}` : ''}${u.scores ? `,"unseen_scores":${scoresObjectJson(u.scores)}` : ''},"logged":${sid !== null}${sid !== null ? `,"sample_id":"${sid}"` : ''}}`
   );
 }
 

@@ -23,7 +23,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from './db.js';
 import { type EdgeConfig, type HomePaths, fsyncDir } from './home.js';
 import { uuidv7 } from './uuid7.js';
-import { type DecodedSampleRow, PAYLOAD_SQL, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
+import { type DecodedSampleRow, NO_TASK, PAYLOAD_SQL, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
 
 export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy';
 
@@ -33,7 +33,8 @@ export interface LogRecord {
    * sync upsert key, so it must be globally unique; NOT the input record's own "id".
    */
   id?: string;
-  task: string;
+  /** null: no task could serve the sample (stored as NO_TASK) */
+  task: string | null;
   /** normalised attributes */
   attrs: Record<string, string>;
   payloadKind: PayloadKind;
@@ -232,7 +233,7 @@ export class Outbox {
       // inline payloads go to sample_payloads (payload_ext 1, the row holds an empty blob): see
       // schema migration 4; NULL still means blobs/<sha>
       const row = this.st.upsert.get(
-        p.id, p.sha, r.task, p.attrs, r.payloadKind, inBlob ? null : EMPTY, r.payload.length, r.predLabel, p.scores,
+        p.id, p.sha, r.task ?? NO_TASK, p.attrs, r.payloadKind, inBlob ? null : EMPTY, r.payload.length, r.predLabel, p.scores,
         r.hard ? 1 : 0, p.reasons, r.unseen ? 1 : 0, r.unseenReason, r.hardness, r.kbVersion, now, inBlob ? 0 : 1,
       ) as { id: string; dup_count: number; acct: number };
       const duplicate = row.id !== p.id || row.dup_count > 0;

@@ -1,7 +1,10 @@
 // One samples row of edge.db as SQLite returns it, and its one decoding. Every reader of the
 // outbox (Outbox.pendingBatch, `samples export`, the push reader) selects these columns, so the
 // row type and the JSON/flag decoding live here once instead of in each reader.
+import { NO_TASK } from '../format/protocol.js';
 import type { PayloadKind } from './outbox.js';
+
+export { NO_TASK };
 
 /**
  * The inline payload of a samples row (NULL: in blobs/<sha>), wherever migration 4 put it: in
@@ -39,7 +42,8 @@ export interface SampleRow {
 }
 
 /** A samples row with its JSON columns parsed and its flags as booleans (same keys, same order). */
-export type DecodedSampleRow = Omit<SampleRow, 'attrs' | 'scores' | 'hard' | 'hard_reasons' | 'unseen'> & {
+export type DecodedSampleRow = Omit<SampleRow, 'task' | 'attrs' | 'scores' | 'hard' | 'hard_reasons' | 'unseen'> & {
+  task: string | null;
   attrs: Record<string, string>;
   scores: number[];
   hard: boolean;
@@ -50,6 +54,7 @@ export type DecodedSampleRow = Omit<SampleRow, 'attrs' | 'scores' | 'hard' | 'ha
 export function decodeSampleRow(r: SampleRow): DecodedSampleRow {
   return {
     ...r,
+    task: r.task === NO_TASK ? null : r.task,
     attrs: JSON.parse(r.attrs),
     scores: r.scores ? JSON.parse(r.scores) : [],
     hard: !!r.hard,

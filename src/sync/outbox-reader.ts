@@ -17,7 +17,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
 import type { Outbox } from '../store/outbox.js';
-import { PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
+import { NO_TASK, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
 
 /** The columns the page query selects (SampleRow's, as stored: no per-row decoding) plus the rowid cursor. */
 type Row = Pick<
@@ -92,7 +92,7 @@ export class PushReader {
       // local-<n> versions are not KB versions: the KB only knows its own numbering
       const kbv = r.kb_version !== null && /^\d+$/.test(r.kb_version) ? r.kb_version : 'null';
       heads.push(
-        `{"id":${JSON.stringify(r.id)},"task":${JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},` +
+        `{"id":${JSON.stringify(r.id)},"task":${r.task === NO_TASK ? 'null' : JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},` +
           (payload ? `"payload_kind":${JSON.stringify(r.payload_kind)},"payload_b64":"` : `"payload_kind":"none",`),
       );
       payloads.push(payload);
