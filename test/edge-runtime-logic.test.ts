@@ -212,22 +212,47 @@ test('allocation: attribute key (Sedna join), unknown value -> fallback + unseen
   assert.equal(tt.allocate({}, null, sized).task.id, 'three');
 });
 
+test('allocation without attributes refuses a task beyond its extent: fallback, farDistance for the "distance" method', () => {
+  const a = task('a', { site: 'a', cam: '1' }, { centroid: [0, 0], radius: 1, thresholds: { distance: 1.5 } });
+  const b = task('b', { site: 'b', cam: '1' }, { centroid: [10, 0], radius: 2 });
+  const g = task('global', {});
+  const x = (v: number[]) => () => Float32Array.from(v);
+  let tt = new TaskTable(index([a, b, g]));
+  // inside a's extent (max of radius 1 and distance threshold 1.5)
+  assert.deepEqual(((r) => [r.task.id, r.by, r.farDistance])(tt.allocate({}, null, x([1.4, 0]))), ['a', 'centroid', undefined]);
+  // nearest is a, but 3 > 1.5: refused, served by the fallback, distance 3 travels along
+  assert.deepEqual(((r) => [r.task.id, r.by, r.farDistance])(tt.allocate({}, null, x([-3, 0]))), ['global', 'fallback', 3]);
+  // no fallback: the nearest task still serves, the sample is still far
+  tt = new TaskTable(index([a, b]));
+  assert.deepEqual(((r) => [r.task.id, r.by, r.farDistance])(tt.allocate({}, null, x([14, 0]))), ['b', 'centroid', 4]);
+  // an attribute that names a task is never refused
+  assert.equal(tt.allocate({ site: 'a', cam: '1' }, null, x([50, 50])).farDistance, undefined);
+});
+
 test('unseen: attr / confidence / entropy / distance, any vs all, per-task thresholds win', () => {
   const t = task('t', {}, { centroid: [0, 0], radius: 1 });
   const strictT = task('s', {}, { thresholds: { confidence: 0.9 } });
   const cfg: UnseenConfig = { methods: ['confidence', 'entropy', 'distance'], combine: 'any', confidence: 0.6, entropy: 0.9 };
   const inp = (probs: number[], xy: number[], unknownAttr = false) => ({ unknownAttr, probs, x: () => Float32Array.from(xy) });
-  assert.deepEqual(detectUnseen(cfg, t, inp([0.9, 0.1], [0.5, 0.5])), { unseen: false, reason: null });
-  assert.deepEqual(detectUnseen(cfg, t, inp([0.55, 0.45], [0.5, 0.5])), { unseen: true, reason: 'confidence+entropy' }); // H = 0.9928 > 0.9
-  assert.deepEqual(detectUnseen(cfg, t, inp([0.9, 0.1], [1, 1])), { unseen: true, reason: 'distance' }); // sqrt 2 > 1
-  assert.deepEqual(detectUnseen({ ...cfg, combine: 'all' }, t, inp([0.55, 0.45], [0.5, 0.5])), { unseen: false, reason: null });
-  assert.deepEqual(detectUnseen({ ...cfg, combine: 'all' }, t, inp([0.55, 0.45], [2, 0])), { unseen: true, reason: 'confidence+entropy+distance' });
+  const verdict = (...a: Parameters<typeof detectUnseen>) => {
+    const { unseen, reason } = detectUnseen(...a);
+    return { unseen, reason };
+  };
+  // every applicable method's score travels with the verdict (infer's unseen_scores)
+  assert.deepEqual(detectUnseen(cfg, t, inp([0.9, 0.1], [0.5, 0.5])).scores, { confidence: 0.9, entropy: 0.468996, distance: 0.707107 });
+  assert.deepEqual(verdict(cfg, t, inp([0.9, 0.1], [0.5, 0.5])), { unseen: false, reason: null });
+  assert.deepEqual(verdict(cfg, t, inp([0.55, 0.45], [0.5, 0.5])), { unseen: true, reason: 'confidence+entropy' }); // H = 0.9928 > 0.9
+  assert.deepEqual(verdict(cfg, t, inp([0.9, 0.1], [1, 1])), { unseen: true, reason: 'distance' }); // sqrt 2 > 1
+  assert.deepEqual(verdict({ ...cfg, combine: 'all' }, t, inp([0.55, 0.45], [0.5, 0.5])), { unseen: false, reason: null });
+  assert.deepEqual(verdict({ ...cfg, combine: 'all' }, t, inp([0.55, 0.45], [2, 0])), { unseen: true, reason: 'confidence+entropy+distance' });
   // per-task confidence 0.9 overrides the index's 0.6; distance does not apply (no centroid)
-  assert.deepEqual(detectUnseen({ methods: ['confidence', 'distance'], combine: 'all', confidence: 0.6 }, strictT, inp([0.8, 0.2], [5, 5])), {
+  assert.deepEqual(verdict({ methods: ['confidence', 'distance'], combine: 'all', confidence: 0.6 }, strictT, inp([0.8, 0.2], [5, 5])), {
     unseen: true,
     reason: 'confidence',
   });
-  assert.deepEqual(detectUnseen({ methods: ['attr'], combine: 'any' }, t, inp([1, 0], [0, 0], true)), { unseen: true, reason: 'attr' });
+  assert.deepEqual(verdict({ methods: ['attr'], combine: 'any' }, t, inp([1, 0], [0, 0], true)), { unseen: true, reason: 'attr' });
+  // a sample nearest-centroid allocation refused fires "distance" with its distance, whatever the task
+  assert.deepEqual(detectUnseen({ methods: ['distance'], combine: 'any' }, strictT, { ...inp([1, 0], [0, 0]), farDistance: 7.5 }), { unseen: true, reason: 'distance', scores: { distance: 7.5 } });
 });
 
 test('decoders: npy header (v1, f4/f8, byte order), row files, CSV columns and quoting, JSONL checks', () => {
