@@ -23,6 +23,7 @@ import { acc, accSeenPerRound, auroc, bwt, forgetting, fwt, samplesTransferRatio
 import { makeScenario, SCENARIOS, type ScenarioName } from './lib/mnist.js';
 import { barChartSvg, colour, esc, heatmapSvg, htmlPage, lineChartSvg, tableHtml, type ReportSection, type Series } from './lib/report.js';
 import { runSednaLoop, type SednaLoopResult } from './lib/sedna-loop.js';
+import { BENCH_UNSEEN, buildNewDomains, formatNewDomain } from './lib/new-domain.js';
 import { DEFAULT_DENSE, denseTrainer } from './lib/trainer.js';
 
 const USAGE = `usage: npm run bench:lifelong -- --scenario rotated-mnist|permuted-mnist [--tasks 20] [--seed 1]
@@ -106,9 +107,10 @@ try {
     seed,
     detection: true,
     detectionPerSite,
+    newDomains: buildNewDomains(250, seed),
     log,
     kbTrain: async ({ store, seed: s }) => {
-      const r = await runRound(store, { ...trainCfg, seed: s });
+      const r = await runRound(store, { ...trainCfg, seed: s, unseen: BENCH_UNSEEN });
       return {
         version: r.version,
         summary: r.tasks.map((x) => ({ task: x.task, kind: x.kind, accepted: x.accepted, parent: x.parent, before: x.before?.accuracy ?? null, after: x.after?.accuracy ?? null, train: x.samples.train, heldout: x.samples.heldout, epochs: x.epochs, ms: x.trainMs })),
@@ -231,6 +233,7 @@ const result = {
   samples_transfer: transfer,
   rounds: sedna.rounds,
   detection,
+  new_domain: sedna.new_domain,
   aims: aimCheck,
   elapsed_s: elapsed,
 };
@@ -251,6 +254,7 @@ for (const r of rows) process.stdout.write(r.map((c, i) => (i ? c.padStart(w[i])
 process.stdout.write(`samples_transfer_ratio ${f(transfer.samples_transfer_ratio)} (${transfer.uploaded} uploaded / ${transfer.inferred} inferred)\n`);
 for (const k of detectors) process.stdout.write(`unseen-site detection ${k.padEnd(12)} AUROC ${f(detection.mean[k].auroc, 3)}  TPR@5%FPR ${f(detection.mean[k].tpr_at_5_fpr, 3)}\n`);
 if (detectors.length) process.stdout.write(`edge unseen flag (no attribute): TPR ${f(detection.edge_flag_mean.tpr, 3)} at FPR ${f(detection.edge_flag_mean.fpr, 3)}\n`);
+if (sedna.new_domain) process.stdout.write(formatNewDomain(sedna.new_domain));
 for (const [k, v] of Object.entries(aimCheck)) process.stdout.write(`aim ${k}: ${k === 'samples_transfer_ratio' ? '<=' : '>='} ${v.aim}: ${f(v.got)} ${v.met ? 'MET' : 'NOT MET'}\n`);
 process.stdout.write(`${jsonPath}\n${htmlPath}\nelapsed ${elapsed.toFixed(1)} s\n`);
 

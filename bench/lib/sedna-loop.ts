@@ -40,6 +40,7 @@ import { Pipeline } from '../../src/runtime/pipeline.js';
 import { SessionCache } from '../../src/runtime/sessions.js';
 import { loadRuntimeState, type RuntimeState } from '../../src/runtime/state.js';
 import { DIM, LABELS, selectSamples, taskTraffic, type Samples, type Scenario } from './mnist.js';
+import { evaluateNewDomain, type Domain, type EdgeLine, type NewDomainResult } from './new-domain.js';
 
 /** LEARN's `kb train` as a function: one training round over the KB's labelled samples. */
 export type KbTrain = (ctx: { store: KbStore; kbDir: string; round: number; seed: number }) => Promise<KbTrainOutcome>;
@@ -63,6 +64,8 @@ export interface SednaLoopOptions {
   detection: boolean;
   /** test samples per site used for detection (positives: new site; negatives: known sites) */
   detectionPerSite: number;
+  /** after the last round: new-domain images vs the known sites' test digits (new-domain.ts) */
+  newDomains?: Domain[];
   log: (msg: string) => void;
 }
 
@@ -115,12 +118,14 @@ export interface SednaLoopResult {
   /** the labelled samples the KB received per round (round 0: the import) */
   roundData: Samples[];
   detection: DetectionRound[];
+  new_domain: NewDomainResult | null;
   totals: { inferred: number; uploaded: number };
   kb_url: string;
 }
 
 interface Parsed {
   task: string;
+  unseen_scores?: Record<string, number | boolean>;
   label: string | null;
   scores: number[];
   unseen: boolean;
@@ -207,6 +212,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
   const rounds: RoundRecord[] = [];
   const roundData: Samples[] = [];
   const detection: DetectionRound[] = [];
+  let newDomain: NewDomainResult | null = null;
   let inferredTotal = 0;
   let uploadedTotal = 0;
 
@@ -353,13 +359,30 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
           `active ${activeId(db)}, s: train ${sec(trainMs)} infer ${sec(inferMs)} sync ${sec(syncMs)} eval ${sec(evalMs)} detect ${sec(detectMs)}; acc seen ${mean(R[t].slice(0, t + 1)).toFixed(4)}`,
       );
     }
+    if (o.newDomains) newDomain = await measureNewDomain(o.newDomains);
   } finally {
     await sessions.dispose();
     db.close();
     await server.close();
     await store.close();
   }
-  return { R, rounds, roundData, detection, totals: { inferred: inferredTotal, uploaded: uploadedTotal }, kb_url: server.url };
+  return { R, rounds, roundData, detection, new_domain: newDomain, totals: { inferred: inferredTotal, uploaded: uploadedTotal }, kb_url: server.url };
+
+  /** The final KB version on new-domain images vs every site's test digits, no attributes. */
+  async function measureNewDomain(domains: Domain[]): Promise<NewDomainResult> {
+    const n = o.detectionPerSite;
+    const neg = sc.tasks.flatMap((t, j) => itemsOf(selectSamples(t.test, range(Math.min(n, t.test.n))), `nd-neg-${j}`, null));
+    const pos = domains.flatMap((d) => itemsOf({ n: d.n, x: d.x, y: new Uint8Array(d.n) }, `nd-${d.name}`, null));
+    const { parsed, state } = await infer([...neg, ...pos], false, 1);
+    const rows = (items: Sample[], off: number) => items.map((s, i) => ({ line: parsed[off + i] as unknown as EdgeLine, x: s.vec! }));
+    let off = neg.length;
+    const byDomain = domains.map((d) => {
+      const r = { name: d.name, rows: rows(pos.slice(off - neg.length, off - neg.length + d.n), off) };
+      off += d.n;
+      return r;
+    });
+    return evaluateNewDomain(state.index, rows(neg, 0), byDomain);
+  }
 
   /**
    * Site t is about to appear; the edge knows sites 0..t-1. Positives: site t's test samples,
@@ -408,6 +431,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
           const th = task.thresholds?.entropy ?? cfg.entropy;
           if (th !== undefined) ratios.push(H / Math.max(th, 1e-12));
         } else if (m === 'distance' && d !== null) ratios.push(d);
+        else if (m === 'features' && typeof p.unseen_scores?.features === 'number' && task.thresholds?.features) ratios.push(p.unseen_scores.features / task.thresholds.features);
       }
       const edge = ratios.length === 0 ? 0 : cfg.combine === 'all' ? Math.min(...ratios) : Math.max(...ratios);
       const put = (k: string, v: number) => (isPos ? S[k].pos : S[k].neg).push(v);
