@@ -28,7 +28,8 @@ import { DEFAULT_DENSE, denseTrainer } from './lib/trainer.js';
 
 const USAGE = `usage: npm run bench:lifelong -- --scenario rotated-mnist|permuted-mnist [--tasks 20] [--seed 1]
   [--train-per-task 1000] [--test-per-task 1000] [--traffic-per-site N (default: train-per-task)]
-  [--replay-buffer 5120] [--detection-per-site 200] [--out bench/out] [--no-baselines] [--keep-work]`;
+  [--replay-buffer 5120] [--detection-per-site 200] [--out bench/out] [--no-baselines] [--keep-work]
+  [--arch mlp|cnn] (cnn: the KB trains the built-in CNN on [1,28,28]; rotated-mnist only)`;
 
 function die(msg: string): never {
   process.stderr.write(`bench:lifelong: ${msg}\n${USAGE}\n`);
@@ -47,6 +48,7 @@ const { values: a } = (() => {
     return parseArgs({
       options: {
         scenario: { type: 'string', default: 'rotated-mnist' },
+        arch: { type: 'string', default: 'mlp' },
         tasks: { type: 'string' },
         seed: { type: 'string' },
         'train-per-task': { type: 'string' },
@@ -71,6 +73,11 @@ if (a.help) {
 }
 const scenarioName = a.scenario as ScenarioName;
 if (!SCENARIOS.includes(scenarioName)) die(`--scenario "${a.scenario}": expected one of ${SCENARIOS.join(', ')}`);
+const arch = a.arch as 'mlp' | 'cnn';
+if (arch !== 'mlp' && arch !== 'cnn') die(`--arch "${a.arch}": expected mlp or cnn`);
+// a fixed pixel permutation scatters every neighbourhood a 3x3 convolution looks at: on permuted
+// digits a CNN has nothing spatial to exploit, so that scenario stays on the dense path
+if (arch === 'cnn' && scenarioName === 'permuted-mnist') die('--arch cnn: permuted-mnist stays on the dense path (a pixel permutation destroys the spatial neighbourhoods convolutions exploit)');
 const T = int('tasks', a.tasks, 20, 2);
 const seed = int('seed', a.seed, 1, 0);
 const trainPerTask = int('train-per-task', a['train-per-task'], 1000, 10);
@@ -97,7 +104,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 let sedna: SednaLoopResult;
-const trainCfg = { arch: DEFAULT_DENSE.arch, hidden: DEFAULT_DENSE.hidden!, epochs: DEFAULT_DENSE.epochs!, patience: DEFAULT_DENSE.patience, batchSize: DEFAULT_DENSE.batchSize, lr: DEFAULT_DENSE.lr, l2: DEFAULT_DENSE.l2, optimizer: DEFAULT_DENSE.optimizer };
+const denseCfg = { arch: DEFAULT_DENSE.arch, hidden: DEFAULT_DENSE.hidden!, epochs: DEFAULT_DENSE.epochs!, patience: DEFAULT_DENSE.patience, batchSize: DEFAULT_DENSE.batchSize, lr: DEFAULT_DENSE.lr, l2: DEFAULT_DENSE.l2, optimizer: DEFAULT_DENSE.optimizer };
+// the CNN: the KB's defaults (conv 8, 16 + dense head 64), its own learning rate default
+const trainCfg = arch === 'cnn' ? { ...denseCfg, arch: 'cnn' as const, hidden: [64], filters: [8, 16], inputShape: [1, 28, 28] as [number, number, number], lr: undefined } : denseCfg;
 try {
   const t0 = performance.now();
   sedna = await runSednaLoop({
@@ -205,6 +214,9 @@ const aimCheck = {
   ...(aims.samples_transfer_ratio !== null ? { samples_transfer_ratio: { aim: aims.samples_transfer_ratio, got: transfer.samples_transfer_ratio, met: transfer.samples_transfer_ratio <= aims.samples_transfer_ratio } } : {}),
 };
 const elapsed = (performance.now() - T0) / 1000;
+// training time of one site model: the first model of each new site (median over sites)
+const siteModelMs = sedna.rounds.flatMap((r) => ((r.kb_summary as { kind: string; task: string; ms: number | null }[] | undefined) ?? []).filter((x) => x.kind === 'new' && x.task !== 'global' && x.ms !== null).map((x) => x.ms!));
+const siteModelMedianS = siteModelMs.length ? [...siteModelMs].sort((x, y) => x - y)[Math.floor(siteModelMs.length / 2)] / 1000 : null;
 
 const result = {
   benchmark: 'sedna-ll lifelong learning (GEM protocol over edge sites)',
@@ -235,27 +247,31 @@ const result = {
   detection,
   new_domain: sedna.new_domain,
   aims: aimCheck,
+  arch,
+  site_model_train_s_median: siteModelMedianS,
   elapsed_s: elapsed,
 };
 
 const f = (v: number | null, d = 4) => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(d));
 
 mkdirSync(outDir, { recursive: true });
-const jsonPath = join(outDir, `lifelong-${scenarioName}.json`);
-const htmlPath = join(outDir, `lifelong-${scenarioName}.html`);
+const suffix = arch === 'cnn' ? '-cnn' : '';
+const jsonPath = join(outDir, `lifelong-${scenarioName}${suffix}.json`);
+const htmlPath = join(outDir, `lifelong-${scenarioName}${suffix}.html`);
 writeFileSync(jsonPath, JSON.stringify(result, null, 1) + '\n');
 writeFileSync(htmlPath, renderHtml());
 
 // ---- console summary ----
 const rows = [['method', 'ACC', 'BWT', 'FWT', 'forgetting', 'train s'], ...methods.map((m) => [m.method, f(m.acc), f(m.bwt), f(m.fwt), f(m.forgetting), m.train_s.toFixed(1)])];
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-process.stdout.write(`\n${scenarioName}, ${T} sites, seed ${seed}, ${trainPerTask} train/site\n`);
+process.stdout.write(`\n${scenarioName}, ${T} sites, seed ${seed}, ${trainPerTask} train/site, KB arch ${arch}${arch === 'cnn' ? ' (baselines: the dense trainer)' : ''}\n`);
 for (const r of rows) process.stdout.write(r.map((c, i) => (i ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ') + '\n');
 process.stdout.write(`samples_transfer_ratio ${f(transfer.samples_transfer_ratio)} (${transfer.uploaded} uploaded / ${transfer.inferred} inferred)\n`);
 for (const k of detectors) process.stdout.write(`unseen-site detection ${k.padEnd(12)} AUROC ${f(detection.mean[k].auroc, 3)}  TPR@5%FPR ${f(detection.mean[k].tpr_at_5_fpr, 3)}\n`);
 if (detectors.length) process.stdout.write(`edge unseen flag (no attribute): TPR ${f(detection.edge_flag_mean.tpr, 3)} at FPR ${f(detection.edge_flag_mean.fpr, 3)}\n`);
 if (sedna.new_domain) process.stdout.write(formatNewDomain(sedna.new_domain));
 for (const [k, v] of Object.entries(aimCheck)) process.stdout.write(`aim ${k}: ${k === 'samples_transfer_ratio' ? '<=' : '>='} ${v.aim}: ${f(v.got)} ${v.met ? 'MET' : 'NOT MET'}\n`);
+process.stdout.write(`training time per site model (${arch}, median over new sites): ${siteModelMedianS === null ? '–' : siteModelMedianS.toFixed(1) + ' s'}\n`);
 process.stdout.write(`${jsonPath}\n${htmlPath}\nelapsed ${elapsed.toFixed(1)} s\n`);
 
 function renderHtml(): string {
