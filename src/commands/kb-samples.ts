@@ -90,17 +90,24 @@ export function register(kb: Command): void {
     );
 
   samples
-    .command('import <file>')
-    .description('import labelled (or unlabelled) training data: JSONL {"x": [...], "label"?, "attrs"?, "id"?, "task"?}; ids derived from the content when absent, so a re-import is harmless')
+    .command('import <path>')
+    .description('import labelled (or unlabelled) training data: JSONL {"x": [...] | "file": "img.png", "label"?, "attrs"?, "id"?, "task"?}, or a directory of PNG/JPEG images (labels from --labels); ids derived from the content when absent, so a re-import is harmless')
     .option('--data <dir>', DATA_HELP)
+    .option('--labels <csv>', 'with a directory: CSV with a header naming a file column (file, name or path, relative to the directory) and label; other columns become attributes (e.g. site)')
+    .option('--max-pixels <n>', 'refuse images over n pixels before decoding', intOption('--max-pixels', 1))
     .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
     .option('--json', 'print {lines, imported, existing, skipped} as JSON')
-    .addHelpText('after', `\nBad lines are reported on stderr and skipped; a file with lines but none imported exits 1.\n${EXIT_HELP}\n`)
+    .addHelpText('after', `\nBad lines and images (not PNG/JPEG, corrupt, over the pixel cap) are reported on stderr and skipped;\nan input with lines but none imported exits 1.\n${EXIT_HELP}\n`)
     .action(
-      run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
+      run(async (file: string, o: { data?: string; labels?: string; maxPixels?: number; strict?: boolean; json?: boolean }) => {
         const { importSamples } = await import('../kb/samples-io.js');
+        const { importImageDir, isDirectory } = await import('../kb/image-import.js');
+        const dir = isDirectory(file);
+        if (o.labels && !dir) throw new CliError(`--labels is for a directory of images; ${file} is not a directory`, EXIT.USAGE);
         await kbOpen(o.data, async (store) => {
-          const r = await importSamples(store, file, { strict: o.strict, onBad: badLine(file) });
+          const r = dir
+            ? await importImageDir(store, file, { labels: o.labels, strict: o.strict, maxPixels: o.maxPixels, onBad: (where, reason) => process.stderr.write(`sedna-ll: ${where}: ${reason} (skipped)\n`) })
+            : await importSamples(store, file, { strict: o.strict, maxPixels: o.maxPixels, onBad: badLine(file) });
           if (o.json) printJson(r);
           else process.stdout.write(`${r.imported} sample(s) imported, ${r.existing} already present, ${r.skipped} skipped\n`);
           if (r.lines > 0 && r.imported + r.existing === 0) return EXIT.FAILURE;

@@ -16,11 +16,12 @@ export function register(kb: Command): void {
     .option('--labels <a,b,c>', 'class labels in output order (default: 0..K-1)')
     .option('--fallback', 'this task serves samples no other task matches')
     .option('--output-kind <kind>', 'probabilities | logits (default: from the output name)')
-    .option('--scale <x>', 'preprocessing: multiply inputs by x (e.g. 0.00392 for 1/255)', numOption('--scale'))
+    .option('--scale <x>', 'preprocessing: multiply inputs by x (e.g. 0.00392 for 1/255; with --image the default is 1/255)', numOption('--scale'))
+    .option('--image <WxHxC>', 'the task takes images: decode, resize to W x H, C = 1 (gray) or 3 channels, NCHW; the model input must be [N,C,H,W] or [N,W*H*C]')
     .option('--json', 'print the task record as JSON')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
-      run(async (model: string, o: { data?: string; task: string; attr: string[]; labels?: string; fallback?: boolean; outputKind?: string; scale?: number; json?: boolean }) => {
+      run(async (model: string, o: { data?: string; task: string; attr: string[]; labels?: string; fallback?: boolean; outputKind?: string; scale?: number; image?: string; json?: boolean }) => {
         const { parseAttrPairs } = await import('../format/attrs.js');
         const { addTaskModel } = await import('../kb/tasks.js');
         if (o.outputKind !== undefined && o.outputKind !== 'probabilities' && o.outputKind !== 'logits') {
@@ -33,6 +34,13 @@ export function register(kb: Command): void {
           throw new CliError((e as Error).message, EXIT.USAGE);
         }
         const labels = o.labels === undefined ? undefined : o.labels.split(',').map((s) => s.trim());
+        const img = o.image === undefined ? null : /^(\d+)x(\d+)x([13])$/.exec(o.image);
+        if (o.image !== undefined && !img) throw new CliError(`--image "${o.image}": expected WxHxC with C 1 or 3, e.g. 28x28x1`, EXIT.USAGE);
+        const preprocessing = img
+          ? { kind: 'image' as const, width: Number(img[1]), height: Number(img[2]), channels: Number(img[3]) as 1 | 3, scale: o.scale ?? 1 / 255, layout: 'NCHW' as const }
+          : o.scale !== undefined
+            ? { kind: 'vector' as const, scale: o.scale }
+            : undefined;
         if (labels && labels.some((l) => !l)) throw new CliError(`--labels "${o.labels}": empty label`, EXIT.USAGE);
         await kbOpen(o.data, async (store) => {
           const t = await addTaskModel(store, {
@@ -42,7 +50,7 @@ export function register(kb: Command): void {
             labels,
             fallback: o.fallback,
             outputKind: o.outputKind as 'probabilities' | 'logits' | undefined,
-            preprocessing: o.scale !== undefined ? { kind: 'vector', scale: o.scale } : undefined,
+            preprocessing,
           });
           if (o.json) return printJson(t);
           process.stdout.write(`task "${t.id}": model ${t.model_sha.slice(0, 12)} (${t.model_size} bytes, ${t.labels.length} labels)${t.fallback ? ', fallback' : ''}\n`);

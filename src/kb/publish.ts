@@ -13,6 +13,7 @@ import {
   type TaskIndex,
   type UnseenConfig,
 } from '../format/index-manifest.js';
+import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { signBytes } from '../format/signature.js';
 import { validateIndex } from '../format/validate-index.js';
 import type { KbStore, TaskRecord, VersionRecord } from './store.js';
@@ -127,6 +128,8 @@ async function prepareVersion(store: KbStore, opts: PublishOptions): Promise<Pre
     const size = await store.blobs.size(t.model_sha);
     if (size === null) throw new CliError(`task "${t.id}": model blob ${t.model_sha} is missing from the KB store`, EXIT.FAILURE);
     if (size !== t.model_size) throw new CliError(`task "${t.id}": model blob ${t.model_sha} has ${size} bytes, the task says ${t.model_size}`, EXIT.FAILURE);
+    const misfit = imageShapeMismatch(t.preprocessing, t.inputs[0]?.shape ?? []);
+    if (misfit) throw new CliError(`task "${t.id}": ${misfit}`, EXIT.FAILURE);
   }
   const last = await store.latestVersion();
   const prevFiles = last ? await store.readVersionIndex(last.n) : null;

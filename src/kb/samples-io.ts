@@ -1,12 +1,17 @@
 // Moving samples and labels in and out of the KB as files:
-//   importSamples: JSONL {"x": [...], "label"?, "attrs"?, "id"?, "task"?} -> initial training data
+//   importSamples: JSONL {"x": [...], "label"?, "attrs"?, "id"?, "task"?} -> initial training data;
+//                  instead of x, "file" (an image path, relative to the JSONL file) or
+//                  "payload_kind": "png"|"jpeg" with "payload_b64" (as exported); see image-import.ts
 //   exportSamples: every stored sample as JSONL (import-compatible: f32 payloads become "x")
 //   importLabels:  CSV "id,label" (with header) or JSONL {"id","label"} -> ground truth
 // Files are streamed line by line; a bad line is reported through onBad and skipped (or, with
 // strict, ends the run before the batch holding it is stored).
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { basename } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
+import { imageSample } from './image-import.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
@@ -54,7 +59,29 @@ export interface ImportResult {
   skipped: number;
 }
 
-function parseImportLine(text: string): NewSample | string {
+/** An image line's sample: "file" (relative to the JSONL's directory) or png/jpeg payload_b64. */
+function parseImageLine(o: Record<string, unknown>, label: string | null, attrs: Record<string, string>, ctx: { dir: string; maxPixels: number }): NewSample | string {
+  let bytes: Buffer;
+  if (o.file !== undefined) {
+    if (typeof o.file !== 'string' || !o.file) return '"file" must be a non-empty path';
+    const path = resolve(ctx.dir, o.file);
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      return `"file" ${o.file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    }
+  } else {
+    if (typeof o.payload_b64 !== 'string') return '"payload_b64" must be a base64 string';
+    bytes = Buffer.from(o.payload_b64, 'base64');
+  }
+  if (o.id !== undefined && (typeof o.id !== 'string' || !ID_RE.test(o.id))) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
+  const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels);
+  if (typeof s === 'string') return `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}`;
+  if (o.task !== undefined) s.task = o.task as string;
+  return s;
+}
+
+function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }): NewSample | string {
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(text);
@@ -63,7 +90,8 @@ function parseImportLine(text: string): NewSample | string {
   }
   if (!o || typeof o !== 'object' || Array.isArray(o)) return 'expected a JSON object';
   const x = o.x;
-  if (!Array.isArray(x) || x.length === 0 || !x.every((v) => typeof v === 'number' && Number.isFinite(v))) return '"x" must be a non-empty array of finite numbers';
+  const image = x === undefined && (o.file !== undefined || o.payload_kind === 'png' || o.payload_kind === 'jpeg');
+  if (!image && (!Array.isArray(x) || x.length === 0 || !x.every((v) => typeof v === 'number' && Number.isFinite(v)))) return '"x" must be a non-empty array of finite numbers (or give an image: "file", or "payload_kind" png/jpeg with "payload_b64")';
   let label: string | null = null;
   if (o.label !== undefined && o.label !== null) {
     if (typeof o.label !== 'string' && typeof o.label !== 'number') return '"label" must be a string or number';
@@ -73,6 +101,7 @@ function parseImportLine(text: string): NewSample | string {
   if (o.attrs !== undefined && (typeof o.attrs !== 'object' || o.attrs === null || Array.isArray(o.attrs))) return '"attrs" must be an object';
   const attrs = normaliseAttrs(o.attrs as Record<string, string> | undefined);
   if (o.task !== undefined && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string';
+  if (image) return parseImageLine(o, label, attrs, ctx);
   const payload = f32Bytes(x as number[]);
   const payload_sha = sha256Hex(payload);
   let id: string;
@@ -103,7 +132,8 @@ function parseImportLine(text: string): NewSample | string {
   };
 }
 
-export async function importSamples(store: KbStore, file: string, opts: { strict?: boolean; onBad: BadLine }): Promise<ImportResult> {
+export async function importSamples(store: KbStore, file: string, opts: { strict?: boolean; maxPixels?: number; onBad: BadLine }): Promise<ImportResult> {
+  const ctx = { dir: dirname(resolve(file)), maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const res: ImportResult = { lines: 0, imported: 0, existing: 0, skipped: 0 };
   let batch: NewSample[] = [];
   let batchLines: number[] = [];
@@ -122,7 +152,7 @@ export async function importSamples(store: KbStore, file: string, opts: { strict
   for await (const [n, text] of lines(file)) {
     if (!text.trim()) continue;
     res.lines++;
-    const s = parseImportLine(text);
+    const s = parseImportLine(text, ctx);
     if (typeof s === 'string') {
       res.skipped++;
       opts.onBad(n, s);

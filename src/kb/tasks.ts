@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { Preprocessing } from '../format/index-manifest.js';
+import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { inspectModel } from '../onnx/ort.js';
 import type { KbStore, TaskRecord } from './store.js';
 
@@ -38,9 +39,12 @@ export async function addTaskModel(store: KbStore, o: AddTaskOptions): Promise<T
     throw new CliError(`--labels: ${labels.length} labels given but ${o.modelPath} output "${out.name}" has ${io.classes} classes`, EXIT.USAGE);
   }
   labels ??= Array.from({ length: io.classes }, (_, i) => String(i));
+  const prev = await store.getTask(o.id);
+  const preprocessing = o.preprocessing ?? prev?.preprocessing ?? { kind: 'vector' as const };
+  const misfit = imageShapeMismatch(preprocessing, io.inputs[0].shape);
+  if (misfit) throw new CliError(`${o.modelPath}: ${misfit}`, EXIT.USAGE);
   const { sha256, size } = await store.blobs.put(bytes);
   const now = Date.now();
-  const prev = await store.getTask(o.id);
   const t: TaskRecord = {
     id: o.id,
     attrs: normaliseAttrs(o.attrs ?? prev?.attrs ?? {}),
@@ -49,7 +53,7 @@ export async function addTaskModel(store: KbStore, o: AddTaskOptions): Promise<T
     inputs: io.inputs,
     outputs: io.outputs,
     labels,
-    preprocessing: o.preprocessing ?? prev?.preprocessing ?? { kind: 'vector' },
+    preprocessing,
     // what the probe run saw, not a guess from the output's name
     output_kind: o.outputKind ?? io.outputKind,
     ...(o.arch ? { arch: o.arch } : {}),

@@ -33,7 +33,8 @@ export function imageShape(dim: number, P: Preprocessing, tasks: readonly TaskRe
     if (size(given) !== dim) throw new Error(`input shape [${given.join(',')}] holds ${size(given)} values, the samples have ${dim}`);
     return { shape: given, from: '--input-shape' };
   }
-  if (P.kind === 'image' && P.width && P.height) {
+  // NHWC with 3 channels is not the CNN's [C, H, W]; one channel is the same either way
+  if (P.kind === 'image' && P.width && P.height && (P.layout !== 'NHWC' || (P.channels ?? 3) === 1)) {
     const s: ImageShape = [P.channels ?? 3, P.height, P.width];
     if (size(s) === dim) return { shape: s, from: 'image preprocessing' };
   }

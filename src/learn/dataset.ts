@@ -1,8 +1,10 @@
 // Turning KB samples into training data: payload bytes -> raw feature vectors -> model input
-// (the task's preprocessing), labels -> class indices. Vector payloads only (f32, npy); image
-// payloads need a decoder and a resize the built-in trainer does not do (use --trainer-cmd).
+// (the task's preprocessing), labels -> class indices. Vector payloads (f32, npy) are raw
+// features; image payloads (png, jpeg) are decoded straight into model input by the image
+// preprocessing (image-samples.ts), for which preprocess() is then the identity.
 import type { Preprocessing } from '../format/index-manifest.js';
 import type { KbStore, SampleRecord } from '../kb/store.js';
+import { ImageDecoder, isImageKind } from './image-samples.js';
 
 /** Raw float features of a payload, or null with the reason it cannot be used. */
 export function decodePayload(kind: string, buf: Buffer | null): Float32Array | string {
@@ -14,7 +16,7 @@ export function decodePayload(kind: string, buf: Buffer | null): Float32Array | 
     return out;
   }
   if (kind === 'npy') return decodeNpy(buf);
-  return `payload kind "${kind}" is not a vector (the built-in trainer takes f32/npy; use --trainer-cmd)`;
+  return `payload kind "${kind}" is not supported`;
 }
 
 function decodeNpy(buf: Buffer): Float32Array | string {
@@ -40,8 +42,12 @@ function decodeNpy(buf: Buffer): Float32Array | string {
   return out;
 }
 
-/** Apply a vector preprocessing (scale, then (x - mean) / std; scalar or per-feature). */
+/**
+ * Apply a vector preprocessing (scale, then (x - mean) / std; scalar or per-feature). Image
+ * samples are decoded into model input already: for an image preprocessing this is the identity.
+ */
 export function preprocess(x: Float32Array, p: Preprocessing): Float32Array {
+  if (p.kind === 'image') return x;
   const scale = p.scale ?? 1;
   const mean = p.mean ?? [];
   const std = p.std ?? [];
@@ -79,22 +85,27 @@ export interface LoadedSample {
   raw: Float32Array;
 }
 
-/** All samples of the KB with a usable vector payload (paged); unusable ones are counted by reason. */
-export async function loadSamples(store: KbStore): Promise<{ samples: LoadedSample[]; skipped: Record<string, number> }> {
+/**
+ * All samples of the KB with a usable payload (paged); unusable ones are counted by reason.
+ * Images are decoded with `image` (or a preprocessing taken from the first image, returned).
+ */
+export async function loadSamples(store: KbStore, opts: { image?: Preprocessing | null; maxPixels?: number } = {}): Promise<{ samples: LoadedSample[]; skipped: Record<string, number>; image: Preprocessing | null }> {
   const samples: LoadedSample[] = [];
   const skipped: Record<string, number> = {};
+  const images = new ImageDecoder(opts.image ?? null, opts.maxPixels);
   let after = 0;
   for (;;) {
     const page = await store.listSamples({ after, limit: 2000 });
     if (page.length === 0) break;
     for (const rec of page) {
-      const raw = decodePayload(rec.payload_kind, rec.payload_kind === 'none' ? null : await store.samplePayload(rec.id));
+      const buf = rec.payload_kind === 'none' ? null : await store.samplePayload(rec.id);
+      const raw = isImageKind(rec.payload_kind) && buf ? images.decode(buf) : decodePayload(rec.payload_kind, buf);
       if (typeof raw === 'string') skipped[raw] = (skipped[raw] ?? 0) + 1;
       else samples.push({ rec, raw });
     }
     after = page[page.length - 1].seq;
   }
-  return { samples, skipped };
+  return { samples, skipped, image: images.preprocessing };
 }
 
 /** Sort labels naturally ("2" before "10"). */

@@ -10,6 +10,7 @@ import { DEFAULT_ALLOCATION, type Preprocessing, type TaskIndex } from '../forma
 import type { TaskRecord } from '../kb/store.js';
 import { trainCandidates } from './candidates.js';
 import { chooseScale, preprocess, sortLabels, type LoadedSample } from './dataset.js';
+import { imageSize } from './image-samples.js';
 import type { ScoringModel } from './models.js';
 import { defineTasks } from './round-define.js';
 import { gateCandidates } from './round-decide.js';
@@ -27,6 +28,8 @@ export interface RoundInput {
   skipped: Record<string, number>;
   /** the KB-wide preprocessing fixed by the first round (null: not fixed yet) */
   preprocessing: Preprocessing | null;
+  /** the preprocessing image samples were decoded with (image-samples.ts), if any */
+  imagePreprocessing?: Preprocessing | null;
   nextCluster: number;
   loadModel: (t: TaskRecord) => Promise<ScoringModel>;
 }
@@ -83,7 +86,10 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
   // the KB-wide input space: fixed at the first round (see chooseScale), from every sample the
   // KB holds, labelled or not (the input space must fit them all)
   const existingVec = i.tasks.find((t) => t.preprocessing.kind === 'vector');
-  const P = i.preprocessing ?? (existingVec ? existingVec.preprocessing : chooseScale(samples.map((s) => s.raw)));
+  // image samples are decoded into their preprocessing's input space: when they are the
+  // samples that train, that preprocessing is the KB's
+  const imageP = i.imagePreprocessing && imageSize(i.imagePreprocessing) === dim ? i.imagePreprocessing : null;
+  const P = i.preprocessing ?? imageP ?? (existingVec ? existingVec.preprocessing : chooseScale(samples.map((s) => s.raw)));
   plan.P = P;
   plan.fixPreprocessing = !i.preprocessing;
   const inputs = new Map<LoadedSample, Float32Array>();

@@ -40,6 +40,8 @@ export interface RoundOptions {
   /** target false-positive rate of the calibrated radius and thresholds */
   fpr: number;
   trainerCmd?: string | null;
+  /** images over this many pixels are skipped before decoding (default 16 M) */
+  maxPixels?: number;
   /** time limit of one --trainer-cmd run (default 1 h) */
   trainerTimeoutMs?: number;
   threads?: number;

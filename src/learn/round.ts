@@ -5,6 +5,7 @@
 import type { Preprocessing, TaskIndex } from '../format/index-manifest.js';
 import type { KbStore } from '../kb/store.js';
 import { loadSamples } from './dataset.js';
+import { knownImagePreprocessing } from './image-samples.js';
 import { DEFAULT_GATE } from './gate.js';
 import { loadTaskModel } from './models.js';
 import { applyPlan, META_CLUSTER, META_PREPROC, META_ROUND, publishPlan } from './round-apply.js';
@@ -56,15 +57,18 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   // the trigger counters before the samples are read: what the round consumes at most
   const consumed = await store.counters();
   log('loading samples');
-  const { samples, skipped } = await loadSamples(store);
+  const pinnedP = pinned ? (JSON.parse(pinned) as Preprocessing) : null;
+  const tasks = await store.listTasks();
+  const { samples, skipped, image } = await loadSamples(store, { image: knownImagePreprocessing(pinnedP, tasks), maxPixels: o.maxPixels });
   const plan = await planRound(
     {
       round,
-      tasks: await store.listTasks(),
+      tasks,
       prevIndex,
       samples,
       skipped,
-      preprocessing: pinned ? (JSON.parse(pinned) as Preprocessing) : null,
+      preprocessing: pinnedP,
+      imagePreprocessing: image,
       nextCluster: Number((await store.getMeta(META_CLUSTER)) ?? 1),
       loadModel: (t) => loadTaskModel(store, t),
     },
@@ -72,7 +76,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   );
   const base = { round, samples: plan.samples, clusters: plan.clusters };
   if (!plan.P) {
-    return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a vector payload', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
+    return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a usable payload (vector or image)', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
   }
   await applyPlan(store, plan, consumed);
   // new unseen settings: the tasks this round did not write are recalibrated for them too

@@ -3,8 +3,9 @@
 // resized to width x height, reduced to 1 or 3 channels, scaled, normalised per channel and laid
 // out NCHW or NHWC. Errors are thrown as short reasons (the pipeline adds where/which task).
 import type { TaskEntry } from '../format/index-manifest.js';
-import { normalise, vectorInput } from '../onnx/vector-input.js';
-import { decodeImage, resizeToHwc, type Rgba } from './image.js';
+import { rgbaToInput } from '../onnx/image-input.js';
+import { vectorInput } from '../onnx/vector-input.js';
+import { decodeImage, type Rgba } from './image.js';
 import type { Sample } from './sample.js';
 
 const keys = new WeakMap<TaskEntry, string>();
@@ -38,12 +39,7 @@ export function inputFor(s: Sample, task: TaskEntry, features: number): Float32A
       img = decodeImage(s.image!.kind, s.image!.bytes);
       decoded.set(s, img);
     }
-    const hwc = normalise(resizeToHwc(img, p.width, p.height, ch), p, ch, true, true);
-    if (p.layout === 'NCHW' && ch > 1) {
-      out = new Float32Array(hwc.length);
-      const plane = p.width * p.height;
-      for (let i = 0; i < plane; i++) for (let c = 0; c < ch; c++) out[c * plane + i] = hwc[i * ch + c];
-    } else out = hwc;
+    out = rgbaToInput(img, p);
   }
   s.cacheKey = key;
   s.cacheVal = out;
