@@ -83,6 +83,9 @@ test('the plan trains and decides without a store; applying it writes records, s
     assert.deepEqual(plan.outcomes.map((x) => x.task), ['global', 'A', 'B']);
     assert.ok(plan.outcomes.every((x) => x.kind === 'new' && typeof x.accepted === 'boolean'), JSON.stringify(plan.outcomes));
     assert.equal(plan.tasks.length, 3);
+    // round 1 has no model yet: a new site's parent candidates are the fallback trained this round
+    const A = plan.outcomes.find((x) => x.task === 'A')!;
+    assert.deepEqual(Object.keys(A.relation!.scores), ['global'], JSON.stringify(A.relation));
     assert.equal(plan.used.length, 160);
     assert.equal((await store.listTasks()).length, 0, 'planning wrote nothing');
     // the same input plans the same decisions and models

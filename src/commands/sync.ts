@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
     .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')
     .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
-    .option('--json', 'print a summary {pushed, acked, rejected, rejected_total, pending, labels_pushed, pulled_version, activated, trial, bytes_up, bytes_down, duration_ms, exit}')
+    .option('--json', 'print a summary {pushed, acked, rejected, rejected_total, pending, labels_pushed, pulled_version, activated, trial, bytes_up, bytes_down, models_downloaded, model_bytes_down, duration_ms, exit}')
     .addHelpText(
       'after',
       `

@@ -97,6 +97,8 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
   const trainer = { optimizer: o.optimizer ?? 'adam', lr: o.lr ?? null, batch_size: o.batchSize ?? 32, epochs: o.epochs, patience: o.patience ?? 5, l2: o.l2 ?? 1e-4, hidden: arch === 'softmax' ? [] : o.hidden, ...(cnnShape ? { input_shape: cnnShape, filters } : {}), arch_choice: choice.why };
   const dims = arch === 'cnn' ? [] : archDims(arch, dim, labels.length, o.hidden);
   const jobs: TrainJob[] = [];
+  // per job: the model it starts from when the start is an exact copy of it (same labels)
+  const exact: ({ rec: TaskRecord; model: ScoringModel } | undefined)[] = [];
   for (const c of candidates) {
     const seed = taskSeed(o.seed, c.group.id);
     // early stopping watches a validation slice of the training data, never the gate's held-out set
@@ -110,10 +112,14 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
     const from = startFrom(c);
     if (from && JSON.stringify(from.preprocessing) === JSON.stringify(P)) {
       const m = await ctx.modelOf(from);
+      if (m.labels.join('\n') === labels.join('\n')) exact[jobs.length] = { rec: from, model: m };
       if (m.dense && arch !== 'cnn') init = transferInit(m.dense.net, m.labels, dims, labels, seed);
       if (m.cnn && cnnShape) cnnInit = cnnTransferInit(m.cnn.net, m.labels, cnnShape, filters, o.hidden, labels, seed);
     }
-    const options = { arch: arch === 'cnn' ? ('mlp' as const) : arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2 };
+    // light adaptation: a warm start on a tiny training set learns its last layer only (the
+    // parent's features stay; fewer free weights than samples to fit them)
+    const trainFrom = init && fit.length < LIGHT_ADAPTATION_MAX ? dims.length - 2 : 0;
+    const options = { arch: arch === 'cnn' ? ('mlp' as const) : arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2, trainFrom };
     jobs.push({
       key: c.group.id,
       train: ds(fit),
@@ -128,7 +134,15 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
   const results = await trainAll(jobs, { threads: o.threads });
   candidates.forEach((c, i) => {
     const r = results[i];
-    const info = { labels, preprocessing: P, arch, trainer, seed: jobs[i].options.seed, task: c.group.id, parent: c.parent };
+    const start = exact[i];
+    if (start && r.warmStart && r.bestEpoch === 0) {
+      // the best epoch is the starting weights: the candidate IS that model, byte for byte (a
+      // re-export would differ by float noise of the round trip and be downloaded again)
+      const f = start.rec;
+      out.set(c, { model: start.model, bytes: start.model.bytes, io: { inputs: f.inputs, outputs: f.outputs }, outputKind: f.output_kind, arch: f.arch ?? arch, epochs: r.epochsRun, bestEpoch: 0, ms: r.ms, warmStart: true, history: r.history, trainer: { ...trainer, seed: jobs[i].options.seed, kept_start: f.id } });
+      return;
+    }
+    const info = { labels, preprocessing: P, arch };
     const bytes = r.cnn ? exportCnnOnnx(r.cnn, info) : exportOnnx(fromNetData(r.net!), info);
     out.set(c, {
       model: modelFromBytes(bytes, { labels, preprocessing: P, output_kind: 'probabilities' }),
@@ -141,11 +155,14 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
       ms: r.ms,
       warmStart: r.warmStart,
       history: r.history,
-      trainer: { ...trainer, seed: jobs[i].options.seed, ...(jobs[i].cnn ? { freeze_convs: jobs[i].cnn!.freezeConvs, shift: jobs[i].cnn!.shift } : {}) },
+      trainer: { ...trainer, seed: jobs[i].options.seed, ...(jobs[i].options.trainFrom ? { train_from_layer: jobs[i].options.trainFrom } : {}), ...(jobs[i].cnn ? { freeze_convs: jobs[i].cnn!.freezeConvs, shift: jobs[i].cnn!.shift } : {}) },
     });
   });
   return out;
 }
+
+/** training sets under this size adapt only the last layer of a warm start */
+export const LIGHT_ADAPTATION_MAX = 100;
 
 function taskSeed(seed: number, task: string): number {
   return (seed * 1000003 + idRank(seed, task)) >>> 0;

@@ -1,5 +1,5 @@
 // Trained weights -> ONNX (opset 13, Gemm/Relu/Softmax via writeDenseOnnx) with what the edge
-// and the KB need to know in the metadata: labels, preprocessing, architecture, trainer, seed.
+// and the KB need to know in the metadata: labels, preprocessing, architecture.
 // A net with a hidden layer also outputs its last hidden activations ("features", second
 // output) for the feature-space unseen detector; the edge fetches it only when the index has
 // the task's feature statistics, and models without it keep working.
@@ -13,26 +13,17 @@ export interface ExportInfo {
   labels: string[];
   preprocessing: Preprocessing;
   arch: string;
-  /** trainer settings (optimizer, lr, epochs ...) recorded for provenance */
-  trainer: Record<string, unknown>;
-  seed: number;
-  task?: string;
-  parent?: string | null;
 }
 
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'probabilities';
 
+// Only what the weights' meaning depends on: the same weights export to the same bytes (and
+// sha256) whichever task, seed, parent or trainer settings produced them, so an unchanged model
+// is never published (or downloaded) again. Provenance lives in the task record (extra.trainer,
+// parent) and the signed index.
 function metadata(info: ExportInfo): Record<string, string> {
-  return {
-    labels: JSON.stringify(info.labels),
-    preprocessing: JSON.stringify(info.preprocessing),
-    arch: info.arch,
-    trainer: JSON.stringify(info.trainer),
-    seed: String(info.seed),
-    ...(info.task ? { task: info.task } : {}),
-    ...(info.parent ? { parent: info.parent } : {}),
-  };
+  return { labels: JSON.stringify(info.labels), preprocessing: JSON.stringify(info.preprocessing), arch: info.arch };
 }
 
 export function exportOnnx(net: DenseNet, info: ExportInfo): Buffer {

@@ -61,13 +61,14 @@ export async function followTest(ctx: PlanCtx, oldModel: ScoringModel, newModel:
   return { follow: test.verdict !== 'loss', test, old, now };
 }
 
-export async function gateCandidates(ctx: PlanCtx, candidates: Candidate[], trained: Map<Candidate, Trained>): Promise<GateResult> {
+/** servingGlobal: the fallback decided by an earlier gate of this round (default: the current one) */
+export async function gateCandidates(ctx: PlanCtx, candidates: Candidate[], trained: Map<Candidate, Trained>, servingGlobal0?: ScoringModel | null): Promise<GateResult> {
   const { o, modelOf } = ctx;
   const metric = o.gate.metric;
   const decisions = new Map<Candidate, Decision>();
   const order = [...candidates].sort((a, b) => Number(b.fallback) - Number(a.fallback));
   const oldGlobal: ScoringModel | null = ctx.currentGlobal ? await modelOf(ctx.currentGlobal) : null;
-  let servingGlobal = oldGlobal;
+  let servingGlobal = servingGlobal0 === undefined ? oldGlobal : servingGlobal0;
   for (const c of order) {
     const tr = trained.get(c)!;
     const cand = await grade(tr.model, c.heldout, metric);

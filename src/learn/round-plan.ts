@@ -6,18 +6,19 @@
 //   4. training: the built-in trainer on worker threads or --trainer-cmd (candidates.ts)
 //   5. gate on each task's own held-out set (round-decide.ts, gate.ts)
 //   6. task records with calibration (round-records.ts, task-record.ts)
+import { createHash } from 'node:crypto';
 import { DEFAULT_ALLOCATION, type Preprocessing, type TaskIndex } from '../format/index-manifest.js';
 import type { TaskRecord } from '../kb/store.js';
-import { trainCandidates } from './candidates.js';
+import { trainCandidates, type Trained } from './candidates.js';
 import { chooseScale, preprocess, sortLabels, type LoadedSample } from './dataset.js';
 import { imageSize } from './image-samples.js';
 import type { ScoringModel } from './models.js';
 import { defineTasks } from './round-define.js';
-import { gateCandidates } from './round-decide.js';
+import { gateCandidates, type GateResult } from './round-decide.js';
 import { resolveRecords, type PlannedTask } from './round-records.js';
-import { selectCandidates } from './round-select.js';
+import { chooseParent, selectCandidates } from './round-select.js';
 import { splitHeldout, type AssignRow } from './round-split.js';
-import { contentRank, GLOBAL_TASK, type ClusterReport, type PlanCtx, type RoundOptions, type TaskOutcome } from './round-types.js';
+import { contentRank, GLOBAL_TASK, type Candidate, type ClusterReport, type PlanCtx, type RoundOptions, type TaskOutcome } from './round-types.js';
 
 /** The KB as a round reads it. */
 export interface RoundInput {
@@ -138,11 +139,26 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
     now,
   };
 
-  // 3. candidates, 4. training (the trainer hook: candidates.ts)
-  const sel = await selectCandidates(ctx, labelled, def.qualifying);
-  const trained = await trainCandidates(sel.candidates, { o, labels: ctx.labels, dim, P, input, modelOf: ctx.modelOf, taskById, log, round: i.round });
-  // 5. gate, 6. records
-  const gate = await gateCandidates(ctx, sel.candidates, trained);
+  // 3. candidates, 4. training (the trainer hook: candidates.ts), 5. gate. Two passes: first the
+  // fallback and the known tasks; then brand-new tasks, whose parent may be the fallback just
+  // retrained (it has seen the new site's samples) and which are gated against the fallback
+  // that will serve them
+  const sel = selectCandidates(ctx, labelled, def.qualifying);
+  const isNew = (c: Candidate) => c.kind === 'new' && !c.fallback && !c.group.existing;
+  const first = sel.candidates.filter((c) => !isNew(c));
+  const later = sel.candidates.filter(isNew);
+  const train = (cs: Candidate[], x: PlanCtx) => trainCandidates(cs, { o, labels: x.labels, dim, P, input, modelOf: x.modelOf, taskById: x.taskById, log, round: i.round });
+  const trained = await train(first, ctx);
+  const gate = await gateCandidates(ctx, first, trained);
+  if (later.length) {
+    const ctxB = withFreshFallback(ctx, first, gate, trained);
+    for (const c of later) Object.assign(c, await chooseParent(ctxB, c.train));
+    for (const [c, t] of await train(later, ctxB)) trained.set(c, t);
+    const gateB = await gateCandidates(ctx, later, trained, gate.servingGlobal);
+    gate.order.push(...gateB.order);
+    for (const [c, d] of gateB.decisions) gate.decisions.set(c, d);
+  }
+  // 6. records
   // sites the fallback serves: tasks pointing at its model, and groups too small to be tasks
   const qualifying = new Set(def.qualifying);
   const small = [...def.groups.values()].filter((g) => !qualifying.has(g) && Object.keys(g.attrs).length > 0);
@@ -173,4 +189,43 @@ export function commonDimension(loaded: LoadedSample[], skipped0: Record<string,
     return false;
   });
   return { samples, dim, skipped };
+}
+
+/**
+ * The plan context with this round's accepted fallback candidate in place of the current
+ * fallback, as a parent for new tasks (unchanged when the fallback was not retrained or kept).
+ */
+function withFreshFallback(ctx: PlanCtx, first: Candidate[], gate: GateResult, trained: Map<Candidate, Trained>): PlanCtx {
+  const g = first.find((c) => c.fallback);
+  if (!g || !gate.decisions.get(g)?.d.accepted) return ctx;
+  const tr = trained.get(g)!;
+  const prev = ctx.currentGlobal;
+  const rec: TaskRecord = {
+    id: g.group.id,
+    attrs: {},
+    model_sha: createHash('sha256').update(tr.bytes).digest('hex'),
+    model_size: tr.bytes.length,
+    ...tr.io,
+    labels: ctx.labels,
+    preprocessing: ctx.P,
+    output_kind: tr.outputKind,
+    arch: tr.arch,
+    parent: prev?.parent ?? null,
+    metrics: {},
+    centroid: null,
+    radius: null,
+    thresholds: null,
+    samples: g.train.length + g.heldout.length,
+    updated_round: ctx.round,
+    fallback: true,
+    created_at: prev?.created_at ?? ctx.now,
+    updated_at: ctx.now,
+  };
+  const tasks = [rec, ...ctx.tasks.filter((t) => t.id !== rec.id && !t.fallback)];
+  return {
+    ...ctx,
+    tasks,
+    taskById: new Map(tasks.map((t) => [t.id, t])),
+    modelOf: (t) => (t === rec ? Promise.resolve(tr.model) : ctx.modelOf(t)),
+  };
 }

@@ -16,7 +16,7 @@ export interface Selection {
   repoint: Repoint[];
 }
 
-export async function selectCandidates(ctx: PlanCtx, labelled: LoadedSample[], qualifying: Group[]): Promise<Selection> {
+export function selectCandidates(ctx: PlanCtx, labelled: LoadedSample[], qualifying: Group[]): Selection {
   const trainOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && ctx.split.get(s) === 'train');
   const heldOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && ctx.split.get(s) === 'heldout');
   const freshOf = (m: LoadedSample[]) => m.filter((s) => s.rec.label !== null && s.rec.used_in_round === null).length;
@@ -43,13 +43,8 @@ export async function selectCandidates(ctx: PlanCtx, labelled: LoadedSample[], q
       continue;
     }
     // a task still served by the fallback's model is gated like a new task (against the fallback)
-    const c: Candidate = { group: g, kind: g.existing && !shares ? 'update' : 'new', fallback: false, parent: g.existing ? g.existing.parent : null, train, heldout, fresh };
-    if (c.kind === 'new' && !g.existing) {
-      const rel = await chooseParent(ctx, train);
-      c.parent = rel.parent;
-      c.relation = rel.relation;
-    }
-    out.candidates.push(c);
+    // a brand-new task's parent is chosen once the fallback is trained (round-plan.ts)
+    out.candidates.push({ group: g, kind: g.existing && !shares ? 'update' : 'new', fallback: false, parent: g.existing ? g.existing.parent : null, train, heldout, fresh });
   }
   return out;
 }

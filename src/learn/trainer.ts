@@ -46,6 +46,11 @@ export interface TrainOptions {
   standardize?: 'auto' | 'on' | 'off';
   /** warm start: initial weights (already shaped for this task, see transferInit) */
   init?: DenseNet | null;
+  /**
+   * layers below this index keep their initial weights (light adaptation of a warm start on
+   * tiny data: only the last layer learns; default 0, every layer learns)
+   */
+  trainFrom?: number;
 }
 
 export interface EpochStat {
@@ -241,7 +246,7 @@ function trainCore(data: Dataset, val: Dataset | null, numClasses: number, optio
       }
       // update
       step++;
-      for (let l = 0; l < L; l++) {
+      for (let l = warmStart ? Math.min(o.trainFrom ?? 0, L - 1) : 0; l < L; l++) {
         const Ly = net.layers[l];
         if (o.optimizer === 'adam') {
           adam(Ly.W, gW[l], m1W[l], m2W[l], lr, o.l2, step, arena);

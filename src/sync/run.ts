@@ -76,6 +76,9 @@ export interface SyncSummary {
   pull_ms: number;
   /** part of pull_ms spent downloading model blobs */
   download_ms: number;
+  /** model files the pull downloaded (the ones the edge did not hold already) and their bytes */
+  models_downloaded: number;
+  model_bytes_down: number;
   exit: ExitCode;
   error?: string;
 }
@@ -151,6 +154,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     push_ms: 0,
     pull_ms: 0,
     download_ms: 0,
+    models_downloaded: 0,
+    model_bytes_down: 0,
     exit: EXIT.OK,
   };
   let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
@@ -187,6 +192,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         s.pulled_version = r.version;
         s.activated = r.activated;
         s.download_ms = r.downloadMs;
+        s.models_downloaded = r.downloaded;
+        s.model_bytes_down = r.bytesDown;
         if (r.trial) s.trial = r.trial;
         if (r.trial?.result === 'fail') {
           const kept = kvGet(db, 'active_version');
