@@ -54,7 +54,7 @@ test('an unchanged model keeps its sha256; a round that adds no new model says s
     assert.equal(by.get('C')?.verdict, 'keep', JSON.stringify(r2.tasks));
     assert.equal(by.get('global')?.verdict, 'keep', JSON.stringify(r2.tasks));
     assert.equal(r2.version, 2, 'the new site is a task entry: a version is published');
-    assert.match(r2.message, /\(0 new models, 1 task served by the fallback model\)/);
+    assert.match(r2.message, /\(0 new models, 1 task now served by a model the KB already had\)/);
     const diff = JSON.parse(kb.cli(['versions', 'diff', '1', '2', '--json']).stdout) as { changed: string[]; added: string[]; tasks: { task: string; sha_a: string | null; sha_b: string | null }[] };
     assert.deepEqual(diff.changed, []);
     assert.deepEqual(diff.added, ['C']);

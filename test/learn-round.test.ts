@@ -33,7 +33,8 @@ interface Report {
   version: number | null;
   message: string;
   tasks: Outcome[];
-  clusters: { k: number; pool: number } | null;
+  clusters: { k: number; pool: number; why: string } | null;
+  warnings: string[];
 }
 
 function kb(dir: string) {
@@ -272,6 +273,7 @@ test('samples without attributes cluster into the right number of new tasks; lat
     }
     const r0 = k.json<Report>(['kb', 'train', '--arch', 'softmax']);
     assert.equal(r0.clusters?.k, 2, `the unlabelled samples form two groups: ${JSON.stringify(r0.clusters)}`);
+    assert.match(r0.clusters!.why, /^k=2: the best silhouette \(0\.\d+\) of k=2\.\.\d, >= 0\.5$/);
     assert.equal(r0.tasks.filter((t) => t.task.startsWith('cluster-')).length, 0, 'no labels yet: no model for them');
     // the annotator labels them; the next round turns each group into a task
     const labelFile = join(dir, 'labels.jsonl');
@@ -474,5 +476,25 @@ test('a rerun on the same data (other sample ids, as edges make them) gives the 
     process.stdout.write(`# decisions per round: ${JSON.stringify(decisions[0])}\n`);
   } finally {
     for (const r of runs) r.cleanup();
+  }
+});
+
+test('samples that carry an attribute other than the task keys: kb train warns and names the option; k=1 says why', { timeout: 120_000 }, () => {
+  const { dir, cleanup } = tempDir('sedna-ll-learn-');
+  try {
+    const k = kb(dir);
+    const f = join(dir, 'loc.jsonl');
+    writeFileSync(f, blobsJsonl(siteBlobs({ angle: 0, n: 40, seed: 1 }), 'sample-loc', { location: 'north' }));
+    k.run(['kb', 'samples', 'import', f]);
+    const r = k.run(['kb', 'train', '--json']);
+    const rep = JSON.parse(r.stdout) as Report;
+    assert.equal(rep.warnings.length, 1, JSON.stringify(rep.warnings));
+    assert.match(rep.warnings[0], /^40 sample\(s\) carry attribute "location" but not the task key\(s\) site: .*kb train --attr-keys site,location$/);
+    assert.match(r.stderr, /kb train: warning: 40 sample\(s\) carry attribute "location"/);
+    // one blob cloud: no k separates it; the report says why it stays one group
+    assert.equal(rep.clusters?.k, 1);
+    assert.match(rep.clusters!.why, /^k=1: the best silhouette \(k=\d: 0\.\d+\) is under 0\.5/);
+  } finally {
+    cleanup();
   }
 });

@@ -130,11 +130,12 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,
             log: tty ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
           }).finally(release);
+          for (const w of report.warnings) process.stderr.write(`kb train: warning: ${w}\n`);
           if (o.json) return printJson({ ran: true, ...report });
           process.stdout.write(report.message + '\n');
           if (report.clusters) {
             const sil = Object.entries(report.clusters.silhouettes).map(([k, v]) => `k=${k}: ${v}`).join(', ');
-            process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'})\n`);
+            process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'}; ${report.clusters.why})\n`);
           }
           if (report.tasks.length) {
             await printTable(

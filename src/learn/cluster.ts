@@ -131,6 +131,8 @@ export interface ClusterChoice {
   result: KMeansResult;
   /** silhouette per k tried (k >= 2) */
   silhouettes: Record<number, number>;
+  /** why this k: the rule in words, with the numbers that decided */
+  why: string;
 }
 
 /** Cluster with k chosen from the data (see the header). */
@@ -149,5 +151,12 @@ export function clusterAuto(X: Float32Array, n: number, d: number, opts: { kMax:
       if (s >= minSil) best = r;
     }
   }
-  return { k: best.k, result: best, silhouettes };
+  const top = Object.entries(silhouettes).sort((a, b) => b[1] - a[1] || Number(a[0]) - Number(b[0]))[0];
+  const why =
+    kMax < 2
+      ? `k=1: too few samples to try 2 groups (kMax ${kMax})`
+      : best.k > 1
+        ? `k=${best.k}: the best silhouette (${silhouettes[best.k]}) of k=2..${kMax}, >= ${minSil}`
+        : `k=1: the best silhouette (k=${top[0]}: ${top[1]}) is under ${minSil}, so no k separates the samples clearly; they stay one group`;
+  return { k: best.k, result: best, silhouettes, why };
 }

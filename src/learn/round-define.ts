@@ -39,6 +39,22 @@ export interface TaskDefinition {
   nextCluster: number;
 }
 
+/**
+ * Attribute keys samples carry that do not define tasks: samples without the task keys but
+ * with another key are clustered (or served by the fallback) although they name where they come
+ * from; say so, with the option that would use it.
+ */
+export function unusedAttrKeys(samples: LoadedSample[], attrKeys: string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const s of samples) {
+    if (attrKey(s.rec.attrs, attrKeys) !== null) continue;
+    for (const k of Object.keys(s.rec.attrs)) if (!attrKeys.includes(k)) counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([k, n]) => `${n} sample(s) carry attribute "${k}" but not the task key(s) ${attrKeys.join(',')}: they were grouped without it (by centroid or clustering); to define tasks by it: kb train --attr-keys ${[...attrKeys, k].join(',')}`);
+}
+
 export function defineTasks(i: DefineInput): TaskDefinition {
   const { attrKeys, dim, input } = i;
   const taskById = new Map(i.tasks.map((t) => [t.id, t]));
@@ -94,7 +110,7 @@ export function defineTasks(i: DefineInput): TaskDefinition {
     const kMax = Math.max(1, Math.min(i.kMax, Math.floor(pool.length / i.minSamples)));
     const X = stack(pool.map(input), dim);
     const c = clusterAuto(X, pool.length, dim, { kMax, seed: i.seed });
-    clusters = { pool: pool.length, k: c.k, silhouettes: c.silhouettes };
+    clusters = { pool: pool.length, k: c.k, silhouettes: c.silhouettes, why: c.why };
     const members: LoadedSample[][] = Array.from({ length: c.k }, () => []);
     pool.forEach((s, j) => members[c.result.assign[j]].push(s));
     // cluster order by their first sample's seq, so ids do not depend on k-means' numbering

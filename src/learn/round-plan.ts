@@ -13,7 +13,7 @@ import { trainCandidates, type Trained } from './candidates.js';
 import { chooseScale, preprocess, sortLabels, type LoadedSample } from './dataset.js';
 import { imageSize } from './image-samples.js';
 import type { ScoringModel } from './models.js';
-import { defineTasks } from './round-define.js';
+import { defineTasks, unusedAttrKeys } from './round-define.js';
 import { gateCandidates, type GateResult } from './round-decide.js';
 import { resolveRecords, type PlannedTask } from './round-records.js';
 import { chooseParent, selectCandidates } from './round-select.js';
@@ -43,6 +43,7 @@ export interface RoundPlan {
   /** the preprocessing is fixed by this round (write it) */
   fixPreprocessing: boolean;
   samples: { total: number; labelled: number; skipped: Record<string, number> };
+  warnings: string[];
   clusters: ClusterReport | null;
   nextCluster: number;
   assign: AssignRow[];
@@ -71,6 +72,7 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
     fixPreprocessing: false,
     samples: { total: i.samples.length, labelled: labelled.length, skipped },
     clusters: null,
+    warnings: [],
     nextCluster: i.nextCluster,
     assign: [],
     used: [],
@@ -103,6 +105,7 @@ export async function planRound(i: RoundInput, o: RoundOptions): Promise<RoundPl
   // 1. task definition
   const def = defineTasks({ samples, tasks: i.tasks, attrKeys, P, dim, input, minSamples: o.minSamples, kMax: o.kMax, seed: o.seed, nextCluster: i.nextCluster });
   plan.clusters = def.clusters;
+  plan.warnings = unusedAttrKeys(samples, attrKeys);
   plan.nextCluster = def.nextCluster;
 
   // 2. held-out split: a share of every site (also those the fallback serves), chosen by a

@@ -95,6 +95,8 @@ export interface ClusterReport {
   pool: number;
   k: number;
   silhouettes: Record<number, number>;
+  /** why k was chosen */
+  why: string;
 }
 
 /**

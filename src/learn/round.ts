@@ -38,6 +38,8 @@ export interface RoundReport {
   tasks: TaskOutcome[];
   samples: { total: number; labelled: number; skipped: Record<string, number> };
   clusters: ClusterReport | null;
+  /** things the operator should know (e.g. attribute keys that did not define tasks) */
+  warnings: string[];
   preprocessing: Preprocessing;
   ms: number;
 }
@@ -74,7 +76,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
     },
     o,
   );
-  const base = { round, samples: plan.samples, clusters: plan.clusters };
+  const base = { round, samples: plan.samples, clusters: plan.clusters, warnings: plan.warnings };
   if (!plan.P) {
     return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a usable payload (vector or image)', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
   }
@@ -85,7 +87,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   const n = plan.changedModels;
   const message =
     version !== null
-      ? `round ${round}: published version ${version} (${n} new model${n === 1 ? '' : 's'}${plan.changedEntries ? `, ${plan.changedEntries} task${plan.changedEntries === 1 ? '' : 's'} served by the fallback model` : ''}${recalibrated ? `, ${recalibrated} task${recalibrated === 1 ? '' : 's'} recalibrated for new unseen settings` : ''})`
+      ? `round ${round}: published version ${version} (${n} new model${n === 1 ? '' : 's'}${plan.changedEntries ? `, ${plan.changedEntries} task${plan.changedEntries === 1 ? '' : 's'} now served by a model the KB already had` : ''}${recalibrated ? `, ${recalibrated} task${recalibrated === 1 ? '' : 's'} recalibrated for new unseen settings` : ''})`
       : plan.trained.length
         ? `round ${round}: no candidate passed the gate; nothing published`
         : `round ${round}: no task has new labelled samples; nothing published`;
