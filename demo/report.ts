@@ -18,7 +18,9 @@ export interface RoundRow {
   /** accuracy on every site's test set after the round */
   acc: Record<string, number>;
   train_s: number;
-  kb_tasks: { task: string; kind: string; accepted: boolean | null; before: number | null; after: number | null }[];
+  /** verdict (kb train --json): accept (significant gain), keep (within noise, the incumbent
+   *  stays), reject (significant loss), pinned (a site stays on the model that served it); p: the paired test's */
+  kb_tasks: { task: string; kind: string; accepted: boolean | null; verdict?: string; p?: number | null; before: number | null; after: number | null }[];
 }
 
 export interface DemoReportData {
@@ -120,18 +122,24 @@ export function renderDemoReport(d: DemoReportData): string {
     },
     {
       heading: "What the KB decided each round (eval gate on each task's own held-out set)",
-      note: 'Highlighted rows: the gate rejected the candidate model; the task keeps its previous model.',
+      note: 'Highlighted rows: the gate rejected the candidate model (significantly worse on held-out data); the task keeps its previous model. "kept": the candidate was within noise of the model in place, which stays.',
       html: tableHtml(
-        ['round', 'task', 'kind', 'decision', 'held-out acc before', 'after'],
-        decisions.map((t) => [t.round, t.task, t.kind, t.accepted === null ? '–' : t.accepted ? 'accepted' : 'REJECTED', t.before, t.after]),
+        ['round', 'task', 'kind', 'decision', 'held-out acc before', 'after', 'p'],
+        decisions.map((t) => [t.round, t.task, t.kind, decisionText(t), t.before, t.after, t.p ?? null]),
         3,
-        (i) => (decisions[i].accepted === false ? 'bad' : undefined),
+        (i) => (isRejected(decisions[i]) ? 'bad' : undefined),
       ),
     },
     { heading: 'Edge state at the end', html: endStateHtml(d) },
   ];
   return htmlPage('sedna-ll demo: lifelong learning across edge sites', `Real MNIST, sites rotated by ${d.angles.join('°, ')}°. Generated ${isoTime(d.generated_at)} by npm run demo.`, sections);
 }
+
+const DECISION_TEXT: Record<string, string> = { accept: 'accepted', keep: 'kept (within noise)', reject: 'REJECTED', pinned: 'pinned' };
+/** What the gate did; builds without verdicts only say accepted or not. */
+const decisionText = (t: RoundRow['kb_tasks'][number]): string =>
+  t.verdict ? (DECISION_TEXT[t.verdict] ?? t.verdict) : t.accepted === null ? '–' : t.accepted ? 'accepted' : 'REJECTED';
+const isRejected = (t: RoundRow['kb_tasks'][number]): boolean => (t.verdict ? t.verdict === 'reject' : t.accepted === false);
 
 const uploadedOf = (rows: RoundRow[]) => rows.reduce((a, x) => a + x.uploaded, 0);
 const inferredOf = (rows: RoundRow[]) => rows.reduce((a, x) => a + x.inferred, 0);

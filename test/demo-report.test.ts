@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { niceTicks } from '../bench/lib/chart-layout.js';
+import { renderDemoReport } from '../demo/report.js';
+import { demoReportFixture } from './helpers/demo-report-fixture.js';
 import { barChartSvg, heatColour, heatmapSvg, htmlPage, isoTime, lineChartSvg, tableHtml } from '../bench/lib/report.js';
 
 test('a report page references nothing outside itself and escapes text', () => {
@@ -75,4 +77,14 @@ test('heat colours run from light (0) to dark (1) and handle NaN', () => {
   assert.ok(lum(heatColour(0.5)) > lum(heatColour(1)));
   assert.equal(heatColour(NaN), '#eeeeee');
   assert.equal(heatColour(2), heatColour(1));
+});
+
+test('the demo report: rejected gate decisions highlighted (not kept-within-noise ones), end state as tables with ISO times', () => {
+  const page = renderDemoReport(demoReportFixture());
+  const rows = [...page.matchAll(/<tr( class="bad")?><td class="num">(\d+)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td>/g)].map((m) => ({ bad: !!m[1], round: m[2], task: m[3], decision: m[5] }));
+  assert.deepEqual(rows.filter((r) => r.bad), [{ bad: true, round: '3', task: 'rot-060', decision: 'REJECTED' }]);
+  assert.ok(rows.some((r) => !r.bad && r.decision === 'kept (within noise)'));
+  assert.ok(!page.includes('<pre>'), 'no raw JSON dump');
+  assert.match(page, /<th>last sync<\/th><td>2026-11-30T12:00:00Z, exit 0<\/td>/);
+  assert.ok(!/\b1\d{12}\b/.test(page), 'no epoch-ms times');
 });

@@ -22,8 +22,8 @@ export function demoReportFixture(opts: { sites?: string[] } = {}): DemoReportDa
       acc,
       train_s: 4.2 + r,
       kb_tasks: [
-        { task: site, kind: r === 0 ? 'new' : 'new', accepted: true, before: null, after: 0.93 },
-        ...(r >= 2 ? [{ task: sites[r - 1], kind: 'update', accepted: r !== 3, before: 0.91, after: r === 3 ? 0.88 : 0.92 }] : []),
+        { task: site, kind: 'new', accepted: true, verdict: 'accept', p: 0.0012, before: null, after: 0.93 },
+        ...(r >= 2 ? [{ task: sites[r - 1], kind: 'update', accepted: r !== 3, verdict: r === 3 ? 'reject' : r === 4 ? 'keep' : 'accept', p: r === 4 ? 0.41 : 0.003, before: 0.91, after: r === 3 ? 0.88 : 0.92 }] : []),
       ],
     };
   });
