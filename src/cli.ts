@@ -2,8 +2,8 @@
 // dependencies (onnxruntime-node, undici, tar, fastify) lazily inside their actions, so that
 // `sedna-ll --version` and `--help` stay fast for cron and scripts.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { EXIT, EXIT_HELP } from './format/exit-codes.js';
+import { packageVersion } from './version.js';
 
 interface CommandModule {
   register(program: Command): void;
@@ -40,8 +40,6 @@ function commandWord(args: string[]): string | null {
 // see disableOrtTelemetry in runtime/sessions.ts.
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-
 // `sedna-ll ... | head` closes the pipe early: that is the reader's choice, not our failure.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e: NodeJS.ErrnoException) => {
@@ -52,24 +50,30 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const program = new Command('sedna-ll')
   .description('Edge-cloud collaborative lifelong learning for offline edge gateways')
-  .version(pkg.version)
+  .version(packageVersion())
   .option('--home <dir>', 'edge home (default: $SEDNA_LL_HOME or ~/.sedna-ll)')
   .addHelpText('after', `\n${EXIT_HELP}\n`)
   .showHelpAfterError()
   .exitOverride();
 
-const word = commandWord(process.argv.slice(2));
-const load = word !== null && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]] : Object.values(COMMANDS);
-for (const m of await Promise.all(load.map((f) => f()))) m.register(program);
+// An async function, not top-level await: the single-file executables bundle this module as
+// CommonJS (what a Node SEA runs), which has no top-level await.
+async function main(): Promise<void> {
+  const word = commandWord(process.argv.slice(2));
+  const load = word !== null && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]] : Object.values(COMMANDS);
+  for (const m of await Promise.all(load.map((f) => f()))) m.register(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    // help and --version exit 0; every parse problem is a usage error (exit 2)
-    process.exitCode = e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  } else {
-    process.stderr.write(`sedna-ll: ${(e as Error).message}\n`);
-    process.exitCode = EXIT.FAILURE;
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and --version exit 0; every parse problem is a usage error (exit 2)
+      process.exitCode = e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    } else {
+      process.stderr.write(`sedna-ll: ${(e as Error).message}\n`);
+      process.exitCode = EXIT.FAILURE;
+    }
   }
 }
+
+void main();

@@ -3,15 +3,9 @@
 // it or in which order jobs finished, and results come back in job order: deterministic
 // regardless of scheduling. A single job (or one core) runs inline without a worker.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { runJob, type TrainJob, type TrainJobResult } from './train-job.js';
-
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./train-worker.js', import.meta.url));
-  // running from sources under tsx (tests, benchmarks): register tsx inside the worker first
-  const url = new URL('./train-worker.ts', import.meta.url).href;
-  return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); });`, { eval: true });
-}
+import { startTrainWorker } from './worker-start.js';
 
 export async function trainAll(jobs: TrainJob[], opts: { threads?: number } = {}): Promise<TrainJobResult[]> {
   const size = Math.max(1, Math.min(jobs.length, opts.threads ?? availableParallelism()));
@@ -22,7 +16,7 @@ export async function trainAll(jobs: TrainJob[], opts: { threads?: number } = {}
   try {
     await Promise.all(
       Array.from({ length: size }, () => {
-        const w = startWorker();
+        const w = startTrainWorker();
         workers.push(w);
         return new Promise<void>((resolve, reject) => {
           let current = -1;
