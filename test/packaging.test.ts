@@ -24,7 +24,8 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { code: n
 
 const dpkg = (root: string, ...args: string[]) => sh('dpkg', [`--root=${root}`, '--force-script-chrootless', '--log=/dev/null', ...args]);
 
-test('deb amd64: contents, install into a throw-away root (user, dirs), systemd-analyze verify, remove, purge', (t) => {
+// its own timeout: packing the ~130 MB binary with xz takes minutes on a busy machine
+test('deb amd64: contents, install into a throw-away root (user, dirs), systemd-analyze verify, remove, purge', { timeout: 3_600_000 }, (t) => {
   const tools = [...requiredTools(TARGETS.x64), 'dpkg', 'dpkg-deb', 'systemd-analyze', 'systemd-sysusers', 'systemd-tmpfiles'];
   const missing = tools.filter((x) => !hasTool(x));
   if (missing.length) {
