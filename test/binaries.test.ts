@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { ROOT, tempDir, type RunResult } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
@@ -43,9 +44,9 @@ function runner(arch: Arch, bin: string, env: NodeJS.ProcessEnv) {
         p.on('close', (code) => resolve({ code: code ?? 128, stdout, stderr }));
       });
     },
-    /** `kb serve` on a free loopback port; resolves once it prints its URL */
-    serve(args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
-      const p = spawn(cmd, [...pre, 'kb', 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    /** start a server; `ready` resolves with stdout's first match of `readyLine` */
+    start(args: string[], readyLine: RegExp): { ready: Promise<RegExpExecArray>; stop: () => Promise<void> } {
+      const p = spawn(cmd, [...pre, ...args], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       p.stderr.on('data', (c: Buffer) => (err += c));
       const stop = () =>
@@ -54,23 +55,38 @@ function runner(arch: Arch, bin: string, env: NodeJS.ProcessEnv) {
           p.once('exit', () => resolve());
           p.kill('SIGTERM');
         });
-      return new Promise((resolve, reject) => {
+      const ready = new Promise<RegExpExecArray>((resolve, reject) => {
         let out = '';
         p.stdout.on('data', (c: Buffer) => {
           out += c;
-          const m = /listening on (\S+)/.exec(out);
-          if (m) resolve({ url: m[1], stop });
+          const m = readyLine.exec(out);
+          if (m) resolve(m);
         });
-        p.once('exit', (code) => reject(new Error(`kb serve exited with ${code}: ${err}`)));
+        p.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${err}`)));
       });
+      return { ready, stop };
     },
   };
+}
+
+/** POST one sample to serve's /infer over its Unix socket */
+function inferOverSocket(socketPath: string): Promise<{ label: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: '/infer', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as { label: string }) : reject(new Error(`serve answered ${res.statusCode}: ${body}`))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ x: [0.1, 0.2, 3] }));
+  });
 }
 
 const ok = (r: RunResult, what: string) => assert.equal(r.code, 0, `${what}: exit ${r.code}: ${r.stderr}`);
 
 for (const arch of ['x64', 'arm64'] as Arch[]) {
-  test(`binary sedna-ll-linux-${arch}: --version, kb init/serve, init, task add, infer, sync; native cache`, async (t) => {
+  // its own timeout: a stale binary is rebuilt first, and arm64 runs under emulation
+  test(`binary sedna-ll-linux-${arch}: --version, kb init/serve, init, task add, infer, sync; native cache`, { timeout: 3_600_000 }, async (t) => {
     const missing = requiredTools(TARGETS[arch]).filter((tool) => !hasTool(tool));
     if (missing.length) {
       const why = `cannot build or run the ${arch} binary here: missing ${missing.join(', ')} (see .ci/run's apt step)`;
@@ -98,7 +114,8 @@ for (const arch of ['x64', 'arm64'] as Arch[]) {
       const input = join(tmp.dir, 'in.jsonl');
       // s1 is confident; s2 (all classes equal) is hard, so it is logged to the outbox for sync
       writeFileSync(input, '{"id":"s1","x":[0.1,0.2,3]}\n{"id":"s2","x":[1,1,1]}\n');
-      const kb = await b.serve(['--data', data]);
+      const kbServer = b.start(['kb', 'serve', '--host', '127.0.0.1', '--port', '0', '--data', data], /listening on (\S+)/);
+      const kb = { url: (await kbServer.ready)[1], stop: kbServer.stop };
       try {
         ok(b.run(['init', '--device-id', 'gw-bin', '--kb-url', kb.url, '--token-file', join(tmp.dir, 'token'), '--kb-key', join(tmp.dir, 'kb.pub')]), 'init');
         const model = writeIdentityModel(tmp.dir, 'ident', 3, { softmax: true });
@@ -124,6 +141,24 @@ for (const arch of ['x64', 'arm64'] as Arch[]) {
         assert.ok(samples.stdout.includes(s2.sample_id!), `the KB holds the logged sample ${s2.sample_id}: ${samples.stdout}`);
       } finally {
         await kb.stop();
+      }
+
+      // upgrade in place: serve runs from an installed copy; a new file renamed over it (what
+      // install(1) and dpkg do) leaves the running server answering, and the path runs the new one
+      const installed = join(tmp.dir, 'bin', 'sedna-ll');
+      mkdirSync(join(tmp.dir, 'bin'));
+      copyFileSync(bin, installed);
+      const sock = join(tmp.dir, 'serve.sock');
+      const srv = runner(arch, installed, { SEDNA_LL_CACHE_DIR: cache, HOME: tmp.dir, SEDNA_LL_HOME: join(tmp.dir, 'home') }).start(['serve', '--socket', sock], /"listening"/);
+      try {
+        await srv.ready;
+        assert.equal((await inferOverSocket(sock)).label, 'c');
+        copyFileSync(bin, `${installed}.new`);
+        renameSync(`${installed}.new`, installed);
+        assert.equal((await inferOverSocket(sock)).label, 'c', 'the running serve keeps answering after the binary was replaced');
+        ok(runner(arch, installed, {}).run(['--version']), 'the replaced binary runs');
+      } finally {
+        await srv.stop();
       }
 
       // an unwritable cache directory: one line naming it and the way out, exit 1
