@@ -8,8 +8,7 @@
 // better-sqlite3, the gzipped onnxruntime), and a binary whose inputs did not change is kept:
 // a second run costs the bundling (~seconds). Needs: the npm registry (first run), gcc/g++/make/
 // python3 (x64), gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu and qemu-user-static (arm64).
-import { statSync } from 'node:fs';
-import { ARCHES, TARGETS, hasTool, log, requiredTools, type Arch } from './binaries/common.js';
+import { TARGETS, buildMain, hasTool, requiredTools, type Arch } from './binaries/common.js';
 import { bundle } from './binaries/bundle.js';
 import { natives } from './binaries/natives.js';
 import { makeBinary } from './binaries/sea.js';
@@ -23,19 +22,4 @@ export async function buildBinaries(arches: Arch[]): Promise<string[]> {
   return out;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const bad = args.filter((a) => !ARCHES.includes(a as Arch));
-  if (bad.length) {
-    process.stderr.write(`build:binaries: unknown architecture ${bad.join(', ')} (expected: ${ARCHES.join(', ')})\n`);
-    process.exit(2);
-  }
-  try {
-    for (const p of await buildBinaries(args.length ? (args as Arch[]) : ARCHES)) {
-      process.stdout.write(`${p}\t${(statSync(p).size / 1e6).toFixed(1)} MB\n`);
-    }
-  } catch (e) {
-    log((e as Error).message);
-    process.exit(1);
-  }
-}
+if (import.meta.url === `file://${process.argv[1]}`) await buildMain('build:binaries', buildBinaries);

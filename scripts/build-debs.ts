@@ -7,7 +7,7 @@
 //   npm run build:debs -- x64     # amd64 only
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARCHES, RELEASE, ROOT, TARGETS, log, run, sha256, sha256File, type Arch, type Target } from './binaries/common.js';
+import { RELEASE, ROOT, TARGETS, buildMain, log, run, sha256, sha256File, type Arch, type Target } from './binaries/common.js';
 import { buildBinaries } from './build-binaries.js';
 
 const PKG = join(ROOT, 'packaging');
@@ -105,17 +105,4 @@ export async function buildDebs(arches: Arch[]): Promise<string[]> {
   return arches.map((a, i) => buildDeb(TARGETS[a], bins[i]));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const bad = args.filter((a) => !ARCHES.includes(a as Arch));
-  if (bad.length) {
-    process.stderr.write(`build:debs: unknown architecture ${bad.join(', ')} (expected: ${ARCHES.join(', ')})\n`);
-    process.exit(2);
-  }
-  try {
-    for (const p of await buildDebs(args.length ? (args as Arch[]) : ARCHES)) process.stdout.write(`${p}\t${(statSync(p).size / 1e6).toFixed(1)} MB\n`);
-  } catch (e) {
-    log((e as Error).message);
-    process.exit(1);
-  }
-}
+if (import.meta.url === `file://${process.argv[1]}`) await buildMain('build:debs', buildDebs);

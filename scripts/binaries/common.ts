@@ -2,7 +2,7 @@
 // checked child-process runner.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,4 +70,23 @@ export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o64
 
 export function log(msg: string): void {
   process.stderr.write(`build:binaries: ${msg}\n`);
+}
+
+/**
+ * The command-line entry of a build script: its arguments are architectures (none: all); runs
+ * `build` and prints each output with its size, or one line and exit 1 (2 for a bad argument).
+ */
+export async function buildMain(name: string, build: (arches: Arch[]) => Promise<string[]>): Promise<void> {
+  const args = process.argv.slice(2);
+  const bad = args.filter((a) => !ARCHES.includes(a as Arch));
+  if (bad.length) {
+    process.stderr.write(`${name}: unknown architecture ${bad.join(', ')} (expected: ${ARCHES.join(', ')})\n`);
+    process.exit(2);
+  }
+  try {
+    for (const p of await build(args.length ? (args as Arch[]) : ARCHES)) process.stdout.write(`${p}\t${(statSync(p).size / 1e6).toFixed(1)} MB\n`);
+  } catch (e) {
+    process.stderr.write(`${name}: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
 }
