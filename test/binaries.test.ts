@@ -1,6 +1,8 @@
 // The single-file executables (issue 12): each binary, run as a user would with nothing but
 // the binary (no node_modules, no dist/), goes through --version, a KB of its own on loopback
-// (kb init, device add, kb serve), init, task add, infer and sync; arm64's under qemu-user.
+// (kb init, device add, kb serve), init, task add, infer (two at once on a fresh native cache)
+// and sync; kb train on worker threads (x64); serve surviving an in-place upgrade; the error
+// for an unwritable cache. arm64's binary runs under qemu-user.
 // The binaries are built (or found up to date) by scripts/build-binaries.ts; .ci/run builds them
 // before `npm test`, so here that is a cache hit. Missing build tools skip the test locally, with
 // the reason, and fail it under CI=true.
@@ -86,7 +88,7 @@ const ok = (r: RunResult, what: string) => assert.equal(r.code, 0, `${what}: exi
 
 for (const arch of ['x64', 'arm64'] as Arch[]) {
   // its own timeout: a stale binary is rebuilt first, and arm64 runs under emulation
-  test(`binary sedna-ll-linux-${arch}: --version, kb init/serve, init, task add, infer, sync; native cache`, { timeout: 3_600_000 }, async (t) => {
+  test(`binary sedna-ll-linux-${arch}: --version, kb init/serve, init, task add, infer, sync, kb train workers, upgrade in place; native cache`, { timeout: 3_600_000 }, async (t) => {
     const missing = requiredTools(TARGETS[arch]).filter((tool) => !hasTool(tool));
     if (missing.length) {
       const why = `cannot build or run the ${arch} binary here: missing ${missing.join(', ')} (see .ci/run's apt step)`;
@@ -141,6 +143,20 @@ for (const arch of ['x64', 'arm64'] as Arch[]) {
         assert.ok(samples.stdout.includes(s2.sample_id!), `the KB holds the logged sample ${s2.sample_id}: ${samples.stdout}`);
       } finally {
         await kb.stop();
+      }
+
+      // kb train with several tasks on --threads 2: the training worker threads run the
+      // embedded train-worker.cjs asset (x64 only: the same code, and slow under emulation)
+      if (arch === 'x64') {
+        const data2 = join(tmp.dir, 'kb-train');
+        ok(b.run(['kb', 'init', '--data', data2, '--json']), 'kb init (train)');
+        const rows: string[] = [];
+        for (const site of ['a', 'b']) for (let i = 0; i < 60; i++) rows.push(JSON.stringify({ x: [0, 1, 2].map((j) => (j === i % 3 ? 2 : 0) + ((i * 7 + j) % 5) / 10), label: String(i % 3), attrs: { site } }));
+        writeFileSync(join(tmp.dir, 'train.jsonl'), rows.join('\n') + '\n');
+        ok(b.run(['kb', 'samples', 'import', join(tmp.dir, 'train.jsonl'), '--data', data2]), 'kb samples import');
+        const tr = b.run(['kb', 'train', '--data', data2, '--attr-keys', 'site', '--threads', '2', '--epochs', '2', '--json']);
+        ok(tr, 'kb train --threads 2');
+        assert.deepEqual((JSON.parse(tr.stdout) as { tasks: { task: string }[] }).tasks.map((x) => x.task).sort(), ['a', 'b', 'global']);
       }
 
       // upgrade in place: serve runs from an installed copy; a new file renamed over it (what
