@@ -25,10 +25,12 @@ import { barChartSvg, colour, esc, heatmapSvg, htmlPage, lineChartSvg, tableHtml
 import { runSednaLoop, type SednaLoopResult } from './lib/sedna-loop.js';
 import { BENCH_UNSEEN, buildNewDomains, formatNewDomain } from './lib/new-domain.js';
 import { DEFAULT_DENSE, denseTrainer } from './lib/trainer.js';
+import { formatCurve, learningCurveAndStability } from './lib/learning-curve.js';
+import { redownloads, servedAfterRound, siteForgetting, type Served } from './lib/site-forgetting.js';
 
 const USAGE = `usage: npm run bench:lifelong -- --scenario rotated-mnist|permuted-mnist [--tasks 20] [--seed 1]
   [--train-per-task 1000] [--test-per-task 1000] [--traffic-per-site N (default: train-per-task)]
-  [--replay-buffer 5120] [--detection-per-site 200] [--out bench/out] [--no-baselines] [--keep-work]
+  [--replay-buffer 5120] [--detection-per-site 200] [--out bench/out] [--no-baselines] [--no-curve] [--keep-work]
   [--arch mlp|cnn] (cnn: the KB trains the built-in CNN on [1,28,28]; rotated-mnist only)`;
 
 function die(msg: string): never {
@@ -58,6 +60,7 @@ const { values: a } = (() => {
         'detection-per-site': { type: 'string' },
         out: { type: 'string' },
         'no-baselines': { type: 'boolean' },
+        'no-curve': { type: 'boolean' },
         'keep-work': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -104,6 +107,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 let sedna: SednaLoopResult;
+// per round: how the KB serves each site, and the model sha256s its tasks point at
+const served: Served[] = [];
+const modelShas: string[][] = [];
+let curve: Awaited<ReturnType<typeof learningCurveAndStability>> | null = null;
 const denseCfg = { arch: DEFAULT_DENSE.arch, hidden: DEFAULT_DENSE.hidden!, epochs: DEFAULT_DENSE.epochs!, patience: DEFAULT_DENSE.patience, batchSize: DEFAULT_DENSE.batchSize, lr: DEFAULT_DENSE.lr, l2: DEFAULT_DENSE.l2, optimizer: DEFAULT_DENSE.optimizer };
 // the CNN: the KB's defaults (conv 8, 16 + dense head 64), its own learning rate default
 const trainCfg = arch === 'cnn' ? { ...denseCfg, arch: 'cnn' as const, hidden: [64], filters: [8, 16], inputShape: [1, 28, 28] as [number, number, number], lr: undefined } : denseCfg;
@@ -120,13 +127,21 @@ try {
     log,
     kbTrain: async ({ store, seed: s }) => {
       const r = await runRound(store, { ...trainCfg, seed: s, unseen: BENCH_UNSEEN });
+      const sv = await servedAfterRound(store);
+      served.push(sv.served);
+      modelShas.push(sv.shas);
       return {
         version: r.version,
-        summary: r.tasks.map((x) => ({ task: x.task, kind: x.kind, accepted: x.accepted, parent: x.parent, before: x.before?.accuracy ?? null, after: x.after?.accuracy ?? null, train: x.samples.train, heldout: x.samples.heldout, epochs: x.epochs, ms: x.trainMs })),
+        summary: r.tasks.map((x) => ({ task: x.task, kind: x.kind, accepted: x.accepted, verdict: x.verdict ?? null, p: x.test?.p ?? null, pinned: x.pinned?.from ?? null, parent: x.parent, before: x.before?.accuracy ?? null, after: x.after?.accuracy ?? null, train: x.samples.train, heldout: x.samples.heldout, epochs: x.epochs, ms: x.trainMs })),
       };
     },
   });
   log(`sedna-ll loop done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (!a['no-curve'] && T >= 3) {
+    // a KB that knows the first two sites gets n samples of the middle site (far from both)
+    const sizes = [50, 100, 200, 500, 1000].filter((n) => n <= trainPerTask);
+    curve = await learningCurveAndStability({ base: scenario.tasks.slice(0, 2), site: scenario.tasks[Math.max(2, Math.floor(T / 2))], sizes, stabilityN: sizes.includes(200) ? 200 : sizes[0], work, log, round: (store) => runRound(store, { ...trainCfg, seed, unseen: BENCH_UNSEEN }) });
+  }
 } finally {
   if (!a['keep-work']) rmSync(work, { recursive: true, force: true });
   else log(`work dir kept: ${work}`);
@@ -208,10 +223,15 @@ const aims =
     ? { acc: 0.95, bwt: -0.005, samples_transfer_ratio: 0.35 as number | null }
     : { acc: 0.93, bwt: -0.005, samples_transfer_ratio: null as number | null };
 const s0 = methods[0];
-const aimCheck = {
+const perSite = siteForgetting(sedna.R, scenario.tasks.map((t) => t.site), served);
+const downloads = redownloads(modelShas, sedna.rounds.map((r) => r.models_downloaded));
+const aimCheck: Record<string, { aim: number; got: number | null; met: boolean; op?: string }> = {
   acc: { aim: aims.acc, got: s0.acc, met: s0.acc >= aims.acc },
   bwt: { aim: aims.bwt, got: s0.bwt, met: (s0.bwt ?? -1) >= aims.bwt },
-  ...(aims.samples_transfer_ratio !== null ? { samples_transfer_ratio: { aim: aims.samples_transfer_ratio, got: transfer.samples_transfer_ratio, met: transfer.samples_transfer_ratio <= aims.samples_transfer_ratio } } : {}),
+  ...(aims.samples_transfer_ratio !== null ? { samples_transfer_ratio: { aim: aims.samples_transfer_ratio, got: transfer.samples_transfer_ratio, met: transfer.samples_transfer_ratio <= aims.samples_transfer_ratio, op: '<=' } } : {}),
+  bwt_every_site: { aim: perSite.aim, got: perSite.min_bwt, met: perSite.met },
+  model_redownloads: { aim: 0, got: downloads.redownloaded, met: downloads.met, op: '<=' },
+  ...(curve ? { identical_decisions_on_rerun: { aim: 1, got: curve.stability.identical ? 1 : 0, met: curve.stability.identical } } : {}),
 };
 const elapsed = (performance.now() - T0) / 1000;
 // training time of one site model: the first model of each new site (median over sites)
@@ -247,6 +267,10 @@ const result = {
   detection,
   new_domain: sedna.new_domain,
   aims: aimCheck,
+  site_forgetting: perSite,
+  model_downloads: downloads,
+  learning_curve: curve?.curve ?? null,
+  decision_stability: curve?.stability ?? null,
   arch,
   site_model_train_s_median: siteModelMedianS,
   elapsed_s: elapsed,
@@ -270,7 +294,10 @@ process.stdout.write(`samples_transfer_ratio ${f(transfer.samples_transfer_ratio
 for (const k of detectors) process.stdout.write(`unseen-site detection ${k.padEnd(12)} AUROC ${f(detection.mean[k].auroc, 3)}  TPR@5%FPR ${f(detection.mean[k].tpr_at_5_fpr, 3)}\n`);
 if (detectors.length) process.stdout.write(`edge unseen flag (no attribute): TPR ${f(detection.edge_flag_mean.tpr, 3)} at FPR ${f(detection.edge_flag_mean.fpr, 3)}\n`);
 if (sedna.new_domain) process.stdout.write(formatNewDomain(sedna.new_domain));
-for (const [k, v] of Object.entries(aimCheck)) process.stdout.write(`aim ${k}: ${k === 'samples_transfer_ratio' ? '<=' : '>='} ${v.aim}: ${f(v.got)} ${v.met ? 'MET' : 'NOT MET'}\n`);
+process.stdout.write(`per-site BWT: min ${f(perSite.min_bwt)}, fallback-served sites ${perSite.fallback_served_sites} (min BWT ${f(perSite.min_bwt_fallback_served)}), below ${perSite.aim}: ${perSite.below_aim.join(', ') || 'none'}\n`);
+process.stdout.write(`models downloaded by the edge ${downloads.downloaded}, new models published ${downloads.new_models}, re-downloads ${downloads.redownloaded}\n`);
+if (curve) process.stdout.write(formatCurve(curve.curve, curve.stability));
+for (const [k, v] of Object.entries(aimCheck)) process.stdout.write(`aim ${k}: ${v.op ?? '>='} ${v.aim}: ${f(v.got)} ${v.met ? 'MET' : 'NOT MET'}\n`);
 process.stdout.write(`training time per site model (${arch}, median over new sites): ${siteModelMedianS === null ? '–' : siteModelMedianS.toFixed(1) + ' s'}\n`);
 process.stdout.write(`${jsonPath}\n${htmlPath}\nelapsed ${elapsed.toFixed(1)} s\n`);
 
@@ -288,7 +315,7 @@ function renderHtml(): string {
       ) +
       tableHtml(
         ['aim', 'target', 'measured', 'met'],
-        Object.entries(aimCheck).map(([k, v]) => [k, `${k === 'samples_transfer_ratio' ? '<=' : '>='} ${v.aim}`, v.got, v.met ? 'yes' : 'no']),
+        Object.entries(aimCheck).map(([k, v]) => [k, `${v.op ?? '>='} ${v.aim}`, v.got, v.met ? 'yes' : 'no']),
         4,
       ) +
       `<p>samples_transfer_ratio = ${transfer.uploaded} uploaded / ${transfer.inferred} inferred = <b>${f(transfer.samples_transfer_ratio)}</b>. Elapsed ${elapsed.toFixed(0)} s on ${availableParallelism()} cores.</p>`,

@@ -92,6 +92,8 @@ export interface RoundRecord {
   detect_ms: number;
   round_ms: number;
   kb_summary?: unknown;
+  /** model files the edge downloaded in the round's pull */
+  models_downloaded?: number;
 }
 
 export interface DetectionScores {
@@ -327,7 +329,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
       const tt = performance.now();
       const tr = await o.kbTrain({ store, kbDir, round: t, seed: o.seed + t });
       const trainMs = performance.now() - tt;
-      await sync('pull');
+      const pulled = await sync('pull');
       const te = performance.now();
       R.push(await evaluateRow(t));
       const evalMs = performance.now() - te;
@@ -353,6 +355,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
         detect_ms: detectMs,
         round_ms: performance.now() - t0,
         kb_summary: tr.summary,
+        models_downloaded: pulled.models_downloaded,
       });
       log(
         `round ${t}: ${site.site}: inferred ${items.length}, uploaded ${uploadedIdx.length} (${newSite} new-site), KB v${tr.version ?? '-'}, ` +
