@@ -243,10 +243,10 @@ async function main(): Promise<number> {
   const tasksOf = (st: Record<string, unknown>): string[] => ((st.tasks as { id: string }[] | undefined) ?? []).map((t) => t.id);
   const kbTrain = async () => {
     const r = await sedna(['kb', 'train', '--data', kbData, '--seed', String(SEED), '--json']);
-    const rep = JSON.parse(r.stdout) as { version: number | null; message: string; ms: number; tasks: { task: string; kind: string; accepted: boolean | null; verdict?: string; pinned?: unknown; test?: { p: number } | null; before: { accuracy: number } | null; after: { accuracy: number } | null }[] };
+    const rep = JSON.parse(r.stdout) as { version: number | null; message: string; ms: number; tasks: { task: string; kind: string; accepted: boolean | null; verdict?: string; pinned?: { from: string }; test?: { p: number } | null; before: { accuracy: number } | null; after: { accuracy: number } | null }[] };
     process.stdout.write(`          ${rep.message}\n`);
     for (const t of rep.tasks.filter((x) => x.kind !== 'unchanged')) {
-      process.stdout.write(`            ${t.task.padEnd(8)} ${t.kind.padEnd(6)} ${t.accepted ? 'accepted' : 'rejected'}  held-out acc ${t.before ? t.before.accuracy.toFixed(3) : '  -  '} -> ${t.after ? t.after.accuracy.toFixed(3) : '-'}\n`);
+      process.stdout.write(`            ${t.task.padEnd(8)} ${t.kind.padEnd(6)} ${t.pinned ? 'pinned  ' : t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept    ' : 'rejected'}  held-out acc ${t.before ? t.before.accuracy.toFixed(3) : '  -  '} -> ${t.after ? t.after.accuracy.toFixed(3) : '-'}${t.test ? ` (p ${t.test.p})` : ''}${t.pinned ? ` (stays on ${t.pinned.from}'s model)` : ''}\n`);
     }
     return { version: rep.version, s: rep.ms / 1000, tasks: rep.tasks.map((t) => ({ task: t.task, kind: t.kind, accepted: t.accepted, verdict: t.pinned ? 'pinned' : t.verdict, p: t.test?.p ?? null, before: t.before?.accuracy ?? null, after: t.after?.accuracy ?? null })) };
   };

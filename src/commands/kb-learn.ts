@@ -157,7 +157,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             );
           }
           const pinned = report.tasks.filter((t) => t.pinned);
-          if (pinned.length) process.stdout.write(`pinned (the new fallback is significantly worse there): ${pinned.map((t) => `${t.task} -> ${t.pinned!.from} ${t.pinned!.model_sha.slice(0, 12)}`).join(', ')}\n`);
+          if (pinned.length) process.stdout.write(`pinned (the new fallback is worse there; see WHY): ${pinned.map((t) => `${t.task} -> ${t.pinned!.from} ${t.pinned!.model_sha.slice(0, 12)}`).join(', ')}\n`);
           const sk = Object.entries(report.samples.skipped);
           if (sk.length) process.stderr.write(`kb train: skipped samples: ${sk.map(([k, v]) => `${v} (${k})`).join(', ')}\n`);
         });

@@ -52,13 +52,20 @@ export async function grade(m: ScoringModel, set: LoadedSample[], metric: GateCo
   return { scores, right: truth.map((t, i) => t === pred[i]), metric: scores[metric] };
 }
 
-/** Does a site served by oldModel follow newModel? Not when newModel is significantly worse on its held-out set. */
-export async function followTest(ctx: PlanCtx, oldModel: ScoringModel, newModel: ScoringModel, heldout: LoadedSample[]): Promise<{ follow: boolean; test: PairedResult; old: GradedScores; now: GradedScores }> {
+/**
+ * Does a site served by oldModel follow newModel? Not when newModel is significantly worse on
+ * the site's held-out set. A site with a task entry (strict) also stays when newModel scores
+ * lower there at all: its entry already points at oldModel (staying costs nothing, the edge has
+ * it), and small drops taken round after round add up to forgetting. A site without an entry is
+ * pinned (given one) only on a significant loss.
+ */
+export async function followTest(ctx: PlanCtx, oldModel: ScoringModel, newModel: ScoringModel, heldout: LoadedSample[], strict: boolean): Promise<{ follow: boolean; test: PairedResult; old: GradedScores; now: GradedScores }> {
   const metric = ctx.o.gate.metric;
   const old = await grade(oldModel, heldout, metric);
   const now = await grade(newModel, heldout, metric);
   const test = pairedCompare(old.right, now.right, ctx.o.gate.alpha);
-  return { follow: test.verdict !== 'loss', test, old, now };
+  const follow = test.verdict !== 'loss' && (!strict || test.candidate >= test.incumbent);
+  return { follow, test, old, now };
 }
 
 /** servingGlobal: the fallback decided by an earlier gate of this round (default: the current one) */
@@ -87,7 +94,7 @@ export async function gateCandidates(ctx: PlanCtx, candidates: Candidate[], trai
         const inc = await grade(servingGlobal, c.heldout, metric);
         dec = { d: gateDecide(o.gate, cand, inc, 'fallback'), before: inc.scores, after: cand.scores, follow: true };
       } else {
-        const f = await followTest(ctx, prevModel, servingGlobal, c.heldout);
+        const f = await followTest(ctx, prevModel, servingGlobal, c.heldout, !!c.group.existing);
         const inc = f.follow ? f.now : f.old;
         dec = { d: gateDecide(o.gate, cand, inc, f.follow ? 'fallback' : 'current'), before: inc.scores, after: cand.scores, current: f.old.scores, follow: f.follow, followTest: f.test };
       }

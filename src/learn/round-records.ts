@@ -32,7 +32,7 @@ export interface Resolution {
   changedEntries: number;
 }
 
-const pinReason = (t: PairedResult, from: string) => `pinned to the model that served it before (${from}): the new fallback is significantly worse here (${describePaired(t)})`;
+const pinReason = (t: PairedResult, from: string) => `pinned to the model that served it before (${from}): the new fallback is ${t.verdict === 'loss' ? 'significantly worse' : 'worse'} here (${describePaired(t)})`;
 
 export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<Candidate, Trained>, served: Repoint[]): Promise<Resolution> {
   const { round, modelOf } = ctx;
@@ -113,7 +113,7 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
     }
     if (!prev && r.heldout.length === 0) continue; // nothing to judge a site without an entry on
     const from = prev ?? oldGlobal!;
-    const f = await followTest(ctx, await modelOf(from), servingGlobal, r.heldout);
+    const f = await followTest(ctx, await modelOf(from), servingGlobal, r.heldout, !!prev);
     const base = { group: r.group, fallback: false, train: r.train, heldout: r.heldout, trainer: null };
     if (!f.follow) {
       const reason = pinReason(f.test, from.id);
