@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, printJson, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
-import { printTable } from './table.js';
+import { printable, printTable } from './table.js';
 
 interface FilterOpts {
   device?: string;
@@ -104,7 +104,8 @@ export function register(kb: Command): void {
         const { importImageDir, isDirectory } = await import('../kb/image-import.js');
         const dir = isDirectory(file);
         if (o.labels && !dir) throw new CliError(`--labels is for a directory of images; ${file} is not a directory`, EXIT.USAGE);
-        await kbOpen(o.data, async (store) => {
+        // the callback's exit code is the command's (a bare `await` dropped it: junk exited 0)
+        return kbOpen(o.data, async (store) => {
           const r = dir
             ? await importImageDir(store, file, { labels: o.labels, strict: o.strict, maxPixels: o.maxPixels, onBad: (where, reason) => process.stderr.write(`sedna-ll: ${where}: ${reason} (skipped)\n`) })
             : await importSamples(store, file, { strict: o.strict, maxPixels: o.maxPixels, onBad: badLine(file) });
@@ -126,11 +127,11 @@ export function register(kb: Command): void {
     .action(
       run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
         const { importLabels } = await import('../kb/samples-io.js');
-        await kbOpen(o.data, async (store) => {
+        return kbOpen(o.data, async (store) => {
           const r = await importLabels(store, file, { strict: o.strict, onBad: badLine(file) });
           if (o.json) printJson(r);
           else {
-            for (const id of r.unknown.slice(0, 20)) process.stderr.write(`sedna-ll: ${file}: unknown sample id "${id}"\n`);
+            for (const id of r.unknown.slice(0, 20)) process.stderr.write(`sedna-ll: ${file}: unknown sample id "${printable(id)}"\n`);
             if (r.unknown.length > 20) process.stderr.write(`sedna-ll: ${file}: ... ${r.unknown.length - 20} more unknown ids\n`);
             process.stdout.write(`${r.stored} label(s) stored (${r.newly_labelled} newly labelled), ${r.unknown.length} unknown id(s), ${r.skipped} line(s) skipped\n`);
           }

@@ -7,7 +7,6 @@
 // Files are streamed line by line; a bad line is reported through onBad and skipped (or, with
 // strict, ends the run before the batch holding it is stored).
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
@@ -17,6 +16,8 @@ import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { sha256Hex } from '../format/signature.js';
 import { splitCsvLine } from '../format/csv.js';
+import { lineChunks, lineTooLongReason } from '../runtime/lines.js';
+import { IMPORT_ID_PREFIX } from './store.js';
 import type { KbStore, NewSample, SampleFilter, SampleRecord } from './store.js';
 
 const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
@@ -24,7 +25,8 @@ const BATCH = 1000;
 
 export type BadLine = (line: number, reason: string) => void;
 
-async function* lines(file: string): AsyncGenerator<[number, string]> {
+/** Lines of file, numbered from 1; a line over the cap (runtime/lines.ts) comes as null. */
+async function* lines(file: string): AsyncGenerator<[number, string | null]> {
   const input = createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
@@ -32,9 +34,8 @@ async function* lines(file: string): AsyncGenerator<[number, string]> {
   });
   await opened;
   let n = 0;
-  for await (const l of createInterface({ input, crlfDelay: Infinity })) {
-    n++;
-    yield [n, l];
+  for await (const chunk of lineChunks(input)) {
+    for (const l of chunk) yield [++n, l];
   }
 }
 
@@ -110,7 +111,7 @@ function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }):
     id = o.id;
   } else {
     // deterministic: importing the same file twice stores each sample once
-    id = 'imp-' + sha256Hex(`${payload_sha}\u0000${label ?? ''}\u0000${JSON.stringify(attrs)}`).slice(0, 40);
+    id = IMPORT_ID_PREFIX + sha256Hex(`${payload_sha}\u0000${label ?? ''}\u0000${JSON.stringify(attrs)}`).slice(0, 40);
   }
   return {
     id,
@@ -150,9 +151,9 @@ export async function importSamples(store: KbStore, file: string, opts: { strict
     batchLines = [];
   };
   for await (const [n, text] of lines(file)) {
-    if (!text.trim()) continue;
+    if (text !== null && !text.trim()) continue;
     res.lines++;
-    const s = parseImportLine(text, ctx);
+    const s = text === null ? lineTooLongReason() : parseImportLine(text, ctx);
     if (typeof s === 'string') {
       res.skipped++;
       opts.onBad(n, s);
@@ -178,13 +179,20 @@ export function exportRecord(s: SampleRecord, payload: Buffer | null): Record<st
   return out;
 }
 
+/** Write s; on backpressure wait for 'drain' (or 'error'), removing both listeners after. */
 function write(out: Writable, s: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (out.write(s)) resolve();
-    else {
-      out.once('drain', resolve);
-      out.once('error', reject);
-    }
+    if (out.write(s)) return resolve();
+    // one listener pair per wait, both removed when either fires (a leftover 'error' listener
+    // per wait piled up: MaxListenersExceededWarning on a slow reader)
+    const done = (e?: Error) => {
+      out.off('drain', done);
+      out.off('error', done);
+      if (e) reject(e);
+      else resolve();
+    };
+    out.on('drain', done);
+    out.on('error', done);
   });
 }
 
@@ -237,8 +245,13 @@ export async function importLabels(store: KbStore, file: string, opts: { strict?
     opts.onBad(n, reason);
     if (opts.strict) throw new CliError(`${file}:${n}: ${reason} (--strict: stopped)`, EXIT.FAILURE);
   };
-  for await (const [n, raw] of lines(file)) {
-    const text = raw.replace(/^\uFEFF/, '');
+  for await (const [n, text] of lines(file)) {
+    if (text === null) {
+      if (format === null) throw new CliError(`${file}:${n}: first line: ${lineTooLongReason()}`, EXIT.FAILURE);
+      res.lines++;
+      bad(n, lineTooLongReason());
+      continue;
+    }
     if (!text.trim()) continue;
     if (format === null) {
       format = text.trimStart().startsWith('{') ? 'jsonl' : 'csv';

@@ -237,9 +237,9 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     rejected.push(...r.rejected);
     const res: PushSamplesResponse = { stored: [...new Set(r.stored)] };
     if (rejected.length) res.rejected = rejected;
-    // nothing stored and every refusal is about ownership: the ids belong to someone else
+    // nothing stored and every refusal is the store's (ownership, id collision, reserved id)
     if (res.stored.length === 0 && r.rejected.length > 0 && r.rejected.length === rejected.length) {
-      return reply.code(409).send({ error: `sample id "${r.rejected[0].id}" belongs to another device`, ...res });
+      return reply.code(409).send({ error: `sample id "${r.rejected[0].id}": ${r.rejected[0].reason}`, ...res });
     }
     return res;
   });

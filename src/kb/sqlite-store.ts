@@ -10,12 +10,13 @@
 // "stored" for them; FULL fsyncs the WAL at every commit. The push path commits once per batch,
 // so this costs one fsync per batch, not per sample.
 import { createRequire } from 'node:module';
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
 import { sha256Hex } from '../format/signature.js';
 import { writeFileAtomic } from '../store/home.js';
+import { keepPrivate, sqliteFiles } from '../store/private-files.js';
 import { FsBlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
 import { KB_MIGRATIONS } from './sqlite-schema.js';
@@ -34,6 +35,7 @@ import type {
   TaskRecord,
   VersionRecord,
 } from './store.js';
+import { IMPORT_ID_PREFIX } from './store.js';
 
 const require = createRequire(import.meta.url);
 type DB = BetterSqlite3.Database;
@@ -139,7 +141,7 @@ export class SqliteKbStore implements KbStore {
   /** Open (and migrate) the KB database of a data directory. */
   constructor(private readonly paths: KbPaths) {
     const Database = require('better-sqlite3') as typeof BetterSqlite3;
-    mkdirSync(paths.data, { recursive: true });
+    keepPrivate(paths.data, sqliteFiles(paths.db));
     try {
       this.db = new Database(paths.db);
     } catch (e) {
@@ -153,6 +155,7 @@ export class SqliteKbStore implements KbStore {
     if ((this.db.pragma('user_version', { simple: true }) as number) === 0) this.db.pragma('page_size = 16384');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    keepPrivate(paths.data, sqliteFiles(paths.db)); // a new kb.db (and its WAL) was just created
     this.migrate();
     this.blobs = new FsBlobStore(paths.blobs, paths.tmp);
     const db = this.db;
@@ -162,7 +165,7 @@ export class SqliteKbStore implements KbStore {
            pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
       ),
-      sampleOwner: db.prepare('SELECT device_id, label FROM samples WHERE id = ?'),
+      sampleOwner: db.prepare('SELECT device_id, label, payload_sha FROM samples WHERE id = ?'),
       setLabel: db.prepare('UPDATE samples SET label = ?, label_source = ?, labelled_at = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
       deviceByHash: db.prepare('SELECT * FROM devices WHERE token_hash = ?'),
@@ -263,6 +266,12 @@ export class SqliteKbStore implements KbStore {
     const { insertSample, sampleOwner, setLabel, addCounter } = this.st;
     this.db.transaction(() => {
       for (const s of samples) {
+        // ids of `kb samples import` are derived from the content: a device taking one would
+        // later make the import of the true sample fail as "another device's"
+        if (owner !== null && s.id.startsWith(IMPORT_ID_PREFIX)) {
+          rejected.push({ id: s.id, reason: `ids starting with "${IMPORT_ID_PREFIX}" are reserved for kb samples import` });
+          continue;
+        }
         const blob = inBlob.has(s.id);
         const label = s.label ?? null;
         const r = insertSample.run(
@@ -298,6 +307,12 @@ export class SqliteKbStore implements KbStore {
         const prev = sampleOwner.get(s.id) as Row;
         if ((prev.device_id ?? null) !== owner) {
           rejected.push({ id: s.id, reason: 'sample id belongs to another device' });
+          continue;
+        }
+        // the same id with another payload is a collision, never acked as stored: the KB keeps
+        // the first payload, so an ack would silently lose the second sample
+        if (prev.payload_sha !== s.payload_sha) {
+          rejected.push({ id: s.id, reason: 'sample id already stored with a different payload (id collision)' });
           continue;
         }
         // a re-sent sample is acknowledged again; a label it gained since is kept

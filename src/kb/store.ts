@@ -48,6 +48,9 @@ export type SampleRecord = Omit<UploadSample, 'payload_b64' | 'label'> & {
   seq: number;
 };
 
+/** Prefix of the content-derived ids of `kb samples import`; devices may not push such ids. */
+export const IMPORT_ID_PREFIX = 'imp-';
+
 export interface SampleFilter {
   device?: string;
   task?: string;

@@ -1,64 +1,123 @@
 // Split a byte stream into text lines without loading it whole: yields arrays of lines per
 // chunk (one await per chunk, not per line, keeps the hot path cheap). Handles \r\n, a last
-// line without \n, and UTF-8 sequences split across chunks (lines are cut on the \n byte).
+// line without \n, a UTF-8 byte-order mark before the first line, and UTF-8 sequences split
+// across chunks (lines are cut on the \n byte).
+//
+// Linear in the line length: the unfinished tail of a line is kept as a list of chunks and each
+// byte is scanned for \n once (concatenating and rescanning per chunk was quadratic: one 100 MB
+// line took minutes). A line longer than MAX_LINE_BYTES is not buffered at all: its bytes are
+// dropped as they arrive and it is reported as one over-long line (see `tooLong`), so a stream
+// without newlines cannot grow memory without bound.
 import type { Readable } from 'node:stream';
 
-export async function* lineChunks(input: Readable): AsyncGenerator<string[]> {
-  let rest: Buffer | null = null;
-  for await (const chunk of input as AsyncIterable<Buffer>) {
-    let buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
-    const last = buf.lastIndexOf(10);
-    if (last < 0) {
-      rest = buf;
-      continue;
-    }
-    rest = last + 1 < buf.length ? buf.subarray(last + 1) : null;
-    // copy the remainder so the big chunk can be collected
-    if (rest) rest = Buffer.from(rest);
-    buf = buf.subarray(0, last);
-    const lines = buf.toString('utf8').split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const l = lines[i];
-      if (l.length > 0 && l.charCodeAt(l.length - 1) === 13) lines[i] = l.slice(0, -1);
-    }
-    yield lines;
-  }
-  if (rest && rest.length > 0) {
-    let l = rest.toString('utf8');
-    if (l.endsWith('\r')) l = l.slice(0, -1);
-    yield [l];
-  }
-}
+/** The longest line (record) accepted, in bytes without the \n: 64 MiB. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /** Lines of one chunk as byte ranges of buf: line k is buf[starts[k], ends[k]) without \r\n. */
 export interface ByteLines {
   buf: Buffer;
   starts: number[];
   ends: number[];
+  /** indexes k of lines that exceeded the cap: their range is empty, their bytes were dropped */
+  tooLong?: number[];
 }
+
+export function lineTooLongReason(maxBytes = MAX_LINE_BYTES): string {
+  return `line longer than ${Math.round(maxBytes / (1024 * 1024))} MiB (the line cap)`;
+}
+
+const BOM = [0xef, 0xbb, 0xbf];
 
 /**
  * Like lineChunks but without decoding to strings: parsers that work on bytes (fast-json.ts)
  * skip the UTF-8 decode and the per-line string of every record.
  */
-export async function* byteLineChunks(input: Readable): AsyncGenerator<ByteLines> {
-  let rest: Buffer | null = null;
-  for await (const chunk of input as AsyncIterable<Buffer>) {
-    const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+export async function* byteLineChunks(input: Readable, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<ByteLines> {
+  // the unfinished line: chunks (or parts of them) seen since the last \n
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  let skipping = false; // the current line passed the cap: drop until its \n
+  let first = true;
+  for await (const raw of input as AsyncIterable<Buffer>) {
+    let chunk = raw;
+    if (first) {
+      // the BOM may arrive split across the first chunks only in pathological streams; a
+      // whole one is the case that matters (editors on Windows write it)
+      if (chunk.length >= 3 && chunk[0] === BOM[0] && chunk[1] === BOM[1] && chunk[2] === BOM[2]) chunk = chunk.subarray(3);
+      if (chunk.length > 0) first = false;
+      if (chunk.length === 0) continue;
+    }
+    let nl = chunk.indexOf(10);
+    if (nl < 0) {
+      if (!skipping) {
+        pending.push(chunk);
+        pendingLen += chunk.length;
+        if (pendingLen > maxLineBytes) {
+          skipping = true;
+          pending = [];
+          pendingLen = 0;
+        }
+      }
+      continue;
+    }
+    // buf: the pending head of the first line + this chunk, so all lines are ranges of one buffer
+    const head = skipping ? 0 : pendingLen;
+    const buf = head > 0 ? Buffer.concat([...pending, chunk], head + chunk.length) : chunk;
     const starts: number[] = [];
     const ends: number[] = [];
-    let s = 0;
-    let nl: number;
+    const tooLong: number[] = [];
+    const first0 = head + nl;
+    if (skipping || first0 > maxLineBytes) {
+      tooLong.push(0);
+      starts.push(0);
+      ends.push(0);
+    } else {
+      starts.push(0);
+      ends.push(first0 > 0 && buf[first0 - 1] === 13 ? first0 - 1 : first0);
+    }
+    skipping = false;
+    pending = [];
+    pendingLen = 0;
+    let s = first0 + 1;
     while ((nl = buf.indexOf(10, s)) >= 0) {
-      starts.push(s);
-      ends.push(nl > s && buf[nl - 1] === 13 ? nl - 1 : nl);
+      if (nl - s > maxLineBytes) {
+        tooLong.push(starts.length);
+        starts.push(s);
+        ends.push(s);
+      } else {
+        starts.push(s);
+        ends.push(nl > s && buf[nl - 1] === 13 ? nl - 1 : nl);
+      }
       s = nl + 1;
     }
-    rest = s < buf.length ? Buffer.from(buf.subarray(s)) : null;
-    if (starts.length) yield { buf, starts, ends };
+    if (s < buf.length) {
+      // copy the remainder so the big chunk can be collected
+      const rest = Buffer.from(buf.subarray(s));
+      if (rest.length > maxLineBytes) skipping = true;
+      else {
+        pending.push(rest);
+        pendingLen = rest.length;
+      }
+    }
+    yield tooLong.length ? { buf, starts, ends, tooLong } : { buf, starts, ends };
   }
-  if (rest && rest.length > 0) {
+  if (skipping) yield { buf: Buffer.alloc(0), starts: [0], ends: [0], tooLong: [0] };
+  else if (pendingLen > 0) {
+    const rest = Buffer.concat(pending, pendingLen);
     const e = rest[rest.length - 1] === 13 ? rest.length - 1 : rest.length;
     yield { buf: rest, starts: [0], ends: [e] };
+  }
+}
+
+/** A line of lineChunks: its text, or null for a line over the cap (reported, then skipped). */
+export type TextLine = string | null;
+
+/** Text lines per chunk; an over-long line comes as null. */
+export async function* lineChunks(input: Readable, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<TextLine[]> {
+  for await (const { buf, starts, ends, tooLong } of byteLineChunks(input, maxLineBytes)) {
+    const lines: TextLine[] = new Array(starts.length);
+    for (let k = 0; k < starts.length; k++) lines[k] = buf.toString('utf8', starts[k], ends[k]);
+    if (tooLong) for (const k of tooLong) lines[k] = null;
+    yield lines;
   }
 }

@@ -102,26 +102,42 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * The request body, at most max bytes. Over the limit (declared by content-length or seen while
+ * reading) it rejects with 413 and stops buffering; the handler answers 413 with
+ * "connection: close" (destroying the request here reset the connection before any answer).
+ */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => new HttpError(413, `request body larger than ${max} bytes`);
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > max) {
+      req.resume(); // drain without keeping it
+      return reject(tooLarge());
+    }
     const chunks: Buffer[] = [];
     let n = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       n += c.length;
       if (n > max) {
-        reject(new HttpError(413, `request body larger than ${max} bytes`));
-        req.destroy();
+        req.off('data', onData);
+        chunks.length = 0;
+        req.resume();
+        reject(tooLarge());
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
 
 function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  // 413: the rest of the body is not read; the connection closes after the answer
+  const close = status === 413 ? { connection: 'close' } : {};
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...close });
   res.end(body);
 }
 

@@ -9,7 +9,7 @@ import { csvLayout, decodeCsvLine } from './decode-csv.js';
 import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
 import { sniffImage } from './image.js';
-import { byteLineChunks, lineChunks } from './lines.js';
+import { byteLineChunks, lineChunks, lineTooLongReason } from './lines.js';
 import { badRecord, type Item } from './sample.js';
 
 export type InputFormat = 'jsonl' | 'csv' | 'npy' | 'image';
@@ -83,11 +83,11 @@ export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
 
 async function* jsonlSource(input: Readable, task: string | null, attrs: Record<string, string> | null): AsyncGenerator<Item[]> {
   let lineNo = 0;
-  for await (const { buf, starts, ends } of byteLineChunks(input)) {
+  for await (const { buf, starts, ends, tooLong } of byteLineChunks(input)) {
     const items: Item[] = [];
     for (let k = 0; k < starts.length; k++) {
       lineNo++;
-      const it = decodeJsonBytes(buf, starts[k], ends[k], lineNo, task, attrs);
+      const it = tooLong?.includes(k) ? badRecord(`line ${lineNo}`, null, lineTooLongReason()) : decodeJsonBytes(buf, starts[k], ends[k], lineNo, task, attrs);
       if (it) items.push(it);
     }
     if (items.length) yield items;
@@ -101,9 +101,14 @@ async function* csvSource(input: Readable, o: SourceOptions, task: string | null
     const items: Item[] = [];
     for (const l of lines) {
       lineNo++;
+      if (l === null) {
+        if (!layout) throw new CliError(`${o.file ?? 'stdin'}: CSV header ${lineTooLongReason()}`, EXIT.USAGE);
+        items.push(badRecord(`line ${lineNo}`, null, lineTooLongReason()));
+        continue;
+      }
       if (!layout) {
         if (l.trim() === '') continue;
-        layout = csvLayout(l.replace(/^\uFEFF/, ''), o.features, o.attrs);
+        layout = csvLayout(l, o.features, o.attrs);
         continue;
       }
       const it = decodeCsvLine(l, lineNo, layout, task);

@@ -79,6 +79,8 @@ export function loadConfig(home: string): EdgeConfig {
   } catch (e) {
     throw new Error(`${p}: not valid JSON: ${(e as Error).message}`);
   }
+  // `null`, a number, an array: valid JSON but no config (was "Cannot read properties of null")
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${p}: expected a JSON object, got ${c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c}`);
   // fill sections added by later versions so older homes keep working
   return {
     ...c,
@@ -114,7 +116,7 @@ export function fsyncDir(dir: string): void {
 }
 
 export function saveConfig(home: string, c: EdgeConfig): void {
-  writeFileAtomic(homePaths(home).config, JSON.stringify(c, null, 2) + '\n');
+  writeFileAtomic(homePaths(home).config, JSON.stringify(c, null, 2) + '\n', 0o600);
 }
 
 export function readToken(home: string): string | null {

@@ -2,6 +2,7 @@
 // given are changed, and the device id of an existing home never changes silently.
 import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { keepPrivate, sqliteFiles } from './private-files.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { openEdgeDb } from './db.js';
 import { DEFAULT_CONFIG, type EdgeConfig, homePaths, loadConfig, saveConfig, saveToken } from './home.js';
@@ -111,10 +112,12 @@ export function initHome(o: InitOptions): InitResult {
   }
 
   try {
-    for (const d of [paths.home, paths.blobs, paths.models, paths.kb, paths.locks, paths.tmp]) mkdirSync(d, { recursive: true });
+    keepPrivate(paths.home);
+    for (const d of [paths.blobs, paths.models, paths.kb, paths.locks, paths.tmp]) mkdirSync(d, { recursive: true });
     // the database first: a home with config.json is "initialised", so config comes last
     const db = openEdgeDb(paths.db);
     db.close();
+    keepPrivate(paths.home, [...sqliteFiles(paths.db), paths.config, paths.token]);
     if (token !== undefined) {
       const old = existsSync(paths.token) ? readFileSync(paths.token, 'utf8').trim() : null;
       if (old !== token) {

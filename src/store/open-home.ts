@@ -1,6 +1,9 @@
 // Opening an existing edge home for a command (config + database), and turning storage
 // failures (busy / read-only / full disk / not a database) into one line naming the file.
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { keepPrivate, sqliteFiles } from './private-files.js';
 import { type DB, openEdgeDb } from './db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, resolveHome } from './home.js';
 
@@ -21,10 +24,16 @@ export function storageErrorMessage(e: unknown, file: string): string | null {
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     return `${file}: database is locked by another process (still busy after the timeout); retry when it is done`;
   }
+  if (code === 'SQLITE_READONLY_DIRECTORY') return `${dirname(path)}: read-only; cannot open ${path} (SQLite needs to create its WAL files there)`;
   if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') return `${path}: read-only; cannot write`;
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return `${path}: disk full; nothing was written by this command`;
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) return `${file}: not a valid sedna-ll database (${code})`;
-  if (code.startsWith('SQLITE_CANTOPEN') || code === 'EACCES' || code === 'EPERM') return `${path}: cannot open (${code})`;
+  if (code.startsWith('SQLITE_CANTOPEN') || code === 'EACCES' || code === 'EPERM') {
+    // SQLite cannot create its WAL / shared-memory files next to a database in a read-only
+    // directory: say so, rather than a bare "cannot open"
+    if (!writable(dirname(path))) return `${dirname(path)}: read-only; cannot open ${path} for writing (${code})`;
+    return `${path}: cannot open (${code})`;
+  }
   if (code.startsWith('SQLITE_IOERR') || code === 'EIO') return `${path}: I/O error (${code})`;
   return null;
 }
@@ -46,6 +55,9 @@ export function openHome(homeOpt?: string, opts: { readonly?: boolean } = {}): O
   } catch (e) {
     throw new CliError((e as Error).message, EXIT.FAILURE);
   }
+  // a missing database is an error, not an empty edge (`status` reported pending 0, exit 0)
+  if (!existsSync(paths.db)) throw new CliError(`${paths.db}: missing (config.json is there but the edge database is gone); restore it from a backup or run "sedna-ll init" again`, EXIT.FAILURE);
+  keepPrivate(home, [...sqliteFiles(paths.db), paths.config, paths.token]);
   let db: DB;
   try {
     db = openEdgeDb(paths.db, { readonly: opts.readonly });
@@ -70,5 +82,14 @@ export async function withHome<T>(homeOpt: string | undefined, fn: (h: OpenHome)
     } catch {
       /* already closed */
     }
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -190,9 +190,16 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       } catch (e) {
         throw new SyncHttpError(`KB answer to POST /v1/samples is not a push reply: ${(e as Error).message}`, 'protocol');
       }
-      // never trust an id we did not send in this batch
+      // acks must be a subset of this batch: an answer acking ids never sent is not trusted at
+      // all (a broken or hostile KB), and an answer that neither stores nor refuses anything of
+      // a non-empty batch is a failed batch, not a success
       const sent = new Set(cur.ids);
-      const stored = reply.stored.filter((id) => sent.has(id));
+      const foreign = reply.stored.filter((id) => !sent.has(id));
+      if (foreign.length) throw new SyncHttpError(`KB answer to POST /v1/samples acks ${foreign.length} sample id(s) this batch did not send (first "${String(foreign[0]).slice(0, 80)}"): answer refused`, 'protocol');
+      const stored = reply.stored;
+      if (cur.ids.length > 0 && stored.length === 0 && !reply.rejected?.some((r) => sent.has(r?.id))) {
+        throw new SyncHttpError(`KB answer to POST /v1/samples stores none of the ${cur.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
+      }
       for (const id of stored) {
         marks.ids.push(id);
         if (cur.labels[id] !== undefined) marks.labels[id] = cur.labels[id];
