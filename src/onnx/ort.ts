@@ -95,6 +95,9 @@ function specOf(m: IoMeta, what: string): TensorSpec {
   return { name: m.name, shape: (m.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : -1)), dtype: 'float32' };
 }
 
+/** Most float32 values one sample may have (2^25: 128 MiB, e.g. a 3x2160x3840 frame fits). */
+export const MAX_INPUT_VALUES = 2 ** 25;
+
 /**
  * The admission check of a model, edge and KB alike: loads it, reads its I/O (float32 tensors
  * only), requires exactly one input shaped [batch, fixed dims...] (the pipeline feeds one
@@ -114,6 +117,11 @@ export async function inspectModel(bytes: Uint8Array, what: string): Promise<Ins
     }
     const dims = [1, ...(inShape.slice(1) as number[])];
     const n = dims.reduce((a, b) => a * b, 1);
+    // checked before the probe input is allocated: a few hundred bytes of model can declare
+    // [N,65536,65536] (16 GiB per sample)
+    if (n > MAX_INPUT_VALUES) {
+      throw new CliError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}] is ${n} values per sample, over the cap of ${MAX_INPUT_VALUES} (${(MAX_INPUT_VALUES * 4) / (1024 * 1024)} MiB)`, EXIT.FAILURE);
+    }
     // a deterministic pseudo-random input: rows of probabilities are >= 0 and sum to 1
     const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + 1) * 2);
     let y: Float32Array;

@@ -7,6 +7,10 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import { badRecord, type Item } from './sample.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+/** Largest header accepted (NumPy writes ~100 bytes; v2/v3 headers may declare up to 4 GB). */
+const MAX_HEADER_BYTES = 64 * 1024;
+/** Largest sample (one row of the leading dimension) accepted: 256 MiB. */
+export const MAX_NPY_ROW_BYTES = 256 * 1024 * 1024;
 
 export interface NpyHeader {
   dtype: 'f4' | 'f8';
@@ -31,6 +35,7 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
     hlen = buf.readUInt32LE(8);
     start = 12;
   } else throw new CliError(`${what}: unsupported .npy version ${major}`, EXIT.USAGE);
+  if (hlen > MAX_HEADER_BYTES) throw new CliError(`${what}: .npy header of ${hlen} bytes (over ${MAX_HEADER_BYTES}): not a NumPy-written file`, EXIT.USAGE);
   if (buf.length < start + hlen) return null;
   const h = buf.subarray(start, start + hlen).toString(major === 3 ? 'utf8' : 'latin1');
   const descr = /'descr'\s*:\s*'([<>|=]?)([a-zA-Z]\d*)'/.exec(h);
@@ -45,7 +50,12 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map(Number);
-  if (dims.length === 0 || dims.some((d) => !Number.isInteger(d) || d < 0)) throw new CliError(`${what}: shape (${shape[1]}) needs a leading sample dimension`, EXIT.USAGE);
+  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new CliError(`${what}: shape (${shape[1]}) needs a leading sample dimension`, EXIT.USAGE);
+  // a zero-size feature dimension makes every row 0 bytes: the row loop would never need data
+  // and yield 1e11 empty samples out of a 128-byte file
+  if (dims.slice(1).some((d) => d === 0)) throw new CliError(`${what}: shape (${shape[1]}) has a zero-size feature dimension (a sample with no values)`, EXIT.USAGE);
+  const rowBytes = dims.slice(1).reduce((a, b) => a * b, 1) * (t === 'f4' ? 4 : 8);
+  if (rowBytes > MAX_NPY_ROW_BYTES) throw new CliError(`${what}: one sample of shape (${dims.slice(1).join(', ')}) is ${rowBytes} bytes, over the ${MAX_NPY_ROW_BYTES / (1024 * 1024)} MiB cap`, EXIT.USAGE);
   return { dtype: t, littleEndian: descr[1] !== '>', shape: dims, dataOffset: start + hlen };
 }
 
@@ -75,19 +85,36 @@ function rowToF32(h: NpyHeader, row: Buffer, n: number): Float32Array {
 /** Stream samples out of a .npy; yields arrays of items per chunk. */
 export async function* npyItems(input: Readable, what: string, task: string | null, attrs: Record<string, string>): AsyncGenerator<Item[]> {
   let h: NpyHeader | null = null;
-  let buf: Buffer = Buffer.alloc(0);
+  // bytes not yet cut into rows, as a list of chunks: joined only once a whole row (or the
+  // header) is there, so a large row costs one copy, not one per chunk
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
   let row = 0;
   let rowBytes = 0;
   let feats = 0;
+  let extra = 0;
   for await (const chunk of input as AsyncIterable<Buffer>) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    pending.push(chunk);
+    pendingLen += chunk.length;
     if (!h) {
-      h = parseNpyHeader(buf, what);
+      const head = Buffer.concat(pending, pendingLen);
+      pending = [head];
+      h = parseNpyHeader(head, what);
       if (!h) continue;
-      buf = buf.subarray(h.dataOffset);
+      pending = [head.subarray(h.dataOffset)];
+      pendingLen -= h.dataOffset;
       feats = h.shape.slice(1).reduce((a, b) => a * b, 1);
       rowBytes = feats * (h.dtype === 'f4' ? 4 : 8);
     }
+    if (row >= h.shape[0]) {
+      // every row is out: bytes after the last one are only counted (reported below)
+      extra += pendingLen;
+      pending = [];
+      pendingLen = 0;
+      continue;
+    }
+    if (pendingLen < rowBytes) continue;
+    const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
     const items: Item[] = [];
     let off = 0;
     while (buf.length - off >= rowBytes && row < h.shape[0]) {
@@ -97,13 +124,14 @@ export async function* npyItems(input: Readable, what: string, task: string | nu
       row++;
       items.push(rowItem(h, bytes, row, feats, task, attrs));
     }
-    buf = buf.subarray(off);
+    pending = [buf.subarray(off)];
+    pendingLen = buf.length - off;
     if (items.length) yield items;
   }
   if (!h) throw new CliError(`${what}: truncated .npy header`, EXIT.USAGE);
   const tail: Item[] = [];
   if (row < h.shape[0]) tail.push(badRecord(`row ${row + 1}`, row + 1, `file ends after ${row} of ${h.shape[0]} rows (truncated)`));
-  else if (buf.length > 0) tail.push(badRecord(`row ${row + 1}`, null, `${buf.length} bytes after the last row`));
+  else if (extra + pendingLen > 0) tail.push(badRecord(`row ${row + 1}`, null, `${extra + pendingLen} bytes after the last row`));
   if (tail.length) yield tail;
 }
 

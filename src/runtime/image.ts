@@ -5,6 +5,7 @@
 // strokes, which moves predictions away from what a model trained on bilinear-resized images
 // (the common default) saw; bilinear costs 4 taps per output pixel, nothing at these sizes.
 import { createRequire } from 'node:module';
+import { inflateSync } from 'node:zlib';
 
 const require = createRequire(import.meta.url);
 
@@ -21,19 +22,126 @@ export function sniffImage(b: Buffer): 'png' | 'jpeg' | null {
   return null;
 }
 
-/** Decode PNG/JPEG bytes; throws an Error with a short reason. */
-export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer): Rgba {
+/**
+ * The largest image decoded, in pixels: 40 MP (160 MB as RGBA). A few hundred KB of PNG can
+ * declare 16000x16000 (1 GB decoded); the header is read and checked before any decoding.
+ */
+export const MAX_IMAGE_PIXELS = 40_000_000;
+
+/** Width and height from a PNG IHDR or a JPEG SOF header, without decoding; null if not found. */
+export function imageSize(kind: 'png' | 'jpeg', b: Buffer): { width: number; height: number } | null {
+  if (kind === 'png') {
+    // signature (8), IHDR length (4) + type (4), then width and height (big-endian u32)
+    if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') return null;
+    return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+  }
+  let o = 2;
+  while (o + 4 <= b.length) {
+    if (b[o] !== 0xff) return null;
+    const m = b[o + 1];
+    if (m === 0xff) {
+      o++; // fill byte
+      continue;
+    }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      o += 2; // markers without a length
+      continue;
+    }
+    const len = b.readUInt16BE(o + 2);
+    // SOF0..SOF15 except DHT (c4), JPG (c8), DAC (cc): precision, height, width
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      if (o + 9 > b.length) return null;
+      return { width: b.readUInt16BE(o + 7), height: b.readUInt16BE(o + 5) };
+    }
+    if (m === 0xda || len < 2) return null; // scan data before any frame header
+    o += 2 + len;
+  }
+  return null;
+}
+
+/**
+ * Refuse an image whose header declares more than maxPixels (or none at all) before decoding
+ * it: throws an Error with a short reason. Shared by every path that decodes images.
+ */
+export function checkImagePixels(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = MAX_IMAGE_PIXELS): { width: number; height: number } {
+  const size = imageSize(kind, bytes);
+  if (!size) throw new Error(`undecodable ${kind.toUpperCase()}: no image header`);
+  const { width, height } = size;
+  if (width === 0 || height === 0) throw new Error(`undecodable ${kind.toUpperCase()}: ${width}x${height} pixels`);
+  if (width * height > maxPixels) throw new Error(`image of ${width}x${height} pixels is over the ${maxPixels / 1e6} MP cap`);
+  return size;
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * The PNG's image data must inflate to exactly what its header needs: pngjs reads data that is
+ * not zlib at all (or is cut short) as a black image instead of failing.
+ */
+function checkPngData(b: Buffer): void {
+  const width = b.readUInt32BE(16);
+  const height = b.readUInt32BE(20);
+  const depth = b[24];
+  const channels = PNG_CHANNELS[b[25]];
+  if (!channels || ![1, 2, 4, 8, 16].includes(depth)) throw new Error(`colour type ${b[25]} / bit depth ${depth} not valid`);
+  const bits = channels * depth;
+  const rowBytes = (w: number) => (w === 0 ? 0 : 1 + Math.ceil((w * bits) / 8));
+  let need = 0;
+  if (b[28] === 1) {
+    // Adam7: seven sub-images, each row with its filter byte
+    const passes = [
+      [0, 0, 8, 8],
+      [4, 0, 8, 8],
+      [0, 4, 4, 8],
+      [2, 0, 4, 4],
+      [0, 2, 2, 4],
+      [1, 0, 2, 2],
+      [0, 1, 1, 2],
+    ];
+    for (const [x0, y0, dx, dy] of passes) {
+      const w = Math.ceil((width - x0) / dx);
+      const h = Math.ceil((height - y0) / dy);
+      if (w > 0 && h > 0) need += h * rowBytes(w);
+    }
+  } else need = height * rowBytes(width);
+  const idat: Buffer[] = [];
+  let o = 8;
+  while (o + 8 <= b.length) {
+    const len = b.readUInt32BE(o);
+    const type = b.toString('latin1', o + 4, o + 8);
+    if (type === 'IDAT') idat.push(b.subarray(o + 8, Math.min(b.length, o + 8 + len)));
+    if (type === 'IEND') break;
+    o += 12 + len;
+  }
+  let got: number;
   try {
+    got = inflateSync(Buffer.concat(idat), { maxOutputLength: need + 1 }).length;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // more data than the header needs: pngjs ignores the excess, and so do we
+    if (code === 'ERR_BUFFER_TOO_LARGE') return;
+    throw new Error(`image data is not valid zlib data (${code ?? (e as Error).message})`);
+  }
+  if (got < need) throw new Error(`image data ends after ${got} of ${need} bytes (truncated)`);
+}
+
+/** Decode PNG/JPEG bytes; throws an Error with a short reason. */
+export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = MAX_IMAGE_PIXELS): Rgba {
+  try {
+    checkImagePixels(kind, bytes, maxPixels);
     if (kind === 'png') {
+      checkPngData(bytes);
       const { PNG } = require('pngjs') as typeof import('pngjs');
       const p = PNG.sync.read(bytes);
       return { width: p.width, height: p.height, data: p.data };
     }
     const jpeg = require('jpeg-js') as { decode: (b: Buffer, o: object) => { width: number; height: number; data: Uint8Array } };
-    const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 });
+    const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256, maxResolutionInMP: maxPixels / 1e6 });
     return { width: j.width, height: j.height, data: j.data };
   } catch (e) {
-    throw new Error(`undecodable ${kind.toUpperCase()}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+    const msg = ((e as Error).message ?? String(e)).split('\n')[0];
+    if (msg.startsWith('undecodable') || msg.startsWith('image of')) throw e;
+    throw new Error(`undecodable ${kind.toUpperCase()}: ${msg}`);
   }
 }
 

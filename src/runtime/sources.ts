@@ -27,6 +27,8 @@ export interface SourceOptions {
 }
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
+/** Largest image file read (the decoded size is capped separately, runtime/image.ts). */
+const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
 
 export function detectFormat(file: string | undefined): InputFormat {
   if (!file || file === '-') return 'jsonl';
@@ -124,7 +126,12 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
   let files: string[];
   if (!file || file === '-') {
     const chunks: Buffer[] = [];
-    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+    let n = 0;
+    for await (const c of process.stdin as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > MAX_IMAGE_FILE_BYTES) throw new CliError(`stdin: image larger than ${MAX_IMAGE_FILE_BYTES / (1024 * 1024)} MiB`, EXIT.USAGE);
+      chunks.push(c);
+    }
     yield [imageItem('stdin', Buffer.concat(chunks), task, attrs)];
     return;
   }
@@ -138,6 +145,16 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
   for (const f of files) {
     let bytes: Buffer;
     try {
+      // a FIFO or device named e.png would block the run forever (or never end)
+      const st = statSync(f);
+      if (!st.isFile()) {
+        yield [badRecord(`file ${f}`, f, 'not a regular file')];
+        continue;
+      }
+      if (st.size > MAX_IMAGE_FILE_BYTES) {
+        yield [badRecord(`file ${f}`, f, `${st.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / (1024 * 1024)} MiB image file cap`)];
+        continue;
+      }
       bytes = readFileSync(f);
     } catch (e) {
       yield [badRecord(`file ${f}`, f, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)];
