@@ -209,7 +209,11 @@ describe('kb serve: push, auth, limits', () => {
     assert.equal(me.active_version, 7);
     assert.equal(me.last_report.trial.result, 'pass');
     assert.ok(me.last_seen > 0);
-    const m = await call(kb, 'GET', '/metrics', { token: null });
+    // /metrics is the operator's: the admin token, not anonymous, not a device token
+    assert.equal((await call(kb, 'GET', '/metrics', { token: null })).status, 401);
+    assert.equal((await call(kb, 'GET', '/metrics', { token: kb.deviceToken })).status, 401);
+    const m = await call(kb, 'GET', '/metrics', { token: kb.adminToken });
+    assert.equal(m.status, 200);
     const text = m.buf.toString();
     assert.match(text, /sedna_ll_knowledgebase_http_requests_total\{method="POST",route="\/v1\/samples",status="200"\} \d+/);
     assert.match(text, /sedna_ll_knowledgebase_http_requests_total\{method="POST",route="\/v1\/samples",status="401"\} \d+/);

@@ -32,16 +32,18 @@ export function register(kb: Command): void {
     .option('--body-limit <bytes>', 'max request body after gzip decoding (default 64 MiB)', intOption('--body-limit', 1024))
     .addOption(new Option('--log-level <level>', 'JSON log lines on stderr, one per request at info').choices(LOG_LEVELS).default('info'))
     .option('--verbose', 'same as --log-level debug')
+    .option('--open-metrics', 'serve /metrics without the admin token (default: Authorization: Bearer <admin token>)')
     .addHelpText(
       'after',
       `\nPrints "listening on <url>" on stdout once ready. Logs one JSON object per line on stderr
 (level, time, req_id, method, url, route, status, ms, device); tokens are never logged.
 An X-Request-Id request header is kept as req_id, else one is made; either way it is
-returned in the X-Request-Id response header. Metrics: GET /metrics (see README "Metrics").
+returned in the X-Request-Id response header. Metrics: GET /metrics with the admin token
+(see README "Metrics"; --open-metrics serves it without).
 ${EXIT_HELP}\n`,
     )
     .action(
-      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean }) => {
+      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
@@ -63,6 +65,7 @@ ${EXIT_HELP}\n`,
             port: o.port,
             bodyLimit: o.bodyLimit,
             logLevel: o.verbose ? 'debug' : o.logLevel,
+            openMetrics: o.openMetrics,
             tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
           });
         } catch (e) {

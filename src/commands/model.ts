@@ -106,15 +106,16 @@ export function register(program: Command): void {
     .argument('<bundle>', 'offline bundle (.tar.gz: index.json, index.json.sig, models/<sha256>.onnx, canary.jsonl)')
     .description('verify and install an offline bundle as a staged version (nothing is visible until the signature and every sha256 verified)')
     .option('--activate', 'activate it with trial right after install')
+    .option('--allow-downgrade', 'with --activate: also when it is older than the active version')
     .option('--json', 'machine-readable output')
     .addHelpText('after', help('A refused bundle (bad signature, checksum, unsafe or unexpected entry, size caps, truncated) exits 5 and leaves no trace.'))
     .action(
-      run(async (bundle: string, opts: { activate?: boolean; json?: boolean }, cmd: Command) => {
+      run(async (bundle: string, opts: { activate?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
         const { installBundle } = await import('../store/rollout-files.js');
         const { activateWithTrial } = await import('../runtime/trial.js');
         return withLockedHome(cmd, async ({ paths, db, cfg }) => {
           const inst = await installBundle(paths, db, bundle, cfg);
-          const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, reason: 'model install --activate' }) : null;
+          const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, allowDowngrade: opts.allowDowngrade, reason: 'model install --activate' }) : null;
           if (opts.json) printJson({ installed: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, activation: act });
           else {
             process.stdout.write(`${inst.already ? 'already installed' : 'installed'} version ${inst.id} (${inst.index.tasks.length} tasks, ${inst.canary} canary records)\n`);
@@ -131,13 +132,14 @@ export function register(program: Command): void {
     .description('check a version (models load, canary, latency) and make it active on trial; a failed check leaves the active version unchanged and exits 5')
     .option('--dry-run', 'run the checks only; change nothing')
     .option('--force', 'try a version that failed before')
+    .option('--allow-downgrade', 'activate a signed version older than the active one')
     .option('--json', 'machine-readable output')
     .addHelpText('after', help('On trial the version serves; after config rollout.trial_inferences inferences it is committed, or rolled back automatically if its unseen+hard rate is worse than the previous version\'s by more than rollout.trial_rate_factor.'))
     .action(
-      run(async (version: string, opts: { dryRun?: boolean; force?: boolean; json?: boolean }, cmd: Command) => {
+      run(async (version: string, opts: { dryRun?: boolean; force?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
         const { activateWithTrial } = await import('../runtime/trial.js');
         const go = async ({ paths, db, cfg }: OpenHome) => {
-          const r = await activateWithTrial(paths, db, version, { config: cfg, dryRun: opts.dryRun, force: opts.force, reason: 'model activate' });
+          const r = await activateWithTrial(paths, db, version, { config: cfg, dryRun: opts.dryRun, force: opts.force, allowDowngrade: opts.allowDowngrade, reason: 'model activate' });
           if (opts.json) printJson(r);
           else process.stdout.write(describeActivation(r, cfg.rollout.trial_inferences) + '\n');
           return r.result === 'fail' ? EXIT.VERIFY : EXIT.OK;

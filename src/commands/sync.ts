@@ -85,6 +85,7 @@ ${EXIT_HELP}
         });
         const { summary, message } = result;
         if (message) process.stderr.write(`sedna-ll: sync: ${message}\n`);
+        if (result.fallback) process.stderr.write(`sedna-ll: sync: the KB points this device's channel back at older version ${result.fallback.to}: downgrade ${result.fallback.activated ? 'activated' : 'staged'}\n`);
         if (opts.json) printJson(summary);
         else if (process.stdout.isTTY) {
           const pulled = summary.pulled_version !== null ? `, pulled version ${summary.pulled_version}${summary.activated ? ' (activated)' : ' (staged)'}` : '';

@@ -143,6 +143,16 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   }
   if (magic[0] !== 0x1f || magic[1] !== 0x8b) refuse(file, 'not a gzip file');
 
+  // pass 1, nothing written: the signed index decides what may be extracted (an unsigned
+  // bundle of 2.7 MB once wrote 623 MB of "models" to tmp before being refused)
+  let expected: Map<string, number>;
+  try {
+    expected = await signedEntries(file, opts.publicKeyPem, limits);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    refuse(file, (e as Error).message);
+  }
+
   // a refused bundle leaves no trace: not even the temp root, when this call made it
   const madeRoot = !existsSync(opts.tmpRoot);
   mkdirSync(opts.tmpRoot, { recursive: true });
@@ -159,7 +169,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
     }
   };
   try {
-    const files = await extractEntries(file, dir, limits);
+    const files = await extractEntries(file, dir, limits, expected);
     return verifyExtracted(file, dir, files, opts.publicKeyPem, limits, dispose);
   } catch (e) {
     dispose();
@@ -168,8 +178,78 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   }
 }
 
-/** Stream the archive; returns entry name -> sha256 of the bytes written. */
-async function extractEntries(file: string, dir: string, limits: BundleLimits): Promise<Map<string, { sha: string; size: number }>> {
+/** `tar czf B -C dir .` writes "./" prefixes: same names. */
+const entryName = (path: string) => (path.startsWith('./') ? path.slice(2) : path);
+
+/**
+ * Pass 1: read index.json and its signature out of the archive (other entries are skipped
+ * unread, and reading stops once both are there: bundles written here put them first), verify
+ * the signature and the index, and return the entries the index allows with their exact sizes.
+ */
+async function signedEntries(file: string, publicKeyPem: string | null, limits: BundleLimits): Promise<Map<string, number>> {
+  const { Parser } = await import('tar');
+  const found = new Map<string, Buffer>();
+  await new Promise<void>((resolve, reject) => {
+    let done = false;
+    const input = createReadStream(file);
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      input.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const parser = new Parser({ strict: true, maxMetaEntrySize: 64 * 1024 });
+    parser.on('warn', (_code: string, msg: string) => finish(new Error(msg)));
+    parser.on('error', (e: Error) => finish(new Error(e.message.replace(/^TAR_\w+: /, ''))));
+    parser.on('entry', (entry) => {
+      const name = entryName(entry.path);
+      if (done || (name !== BUNDLE_INDEX && name !== BUNDLE_SIG)) return entry.resume();
+      const cap = limitFor(name, limits);
+      if (entry.size > cap) return finish(new Error(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`));
+      if (found.has(name)) return finish(new Error(`duplicate entry "${name}"`));
+      const chunks: Buffer[] = [];
+      let n = 0;
+      entry.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > cap) return finish(new Error(`entry "${name}" is larger than the limit of ${cap}`));
+        chunks.push(c);
+      });
+      entry.on('end', () => {
+        found.set(name, Buffer.concat(chunks));
+        if (found.size === 2) finish();
+      });
+    });
+    parser.on('end', () => finish());
+    input.on('error', (e) => finish(e));
+    input.pipe(parser as unknown as NodeJS.WritableStream);
+  });
+  const indexBytes = found.get(BUNDLE_INDEX);
+  const sigBytes = found.get(BUNDLE_SIG);
+  if (!indexBytes) refuse(file, `missing ${BUNDLE_INDEX}`);
+  if (!sigBytes) refuse(file, `missing ${BUNDLE_SIG}`);
+  if (!publicKeyPem) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!verifyBytes(indexBytes, sigBytes.toString('utf8').trim(), publicKeyPem)) refuse(file, 'bad signature on index.json');
+  let index: TaskIndex;
+  try {
+    index = parseIndex(indexBytes, 'index.json');
+  } catch (e) {
+    refuse(file, (e as Error).message);
+  }
+  const allowed = new Map<string, number>([
+    [BUNDLE_INDEX, indexBytes.length],
+    [BUNDLE_SIG, sigBytes.length],
+  ]);
+  for (const t of index.tasks) allowed.set(t.model.file, t.model.size);
+  return allowed;
+}
+
+/**
+ * Pass 2: stream the archive into dir; returns entry name -> sha256 of the bytes written. Only
+ * entries of `expected` (from the verified index) with exactly its size, and canary.jsonl, are
+ * written.
+ */
+async function extractEntries(file: string, dir: string, limits: BundleLimits, expected: Map<string, number>): Promise<Map<string, { sha: string; size: number }>> {
   const { Parser } = await import('tar');
   const files = new Map<string, { sha: string; size: number }>();
   let entries = 0;
@@ -203,7 +283,7 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
     parser.on('entry', (entry) => {
       if (failed) return entry.resume();
       // `tar czf B -C dir .` writes "./" prefixes and a "./" entry: same names, accepted
-      let name: string = entry.path.startsWith('./') ? entry.path.slice(2) : entry.path;
+      let name: string = entryName(entry.path);
       if (entry.type === 'Directory' && (name === '' || name === '.')) return entry.resume();
       if (entry.type === 'Directory' && name === 'models') name = BUNDLE_MODELS_DIR;
       const problem = entryNameProblem(name);
@@ -221,6 +301,11 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits): 
       if (files.has(name)) return fail(`duplicate entry "${name}"`);
       const cap = limitFor(name, limits);
       if (entry.size > cap) return fail(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`);
+      if (name !== BUNDLE_CANARY) {
+        const want = expected.get(name);
+        if (want === undefined) return fail(`${name} is not used by index.json`);
+        if (entry.size !== want) return fail(`${name}: size ${entry.size} differs from index.json (${want})`);
+      }
       total += entry.size;
       if (total > limits.maxTotalBytes) return fail(`entries total more than ${limits.maxTotalBytes} bytes`);
       // exclusive create: a name can never be written twice or through anything pre-existing

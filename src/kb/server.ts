@@ -41,6 +41,8 @@ export interface ServerOptions {
   logLevel?: LogLevel;
   /** where log lines go (default stderr) */
   logStream?: NodeJS.WritableStream;
+  /** serve /metrics without the admin token (a scraper on a trusted network); default: token */
+  openMetrics?: boolean;
 }
 
 export interface RunningServer {
@@ -216,7 +218,9 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
 
   // ---- open endpoints ----
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/metrics', async (_req, reply) => {
+  // request counts, device counts and sample totals are the operator's: admin token unless the
+  // operator opens it (kb serve --open-metrics)
+  app.get('/metrics', { onRequest: opts.openMetrics ? [] : adminAuth }, async (_req, reply) => {
     reply.type(metrics.contentType).send(await metrics.render());
   });
 

@@ -38,13 +38,20 @@ export async function* byteLineChunks(input: Readable, maxLineBytes = MAX_LINE_B
   let pendingLen = 0;
   let skipping = false; // the current line passed the cap: drop until its \n
   let first = true;
+  let bomHead: Buffer | null = null; // the first bytes while they may still be a split BOM
   for await (const raw of input as AsyncIterable<Buffer>) {
     let chunk = raw;
     if (first) {
-      // the BOM may arrive split across the first chunks only in pathological streams; a
-      // whole one is the case that matters (editors on Windows write it)
-      if (chunk.length >= 3 && chunk[0] === BOM[0] && chunk[1] === BOM[1] && chunk[2] === BOM[2]) chunk = chunk.subarray(3);
-      if (chunk.length > 0) first = false;
+      // a BOM may arrive split over the first chunks (a pipe writing byte by byte)
+      chunk = bomHead ? Buffer.concat([bomHead, chunk]) : chunk;
+      const n = Math.min(3, chunk.length);
+      if (chunk.subarray(0, n).equals(Buffer.from(BOM.slice(0, n))) && n < 3) {
+        bomHead = chunk;
+        continue;
+      }
+      first = false;
+      bomHead = null;
+      if (n === 3 && chunk[0] === BOM[0] && chunk[1] === BOM[1] && chunk[2] === BOM[2]) chunk = chunk.subarray(3);
       if (chunk.length === 0) continue;
     }
     let nl = chunk.indexOf(10);
@@ -100,6 +107,11 @@ export async function* byteLineChunks(input: Readable, maxLineBytes = MAX_LINE_B
       }
     }
     yield tooLong.length ? { buf, starts, ends, tooLong } : { buf, starts, ends };
+  }
+  if (bomHead) {
+    // the whole input was a BOM prefix: those bytes are the last line's
+    pending = [bomHead];
+    pendingLen = bomHead.length;
   }
   if (skipping) yield { buf: Buffer.alloc(0), starts: [0], ends: [0], tooLong: [0] };
   else if (pendingLen > 0) {

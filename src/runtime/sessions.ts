@@ -1,7 +1,8 @@
 // ONNX Runtime sessions, one per model file (keyed by sha256, so two tasks or two KB versions
 // sharing a model share a session). onnxruntime-node is loaded on first use only: commands
 // that never infer must not pay for its native library.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
@@ -69,10 +70,15 @@ export class SessionCache {
   private async open(task: TaskEntry): Promise<ModelSession> {
     const file = join(this.modelsDir, `${task.model.sha256}.onnx`);
     if (!existsSync(file)) throw new CliError(`task "${task.id}": model file ${file} is missing`, EXIT.FAILURE);
+    // the bytes loaded are the bytes hashed: a file swapped for another model (same shape,
+    // other weights) under this sha256 name is refused, not served
+    const bytes = readFileSync(file);
+    const got = createHash('sha256').update(bytes).digest('hex');
+    if (got !== task.model.sha256) throw new CliError(`task "${task.id}": model file ${file} does not match its sha256 (content ${got.slice(0, 12)}…): swapped or corrupt; run "sedna-ll model verify"`, EXIT.VERIFY);
     const ort = await loadOrt();
     let session: Ort.InferenceSession;
     try {
-      session = await openSession(file, file, SESSION_OPTIONS);
+      session = await openSession(bytes, file, SESSION_OPTIONS);
     } catch (e) {
       if (!(e instanceof ModelLoadError)) throw e;
       throw new CliError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${e.reason}`, EXIT.FAILURE);

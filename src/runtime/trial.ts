@@ -64,11 +64,17 @@ export async function activateWithTrial(
   paths: HomePaths,
   db: DB,
   id: string,
-  opts: { config: EdgeConfig; dryRun?: boolean; force?: boolean; reason?: string },
+  opts: { config: EdgeConfig; dryRun?: boolean; force?: boolean; reason?: string; allowDowngrade?: boolean },
 ): Promise<ActivationResult> {
   const row = getVersion(db, id);
   if (!row) throw new CliError(`version ${id}: not installed (see "sedna-ll model ls")`, EXIT.USAGE);
   const active = kvGet(db, 'active_version');
+  // an older signed version may carry the very model a newer one fixed: going back is a
+  // deliberate act (--allow-downgrade, "model rollback", or the KB's own channel fallback)
+  const activeRow = active ? getVersion(db, active) : null;
+  if (!opts.allowDowngrade && !opts.dryRun && row.origin !== 'local' && activeRow && activeRow.origin !== 'local' && row.seq < activeRow.seq) {
+    throw new CliError(`version ${id} is older than the active version ${active}: refusing a downgrade; pass --allow-downgrade to go back to it`, EXIT.USAGE);
+  }
   if (active === id && (row.state === 'active' || row.state === 'trial') && !opts.dryRun) {
     return { id, result: 'noop', active, previous: kvGet(db, 'previous_version') };
   }

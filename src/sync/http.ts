@@ -60,6 +60,36 @@ export interface RequestSpec {
   body?: Buffer;
   /** statuses that are answers (not failures); default 2xx */
   accept?: (status: number) => boolean;
+  /** largest answer body read into memory; default MAX_ANSWER_BYTES */
+  maxBodyBytes?: number;
+}
+
+/**
+ * Largest answer body `request` reads (JSON replies, the index): 64 MiB. A broken or hostile KB
+ * answering with an endless body drove a sync to 3.3 GB before; model blobs are streamed to
+ * disk with the size the signed index lists (pull.ts) and do not pass through here.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** The body of res, at most max bytes; over that, the rest is not read and a 'protocol' error is thrown. */
+async function readCapped(res: Dispatcher.ResponseData, max: number, what: string): Promise<Buffer> {
+  const tooLarge = () => new SyncHttpError(`KB answer to ${what} is larger than ${max} bytes: refused`, 'protocol', res.statusCode);
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    res.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > max) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, n);
 }
 
 const RETRYABLE_CODES = new Set([
@@ -219,7 +249,7 @@ export class KbClient {
       let waitHint: number | null = null;
       try {
         const res = await this.open(spec);
-        const body = Buffer.from(await res.body.arrayBuffer());
+        const body = await readCapped(res, spec.maxBodyBytes ?? MAX_ANSWER_BYTES, `${spec.method} ${spec.path}`);
         this.bytesDown += body.length;
         if (accept(res.statusCode)) return { status: res.statusCode, headers: res.headers, body };
         const detail = errorDetail(body);

@@ -55,7 +55,7 @@ export type ActivateVersion = (
   paths: HomePaths,
   db: DB,
   id: string,
-  opts: { config: EdgeConfig; reason: string },
+  opts: { config: EdgeConfig; reason: string; allowDowngrade?: boolean },
 ) => Promise<{ result: 'pass' | 'trial' | 'fail' | 'ok' | 'noop'; reason?: string }>;
 
 export interface PullOptions {
@@ -144,7 +144,9 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   if (config.rollout.activate === 'auto') {
     // through the rollout trial (opts.activate): health check before the pointer moves, then
     // observed inferences; a failed check leaves the active version and records last_trial
-    const r = await opts.activate(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync' });
+    // the channel fallback is the KB's signed decision to go back: a downgrade allowed here
+    // (and said on stderr by the sync command), never on a plain pull
+    const r = await opts.activate(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync', allowDowngrade: fallback });
     activated = r.result !== 'fail';
     if (r.result === 'pass' || r.result === 'trial' || r.result === 'fail' || r.result === 'noop') {
       trial = { version: index.version, result: r.result, ...(r.reason ? { reason: r.reason } : {}) };

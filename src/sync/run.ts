@@ -87,6 +87,8 @@ export interface SyncResult {
   summary: SyncSummary;
   /** one line for stderr when exit != 0 */
   message: string | null;
+  /** the KB's channel fallback brought an older version back (said on stderr: a downgrade) */
+  fallback?: { to: number; activated: boolean };
 }
 
 export async function runSync(o: SyncOptions): Promise<SyncResult> {
@@ -136,6 +138,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     retries: o.retries,
     onRetry: ({ attempt, waitMs, reason }) => progress.note(`sync: retry ${attempt} in ${waitMs} ms (${reason})`),
   });
+  let fallbackInfo: SyncResult['fallback'] | undefined;
   const s: SyncSummary = {
     pushed: 0,
     acked: 0,
@@ -191,6 +194,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         const r = await pull(paths, db, config, client, { activate: o.activate, onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
         s.pulled_version = r.version;
         s.activated = r.activated;
+        if (r.fallback && r.version !== null) fallbackInfo = { to: r.version, activated: r.activated };
         s.download_ms = r.downloadMs;
         s.models_downloaded = r.downloaded;
         s.model_bytes_down = r.bytesDown;
@@ -244,7 +248,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
   s.duration_ms = Date.now() - t0;
   kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
   logEvent(db, 'sync', { ...s });
-  return { summary: s, message };
+  return { summary: s, message, ...(fallbackInfo ? { fallback: fallbackInfo } : {}) };
 }
 
 async function report(db: DB, client: KbClient, s: SyncSummary, lastError: string | null): Promise<void> {
