@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { tempDir } from './helpers/cli.js';
 import { FUZZ_CLASSES } from './fuzz/decoders.js';
 
-const RUNS: Record<string, number> = { jsonl: 60, csv: 60, npy: 80, png: 60, jpeg: 40, 'bundle tar': 25, 'index JSON': 80, 'push body': 40 };
+const RUNS: Record<string, number> = { jsonl: 60, csv: 60, npy: 80, png: 60, jpeg: 30, 'bundle tar': 25, 'index JSON': 80, 'push body': 40 };
 
 for (const c of FUZZ_CLASSES) {
   test(`fuzz ${c.name}: documented outcome for every case (seed 16)`, async () => {

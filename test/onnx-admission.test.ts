@@ -9,28 +9,13 @@ import { sedna, tempDir } from './helpers/cli.js';
 import { randomLayer, writeRandomMlp } from './helpers/models.js';
 import { mulberry32, writeDenseOnnx } from '../src/format/onnx-writer.js';
 import { inspectModel } from '../src/onnx/ort.js';
-
-// minimal protobuf writer for the ONNX messages a hand-built graph needs
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  while (n > 127) (out.push((n & 127) | 128), (n >>>= 7));
-  out.push(n);
-  return out;
-};
-const field = (no: number, bytes: Buffer | string): Buffer => {
-  const b = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  return Buffer.concat([Buffer.from([(no << 3) | 2, ...varint(b.length)]), b]);
-};
-const int = (no: number, v: number): Buffer => Buffer.from([(no << 3) | 0, ...varint(v)]);
-const dim = (d: number | string) => field(1, typeof d === 'number' ? int(1, d) : field(2, d));
-const valueInfo = (name: string, dims: (number | string)[]) =>
-  Buffer.concat([field(1, name), field(2, field(1, Buffer.concat([int(1, 1 /* FLOAT */), field(2, Buffer.concat(dims.map(dim)))])))]);
+import { field, model, valueInfo } from './helpers/onnx-graph.js';
 
 /** y = a + b over [N, d] float32 inputs: loadable and runnable, but it takes two inputs. */
 function twoInputModel(d: number): Buffer {
   const node = Buffer.concat([field(1, 'a'), field(1, 'b'), field(2, 'y'), field(3, 'add'), field(4, 'Add')]);
   const graph = Buffer.concat([field(1, node), field(2, 'two_inputs'), field(11, valueInfo('a', ['N', d])), field(11, valueInfo('b', ['N', d])), field(12, valueInfo('y', ['N', d]))]);
-  return Buffer.concat([int(1, 8), field(8, Buffer.concat([field(1, ''), int(2, 13)])), field(7, graph)]);
+  return model([graph]);
 }
 
 test('inspectModel: the two-input model loads in onnxruntime but is refused; a one-input MLP is accepted with its class count and output kind', async () => {
