@@ -41,7 +41,7 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
   const descr = /'descr'\s*:\s*'([<>|=]?)([a-zA-Z]\d*)'/.exec(h);
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(h);
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(h);
-  if (!descr || !fortran || !shape) throw new CliError(`${what}: malformed .npy header: ${h.trim()}`, EXIT.USAGE);
+  if (!descr || !fortran || !shape) throw new CliError(`${what}: malformed .npy header: ${JSON.stringify(h.trim().slice(0, 200))}`, EXIT.USAGE);
   const t = descr[2];
   if (t !== 'f4' && t !== 'f8') throw new CliError(`${what}: dtype ${descr[1]}${t} not supported (float32 or float64 only)`, EXIT.USAGE);
   if (fortran[1] === 'True') throw new CliError(`${what}: Fortran-order arrays are not supported (save with C order)`, EXIT.USAGE);

@@ -70,8 +70,8 @@ async function spawnServe(dataDir: string, port: number, args: string[], env?: N
     let out = '';
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`kb serve did not start within 20 s: ${err.text.trim()}`));
-    }, 20_000);
+      reject(new Error(`kb serve did not start within 120 s: ${err.text.trim()}`));
+    }, 120_000);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /listening on (\S+)/.exec(out);
