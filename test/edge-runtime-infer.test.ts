@@ -240,10 +240,11 @@ test('infer: rate caps hold across runs (counted in the DB); missing and corrupt
     assert.equal(outboxRows(home).length, hour() === h0 ? 3 : outboxRows(home).length);
 
     const file = join(homePaths(home).models, readdirModel(home));
+    // a file that is not the model its sha256 names (corrupt, or swapped): refused before loading, exit 5
     writeFileSync(file, 'not an onnx model');
     r = sedna(['infer'], { home, input: batch(3) });
-    assert.equal(r.code, 1);
-    assert.match(r.stderr.trim(), new RegExp(`^sedna-ll: task "global": model file ${file} is not a loadable ONNX model`));
+    assert.equal(r.code, 5);
+    assert.match(r.stderr.trim(), new RegExp(`^sedna-ll: task "global": model file ${file} does not match its sha256 \\(content [0-9a-f]{12}…\\): swapped or corrupt`));
     rmSync(file);
     r = sedna(['infer'], { home, input: batch(3) });
     assert.equal(r.code, 1);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
-import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
@@ -13,6 +13,7 @@ import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { makeHome } from './edge-runtime-fixtures.js';
 import { startTestKb } from './helpers/kb-server.js';
+import { bundleOf, generateSigningKeys, initEdge, makeVersion } from './helpers/rollout-fixtures.js';
 import { edgeIds, makeEdge, sednaAsync, seedOutbox } from './helpers/sync-edge.js';
 import { SqliteKbStore } from '../src/kb/sqlite-store.js';
 import { kbPaths } from '../src/kb/paths.js';
@@ -183,7 +184,7 @@ test('sync refuses a KB answer acking ids never sent, and an empty ack of a non-
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
-    const edge = makeEdge({ url, deviceToken: 'sll_dev_x', publicKeyPem: (await import('../src/format/signature.js')).generateSigningKeys().publicKey });
+    const edge = makeEdge({ url, deviceToken: 'sll_dev_x', publicKeyPem: generateSigningKeys().publicKey });
     try {
       seedOutbox(edge.home, 5, 16);
       const r = await sednaAsync(['sync', '--push-only', '--retries', '0'], { home: edge.home });
@@ -266,6 +267,43 @@ test('kb samples export to a slow reader: no listener piles up per backpressure 
   } finally {
     process.off('warning', onWarn);
     await store.close();
+    t.cleanup();
+  }
+});
+
+test('a model file swapped for another valid model under its sha256 name is refused (exit 5), not served', () => {
+  const e = edgeHome();
+  try {
+    const models = join(e.home, 'models');
+    const [name] = readdirSync(models).filter((f) => f.endsWith('.onnx'));
+    copyFileSync(writeIdentityModel(e.dir, 'other', 3, { softmax: true, scale: 2 }), join(models, name));
+    const r = sedna(['infer', '--no-log'], { home: e.home, input: '{"x":[1,0,0]}\n' });
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /does not match its sha256 .*swapped or corrupt/);
+    assert.equal(r.stdout, '');
+  } finally {
+    e.cleanup();
+  }
+});
+
+test('model activate of an older signed version is refused without --allow-downgrade', async () => {
+  const t = tempDir('sedna-ll-harden-downgrade-');
+  try {
+    const keys = generateSigningKeys();
+    const home = join(t.dir, 'home');
+    initEdge(home, keys);
+    for (const v of [1, 2]) {
+      const f = await bundleOf(makeVersion(keys, v, [{ id: 'global', seed: v }]), join(t.dir, `v${v}.tar.gz`));
+      const r = sedna(['model', 'install', f, '--activate'], { home });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const down = sedna(['model', 'activate', '1'], { home });
+    assert.equal(down.code, 2, down.stderr);
+    assert.match(down.stderr, /version 1 is older than the active version 2: refusing a downgrade; pass --allow-downgrade/);
+    const ok = sedna(['model', 'activate', '1', '--allow-downgrade', '--json'], { home });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).active, '1');
+  } finally {
     t.cleanup();
   }
 });

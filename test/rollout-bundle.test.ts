@@ -1,6 +1,7 @@
 // Offline bundles: hostile or damaged bundles are refused with exit 5 and leave the edge home
 // exactly as it was; a good one installs, exports and re-installs byte-identically.
 import assert from 'node:assert/strict';
+import { canaryBytes, signCanary } from '../src/format/bundle.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -114,7 +115,33 @@ test('truncated, corrupt and non-gzip archives', async () => {
   refused('bitflip', flipped, /bundle refused/);
   refused('not-gzip', Buffer.from('index.json\n'), /not a gzip file/);
   refused('empty-gzip', rawTarGz([]), /missing index.json|Unrecognized archive/);
-  refused('bad-canary', withEntries((e) => [...e, { path: 'canary.jsonl', data: Buffer.from('{"task":"nope","x":[1],"expected":[1]}\n') }]), /canary.jsonl line 1/);
+  // canary.jsonl is signed by the KB (bound to the index): a signed but malformed canary, a
+  // tampered one, one signed for another index, and a signature without a canary are refused
+  const badCanary = [{ task: 'nope', x: [1], expected: [1] }];
+  const signedCanary = (recs: typeof badCanary, indexBytes = v2.indexBytes) => [
+    { path: 'canary.jsonl', data: canaryBytes(recs) },
+    { path: 'canary.jsonl.sig', data: Buffer.from(signCanary(indexBytes, recs, v2.privateKey)) },
+  ];
+  refused('bad-canary', withEntries((e) => [...e, ...signedCanary(badCanary)]), /canary.jsonl line 1/);
+  const good = [{ task: 'global', x: [1, 2, 3, 4], expected: [0.2, 0.3, 0.5] }];
+  const tampered = signedCanary(good);
+  tampered[0] = { path: 'canary.jsonl', data: canaryBytes([{ ...good[0], expected: [0.9, 0.05, 0.05] }]) };
+  refused('tampered-canary', withEntries((e) => [...e, ...tampered]), /bad signature on canary\.jsonl/);
+  refused('canary-of-other-index', withEntries((e) => [...e, ...signedCanary(good, Buffer.from('{}'))]), /bad signature on canary\.jsonl/);
+  refused('canary-sig-alone', withEntries((e) => [...e, signedCanary(good)[1]]), /canary\.jsonl\.sig without canary\.jsonl/);
+});
+
+test('an unsigned canary (a bundle of an older KB) is not used, and install says so', () => {
+  const h = join(tmp.dir, 'old-canary');
+  initEdge(h, keys);
+  const f = join(tmp.dir, 'old-canary.tar.gz');
+  writeFileSync(f, withEntries((e) => [...e, { path: 'canary.jsonl', data: Buffer.from('{"task":"global","x":[1,2,3,4],"expected":[1,0,0]}\n') }]));
+  const r = sedna(['model', 'install', f, '--json'], { home: h });
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.canary, 0);
+  assert.match(j.canary_note, /not signed .*ignored/);
+  assert.match(r.stderr, /canary\.jsonl is not signed/);
 });
 
 test('a good bundle installs; export of the installed version reproduces it and infers', async () => {

@@ -103,11 +103,9 @@ describe('lock (unit)', () => {
           }),
       );
       const runs = kids.map((p) => new Promise<void>((res) => p.on('close', () => res())));
-      const firstAnswers = await Promise.all(answered);
+      const outs = await Promise.all(answered);
       for (const p of kids) p.stdin.end();
       await Promise.all(runs);
-      const outs = firstAnswers;
-      const outs = await Promise.all(runs);
       assert.equal(outs.filter((o) => o === 'WON').length, 1, outs.join(' | '));
       assert.equal(outs.filter((o) => o === 'LOST 6').length, 7, outs.join(' | '));
       assert.ok(!existsSync(join(t.dir, 'sync.lock')));

@@ -115,8 +115,9 @@ export function register(program: Command): void {
         const { activateWithTrial } = await import('../runtime/trial.js');
         return withLockedHome(cmd, async ({ paths, db, cfg }) => {
           const inst = await installBundle(paths, db, bundle, cfg);
+          if (inst.canary_note) process.stderr.write(`sedna-ll: ${bundle}: ${inst.canary_note}\n`);
           const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, allowDowngrade: opts.allowDowngrade, reason: 'model install --activate' }) : null;
-          if (opts.json) printJson({ installed: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, activation: act });
+          if (opts.json) printJson({ installed: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, ...(inst.canary_note ? { canary_note: inst.canary_note } : {}), activation: act });
           else {
             process.stdout.write(`${inst.already ? 'already installed' : 'installed'} version ${inst.id} (${inst.index.tasks.length} tasks, ${inst.canary} canary records)\n`);
             if (act) process.stdout.write(describeActivation(act, cfg.rollout.trial_inferences) + '\n');

@@ -2,6 +2,11 @@
 export const BUNDLE_INDEX = 'index.json';
 export const BUNDLE_SIG = 'index.json.sig';
 export const BUNDLE_CANARY = 'canary.jsonl';
+/**
+ * The KB's signature over the canary, bound to the version's index (canaryMessage): canary.jsonl
+ * is not part of the signed index.json, so without it a tampered canary passed install.
+ */
+export const BUNDLE_CANARY_SIG = 'canary.jsonl.sig';
 export const BUNDLE_MODELS_DIR = 'models/';
 
 /** One canary line: an input and the output the version must reproduce. */

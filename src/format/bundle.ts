@@ -9,10 +9,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BUNDLE_CANARY, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
+import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { TaskIndex } from './index-manifest.js';
-import { verifyBytes } from './signature.js';
+import { signBytes, verifyBytes } from './signature.js';
 import { parseIndex } from './validate-index.js';
 
 export interface BundleLimits {
@@ -49,7 +49,27 @@ export interface OpenedBundle {
   /** sha256 -> verified model file inside dir */
   models: Map<string, string>;
   canary: CanaryRecord[];
+  /** base64 KB signature of the canary (canaryMessage); null when there is no canary */
+  canarySig: string | null;
+  /** set when the bundle's canary was dropped, with why (an unsigned canary of an older KB) */
+  canaryNote?: string;
   dispose(): void;
+}
+
+/** canary.jsonl as written into bundles and edge version directories: one JSON record per line. */
+export function canaryBytes(records: CanaryRecord[]): Buffer {
+  return Buffer.from(records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+/** What the KB signs for a canary: the format, the index's and the canary's sha256. */
+export function canaryMessage(indexBytes: Buffer, canary: Buffer): Buffer {
+  const h = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  return Buffer.from(`sedna-ll/canary@1\n${h(indexBytes)}\n${h(canary)}\n`);
+}
+
+/** The KB's signature of a canary for this index (kb bundle). */
+export function signCanary(indexBytes: Buffer, records: CanaryRecord[], privateKeyPem: string): string {
+  return signBytes(canaryMessage(indexBytes, canaryBytes(records)), privateKeyPem);
 }
 
 const MODEL_RE = /^models\/([0-9a-f]{64})\.onnx$/;
@@ -63,14 +83,14 @@ export function entryNameProblem(name: string): string | null {
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return `absolute path "${name}"`;
   if (name.split(/[\\/]/).includes('..')) return `path traversal "${name}"`;
   if (name.includes('\\') || name.includes('\0')) return `bad characters in entry name "${name}"`;
-  if (name === BUNDLE_INDEX || name === BUNDLE_SIG || name === BUNDLE_CANARY || name === BUNDLE_MODELS_DIR) return null;
+  if (name === BUNDLE_INDEX || name === BUNDLE_SIG || name === BUNDLE_CANARY || name === BUNDLE_CANARY_SIG || name === BUNDLE_MODELS_DIR) return null;
   if (MODEL_RE.test(name)) return null;
-  return `unexpected entry "${name}" (allowed: ${BUNDLE_INDEX}, ${BUNDLE_SIG}, ${BUNDLE_CANARY}, ${BUNDLE_MODELS_DIR}<sha256>.onnx)`;
+  return `unexpected entry "${name}" (allowed: ${BUNDLE_INDEX}, ${BUNDLE_SIG}, ${BUNDLE_CANARY}, ${BUNDLE_CANARY_SIG}, ${BUNDLE_MODELS_DIR}<sha256>.onnx)`;
 }
 
 function limitFor(name: string, l: BundleLimits): number {
   if (name === BUNDLE_INDEX) return l.maxIndexBytes;
-  if (name === BUNDLE_SIG) return l.maxSigBytes;
+  if (name === BUNDLE_SIG || name === BUNDLE_CANARY_SIG) return l.maxSigBytes;
   if (name === BUNDLE_CANARY) return l.maxCanaryBytes;
   return l.maxModelBytes;
 }
@@ -301,7 +321,7 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits, e
       if (files.has(name)) return fail(`duplicate entry "${name}"`);
       const cap = limitFor(name, limits);
       if (entry.size > cap) return fail(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`);
-      if (name !== BUNDLE_CANARY) {
+      if (name !== BUNDLE_CANARY && name !== BUNDLE_CANARY_SIG) {
         const want = expected.get(name);
         if (want === undefined) return fail(`${name} is not used by index.json`);
         if (entry.size !== want) return fail(`${name}: size ${entry.size} differs from index.json (${want})`);
@@ -385,14 +405,27 @@ function verifyExtracted(
     if (m && !models.has(m[1])) refuse(file, `${name} is not used by index.json`);
   }
   let canary: CanaryRecord[] = [];
+  let canarySig: string | null = null;
+  let canaryNote: string | undefined;
+  if (files.has(BUNDLE_CANARY_SIG) && !files.has(BUNDLE_CANARY)) refuse(file, `${BUNDLE_CANARY_SIG} without ${BUNDLE_CANARY}`);
   if (files.has(BUNDLE_CANARY)) {
-    try {
-      canary = parseCanary(readFileSync(join(dir, BUNDLE_CANARY)), index, BUNDLE_CANARY, limits.maxCanaryRecords);
-    } catch (e) {
-      refuse(file, (e as Error).message);
+    const raw = readFileSync(join(dir, BUNDLE_CANARY));
+    if (files.has(BUNDLE_CANARY_SIG)) {
+      canarySig = readFileSync(join(dir, BUNDLE_CANARY_SIG), 'utf8').trim();
+      if (!verifyBytes(canaryMessage(indexBytes, raw), canarySig, publicKeyPem)) refuse(file, `bad signature on ${BUNDLE_CANARY} (tampered, or made for another index)`);
+      try {
+        canary = parseCanary(raw, index, BUNDLE_CANARY, limits.maxCanaryRecords);
+      } catch (e) {
+        refuse(file, (e as Error).message);
+      }
+    } else {
+      // a bundle of an older KB (or re-exported from a version installed from one): its canary
+      // cannot be trusted, so it is not used; the version is checked without it
+      canarySig = null;
+      canaryNote = `${BUNDLE_CANARY} is not signed (bundle from an older KB): ignored, the version is checked without a canary`;
     }
   }
-  return { dir, indexBytes, sig, index, models, canary, dispose };
+  return { dir, indexBytes, sig, index, models, canary, canarySig, ...(canaryNote ? { canaryNote } : {}), dispose };
 }
 
 /** What goes into a bundle. */
@@ -403,6 +436,8 @@ export interface BundleSource {
   /** path of a verified local copy of the model with this sha256 */
   modelPath: (sha256: string) => string;
   canary: CanaryRecord[];
+  /** the KB's signature of the canary (signCanary); absent: canary.jsonl goes in unsigned */
+  canarySig?: string | null;
 }
 
 /**
@@ -435,8 +470,12 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
       names.push(t.model.file);
     }
     if (src.canary.length) {
-      writeFileSync(join(stage, BUNDLE_CANARY), src.canary.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      writeFileSync(join(stage, BUNDLE_CANARY), canaryBytes(src.canary));
       names.push(BUNDLE_CANARY);
+      if (src.canarySig) {
+        writeFileSync(join(stage, BUNDLE_CANARY_SIG), src.canarySig.trim() + '\n');
+        names.push(BUNDLE_CANARY_SIG);
+      }
     }
     mkdirSync(dirname(outFile), { recursive: true });
     await tar.c({ gzip: true, file: tmpOut, cwd: stage, portable: true, noDirRecurse: true }, names);

@@ -8,7 +8,7 @@ import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CanaryRecord } from '../format/bundle-layout.js';
-import { writeBundle } from '../format/bundle.js';
+import { signCanary, writeBundle } from '../format/bundle.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
@@ -81,7 +81,10 @@ export async function buildKbBundle(store: KbStore, version: number, out: string
         await m.release();
       }
     }
-    const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary }, { tmpRoot: work });
+    // the canary is signed too, bound to this index: it is not part of the signed index.json
+    const { privateKey } = await store.signingKeys();
+    const canarySig = canary.length ? signCanary(files.bytes, canary, privateKey) : null;
+    const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary, canarySig }, { tmpRoot: work });
     await store.logEvent('bundle', { version, file: resolve(out), sha256: r.sha256, canary: canary.length });
     return { file: out, version, ...r, canary: summary };
   } finally {

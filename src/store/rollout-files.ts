@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUNDLE_CANARY, type CanaryRecord } from '../format/bundle-layout.js';
-import { openBundle, parseCanary, writeBundle } from '../format/bundle.js';
+import { canaryBytes, openBundle, parseCanary, writeBundle } from '../format/bundle.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { verifyBytes } from '../format/signature.js';
@@ -69,6 +69,8 @@ export interface InstalledBundle {
   already: boolean;
   index: TaskIndex;
   canary: number;
+  /** the bundle's canary was not used, and why (unsigned: an older KB) */
+  canary_note?: string;
 }
 
 /**
@@ -95,8 +97,12 @@ export async function installBundle(paths: HomePaths, db: DB, file: string, conf
     // the canary travels with the version (written atomically after its directory exists;
     // re-installing the same bundle writes it again if a crash came in between)
     const cp = canaryPath(paths, id);
-    if (b.canary.length && !existsSync(cp)) writeFileAtomic(cp, b.canary.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    return { id, already: !!before, index: b.index, canary: b.canary.length };
+    if (b.canary.length && !existsSync(cp)) {
+      // its signature first: `model export` passes both on
+      if (b.canarySig) writeFileAtomic(`${cp}.sig`, b.canarySig + '\n');
+      writeFileAtomic(cp, canaryBytes(b.canary));
+    }
+    return { id, already: !!before, index: b.index, canary: b.canary.length, ...(b.canaryNote ? { canary_note: b.canaryNote } : {}) };
   } finally {
     b.dispose();
   }
@@ -231,6 +237,8 @@ export async function exportVersion(paths: HomePaths, db: DB, id: string, out: s
   const sigPath = join(dir, 'index.json.sig');
   const sig = existsSync(sigPath) ? readFileSync(sigPath, 'utf8').trim() : null;
   const canary = readCanary(paths, id, index);
-  const r = await writeBundle(out, { indexBytes: readFileSync(join(dir, 'index.json')), sig, modelPath: (sha) => modelFile(paths, sha), canary }, { tmpRoot: paths.tmp });
+  const canarySigPath = `${canaryPath(paths, id)}.sig`;
+  const canarySig = existsSync(canarySigPath) ? readFileSync(canarySigPath, 'utf8').trim() : null;
+  const r = await writeBundle(out, { indexBytes: readFileSync(join(dir, 'index.json')), sig, modelPath: (sha) => modelFile(paths, sha), canary, canarySig }, { tmpRoot: paths.tmp });
   return { file: out, ...r, signed: !!sig, canary: canary.length };
 }

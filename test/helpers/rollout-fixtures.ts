@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import type { CanaryRecord } from '../../src/format/bundle-layout.js';
-import { writeBundle } from '../../src/format/bundle.js';
+import { canaryBytes, signCanary, writeBundle } from '../../src/format/bundle.js';
 import { DEFAULT_HARD, INDEX_FORMAT, type TaskIndex } from '../../src/format/index-manifest.js';
 import { mulberry32, writeDenseOnnx } from '../../src/format/onnx-writer.js';
 import { generateSigningKeys, signBytes, type KeyPairPem } from '../../src/format/signature.js';
@@ -34,6 +34,8 @@ export interface VersionFixture {
   sig: string;
   /** sha -> model bytes */
   models: Map<string, Buffer>;
+  /** the signing key (to sign canaries as the KB does) */
+  privateKey: string;
 }
 
 /** A signed KB index with one task per entry of tasks ({id, seed} or raw bytes). */
@@ -69,7 +71,7 @@ export function makeVersion(keys: KeyPairPem, version: number, tasks: { id: stri
     hard_examples: DEFAULT_HARD,
   };
   const indexBytes = Buffer.from(JSON.stringify(index, null, 2) + '\n');
-  return { version, index, indexBytes, sig: signBytes(indexBytes, keys.privateKey), models };
+  return { version, index, indexBytes, sig: signBytes(indexBytes, keys.privateKey), models, privateKey: keys.privateKey };
 }
 
 export function inputs(n: number, seed = 99): number[][] {
@@ -101,7 +103,8 @@ export async function bundleOf(v: VersionFixture, file: string, canary: CanaryRe
     writeFileSync(p, bytes);
     paths.set(sha, p);
   }
-  await writeBundle(file, { indexBytes: v.indexBytes, sig: v.sig, modelPath: (s) => paths.get(s)!, canary }, { tmpRoot: tmp });
+  const canarySig = canary.length ? signCanary(v.indexBytes, canary, v.privateKey) : null;
+  await writeBundle(file, { indexBytes: v.indexBytes, sig: v.sig, modelPath: (s) => paths.get(s)!, canary, canarySig }, { tmpRoot: tmp });
   return file;
 }
 
@@ -141,7 +144,10 @@ export function goodEntries(v: VersionFixture, canary: CanaryRecord[] = []): Raw
     { path: 'index.json.sig', data: Buffer.from(v.sig + '\n') },
   ];
   for (const [sha, bytes] of v.models) e.push({ path: `models/${sha}.onnx`, data: bytes });
-  if (canary.length) e.push({ path: 'canary.jsonl', data: Buffer.from(canary.map((r) => JSON.stringify(r)).join('\n') + '\n') });
+  if (canary.length) {
+    e.push({ path: 'canary.jsonl', data: canaryBytes(canary) });
+    e.push({ path: 'canary.jsonl.sig', data: Buffer.from(signCanary(v.indexBytes, canary, v.privateKey) + '\n') });
+  }
   return e;
 }
 
