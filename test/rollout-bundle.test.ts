@@ -123,12 +123,12 @@ test('truncated, corrupt and non-gzip archives', async () => {
     { path: 'canary.jsonl.sig', data: Buffer.from(signCanary(indexBytes, recs, v2.privateKey)) },
   ];
   refused('bad-canary', withEntries((e) => [...e, ...signedCanary(badCanary)]), /canary.jsonl line 1/);
-  const good = [{ task: 'global', x: [1, 2, 3, 4], expected: [0.2, 0.3, 0.5] }];
-  const tampered = signedCanary(good);
-  tampered[0] = { path: 'canary.jsonl', data: canaryBytes([{ ...good[0], expected: [0.9, 0.05, 0.05] }]) };
+  const fine = [{ task: 'global', x: [1, 2, 3, 4], expected: [0.2, 0.3, 0.5] }];
+  const tampered = signedCanary(fine);
+  tampered[0] = { path: 'canary.jsonl', data: canaryBytes([{ ...fine[0], expected: [0.9, 0.05, 0.05] }]) };
   refused('tampered-canary', withEntries((e) => [...e, ...tampered]), /bad signature on canary\.jsonl/);
-  refused('canary-of-other-index', withEntries((e) => [...e, ...signedCanary(good, Buffer.from('{}'))]), /bad signature on canary\.jsonl/);
-  refused('canary-sig-alone', withEntries((e) => [...e, signedCanary(good)[1]]), /canary\.jsonl\.sig without canary\.jsonl/);
+  refused('canary-of-other-index', withEntries((e) => [...e, ...signedCanary(fine, Buffer.from('{}'))]), /bad signature on canary\.jsonl/);
+  refused('canary-sig-alone', withEntries((e) => [...e, signedCanary(fine)[1]]), /canary\.jsonl\.sig without canary\.jsonl/);
 });
 
 test('an unsigned canary (a bundle of an older KB) is not used, and install says so', () => {

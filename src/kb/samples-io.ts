@@ -16,7 +16,8 @@ import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { sha256Hex } from '../format/signature.js';
 import { splitCsvLine } from '../format/csv.js';
-import { lineChunks, lineTooLongReason } from '../runtime/lines.js';
+import { lineChunks, lineTooLongReason } from '../format/lines.js';
+import { writeDrained } from '../format/write-drained.js';
 import { IMPORT_ID_PREFIX } from './store.js';
 import type { KbStore, NewSample, SampleFilter, SampleRecord } from './store.js';
 
@@ -25,7 +26,7 @@ const BATCH = 1000;
 
 export type BadLine = (line: number, reason: string) => void;
 
-/** Lines of file, numbered from 1; a line over the cap (runtime/lines.ts) comes as null. */
+/** Lines of file, numbered from 1; a line over the cap (format/lines.ts) comes as null. */
 async function* lines(file: string): AsyncGenerator<[number, string | null]> {
   const input = createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {
@@ -179,23 +180,6 @@ export function exportRecord(s: SampleRecord, payload: Buffer | null): Record<st
   return out;
 }
 
-/** Write s; on backpressure wait for 'drain' (or 'error'), removing both listeners after. */
-function write(out: Writable, s: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (out.write(s)) return resolve();
-    // one listener pair per wait, both removed when either fires (a leftover 'error' listener
-    // per wait piled up: MaxListenersExceededWarning on a slow reader)
-    const done = (e?: Error) => {
-      out.off('drain', done);
-      out.off('error', done);
-      if (e) reject(e);
-      else resolve();
-    };
-    out.on('drain', done);
-    out.on('error', done);
-  });
-}
-
 export async function exportSamples(store: KbStore, out: Writable, filter: SampleFilter = {}): Promise<number> {
   let after = 0;
   let n = 0;
@@ -207,7 +191,7 @@ export async function exportSamples(store: KbStore, out: Writable, filter: Sampl
       buf += JSON.stringify(exportRecord(s, await store.samplePayload(s.id))) + '\n';
       n++;
     }
-    await write(out, buf);
+    await writeDrained(out, buf);
     after = page[page.length - 1].seq;
   }
   return n;

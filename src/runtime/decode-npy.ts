@@ -43,17 +43,19 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(h);
   if (!descr || !fortran || !shape) throw new CliError(`${what}: malformed .npy header: ${JSON.stringify(h.trim().slice(0, 200))}`, EXIT.USAGE);
   const t = descr[2];
-  if (t !== 'f4' && t !== 'f8') throw new CliError(`${what}: dtype ${descr[1]}${t} not supported (float32 or float64 only)`, EXIT.USAGE);
+  if (t !== 'f4' && t !== 'f8') throw new CliError(`${what}: dtype ${JSON.stringify(descr[1] + t)} not supported (float32 or float64 only)`, EXIT.USAGE);
   if (fortran[1] === 'True') throw new CliError(`${what}: Fortran-order arrays are not supported (save with C order)`, EXIT.USAGE);
+  // header text quoted in messages on one line: a corrupt header may hold any byte
+  const shown = shape[1].replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 200);
   const dims = shape[1]
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map(Number);
-  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new CliError(`${what}: shape (${shape[1]}) needs a leading sample dimension`, EXIT.USAGE);
+  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new CliError(`${what}: shape (${shown}) needs a leading sample dimension`, EXIT.USAGE);
   // a zero-size feature dimension makes every row 0 bytes: the row loop would never need data
   // and yield 1e11 empty samples out of a 128-byte file
-  if (dims.slice(1).some((d) => d === 0)) throw new CliError(`${what}: shape (${shape[1]}) has a zero-size feature dimension (a sample with no values)`, EXIT.USAGE);
+  if (dims.slice(1).some((d) => d === 0)) throw new CliError(`${what}: shape (${shown}) has a zero-size feature dimension (a sample with no values)`, EXIT.USAGE);
   const rowBytes = dims.slice(1).reduce((a, b) => a * b, 1) * (t === 'f4' ? 4 : 8);
   if (rowBytes > MAX_NPY_ROW_BYTES) throw new CliError(`${what}: one sample of shape (${dims.slice(1).join(', ')}) is ${rowBytes} bytes, over the ${MAX_NPY_ROW_BYTES / (1024 * 1024)} MiB cap`, EXIT.USAGE);
   return { dtype: t, littleEndian: descr[1] !== '>', shape: dims, dataOffset: start + hlen };

@@ -7,6 +7,7 @@
 import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { writeDrained } from '../format/write-drained.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
 import { Pipeline, shouldCommit, type Outcome, type PreparedWindow } from './pipeline.js';
@@ -36,20 +37,6 @@ export interface InferSummary {
 export function describeBad(o: Extract<Outcome, { error: string }>): string {
   const id = o.id !== null && o.id !== undefined && !o.where.endsWith(` ${o.id}`) ? ` (id ${JSON.stringify(o.id)})` : '';
   return `${o.where}${id}: ${o.error}`;
-}
-
-function write(out: Writable, s: string | Buffer): Promise<void> | null {
-  if (out.write(s)) return null;
-  return new Promise((resolve, reject) => {
-    const done = (e?: Error) => {
-      out.off('drain', done);
-      out.off('error', done);
-      if (e) reject(e);
-      else resolve();
-    };
-    out.once('drain', done);
-    out.once('error', done);
-  });
 }
 
 const IDLE = Symbol('idle');
@@ -110,7 +97,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
           if (o.strict) {
             // the stopping error is the window's last outcome: every line before it is in r.text
             texts.push(r.text!);
-            await write(out, Buffer.concat(texts));
+            await writeDrained(out, Buffer.concat(texts));
             throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
           }
           err.write(`sedna-ll: ${describeBad(oc)}\n`);
@@ -118,7 +105,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
         texts.push(r.text!);
       }
       const text = Buffer.concat(texts);
-      if (text.length) await write(out, text);
+      if (text.length) await writeDrained(out, text);
       progress(false);
     };
     /** Infer the current window; commit when the policy says so, or now (force: idle, end, --strict stop). */

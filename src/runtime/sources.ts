@@ -9,7 +9,7 @@ import { csvLayout, decodeCsvLine } from './decode-csv.js';
 import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
 import { sniffImage } from './image.js';
-import { byteLineChunks, lineChunks, lineTooLongReason } from './lines.js';
+import { byteLineChunks, lineChunks, lineTooLongReason } from '../format/lines.js';
 import { badRecord, type Item } from './sample.js';
 
 export type InputFormat = 'jsonl' | 'csv' | 'npy' | 'image';

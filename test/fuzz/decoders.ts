@@ -19,7 +19,7 @@ import { csvLayout, decodeCsvLine } from '../../src/runtime/decode-csv.js';
 import { decodeJsonBytes } from '../../src/runtime/decode-jsonl.js';
 import { npyItems } from '../../src/runtime/decode-npy.js';
 import { decodeImage, MAX_IMAGE_PIXELS } from '../../src/runtime/image.js';
-import { byteLineChunks, lineChunks, lineTooLongReason } from '../../src/runtime/lines.js';
+import { byteLineChunks, lineChunks, lineTooLongReason } from '../../src/format/lines.js';
 import { badRecord, type Item } from '../../src/runtime/sample.js';
 import { parseIndex } from '../../src/format/validate-index.js';
 import { openBundle } from '../../src/format/bundle.js';
