@@ -6,6 +6,7 @@
 // (the common default) saw; bilinear costs 4 taps per output pixel, nothing at these sizes.
 import { createRequire } from 'node:module';
 import { inflateSync } from 'node:zlib';
+import { checkImage, DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,56 +21,6 @@ export function sniffImage(b: Buffer): 'png' | 'jpeg' | null {
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
   return null;
-}
-
-/**
- * The largest image decoded, in pixels: 40 MP (160 MB as RGBA). A few hundred KB of PNG can
- * declare 16000x16000 (1 GB decoded); the header is read and checked before any decoding.
- */
-export const MAX_IMAGE_PIXELS = 40_000_000;
-
-/** Width and height from a PNG IHDR or a JPEG SOF header, without decoding; null if not found. */
-export function imageSize(kind: 'png' | 'jpeg', b: Buffer): { width: number; height: number } | null {
-  if (kind === 'png') {
-    // signature (8), IHDR length (4) + type (4), then width and height (big-endian u32)
-    if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') return null;
-    return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
-  }
-  let o = 2;
-  while (o + 4 <= b.length) {
-    if (b[o] !== 0xff) return null;
-    const m = b[o + 1];
-    if (m === 0xff) {
-      o++; // fill byte
-      continue;
-    }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
-      o += 2; // markers without a length
-      continue;
-    }
-    const len = b.readUInt16BE(o + 2);
-    // SOF0..SOF15 except DHT (c4), JPG (c8), DAC (cc): precision, height, width
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-      if (o + 9 > b.length) return null;
-      return { width: b.readUInt16BE(o + 7), height: b.readUInt16BE(o + 5) };
-    }
-    if (m === 0xda || len < 2) return null; // scan data before any frame header
-    o += 2 + len;
-  }
-  return null;
-}
-
-/**
- * Refuse an image whose header declares more than maxPixels (or none at all) before decoding
- * it: throws an Error with a short reason. Shared by every path that decodes images.
- */
-export function checkImagePixels(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = MAX_IMAGE_PIXELS): { width: number; height: number } {
-  const size = imageSize(kind, bytes);
-  if (!size) throw new Error(`undecodable ${kind.toUpperCase()}: no image header`);
-  const { width, height } = size;
-  if (width === 0 || height === 0) throw new Error(`undecodable ${kind.toUpperCase()}: ${width}x${height} pixels`);
-  if (width * height > maxPixels) throw new Error(`image of ${width}x${height} pixels is over the ${maxPixels / 1e6} MP cap`);
-  return size;
 }
 
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -125,10 +76,16 @@ function checkPngData(b: Buffer): void {
   if (got < need) throw new Error(`image data ends after ${got} of ${need} bytes (truncated)`);
 }
 
-/** Decode PNG/JPEG bytes; throws an Error with a short reason. */
-export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = MAX_IMAGE_PIXELS): Rgba {
+/**
+ * Decode PNG/JPEG bytes; throws an Error with a short reason. The header is checked against the
+ * pixel cap (format/image-header.ts) before any decoding: a few hundred KB of PNG can declare
+ * 16000x16000 (1 GB decoded).
+ */
+export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = DEFAULT_MAX_PIXELS): Rgba {
+  const h = checkImage(bytes, maxPixels);
+  if (typeof h === 'string') throw new Error(h);
+  if (h.kind !== kind) throw new Error(`undecodable ${kind.toUpperCase()}: the bytes are a ${h.kind.toUpperCase()}`);
   try {
-    checkImagePixels(kind, bytes, maxPixels);
     if (kind === 'png') {
       checkPngData(bytes);
       const { PNG } = require('pngjs') as typeof import('pngjs');
@@ -139,9 +96,7 @@ export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = MAX
     const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256, maxResolutionInMP: maxPixels / 1e6 });
     return { width: j.width, height: j.height, data: j.data };
   } catch (e) {
-    const msg = ((e as Error).message ?? String(e)).split('\n')[0];
-    if (msg.startsWith('undecodable') || msg.startsWith('image of')) throw e;
-    throw new Error(`undecodable ${kind.toUpperCase()}: ${msg}`);
+    throw new Error(`undecodable ${kind.toUpperCase()}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
   }
 }
 
