@@ -83,7 +83,11 @@ function checkPngData(b: Buffer): void {
  */
 export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = DEFAULT_MAX_PIXELS): Rgba {
   const h = checkImage(bytes, maxPixels);
-  if (typeof h === 'string') throw new Error(h);
+  if (typeof h === 'string') {
+    // the bytes sniffed as `kind`: a header that cannot be read means a truncated or corrupt file
+    if (/pixels/.test(h)) throw new Error(h);
+    throw new Error(`undecodable ${kind.toUpperCase()}: ${h === 'not a PNG or JPEG' ? 'header cut short' : h}`);
+  }
   if (h.kind !== kind) throw new Error(`undecodable ${kind.toUpperCase()}: the bytes are a ${h.kind.toUpperCase()}`);
   try {
     if (kind === 'png') {
