@@ -8,8 +8,9 @@ import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writ
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
+import { BIN, ROOT, sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { makeHome } from './edge-runtime-fixtures.js';
 import { startTestKb } from './helpers/kb-server.js';
@@ -305,5 +306,33 @@ test('model activate of an older signed version is refused without --allow-downg
     assert.equal(JSON.parse(ok.stdout).active, '1');
   } finally {
     t.cleanup();
+  }
+});
+
+test('a read-only home: status and samples ls work (read-only open), infer says "read-only" and names the path', (t) => {
+  const e = edgeHome();
+  try {
+    // root writes anywhere: run the CLI as nobody when we are root, on a home it owns but cannot write
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const run = (args: string[], input = '') =>
+      spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, input, encoding: 'utf8', env: { ...process.env, SEDNA_LL_HOME: e.home }, ...asUser });
+    if ('uid' in asUser) {
+      const probe = run(['--version']);
+      if (probe.status !== 0) return t.skip(`the CLI does not run as uid 65534 here: ${probe.stderr.trim().split('\n')[0]}`);
+      execFileSync('chown', ['-R', '65534:65534', e.dir]);
+    }
+    chmodSync(join(e.home, 'edge.db'), 0o400);
+    chmodSync(e.home, 0o500);
+    const st = run(['status', '--json']);
+    assert.equal(st.status, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout).device_id, 'edge-test');
+    const ls = run(['samples', 'ls']);
+    assert.equal(ls.status, 0, ls.stderr);
+    const inf = run(['infer'], '{"x":[1,0,0]}\n');
+    assert.equal(inf.status, 1);
+    assert.match(inf.stderr, new RegExp(`${e.home}: read-only; cannot open ${e.home}/edge\\.db`));
+  } finally {
+    chmodSync(e.home, 0o700);
+    e.cleanup();
   }
 });

@@ -16,7 +16,7 @@ export function register(program: Command): void {
           import('../store/status.js'),
           import('./table.js'),
         ]);
-        const s = await withHome((cmd.optsWithGlobals() as { home?: string }).home, (h) => edgeStatus(h.paths, h.db, h.cfg));
+        const s = await withHome((cmd.optsWithGlobals() as { home?: string }).home, (h) => edgeStatus(h.paths, h.db, h.cfg), { readonly: 'when-needed' });
         if (opts.json) return printJson(s);
         const o = s.outbox;
         const e = s.evictions;

@@ -1,4 +1,5 @@
 // Opening the edge database: WAL, a busy timeout, and migrations tracked by PRAGMA user_version.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { MIGRATIONS } from './schema.js';
@@ -20,6 +21,7 @@ export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
   } catch (e) {
     throw new Error(`${path}: cannot open database: ${(e as Error).message}`);
   }
+  if (opts.readonly) db = readableOnReadOnlyDir(db, path);
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');
@@ -28,6 +30,33 @@ export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
     migrate(db);
   }
   return db;
+}
+
+/** Largest database read into memory when its directory is read-only (see below). */
+const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A WAL database cannot be read in place from a read-only directory: SQLite must create its
+ * -shm file next to it (SQLITE_READONLY_DIRECTORY on the first read). When there is no WAL
+ * content to replay (no -wal file, or an empty one: a clean shutdown), the file alone is the
+ * whole database: read-only commands then read an in-memory copy of it (header switched to
+ * rollback journal mode, which memory databases need). Otherwise the error stands.
+ */
+function readableOnReadOnlyDir(db: DB, path: string): DB {
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return db;
+  } catch (e) {
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (code !== 'SQLITE_READONLY_DIRECTORY' && !code.startsWith('SQLITE_CANTOPEN')) throw e;
+    const wal = `${path}-wal`;
+    if ((existsSync(wal) && statSync(wal).size > 0) || statSync(path).size > MAX_SNAPSHOT_BYTES) throw e;
+    db.close();
+    const bytes = readFileSync(path);
+    if (bytes[18] === 2) bytes[18] = bytes[19] = 1;
+    const Database = require('better-sqlite3') as typeof BetterSqlite3;
+    return new Database(bytes, { readonly: true });
+  }
 }
 
 export function migrate(db: DB): number {

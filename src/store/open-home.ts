@@ -45,8 +45,12 @@ export function asStorageError(e: unknown, file: string): unknown {
   return msg ? new CliError(msg, EXIT.FAILURE) : e;
 }
 
-/** Open the edge home named by --home / $SEDNA_LL_HOME / ~/.sedna-ll (must be initialised). */
-export function openHome(homeOpt?: string, opts: { readonly?: boolean } = {}): OpenHome {
+/**
+ * Open the edge home named by --home / $SEDNA_LL_HOME / ~/.sedna-ll (must be initialised).
+ * readonly 'when-needed': read-write (migrations run), else read-only when the home is on
+ * read-only storage: for commands that only read (status).
+ */
+export function openHome(homeOpt?: string, opts: { readonly?: boolean | 'when-needed' } = {}): OpenHome {
   const home = resolveHome(homeOpt);
   const paths = homePaths(home);
   let cfg: EdgeConfig;
@@ -60,7 +64,14 @@ export function openHome(homeOpt?: string, opts: { readonly?: boolean } = {}): O
   keepPrivate(home, [...sqliteFiles(paths.db), paths.config, paths.token]);
   let db: DB;
   try {
-    db = openEdgeDb(paths.db, { readonly: opts.readonly });
+    if (opts.readonly === 'when-needed') {
+      try {
+        db = openEdgeDb(paths.db);
+      } catch (e) {
+        if (!/read-only/.test(storageErrorMessage(e, paths.db) ?? '')) throw e;
+        db = openEdgeDb(paths.db, { readonly: true });
+      }
+    } else db = openEdgeDb(paths.db, { readonly: opts.readonly });
   } catch (e) {
     // openEdgeDb already names the file when the open itself fails; pragmas and migrations
     // (busy, read-only) surface raw SqliteErrors
@@ -70,7 +81,7 @@ export function openHome(homeOpt?: string, opts: { readonly?: boolean } = {}): O
 }
 
 /** Run fn with an open home, closing the database afterwards and mapping storage errors. */
-export async function withHome<T>(homeOpt: string | undefined, fn: (h: OpenHome) => T | Promise<T>, opts: { readonly?: boolean } = {}): Promise<T> {
+export async function withHome<T>(homeOpt: string | undefined, fn: (h: OpenHome) => T | Promise<T>, opts: { readonly?: boolean | 'when-needed' } = {}): Promise<T> {
   const h = openHome(homeOpt, opts);
   try {
     return await fn(h);
