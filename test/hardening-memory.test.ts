@@ -43,7 +43,7 @@ function smallPng(): Buffer {
   return PNG.sync.write(p);
 }
 
-test('infer: a small PNG declaring 16000x16000 is refused before decoding; a FIFO in DIR is skipped, not waited on', async () => {
+test('infer: a small PNG declaring 16000x16000 is refused before decoding; a FIFO in DIR is skipped, not waited on', async (t) => {
   const h = home();
   try {
     const dir = join(h.dir, 'imgs');
@@ -58,13 +58,14 @@ test('infer: a small PNG declaring 16000x16000 is refused before decoding; a FIF
     assert.match(r.stderr, /a-huge\.png.*PNG of 16000x16000 = 256000000 pixels is over the cap of 16777216/);
     assert.match(r.stderr, /b-notzlib\.png.*(not valid zlib|undecodable)/);
     assert.match(r.stderr, /c-fifo\.png.*not a regular file/);
+    t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.image} MB), ${r.fsWrite} writes`);
     assert.ok(r.peakRssMb < CAP_MB.image, `peak RSS ${r.peakRssMb} MB >= ${CAP_MB.image} MB`);
   } finally {
     h.cleanup();
   }
 });
 
-test('infer: an .npy with a zero-size feature dimension and 1e11 rows is refused at once (exit 2)', async () => {
+test('infer: an .npy with a zero-size feature dimension and 1e11 rows is refused at once (exit 2)', async (t) => {
   const h = home();
   try {
     let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 0), }";
@@ -77,13 +78,14 @@ test('infer: an .npy with a zero-size feature dimension and 1e11 rows is refused
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /zero\.npy: .*zero-size feature dimension/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
+    t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.npy} MB), ${r.fsWrite} writes`);
     assert.ok(r.peakRssMb < CAP_MB.npy, `peak RSS ${r.peakRssMb} MB`);
   } finally {
     h.cleanup();
   }
 });
 
-test('infer: a 72 MB JSONL line is one skipped record (the line cap), the records after it are processed', async () => {
+test('infer: a 72 MB JSONL line is one skipped record (the line cap), the records after it are processed', async (t) => {
   const h = home();
   try {
     const f = join(h.dir, 'long.jsonl');
@@ -97,13 +99,14 @@ test('infer: a 72 MB JSONL line is one skipped record (the line cap), the record
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim().split('\n').length, 2);
     assert.match(r.stderr, /line 2: line longer than 64 MiB \(the line cap\)/);
+    t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.line} MB), ${r.fsWrite} writes`);
     assert.ok(r.peakRssMb < CAP_MB.line, `peak RSS ${r.peakRssMb} MB`);
   } finally {
     h.cleanup();
   }
 });
 
-test('sync: a KB answering with an endless body fails the run within the answer cap', async () => {
+test('sync: a KB answering with an endless body fails the run within the answer cap', async (t) => {
   // an answer that never ends: 1 MiB chunks until the client goes away
   const chunk = Buffer.alloc(1024 * 1024, 0x20);
   const srv = createServer((req, res) => {
@@ -127,6 +130,7 @@ test('sync: a KB answering with an endless body fails the run within the answer 
       const r = await boundedRun(args, { home: edge.home });
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.stderr, /larger than 67108864 bytes: refused/);
+      t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.sync} MB), ${r.fsWrite} writes`);
       assert.ok(r.peakRssMb < CAP_MB.sync, `${args.join(' ')}: peak RSS ${r.peakRssMb} MB`);
     }
   } finally {
@@ -136,7 +140,7 @@ test('sync: a KB answering with an endless body fails the run within the answer 
   }
 });
 
-test('task add: a model declaring input [N,65536,65536] is refused before the probe allocates it', async () => {
+test('task add: a model declaring input [N,65536,65536] is refused before the probe allocates it', async (t) => {
   const h = home();
   try {
     for (const dims of [['N', 65536, 65536], ['N', 5e7]]) {
@@ -145,6 +149,7 @@ test('task add: a model declaring input [N,65536,65536] is refused before the pr
       const r = await boundedRun(['task', 'add', f, '--task', `huge${dims.length}`], { home: h.home });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /values per sample, over the cap of 33554432/);
+      t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.probe} MB), ${r.fsWrite} writes`);
       assert.ok(r.peakRssMb < CAP_MB.probe, `peak RSS ${r.peakRssMb} MB`);
     }
   } finally {
@@ -152,7 +157,7 @@ test('task add: a model declaring input [N,65536,65536] is refused before the pr
   }
 });
 
-test('model install: an unsigned bundle with a 32 MB model entry is refused before anything is extracted', async () => {
+test('model install: an unsigned bundle with a 32 MB model entry is refused before anything is extracted', async (t) => {
   const h = home();
   try {
     const f = join(h.dir, 'bomb.tar.gz');
@@ -169,6 +174,7 @@ test('model install: an unsigned bundle with a 32 MB model entry is refused befo
     assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], before);
     // fsWrite counts write operations: extracting the entry first would be thousands of them
     assert.ok(r.fsWrite < 1000, `${r.fsWrite} file-system writes`);
+    t.diagnostic(`peak RSS ${r.peakRssMb} MB (cap ${CAP_MB.bundle} MB), ${r.fsWrite} writes`);
     assert.ok(r.peakRssMb < CAP_MB.bundle, `peak RSS ${r.peakRssMb} MB`);
   } finally {
     h.cleanup();
