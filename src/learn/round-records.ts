@@ -100,6 +100,8 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
       rec = await taskRecord(ctx, { ...base, served: servingGlobal, servedScores: before!, model: modelFields(globalRecord), parent: globalRecord.id, shares: true, updatedRound: round, trainer: null });
     } else continue;
     if (c.fallback) globalRecord = rec;
+    // a model of its own, or the fallback's again: no longer pinned
+    if ((d.accepted || rec.extra?.shares_fallback) && rec.extra) delete rec.extra.pinned;
     out.tasks.push({ record: rec, bytes });
   }
   // sites the fallback serves with nothing new of their own follow it when it changed, unless
