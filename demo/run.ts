@@ -6,6 +6,9 @@
 // files, plays the annotator (labels the uploaded samples from the dataset's ground truth) and
 // keeps score. At the end: a per-round table, demo/out/report.html, every process stopped.
 // Exit 0 when every step succeeded, 1 otherwise (130 on Ctrl-C).
+// `--images`: the same loop with PNG files on the edge (one per digit, `infer DIR`), image
+// samples uploaded and imported as PNG (`kb samples import DIR --labels`), and the KB choosing
+// its convolutional network for them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,9 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { LABELS, DIM, rotationPlan, applyRotation, loadMnist, permutation, type Samples } from '../bench/lib/mnist.js';
 import { renderDemoReport, type RoundRow } from './report.js';
+import { writeDigitDir, writeLabelsCsv } from './images.js';
+
+const IMAGES = process.argv.includes('--images');
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'demo', 'out');
@@ -207,7 +213,7 @@ async function main(): Promise<number> {
   const home = join(work, 'edge');
   const tokenFile = join(work, 'edge.token');
   const keyFile = join(work, 'kb.pub');
-  process.stdout.write(`sedna-ll demo: edge-cloud lifelong learning on real MNIST (work dir $W = ${work})\n`);
+  process.stdout.write(`sedna-ll demo: edge-cloud lifelong learning on real MNIST${IMAGES ? ', as PNG files on the edge' : ''} (work dir $W = ${work})\n`);
   process.stdout.write(`sites appear one per round, digits rotated by ${ANGLES.join('°, ')}°; attribute "site"\n\n`);
 
   const sites = ANGLES.map(siteOf);
@@ -219,8 +225,22 @@ async function main(): Promise<number> {
   });
   writeJsonl(testFile, testRecs, false);
 
+  // --images: each site's test digits as a directory of PNGs, inferred with the site attribute
+  const testDirs = IMAGES ? tests.map((t, s) => ({ dir: join(work, 'test-png', sites[s]), names: writeDigitDir(join(work, 'test-png', sites[s]), t, 'test') })) : [];
+  const evaluateImages = async (): Promise<Record<string, number>> => {
+    const acc: Record<string, number> = {};
+    for (let s = 0; s < sites.length; s++) {
+      const r = await sedna(['infer', testDirs[s].dir, '--home', home, '--no-log', '--strict', '--attrs', `site=${sites[s]}`], { quiet: true });
+      const lines = parseLines<InferLine>(r.stdout);
+      const truth = new Map(testDirs[s].names.map((n, i) => [n, LABELS[tests[s].y[i]]]));
+      if (lines.length !== truth.size) throw new StepError(`infer on ${sites[s]}'s test images printed ${lines.length} lines for ${truth.size} files`);
+      acc[sites[s]] = lines.filter((l) => l.label === truth.get(l.id)).length / TEST;
+    }
+    return acc;
+  };
   /** per-site test accuracy of the edge's active version (`infer --no-log`: nothing is uploaded) */
   const evaluate = async (): Promise<Record<string, number>> => {
+    if (IMAGES) return evaluateImages();
     const r = await sedna(['infer', testFile, '--home', home, '--no-log', '--strict'], { quiet: true });
     const lines = parseLines<InferLine>(r.stdout);
     if (lines.length !== testRecs.length) throw new StepError(`infer on the test set printed ${lines.length} lines for ${testRecs.length} samples`);
@@ -268,13 +288,19 @@ async function main(): Promise<number> {
   // ---- round 0: initial KB from site 0's labelled data ----
   process.stdout.write(`\n== round 0: initial knowledge base from ${INITIAL} labelled samples of ${sites[0]} ==\n`);
   const initial = draw(ANGLES[0], INITIAL);
-  const initFile = join(work, 'initial.jsonl');
-  writeJsonl(
-    initFile,
-    Array.from({ length: initial.n }, (_, i) => ({ id: `init-${i}`, site: sites[0], y: initial.y[i], x: vec(initial, i) })),
-    true,
-  );
-  await sedna(['kb', 'samples', 'import', initFile, '--data', kbData, '--json']);
+  if (IMAGES) {
+    const dir = join(work, 'initial-png');
+    writeLabelsCsv(join(work, 'initial-labels.csv'), writeDigitDir(dir, initial, 'init'), initial, sites[0]);
+    await sedna(['kb', 'samples', 'import', dir, '--labels', join(work, 'initial-labels.csv'), '--data', kbData, '--json']);
+  } else {
+    const initFile = join(work, 'initial.jsonl');
+    writeJsonl(
+      initFile,
+      Array.from({ length: initial.n }, (_, i) => ({ id: `init-${i}`, site: sites[0], y: initial.y[i], x: vec(initial, i) })),
+      true,
+    );
+    await sedna(['kb', 'samples', 'import', initFile, '--data', kbData, '--json']);
+  }
   const tr0 = await kbTrain();
   await sync();
   const rows: RoundRow[] = [];
@@ -292,12 +318,29 @@ async function main(): Promise<number> {
       const t = draw(ANGLES[s], TRAFFIC);
       for (let i = 0; i < t.n; i++) recs.push({ id: `r${r}-${sites[s]}-${i}`, site: sites[s], y: t.y[i], x: vec(t, i) });
     }
-    const stream = shuffle(recs, SEED * 100 + r);
-    const streamFile = join(work, `stream-${r}.jsonl`);
-    writeJsonl(streamFile, stream, false);
-    // the edge infers offline; hard and unseen samples land in the outbox
-    const inf = await sedna(['infer', streamFile, '--home', home, '--seed', String(SEED + r)]);
-    const lines = parseLines<InferLine>(inf.stdout);
+    const stream = IMAGES ? recs : shuffle(recs, SEED * 100 + r);
+    let lines: InferLine[];
+    if (IMAGES) {
+      // one directory of PNGs per site (the site attribute is per run); file name = record id
+      lines = [];
+      for (const st of sites.slice(0, r + 1)) {
+        const part = stream.filter((x) => x.site === st);
+        const dir = join(work, `stream-${r}`, st);
+        const digits: Samples = { n: part.length, x: Float32Array.from(part.flatMap((x) => x.x)), y: Uint8Array.from(part.map((x) => x.y)) };
+        const names = writeDigitDir(dir, digits, `r${r}`);
+        const inf = await sedna(['infer', dir, '--home', home, '--seed', String(SEED + r), '--attrs', `site=${st}`]);
+        const byName = new Map(names.map((n, i) => [n, part[i].id]));
+        lines.push(...parseLines<InferLine>(inf.stdout).map((l) => ({ ...l, id: byName.get(l.id) ?? l.id })));
+      }
+      const order = new Map(stream.map((x, i) => [x.id, i]));
+      lines.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    } else {
+      const streamFile = join(work, `stream-${r}.jsonl`);
+      writeJsonl(streamFile, stream, false);
+      // the edge infers offline; hard and unseen samples land in the outbox
+      const inf = await sedna(['infer', streamFile, '--home', home, '--seed', String(SEED + r)]);
+      lines = parseLines<InferLine>(inf.stdout);
+    }
     if (lines.length !== stream.length) throw new StepError(`infer printed ${lines.length} lines for ${stream.length} samples`);
     const truthBySample = new Map<string, string>();
     let unseen = 0;

@@ -10,37 +10,18 @@ import { normaliseAttrs } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
-import { sha256Hex } from '../format/signature.js';
 import { validateImage } from '../onnx/image-input.js';
-import type { KbStore, NewSample } from './store.js';
+import { importedSample } from './imported-sample.js';
+import { IMPORT_ID_PREFIX, type KbStore, type NewSample } from './store.js';
 import type { ImportResult } from './samples-io.js';
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
 /** A stored-sample record for image bytes, or the reason they are refused. */
-export function imageSample(bytes: Buffer, label: string | null, attrs: Record<string, string>, id: string | undefined, maxPixels: number): NewSample | string {
+export function imageSample(bytes: Buffer, label: string | null, attrs: Record<string, string>, id: string | undefined, maxPixels: number, task?: string): NewSample | string {
   const kind = validateImage(bytes, maxPixels);
   if (kind !== 'png' && kind !== 'jpeg') return kind;
-  const payload_sha = sha256Hex(bytes);
-  return {
-    // deterministic: importing the same images twice stores each once
-    id: id ?? 'img-' + sha256Hex(`${payload_sha}\u0000${label ?? ''}\u0000${JSON.stringify(attrs)}`).slice(0, 40),
-    task: 'unassigned',
-    attrs,
-    payload_kind: kind,
-    payload: bytes,
-    payload_sha,
-    pred_label: null,
-    scores: [],
-    hard: false,
-    hard_reasons: [],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: Date.now(),
-    label,
-    source: 'import',
-  };
+  return importedSample(kind, bytes, label, attrs, id, task, IMPORT_ID_PREFIX);
 }
 
 function imageFiles(dir: string): string[] {

@@ -11,10 +11,10 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { imageSample } from './image-import.js';
+import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
-import { sha256Hex } from '../format/signature.js';
 import { splitCsvLine } from '../format/csv.js';
 import { lineChunks, lineTooLongReason } from '../format/lines.js';
 import { writeDrained } from '../format/write-drained.js';
@@ -77,10 +77,8 @@ function parseImageLine(o: Record<string, unknown>, label: string | null, attrs:
     bytes = Buffer.from(o.payload_b64, 'base64');
   }
   if (o.id !== undefined && (typeof o.id !== 'string' || !ID_RE.test(o.id))) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
-  const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels);
-  if (typeof s === 'string') return `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}`;
-  if (o.task !== undefined) s.task = o.task as string;
-  return s;
+  const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels, o.task as string | undefined);
+  return typeof s === 'string' ? `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}` : s;
 }
 
 function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }): NewSample | string {
@@ -104,34 +102,8 @@ function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }):
   const attrs = normaliseAttrs(o.attrs as Record<string, string> | undefined);
   if (o.task !== undefined && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string';
   if (image) return parseImageLine(o, label, attrs, ctx);
-  const payload = f32Bytes(x as number[]);
-  const payload_sha = sha256Hex(payload);
-  let id: string;
-  if (o.id !== undefined) {
-    if (typeof o.id !== 'string' || !ID_RE.test(o.id)) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
-    id = o.id;
-  } else {
-    // deterministic: importing the same file twice stores each sample once
-    id = IMPORT_ID_PREFIX + sha256Hex(`${payload_sha}\u0000${label ?? ''}\u0000${JSON.stringify(attrs)}`).slice(0, 40);
-  }
-  return {
-    id,
-    task: (o.task as string | undefined) ?? 'unassigned',
-    attrs,
-    payload_kind: 'f32',
-    payload,
-    payload_sha,
-    pred_label: null,
-    scores: [],
-    hard: false,
-    hard_reasons: [],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: Date.now(),
-    label,
-    source: 'import',
-  };
+  if (o.id !== undefined && (typeof o.id !== 'string' || !ID_RE.test(o.id))) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
+  return importedSample('f32', f32Bytes(x as number[]), label, attrs, o.id as string | undefined, o.task as string | undefined, IMPORT_ID_PREFIX);
 }
 
 export async function importSamples(store: KbStore, file: string, opts: { strict?: boolean; maxPixels?: number; onBad: BadLine }): Promise<ImportResult> {

@@ -10,7 +10,8 @@ import { mulberry32 } from '../format/onnx-writer.js';
 import { col2im, gemm, gemmABt, im2col, maxPool, maxPoolBack, StrideTables, transpose } from './conv.js';
 import { initNet, netDims, softmaxRows, type DenseNet } from './dense.js';
 import { Arena } from './simd.js';
-import { adam, scoreProba, softmaxXent, stripUndefined, transferInit, type Dataset, type EpochStat } from './trainer.js';
+import { EarlyStop } from './early-stop.js';
+import { adam, scoreProba, shuffleInPlace, softmaxXent, stripUndefined, transferInit, type Dataset, type EpochStat } from './trainer.js';
 
 export interface ConvLayer {
   cin: number;
@@ -438,21 +439,12 @@ export function trainCnn(data: Dataset, val: Dataset | null, numClasses: number,
     const P = cnnPredict(net, val!.X, val!.n);
     return scoreProba(P, val!.y, val!.n, k);
   };
-  const history: EpochStat[] = [];
   const hasVal = !!val && val.n > 0;
-  let best = cloneCnn(net);
-  let bestEpoch = 0;
-  let bestScore = hasVal ? evalVal().loss : Infinity;
-  let sinceBest = 0;
+  const stop = new EarlyStop(hasVal, patience, hasVal ? evalVal().loss : Infinity, () => cloneCnn(net));
   let step = 0;
   const lastLayer = net.head.layers.length - 1;
   for (let epoch = 1; epoch <= maxEpochs; epoch++) {
-    for (let i = data.n - 1; i > 0; i--) {
-      const j = Math.floor(shuffleRand() * (i + 1));
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
+    shuffleInPlace(order, shuffleRand);
     let lossSum = 0;
     for (let s = 0; s < data.n; s += B) {
       const m = Math.min(B, data.n - s);
@@ -468,25 +460,11 @@ export function trainCnn(data: Dataset, val: Dataset | null, numClasses: number,
       }
     }
     const stat: EpochStat = { epoch, trainLoss: lossSum / data.n, valLoss: null, valAccuracy: null };
-    if (hasVal) {
-      const e = evalVal();
-      stat.valLoss = e.loss;
-      stat.valAccuracy = e.accuracy;
-      if (e.loss < bestScore - 1e-6) {
-        bestScore = e.loss;
-        bestEpoch = epoch;
-        best = cloneCnn(net);
-        sinceBest = 0;
-      } else if (++sinceBest >= patience) {
-        history.push(stat);
-        break;
-      }
-    }
-    history.push(stat);
+    const e = hasVal ? evalVal() : null;
+    if (e) (stat.valLoss = e.loss), (stat.valAccuracy = e.accuracy);
+    if (stop.epoch(stat, e ? e.loss : null)) break;
   }
-  const final = hasVal ? best : cloneCnn(net);
-  if (!hasVal) bestEpoch = history.length;
-  return { net: final, history, bestEpoch, epochsRun: history.length, ms: performance.now() - t0, warmStart };
+  return { ...stop.result(), ms: performance.now() - t0, warmStart };
 }
 
 function sameArch(a: CnnNet, b: CnnNet): boolean {

@@ -4,6 +4,7 @@
 // weights, whichever thread runs it.
 import { mulberry32 } from '../format/onnx-writer.js';
 import { Arena } from './simd.js';
+import { EarlyStop } from './early-stop.js';
 import { archDims, cloneNet, gemmRows, gemmSparse, gemmTN, gemmTNSparse, initNet, sparseRows, sparseRowsSize, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';
 
 /** n samples of dimension d (row-major) with class indices y. */
@@ -197,26 +198,14 @@ function trainCore(data: Dataset, val: Dataset | null, numClasses: number, optio
   for (let i = 0; i < data.n; i++) order[i] = i;
   const shuffleRand = mulberry32((o.seed ^ 0x9e3779b9) >>> 0);
 
-  const history: EpochStat[] = [];
   const hasVal = !!val && val.n > 0;
-  let best = cloneNet(net);
-  let bestEpoch = 0;
-  let bestScore = Infinity;
-  let sinceBest = 0;
+  let e0: { loss: number; accuracy: number } | null = null;
+  if (hasVal) e0 = evaluateLoss(net, val!);
+  const stop = new EarlyStop(hasVal, patience, e0 ? (o.monitor === 'loss' ? e0.loss : -e0.accuracy) : Infinity, () => cloneNet(net));
   let step = 0;
-  if (hasVal) {
-    const e0 = evaluateLoss(net, val!);
-    bestScore = o.monitor === 'loss' ? e0.loss : -e0.accuracy;
-  }
 
   for (let epoch = 1; epoch <= maxEpochs; epoch++) {
-    // Fisher-Yates with the seeded generator: the order depends only on the seed and epoch count
-    for (let i = data.n - 1; i > 0; i--) {
-      const j = Math.floor(shuffleRand() * (i + 1));
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
+    shuffleInPlace(order, shuffleRand);
     let lossSum = 0;
     for (let s = 0; s < data.n; s += B) {
       const m = Math.min(B, data.n - s);
@@ -258,27 +247,22 @@ function trainCore(data: Dataset, val: Dataset | null, numClasses: number, optio
       }
     }
     const stat: EpochStat = { epoch, trainLoss: lossSum / data.n, valLoss: null, valAccuracy: null };
-    if (hasVal) {
-      const e = evaluateLoss(net, val!);
-      stat.valLoss = e.loss;
-      stat.valAccuracy = e.accuracy;
-      const score = o.monitor === 'loss' ? e.loss : -e.accuracy;
-      if (score < bestScore - 1e-6) {
-        bestScore = score;
-        bestEpoch = epoch;
-        best = cloneNet(net);
-        sinceBest = 0;
-      } else if (++sinceBest >= patience) {
-        history.push(stat);
-        break;
-      }
-    }
-    history.push(stat);
+    const e = hasVal ? evaluateLoss(net, val!) : null;
+    if (e) (stat.valLoss = e.loss), (stat.valAccuracy = e.accuracy);
+    if (stop.epoch(stat, e ? (o.monitor === 'loss' ? e.loss : -e.accuracy) : null)) break;
   }
-  // plain arrays out: the arena's memory is not kept alive by the result
-  const final = hasVal ? best : cloneNet(net);
-  if (!hasVal) bestEpoch = history.length;
-  return { net: final, history, bestEpoch, epochsRun: history.length, ms: performance.now() - t0, warmStart };
+  // plain arrays out (snapshots): the arena's memory is not kept alive by the result
+  return { ...stop.result(), ms: performance.now() - t0, warmStart };
+}
+
+/** Fisher-Yates with a seeded generator: the order depends only on the seed and epoch count. */
+export function shuffleInPlace(order: Int32Array, rand: () => number): void {
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
 }
 
 function relu(a: Float32Array, len: number): void {
