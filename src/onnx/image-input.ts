@@ -22,7 +22,7 @@ export function rgbaToInput(img: Rgba, p: Preprocessing): Float32Array {
 export function imageBytesToInput(bytes: Buffer, p: Preprocessing, maxPixels = DEFAULT_MAX_PIXELS): Float32Array {
   const h = checkImage(bytes, maxPixels);
   if (typeof h === 'string') throw new Error(h);
-  return rgbaToInput(decodeImage(h.kind, bytes), p);
+  return rgbaToInput(decodeImage(h.kind, bytes, maxPixels), p);
 }
 
 /** 'png' | 'jpeg' when the bytes are an image within the cap that decodes, else the reason. */
@@ -30,7 +30,7 @@ export function validateImage(bytes: Buffer, maxPixels = DEFAULT_MAX_PIXELS): 'p
   const h = checkImage(bytes, maxPixels);
   if (typeof h === 'string') return h;
   try {
-    decodeImage(h.kind, bytes);
+    decodeImage(h.kind, bytes, maxPixels);
   } catch (e) {
     return (e as Error).message;
   }
