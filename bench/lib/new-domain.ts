@@ -102,7 +102,8 @@ export interface NewDomainResult {
  * Per-sample scores (higher = more unseen) of each detector:
  *   max_softmax  1 - max p of the model the edge ran (Hendrycks & Gimpel 2017)
  *   entropy      normalised entropy of that output
- *   distance     input-space distance to the nearest task centroid over that task's extent
+ *   distance     input-space distance to the nearest task centroid over that task's extent (the
+ *                edge's allocation rule)
  *   features     the edge's Mahalanobis feature distance over its task's threshold
  *   edge         the index's methods as one number: per method a ratio > 1 exactly when it fires
  *                (confidence t/p, entropy H/t, distance, features), max for "any", min for "all"
@@ -111,11 +112,16 @@ export function detectorScores(line: EdgeLine, x: Float32Array, index: TaskIndex
   const task = line.task ? byId.get(line.task) : undefined;
   const p1 = line.scores.length ? top2(line.scores).p1 : 0;
   const H = line.scores.length ? normalisedEntropy(line.scores) : 1;
+  // the edge's rule (format/allocate.ts): the NEAREST centroid, and the distance over that
+  // task's extent (> 1 exactly when allocation refuses it and "distance" fires)
   let dist = Infinity;
+  let best = Infinity;
   for (const t of index.tasks) {
     if (!t.centroid || t.radius === undefined) continue;
-    const extent = Math.max(t.radius, t.thresholds?.distance ?? 0) || 1e-12;
-    dist = Math.min(dist, Math.sqrt(sqDistance(x, t.centroid)) / extent);
+    const d = Math.sqrt(sqDistance(x, t.centroid));
+    if (d >= best) continue;
+    best = d;
+    dist = d / (Math.max(t.radius, t.thresholds?.distance ?? 0) || 1e-12);
   }
   const out: Record<string, number> = { max_softmax: 1 - p1, entropy: H };
   if (Number.isFinite(dist)) out.distance = dist;
