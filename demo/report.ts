@@ -50,7 +50,7 @@ function endStateHtml(d: DemoReportData): string {
   const last = obj(st.last_sync);
   const tasks = ((st.tasks as { id: string }[] | undefined) ?? []).map((t) => t.id);
   const facts: [string, string | number | null][] = [
-    ['device', cell(st.device_id)],
+    ['device', cell(pick(st, 'device', 'device_id'))],
     ['KB', d.kb_url],
     ['active version', cell(pick(st, 'active_version', 'active'))],
     ['previous version', cell(pick(st, 'previous_version', 'previous'))],

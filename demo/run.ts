@@ -263,12 +263,12 @@ async function main(): Promise<number> {
   const tasksOf = (st: Record<string, unknown>): string[] => ((st.tasks as { id: string }[] | undefined) ?? []).map((t) => t.id);
   const kbTrain = async () => {
     const r = await sedna(['kb', 'train', '--data', kbData, '--seed', String(SEED), '--json']);
-    const rep = JSON.parse(r.stdout) as { version: number | null; message: string; ms: number; tasks: { task: string; kind: string; accepted: boolean | null; verdict?: string; pinned?: { from: string }; test?: { p: number } | null; before: { accuracy: number } | null; after: { accuracy: number } | null }[] };
+    const rep = JSON.parse(r.stdout) as { version: number | null; message: string; duration_ms: number; tasks: { task: string; kind: string; accepted: boolean | null; verdict?: string; pinned?: { from: string }; test?: { p: number } | null; before: { accuracy: number } | null; after: { accuracy: number } | null }[] };
     process.stdout.write(`          ${rep.message}\n`);
     for (const t of rep.tasks.filter((x) => x.kind !== 'unchanged')) {
       process.stdout.write(`            ${t.task.padEnd(8)} ${t.kind.padEnd(6)} ${t.pinned ? 'pinned  ' : t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept    ' : 'rejected'}  held-out acc ${t.before ? t.before.accuracy.toFixed(3) : '  -  '} -> ${t.after ? t.after.accuracy.toFixed(3) : '-'}${t.test ? ` (p ${t.test.p})` : ''}${t.pinned ? ` (stays on ${t.pinned.from}'s model)` : ''}\n`);
     }
-    return { version: rep.version, s: rep.ms / 1000, tasks: rep.tasks.map((t) => ({ task: t.task, kind: t.kind, accepted: t.accepted, verdict: t.pinned ? 'pinned' : t.verdict, p: t.test?.p ?? null, before: t.before?.accuracy ?? null, after: t.after?.accuracy ?? null })) };
+    return { version: rep.version, s: rep.duration_ms / 1000, tasks: rep.tasks.map((t) => ({ task: t.task, kind: t.kind, accepted: t.accepted, verdict: t.pinned ? 'pinned' : t.verdict, p: t.test?.p ?? null, before: t.before?.accuracy ?? null, after: t.after?.accuracy ?? null })) };
   };
   const sync = async () => {
     const r = await sedna(['sync', '--home', home, '--json']);
@@ -357,7 +357,7 @@ async function main(): Promise<number> {
     process.stdout.write(`          ${lines.length} inferred, ${truthBySample.size} logged to the outbox (${unseen} unseen, ${hard} hard); accuracy on the new site before learning it: ${(newOk / NEW_SITE).toFixed(3)}\n`);
     await sync();
     // the annotator: label what the KB received (ids from `kb samples ls`), by the dataset's labels
-    const ls = JSON.parse((await sedna(['kb', 'samples', 'ls', '--data', kbData, '--unlabelled', '--limit', '0', '--json'])).stdout) as { id: string }[];
+    const ls = (JSON.parse((await sedna(['kb', 'samples', 'ls', '--data', kbData, '--unlabelled', '--limit', '0', '--json'])).stdout) as { samples: { id: string }[] }).samples;
     const labelRows = ls.filter((s) => truthBySample.has(s.id)).map((s) => `${s.id},${truthBySample.get(s.id)}`);
     const labelFile = join(work, `labels-${r}.csv`);
     writeFileSync(labelFile, ['id,label', ...labelRows].join('\n') + '\n');
@@ -387,7 +387,7 @@ async function main(): Promise<number> {
 
   // ---- the table ----
   const final = await status();
-  const versions = JSON.parse((await sedna(['model', 'ls', '--home', home, '--json'], { quiet: true, ok: [0, 1, 2] })).stdout || 'null');
+  const versions = (JSON.parse((await sedna(['model', 'ls', '--home', home, '--json'], { quiet: true, ok: [0, 1, 2] })).stdout || 'null') as { versions: unknown } | null)?.versions ?? null;
   process.stdout.write(`\n== per-round results (test accuracy per site after the round; ${TEST} held-out digits per site) ==\n`);
   const head = ['round', 'new site', 'inferred', 'uploaded', 'labelled', 'published', 'edge active', 'tasks', ...sites];
   const table = rows.map((x) => [String(x.round), x.new_site ?? '-', String(x.inferred), String(x.uploaded), String(x.labelled), x.published === null ? '-' : `v${x.published}`, x.active ?? '-', String(x.tasks.length), ...sites.map((s, j) => (j <= x.round ? '' : '(') + x.acc[s].toFixed(3) + (j <= x.round ? '' : ')'))]);

@@ -24,7 +24,11 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   sync: () => import('./commands/sync.js'),
   model: () => import('./commands/model.js'),
   kb: () => import('./commands/kb.js'),
+  config: () => import('./commands/config.js'),
+  completion: () => import('./commands/completion.js'),
 };
+/** Commands that need every other command registered: they walk the whole tree. */
+const WHOLE_TREE = new Set(['completion']);
 
 /** The command word of argv when only --home precedes it (so the program's own help or errors cannot show), else null. */
 function commandWord(args: string[]): string | null {
@@ -48,27 +52,32 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+// A parse error is reported by us (below) as one line plus where to look, not commander's
+// "error: ..." followed by the whole help; commander's text is only captured here.
+let parseError: string | null = null;
 const program = new Command('sedna-ll')
   .description('Edge-cloud collaborative lifelong learning for offline edge gateways')
   .version(packageVersion())
   .option('--home <dir>', 'edge home (default: $SEDNA_LL_HOME or ~/.sedna-ll)')
-  .addHelpText('after', `\n${EXIT_HELP}\n`)
-  .showHelpAfterError()
+  .addHelpText('after', `\nEnvironment: see README "Environment variables" (SEDNA_LL_HOME, SEDNA_LL_KB_DATA, NO_COLOR, ...).\n\n${EXIT_HELP}\n`)
+  .configureOutput({ outputError: (text) => void (parseError = text) })
   .exitOverride();
 
 // An async function, not top-level await: the single-file executables bundle this module as
 // CommonJS (what a Node SEA runs), which has no top-level await.
 async function main(): Promise<void> {
-  const word = commandWord(process.argv.slice(2));
-  const load = word !== null && Object.hasOwn(COMMANDS, word) ? [COMMANDS[word]] : Object.values(COMMANDS);
+  const argv = process.argv.slice(2);
+  const word = commandWord(argv);
+  const load = word !== null && Object.hasOwn(COMMANDS, word) && !WHOLE_TREE.has(word) ? [COMMANDS[word]] : Object.values(COMMANDS);
   for (const m of await Promise.all(load.map((f) => f()))) m.register(program);
 
   try {
-    await program.parseAsync(process.argv);
+    await program.parseAsync(['node', 'sedna-ll', ...helpAsFlag(program, argv)]);
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and --version exit 0; every parse problem is a usage error (exit 2)
       process.exitCode = e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      if (e.exitCode !== 0 && parseError !== null) await reportParseError(program, argv, parseError);
     } else {
       process.stderr.write(`sedna-ll: ${(e as Error).message}\n`);
       process.exitCode = EXIT.FAILURE;
@@ -77,3 +86,50 @@ async function main(): Promise<void> {
 }
 
 void main();
+
+/** `help kb device` -> `kb device --help`: commander's own help command only looks one word deep. */
+function helpAsFlag(root: Command, args: string[]): string[] {
+  const words: string[] = [];
+  let at = root;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--home') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) return args;
+    if (a === 'help' && at.commands.length > 0) {
+      const rest = args.slice(i + 1);
+      return rest.length ? [...args.slice(0, i), ...rest, '--help'] : [...args.slice(0, i), '--help'];
+    }
+    const next = at.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!next) return args;
+    words.push(a);
+    at = next;
+  }
+  return args;
+}
+
+/** The deepest command argv names (options and arguments skipped). */
+function commandOf(root: Command, args: string[]): Command {
+  let at = root;
+  for (const a of args) {
+    if (a === '--') break;
+    const next = a.startsWith('-') ? undefined : at.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (next) at = next;
+  }
+  return at;
+}
+
+/** One line on stderr, where to read more, and the --json run record when asked for. */
+async function reportParseError(root: Command, args: string[], text: string): Promise<void> {
+  const { commandPath, errorPrefix, finishRecord, writeRecord } = await import('./commands/output.js');
+  const message = text.replace(/^error: /, '').trim().split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+  const path = commandPath(commandOf(root, args));
+  process.stderr.write(`${await errorPrefix()} ${message}\nsee \`sedna-ll${path ? ` ${path}` : ''} --help\`\n`);
+  const dd = args.indexOf('--');
+  if ((dd < 0 ? args : args.slice(0, dd)).includes('--json')) {
+    const h = args.indexOf('--home');
+    writeRecord(await finishRecord(path, h >= 0 ? args[h + 1] : args.find((a) => a.startsWith('--home='))?.slice(7), EXIT.USAGE, message));
+  }
+}

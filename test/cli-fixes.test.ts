@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths, loadConfig } from '../src/store/home.js';
 import { Outbox, type LogRecord } from '../src/store/outbox.js';
-import { sedna, tempDir } from './helpers/cli.js';
+import { recordFields, sedna, tempDir } from './helpers/cli.js';
 import { writeRandomMlp } from './helpers/models.js';
 
 /** A home with task "berlin" (3 classes a,b,c, site=berlin) active. */
@@ -84,7 +84,7 @@ test('feedback refuses a label outside the task\'s classes (exit 2, naming sampl
     const labelOf = (id: string) => {
       const r = sedna(['samples', 'ls', '--json'], { home });
       assert.equal(r.code, 0, r.stderr);
-      const rows = JSON.parse(r.stdout) as { id: string; label: string | null }[];
+      const rows = (JSON.parse(r.stdout) as { samples: { id: string; label: string | null }[] }).samples;
       return rows.find((x) => x.id === id)?.label ?? null;
     };
     let r = sedna(['feedback', '--sample', id1, '--label', 'zzz'], { home });
@@ -135,7 +135,7 @@ test('feedback --strict: an unknown id exits 1 like --sample does, a bad line 2;
     r = sedna(['feedback', '--file', lf, '--strict'], { home });
     assert.equal(r.code, 2, r.stderr);
     r = sedna(['samples', 'ls', '--json'], { home });
-    assert.equal((JSON.parse(r.stdout) as { label: string | null }[])[0].label, null, 'nothing stored');
+    assert.equal((JSON.parse(r.stdout) as { samples: { label: string | null }[] }).samples[0].label, null, 'nothing stored');
     const help = sedna(['feedback', '--help']).stdout.replace(/\s+/g, ' ');
     assert.match(help, /Exit 1 when a sample id is not found \(--sample, or --file --strict\)/);
     assert.match(help, /exit 2 for a bad line under --strict/);
@@ -191,7 +191,7 @@ test('kb publish with nothing changed is a no-op ("nothing changed since version
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /nothing changed since version 1/);
     r = kb(['publish', '--json']);
-    assert.deepEqual(JSON.parse(r.stdout), { unchanged: 1 });
+    assert.deepEqual(recordFields(r.stdout), { unchanged: 1 });
     assert.ok(!existsSync(join(data, 'versions', '2')), 'no version 2');
 
     r = kb(['publish', '--force', '--json']);

@@ -10,7 +10,7 @@ import { writeIdentityModel } from './helpers/models.js';
 import { makeHome } from './edge-runtime-fixtures.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const COMMANDS = ['init', 'task', 'infer', 'feedback', 'samples', 'status', 'serve', 'sync', 'model', 'kb'];
+const COMMANDS = ['init', 'task', 'infer', 'feedback', 'samples', 'status', 'serve', 'sync', 'model', 'kb', 'config', 'completion'];
 
 test('--version and -V print the package version, as commander does when it parses the line', () => {
   for (const flag of ['--version', '-V']) {
@@ -28,15 +28,23 @@ test('--help, help and usage errors before the command list every command; a com
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.deepEqual(commandsOf(r.stdout), COMMANDS, args.join(' '));
   }
-  // an unknown option before the command: commander prints the program's help after the error
+  // a parse error: the one offending line and where to read more, not the whole help
   const bad = sedna(['--bogus', 'infer']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /unknown option '--bogus'/);
-  assert.deepEqual(commandsOf(bad.stderr), COMMANDS);
+  assert.equal(bad.stderr, "sedna-ll: unknown option '--bogus'\nsee `sedna-ll infer --help`\n");
+  const badSub = sedna(['sync', '--batch-size', 'abc']);
+  assert.equal(badSub.code, 2);
+  assert.deepEqual(badSub.stderr.split('\n'), ['sedna-ll: option \'--batch-size <n>\' argument \'abc\' is invalid. --batch-size "abc": expected an integer >= 1', 'see `sedna-ll sync --help`', '']);
   // an unknown command is still matched against every command's name
   const typo = sedna(['infr']);
   assert.equal(typo.code, 2);
   assert.match(typo.stderr, /Did you mean infer\?/);
+  // help at every depth
+  for (const [args, usage] of [[['help', 'kb', 'device'], 'kb device'], [['help', 'kb', 'device', 'add'], 'kb device add'], [['kb', 'help', 'device'], 'kb device']] as const) {
+    const r = sedna([...args]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Usage: sedna-ll ${usage} `), args.join(' '));
+  }
   for (const args of [['infer', '--help'], ['help', 'infer'], ['--home', '/x', 'infer', '--help']]) {
     const r = sedna(args);
     assert.equal(r.code, 0, r.stderr);

@@ -10,7 +10,7 @@ import { homePaths, loadConfig } from '../src/store/home.js';
 import { Outbox, type LogRecord } from '../src/store/outbox.js';
 import { asStorageError } from '../src/store/open-home.js';
 import { generateSigningKeys } from '../src/format/signature.js';
-import { jsonLines, sedna, tempDir } from './helpers/cli.js';
+import { jsonLines, recordFields, sedna, tempDir } from './helpers/cli.js';
 import { writeIdentityModel, writeRandomMlp } from './helpers/models.js';
 
 const json = <T = Record<string, any>>(s: string): T => {
@@ -59,7 +59,7 @@ test('init creates the home, is idempotent, never changes the device id, validat
     for (const d of ['blobs', 'models', 'kb', 'locks', 'tmp', 'config.json', 'edge.db']) assert.ok(existsSync(join(home, d)), d);
     r = sedna(['init', '--json'], { home });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual({ ...json(r.stdout), home: null }, { home: null, device_id: 'gw-1', created: false, updated: [], outbox_max_mb: 512, kb_url: null, token: false });
+    assert.deepEqual({ ...json(r.stdout), home: null, time: null }, { time: null, device: 'gw-1', command: 'init', exit: 0, home: null, created: false, updated: [], outbox_max_bytes: 512 * 1024 * 1024, kb_url: null, token: false });
     assert.match(sedna(['init', '--device-id', 'gw-1'], { home }).stdout, /already initialised/);
 
     const before = readFileSync(join(home, 'config.json'), 'utf8');
@@ -130,13 +130,13 @@ test('task add stores the model content-addressed as a new local version and act
     let st = json(sedna(['status', '--json'], { home }).stdout);
     assert.equal(st.active_version, 'local-2');
     assert.equal(st.previous_version, 'local-1');
-    assert.deepEqual(st.tasks.map((x: any) => [x.id, x.labels, x.fallback]), [['site-a', 3, false], ['global', 3, true]]);
+    assert.deepEqual(st.tasks.map((x: any) => [x.id, x.classes, x.fallback]), [['site-a', 3, false], ['global', 3, true]]);
 
     // the same model again: no new version
     r = sedna(['task', 'add', ident, '--task', 'global'], { home });
     assert.match(r.stdout, /unchanged/);
 
-    const snapshot = () => ({ kb: readdirSync(join(home, 'kb')).sort(), models: readdirSync(join(home, 'models')).sort(), status: { ...json(sedna(['status', '--json'], { home }).stdout), db_bytes: 0 } });
+    const snapshot = () => ({ kb: readdirSync(join(home, 'kb')).sort(), models: readdirSync(join(home, 'models')).sort(), status: { ...json(sedna(['status', '--json'], { home }).stdout), db_bytes: 0, time: null } });
     const before = snapshot();
     writeFileSync(join(t.dir, 'corrupt.onnx'), readFileSync(mlp).subarray(0, 100));
     for (const [args, code, re] of [
@@ -179,17 +179,17 @@ test('feedback, samples ls|stats|export and status on a real outbox; quota evict
     assert.match(r.stderr, /labels\.jsonl:2: not valid JSON/);
     r = sedna(['feedback', '--file', lf, '--json'], { home });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual({ ...json(r.stdout), errors: undefined }, { labelled: 2, unchanged: 0, unknown: ['ffffffff-0000'], skipped: 3, errors: undefined });
+    assert.deepEqual({ ...recordFields(r.stdout), errors: undefined }, { labelled: 2, unchanged: 0, unknown: ['ffffffff-0000'], skipped: 3, errors: undefined });
     assert.match(r.stderr, /labels\.jsonl:3: .*label/);
     assert.match(r.stderr, /labels\.jsonl:4: unknown sample id ffffffff-0000/);
 
     r = sedna(['samples', 'ls', '--json', '--task', 'global'], { home });
-    const ls = json<any[]>(r.stdout);
+    const ls = json<{ samples: any[] }>(r.stdout).samples;
     assert.deepEqual(ls.map((x) => x.id).sort(), [ids[0], ids[2], ids[4]].concat(ls.filter((x) => x.payload_kind === 'png').map((x) => x.id)).sort());
     assert.equal(ls.find((x) => x.id === ids[0]).label, 'c');
     assert.equal(ls.find((x) => x.id === ids[0]).label_state, 'pending');
-    assert.equal(json<any[]>(sedna(['samples', 'ls', '--json', '--limit', '2'], { home }).stdout).length, 2);
-    assert.equal(json<any[]>(sedna(['samples', 'ls', '--json', '--state', 'uploaded'], { home }).stdout).length, 0);
+    assert.equal(json<{ samples: any[] }>(sedna(['samples', 'ls', '--json', '--limit', '2'], { home }).stdout).samples.length, 2);
+    assert.equal(json<{ samples: any[] }>(sedna(['samples', 'ls', '--json', '--state', 'uploaded'], { home }).stdout).samples.length, 0);
     assert.equal(sedna(['samples', 'ls', '--state', 'gone'], { home }).code, 2);
     assert.match(sedna(['samples', 'ls'], { home }).stdout, /^ID\s+TASK\s+CREATED/);
 
@@ -213,14 +213,14 @@ test('feedback, samples ls|stats|export and status on a real outbox; quota evict
     assert.equal(sedna(['init', '--max-outbox-mb', String(1400 / (1024 * 1024))], { home }).code, 0);
     logSamples(home, Array.from({ length: 20 }, (_, i) => sample(100 + i, { hardness: 0.1 + i / 40 })));
     const st = json(sedna(['status', '--json'], { home }).stdout);
-    assert.equal(st.device_id, 'gw-1');
+    assert.equal(st.device, 'gw-1');
     assert.ok(st.evictions.count >= 15, JSON.stringify(st.evictions));
     assert.equal(st.evictions.labelled, 0);
     assert.equal(st.evictions.count, st.evictions.pending + st.evictions.uploaded);
-    assert.ok(st.outbox.bytes <= st.outbox.maxBytes);
+    assert.ok(st.outbox.bytes <= st.outbox.max_bytes);
     assert.equal(st.outbox.pending + st.evictions.count, 7 + 20);
-    assert.equal(st.labels_pending, 3);
-    const left = new Set(json<any[]>(sedna(['samples', 'ls', '--json', '--limit', '100'], { home }).stdout).map((x) => x.id));
+    assert.equal(st.outbox.labels_pending, 3);
+    const left = new Set(json<{ samples: any[] }>(sedna(['samples', 'ls', '--json', '--limit', '100'], { home }).stdout).samples.map((x) => x.id));
     for (const id of [ids[0], ids[1], ids[3]]) assert.ok(left.has(id), 'labelled samples are kept');
     assert.match(sedna(['status'], { home }).stdout, /evicted\s+\d+ .*pending \(0 labelled\)/);
   } finally {
@@ -262,7 +262,7 @@ test('a locked database and a read-only one fail with one line naming the file',
     }
     mkdirSync(join(t.dir, 'empty'));
     const r = sedna(['status'], { home: join(t.dir, 'empty') });
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /not an edge home .*sedna-ll init/);
   } finally {
     t.cleanup();

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sedna, tempDir } from './helpers/cli.js';
+import { recordFields, sedna, tempDir } from './helpers/cli.js';
 import { writeRandomMlp } from './helpers/models.js';
 import { verifyBytes } from '../src/format/signature.js';
 import { parseIndex } from '../src/format/validate-index.js';
@@ -69,8 +69,8 @@ test('kb device add/ls/set/revoke: token shown once (or written 0600), hashed in
     assert.equal(k.kb(['device', 'add', '../evil']).code, 2);
     assert.equal(k.kb(['device', 'set', 'gw-1', '--channel', 'canary']).code, 0);
     assert.equal(k.kb(['device', 'revoke', 'gw-2']).code, 0);
-    assert.equal(k.kb(['device', 'revoke', 'ghost']).code, 1);
-    const ls = JSON.parse(k.kb(['device', 'ls', '--json']).stdout);
+    assert.equal(k.kb(['device', 'revoke', 'ghost']).code, 2);
+    const ls = JSON.parse(k.kb(['device', 'ls', '--json']).stdout).devices;
     assert.deepEqual(
       ls.map((d: any) => [d.id, d.channel, d.revoked_at !== null]),
       [
@@ -123,7 +123,7 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
     assert.deepEqual(idx.allocation.attr_keys, ['site']);
     const berlin = idx.tasks.find((x) => x.id === 'site-berlin')!;
     assert.deepEqual(berlin.attrs, { site: 'Berlin-1' }, 'attributes normalised the Sedna way');
-    assert.equal(berlin.model.sha256, JSON.parse(k.kb(['tasks', '--json']).stdout).find((x: any) => x.id === 'site-berlin').model_sha);
+    assert.equal(berlin.model.sha256, JSON.parse(k.kb(['tasks', '--json']).stdout).tasks.find((x: any) => x.id === 'site-berlin').model_sha);
     assert.ok(existsSync(join(k.data, 'blobs', berlin.model.sha256)));
     assert.deepEqual(idx.notes, { note: 'second' });
     assert.match(k.kb(['tasks']).stdout, /global \(fallback\)/);
@@ -176,7 +176,7 @@ test('kb samples import/export/ls and kb label import (CSV + JSONL): bad lines s
     );
     const r = k.kb(['samples', 'import', file, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { lines: 6, imported: 3, existing: 0, skipped: 3 });
+    assert.deepEqual(recordFields(r.stdout), { lines: 6, imported: 3, existing: 0, skipped: 3 });
     assert.match(r.stderr, /train\.jsonl:3: not valid JSON/);
     assert.match(r.stderr, /train\.jsonl:4: "x" must be/);
     assert.match(r.stderr, /train\.jsonl:7: "id" must be/);
@@ -187,9 +187,9 @@ test('kb samples import/export/ls and kb label import (CSV + JSONL): bad lines s
     assert.equal(strict.code, 1);
     assert.match(strict.stderr, /:3: not valid JSON.*--strict/);
 
-    const all = JSON.parse(k.kb(['samples', 'ls', '--json']).stdout);
+    const all = JSON.parse(k.kb(['samples', 'ls', '--json']).stdout).samples;
     assert.equal(all.length, 3);
-    assert.equal(JSON.parse(k.kb(['samples', 'ls', '--unlabelled', '--json']).stdout).length, 1);
+    assert.equal(JSON.parse(k.kb(['samples', 'ls', '--unlabelled', '--json']).stdout).samples.length, 1);
     assert.equal(k.kb(['samples', 'ls', '--labelled', '--unlabelled']).code, 2);
 
     // labels: CSV with a header (columns in any order, quoted fields) and JSONL

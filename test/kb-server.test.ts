@@ -342,7 +342,7 @@ test('kill -9 of the server after a push was answered: the samples are there aft
     assert.equal(ids.size, 1000);
     // and the CLI sees them too
     const ls = kb.cli(['samples', 'ls', '--json', '--limit', '0']);
-    assert.equal(JSON.parse(ls.stdout).length, 1000);
+    assert.equal(JSON.parse(ls.stdout).samples.length, 1000);
   } finally {
     await kb.stop();
   }

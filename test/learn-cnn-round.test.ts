@@ -46,8 +46,8 @@ test('kb train --arch cnn: per-site CNNs through the gate, transfer to a small r
     assert.equal(t1.get(id)?.accepted, true, JSON.stringify(r1.tasks));
     assert.ok(t1.get(id)!.after.accuracy > 0.85, `site ${id}: ${t1.get(id)!.after.accuracy}`);
   }
-  const tasks = JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[];
-  const a = (Array.isArray(tasks) ? tasks : (tasks as unknown as { tasks: typeof tasks }).tasks).find((t) => t.id === 'a')!;
+  const { tasks } = JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { tasks: { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[] };
+  const a = tasks.find((t) => t.id === 'a')!;
   assert.equal(a.arch, 'cnn');
   assert.deepEqual(a.inputs[0].shape, ['N', 1, 12, 12]);
 
@@ -60,5 +60,5 @@ test('kb train --arch cnn: per-site CNNs through the gate, transfer to a small r
   const c = r2.tasks.find((t: { task: string }) => t.task === 'c');
   assert.equal(c.kind, 'new');
   assert.equal(c.parent, 'a', JSON.stringify(c.relation));
-  assert.equal(c.warmStart, true);
+  assert.equal(c.warm_start, true);
 });

@@ -47,7 +47,7 @@ test('torch plug-in: a CNN trained by PyTorch goes through admission, gate and p
   const g = r.tasks.find((x: { fallback: boolean }) => x.fallback);
   assert.equal(g.accepted, true, JSON.stringify(g));
   assert.ok(g.after.accuracy > 0.7, `held-out accuracy ${g.after.accuracy}`);
-  const tasks = JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[];
+  const tasks = (JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { tasks: { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[] }).tasks;
   const rec = tasks.find((x) => x.id === g.task)!;
   assert.equal(rec.arch, 'torch-cnn');
   assert.deepEqual(rec.inputs[0].shape.slice(1), [1, 12, 12]);

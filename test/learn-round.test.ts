@@ -20,7 +20,7 @@ interface Outcome {
   after: { accuracy: number } | null;
   model_sha: string | null;
   epochs: number | null;
-  trainMs: number | null;
+  train_ms: number | null;
   relation?: { scores: Record<string, number> };
   verdict?: 'accept' | 'keep' | 'reject';
   test?: { n: number; p: number; incumbent: number; candidate: number } | null;
@@ -131,7 +131,7 @@ test('lifelong rounds: new sites become new tasks that beat the fallback, old ta
     const diff = k.json<{ changed: string[]; added: string[]; tasks: { task: string; change: string }[] }>(['kb', 'versions', 'diff', '1', '3']);
     assert.deepEqual(diff.added.sort(), ['C', 'D']);
     assert.ok(!diff.changed.includes('A') && !diff.changed.includes('B'), JSON.stringify(diff));
-    const versions = k.json<{ version: number; changed: string[] }[]>(['kb', 'versions']);
+    const versions = k.json<{ versions: { version: number; changed: string[] }[] }>(['kb', 'versions']).versions;
     assert.deepEqual(versions.map((v) => v.version), [1, 2, 3]);
     assert.ok(!versions[1].changed.includes('A') && !versions[2].changed.includes('B'));
 
@@ -158,7 +158,7 @@ test('lifelong rounds: new sites become new tasks that beat the fallback, old ta
     assert.ok(v4.A >= v1.A - 0.03, `A within noise after its update: ${v1.A} -> ${v4.A}`);
 
     // history per task and round
-    const hist = k.json<{ round: number; task: string; kind: string; accepted: boolean }[]>(['kb', 'rounds']);
+    const hist = k.json<{ rounds: { round: number; task: string; kind: string; accepted: boolean }[] }>(['kb', 'rounds']).rounds;
     assert.ok(hist.some((h) => h.round === 2 && h.task === 'C' && h.kind === 'new' && h.accepted));
     assert.ok(hist.some((h) => h.round === 4 && h.task === 'A' && h.kind === 'update'));
     // the table form and CSV eval
@@ -221,7 +221,7 @@ test('--trainer-cmd plug-in: its models are gated like built-in ones; a worse up
     assert.equal(r1.version, 1);
     assert.equal(t1.get('A')!.accepted, true, t1.get('A')!.reason);
     assert.ok(t1.get('A')!.after!.accuracy > 0.85);
-    const tasks = k.json<{ id: string; arch?: string; outputs: { name: string }[] }[]>(['kb', 'tasks']);
+    const tasks = k.json<{ tasks: { id: string; arch?: string; outputs: { name: string }[] }[] }>(['kb', 'tasks']).tasks;
     assert.equal(tasks.find((t) => t.id === 'A')!.arch, 'nearest-mean');
     assert.equal(tasks.find((t) => t.id === 'A')!.outputs[0].name, 'p');
 
@@ -238,8 +238,8 @@ test('--trainer-cmd plug-in: its models are gated like built-in ones; a worse up
     assert.equal(a.verdict, 'reject');
     assert.equal(r2.version, null);
     assert.match(r2.message, /no candidate passed the gate/);
-    assert.deepEqual(k.json<unknown[]>(['kb', 'versions']).length, 1);
-    const hist = k.json<{ round: number; task: string; accepted: boolean; before: number; after: number }[]>(['kb', 'rounds']);
+    assert.deepEqual(k.json<{ versions: unknown[] }>(['kb', 'versions']).versions.length, 1);
+    const hist = k.json<{ rounds: { round: number; task: string; accepted: boolean; before: number; after: number }[] }>(['kb', 'rounds']).rounds;
     const rej = hist.find((h) => h.round === 2 && h.task === 'A')!;
     assert.equal(rej.accepted, false);
     assert.ok(rej.before > rej.after);
@@ -284,7 +284,7 @@ test('samples without attributes cluster into the right number of new tasks; lat
     const clusters = r1.tasks.filter((t) => t.task.startsWith('cluster-'));
     assert.equal(clusters.length, 2, JSON.stringify(r1.tasks.map((t) => t.task)));
     assert.ok(clusters.every((t) => t.kind === 'new' && t.accepted), JSON.stringify(clusters));
-    const tasks = k.json<{ id: string; centroid: number[] | null; radius: number | null; thresholds: { confidence: number } | null }[]>(['kb', 'tasks']);
+    const tasks = k.json<{ tasks: { id: string; centroid: number[] | null; radius: number | null; thresholds: { confidence: number } | null }[] }>(['kb', 'tasks']).tasks;
     for (const t of tasks.filter((x) => x.id.startsWith('cluster-'))) {
       assert.equal(t.centroid?.length, 8);
       assert.ok((t.radius ?? 0) > 0 && t.thresholds!.confidence > 0);
@@ -310,7 +310,7 @@ test('kb train --when/--window from cron: not due -> exit 0 and a message, nothi
     const now = new Date();
     const hh = (h: number) => String((now.getHours() + h) % 24).padStart(2, '0');
     assert.match(k.run(['kb', 'train', '--window', `${hh(2)}:00-${hh(3)}:00`]).stdout, /outside the window/);
-    assert.equal(k.json<unknown[]>(['kb', 'versions']).length, 0);
+    assert.equal(k.json<{ versions: unknown[] }>(['kb', 'versions']).versions.length, 0);
     k.run(['kb', 'train', '--when', 'labeled_new > 1'], 2);
     k.run(['kb', 'train', '--when', 'labelled_new >> 1'], 2);
     k.run(['kb', 'train', '--window', '9-17'], 2);
@@ -372,7 +372,7 @@ test('a new task that does not beat the fallback is still a task, served by the 
     assert.match(a1.reason, /served by the fallback model/);
     assert.equal(r1.version, 1);
     type T = { id: string; model_sha: string; parent: string | null; attrs: Record<string, string> };
-    const v1 = k.json<T[]>(['kb', 'tasks']);
+    const v1 = k.json<{ tasks: T[] }>(['kb', 'tasks']).tasks;
     const A1 = v1.find((t) => t.id === 'A')!;
     assert.equal(A1.model_sha, g1.model_sha, 'A points at the fallback model: nothing extra to download');
     assert.deepEqual(A1.attrs, { site: 'A' });
@@ -392,7 +392,7 @@ test('a new task that does not beat the fallback is still a task, served by the 
     assert.ok(t2.get('B')!.verdict === 'accept' || t2.get('B')!.verdict === 'keep', t2.get('B')!.reason);
     assert.match(t2.get('A')!.reason, /pinned to the model that served it before \(A\): the new fallback is significantly worse here \(n=30 accuracy/);
     assert.equal(t2.get('A')!.pinned?.model_sha, A1.model_sha);
-    const A2 = k.json<T[]>(['kb', 'tasks']).find((t) => t.id === 'A')!;
+    const A2 = k.json<{ tasks: T[] }>(['kb', 'tasks']).tasks.find((t) => t.id === 'A')!;
     assert.equal(A2.model_sha, A1.model_sha);
     assert.notEqual(A2.model_sha, t2.get('global')!.model_sha);
     assert.ok(acc(r2.version!) >= before, `A after the fallback changed: ${before} -> ${acc(r2.version!)}`);
@@ -431,11 +431,11 @@ test('a site without a task of its own, served by the fallback, keeps its accura
     const after = acc(r2.version!);
     assert.deepEqual(after.tasks.map((t) => t.task), ['A'], 'A now has an entry of its own (the old fallback model)');
     assert.equal(after.overall.accuracy, before.overall.accuracy, 'A keeps exactly its accuracy');
-    const tasks = k.json<{ id: string; model_sha: string; attrs: Record<string, string> }[]>(['kb', 'tasks']);
+    const tasks = k.json<{ tasks: { id: string; model_sha: string; attrs: Record<string, string> }[] }>(['kb', 'tasks']).tasks;
     assert.deepEqual(tasks.find((t) => t.id === 'A')!.attrs, { site: 'A' });
     assert.equal(tasks.find((t) => t.id === 'A')!.model_sha, g1);
     // kb rounds says which site was pinned and why
-    const hist = k.json<{ round: number; task: string; kind: string; verdict: string; reason: string }[]>(['kb', 'rounds']);
+    const hist = k.json<{ rounds: { round: number; task: string; kind: string; verdict: string; reason: string }[] }>(['kb', 'rounds']).rounds;
     const pin = hist.find((h) => h.round === 2 && h.task === 'A')!;
     assert.equal(pin.kind, 'pin');
     assert.match(pin.reason, /significantly worse here \(n=30 accuracy/);

@@ -26,14 +26,14 @@ function refused(name: string, bytes: Buffer, why: RegExp): void {
   const f = join(tmp.dir, `${name}.tar.gz`);
   writeFileSync(f, bytes);
   const beforeFiles = snapshot(home);
-  const beforeLs = sedna(['model', 'ls', '--json'], { home }).stdout;
+  const beforeLs = JSON.parse(sedna(['model', 'ls', '--json'], { home }).stdout).versions;
   const r = sedna(['model', 'install', f, '--activate'], { home });
   assert.equal(r.code, 5, `${name}: expected exit 5, got ${r.code}: ${r.stderr}`);
   assert.match(r.stderr, why, name);
   assert.equal(r.stderr.trim().split('\n').length, 1, `${name}: one-line error`);
   assert.deepEqual(snapshot(home), beforeFiles, `${name}: home changed`);
   const ls = sedna(['model', 'ls', '--json'], { home });
-  assert.equal(ls.stdout, beforeLs, `${name}: versions changed (ls exit ${ls.code}: ${ls.stderr})`);
+  assert.deepEqual(JSON.parse(ls.stdout).versions, beforeLs, `${name}: versions changed (ls exit ${ls.code}: ${ls.stderr})`);
 }
 
 const withEntries = (f: (e: RawEntry[]) => RawEntry[]) => rawTarGz(f(goodEntries(v2)));
@@ -149,7 +149,7 @@ test('a good bundle installs; export of the installed version reproduces it and 
   const f = await bundleOf(v2, join(tmp.dir, 'v2.tar.gz'), canary);
   const r = sedna(['model', 'install', f, '--json'], { home });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).installed, '2');
+  assert.equal(JSON.parse(r.stdout).version, '2');
   // again: a no-op
   const again = sedna(['model', 'install', f, '--json'], { home });
   assert.equal(again.code, 0, again.stderr);

@@ -34,8 +34,8 @@ function publish(seed: number, scale: number, channel: string): number {
 
 const sync = (id: string) => ok(sedna(['sync', '--json'], { home: edges[id].home }), `sync ${id}`);
 const infer = (id: string, n: number, seed: number) => ok(sedna(['infer'], { home: edges[id].home, input: inputs(n, seed).map((x) => JSON.stringify({ x })).join('\n') + '\n' }), `infer ${id}`);
-const activeOf = (id: string) => (JSON.parse(sedna(['model', 'ls', '--json'], { home: edges[id].home }).stdout) as { id: string; active: boolean }[]).find((r) => r.active)?.id ?? null;
-const versionsOf = (id: string) => (JSON.parse(sedna(['model', 'ls', '--json'], { home: edges[id].home }).stdout) as { id: string; state: string }[]).map((r) => `${r.id}:${r.state}`).sort();
+const activeOf = (id: string) => (JSON.parse(sedna(['model', 'ls', '--json'], { home: edges[id].home }).stdout).versions as { id: string; active: boolean }[]).find((r) => r.active)?.id ?? null;
+const versionsOf = (id: string) => (JSON.parse(sedna(['model', 'ls', '--json'], { home: edges[id].home }).stdout).versions as { id: string; state: string }[]).map((r) => `${r.id}:${r.state}`).sort();
 
 interface Channel {
   name: string;
@@ -43,7 +43,7 @@ interface Channel {
   previous_version: number | null;
   rollout: { status: string; version: number; failed: number; reported: number; reason?: string } | null;
 }
-const channel = (name: string) => kbJson<Channel[]>(['channel', 'ls']).find((c) => c.name === name)!;
+const channel = (name: string) => kbJson<{ channels: Channel[] }>(['channel', 'ls']).channels.find((c) => c.name === name)!;
 
 before(async () => {
   kb = await startTestKb({ deviceId: 'canary-1', channel: 'canary' });
@@ -116,7 +116,7 @@ test('a failing canary rollout is aborted; the stable channel never sees it', as
     sync(id);
     assert.deepEqual(versionsOf(id), ['1:active'], `${id} saw only v1`);
   }
-  const fleet = kbJson<{ id: string; channel: string; active_version: number | null; last_trial: { version: number; result: string; reason?: string } | null; last_seen: string | null }[]>(['fleet']);
+  const fleet = kbJson<{ devices: { id: string; channel: string; active_version: number | null; last_trial: { version: number; result: string; reason?: string } | null; last_seen: string | null }[] }>(['fleet']).devices;
   const byId = Object.fromEntries(fleet.map((d) => [d.id, d]));
   assert.equal(byId['canary-1'].last_trial!.result, 'fail');
   assert.match(byId['canary-1'].last_trial!.reason!, /unseen\+hard rate/);

@@ -39,7 +39,7 @@ interface LsRow {
 }
 
 function activeNow(): string {
-  const rows = JSON.parse(sedna(['model', 'ls', '--json'], { home }).stdout) as LsRow[];
+  const rows = JSON.parse(sedna(['model', 'ls', '--json'], { home }).stdout).versions as LsRow[];
   const act = rows.filter((r) => r.active);
   assert.equal(act.length, 1, `exactly one active version, got ${JSON.stringify(rows.map((r) => [r.id, r.state]))}`);
   assert.equal(rows.filter((r) => r.state === 'active' || r.state === 'trial').length, 1);

@@ -24,7 +24,7 @@ interface LsRow {
   reason: string | null;
   trial: { phase: string; n: number } | null;
 }
-const ls = (h = home): LsRow[] => JSON.parse(sedna(['model', 'ls', '--json'], { home: h }).stdout);
+const ls = (h = home): LsRow[] => JSON.parse(sedna(['model', 'ls', '--json'], { home: h }).stdout).versions;
 const row = (id: string, h = home) => ls(h).find((r) => r.id === id)!;
 const active = (h = home) => ls(h).filter((r) => r.active).map((r) => r.id);
 const infer = (n: number, seed: number, h = home) => {
@@ -86,7 +86,7 @@ test('a bundle whose model loads but answers wrongly: canary mismatch, automatic
   const res = JSON.parse(a.stdout);
   assert.equal(res.result, 'fail');
   assert.match(res.reason, /canary mismatch/);
-  assert.equal(res.active, '1');
+  assert.equal(res.active_version, '1');
   assert.match(row('3').reason!, /canary mismatch/);
   assert.deepEqual(active(), ['1']);
 });
@@ -121,7 +121,8 @@ test('a good version passes its trial and is committed; model rollback goes back
   assert.equal(v6.trial!.phase, 'passed');
   const rb = sedna(['model', 'rollback', '--json'], { home });
   assert.equal(rb.code, 0, rb.stderr);
-  assert.deepEqual(JSON.parse(rb.stdout), { from: '6', to: '1' });
+  const rbr = JSON.parse(rb.stdout);
+  assert.deepEqual([rbr.from_version, rbr.to_version], ['6', '1']);
   assert.equal(row('6').reason, 'rolled back by operator');
   assert.equal(sedna(['model', 'rollback'], { home }).code, 1, 'no previous version left');
   // prune keeps active + previous, removes the rest and their models

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKeys } from '../src/format/signature.js';
 import { sedna, tempDir } from './helpers/cli.js';
+import { seedOutbox } from './helpers/sync-edge.js';
 
 async function closedPort(): Promise<number> {
   const srv = createServer();
@@ -25,9 +26,14 @@ test('sync with default options against a dead KB ends with exit 3 and can run a
     const port = await closedPort();
     const init = sedna(['init', '--device-id', 'gw-1', '--kb-url', `http://127.0.0.1:${port}`, '--token-file', join(dir, 'token'), '--kb-key', join(dir, 'kb.pub')], { home });
     assert.equal(init.code, 0, init.stderr);
+    seedOutbox(home, 3, 1000);
     const t0 = Date.now();
     const r = sedna(['sync', '--json'], { home, timeoutMs: 90_000 });
     assert.equal(r.code, 3, `exit ${r.code}: ${r.stderr}`);
+    // one record line, and it counts only what the KB acknowledged: nothing went up
+    const rec = JSON.parse(r.stdout);
+    assert.equal(r.stdout.split('\n').length, 2);
+    assert.deepEqual([rec.pushed, rec.acked, rec.bytes_up, rec.pending, rec.error.code], [0, 0, 0, 3, 'offline']);
     assert.ok(Date.now() - t0 < 60_000, 'bounded retries');
     // the lock was released: a second run is not refused with 6
     const again = sedna(['sync', '--pull-only', '--retries', '0'], { home, timeoutMs: 60_000 });

@@ -38,7 +38,7 @@ const sync = (id: string) => {
   return r.s;
 };
 const infer = (id: string, n: number, seed: number) => ok(sedna(['infer'], { home: homes[id], input: inputs(n, seed).map((x) => JSON.stringify({ x })).join('\n') + '\n' }), `infer ${id}`);
-const states = (id: string) => Object.fromEntries((JSON.parse(ok(sedna(['model', 'ls', '--json'], { home: homes[id] }), 'model ls').stdout) as { id: string; state: string; active: boolean }[]).map((r) => [r.id, r.active ? `${r.state}*` : r.state]));
+const states = (id: string) => Object.fromEntries((JSON.parse(ok(sedna(['model', 'ls', '--json'], { home: homes[id] }), 'model ls').stdout).versions as { id: string; state: string; active: boolean }[]).map((r) => [r.id, r.active ? `${r.state}*` : r.state]));
 const activeOf = (id: string) => Object.entries(states(id)).find(([, s]) => s.endsWith('*'))?.[0] ?? null;
 const events = (id: string, kind: string) => {
   const db = openEdgeDb(homePaths(homes[id]).db);
@@ -48,7 +48,7 @@ const events = (id: string, kind: string) => {
     db.close();
   }
 };
-const channelVersion = (name: string) => (JSON.parse(ok(kb.cli(['channel', 'ls', '--json']), 'channel ls').stdout) as { name: string; version: number | null }[]).find((c) => c.name === name)!.version;
+const channelVersion = (name: string) => (JSON.parse(ok(kb.cli(['channel', 'ls', '--json']), 'channel ls').stdout).channels as { name: string; version: number | null }[]).find((c) => c.name === name)!.version;
 /** GET /v1/index as a device, raw. */
 async function getIndex(token: string, query: string): Promise<{ status: number; version: string | null }> {
   const r = await fetch(`${kb.url}/v1/index?${query}`, { headers: { authorization: `Bearer ${token}` } });
@@ -136,7 +136,7 @@ test('an aborted rollout reaches a device that already committed the newer versi
   for (let i = 0; i < 2; i++) assert.equal(sync('manual').pulled_version, null);
   assert.equal(activeOf('manual'), String(v2));
   assert.equal(events('manual', 'channel_fallback').length, 0);
-  const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout) as { id: string; active_version: number | null }[];
+  const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout).devices as { id: string; active_version: number | null }[];
   assert.equal(fleet.find((d) => d.id === 'early')!.active_version, v1, 'the KB sees early back on v1');
 });
 
@@ -161,7 +161,7 @@ test('a pulled version that fails its health check at sync: exit 5, the trial an
   assert.match(r.stderr, new RegExp(`KB version ${bad} failed its health check .*; version ${v} stays active`));
   assert.deepEqual(states('slow'), { [String(v)]: 'active*', [String(bad)]: 'failed' });
   // the KB heard about it (the device report went out despite the failure)
-  const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout) as { id: string; active_version: number | null; last_trial: { version: number; result: string } | null }[];
+  const fleet = JSON.parse(ok(kb.cli(['fleet', '--json']), 'kb fleet').stdout).devices as { id: string; active_version: number | null; last_trial: { version: number; result: string } | null }[];
   const me = fleet.find((d) => d.id === 'slow')!;
   assert.equal(me.active_version, v);
   assert.deepEqual([me.last_trial?.version, me.last_trial?.result], [bad, 'fail']);

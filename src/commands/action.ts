@@ -1,30 +1,36 @@
 // The one place that turns a command's result or error into output and an exit code.
 // Errors print as one line "sedna-ll: <message>" on stderr; CliError carries its exit code.
-import { InvalidArgumentError } from 'commander';
+// With --json the run's record (output.ts) is written when the action ends, failed or not.
+import { type Command, InvalidArgumentError } from 'commander';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { beginRecord, commandPath, errorPrefix, finishRecord, writeRecord } from './output.js';
+
+export { printList, record, recordError, recordToStderr } from './output.js';
 
 export type Action<A extends unknown[]> = (...args: A) => Promise<number | void> | number | void;
 
-/** Wrap a command action: awaits it, sets process.exitCode, never throws. */
+/** Wrap a command action: awaits it, sets process.exitCode, writes the --json record, never throws. */
 export function run<A extends unknown[]>(fn: Action<A>): (...args: A) => Promise<void> {
   return async (...args: A) => {
+    const cmd = args[args.length - 1] as Command;
+    // optsWithGlobals: `kb versions diff --json` may land on the parent command (same option)
+    const g = cmd.optsWithGlobals() as { json?: boolean; home?: string };
+    beginRecord();
+    let exit: number = EXIT.OK;
+    let thrown: string | null = null;
     try {
       const code = await fn(...args);
-      process.exitCode = typeof code === 'number' ? code : EXIT.OK;
+      exit = typeof code === 'number' ? code : EXIT.OK;
     } catch (e) {
       const err = e as Error & { code?: unknown };
-      const code = e instanceof CliError ? e.code : EXIT.FAILURE;
-      const msg = (err && err.message ? err.message : String(e)).split('\n')[0];
-      process.stderr.write(`sedna-ll: ${msg}\n`);
+      exit = e instanceof CliError ? e.code : EXIT.FAILURE;
+      thrown = (err && err.message ? err.message : String(e)).split('\n')[0];
+      process.stderr.write(`${await errorPrefix()} ${thrown}\n`);
       if (process.env.SEDNA_LL_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
-      process.exitCode = code;
     }
+    if (g.json) writeRecord(await finishRecord(commandPath(cmd), g.home, exit, thrown));
+    process.exitCode = exit;
   };
-}
-
-/** Print a value as one JSON document (for --json). */
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
 /** Collect repeated options (--attr a=b --attr c=d). */

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import type { LabelItem } from '../store/feedback.js';
-import { printJson, run } from './action.js';
+import { record, run } from './action.js';
 
 interface FeedbackOpts {
   sample?: string;
@@ -24,13 +24,18 @@ export function register(program: Command): void {
     .option('--file <labels.jsonl>', 'JSON lines {"id": ..., "label": ...} ("-" = stdin); bad lines are reported and skipped; exit 1 when no line could be stored')
     .option('--strict', 'with --file: all or nothing; any bad line, refused label or unknown id fails the run and no label is stored')
     .option('--new-class', "accept labels that are not a class of the sample's task in the active version (a genuinely new class); without it such a label is refused (exit 2; with --file: that line is skipped)")
-    .option('--json', 'machine-readable output')
+    .option('--json', 'one JSON record: labelled, unchanged, unknown, skipped, errors')
     .addHelpText(
       'after',
       `
 Exit 1 when a sample id is not found (--sample, or --file --strict), or when --file stored no
 label at all; exit 2 for a bad line under --strict, a bad --label, or a label outside the
 task's classes (without --new-class).
+
+Examples:
+  sedna-ll feedback --sample 0193c1e8-00ac-7095-9d1e-3c1b2a4f5e6d --label cat
+  sedna-ll feedback --file labels.jsonl --json
+  sedna-ll samples ls --json | jq -c '.samples[] | {id, label: "cat"}' | sedna-ll feedback --file -
 ${EXIT_HELP}
 `,
     )
@@ -84,7 +89,7 @@ ${EXIT_HELP}
         for (const id of r.unknown) errors.push(single ? `unknown sample id ${id}` : `${opts.file}:${lineOf.get(id)}: unknown sample id ${id}`);
         if (single && r.unknown.length) throw new CliError(`unknown sample id ${opts.sample} (not in the outbox: never logged, evicted, or deleted after upload)`);
         for (const e of errors) process.stderr.write(`sedna-ll: ${e}\n`);
-        if (opts.json) printJson({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
+        if (opts.json) record({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
         else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);
         // every line bad or unknown (a wrong-format file): a failure, so scripts do not take it for success
         if (r.updated + r.unchanged === 0 && errors.length > 0) throw new CliError(`${opts.file}: no label stored, all ${errors.length} line(s) skipped`, EXIT.FAILURE);

@@ -2,7 +2,7 @@
 // The runtime (onnxruntime-node, better-sqlite3) is imported inside the action only.
 import { type Command, Option } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
-import { intOption, run } from './action.js';
+import { intOption, record, recordToStderr, run } from './action.js';
 
 interface InferOpts {
   format?: 'jsonl' | 'csv' | 'npy' | 'image';
@@ -13,6 +13,7 @@ interface InferOpts {
   strict?: boolean;
   log: boolean;
   seed?: number;
+  json?: boolean;
   home?: string;
 }
 
@@ -33,6 +34,11 @@ Bad records are reported on stderr ("sedna-ll: line N: reason") and skipped; --s
 at the first one with exit 1. Input with bad records and no good one exits 1 (wrong format?);
 empty input exits 0.
 
+Examples:
+  echo '{"id":"a1","x":[0.1,0.7,0.2],"attrs":{"site":"berlin"}}' | sedna-ll infer
+  sedna-ll infer frames.csv --features 2-785 --attrs site --batch 256 > predictions.jsonl
+  sedna-ll infer photos/ --attrs site=berlin --json 2>> infer-runs.jsonl
+
 ${EXIT_HELP}
 `;
 
@@ -49,12 +55,14 @@ export function register(program: Command): void {
     .option('--strict', 'stop at the first bad record (exit 1)')
     .option('--no-log', 'do not write hard/unseen samples to the outbox')
     .option('--seed <n>', 'seed of the random hard-example filter (default: time)', intOption('--seed', 0))
+    .option('--json', 'also one JSON run record {inferred, logged, bad} as the last line on stderr (stdout is the data)')
     .addHelpText('after', HELP)
     .action(
       run(async (file: string | undefined, opts: InferOpts, cmd: Command) => {
         const g = cmd.optsWithGlobals() as InferOpts;
         const { runInfer } = await import('../runtime/infer.js');
-        await runInfer({
+        recordToStderr();
+        const r = await runInfer({
           home: g.home,
           file,
           format: opts.format,
@@ -66,6 +74,7 @@ export function register(program: Command): void {
           log: opts.log,
           seed: opts.seed,
         });
+        record({ inferred: r.ok, logged: r.logged, bad: r.bad });
       }),
     );
 }

@@ -2,7 +2,7 @@
 // Domain modules are imported inside the action so `sedna-ll --version` does not load them.
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
-import { numOption, printJson, run } from './action.js';
+import { numOption, record, run } from './action.js';
 
 interface InitOpts {
   deviceId?: string;
@@ -23,8 +23,18 @@ export function register(program: Command): void {
     .option('--kb-url <url>', 'knowledge base URL (http:// or https://)')
     .option('--token-file <file>', 'file holding this device\'s KB token (stored with mode 0600)')
     .option('--kb-key <file>', 'PEM file of the KB\'s ed25519 public key (verifies published versions)')
-    .option('--json', 'machine-readable output')
-    .addHelpText('after', `\nThe home is --home, else $SEDNA_LL_HOME, else ~/.sedna-ll.\n\n${EXIT_HELP}\n`)
+    .option('--json', 'one JSON record: home, created, updated, outbox_max_bytes, kb_url, token')
+    .addHelpText(
+      'after',
+      `\nThe home is --home, else $SEDNA_LL_HOME, else ~/.sedna-ll.
+
+Examples:
+  sedna-ll init --device-id gw-7
+  sedna-ll init --device-id gw-7 --kb-url https://kb.example:9020 --token-file gw-7.token --kb-key kb.pub
+  sedna-ll init --max-outbox-mb 2048          # later: change only the quota
+
+${EXIT_HELP}\n`,
+    )
     .action(
       run(async (opts: InitOpts, cmd: Command) => {
         const g = cmd.optsWithGlobals() as InitOpts;
@@ -37,7 +47,9 @@ export function register(program: Command): void {
           tokenFile: opts.tokenFile,
           kbKeyFile: opts.kbKey,
         });
-        if (opts.json) return printJson(r);
+        // device_id is the record's `device`
+        const { device_id: _device, ...fields } = r;
+        if (opts.json) return record(fields);
         if (r.created) process.stdout.write(`initialised edge home ${r.home} (device ${r.device_id})\n`);
         else process.stdout.write(`edge home ${r.home} already initialised (device ${r.device_id}); ${r.updated.length ? `updated ${r.updated.join(', ')}` : 'nothing to change'}\n`);
       }),

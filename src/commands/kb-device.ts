@@ -2,9 +2,8 @@
 // them between rollout channels. Works on the data directory directly (safe while serving: WAL).
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
-import { printJson, run } from './action.js';
+import { printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
-import { printTable } from './table.js';
 
 function ago(ts: number | null): string {
   if (ts === null) return '-';
@@ -21,8 +20,8 @@ export function register(kb: Command): void {
     .option('--channel <name>', 'rollout channel', 'stable')
     .option('--token-out <file>', 'write the token to this file (mode 0600) instead of printing it')
     .option('--key-out <file>', 'write the KB public key PEM to this file')
-    .option('--json', 'print {id, channel, token, public_key} as JSON')
-    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .option('--json', 'one JSON record: id, channel, token (or token_file), public_key')
+    .addHelpText('after', `\nExamples:\n  sedna-ll kb device add gw-7 --token-out gw-7.token --key-out kb.pub\n  sedna-ll kb device add gw-8 --channel canary --json\n\n${EXIT_HELP}\n`)
     .action(
       run(async (id: string, o: { data?: string; channel: string; tokenOut?: string; keyOut?: string; json?: boolean }) => {
         const { addDevice } = await import('../kb/devices.js');
@@ -34,7 +33,7 @@ export function register(kb: Command): void {
           const { device: d, token } = await addDevice(store, id, o.channel);
           if (o.tokenOut) writeFileAtomic(o.tokenOut, token + '\n', 0o600);
           if (o.keyOut) writeFileAtomic(o.keyOut, publicKey);
-          if (o.json) return printJson({ id: d.id, channel: d.channel, ...(o.tokenOut ? { token_file: o.tokenOut } : { token }), public_key: publicKey });
+          if (o.json) return record({ id: d.id, channel: d.channel, ...(o.tokenOut ? { token_file: o.tokenOut } : { token }), public_key: publicKey });
           process.stdout.write(`device "${d.id}" enrolled on channel "${d.channel}"\n`);
           if (o.tokenOut) process.stdout.write(`token written to ${o.tokenOut}\n`);
           else process.stdout.write(`token (shown once): ${token}\n`);
@@ -54,11 +53,14 @@ export function register(kb: Command): void {
       run(async (o: { data?: string; json?: boolean }) => {
         await kbOpen(o.data, async (store) => {
           const list = await store.listDevices();
-          if (o.json) return printJson(list);
-          if (!list.length) return void process.stdout.write('no devices\n');
-          const rows = list.map((d) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `revoked ${ago(d.revoked_at)}` : 'active']);
-          const head = ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'];
-          await printTable(head, rows);
+          const { paint, verdict } = await import('./color.js');
+          const p = await paint(process.stdout);
+          await printList('devices', list, {
+            json: o.json,
+            empty: 'no devices',
+            headers: ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'],
+            row: (d) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `${verdict(p, 'revoked')} ${ago(d.revoked_at)}` : 'active'],
+          });
         });
       }),
     );
@@ -74,7 +76,7 @@ export function register(kb: Command): void {
         const { revokeDevice } = await import('../kb/devices.js');
         await kbOpen(o.data, async (store) => {
           const d = await revokeDevice(store, id);
-          if (o.json) return printJson(d);
+          if (o.json) return record({ ...d });
           process.stdout.write(`device "${id}" revoked\n`);
         });
       }),
@@ -92,7 +94,7 @@ export function register(kb: Command): void {
         const { setDeviceChannel } = await import('../kb/devices.js');
         await kbOpen(o.data, async (store) => {
           const d = await setDeviceChannel(store, id, o.channel);
-          if (o.json) return printJson(d);
+          if (o.json) return record({ ...d });
           process.stdout.write(`device "${id}" now on channel "${d.channel}"\n`);
         });
       }),

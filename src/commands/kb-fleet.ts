@@ -2,9 +2,8 @@
 // rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { intOption, numOption, printJson, run } from './action.js';
+import { intOption, numOption, printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
-import { printTable } from './table.js';
 const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
 
 function versionArg(v: string): number {
@@ -32,7 +31,7 @@ export function register(kb: Command): void {
         await kbOpen(o.data, async (store) => {
           const c = await addChannel(store, name, { abort_fail_pct: o.abortPct, abort_min_reports: o.minReports });
           const cfg = channelConfig(c);
-          if (o.json) return printJson({ name: c.name, version: c.version, previous_version: c.previous_version, config: cfg });
+          if (o.json) return record({ name: c.name, version: c.version, previous_version: c.previous_version, config: cfg });
           process.stdout.write(`channel "${c.name}" (version ${c.version ?? '-'}; abort at ${cfg.abort_fail_pct}% failed of >= ${cfg.abort_min_reports} reports)\n`);
         });
       }),
@@ -49,18 +48,20 @@ export function register(kb: Command): void {
         const { listChannels } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const list = await listChannels(store);
-          if (o.json) return printJson(list);
-          if (!list.length) return void process.stdout.write('no channels\n');
-          await printTable(
-            ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
-            list.map((c) => [
+          const { paint, verdict } = await import('./color.js');
+          const p = await paint(process.stdout);
+          await printList('channels', list, {
+            json: o.json,
+            empty: 'no channels',
+            headers: ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
+            row: (c) => [
               c.name,
               c.version === null ? '-' : String(c.version),
               c.previous_version === null ? '-' : String(c.previous_version),
               String(c.devices),
-              c.rollout ? `${c.rollout.status} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-',
-            ]),
-          );
+              c.rollout ? `${verdict(p, c.rollout.status)} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-',
+            ],
+          });
         });
       }),
     );
@@ -76,7 +77,7 @@ export function register(kb: Command): void {
         const { rolloutVersion } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const c = await rolloutVersion(store, versionArg(version), o.channel);
-          if (o.json) return printJson(c);
+          if (o.json) return record({ ...c });
           process.stdout.write(`channel "${c.name}" now at version ${c.version} (fallback ${c.previous_version ?? '-'})\n`);
         });
       }),
@@ -94,7 +95,7 @@ export function register(kb: Command): void {
         const { promote } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const c = await promote(store, o.from, o.to);
-          if (o.json) return printJson(c);
+          if (o.json) return record({ ...c });
           process.stdout.write(`promoted version ${c.version} from "${o.from}" to "${o.to}" (fallback ${c.previous_version ?? '-'})\n`);
         });
       }),
@@ -110,18 +111,20 @@ export function register(kb: Command): void {
         const { fleet } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const rows = await fleet(store);
-          if (o.json) return printJson(rows);
-          if (!rows.length) return void process.stdout.write('no devices\n');
-          await printTable(
-            ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
-            rows.map((d) => [
+          const { paint, verdict } = await import('./color.js');
+          const p = await paint(process.stdout);
+          await printList('devices', rows, {
+            json: o.json,
+            empty: 'no devices',
+            headers: ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
+            row: (d) => [
               d.id + (d.revoked ? ' (revoked)' : ''),
               d.channel,
               d.active_version === null ? '-' : String(d.active_version),
               d.last_seen ? iso(Date.parse(d.last_seen)) : '-',
-              d.last_trial ? `v${d.last_trial.version} ${d.last_trial.result}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-',
-            ]),
-          );
+              d.last_trial ? `v${d.last_trial.version} ${verdict(p, d.last_trial.result)}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-',
+            ],
+          });
         });
       }),
     );
@@ -138,7 +141,7 @@ export function register(kb: Command): void {
         const { buildKbBundle } = await import('../kb/bundle.js');
         await kbOpen(o.data, async (store) => {
           const r = await buildKbBundle(store, versionArg(version), o.output, { perTask: o.canaryPerTask });
-          if (o.json) return printJson(r);
+          if (o.json) return record({ ...r });
           process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}\n`);
         });
       }),

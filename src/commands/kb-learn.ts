@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { intOption, numOption, printJson, run } from './action.js';
+import { intOption, numOption, printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 import { printTable } from './table.js';
 
@@ -40,6 +40,18 @@ interface TrainOpts extends UnseenFlags {
   json?: boolean;
 }
 
+type RoundReport = import('../learn/round.js').RoundReport;
+
+/** The round report in the machine-output naming (the learner's own fields are camelCase). */
+function roundRecord(r: RoundReport) {
+  const { ms, tasks, ...rest } = r;
+  return {
+    ...rest,
+    duration_ms: Math.round(ms),
+    tasks: tasks.map(({ bestEpoch, trainMs, warmStart, ...t }) => ({ ...t, best_epoch: bestEpoch, train_ms: trainMs === null ? null : Math.round(trainMs), warm_start: warmStart })),
+  };
+}
+
 export function register(kb: Command): void {
   kb.command('train')
     .description('one learning round: define tasks, train seen/new tasks (transfer), gate on held-out data, calibrate, publish only what changed')
@@ -70,7 +82,14 @@ export function register(kb: Command): void {
     .addHelpText(
       'after',
       `\nCounters for --when: labelled_new, samples_new (since the last round), labelled_total, samples_total,\nrounds, hours_since_round. Not due -> exit 0 with a message. Exit 0 also when nothing changed.
-A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\n`,
+A second kb train on the same KB while one runs exits 6 (locked).
+
+Examples:
+  sedna-ll kb train
+  sedna-ll kb train --when "labelled_new >= 500" --window 22:00-04:00 --json   # from cron
+  sedna-ll kb train --arch softmax --channel canary
+
+${EXIT_HELP}\n`,
     )
     .action(
       run(async (o: TrainOpts) => {
@@ -94,7 +113,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
         const unseen = await unseenRequest(o);
         const say = (msg: string, extra: Record<string, unknown> = {}): void => {
-          if (o.json) printJson({ ran: false, message: msg, ...extra });
+          if (o.json) record({ ran: false, message: msg, ...extra });
           else process.stdout.write(msg + '\n');
         };
         if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
@@ -131,7 +150,9 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
             log: tty ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
           }).finally(release);
           for (const w of report.warnings) process.stderr.write(`kb train: warning: ${w}\n`);
-          if (o.json) return printJson({ ran: true, ...report });
+          if (o.json) return record({ ran: true, ...roundRecord(report) });
+          const { paint, verdict } = await import('./color.js');
+          const p = await paint(process.stdout);
           process.stdout.write(report.message + '\n');
           if (report.clusters) {
             const sil = Object.entries(report.clusters.silhouettes).map(([k, v]) => `k=${k}: ${v}`).join(', ');
@@ -148,7 +169,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
                 String(t.samples.heldout),
                 f4(t.before?.accuracy),
                 f4(t.after?.accuracy),
-                t.pinned ? 'pinned' : t.accepted === null ? '-' : t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept' : 'REJECTED',
+                t.pinned ? verdict(p, 'pinned') : t.accepted === null ? '-' : verdict(p, t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept' : 'REJECTED'),
                 t.test ? String(t.test.p) : '-',
                 t.epochs === null ? '-' : `${t.bestEpoch}/${t.epochs}`,
                 t.trainMs === null ? '-' : String(t.trainMs),
@@ -175,7 +196,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { evaluateVersion } = await import('../learn/eval.js');
         await kbOpen(o.data, async (store) => {
           const r = await evaluateVersion(store, file, { version: o.kbVersion, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
-          if (o.json) return printJson(r);
+          if (o.json) return record({ ...r });
           process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
           await printTable(
             ['TASK', 'SAMPLES', 'ACCURACY', 'MICRO_P', 'MACRO_F1'],
@@ -196,12 +217,12 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { listVersions } = await import('../learn/versions.js');
         await kbOpen(o.data, async (store) => {
           const list = await listVersions(store);
-          if (o.json) return printJson(list);
-          if (!list.length) return void process.stdout.write('no versions\n');
-          await printTable(
-            ['VERSION', 'PARENT', 'CREATED', 'CHANNEL', 'TASKS', 'CHANGED', 'ROUND'],
-            list.map((v) => [String(v.version), v.parent === null ? '-' : String(v.parent), v.created_at, v.channel ?? '-', String(v.tasks), v.changed.join(',') || '-', v.round === null ? '-' : String(v.round)]),
-          );
+          await printList('versions', list, {
+            json: o.json,
+            empty: 'no versions',
+            headers: ['VERSION', 'PARENT', 'CREATED', 'CHANNEL', 'TASKS', 'CHANGED', 'ROUND'],
+            row: (v) => [String(v.version), v.parent === null ? '-' : String(v.parent), v.created_at.replace(/\.\d{3}Z$/, 'Z'), v.channel ?? '-', String(v.tasks), v.changed.join(',') || '-', v.round === null ? '-' : String(v.round)],
+          });
         });
       }),
     );
@@ -221,7 +242,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { diffVersions } = await import('../learn/versions.js');
         await kbOpen(data, async (store) => {
           const d = await diffVersions(store, va, vb);
-          if (json) return printJson(d);
+          if (json) return record({ ...d });
           process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
           await printTable(
             ['TASK', 'CHANGE', 'MODEL A', 'MODEL B', 'ACC A', 'ACC B'],
@@ -242,11 +263,13 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
         const { taskHistory } = await import('../learn/versions.js');
         await kbOpen(o.data, async (store) => {
           const rows = (await taskHistory(store)).filter((r) => !o.task || r.task === o.task);
-          if (o.json) return printJson(rows);
-          if (!rows.length) return void process.stdout.write('no training rounds yet\n');
-          await printTable(
-            ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'N', 'P', 'TRAIN', 'HELD', 'EPOCHS', 'MS', 'WHY'],
-            rows.map((r) => [
+          const { paint, verdict } = await import('./color.js');
+          const p = await paint(process.stdout);
+          await printList('rounds', rows, {
+            json: o.json,
+            empty: 'no training rounds yet',
+            headers: ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'N', 'P', 'TRAIN', 'HELD', 'EPOCHS', 'MS', 'WHY'],
+            row: (r) => [
               String(r.round),
               r.task,
               r.kind,
@@ -254,7 +277,7 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
               r.metric,
               f4(r.before),
               f4(r.after),
-              r.verdict === 'pinned' ? 'pinned' : r.verdict === 'keep' ? 'kept' : r.accepted ? 'accepted' : 'rejected',
+              verdict(p, r.verdict === 'pinned' ? 'pinned' : r.verdict === 'keep' ? 'kept' : r.accepted ? 'accepted' : 'rejected'),
               r.test ? String(r.test.n) : '-',
               r.test ? String(r.test.p) : '-',
               String(r.train),
@@ -262,8 +285,8 @@ A second kb train on the same KB while one runs exits 6 (locked).\n${EXIT_HELP}\
               r.epochs === null ? '-' : String(r.epochs),
               String(r.train_ms),
               r.reason ?? '',
-            ]),
-          );
+            ],
+          });
         });
       }),
     );

@@ -2,9 +2,9 @@
 // initial training data, and ground-truth labels for training.
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { intOption, printJson, run } from './action.js';
+import { intOption, printList, record, recordToStderr, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
-import { printable, printTable } from './table.js';
+import { printable } from './table.js';
 
 interface FilterOpts {
   device?: string;
@@ -43,10 +43,11 @@ export function register(kb: Command): void {
           const total = await store.countSamples(filter);
           // the newest `limit` samples, listed oldest first
           const list = o.limit && total > o.limit ? (await store.listSamples({ ...filter, order: 'desc', limit: o.limit })).reverse() : await store.listSamples(filter);
-          if (o.json) return printJson(list);
-          if (!list.length) return void process.stdout.write('no samples\n');
-          const head = ['ID', 'DEVICE', 'TASK', 'KIND', 'BYTES', 'PRED', 'LABEL', 'FLAGS', 'RECEIVED'];
-          const rows = list.map((s) => [
+          await printList('samples', list, {
+            json: o.json,
+            empty: 'no samples',
+            headers: ['ID', 'DEVICE', 'TASK', 'KIND', 'BYTES', 'PRED', 'LABEL', 'FLAGS', 'RECEIVED'],
+            row: (s) => [
             s.id,
             s.device_id ?? '(import)',
             s.task,
@@ -56,8 +57,8 @@ export function register(kb: Command): void {
             s.label ?? '-',
             [s.hard ? 'hard' : '', s.unseen ? 'unseen' : ''].filter(Boolean).join(',') || '-',
             new Date(s.received_at).toISOString().replace(/\.\d+Z$/, 'Z'),
-          ]);
-          await printTable(head, rows);
+            ],
+          });
           if (total > list.length) process.stderr.write(`(${list.length} of ${total} shown; --limit 0 for all)\n`);
         });
       }),
@@ -66,7 +67,7 @@ export function register(kb: Command): void {
   addFilters(samples.command('export').description('export samples as JSONL (f32 payloads as "x", others as payload_b64)'))
     .option('--data <dir>', DATA_HELP)
     .option('-o, --output <file>', 'write to this file (default: stdout)')
-    .option('--json', 'print {exported, file} as JSON (with -o)')
+    .option('--json', 'also one JSON run record {exported, file}: on stdout with -o, else as the last line on stderr (stdout is the data)')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: FilterOpts & { data?: string; output?: string; json?: boolean }) => {
@@ -74,8 +75,8 @@ export function register(kb: Command): void {
         const { exportSamples } = await import('../kb/samples-io.js');
         await kbOpen(o.data, async (store) => {
           if (!o.output) {
-            await exportSamples(store, process.stdout, filter);
-            return;
+            recordToStderr();
+            return record({ exported: await exportSamples(store, process.stdout, filter), file: null });
           }
           const { createWriteStream, renameSync } = await import('node:fs');
           const tmp = `${o.output}.tmp-${process.pid}`;
@@ -83,7 +84,7 @@ export function register(kb: Command): void {
           const n = await exportSamples(store, out, filter);
           await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
           renameSync(tmp, o.output);
-          if (o.json) return printJson({ exported: n, file: o.output });
+          if (o.json) return record({ exported: n, file: o.output });
           process.stderr.write(`${n} sample(s) written to ${o.output}\n`);
         });
       }),
@@ -97,7 +98,7 @@ export function register(kb: Command): void {
     .option('--max-pixels <n>', 'refuse images over n pixels before decoding', intOption('--max-pixels', 1))
     .option('--strict', 'stop at the first bad line (exit 1) instead of skipping it')
     .option('--json', 'print {lines, imported, existing, skipped} as JSON')
-    .addHelpText('after', `\nBad lines and images (not PNG/JPEG, corrupt, over the pixel cap) are reported on stderr and skipped;\nan input with lines but none imported exits 1.\n${EXIT_HELP}\n`)
+    .addHelpText('after', `\nBad lines and images (not PNG/JPEG, corrupt, over the pixel cap) are reported on stderr and skipped;\nan input with lines but none imported exits 1.\n\nExamples:\n  sedna-ll kb samples import initial.jsonl\n  sedna-ll kb samples import site-a.jsonl --strict --json\n  sedna-ll kb samples import photos/ --labels labels.csv\n\n${EXIT_HELP}\n`)
     .action(
       run(async (file: string, o: { data?: string; labels?: string; maxPixels?: number; strict?: boolean; json?: boolean }) => {
         const { importSamples } = await import('../kb/samples-io.js');
@@ -109,7 +110,7 @@ export function register(kb: Command): void {
           const r = dir
             ? await importImageDir(store, file, { labels: o.labels, strict: o.strict, maxPixels: o.maxPixels, onBad: (where, reason) => process.stderr.write(`sedna-ll: ${where}: ${reason} (skipped)\n`) })
             : await importSamples(store, file, { strict: o.strict, maxPixels: o.maxPixels, onBad: badLine(file) });
-          if (o.json) printJson(r);
+          if (o.json) record(r);
           else process.stdout.write(`${r.imported} sample(s) imported, ${r.existing} already present, ${r.skipped} skipped\n`);
           if (r.lines > 0 && r.imported + r.existing === 0) return EXIT.FAILURE;
         });
@@ -129,7 +130,7 @@ export function register(kb: Command): void {
         const { importLabels } = await import('../kb/samples-io.js');
         return kbOpen(o.data, async (store) => {
           const r = await importLabels(store, file, { strict: o.strict, onBad: badLine(file) });
-          if (o.json) printJson(r);
+          if (o.json) record(r);
           else {
             for (const id of r.unknown.slice(0, 20)) process.stderr.write(`sedna-ll: ${file}: unknown sample id "${printable(id)}"\n`);
             if (r.unknown.length > 20) process.stderr.write(`sedna-ll: ${file}: ... ${r.unknown.length - 20} more unknown ids\n`);

@@ -1,7 +1,7 @@
 // `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
 import { type Command, Option } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { intOption, printJson, run } from './action.js';
+import { intOption, record, run } from './action.js';
 import { DATA_HELP } from './kb-common.js';
 import { LOG_LEVELS, type LogLevel } from '../kb/log.js';
 
@@ -17,7 +17,7 @@ export function register(kb: Command): void {
         const { resolveKbData } = await import('../kb/paths.js');
         const { initKb } = await import('../kb/init.js');
         const r = await initKb(resolveKbData(o.data), { force: o.force });
-        if (o.json) return printJson(r);
+        if (o.json) return record(r);
         process.stdout.write(`KB created in ${r.data}\nadmin token (shown once, keep it safe): ${r.admin_token}\nKB public key:\n${r.public_key}`);
       }),
     );
@@ -40,6 +40,11 @@ export function register(kb: Command): void {
 An X-Request-Id request header is kept as req_id, else one is made; either way it is
 returned in the X-Request-Id response header. Metrics: GET /metrics with the admin token
 (see README "Metrics"; --open-metrics serves it without).
+
+Examples:
+  SEDNA_LL_KB_DATA=/srv/sedna-kb sedna-ll kb serve --host 0.0.0.0 --port 9020
+  sedna-ll kb serve --data /srv/sedna-kb --tls-cert kb.crt --tls-key kb.key --log-level warn
+
 ${EXIT_HELP}\n`,
     )
     .action(

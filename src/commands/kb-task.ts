@@ -1,9 +1,8 @@
 // `sedna-ll kb task add` (register a task model in the KB) and `sedna-ll kb tasks` (list them).
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { collect, numOption, printJson, run } from './action.js';
+import { collect, numOption, printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
-import { printTable } from './table.js';
 
 export function register(kb: Command): void {
   const task = kb.command('task').description('task models registered in the KB');
@@ -52,7 +51,7 @@ export function register(kb: Command): void {
             outputKind: o.outputKind as 'probabilities' | 'logits' | undefined,
             preprocessing,
           });
-          if (o.json) return printJson(t);
+          if (o.json) return record({ ...t });
           process.stdout.write(`task "${t.id}": model ${t.model_sha.slice(0, 12)} (${t.model_size} bytes, ${t.labels.length} labels)${t.fallback ? ', fallback' : ''}\n`);
         });
       }),
@@ -68,10 +67,11 @@ export function register(kb: Command): void {
       run(async (o: { data?: string; all?: boolean; json?: boolean }) => {
         await kbOpen(o.data, async (store) => {
           const tasks = await store.listTasks({ includeRetired: !!o.all });
-          if (o.json) return printJson(tasks);
-          if (!tasks.length) return void process.stdout.write('no tasks\n');
-          const head = ['TASK', 'ATTRS', 'MODEL', 'PARENT', 'SAMPLES', 'ROUND', 'METRICS'];
-          const rows = tasks.map((t) => [
+          await printList('tasks', tasks, {
+            json: o.json,
+            empty: 'no tasks',
+            headers: ['TASK', 'ATTRS', 'MODEL', 'PARENT', 'SAMPLES', 'ROUND', 'METRICS'],
+            row: (t) => [
             t.id + (t.fallback ? ' (fallback)' : '') + (t.retired ? ' (retired)' : ''),
             Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-',
             t.model_sha.slice(0, 12),
@@ -79,8 +79,8 @@ export function register(kb: Command): void {
             String(t.samples),
             String(t.updated_round),
             Object.entries(t.metrics).map(([k, v]) => `${k}=${Number(v.toFixed(4))}`).join(' ') || '-',
-          ]);
-          await printTable(head, rows);
+            ],
+          });
         });
       }),
     );

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import type { OpenHome } from '../store/open-home.js';
-import { intOption, printJson, run } from './action.js';
+import { intOption, record, recordError, run } from './action.js';
 
 // the same lock as `sync`: a pull must never race an install, activation or prune
 const ROLLOUT_LOCK = 'sync';
@@ -33,18 +33,28 @@ async function withReadHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T> | T
 
 const help = (text: string) => `\n${text}\n\n${EXIT_HELP}\n`;
 
-function describeActivation(r: import('../runtime/trial.js').ActivationResult, policyN: number): string {
+type Activation = import('../runtime/trial.js').ActivationResult;
+
+/** An activation in the machine-output naming (version, active_version, previous_version). */
+function activationRecord(r: Activation) {
+  return { version: r.id, result: r.result, ...(r.reason ? { reason: r.reason } : {}), active_version: r.active, previous_version: r.previous, ...(r.checks ? { checks: r.checks } : {}) };
+}
+
+/** One line saying what an activation did, its verdict coloured for a person scanning it. */
+async function describeActivation(r: Activation, policyN: number): Promise<string> {
+  const { paint } = await import('./color.js');
+  const p = await paint(process.stdout);
   switch (r.result) {
     case 'noop':
       return `version ${r.id} is already active`;
     case 'ok':
-      return `dry run: version ${r.id} passed its checks (models load, canary ${r.checks?.canary.records ?? 0} records, ${r.checks?.latency_ms.toFixed(2)} ms/sample); nothing changed`;
+      return `dry run: version ${r.id} ${p.green('passed')} its checks (models load, canary ${r.checks?.canary.records ?? 0} records, ${r.checks?.latency_ms.toFixed(2)} ms/sample); nothing changed`;
     case 'pass':
-      return `version ${r.id} is active (committed; previous ${r.previous ?? 'none'})`;
+      return `version ${r.id} is ${p.green('active')} (committed; previous ${r.previous ?? 'none'})`;
     case 'trial':
-      return `version ${r.id} is active on trial for ${policyN} inferences (previous ${r.previous ?? 'none'} kept for rollback)`;
+      return `version ${r.id} is active ${p.yellow('on trial')} for ${policyN} inferences (previous ${r.previous ?? 'none'} kept for rollback)`;
     case 'fail':
-      return `version ${r.id} failed its trial: ${r.reason}; active version: ${r.active ?? 'none'}`;
+      return `version ${r.id} ${p.red('failed')} its trial: ${r.reason}; active version: ${r.active ?? 'none'}`;
   }
 }
 
@@ -87,7 +97,7 @@ export function register(program: Command): void {
               ...(problem ? { problem } : {}),
             };
           });
-          if (opts.json) return printJson(rows);
+          if (opts.json) return record({ versions: rows });
           if (!rows.length) return void process.stdout.write('no versions installed\n');
           for (const r of rows) {
             const mark = r.active ? '*' : ' ';
@@ -108,7 +118,7 @@ export function register(program: Command): void {
     .option('--activate', 'activate it with trial right after install')
     .option('--allow-downgrade', 'with --activate: also when it is older than the active version')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', help('A refused bundle (bad signature, checksum, unsafe or unexpected entry, size caps, truncated) exits 5 and leaves no trace.'))
+    .addHelpText('after', help('Examples:\n  sedna-ll model install /media/usb/kb-v12.tar.gz\n  sedna-ll model install kb-v12.tar.gz --activate --json\n\nA refused bundle (bad signature, checksum, unsafe or unexpected entry, size caps, truncated) exits 5 and leaves no trace.'))
     .action(
       run(async (bundle: string, opts: { activate?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
         const { installBundle } = await import('../store/rollout-files.js');
@@ -117,10 +127,10 @@ export function register(program: Command): void {
           const inst = await installBundle(paths, db, bundle, cfg);
           if (inst.canary_note) process.stderr.write(`sedna-ll: ${bundle}: ${inst.canary_note}\n`);
           const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, allowDowngrade: opts.allowDowngrade, reason: 'model install --activate' }) : null;
-          if (opts.json) printJson({ installed: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, ...(inst.canary_note ? { canary_note: inst.canary_note } : {}), activation: act });
+          if (opts.json) record({ version: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, ...(inst.canary_note ? { canary_note: inst.canary_note } : {}), activation: act ? activationRecord(act) : null });
           else {
             process.stdout.write(`${inst.already ? 'already installed' : 'installed'} version ${inst.id} (${inst.index.tasks.length} tasks, ${inst.canary} canary records)\n`);
-            if (act) process.stdout.write(describeActivation(act, cfg.rollout.trial_inferences) + '\n');
+            if (act) process.stdout.write((await describeActivation(act, cfg.rollout.trial_inferences)) + '\n');
           }
           return act?.result === 'fail' ? EXIT.VERIFY : EXIT.OK;
         });
@@ -135,14 +145,15 @@ export function register(program: Command): void {
     .option('--force', 'try a version that failed before')
     .option('--allow-downgrade', 'activate a signed version older than the active one')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', help('On trial the version serves; after config rollout.trial_inferences inferences it is committed, or rolled back automatically if its unseen+hard rate is worse than the previous version\'s by more than rollout.trial_rate_factor.'))
+    .addHelpText('after', help('Examples:\n  sedna-ll model activate 12 --dry-run\n  sedna-ll model activate 12 --json\n  sedna-ll model activate 11 --force         # a version that failed before\n\nOn trial the version serves; after config rollout.trial_inferences inferences it is committed, or rolled back automatically if its unseen+hard rate is worse than the previous version\'s by more than rollout.trial_rate_factor.'))
     .action(
       run(async (version: string, opts: { dryRun?: boolean; force?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
         const { activateWithTrial } = await import('../runtime/trial.js');
         const go = async ({ paths, db, cfg }: OpenHome) => {
           const r = await activateWithTrial(paths, db, version, { config: cfg, dryRun: opts.dryRun, force: opts.force, allowDowngrade: opts.allowDowngrade, reason: 'model activate' });
-          if (opts.json) printJson(r);
-          else process.stdout.write(describeActivation(r, cfg.rollout.trial_inferences) + '\n');
+          if (opts.json) record(activationRecord(r));
+          else process.stdout.write((await describeActivation(r, cfg.rollout.trial_inferences)) + '\n');
+          if (r.result === 'fail') recordError(EXIT.VERIFY, `version ${r.id} failed its check: ${r.reason ?? 'no reason given'}`);
           return r.result === 'fail' ? EXIT.VERIFY : EXIT.OK;
         };
         return opts.dryRun ? withReadHome(cmd, go) : withLockedHome(cmd, go);
@@ -159,7 +170,7 @@ export function register(program: Command): void {
         const { rollbackActive } = await import('../runtime/trial.js');
         return withLockedHome(cmd, async ({ db }) => {
           const r = rollbackActive(db);
-          if (opts.json) printJson(r);
+          if (opts.json) record({ from_version: r.from, to_version: r.to });
           else process.stdout.write(`rolled back from version ${r.from} to ${r.to}\n`);
         });
       }),
@@ -175,12 +186,13 @@ export function register(program: Command): void {
         const { verifyInstalled } = await import('../store/rollout-files.js');
         return withReadHome(cmd, async ({ paths, db, cfg }) => {
           const r = await verifyInstalled(paths, db, cfg);
-          if (opts.json) printJson(r);
+          if (opts.json) record(r);
           else {
-            for (const p of r.problems) process.stdout.write(`problem: ${p}\n`);
+            for (const pr of r.problems) process.stdout.write(`problem: ${pr}\n`);
             for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
             process.stdout.write(`${r.ok ? 'ok' : `${r.problems.length} problem(s)`}: ${r.versions} versions, ${r.models} model files checked\n`);
           }
+          if (!r.ok) recordError(EXIT.VERIFY, `${r.problems.length} problem(s): ${r.problems[0]}`);
           return r.ok ? EXIT.OK : EXIT.VERIFY;
         });
       }),
@@ -197,7 +209,7 @@ export function register(program: Command): void {
         const { pruneVersions } = await import('../store/rollout-files.js');
         return withLockedHome(cmd, async ({ paths, db }) => {
           const r = pruneVersions(paths, db, opts.keep);
-          if (opts.json) printJson(r);
+          if (opts.json) record(r);
           else process.stdout.write(`pruned ${r.removed.length} version(s)${r.removed.length ? ` (${r.removed.join(', ')})` : ''}, ${r.models_removed.length} model file(s); kept ${r.kept.join(', ') || 'none'}\n`);
         });
       }),
@@ -215,7 +227,7 @@ export function register(program: Command): void {
         const { exportVersion } = await import('../store/rollout-files.js');
         return withReadHome(cmd, async ({ paths, db }) => {
           const r = await exportVersion(paths, db, version, opts.output);
-          if (opts.json) printJson(r);
+          if (opts.json) record(r);
           else process.stdout.write(`wrote ${r.file} (${r.bytes} bytes, sha256 ${r.sha256}${r.signed ? '' : ', UNSIGNED'}, ${r.canary} canary records)\n`);
         });
       }),

@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import type { SampleState } from '../store/samples-query.js';
-import { intOption, printJson, run } from './action.js';
+import { intOption, printList, record, recordToStderr, run } from './action.js';
 
 interface Opts {
   task?: string;
@@ -37,40 +37,48 @@ export function register(program: Command): void {
     .option('--task <id>', 'only this task')
     .option('--state <state>', 'pending | uploaded')
     .option('--limit <n>', 'at most n samples', intOption('--limit', 1), 50)
-    .option('--json', 'machine-readable output (one JSON array)')
-    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .option('--json', 'one JSON record: {samples: [...]} (created_at ISO-8601)')
+    .addHelpText('after', `
+Examples:
+  sedna-ll samples ls --state pending --limit 20
+  sedna-ll samples ls --task berlin --json | jq -r '.samples[].id'
+
+${EXIT_HELP}
+`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
-        const [{ withHome }, { listSamples }, { isoTime, printTable }] = await load();
+        const [{ withHome }, { listSamples }] = await load();
         const state = stateOpt(opts.state);
         const rows = await withHome(home(cmd), (h) => listSamples(h.db, { task: opts.task, state, limit: opts.limit! }), { readonly: true });
-        if (opts.json) return printJson(rows);
-        await printTable(
-          ['ID', 'TASK', 'CREATED', 'STATE', 'PRED', 'LABEL', 'HARDNESS', 'WHY'],
-          rows.map((r) => [
+        const list = rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
+        await printList('samples', list, {
+          json: opts.json,
+          empty: 'no samples',
+          headers: ['ID', 'TASK', 'CREATED', 'STATE', 'PRED', 'LABEL', 'HARDNESS', 'WHY'],
+          row: (r) => [
             r.id,
             r.task,
-            isoTime(r.created_at),
+            r.created_at.replace(/\.\d{3}Z$/, 'Z'),
             r.state,
             r.pred_label,
             r.label,
             r.hardness.toFixed(3),
             [...r.hard_reasons, ...(r.unseen ? [`unseen:${r.unseen_reason ?? '?'}`] : [])].join(',') || '-',
-          ]),
-        );
+          ],
+        });
       }),
     );
 
   samples
     .command('stats')
     .description('outbox counts by task and by reason (hard-example filter / unseen reason)')
-    .option('--json', 'machine-readable output')
+    .option('--json', 'one JSON record: {tasks: [...], reasons: [...]}')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
         const [{ withHome }, { sampleStats }, { humanBytes, printTable }] = await load();
         const s = await withHome(home(cmd), (h) => sampleStats(h.db), { readonly: true });
-        if (opts.json) return printJson(s);
+        if (opts.json) return record(s);
         await printTable(
           ['TASK', 'SAMPLES', 'PENDING', 'UPLOADED', 'HARD', 'UNSEEN', 'LABELLED', 'DUPS', 'BYTES', 'EVICTED'],
           s.tasks.map((t) => [t.task, t.samples, t.pending, t.uploaded, t.hard, t.unseen, t.labelled, t.duplicates, humanBytes(t.bytes), t.evicted]),
@@ -88,10 +96,12 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'output file (default stdout)')
     .option('--task <id>', 'only this task')
     .option('--state <state>', 'pending | uploaded')
+    .option('--json', 'also one JSON run record {exported, file}: on stdout with -o, else as the last line on stderr (stdout is the data)')
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
         const [{ withHome }, { exportSamples }] = await load();
+        if (!opts.output) recordToStderr();
         const state = stateOpt(opts.state);
         const out: Writable = opts.output ? createWriteStream(opts.output) : process.stdout;
         const opened = opts.output ? once(out, 'open') : Promise.resolve();
@@ -122,7 +132,8 @@ export function register(program: Command): void {
         // a closed pipe (`| head`) is the reader's choice, not a failure
         if (failed && (failed as NodeJS.ErrnoException).code === 'EPIPE' && !opts.output) return;
         if (failed) throw new CliError(`${opts.output ?? 'stdout'}: write failed (${(failed as NodeJS.ErrnoException).code ?? (failed as Error).message})`);
-        if (opts.output) process.stderr.write(`exported ${n} sample${n === 1 ? '' : 's'} to ${opts.output}\n`);
+        record({ exported: n, file: opts.output ?? null });
+        if (opts.output && !opts.json) process.stderr.write(`exported ${n} sample${n === 1 ? '' : 's'} to ${opts.output}\n`);
       }),
     );
 }

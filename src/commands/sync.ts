@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { resolveHome } from '../store/home.js';
-import { intOption, numOption, printJson, run } from './action.js';
+import { intOption, numOption, record, recordError, run } from './action.js';
 
 interface SyncOpts {
   pushOnly?: boolean;
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
     .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')
     .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
-    .option('--json', 'print a summary {pushed, acked, rejected, rejected_total, pending, labels_pushed, pulled_version, activated, trial, bytes_up, bytes_down, models_downloaded, model_bytes_down, duration_ms, exit}')
+    .option('--json', 'one JSON line per run: acked, rejected, pending, labels_pushed, pulled_version, activated, trial, warnings, kept_tasks, bytes_up, bytes_down, models_downloaded, model_bytes_down, duration_ms, ... (README "Machine output")')
     .addHelpText(
       'after',
       `
@@ -46,6 +46,11 @@ the rollout health check and trial (manual: it stays staged for "model activate"
 KB aborted a rollout, the channel's older version comes back the same way (channel fallback).
 Samples the KB rejects for good (another device's id, failed checks) are marked rejected with
 its reason (see status) and never sent again.
+
+Examples:
+  sedna-ll sync
+  sedna-ll sync --max-time 300 --jitter 60 --json >> /var/log/sedna-ll/sync.jsonl 2>> /var/log/sedna-ll/sync.err
+  sedna-ll sync --push-only --compress gzip            # metered link, no model download now
 
   0  all pushed, edge has the newest version       3  KB unreachable, nothing done (nothing lost)
   4  partial: some batches acked / --max-time hit  5  signature or checksum failed; nothing installed;
@@ -78,20 +83,23 @@ ${EXIT_HELP}
           retries: opts.retries,
           ca: opts.ca,
           compress: opts.compress as 'auto' | 'gzip' | 'none' | undefined,
-        }).catch((e: unknown) => {
-          // a run that could not start (locked, no KB configured, bad --ca) still answers --json
-          if (opts.json) printJson({ exit: e instanceof CliError ? e.code : EXIT.FAILURE, error: String((e as Error)?.message ?? e).split('\n')[0] });
-          throw e;
         });
         const { summary, message } = result;
-        if (message) process.stderr.write(`sedna-ll: sync: ${message}\n`);
+        const { exit, error: _error, ...fields } = summary;
+        for (const w of summary.warnings) process.stderr.write(`sedna-ll: warning: ${w}\n`);
+        if (message) {
+          process.stderr.write(`sedna-ll: sync: ${message}\n`);
+          recordError(exit, message);
+        }
         if (result.fallback) process.stderr.write(`sedna-ll: sync: the KB points this device's channel back at older version ${result.fallback.to}: downgrade ${result.fallback.activated ? 'activated' : 'staged'}\n`);
-        if (opts.json) printJson(summary);
+        if (opts.json) record(fields);
         else if (process.stdout.isTTY) {
+          const { paint } = await import('./color.js');
+          const p = await paint(process.stdout);
           const pulled = summary.pulled_version !== null ? `, pulled version ${summary.pulled_version}${summary.activated ? ' (activated)' : ' (staged)'}` : '';
           process.stdout.write(
             `sync: ${summary.acked} sample(s) acked, ${summary.pending} pending, ${summary.labels_pushed} label(s)${pulled}; ` +
-              `${summary.bytes_up} B up, ${summary.bytes_down} B down in ${summary.duration_ms} ms (exit ${summary.exit})\n`,
+              `${summary.bytes_up} B up, ${summary.bytes_down} B down in ${summary.duration_ms} ms (exit ${exit === 0 ? p.green('0') : p.red(String(exit))})\n`,
           );
         }
         return summary.exit;

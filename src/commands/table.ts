@@ -1,31 +1,25 @@
-// Plain-text tables for human output. Headers are bold only on a TTY (chalk loaded lazily then),
-// so piped output stays plain and stable.
+// Plain-text tables for human output. Headers are bold only when stdout takes colour
+// (color.ts: a terminal, NO_COLOR / FORCE_COLOR / TERM=dumb honoured), so piped output stays
+// plain and stable.
+import { paint } from './color.js';
+
+export { humanBytes, isoTime } from '../format/units.js';
+
+/** The colour codes color.ts (chalk) writes: bold, dim, red, green, yellow, cyan and their resets. */
+// eslint-disable-next-line no-control-regex
+const OUR_SGR = /(\x1b\[(?:1|2|22|31|32|33|36|39)m)/;
+// eslint-disable-next-line no-control-regex
+const OUR_SGR_ALL = /\x1b\[(?:1|2|22|31|32|33|36|39)m/g;
+
 export async function printTable(headers: string[], rows: (string | number | null | undefined)[][]): Promise<void> {
-  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : printable(String(c)))));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
-  let head = line(headers);
-  if (process.stdout.isTTY) {
-    const chalk = (await import('chalk')).default;
-    head = chalk.bold(head);
-  }
-  process.stdout.write([head, ...cells.map(line)].join('\n') + '\n');
-}
-
-/** 1536 -> "1.5 KiB" */
-export function humanBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${u[i]}`;
-}
-
-export function isoTime(ms: number | null | undefined): string {
-  return ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-';
+  // cells may be coloured by verdict(): our own colour codes stay, every other control
+  // character (device-supplied text) is shown escaped; widths count visible characters only
+  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c).split(OUR_SGR).map((part, i) => (i % 2 ? part : printable(part))).join(''))));
+  const width = (c: string) => c.replace(OUR_SGR_ALL, '').length;
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => width(r[i] ?? ''))));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(Math.max(0, widths[i] - width(c))))).join('  ');
+  const p = await paint(process.stdout);
+  process.stdout.write([p.bold(line(headers)), ...cells.map(line)].join('\n') + '\n');
 }
 
 /**

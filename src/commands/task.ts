@@ -1,7 +1,7 @@
 // `sedna-ll task add MODEL.onnx --task ID`: register a local model as a task (a new local KB version).
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
-import { collect, numOption, printJson, run } from './action.js';
+import { collect, numOption, record, run } from './action.js';
 
 interface AddOpts {
   task: string;
@@ -9,6 +9,7 @@ interface AddOpts {
   labels?: string;
   preprocessScale?: number;
   fallback?: boolean;
+  keep?: boolean;
   json?: boolean;
   home?: string;
 }
@@ -24,8 +25,19 @@ export function register(program: Command): void {
     .option('--labels <a,b,c>', 'class labels in output order (default: the replaced task\'s labels when the model has as many classes, else "0".."K-1")')
     .option('--preprocess-scale <s>', 'multiply inputs by s before inference (e.g. 0.00392 for 0..255 pixels)', numOption('--preprocess-scale'))
     .option('--fallback', 'make this task the fallback for samples no task matches')
-    .option('--json', 'machine-readable output')
-    .addHelpText('after', `\n${EXIT_HELP}\n`)
+    .option('--keep', 'keep serving this task when sync pulls a KB version without it (config rollout.keep_local_tasks: every local task)')
+    .option('--json', 'one JSON record: task, version, previous_version, replaced, unchanged, model, labels_kept, previous_labels')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sedna-ll task add berlin.onnx --task berlin --attr site=berlin --labels cat,dog
+  sedna-ll task add global.onnx --task global --preprocess-scale 0.00392
+  sedna-ll task add berlin.onnx --task berlin --attr site=berlin --keep   # survives KB pulls
+
+${EXIT_HELP}
+`,
+    )
     .action(
       run(async (model: string, opts: AddOpts, cmd: Command) => {
         const [{ parseAttrPairs }, { withHome }] = await Promise.all([import('../format/attrs.js'), import('../store/open-home.js')]);
@@ -37,10 +49,14 @@ export function register(program: Command): void {
         }
         const labels = opts.labels !== undefined ? opts.labels.split(',').map((l) => l.trim()) : undefined;
         const { addTaskKeepingLabels } = await import('../store/task-keep-labels.js');
-        const r = await withHome((cmd.optsWithGlobals() as AddOpts).home, (h) =>
-          addTaskKeepingLabels(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback }),
-        );
-        if (opts.json) return printJson(r);
+        const { setKept } = await import('../store/kept-tasks.js');
+        const r = await withHome((cmd.optsWithGlobals() as AddOpts).home, async (h) => {
+          const added = await addTaskKeepingLabels(h.paths, h.db, { modelFile: model, task: opts.task, attrs, labels, scale: opts.preprocessScale, fallback: opts.fallback });
+          if (opts.keep) setKept(h.db, opts.task, true);
+          return added;
+        });
+        const { version, previous, ...fields } = r;
+        if (opts.json) return record({ ...fields, version, previous_version: previous, kept: !!opts.keep });
         if (r.labels_note) process.stderr.write(`sedna-ll: ${r.labels_note}\n`);
         if (r.unchanged) process.stdout.write(`task ${r.task} unchanged (version ${r.version} already holds this model)\n`);
         else

@@ -23,14 +23,14 @@ export async function addDevice(store: KbStore, id: string, channel = 'stable'):
 }
 
 export async function revokeDevice(store: KbStore, id: string): Promise<DeviceRecord> {
-  if (!(await store.revokeDevice(id))) throw new CliError(`device "${id}": unknown device`, EXIT.FAILURE);
+  if (!(await store.revokeDevice(id))) throw new CliError(`device "${id}": unknown device (see "sedna-ll kb device ls")`, EXIT.USAGE);
   await store.logEvent('device_revoke', { id });
   return (await store.getDevice(id))!;
 }
 
 export async function setDeviceChannel(store: KbStore, id: string, channel: string): Promise<DeviceRecord> {
   checkName('channel', channel);
-  if (!(await store.setDeviceChannel(id, channel))) throw new CliError(`device "${id}": unknown device`, EXIT.FAILURE);
+  if (!(await store.setDeviceChannel(id, channel))) throw new CliError(`device "${id}": unknown device (see "sedna-ll kb device ls")`, EXIT.USAGE);
   if (!(await store.getChannel(channel))) await store.upsertChannel(channel, {});
   await store.logEvent('device_channel', { id, channel });
   return (await store.getDevice(id))!;

@@ -119,7 +119,7 @@ export async function evaluateVersion(store: KbStore, file: string, opts: { vers
   const n = opts.version ?? (await store.latestVersion())?.n;
   if (!n) throw new CliError('the KB has no published version yet', EXIT.FAILURE);
   const f = await store.readVersionIndex(n);
-  if (!f) throw new CliError(`--kb-version ${n}: no such KB version`, EXIT.USAGE);
+  if (!f) throw new CliError(`KB version ${n} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
   const index = JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
   const rows = await readRows(file, index.allocation.attr_keys, opts.onBad);
   if (!rows.length) throw new CliError(`${file}: no usable labelled samples`, EXIT.FAILURE);

@@ -7,7 +7,7 @@ import type { KbStore } from '../kb/store.js';
 
 async function readIndex(store: KbStore, n: number): Promise<TaskIndex> {
   const f = await store.readVersionIndex(n);
-  if (!f) throw new CliError(`KB version ${n} does not exist`, EXIT.FAILURE);
+  if (!f) throw new CliError(`KB version ${n} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
   return JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
 }
 

@@ -2,6 +2,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { CliError, EXIT } from '../format/exit-codes.js';
+import { checkConfig } from './config-check.js';
 
 export interface UploadPolicy {
   /** raw: payload bytes leave the device; none: only metadata, prediction and scores */
@@ -28,6 +30,8 @@ export interface RolloutPolicy {
   canary_tolerance: number;
   /** max mean canary latency per sample in ms */
   max_latency_ms: number;
+  /** keep tasks added with `task add` when a pulled KB version lacks them (task add --keep: one task) */
+  keep_local_tasks?: boolean;
 }
 
 export interface EdgeConfig {
@@ -72,15 +76,17 @@ export type HomePaths = ReturnType<typeof homePaths>;
 
 export function loadConfig(home: string): EdgeConfig {
   const p = homePaths(home).config;
-  if (!existsSync(p)) throw new Error(`${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first`);
+  if (!existsSync(p)) throw new CliError(`${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first`, EXIT.USAGE);
   let c: EdgeConfig;
   try {
     c = JSON.parse(readFileSync(p, 'utf8'));
   } catch (e) {
-    throw new Error(`${p}: not valid JSON: ${(e as Error).message}`);
+    throw new CliError(`${p}: not valid JSON: ${(e as Error).message}`, EXIT.USAGE);
   }
   // `null`, a number, an array: valid JSON but no config (was "Cannot read properties of null")
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${p}: expected a JSON object, got ${c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c}`);
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new CliError(`${p}: expected a JSON object, got ${c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c}`, EXIT.USAGE);
+  // unknown keys and bad values stop every command here, naming the key (not later, in sync)
+  checkConfig(c, p);
   // fill sections added by later versions so older homes keep working
   return {
     ...c,

@@ -23,7 +23,8 @@ export interface InitResult {
   created: boolean;
   /** settings this run changed (empty when re-run with nothing new) */
   updated: string[];
-  outbox_max_mb: number;
+  /** the outbox quota (config outbox.max_mb) in bytes */
+  outbox_max_bytes: number;
   kb_url: string | null;
   token: boolean;
 }
@@ -134,7 +135,7 @@ export function initHome(o: InitOptions): InitResult {
     device_id: cfg.device_id,
     created: !existed,
     updated,
-    outbox_max_mb: cfg.outbox.max_mb,
+    outbox_max_bytes: Math.round(cfg.outbox.max_mb * 1024 * 1024),
     kb_url: cfg.kb?.url ?? null,
     token: existsSync(paths.token),
   };

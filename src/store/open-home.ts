@@ -57,7 +57,8 @@ export function openHome(homeOpt?: string, opts: { readonly?: boolean | 'when-ne
   try {
     cfg = loadConfig(home);
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.FAILURE);
+    // loadConfig's own CliErrors (no home, invalid config: exit 2, as in every command) pass through
+    throw e instanceof CliError ? e : new CliError((e as Error).message, EXIT.FAILURE);
   }
   // a missing database is an error, not an empty edge (`status` reported pending 0, exit 0)
   if (!existsSync(paths.db)) throw new CliError(`${paths.db}: missing (config.json is there but the edge database is gone); restore it from a backup or run "sedna-ll init" again`, EXIT.FAILURE);

@@ -3,27 +3,44 @@ import { statSync } from 'node:fs';
 import type { DB } from './db.js';
 import { kvGet } from './db.js';
 import type { EdgeConfig, HomePaths } from './home.js';
-import { Outbox, type OutboxCounts } from './outbox.js';
+import { Outbox } from './outbox.js';
 import { rejectedCount } from './rejected.js';
 import { activeVersion, listVersions } from './versions.js';
 
+// Machine output naming (README "Machine output"): snake_case keys, ISO-8601 UTC times, sizes in
+// bytes; each fact once (the device id is the run record's `device`).
 export interface EdgeStatus {
-  device_id: string;
   home: string;
   kb_url: string | null;
   active_version: string | null;
   previous_version: string | null;
   /** set when the active version's files cannot be read (the error, one line) */
   active_error?: string;
-  versions: { id: string; origin: string; state: string; installed_at: number; activated_at: number | null }[];
-  tasks: { id: string; attrs: Record<string, string>; labels: number; model: string; fallback: boolean }[];
-  /** rejected: samples the KB refused for good (store/rejected.ts), never sent again */
-  outbox: OutboxCounts & { rejected: number; max_mb: number; used_pct: number | null };
-  evictions: OutboxCounts['evicted'];
-  labels_pending: number;
+  versions: { id: string; origin: string; state: string; installed_at: string; activated_at: string | null }[];
+  tasks: { id: string; attrs: Record<string, string>; classes: number; model_sha256: string; fallback: boolean }[];
+  outbox: {
+    pending: number;
+    pending_bytes: number;
+    uploaded: number;
+    uploaded_bytes: number;
+    labels_pending: number;
+    /** samples the KB refused for good (store/rejected.ts), never sent again */
+    rejected: number;
+    /** uploaded samples deleted locally (upload.retention delete) */
+    deleted_uploaded: number;
+    /** tracked bytes, what the quota compares; max_bytes 0 = unlimited */
+    bytes: number;
+    max_bytes: number;
+    used_pct: number | null;
+  };
+  /** samples the disk quota removed (uploaded first, then the least valuable pending ones) */
+  evictions: { count: number; bytes: number; uploaded: number; pending: number; labelled: number };
   db_bytes: number;
-  last_sync: { time: number; result: number | string | null; [k: string]: unknown } | null;
+  /** the last sync run: its start time, exit code and error, if any */
+  last_sync: { time: string; exit: number | null; error?: string } | null;
 }
+
+const iso = (ms: number) => new Date(ms).toISOString();
 
 function fileSize(p: string): number {
   try {
@@ -53,29 +70,39 @@ export function edgeStatus(paths: HomePaths, db: DB, cfg: EdgeConfig): EdgeStatu
   let lastSync: EdgeStatus['last_sync'] = null;
   if (raw) {
     try {
-      lastSync = JSON.parse(raw);
+      const j = JSON.parse(raw) as { time?: number; result?: unknown; summary?: { error?: string } };
+      lastSync = { time: iso(Number(j.time) || 0), exit: typeof j.result === 'number' ? j.result : null, ...(j.summary?.error ? { error: j.summary.error } : {}) };
     } catch {
-      lastSync = { time: Number(raw) || 0, result: null };
+      lastSync = { time: iso(Number(raw) || 0), exit: null };
     }
   }
   return {
-    device_id: cfg.device_id,
     home: paths.home,
     kb_url: cfg.kb?.url ?? null,
     active_version: kvGet(db, 'active_version'),
     previous_version: kvGet(db, 'previous_version'),
     ...(activeError ? { active_error: activeError } : {}),
-    versions: listVersions(db).map((v) => ({ id: v.id, origin: v.origin, state: v.state, installed_at: v.installed_at, activated_at: v.activated_at })),
+    versions: listVersions(db).map((v) => ({ id: v.id, origin: v.origin, state: v.state, installed_at: iso(v.installed_at), activated_at: v.activated_at ? iso(v.activated_at) : null })),
     tasks: (active?.index.tasks ?? []).map((t) => ({
       id: t.id,
       attrs: t.attrs,
-      labels: t.model.labels.length,
-      model: t.model.sha256,
+      classes: t.model.labels.length,
+      model_sha256: t.model.sha256,
       fallback: active!.index.allocation.fallback === t.id,
     })),
-    outbox: { ...counts, rejected: rejectedCount(db), max_mb: cfg.outbox.max_mb, used_pct: counts.maxBytes ? Math.round((1000 * counts.bytes) / counts.maxBytes) / 10 : null },
-    evictions: counts.evicted,
-    labels_pending: counts.labelsPending,
+    outbox: {
+      pending: counts.pending,
+      pending_bytes: counts.pendingBytes,
+      uploaded: counts.uploaded,
+      uploaded_bytes: counts.uploadedBytes,
+      labels_pending: counts.labelsPending,
+      rejected: rejectedCount(db),
+      deleted_uploaded: counts.deletedUploaded,
+      bytes: counts.bytes,
+      max_bytes: counts.maxBytes,
+      used_pct: counts.maxBytes ? Math.round((1000 * counts.bytes) / counts.maxBytes) / 10 : null,
+    },
+    evictions: { ...counts.evicted },
     db_bytes: fileSize(paths.db) + fileSize(`${paths.db}-wal`),
     last_sync: lastSync,
   };

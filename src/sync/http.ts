@@ -228,14 +228,17 @@ export class KbClient {
     const remaining = this.remainingMs();
     if (remaining <= 0) throw new SyncHttpError(`--max-time reached before ${spec.method} ${spec.path}`, 'deadline');
     const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
-    if (spec.body) this.bytesUp += spec.body.length;
-    return this.undici.request(this.opts.baseUrl + spec.path, {
+    const res = await this.undici.request(this.opts.baseUrl + spec.path, {
       method: spec.method,
       headers: this.headers(spec.headers),
       body: spec.body,
       dispatcher: this.dispatcher,
       signal,
     });
+    // counted once the KB answered: bytes of a request that never got through (DNS, refused
+    // connection, reset) did not go up
+    if (spec.body) this.bytesUp += spec.body.length;
+    return res;
   }
 
   /**

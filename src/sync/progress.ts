@@ -1,13 +1,15 @@
 // A tiny progress line on stderr, only when stderr is a TTY (cron and pipes stay quiet).
 // Hand-written (~30 lines) rather than cli-progress: one bar, redrawn at most 10x a second,
 // is all sync needs, and it keeps a dependency out of the start-up path.
+import { humanBytes as fmtBytes } from '../format/units.js';
+
 export interface Progress {
   update(label: string, done: number, total: number, unit?: 'items' | 'bytes'): void;
   note(line: string): void;
   done(): void;
 }
 
-const fmtBytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${n} B`);
+
 
 export function makeProgress(enabled = !!process.stderr.isTTY): Progress {
   let last = 0;

@@ -27,6 +27,7 @@ import { parseIndex } from '../format/validate-index.js';
 import { type DB, kvGet, logEvent } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, fsyncDir } from '../store/home.js';
 import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
+import { carryLocalTasks, localTasks } from '../store/kept-tasks.js';
 import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
@@ -43,6 +44,10 @@ export interface PullResult {
   fallback: boolean;
   /** the health check of the activation this pull started (config rollout.activate = auto) */
   trial: { version: number; result: 'pass' | 'trial' | 'fail' | 'noop'; reason?: string } | null;
+  /** local tasks this version stops serving (one line each); kept ones are not listed */
+  warnings: string[];
+  /** local tasks carried over onto the pulled version (task add --keep, rollout.keep_local_tasks) */
+  kept: string[];
 }
 
 /**
@@ -69,7 +74,7 @@ const header = (h: Record<string, string | string[] | undefined>, k: string) => 
   return Array.isArray(v) ? v[0] : v;
 };
 
-const nothing = (): PullResult => ({ version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0, fallback: false, trial: null });
+const nothing = (): PullResult => ({ version: null, versionId: null, activated: false, downloaded: 0, bytesDown: 0, downloadMs: 0, fallback: false, trial: null, warnings: [], kept: [] });
 
 /** The KB version number the edge runs (active or on trial), null for none or a local version. */
 function activeKbSeq(db: DB): number | null {
@@ -129,6 +134,9 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   }
   const downloadMs = Date.now() - t0;
 
+  // local tasks served now (before the install changes what "latest KB version" means)
+  const local = localTasks(paths, db, since);
+
   // 3. install (verifies the signature again and the hash of every model this run did not
   // download itself, writes kb/<id>/ and the row) and activate
   const id = installVersion(paths, db, {
@@ -141,12 +149,15 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   });
   let activated = false;
   let trial: PullResult['trial'] = null;
+  // tasks the edge added itself: kept on top of this version (a local version), or warned about
+  const carry = carryLocalTasks(paths, db, config, index, id, local);
+  if (carry.kept.length) logEvent(db, 'local_tasks_kept', { on: id, version: carry.activate, tasks: carry.kept });
   if (config.rollout.activate === 'auto') {
     // through the rollout trial (opts.activate): health check before the pointer moves, then
     // observed inferences; a failed check leaves the active version and records last_trial
     // the channel fallback is the KB's signed decision to go back: a downgrade allowed here
     // (and said on stderr by the sync command), never on a plain pull
-    const r = await opts.activate(paths, db, id, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync', allowDowngrade: fallback });
+    const r = await opts.activate(paths, db, carry.activate, { config, reason: fallback ? `channel fallback from version ${active}` : 'sync', allowDowngrade: fallback });
     activated = r.result !== 'fail';
     if (r.result === 'pass' || r.result === 'trial' || r.result === 'fail' || r.result === 'noop') {
       trial = { version: index.version, result: r.result, ...(r.reason ? { reason: r.reason } : {}) };
@@ -154,7 +165,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   }
   if (fallback) logEvent(db, 'channel_fallback', { from: active, to: index.version, id, downloaded: missing.length, activated, result: trial?.result ?? null, reason: trial?.reason ?? null });
   logEvent(db, 'sync_pulled', { id, version: index.version, downloaded: missing.length, bytes: bytesDown, activated, fallback });
-  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown, downloadMs, fallback, trial };
+  return { version: index.version, versionId: id, activated, downloaded: missing.length, bytesDown, downloadMs, fallback, trial, warnings: carry.warnings, kept: carry.kept };
 }
 
 /** Stream hash of a file's first `len` bytes (to resume hashing a partial download). */

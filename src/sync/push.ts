@@ -27,6 +27,7 @@ const MARK_EVERY = 2000;
 const PUSH_AUTOCHECKPOINT_PAGES = 16384;
 
 export interface PushCounters {
+  /** samples in batches the KB answered (acked + rejected + ignored); never counts a batch lost on the way */
   pushed: number;
   acked: number;
   rejected: number;
@@ -117,10 +118,7 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     }
   };
   const send = (b: Prepared, body: Buffer) => {
-    c.pushed += b.ids.length;
     if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
-    if (b.gzip) c.batches_gzip++;
-    else c.batches_plain++;
     const p = client.request({
       method: 'POST',
       path: '/v1/samples',
@@ -200,6 +198,10 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       if (cur.ids.length > 0 && stored.length === 0 && !reply.rejected?.some((r) => sent.has(r?.id))) {
         throw new SyncHttpError(`KB answer to POST /v1/samples stores none of the ${cur.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
       }
+      // counted once the KB answered the batch usably: a run that never reached it reports 0 pushed
+      c.pushed += cur.ids.length;
+      if (cur.gzip) c.batches_gzip++;
+      else c.batches_plain++;
       for (const id of stored) {
         marks.ids.push(id);
         if (cur.labels[id] !== undefined) marks.labels[id] = cur.labels[id];

@@ -68,6 +68,10 @@ export interface SyncSummary {
   activated: boolean;
   /** the health check / trial of the version this run activated, if it activated one */
   trial?: { version: number; result: 'pass' | 'trial' | 'fail' | 'noop'; reason?: string };
+  /** e.g. local tasks the pulled version stops serving (also on stderr) */
+  warnings: string[];
+  /** local tasks carried over onto the pulled version (task add --keep, rollout.keep_local_tasks) */
+  kept_tasks: string[];
   bytes_up: number;
   bytes_down: number;
   duration_ms: number;
@@ -151,6 +155,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     labels_pending: 0,
     pulled_version: null,
     activated: false,
+    warnings: [],
+    kept_tasks: [],
     bytes_up: 0,
     bytes_down: 0,
     duration_ms: 0,
@@ -199,6 +205,8 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         s.models_downloaded = r.downloaded;
         s.model_bytes_down = r.bytesDown;
         if (r.trial) s.trial = r.trial;
+        s.warnings.push(...r.warnings);
+        s.kept_tasks = r.kept;
         if (r.trial?.result === 'fail') {
           const kept = kvGet(db, 'active_version');
           fail(new CliError(`KB version ${r.version} failed its health check (${r.trial.reason ?? 'no reason given'}); ${kept ? `version ${kept} stays active` : 'no version active'}`, EXIT.VERIFY));

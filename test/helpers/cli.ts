@@ -49,3 +49,9 @@ export function jsonLines<T = Record<string, unknown>>(s: string): T[] {
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as T);
 }
+
+/** The command's own fields of a --json run record (the envelope time/device/command/exit left out). */
+export function recordFields<T = Record<string, unknown>>(stdout: string): T {
+  const { time: _t, device: _d, command: _c, exit: _e, ...fields } = JSON.parse(stdout) as Record<string, unknown>;
+  return fields as T;
+}
