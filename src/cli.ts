@@ -89,7 +89,6 @@ void main();
 
 /** `help kb device` -> `kb device --help`: commander's own help command only looks one word deep. */
 function helpAsFlag(root: Command, args: string[]): string[] {
-  const words: string[] = [];
   let at = root;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -104,7 +103,6 @@ function helpAsFlag(root: Command, args: string[]): string[] {
     }
     const next = at.commands.find((c) => c.name() === a || c.aliases().includes(a));
     if (!next) return args;
-    words.push(a);
     at = next;
   }
   return args;

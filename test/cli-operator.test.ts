@@ -61,9 +61,9 @@ test('config: the generated validator is CONFIG_SCHEMA; unknown keys and bad val
   for (const [c, want] of [
     [ok, null],
     [{ ...ok, upload: { compres: 'x' } }, 'upload.compres: unknown key'],
-    [{ ...ok, upload: { compress: 'zip' } }, 'upload.compress: must be equal to one of the allowed values (auto, gzip, none)'],
-    [{ ...ok, rollout: { trial_inferences: 1.5 } }, 'rollout.trial_inferences: must be integer'],
-    [{ ...ok, upload: { per_task: { a: 'maybe' } } }, 'upload.per_task.a: must be equal to one of the allowed values (raw, none)'],
+    [{ ...ok, upload: { compress: 'zip' } }, 'upload.compress "zip": must be equal to one of the allowed values (auto, gzip, none)'],
+    [{ ...ok, rollout: { trial_inferences: 1.5 } }, 'rollout.trial_inferences 1.5: must be integer'],
+    [{ ...ok, upload: { per_task: { a: 'maybe' } } }, 'upload.per_task.a "maybe": must be equal to one of the allowed values (raw, none)'],
     [{ upload: {} }, 'device_id: required'],
   ] as const) {
     assert.equal(configProblem(c), want, JSON.stringify(c));
@@ -78,7 +78,7 @@ test('config: the generated validator is CONFIG_SCHEMA; unknown keys and bad val
     const before = readFileSync(file, 'utf8');
     let r = sedna(['config', 'set', 'upload.compress', 'zip'], { home });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /config\.json: upload\.compress: must be equal to one of the allowed values/);
+    assert.match(r.stderr, /config\.json: upload\.compress "zip": must be equal to one of the allowed values/);
     assert.equal(readFileSync(file, 'utf8'), before, 'nothing written');
     r = sedna(['config', 'set', 'rollout.trial_inferences', '50'], { home });
     assert.equal(r.code, 0, r.stderr);

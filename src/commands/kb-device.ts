@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../format/exit-codes.js';
 import { printList, record, run } from './action.js';
+import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
 function ago(ts: number | null): string {
@@ -53,13 +54,11 @@ export function register(kb: Command): void {
       run(async (o: { data?: string; json?: boolean }) => {
         await kbOpen(o.data, async (store) => {
           const list = await store.listDevices();
-          const { paint, verdict } = await import('./color.js');
-          const p = await paint(process.stdout);
           await printList('devices', list, {
             json: o.json,
             empty: 'no devices',
             headers: ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'],
-            row: (d) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `${verdict(p, 'revoked')} ${ago(d.revoked_at)}` : 'active'],
+            row: (d, p) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `${verdict(p, 'revoked')} ${ago(d.revoked_at)}` : 'active'],
           });
         });
       }),

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printList, record, run } from './action.js';
+import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
 
@@ -48,13 +49,11 @@ export function register(kb: Command): void {
         const { listChannels } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const list = await listChannels(store);
-          const { paint, verdict } = await import('./color.js');
-          const p = await paint(process.stdout);
           await printList('channels', list, {
             json: o.json,
             empty: 'no channels',
             headers: ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
-            row: (c) => [
+            row: (c, p) => [
               c.name,
               c.version === null ? '-' : String(c.version),
               c.previous_version === null ? '-' : String(c.previous_version),
@@ -111,13 +110,11 @@ export function register(kb: Command): void {
         const { fleet } = await import('../kb/rollout.js');
         await kbOpen(o.data, async (store) => {
           const rows = await fleet(store);
-          const { paint, verdict } = await import('./color.js');
-          const p = await paint(process.stdout);
           await printList('devices', rows, {
             json: o.json,
             empty: 'no devices',
             headers: ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
-            row: (d) => [
+            row: (d, p) => [
               d.id + (d.revoked ? ' (revoked)' : ''),
               d.channel,
               d.active_version === null ? '-' : String(d.active_version),

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printList, record, run } from './action.js';
+import { verdict } from './color.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 import { printTable } from './table.js';
 
@@ -151,7 +152,7 @@ ${EXIT_HELP}\n`,
           }).finally(release);
           for (const w of report.warnings) process.stderr.write(`kb train: warning: ${w}\n`);
           if (o.json) return record({ ran: true, ...roundRecord(report) });
-          const { paint, verdict } = await import('./color.js');
+          const { paint } = await import('./color.js');
           const p = await paint(process.stdout);
           process.stdout.write(report.message + '\n');
           if (report.clusters) {
@@ -263,13 +264,11 @@ ${EXIT_HELP}\n`,
         const { taskHistory } = await import('../learn/versions.js');
         await kbOpen(o.data, async (store) => {
           const rows = (await taskHistory(store)).filter((r) => !o.task || r.task === o.task);
-          const { paint, verdict } = await import('./color.js');
-          const p = await paint(process.stdout);
           await printList('rounds', rows, {
             json: o.json,
             empty: 'no training rounds yet',
             headers: ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'N', 'P', 'TRAIN', 'HELD', 'EPOCHS', 'MS', 'WHY'],
-            row: (r) => [
+            row: (r, p) => [
               String(r.round),
               r.task,
               r.kind,

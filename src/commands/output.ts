@@ -95,17 +95,18 @@ export function writeRecord(line: string): void {
 
 /**
  * The list pattern: with --json the rows go into the record under `key`; else a table (or
- * `empty` when there are none).
+ * `empty` when there are none), row() getting the colours stdout takes.
  */
 export async function printList<R>(
   key: string,
   rows: R[],
-  o: { json?: boolean; empty: string; headers: string[]; row: (r: R) => (string | number | null | undefined)[] },
+  o: { json?: boolean; empty: string; headers: string[]; row: (r: R, p: import('./color.js').Paint) => (string | number | null | undefined)[] },
 ): Promise<void> {
   if (o.json) return record({ [key]: rows });
   if (!rows.length) return void process.stdout.write(o.empty + '\n');
-  const { printTable } = await import('./table.js');
-  await printTable(o.headers, rows.map(o.row));
+  const [{ printTable }, { paint }] = await Promise.all([import('./table.js'), import('./color.js')]);
+  const p = await paint(process.stdout);
+  await printTable(o.headers, rows.map((r) => o.row(r, p)));
 }
 
 /** "sedna-ll: " in the error colour of stderr (red on a terminal that takes colour). */

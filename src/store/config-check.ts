@@ -19,7 +19,8 @@ export function configProblem(c: unknown): string | null {
   if (e.keyword === 'additionalProperties') return `${key(String(e.params.additionalProperty))}: unknown key`;
   if (e.keyword === 'required') return `${key(String(e.params.missingProperty))}: required`;
   const allowed = e.keyword === 'enum' ? ` (${(e.params.allowedValues as unknown[]).map(String).join(', ')})` : '';
-  return `${at || '(top level)'}: ${e.message ?? e.keyword}${allowed}`;
+  const value = JSON.stringify(getAt(c, at ? at.split('.') : []))?.slice(0, 60);
+  return `${at || '(top level)'} ${value}: ${e.message ?? e.keyword}${allowed}`;
 }
 
 /** Throw a usage error naming the file and the key when the config is not valid. */
