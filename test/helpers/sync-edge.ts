@@ -2,7 +2,7 @@
 // seeded outbox (real Outbox.logBatch into a real edge.db), id sets on both sides, and a test KB
 // per describe (suiteKb).
 import { after, before } from 'node:test';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEdgeDb } from '../../src/store/db.js';
 import { homePaths, loadConfig, saveConfig, type EdgeConfig } from '../../src/store/home.js';
@@ -29,8 +29,9 @@ export function makeEdge(kb: { url: string; deviceToken: string; publicKeyPem: s
   return { home, cleanup: t.cleanup };
 }
 
+/** Change config.json as it is on disk (not checked: tests also write invalid configs, and repair them). */
 export function editConfig(home: string, fn: (c: EdgeConfig) => void): void {
-  const c = loadConfig(home);
+  const c = JSON.parse(readFileSync(homePaths(home).config, 'utf8')) as EdgeConfig;
   fn(c);
   saveConfig(home, c);
 }
