@@ -303,7 +303,7 @@ test('model activate of an older signed version is refused without --allow-downg
     assert.match(down.stderr, /version 1 is older than the active version 2: refusing a downgrade; pass --allow-downgrade/);
     const ok = sedna(['model', 'activate', '1', '--allow-downgrade', '--json'], { home });
     assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(JSON.parse(ok.stdout).active, '1');
+    assert.equal(JSON.parse(ok.stdout).active_version, '1');
   } finally {
     t.cleanup();
   }

@@ -77,7 +77,7 @@ test('images: directory + labels.csv import with bad images skipped, auto CNN on
   const g = rep.tasks.find((x: { fallback: boolean }) => x.fallback);
   assert.equal(g.accepted, true, JSON.stringify(rep.tasks));
   assert.ok(g.after.accuracy > 0.8, `held-out accuracy ${g.after.accuracy}`);
-  const tasks = JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[];
+  const { tasks } = JSON.parse(run(['kb', 'tasks', '--json']).stdout) as { tasks: { id: string; arch: string; inputs: { shape: (number | string)[] }[] }[] };
   const gt = tasks.find((x) => x.id === g.task)!;
   assert.equal(gt.arch, 'cnn');
   assert.deepEqual(gt.inputs[0].shape, ['N', 1, 12, 12]);

@@ -157,7 +157,7 @@ test('an unknown site with no fallback task is printed (task null, unseen "attr"
   assert.deepEqual([rome.id, rome.task, rome.label, rome.unseen, rome.unseen_reason, rome.logged], ['r1', null, null, true, 'attr', true]);
   const s = sedna(['sync', '--json'], { home: edge.home });
   assert.equal(s.code, 0, s.stderr);
-  const onKb = JSON.parse(kb.cli(['samples', 'ls', '--json']).stdout) as { task: string | null; attrs: Record<string, string>; unseen: boolean; unseen_reason: string | null }[];
+  const onKb = (JSON.parse(kb.cli(['samples', 'ls', '--json']).stdout) as { samples: { task: string | null; attrs: Record<string, string>; unseen: boolean; unseen_reason: string | null }[] }).samples;
   const got = onKb.find((x) => x.attrs.site === 'rome');
   assert.ok(got, JSON.stringify(onKb));
   assert.deepEqual([got.task, got.unseen, got.unseen_reason], [null, true, 'attr']);

@@ -35,7 +35,7 @@ const versionRow = obj({ id: str, origin: str, state: str, installed_at: iso, ac
 const activation = obj({ version: str, result: { enum: ['pass', 'trial', 'fail', 'ok', 'noop'] }, active_version: nul(str), previous_version: nul(str), reason: str, checks: {} }, ['version', 'result', 'active_version', 'previous_version']);
 const kbDevice = obj({ id: str, channel: str, created_at: iso, revoked_at: nul(iso), last_seen: nul(iso), active_version: nul(int), last_report: {} });
 const channel = obj({ name: str, version: nul(int), previous_version: nul(int) }, ['name', 'version', 'previous_version']);
-const kbSample = obj({ id: str, device_id: nul(str), task: str, payload_bytes: int, received_at: iso, label: nul(str) }, ['id', 'device_id', 'payload_bytes', 'received_at', 'label']);
+const kbSample = obj({ id: str, device_id: nul(str), task: nul(str), payload_bytes: int, received_at: iso, label: nul(str) }, ['id', 'device_id', 'payload_bytes', 'received_at', 'label']);
 const kbTask = obj({ id: str, attrs: { type: 'object' }, model_sha: str, labels: strs, fallback: bool, created_at: iso, updated_at: iso }, ['id', 'attrs', 'model_sha', 'labels', 'fallback']);
 const syncTrial = obj({ version: int, result: { enum: ['pass', 'trial', 'fail', 'noop'] }, reason: str }, ['version', 'result']);
 
