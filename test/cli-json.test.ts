@@ -137,9 +137,9 @@ describe('--json run records', () => {
     check(k(['device', 'revoke', 'gw-nope']), 'kb device revoke', { exit: 2 });
     check(k(['samples', 'ls']), 'kb samples ls', { exit: 0 });
     const data = join(t.dir, 'train.jsonl');
-    writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ id: `t${i}`, x: [i % 3, 1, 0], label: 'abc'[i % 3], attrs: { site: 'x' } })).join('\n') + '\n');
+    writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ id: `train-${String(i).padStart(4, '0')}`, x: [i % 3, 1, 0], label: 'abc'[i % 3], attrs: { site: 'x' } })).join('\n') + '\n');
     check(k(['samples', 'import', data]), 'kb samples import', { exit: 0 });
-    writeFileSync(join(t.dir, 'labels.csv'), 'id,label\nt0,a\nnope,b\n');
+    writeFileSync(join(t.dir, 'labels.csv'), 'id,label\ntrain-0000,a\nnope-0000,b\n');
     check(k(['label', 'import', join(t.dir, 'labels.csv')]), 'kb label import', { exit: 0 });
     check(kb.cli(['samples', 'export', '--json']), 'kb samples export', { stream: true, exit: 0 });
     check(k(['samples', 'export', '-o', join(t.dir, 'kbout.jsonl')]), 'kb samples export', { exit: 0 });

@@ -80,13 +80,13 @@ test('a UTF-8 BOM before the first record is not part of it (infer JSONL, kb sam
   }
 });
 
-test('config.json holding null (or an array) is one clear line, exit 1', () => {
+test('config.json holding null (or an array) is one clear line, exit 2 (an invalid config, as in every command)', () => {
   const e = edgeHome();
   try {
     for (const text of ['null', '[1]', '7']) {
       writeFileSync(join(e.home, 'config.json'), text);
       const r = sedna(['status'], { home: e.home });
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 2);
       assert.match(r.stderr, /config\.json: expected a JSON object/);
       assert.equal(r.stderr.trim().split('\n').length, 1);
     }
