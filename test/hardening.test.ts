@@ -325,7 +325,7 @@ test('a read-only home: status and samples ls work (read-only open), infer says 
     chmodSync(e.home, 0o500);
     const st = run(['status', '--json']);
     assert.equal(st.status, 0, st.stderr);
-    assert.equal(JSON.parse(st.stdout).device_id, 'edge-test');
+    assert.equal(JSON.parse(st.stdout).device, 'edge-test');
     const ls = run(['samples', 'ls']);
     assert.equal(ls.status, 0, ls.stderr);
     const inf = run(['infer'], '{"x":[1,0,0]}\n');
