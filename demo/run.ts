@@ -116,9 +116,9 @@ async function startKb(data: string): Promise<{ url: string; child: ChildProcess
   let errText = '';
   child.stderr!.on('data', (c: Buffer) => (errText += c.toString()));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new StepError(`kb serve did not report "listening on" within 20 s: ${errText.trim()}`)), 20_000);
+    const timer = setTimeout(() => rej(new StepError(`kb serve did not report "listening" within 120 s: ${errText.trim()}`)), 120_000);
     createInterface({ input: child.stdout! }).on('line', (l) => {
-      const m = /listening on (\S+)/.exec(l);
+      const m = /"listening":"([^"]+)"/.exec(l);
       if (m) {
         clearTimeout(timer);
         res(m[1]);

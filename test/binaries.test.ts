@@ -116,7 +116,7 @@ for (const arch of ['x64', 'arm64'] as Arch[]) {
       const input = join(tmp.dir, 'in.jsonl');
       // s1 is confident; s2 (all classes equal) is hard, so it is logged to the outbox for sync
       writeFileSync(input, '{"id":"s1","x":[0.1,0.2,3]}\n{"id":"s2","x":[1,1,1]}\n');
-      const kbServer = b.start(['kb', 'serve', '--host', '127.0.0.1', '--port', '0', '--data', data], /listening on (\S+)/);
+      const kbServer = b.start(['kb', 'serve', '--host', '127.0.0.1', '--port', '0', '--data', data], /"listening":"([^"]+)"/);
       const kb = { url: (await kbServer.ready)[1], stop: kbServer.stop };
       try {
         ok(b.run(['init', '--device-id', 'gw-bin', '--kb-url', kb.url, '--token-file', join(tmp.dir, 'token'), '--kb-key', join(tmp.dir, 'kb.pub')]), 'init');

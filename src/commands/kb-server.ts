@@ -35,7 +35,7 @@ export function register(kb: Command): void {
     .option('--open-metrics', 'serve /metrics without the admin token (default: Authorization: Bearer <admin token>)')
     .addHelpText(
       'after',
-      `\nPrints "listening on <url>" on stdout once ready. Logs one JSON object per line on stderr
+      `\nPrints one JSON line {"listening": URL, "port": N} on stdout once ready (as the edge serve does). Logs one JSON object per line on stderr
 (level, time, req_id, method, url, route, status, ms, device); tokens are never logged.
 An X-Request-Id request header is kept as req_id, else one is made; either way it is
 returned in the X-Request-Id response header. Metrics: GET /metrics with the admin token
@@ -77,7 +77,8 @@ ${EXIT_HELP}\n`,
           await store.close();
           throw new CliError(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`, EXIT.FAILURE);
         }
-        process.stdout.write(`listening on ${srv.url}\n`);
+        // one JSON line, the same shape as the edge `serve` prints: scripts read both alike
+        process.stdout.write(JSON.stringify({ listening: srv.url, port: srv.port }) + '\n');
         // graceful stop: refuse new requests (503), finish the ones in flight, close the store
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {

@@ -74,7 +74,7 @@ async function spawnServe(dataDir: string, port: number, args: string[], env?: N
     }, 120_000);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /listening on (\S+)/.exec(out);
+      const m = /"listening":"([^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
