@@ -104,15 +104,17 @@ class HttpError extends Error {
 
 /**
  * The request body, at most max bytes. Over the limit (declared by content-length or seen while
- * reading) it rejects with 413 and stops buffering; the handler answers 413 with
- * "connection: close" (destroying the request here reset the connection before any answer).
+ * reading) it rejects with 413 and stops buffering; the rest of the body is read and dropped
+ * while the 413 goes out (closing with unread data in the socket makes the kernel send a reset,
+ * which the client can see before the answer: EPIPE instead of 413). A client that keeps
+ * sending past DRAIN_FACTOR x max is cut off.
  */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = () => new HttpError(413, `request body larger than ${max} bytes`);
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > max) {
-      req.resume(); // drain without keeping it
+      drainCapped(req, max);
       return reject(tooLarge());
     }
     const chunks: Buffer[] = [];
@@ -122,7 +124,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       if (n > max) {
         req.off('data', onData);
         chunks.length = 0;
-        req.resume();
+        drainCapped(req, max);
         reject(tooLarge());
         return;
       }
@@ -134,10 +136,20 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+const DRAIN_FACTOR = 8;
+
+/** Read and drop the rest of an over-limit body; past DRAIN_FACTOR x max the client is cut off. */
+function drainCapped(req: IncomingMessage, max: number): void {
+  let dropped = 0;
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > DRAIN_FACTOR * max) req.socket.destroy();
+  });
+  req.resume();
+}
+
 function send(res: ServerResponse, status: number, body: string): void {
-  // 413: the rest of the body is not read; the connection closes after the answer
-  const close = status === 413 ? { connection: 'close' } : {};
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...close });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
