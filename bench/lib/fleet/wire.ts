@@ -1,0 +1,81 @@
+// The push body the simulated devices send: the sync protocol's POST /v1/samples JSON
+// (src/format/protocol.ts), in the field order and shape the edge's PushReader writes, sent
+// uncompressed (what the edge's --compress auto picks on a fast link). Payloads are float32
+// features rounded to 3 decimals like the edge bench's outboxes; a pool of distinct payloads is
+// made once so the load generator spends its CPU on HTTP, not on random numbers and sha256.
+import { createHash } from 'node:crypto';
+import type { UploadSample } from '../../../src/format/protocol.js';
+import { mulberry32 } from '../../../src/format/onnx-writer.js';
+import { uuidv7 } from '../../../src/store/uuid7.js';
+
+export interface PayloadPool {
+  b64: string[];
+  sha: string[];
+  /** `"payload_kind":"f32","payload_b64":"...","payload_sha":"..."` of each payload, made once */
+  json: string[];
+}
+
+export function makePayloadPool(n: number, bytes: number, seed: number): PayloadPool {
+  const rand = mulberry32(seed);
+  const pool: PayloadPool = { b64: [], sha: [], json: [] };
+  for (let i = 0; i < n; i++) {
+    const f = new Float32Array(Math.floor(bytes / 4));
+    for (let k = 0; k < f.length; k++) f[k] = Math.round(rand() * 1000) / 1000;
+    const b = Buffer.from(f.buffer);
+    pool.b64.push(b.toString('base64'));
+    pool.sha.push(createHash('sha256').update(b).digest('hex'));
+    pool.json.push(`"payload_kind":"f32","payload_b64":"${pool.b64[i]}","payload_sha":"${pool.sha[i]}"`);
+  }
+  return pool;
+}
+
+export interface PushBody {
+  ids: string[];
+  body: Buffer;
+  headers: Record<string, string>;
+}
+
+/** The sample of the wire (what sampleJson writes, as an object: the smoke test compares them). */
+export function uploadSample(pool: PayloadPool, k: number, id: string, site: string, i: number, now: number): UploadSample {
+  return {
+    id,
+    task: 'global',
+    attrs: { site },
+    payload_kind: 'f32',
+    payload_b64: pool.b64[k],
+    payload_sha: pool.sha[k],
+    pred_label: String(i % 3),
+    scores: [0.5, 0.3, 0.2],
+    hard: true,
+    hard_reasons: ['cross_entropy'],
+    unseen: false,
+    unseen_reason: null,
+    kb_version: null,
+    created_at: now,
+  };
+}
+
+/**
+ * The same sample as JSON text, assembled from pieces like the edge's PushReader does (a
+ * JSON.stringify of every 4 KB base64 string made the load generator cost as much CPU as a replica).
+ * id and site are [A-Za-z0-9-] (no escaping needed).
+ */
+export function sampleJson(pool: PayloadPool, k: number, id: string, site: string, i: number, now: number): string {
+  return (
+    `{"id":"${id}","task":"global","attrs":{"site":"${site}"},${pool.json[k]},"pred_label":"${i % 3}","scores":[0.5,0.3,0.2],` +
+    `"hard":true,"hard_reasons":["cross_entropy"],"unseen":false,"unseen_reason":null,"kb_version":null,"created_at":${now}}`
+  );
+}
+
+/** One batch of n new samples of a device at site `site`, payloads picked from the pool. */
+export function makePushBody(pool: PayloadPool, n: number, site: string, rand: () => number): PushBody {
+  const ids: string[] = [];
+  const parts: string[] = [];
+  const now = Date.now();
+  for (let i = 0; i < n; i++) {
+    const id = uuidv7();
+    ids.push(id);
+    parts.push(sampleJson(pool, Math.floor(rand() * pool.b64.length), id, site, i, now));
+  }
+  return { ids, body: Buffer.from(`{"samples":[${parts.join(',')}]}`), headers: { 'content-type': 'application/json' } };
+}
