@@ -15,11 +15,11 @@
 //   options: --devices LIST --batches N --batch-size N --sample-bytes N --resend F --kill-at F
 //            --model-mb N --pull-devices N (default all) --pull-concurrency N --repeat N
 //            --fleet-backend auto|postgres+s3|postgres|sqlite --only baseline|fleet
-//            --max-minutes N --json (one JSON document on stdout; the log goes to stderr)
-// Output: the table on stdout (or JSON), bench/out/fleet.json. Exit 1 when an audit fails.
+//            --max-minutes N --json (one JSON document on stdout; the log goes to stderr) --out FILE
+// Output: the table on stdout (or JSON), bench/out/fleet.json (or --out). Exit 1 when an audit fails.
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../test/helpers/cli.js';
 import { postgresBackend, sqliteBackend, type KbBackend } from './lib/fleet/backends.js';
@@ -44,6 +44,7 @@ const { values: a } = parseArgs({
     'max-minutes': { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
   strict: true,
 });
@@ -130,12 +131,13 @@ const doc = {
   options: { ...base(0), devices: sizes, deadline: undefined, log: undefined, repeat, fleet_backend: fleetBackend },
   results,
 };
-mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'out', 'fleet.json'), JSON.stringify(doc, null, 2) + '\n');
+const outFile = a.out ?? join(ROOT, 'bench', 'out', 'fleet.json');
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n');
 if (a.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
 else {
   for (const r of results) process.stdout.write(`\n== ${r.devices} devices ==\n${renderTable(r.baseline, r.fleet)}\n`);
-  process.stdout.write(`\nmachine: ${doc.machine.cpus} cores (${doc.machine.cpu_model}), load average at the end ${doc.machine.loadavg_end.join(' ')}; JSON in bench/out/fleet.json\n`);
+  process.stdout.write(`\nmachine: ${doc.machine.cpus} cores (${doc.machine.cpu_model}), load average at the end ${doc.machine.loadavg_end.join(' ')}; JSON in ${outFile}\n`);
 }
 if (!ok) {
   log('bench:fleet: AUDIT FAILED');
