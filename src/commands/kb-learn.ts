@@ -1,7 +1,6 @@
 // `sedna-ll kb train | eval | versions [diff A B] | rounds`: the KB's learning side.
 // (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
@@ -118,7 +117,7 @@ ${EXIT_HELP}\n`,
           else process.stdout.write(msg + '\n');
         };
         if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
-        await kbOpen(o.data, async (store, dataDir) => {
+        await kbOpen(o.data, async (store) => {
           if (conds) {
             const { counters, KNOWN_COUNTERS } = await import('../learn/counters.js');
             const c = await counters(store);
@@ -126,9 +125,8 @@ ${EXIT_HELP}\n`,
             if (!r.due) return say(`kb train: not due (${r.detail.join('; ')}); nothing to do`, { reason: 'when', detail: r.detail });
           }
           const { runRound } = await import('../learn/round.js');
-          const { acquireTrainLock } = await import('../learn/lock.js');
-          const { kbPaths } = await import('../kb/paths.js');
-          const release = acquireTrainLock(join(kbPaths(dataDir).tmp, 'train.lock'));
+          // the store's lock: a file lock on the embedded backend, an advisory lock on PostgreSQL
+          const release = await store.trainLock();
           const tty = process.stderr.isTTY;
           const report = await runRound(store, {
             minSamples: o.minSamples,

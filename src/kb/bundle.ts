@@ -14,7 +14,7 @@ import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { CheckedModel, syntheticInputs } from '../onnx/checked-model.js';
 import { f32Values } from './samples-io.js';
-import type { KbStore, SampleFilter } from './store.js';
+import type { KbStore, SampleFilter, SampleStore } from './store.js';
 
 export interface KbBundleResult {
   file: string;
@@ -24,7 +24,7 @@ export interface KbBundleResult {
   canary: { task: string; records: number; source: 'heldout' | 'labelled' | 'samples' | 'random' }[];
 }
 
-async function canaryInputs(store: KbStore, task: TaskEntry, features: number, n: number): Promise<{ xs: number[][]; attrs: Record<string, string>[]; source: KbBundleResult['canary'][number]['source'] }> {
+async function canaryInputs(store: SampleStore, task: TaskEntry, features: number, n: number): Promise<{ xs: number[][]; attrs: Record<string, string>[]; source: KbBundleResult['canary'][number]['source'] }> {
   const tries: [KbBundleResult['canary'][number]['source'], SampleFilter][] = [
     ['heldout', { assigned_task: task.id, split: 'heldout' }],
     ['heldout', { task: task.id, split: 'heldout' }],
@@ -34,15 +34,18 @@ async function canaryInputs(store: KbStore, task: TaskEntry, features: number, n
   for (const [source, filter] of tries) {
     const xs: number[][] = [];
     const attrs: Record<string, string>[] = [];
-    for (const s of await store.listSamples({ ...filter, limit: 200 })) {
+    // one snapshot read with payloads (not a query per sample) of at most 200 samples
+    let seen = 0;
+    scan: for await (const page of store.scanSamples(filter, { batch: 200 })) for (const s of page) {
+      if (++seen > 200) break scan;
       if (s.payload_kind !== 'f32') continue;
-      const p = await store.samplePayload(s.id);
+      const p = s.payload;
       if (!p) continue;
       const x = f32Values(p);
       if (x.length !== features) continue;
       xs.push(x);
       attrs.push(s.attrs);
-      if (xs.length >= n) break;
+      if (xs.length >= n) break scan;
     }
     if (xs.length) return { xs, attrs, source };
   }
@@ -82,7 +85,7 @@ export async function buildKbBundle(store: KbStore, version: number, out: string
       }
     }
     // the canary is signed too, bound to this index: it is not part of the signed index.json
-    const { privateKey } = await store.signingKeys();
+    const privateKey = await store.signingKey();
     const canarySig = canary.length ? signCanary(files.bytes, canary, privateKey) : null;
     const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary, canarySig }, { tmpRoot: work });
     await store.logEvent('bundle', { version, file: resolve(out), sha256: r.sha256, canary: canary.length });

@@ -1,6 +1,9 @@
 // Device enrolment: a device is an id, a channel, and a bearer token the KB stores hashed.
 import { CliError, EXIT } from '../format/exit-codes.js';
-import type { DeviceRecord, KbStore } from './store.js';
+import type { ChannelStore, CounterStore, DeviceRecord, DeviceStore } from './store.js';
+
+/** what enrolment touches */
+type EnrolStore = DeviceStore & ChannelStore & CounterStore;
 import { newToken, hashToken } from './tokens.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -11,7 +14,7 @@ export function checkName(what: string, v: string): string {
 }
 
 /** Enrol a device; the token is returned once and never stored in clear. */
-export async function addDevice(store: KbStore, id: string, channel = 'stable'): Promise<{ device: DeviceRecord; token: string }> {
+export async function addDevice(store: EnrolStore, id: string, channel = 'stable'): Promise<{ device: DeviceRecord; token: string }> {
   checkName('device id', id);
   checkName('channel', channel);
   if (await store.getDevice(id)) throw new CliError(`device "${id}" already exists (revoke it or pick another id)`, EXIT.FAILURE);
@@ -22,13 +25,13 @@ export async function addDevice(store: KbStore, id: string, channel = 'stable'):
   return { device, token };
 }
 
-export async function revokeDevice(store: KbStore, id: string): Promise<DeviceRecord> {
+export async function revokeDevice(store: EnrolStore, id: string): Promise<DeviceRecord> {
   if (!(await store.revokeDevice(id))) throw new CliError(`device "${id}": unknown device (see "sedna-ll kb device ls")`, EXIT.USAGE);
   await store.logEvent('device_revoke', { id });
   return (await store.getDevice(id))!;
 }
 
-export async function setDeviceChannel(store: KbStore, id: string, channel: string): Promise<DeviceRecord> {
+export async function setDeviceChannel(store: EnrolStore, id: string, channel: string): Promise<DeviceRecord> {
   checkName('channel', channel);
   if (!(await store.setDeviceChannel(id, channel))) throw new CliError(`device "${id}": unknown device (see "sedna-ll kb device ls")`, EXIT.USAGE);
   if (!(await store.getChannel(channel))) await store.upsertChannel(channel, {});

@@ -12,7 +12,7 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { validateImage } from '../onnx/image-input.js';
 import { importedSample } from './imported-sample.js';
-import { IMPORT_ID_PREFIX, type KbStore, type NewSample } from './store.js';
+import { IMPORT_ID_PREFIX, type CounterStore, type NewSample, type SampleStore } from './store.js';
 import type { ImportResult } from './samples-io.js';
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
@@ -73,7 +73,7 @@ function readLabels(csv: string, onBad: (where: string, reason: string) => void)
   return out;
 }
 
-export async function importImageDir(store: KbStore, dir: string, opts: { labels?: string; strict?: boolean; maxPixels?: number; onBad: (where: string, reason: string) => void }): Promise<ImportResult> {
+export async function importImageDir(store: SampleStore & CounterStore, dir: string, opts: { labels?: string; strict?: boolean; maxPixels?: number; onBad: (where: string, reason: string) => void }): Promise<ImportResult> {
   const res: ImportResult = { lines: 0, imported: 0, existing: 0, skipped: 0 };
   const bad = (where: string, reason: string) => {
     res.skipped++;

@@ -9,7 +9,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { CachedRead } from '../format/cached-read.js';
 import { LATENCY_BUCKETS, newRegistry } from '../format/prometheus.js';
-import type { KbStats, KbStore } from './store.js';
+import type { CounterStore, KbStats } from './store.js';
 
 /** How old the store totals may get before a scrape re-reads them. */
 export const STATS_MAX_AGE_MS = 5 * 60_000;
@@ -27,7 +27,7 @@ export class KbMetrics {
   readonly registry: Registry;
   private readonly stats: CachedRead<KbStats>;
 
-  constructor(store: Pick<KbStore, 'stats' | 'fleetStats' | 'counters'>, opts: { statsMaxAgeMs?: number } = {}) {
+  constructor(store: Pick<CounterStore, 'stats' | 'fleetStats' | 'counters'>, opts: { statsMaxAgeMs?: number } = {}) {
     const registry = (this.registry = newRegistry());
     const stats = (this.stats = new CachedRead(() => store.stats(), opts.statsMaxAgeMs ?? STATS_MAX_AGE_MS));
     const buckets = LATENCY_BUCKETS;
@@ -60,7 +60,7 @@ export class KbMetrics {
       });
     }
     // devices, versions, tasks: small tables, counted per scrape
-    const small: [keyof Awaited<ReturnType<KbStore['fleetStats']>>, string, string][] = [
+    const small: [keyof Awaited<ReturnType<CounterStore['fleetStats']>>, string, string][] = [
       ['devices', 'devices', 'Enrolled devices, revoked ones included.'],
       ['active_devices', 'devices_active', 'Enrolled devices not revoked.'],
       ['versions', 'versions', 'Published KB versions.'],

@@ -1,6 +1,10 @@
 // Publishing a KB version: tasks -> index.json (format/index-manifest) -> validate -> sign ->
 // store as version last+1 -> point a channel at it. `kb publish` and the learner (after a
 // training round) both call publishVersion.
+//
+// The version number is allocated inside the store transaction that stores the version
+// (VersionStore.nextVersion): two publishers at once (two trainers, a trainer and an operator)
+// get consecutive numbers, never the same one, never a gap.
 import { CliError, EXIT } from '../format/exit-codes.js';
 import {
   DEFAULT_ALLOCATION,
@@ -16,7 +20,12 @@ import {
 import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { signBytes } from '../format/signature.js';
 import { validateIndex } from '../format/validate-index.js';
-import type { KbStore, TaskRecord, VersionRecord } from './store.js';
+import type { ChannelStore, CounterStore, KbStore, KeyStore, KbTx, ModelStore, TaskRecord, VersionRecord, VersionStore } from './store.js';
+
+/** What publishing reads and writes (all of it inside one transaction). */
+type PublishTx = ModelStore & VersionStore & ChannelStore & CounterStore & KeyStore;
+/** A store publishing can run on: it opens the transaction itself. */
+export type PublishStore = Pick<KbStore, 'tx' | 'signingKey'>;
 
 export interface PublishOptions {
   /** tasks to publish (default: every non-retired task of the store) */
@@ -83,8 +92,9 @@ interface Prepared {
 }
 
 /** Build, validate, sign and store a new KB version; point opts.channel (default stable) at it. */
-export async function publishVersion(store: KbStore, opts: PublishOptions = {}): Promise<PublishResult> {
-  return commitVersion(store, await prepareVersion(store, opts), opts);
+export async function publishVersion(store: PublishStore, opts: PublishOptions = {}): Promise<PublishResult> {
+  const key = await store.signingKey(); // fail before any work where this process cannot sign
+  return store.tx(async (t: KbTx) => commitVersion(t, await prepareVersion(t, opts), opts, key));
 }
 
 /** What an index says to the edge, without what every version has of its own (version, created_at, parent, notes). */
@@ -114,14 +124,17 @@ export type PublishIfChangedResult = { published: PublishResult; unchanged: null
  * latest version (tasks, models, allocation, unseen and hard-example config): every edge would
  * pull the copy and start a trial of it for nothing. opts.force publishes anyway.
  */
-export async function publishIfChanged(store: KbStore, opts: PublishOptions & { force?: boolean } = {}): Promise<PublishIfChangedResult> {
-  const p = await prepareVersion(store, opts);
-  if (!opts.force && p.prev && content(p.prev) === content(p.index)) return { published: null, unchanged: p.prev.version };
-  return { published: await commitVersion(store, p, opts), unchanged: null };
+export async function publishIfChanged(store: PublishStore, opts: PublishOptions & { force?: boolean } = {}): Promise<PublishIfChangedResult> {
+  const key = await store.signingKey();
+  return store.tx(async (t: KbTx): Promise<PublishIfChangedResult> => {
+    const p = await prepareVersion(t, opts);
+    if (!opts.force && p.prev && content(p.prev) === content(p.index)) return { published: null, unchanged: p.prev.version };
+    return { published: await commitVersion(t, p, opts, key), unchanged: null };
+  });
 }
 
 /** The next index from the store's tasks and the latest version: checked and validated, not stored. */
-async function prepareVersion(store: KbStore, opts: PublishOptions): Promise<Prepared> {
+async function prepareVersion(store: PublishTx, opts: PublishOptions): Promise<Prepared> {
   const tasks = opts.tasks ?? (await store.listTasks());
   if (!tasks.length) throw new CliError('nothing to publish: the KB has no tasks (register one with "sedna-ll kb task add MODEL.onnx --task ID")', EXIT.FAILURE);
   for (const t of tasks) {
@@ -131,15 +144,16 @@ async function prepareVersion(store: KbStore, opts: PublishOptions): Promise<Pre
     const misfit = imageShapeMismatch(t.preprocessing, t.inputs[0]?.shape ?? []);
     if (misfit) throw new CliError(`task "${t.id}": ${misfit}`, EXIT.FAILURE);
   }
-  const last = await store.latestVersion();
-  const prevFiles = last ? await store.readVersionIndex(last.n) : null;
+  // reserves n until the transaction ends (a concurrent publisher waits, then takes n + 1)
+  const n = await store.nextVersion();
+  const last = n > 1 ? n - 1 : null;
+  const prevFiles = last !== null ? await store.readVersionIndex(last) : null;
   const prev = prevFiles ? (JSON.parse(prevFiles.bytes.toString('utf8')) as TaskIndex) : null;
-  const n = (last?.n ?? 0) + 1;
   const index: TaskIndex = {
     format: INDEX_FORMAT,
     version: n,
     created_at: new Date().toISOString(),
-    parent: last?.n ?? null,
+    parent: last,
     origin: 'kb',
     tasks: tasks.map(taskEntry),
     allocation: opts.allocation ?? defaultAllocation(tasks, prev),
@@ -156,10 +170,9 @@ async function prepareVersion(store: KbStore, opts: PublishOptions): Promise<Pre
 }
 
 /** Sign and store a prepared index as the next version; point the channel at it. */
-async function commitVersion(store: KbStore, { tasks, index }: Prepared, opts: PublishOptions): Promise<PublishResult> {
+async function commitVersion(store: PublishTx, { tasks, index }: Prepared, opts: PublishOptions, privateKey: string): Promise<PublishResult> {
   const n = index.version;
   const bytes = Buffer.from(JSON.stringify(index, null, 2) + '\n', 'utf8');
-  const { privateKey } = await store.signingKeys();
   const sig = signBytes(bytes, privateKey);
   const channel = opts.channel === undefined ? 'stable' : opts.channel;
   const version = await store.addVersion(

@@ -2,10 +2,10 @@
 // device's active version and health, and record trial outcomes as events. Fleet rollout logic
 // (abort a channel's rollout when too many devices fail their trial) hooks in here.
 import type { DeviceReport } from '../format/protocol.js';
-import type { DeviceRecord, KbStore } from './store.js';
+import type { CounterStore, DeviceRecord, DeviceStore, KbStore } from './store.js';
 import { onDeviceReport } from './rollout.js';
 
-export async function handleDeviceReport(store: KbStore, device: DeviceRecord, report: DeviceReport): Promise<void> {
+export async function handleDeviceReport(store: DeviceStore & CounterStore & Pick<KbStore, 'tx'>, device: DeviceRecord, report: DeviceReport): Promise<void> {
   await store.saveReport(device.id, report, Date.now());
   const prev = device.last_report?.trial;
   const t = report.trial;

@@ -13,7 +13,10 @@
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { DeviceReport } from '../format/protocol.js';
 import { checkName } from './devices.js';
-import type { ChannelRecord, DeviceRecord, KbStore } from './store.js';
+import type { ChannelRecord, ChannelStore, CounterStore, DeviceRecord, DeviceStore, KbStore, VersionStore } from './store.js';
+
+/** what the rollout commands read and write */
+export type RolloutStore = ChannelStore & DeviceStore & VersionStore & CounterStore;
 
 export interface RolloutConfig {
   /** abort when at least this % of reporting devices failed the trial */
@@ -53,7 +56,7 @@ function checkConfig(cfg: Partial<RolloutConfig>): void {
 }
 
 /** Create a channel (or update its abort settings). */
-export async function addChannel(store: KbStore, name: string, cfg: Partial<RolloutConfig> = {}): Promise<ChannelRecord> {
+export async function addChannel(store: RolloutStore, name: string, cfg: Partial<RolloutConfig> = {}): Promise<ChannelRecord> {
   checkName('channel', name);
   checkConfig(cfg);
   const cur = await store.getChannel(name);
@@ -86,7 +89,7 @@ function tally(devices: DeviceRecord[], version: number): { reported: number; fa
   return { reported: failed + passed, failed, passed };
 }
 
-export async function listChannels(store: KbStore): Promise<ChannelView[]> {
+export async function listChannels(store: RolloutStore): Promise<ChannelView[]> {
   const out: ChannelView[] = [];
   for (const c of await store.listChannels()) {
     const devices = await store.listDevices({ channel: c.name });
@@ -106,7 +109,7 @@ export async function listChannels(store: KbStore): Promise<ChannelView[]> {
 }
 
 /** Point a channel at a published version; its current version is remembered as the fallback. */
-export async function rolloutVersion(store: KbStore, version: number, channel: string): Promise<ChannelRecord> {
+export async function rolloutVersion(store: RolloutStore, version: number, channel: string): Promise<ChannelRecord> {
   checkName('channel', channel);
   if (!(await store.getVersion(version))) throw new CliError(`KB version ${version} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
   const cur = await store.getChannel(channel);
@@ -121,7 +124,7 @@ export async function rolloutVersion(store: KbStore, version: number, channel: s
 }
 
 /** Roll the version of channel `from` out to channel `to` (refused while that rollout is failing). */
-export async function promote(store: KbStore, from: string, to: string): Promise<ChannelRecord> {
+export async function promote(store: RolloutStore, from: string, to: string): Promise<ChannelRecord> {
   const src = await store.getChannel(from);
   if (!src) throw new CliError(`channel "${from}" does not exist`, EXIT.USAGE);
   if (src.version === null) throw new CliError(`channel "${from}" has no version to promote`, EXIT.FAILURE);
@@ -140,26 +143,17 @@ export async function promote(store: KbStore, from: string, to: string): Promise
   return c;
 }
 
-// Reports of one server process are evaluated one at a time per channel: two concurrent
-// reports must not both read "rolling" and abort twice. (Replicas over PostgreSQL would do this
-// check-and-set in the backend; the abort itself is idempotent either way.)
-const chains = new Map<string, Promise<unknown>>();
-
 /**
  * Called with every device report (kb/report.ts): when the report carries a decided trial of the
  * version being rolled out on the device's channel, re-count and abort if the threshold is met.
- * Returns the abort, if this report caused one.
+ * Returns the abort, if this report caused one. The decision is a compare-and-set in one store
+ * transaction (the channel is locked while it is read, decided and written): two replicas
+ * evaluating reports of the same channel at once abort once.
  */
-export function onDeviceReport(store: KbStore, device: DeviceRecord, report: DeviceReport): Promise<{ aborted: RolloutState } | null> {
+export async function onDeviceReport(store: Pick<KbStore, 'tx'>, device: DeviceRecord, report: DeviceReport): Promise<{ aborted: RolloutState } | null> {
   const t = report.trial;
-  if (!t || t.result === 'pending') return Promise.resolve(null);
-  const key = device.channel;
-  const next = (chains.get(key) ?? Promise.resolve()).catch(() => {}).then(() => evaluate(store, device.channel));
-  chains.set(key, next);
-  next.finally(() => {
-    if (chains.get(key) === next) chains.delete(key);
-  }).catch(() => {});
-  return next;
+  if (!t || t.result === 'pending') return null;
+  return store.tx((tx) => evaluate(tx, device.channel));
 }
 
 /**
@@ -175,8 +169,8 @@ export function currentRollout(c: ChannelRecord): RolloutState | null {
   return { version: c.version, from, started_at: c.updated_at, status: 'rolling' };
 }
 
-async function evaluate(store: KbStore, channel: string): Promise<{ aborted: RolloutState } | null> {
-  const c = await store.getChannel(channel);
+async function evaluate(store: ChannelStore & DeviceStore & CounterStore, channel: string): Promise<{ aborted: RolloutState } | null> {
+  const c = await store.lockChannel(channel);
   const r = c ? currentRollout(c) : null;
   if (!c || !r || r.status !== 'rolling') return null;
   const cfg = channelConfig(c);
@@ -201,7 +195,7 @@ export interface FleetRow {
 }
 
 /** Each device: channel, active version, last seen, last trial result. */
-export async function fleet(store: KbStore): Promise<FleetRow[]> {
+export async function fleet(store: RolloutStore): Promise<FleetRow[]> {
   return (await store.listDevices()).map((d) => ({
     id: d.id,
     channel: d.channel,

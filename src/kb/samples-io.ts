@@ -19,7 +19,7 @@ import { splitCsvLine } from '../format/csv.js';
 import { lineChunks, lineTooLongReason } from '../format/lines.js';
 import { writeDrained } from '../format/write-drained.js';
 import { IMPORT_ID_PREFIX } from './store.js';
-import type { KbStore, NewSample, SampleFilter, SampleRecord } from './store.js';
+import type { CounterStore, NewSample, SampleFilter, SampleRecord, SampleStore } from './store.js';
 
 const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
 const BATCH = 1000;
@@ -106,7 +106,7 @@ function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }):
   return importedSample('f32', f32Bytes(x as number[]), label, attrs, o.id as string | undefined, o.task as string | undefined, IMPORT_ID_PREFIX);
 }
 
-export async function importSamples(store: KbStore, file: string, opts: { strict?: boolean; maxPixels?: number; onBad: BadLine }): Promise<ImportResult> {
+export async function importSamples(store: SampleStore & CounterStore, file: string, opts: { strict?: boolean; maxPixels?: number; onBad: BadLine }): Promise<ImportResult> {
   const ctx = { dir: dirname(resolve(file)), maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const res: ImportResult = { lines: 0, imported: 0, existing: 0, skipped: 0 };
   let batch: NewSample[] = [];
@@ -152,19 +152,16 @@ export function exportRecord(s: SampleRecord, payload: Buffer | null): Record<st
   return out;
 }
 
-export async function exportSamples(store: KbStore, out: Writable, filter: SampleFilter = {}): Promise<number> {
-  let after = 0;
+/** Every matching sample, read in one consistent snapshot (SampleStore.scanSamples). */
+export async function exportSamples(store: SampleStore, out: Writable, filter: SampleFilter = {}): Promise<number> {
   let n = 0;
-  for (;;) {
-    const page = await store.listSamples({ ...filter, after, limit: 1000 });
-    if (!page.length) break;
+  for await (const page of store.scanSamples(filter, { batch: 1000 })) {
     let buf = '';
     for (const s of page) {
-      buf += JSON.stringify(exportRecord(s, await store.samplePayload(s.id))) + '\n';
+      buf += JSON.stringify(exportRecord(s, s.payload)) + '\n';
       n++;
     }
     await writeDrained(out, buf);
-    after = page[page.length - 1].seq;
   }
   return n;
 }
@@ -182,7 +179,7 @@ export interface LabelImportResult {
   skipped: number;
 }
 
-export async function importLabels(store: KbStore, file: string, opts: { strict?: boolean; onBad: BadLine }): Promise<LabelImportResult> {
+export async function importLabels(store: SampleStore & CounterStore, file: string, opts: { strict?: boolean; onBad: BadLine }): Promise<LabelImportResult> {
   const res: LabelImportResult = { lines: 0, stored: 0, newly_labelled: 0, unknown: [], skipped: 0 };
   const source = `import:${basename(file)}`;
   let batch: { id: string; label: string }[] = [];

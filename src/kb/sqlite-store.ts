@@ -10,6 +10,7 @@
 // "stored" for them; FULL fsyncs the WAL at every commit. The push path commits once per batch,
 // so this costs one fsync per batch, not per sample.
 import { createRequire } from 'node:module';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -26,11 +27,13 @@ import type {
   EventRecord,
   KbStats,
   KbStore,
+  KbTx,
   LabelResult,
   NewSample,
   PutSamplesResult,
   SampleFilter,
   SampleRecord,
+  SampleWithPayload,
   RoundWrite,
   TaskRecord,
   VersionRecord,
@@ -133,13 +136,28 @@ function sampleWhere(f: SampleFilter): { sql: string; params: unknown[] } {
   return { sql: w.length ? `WHERE ${w.join(' AND ')}` : '', params: p };
 }
 
+export interface SqliteStoreOptions {
+  /** the private signing key file (default: keys/signing.key of the data directory) */
+  signingKey?: string;
+}
+
 export class SqliteKbStore implements KbStore {
   readonly blobs: FsBlobStore;
+  readonly describe: string;
   private readonly db: DB;
   private readonly st: Record<string, BetterSqlite3.Statement>;
+  // KbStore.tx holds BEGIN IMMEDIATE on the one connection across awaits: calls from outside
+  // the transaction wait for it (they would otherwise run inside it and share its fate); calls
+  // from the transaction body (recognised by the async context) go through.
+  private txBusy: Promise<void> | null = null;
+  private readonly inTx = new AsyncLocalStorage<true>();
 
   /** Open (and migrate) the KB database of a data directory. */
-  constructor(private readonly paths: KbPaths) {
+  constructor(
+    private readonly paths: KbPaths,
+    private readonly opts: SqliteStoreOptions = {},
+  ) {
+    this.describe = `sqlite:${paths.db}`;
     const Database = require('better-sqlite3') as typeof BetterSqlite3;
     keepPrivate(paths.data, sqliteFiles(paths.db));
     try {
@@ -191,25 +209,67 @@ export class SqliteKbStore implements KbStore {
   }
 
   async close(): Promise<void> {
+    while (this.txBusy) await this.txBusy;
     if (this.db.open) this.db.close();
   }
 
-  async signingKeys(): Promise<{ privateKey: string; publicKey: string }> {
-    for (const f of [this.paths.privateKey, this.paths.publicKey]) if (!existsSync(f)) throw new Error(`${f}: KB signing key missing`);
-    return { privateKey: readFileSync(this.paths.privateKey, 'utf8'), publicKey: readFileSync(this.paths.publicKey, 'utf8') };
+  /** wait until no transaction of another async context is open (call right before the SQL) */
+  private async turn(): Promise<void> {
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
+  }
+
+  async tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T> {
+    if (this.inTx.getStore()) return fn(this); // nested: part of the open transaction
+    await this.turn();
+    let done!: () => void;
+    this.txBusy = new Promise<void>((r) => (done = r));
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const r = await this.inTx.run(true, () => fn(this));
+        this.db.exec('COMMIT');
+        return r;
+      } catch (e) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw e;
+      }
+    } finally {
+      this.txBusy = null;
+      done();
+    }
+  }
+
+  async trainLock(): Promise<() => Promise<void>> {
+    const { acquireTrainLock } = await import('../learn/lock.js');
+    const release = acquireTrainLock(join(this.paths.tmp, 'train.lock'));
+    return async () => release();
+  }
+
+  async publicKey(): Promise<string> {
+    if (!existsSync(this.paths.publicKey)) throw new Error(`${this.paths.publicKey}: KB public key missing`);
+    return readFileSync(this.paths.publicKey, 'utf8');
+  }
+
+  async signingKey(): Promise<string> {
+    const f = this.opts.signingKey ?? this.paths.privateKey;
+    if (!existsSync(f)) throw new Error(`${f}: KB signing key missing (pass --signing-key FILE on the machine that publishes)`);
+    return readFileSync(f, 'utf8');
   }
 
   // ---- settings ----
   async getMeta(key: string): Promise<string | null> {
+    await this.turn();
     const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return r ? r.value : null;
   }
   async setMeta(key: string, value: string): Promise<void> {
+    await this.turn();
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   // ---- devices ----
   async addDevice(d: { id: string; token_hash: string; channel: string }): Promise<DeviceRecord> {
+    await this.turn();
     const now = Date.now();
     try {
       this.db.prepare('INSERT INTO devices (id, token_hash, channel, created_at) VALUES (?, ?, ?, ?)').run(d.id, d.token_hash, d.channel, now);
@@ -220,14 +280,17 @@ export class SqliteKbStore implements KbStore {
     return (await this.getDevice(d.id))!;
   }
   async getDevice(id: string): Promise<DeviceRecord | null> {
+    await this.turn();
     const r = this.st.getDevice.get(id) as Row | undefined;
     return r ? toDevice(r) : null;
   }
   async deviceByTokenHash(tokenHash: string): Promise<(DeviceRecord & { token_hash: string }) | null> {
+    await this.turn();
     const r = this.st.deviceByHash.get(tokenHash) as Row | undefined;
     return r ? { ...toDevice(r), token_hash: r.token_hash } : null;
   }
   async listDevices(filter: { channel?: string } = {}): Promise<DeviceRecord[]> {
+    await this.turn();
     const rows =
       filter.channel !== undefined
         ? this.db.prepare('SELECT * FROM devices WHERE channel = ? ORDER BY id').all(filter.channel)
@@ -235,16 +298,20 @@ export class SqliteKbStore implements KbStore {
     return (rows as Row[]).map(toDevice);
   }
   async revokeDevice(id: string): Promise<boolean> {
+    await this.turn();
     const r = this.db.prepare('UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(Date.now(), id);
     return r.changes > 0;
   }
   async setDeviceChannel(id: string, channel: string): Promise<boolean> {
+    await this.turn();
     return this.db.prepare('UPDATE devices SET channel = ? WHERE id = ?').run(channel, id).changes > 0;
   }
   async touchDevice(id: string, ts: number): Promise<void> {
+    await this.turn();
     this.st.touch.run(ts, id);
   }
   async saveReport(id: string, report: DeviceReport, ts: number): Promise<void> {
+    await this.turn();
     this.db.prepare('UPDATE devices SET last_report = ?, active_version = ?, last_seen = ? WHERE id = ?').run(JSON.stringify(report), report.active_version, ts, id);
   }
 
@@ -258,6 +325,7 @@ export class SqliteKbStore implements KbStore {
         inBlob.add(s.id);
       }
     }
+    await this.turn();
     const now = Date.now();
     const stored: string[] = [];
     const rejected: { id: string; reason: string }[] = [];
@@ -329,11 +397,13 @@ export class SqliteKbStore implements KbStore {
   }
 
   async getSample(id: string): Promise<SampleRecord | null> {
+    await this.turn();
     const r = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples WHERE id = ?`).get(id) as Row | undefined;
     return r ? toSample(r) : null;
   }
 
   async samplePayload(id: string): Promise<Buffer | null> {
+    await this.turn();
     const r = this.db.prepare('SELECT payload, payload_blob, payload_sha FROM samples WHERE id = ?').get(id) as Row | undefined;
     if (!r) return null;
     if (r.payload_blob) return readFileSync(this.blobs.path(r.payload_sha));
@@ -341,18 +411,44 @@ export class SqliteKbStore implements KbStore {
   }
 
   async listSamples(filter: SampleFilter = {}): Promise<SampleRecord[]> {
+    await this.turn();
     const { sql, params } = sampleWhere(filter);
     const limit = filter.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
     const rows = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${sql} ORDER BY seq ${filter.order === 'desc' ? 'DESC' : 'ASC'}${limit}`).all(...params) as Row[];
     return rows.map(toSample);
   }
 
+  async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number } = {}): AsyncIterable<SampleWithPayload[]> {
+    // a second, read-only connection in one read transaction: a WAL snapshot that neither blocks
+    // nor sees the writers of the main connection while the caller works through the batches
+    const Database = require('better-sqlite3') as typeof BetterSqlite3;
+    const ro = new Database(this.paths.db, { readonly: true });
+    try {
+      ro.pragma('busy_timeout = 10000');
+      ro.exec('BEGIN');
+      const batch = Math.max(1, opts.batch ?? 1000);
+      let after = filter.after ?? 0;
+      for (;;) {
+        const { sql, params } = sampleWhere({ ...filter, after, order: 'asc' });
+        const rows = ro.prepare(`SELECT ${SAMPLE_COLS}, payload, payload_blob FROM samples ${sql} ORDER BY seq LIMIT ${batch}`).all(...params) as Row[];
+        if (!rows.length) break;
+        yield rows.map((r) => ({ ...toSample(r), payload: r.payload_blob ? readFileSync(this.blobs.path(r.payload_sha)) : (r.payload ?? null) }));
+        after = rows[rows.length - 1].seq;
+      }
+      ro.exec('COMMIT');
+    } finally {
+      ro.close();
+    }
+  }
+
   async countSamples(filter: SampleFilter = {}): Promise<number> {
+    await this.turn();
     const { sql, params } = sampleWhere(filter);
     return (this.db.prepare(`SELECT count(*) AS n FROM samples ${sql}`).get(...params) as Row).n;
   }
 
   async setLabels(labels: { id: string; label: string }[], source: string, owner: string | null): Promise<LabelResult> {
+    await this.turn();
     const res: LabelResult = { stored: [], unknown: [], forbidden: [], newly_labelled: 0 };
     const now = Date.now();
     const { sampleOwner, setLabel, addCounter } = this.st;
@@ -385,6 +481,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async assignSamples(rows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[]): Promise<void> {
+    await this.turn();
     const st = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const r of rows) st.run(r.assigned_task, r.split, r.id);
@@ -392,6 +489,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async markSamplesUsed(ids: string[], round: number): Promise<void> {
+    await this.turn();
     const st = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const id of ids) st.run(round, id);
@@ -399,6 +497,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async applyRound(w: RoundWrite): Promise<void> {
+    await this.turn();
     const assign = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
     const used = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
     const meta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
@@ -417,6 +516,7 @@ export class SqliteKbStore implements KbStore {
 
   // ---- tasks ----
   async putTask(t: TaskRecord): Promise<void> {
+    await this.turn();
     this.putTaskSync(t);
   }
   private putTaskSync(t: TaskRecord): void {
@@ -429,25 +529,37 @@ export class SqliteKbStore implements KbStore {
       .run(t.id, t.model_sha, t.fallback ? 1 : 0, t.retired ? 1 : 0, t.updated_round, t.created_at, t.updated_at, JSON.stringify(t));
   }
   async getTask(id: string): Promise<TaskRecord | null> {
+    await this.turn();
     const r = this.db.prepare('SELECT record FROM tasks WHERE id = ?').get(id) as Row | undefined;
     return r ? (JSON.parse(r.record) as TaskRecord) : null;
   }
   async listTasks(opts: { includeRetired?: boolean } = {}): Promise<TaskRecord[]> {
+    await this.turn();
     const rows = this.db.prepare(`SELECT record FROM tasks ${opts.includeRetired ? '' : 'WHERE retired = 0'} ORDER BY id`).all() as Row[];
     return rows.map((r) => JSON.parse(r.record) as TaskRecord);
   }
 
   // ---- versions and channels ----
   async latestVersion(): Promise<VersionRecord | null> {
+    await this.turn();
     const r = this.db.prepare('SELECT * FROM versions ORDER BY n DESC LIMIT 1').get() as Row | undefined;
     return r ? toVersion(r) : null;
   }
   async getVersion(n: number): Promise<VersionRecord | null> {
+    await this.turn();
     const r = this.db.prepare('SELECT * FROM versions WHERE n = ?').get(n) as Row | undefined;
     return r ? toVersion(r) : null;
   }
   async listVersions(): Promise<VersionRecord[]> {
+    await this.turn();
     return (this.db.prepare('SELECT * FROM versions ORDER BY n').all() as Row[]).map(toVersion);
+  }
+
+  async nextVersion(): Promise<number> {
+    await this.turn();
+    // inside tx the BEGIN IMMEDIATE already holds the only write lock: nobody else can add one
+    const r = this.db.prepare('SELECT max(n) AS n FROM versions').get() as Row;
+    return (r.n ?? 0) + 1;
   }
 
   private versionDir(n: number): string {
@@ -455,6 +567,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async addVersion(v: Omit<VersionRecord, 'index_sha'>, indexBytes: Buffer, sig: string, modelShas: string[]): Promise<VersionRecord> {
+    await this.turn();
     const index_sha = sha256Hex(indexBytes);
     const db = this.db;
     // IMMEDIATE: take the write lock first, so two publishers cannot both write version n
@@ -480,23 +593,32 @@ export class SqliteKbStore implements KbStore {
   }
 
   async readVersionIndex(n: number): Promise<{ bytes: Buffer; sig: string } | null> {
+    await this.turn();
     const dir = this.versionDir(n);
     if (!existsSync(join(dir, 'index.json'))) return null;
     return { bytes: readFileSync(join(dir, 'index.json')), sig: readFileSync(join(dir, 'index.json.sig'), 'utf8').trim() };
   }
 
   async isPublishedBlob(sha: string): Promise<boolean> {
+    await this.turn();
     return !!this.st.published.get(sha);
   }
 
   async getChannel(name: string): Promise<ChannelRecord | null> {
+    await this.turn();
     const r = this.st.getChannel.get(name) as Row | undefined;
     return r ? toChannel(r) : null;
   }
+  async lockChannel(name: string): Promise<ChannelRecord | null> {
+    // inside tx the BEGIN IMMEDIATE write lock covers the channel
+    return this.getChannel(name);
+  }
   async listChannels(): Promise<ChannelRecord[]> {
+    await this.turn();
     return (this.db.prepare('SELECT * FROM channels ORDER BY name').all() as Row[]).map(toChannel);
   }
   async upsertChannel(name: string, patch: Partial<Omit<ChannelRecord, 'name' | 'updated_at'>>): Promise<ChannelRecord> {
+    await this.turn();
     const db = this.db;
     return db.transaction(() => {
       const cur = db.prepare('SELECT * FROM channels WHERE name = ?').get(name) as Row | undefined;
@@ -519,6 +641,7 @@ export class SqliteKbStore implements KbStore {
     }
   }
   async setChannelVersion(name: string, version: number): Promise<ChannelRecord> {
+    await this.turn();
     this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM versions WHERE n = ?').get(version)) throw new Error(`KB version ${version} does not exist`);
       this.setChannelVersionSync(name, version);
@@ -528,22 +651,27 @@ export class SqliteKbStore implements KbStore {
 
   // ---- counters ----
   async counters(): Promise<Record<string, number>> {
+    await this.turn();
     const out: Record<string, number> = {};
     for (const r of this.db.prepare('SELECT name, value FROM counters ORDER BY name').all() as Row[]) out[r.name] = r.value;
     return out;
   }
   async addCounter(name: string, by: number): Promise<void> {
+    await this.turn();
     this.st.addCounter.run(name, by);
   }
   async setCounter(name: string, value: number): Promise<void> {
+    await this.turn();
     this.db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
   }
 
   // ---- events ----
   async logEvent(kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    await this.turn();
     this.db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)').run(Date.now(), kind, JSON.stringify(detail));
   }
   async listEvents(opts: { kind?: string; limit?: number } = {}): Promise<EventRecord[]> {
+    await this.turn();
     const limit = Math.max(1, Math.floor(opts.limit ?? 100));
     const rows = (
       opts.kind !== undefined
@@ -554,6 +682,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async stats(): Promise<KbStats> {
+    await this.turn();
     const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
     return {
       samples: one('SELECT count(*) AS n FROM samples'),
@@ -562,6 +691,7 @@ export class SqliteKbStore implements KbStore {
     };
   }
   async fleetStats(): Promise<Omit<KbStats, 'samples' | 'labelled'>> {
+    await this.turn();
     const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
     return {
       devices: one('SELECT count(*) AS n FROM devices'),

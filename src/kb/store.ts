@@ -1,7 +1,12 @@
-// The KB store: the ONE interface every KB feature (server, CLI, publishing, rollout channels,
-// training) goes through. The embedded backend is SqliteKbStore (SQLite metadata + files on
-// disk); a PostgreSQL + S3 backend implements the same interface, which is why every method is
-// async and no caller sees SQL, file paths of metadata, or transactions.
+// The KB store: narrow interfaces, one per concern (settings, keys, devices, samples, model
+// registry, versions, channels, counters and events, learning rounds), that every KB feature
+// (server, CLI, publishing, rollout channels, training) goes through; a caller depends on the
+// narrowest one it uses. Backends: SqliteKbStore (embedded: SQLite metadata + files on disk) and
+// PgKbStore (PostgreSQL, shared by any number of `kb serve` replicas). Every method is async and
+// no caller sees SQL or file paths of metadata; what must happen atomically across interfaces
+// runs in KbStore.tx (a real database transaction in both backends).
+//
+// The contract of every interface is test/kb-store-contract.test.ts, run against each backend.
 //
 // Sample ids are the client-made ids of the sync protocol; a sample belongs to the device that
 // first pushed it (imported training data belongs to no device).
@@ -164,18 +169,23 @@ export interface RoundWrite {
   events: { kind: string; detail: Record<string, unknown> }[];
 }
 
-export interface KbStore {
-  readonly blobs: BlobStore;
-  close(): Promise<void>;
-
-  /** the KB's ed25519 signing key pair (PEM); a backend may keep it in a file, a KMS, ... */
-  signingKeys(): Promise<{ privateKey: string; publicKey: string }>;
-
-  // ---- settings (admin token hash, key ids, ...) ----
+/** Settings (admin token hash, key ids, learner state, ...). */
+export interface SettingsStore {
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;
+}
 
-  // ---- devices ----
+/**
+ * The KB's ed25519 keys (PEM). Every process holds the public key (replicas verify nothing with
+ * it, but hand it to devices); only the publishing process (kb train / kb publish) holds the
+ * private key: signingKey() throws with the reason where it is not configured.
+ */
+export interface KeyStore {
+  publicKey(): Promise<string>;
+  signingKey(): Promise<string>;
+}
+
+export interface DeviceStore {
   /** throws when the id exists */
   addDevice(d: { id: string; token_hash: string; channel: string }): Promise<DeviceRecord>;
   getDevice(id: string): Promise<DeviceRecord | null>;
@@ -187,19 +197,32 @@ export interface KbStore {
   setDeviceChannel(id: string, channel: string): Promise<boolean>;
   touchDevice(id: string, ts: number): Promise<void>;
   saveReport(id: string, report: DeviceReport, ts: number): Promise<void>;
+}
 
-  // ---- samples ----
+/** A sample with its payload bytes (bulk reads: training, export, canary inputs). */
+export type SampleWithPayload = SampleRecord & { payload: Buffer | null };
+
+export interface SampleStore {
   /**
    * Upsert samples by id in ONE transaction; resolves only after the commit is durable.
-   * A known id of the same owner is acknowledged again (not overwritten); a known id of another
-   * owner is rejected, never overwritten.
+   * A known id of the same owner is acknowledged again (not overwritten, stored once: counters
+   * count rows); a known id of another owner is rejected, never overwritten.
    */
   putSamples(owner: string | null, samples: NewSample[]): Promise<PutSamplesResult>;
   getSample(id: string): Promise<SampleRecord | null>;
   samplePayload(id: string): Promise<Buffer | null>;
-  /** ordered by seq; use { after: last.seq } to page */
+  /**
+   * Ordered by seq; use { after: last.seq } to page. Ascending pages never skip a row: a backend
+   * whose concurrent writers can commit seq numbers out of order returns rows only up to a
+   * watermark below which every row is committed (rows above it show on a later page).
+   */
   listSamples(filter?: SampleFilter): Promise<SampleRecord[]>;
   countSamples(filter?: SampleFilter): Promise<number>;
+  /**
+   * Every sample matching filter (limit ignored), with payloads, in ascending seq order, read in
+   * ONE consistent snapshot (one query / cursor, not a query per sample), in batches.
+   */
+  scanSamples(filter?: SampleFilter, opts?: { batch?: number }): AsyncIterable<SampleWithPayload[]>;
   /**
    * Set labels in one transaction. owner: only samples of that device may be labelled; when any
    * label targets another owner's sample nothing is stored and `forbidden` lists them. null = admin. Updates counter labelled_new by the number of newly labelled samples.
@@ -208,45 +231,86 @@ export interface KbStore {
   /** LEARN: record task definition and held-out split of samples */
   assignSamples(rows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[]): Promise<void>;
   markSamplesUsed(ids: string[], round: number): Promise<void>;
+}
 
-  /** LEARN: everything a training round writes, in one transaction (see RoundWrite) */
-  applyRound(w: RoundWrite): Promise<void>;
-
-  // ---- tasks ----
+/** The model registry: task models (their files are content-addressed blobs). */
+export interface ModelStore {
+  readonly blobs: BlobStore;
   putTask(t: TaskRecord): Promise<void>;
   getTask(id: string): Promise<TaskRecord | null>;
   listTasks(opts?: { includeRetired?: boolean }): Promise<TaskRecord[]>;
+}
 
-  // ---- versions and channels ----
+/** Published versions: signed index + signature live in the store. */
+export interface VersionStore {
   latestVersion(): Promise<VersionRecord | null>;
   getVersion(n: number): Promise<VersionRecord | null>;
   listVersions(): Promise<VersionRecord[]>;
   /**
+   * The number the next version gets (latest + 1). Inside KbStore.tx it also reserves it: a
+   * concurrent publisher waits until this transaction ends, so versions are consecutive, never
+   * duplicated or skipped.
+   */
+  nextVersion(): Promise<number>;
+  /**
    * Store a signed index as version v.n and (when channel is set) point the channel at it, in one
-   * step: the index files are written and fsynced first, then the metadata commits. Fails if n
-   * exists. modelShas: blobs the version references (they become downloadable).
+   * step. Fails if n exists. modelShas: blobs the version references (they become downloadable).
    */
   addVersion(v: Omit<VersionRecord, 'index_sha'>, indexBytes: Buffer, sig: string, modelShas: string[]): Promise<VersionRecord>;
   readVersionIndex(n: number): Promise<{ bytes: Buffer; sig: string } | null>;
   /** true when a published version references the blob (only those are served to devices) */
   isPublishedBlob(sha: string): Promise<boolean>;
+}
+
+/** Rollout channels. */
+export interface ChannelStore {
   getChannel(name: string): Promise<ChannelRecord | null>;
+  /**
+   * getChannel, and inside KbStore.tx hold the channel until the transaction ends: the
+   * compare-and-set of a rollout decision (a second evaluator waits, then sees the first's write).
+   */
+  lockChannel(name: string): Promise<ChannelRecord | null>;
   listChannels(): Promise<ChannelRecord[]>;
   /** create the channel if missing; fields left out keep their value */
   upsertChannel(name: string, patch: Partial<Omit<ChannelRecord, 'name' | 'updated_at'>>): Promise<ChannelRecord>;
   /** point a channel at a version; the old version becomes previous_version */
   setChannelVersion(name: string, version: number): Promise<ChannelRecord>;
+}
 
-  // ---- counters (LEARN's `kb train --when`) ----
+/** Counters (LEARN's `kb train --when`), the event log and totals. */
+export interface CounterStore {
   counters(): Promise<Record<string, number>>;
   addCounter(name: string, by: number): Promise<void>;
   setCounter(name: string, value: number): Promise<void>;
-
-  // ---- events ----
   logEvent(kind: string, detail?: Record<string, unknown>): Promise<void>;
   listEvents(opts?: { kind?: string; limit?: number }): Promise<EventRecord[]>;
-
   stats(): Promise<KbStats>;
   /** the parts of stats() over small tables (devices, versions, tasks): cheap enough for every metrics scrape */
   fleetStats(): Promise<Omit<KbStats, 'samples' | 'labelled'>>;
+}
+
+/** LEARN: everything a training round writes, in one transaction (see RoundWrite). */
+export interface RoundStore {
+  applyRound(w: RoundWrite): Promise<void>;
+}
+
+/** What a transaction body sees: every data interface, bound to the transaction. */
+export interface KbTx extends SettingsStore, KeyStore, DeviceStore, SampleStore, ModelStore, VersionStore, ChannelStore, CounterStore, RoundStore {}
+
+export interface KbStore extends KbTx {
+  /**
+   * Run fn in ONE database transaction: all its writes commit together or none does. fn must
+   * use the `t` it is given (not the store) and must not hold the transaction for long (no
+   * network calls, no training). A backend may re-run fn when the database asks to retry
+   * (serialization failure), so fn must not have other side effects.
+   */
+  tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T>;
+  /**
+   * One training round at a time per KB: take the training lock or throw CliError(EXIT.LOCKED);
+   * returns the release. A holder that dies releases it (no stale lock).
+   */
+  trainLock(): Promise<() => Promise<void>>;
+  /** a short name of the backend and where it is (no credentials), for logs */
+  readonly describe: string;
+  close(): Promise<void>;
 }

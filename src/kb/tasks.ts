@@ -8,7 +8,7 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { inspectModel } from '../onnx/ort.js';
-import type { KbStore, TaskRecord } from './store.js';
+import type { CounterStore, ModelStore, TaskRecord } from './store.js';
 
 export const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -24,7 +24,7 @@ export interface AddTaskOptions {
 }
 
 /** Register (or replace the model of) a task. */
-export async function addTaskModel(store: KbStore, o: AddTaskOptions): Promise<TaskRecord> {
+export async function addTaskModel(store: ModelStore & CounterStore, o: AddTaskOptions): Promise<TaskRecord> {
   if (!TASK_ID_RE.test(o.id)) throw new CliError(`--task "${o.id}": expected 1-128 characters of A-Z a-z 0-9 . _ : - (not starting with . _ : -)`, EXIT.USAGE);
   let bytes: Buffer;
   try {

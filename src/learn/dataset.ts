@@ -3,7 +3,7 @@
 // features; image payloads (png, jpeg) are decoded straight into model input by the image
 // preprocessing (image-samples.ts), for which preprocess() is then the identity.
 import type { Preprocessing } from '../format/index-manifest.js';
-import type { KbStore, SampleRecord } from '../kb/store.js';
+import type { SampleRecord, SampleStore } from '../kb/store.js';
 import { ImageDecoder, isImageKind } from './image-samples.js';
 
 /** Raw float features of a payload, or null with the reason it cannot be used. */
@@ -89,21 +89,18 @@ export interface LoadedSample {
  * All samples of the KB with a usable payload (paged); unusable ones are counted by reason.
  * Images are decoded with `image` (or a preprocessing taken from the first image, returned).
  */
-export async function loadSamples(store: KbStore, opts: { image?: Preprocessing | null; maxPixels?: number } = {}): Promise<{ samples: LoadedSample[]; skipped: Record<string, number>; image: Preprocessing | null }> {
+export async function loadSamples(store: SampleStore, opts: { image?: Preprocessing | null; maxPixels?: number } = {}): Promise<{ samples: LoadedSample[]; skipped: Record<string, number>; image: Preprocessing | null }> {
   const samples: LoadedSample[] = [];
   const skipped: Record<string, number> = {};
   const images = new ImageDecoder(opts.image ?? null, opts.maxPixels);
-  let after = 0;
-  for (;;) {
-    const page = await store.listSamples({ after, limit: 2000 });
-    if (page.length === 0) break;
-    for (const rec of page) {
-      const buf = rec.payload_kind === 'none' ? null : await store.samplePayload(rec.id);
+  // one consistent snapshot of the whole training set, not a query per sample
+  for await (const page of store.scanSamples({}, { batch: 2000 })) {
+    for (const { payload, ...rec } of page) {
+      const buf = rec.payload_kind === 'none' ? null : payload;
       const raw = isImageKind(rec.payload_kind) && buf ? images.decode(buf) : decodePayload(rec.payload_kind, buf);
       if (typeof raw === 'string') skipped[raw] = (skipped[raw] ?? 0) + 1;
       else samples.push({ rec, raw });
     }
-    after = page[page.length - 1].seq;
   }
   return { samples, skipped, image: images.preprocessing };
 }

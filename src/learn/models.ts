@@ -1,7 +1,7 @@
 // A task's current model as the learner uses it: scored on raw samples (its own preprocessing
 // applied) by our forward pass when the ONNX is a dense chain, else by onnxruntime-node (lazily
 // loaded through onnx/ort.ts), e.g. for models a --trainer-cmd plug-in or `kb task add` brought in.
-import type { KbStore, TaskRecord } from '../kb/store.js';
+import type { ModelStore, TaskRecord } from '../kb/store.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { forwardRows, predictProba } from './dense.js';
 import { cnnPredict } from './cnn.js';
@@ -26,7 +26,7 @@ export interface ScoringModel {
   features(raw: Float32Array[]): { output: string; dim: number; F: Float32Array } | null;
 }
 
-export async function readBlob(store: KbStore, sha: string): Promise<Buffer> {
+export async function readBlob(store: Pick<ModelStore, 'blobs'>, sha: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of await store.blobs.get(sha)) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
@@ -102,7 +102,7 @@ function sampleDims(s: OrtSession, name: string, d: number): number[] {
   return [d];
 }
 
-export async function loadTaskModel(store: KbStore, t: TaskRecord): Promise<ScoringModel> {
+export async function loadTaskModel(store: Pick<ModelStore, 'blobs'>, t: TaskRecord): Promise<ScoringModel> {
   const bytes = await readBlob(store, t.model_sha);
   return modelFromBytes(bytes, { labels: t.labels, preprocessing: t.preprocessing, output_kind: t.output_kind, inputName: t.inputs[0]?.name, outputName: t.outputs[0]?.name });
 }

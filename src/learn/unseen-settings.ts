@@ -4,7 +4,7 @@
 // carries them, and every task's thresholds are calibrated for them: when they change, every
 // task is recalibrated (not only the ones a round retrains) before the next version is published.
 import { UNSEEN_METHODS, type TaskIndex, type UnseenConfig, type UnseenMethod, type UnseenThresholds } from '../format/index-manifest.js';
-import type { KbStore, TaskRecord } from '../kb/store.js';
+import type { ModelStore, SampleStore, SettingsStore, TaskRecord, VersionStore } from '../kb/store.js';
 import { calibrate, type Calibration } from './calibrate.js';
 import { loadSamples, preprocess, type LoadedSample } from './dataset.js';
 import { loadTaskModel, stack, type ScoringModel } from './models.js';
@@ -41,7 +41,7 @@ export function parseCombine(text: string): 'any' | 'all' {
  * else the defaults. Asked settings are stored. changed: they differ from what the latest index
  * says (so every task's thresholds must be recalibrated and a version published).
  */
-export async function resolveUnseen(store: KbStore, req: UnseenRequest, prev: TaskIndex | null): Promise<{ config: UnseenConfig; changed: boolean }> {
+export async function resolveUnseen(store: SettingsStore & ModelStore & SampleStore & VersionStore, req: UnseenRequest, prev: TaskIndex | null): Promise<{ config: UnseenConfig; changed: boolean }> {
   const kept = await store.getMeta(META_UNSEEN);
   const base: UnseenConfig = kept ? (JSON.parse(kept) as UnseenConfig) : (prev?.unseen ?? DEFAULT_KB_UNSEEN);
   const config: UnseenConfig = {
@@ -85,7 +85,7 @@ export function calibratedFields(cal: Calibration, fallback: boolean): Pick<Task
  * samples the last round assigned to them (their persisted train / held-out split); the
  * fallback uses every labelled sample. Returns the ids of the tasks it updated.
  */
-export async function recalibrateTasks(store: KbStore, config: UnseenConfig, skip: ReadonlySet<string> = new Set()): Promise<string[]> {
+export async function recalibrateTasks(store: SettingsStore & ModelStore & SampleStore & VersionStore, config: UnseenConfig, skip: ReadonlySet<string> = new Set()): Promise<string[]> {
   const tasks = (await store.listTasks()).filter((t) => !skip.has(t.id));
   if (tasks.length === 0) return [];
   const { samples } = await loadSamples(store);
@@ -113,7 +113,7 @@ export async function recalibrateTasks(store: KbStore, config: UnseenConfig, ski
  * `kb publish`: the settings in force (asked ones stored), with every task recalibrated when
  * they differ from the latest version's. Returns the config the new index carries.
  */
-export async function applyUnseenSettings(store: KbStore, req: UnseenRequest): Promise<UnseenConfig> {
+export async function applyUnseenSettings(store: SettingsStore & ModelStore & SampleStore & VersionStore, req: UnseenRequest): Promise<UnseenConfig> {
   const latest = await store.latestVersion();
   const files = latest ? await store.readVersionIndex(latest.n) : null;
   const prev = files ? (JSON.parse(files.bytes.toString('utf8')) as TaskIndex) : null;

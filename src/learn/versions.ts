@@ -3,9 +3,9 @@
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import type { PairedResult } from './paired.js';
-import type { KbStore } from '../kb/store.js';
+import type { CounterStore, ModelStore, VersionStore } from '../kb/store.js';
 
-async function readIndex(store: KbStore, n: number): Promise<TaskIndex> {
+async function readIndex(store: VersionStore & ModelStore & CounterStore, n: number): Promise<TaskIndex> {
   const f = await store.readVersionIndex(n);
   if (!f) throw new CliError(`KB version ${n} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
   return JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
@@ -22,7 +22,7 @@ export interface VersionRow {
   round: number | null;
 }
 
-export async function listVersions(store: KbStore): Promise<VersionRow[]> {
+export async function listVersions(store: VersionStore & ModelStore & CounterStore): Promise<VersionRow[]> {
   const out: VersionRow[] = [];
   let prev: TaskIndex | null = null;
   for (const v of (await store.listVersions()).sort((a, b) => a.n - b.n)) {
@@ -52,7 +52,7 @@ export interface TaskDiff {
   parent_b: string | null;
 }
 
-export async function diffVersions(store: KbStore, a: number, b: number) {
+export async function diffVersions(store: VersionStore & ModelStore & CounterStore, a: number, b: number) {
   const A = await readIndex(store, a);
   const B = await readIndex(store, b);
   const ta = new Map(A.tasks.map((t) => [t.id, t]));
@@ -96,7 +96,7 @@ export interface HistoryRow {
   train_ms: number;
 }
 
-export async function taskHistory(store: KbStore): Promise<HistoryRow[]> {
+export async function taskHistory(store: VersionStore & ModelStore & CounterStore): Promise<HistoryRow[]> {
   const rows: HistoryRow[] = [];
   for (const t of await store.listTasks({ includeRetired: true })) {
     for (const h of ((t.extra?.history as Omit<HistoryRow, 'task'>[]) ?? [])) rows.push({ ...h, task: t.id });
