@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { ROOT } from '../test/helpers/cli.js';
 import { postgresBackend, sqliteBackend, type KbBackend } from './lib/fleet/backends.js';
 import { postgresAvailable } from './lib/fleet/postgres.js';
+import { capacityModel, renderCapacity } from './lib/fleet/capacity.js';
 import { medianResult, renderTable } from './lib/fleet/report.js';
 import { runScenario, type ScenarioOptions, type ScenarioResult } from './lib/fleet/run.js';
 
@@ -124,12 +125,16 @@ for (const devices of sizes) {
   ok &&= (baseline?.audit.ok ?? true) && (fleet?.audit.ok ?? true);
 }
 
+// the capacity model from the largest fleet run (the baseline's when only that ran)
+const last = results[results.length - 1];
+const capacity = last && (last.fleet ?? last.baseline) ? capacityModel((last.fleet ?? last.baseline)!) : null;
 const doc = {
   bench: 'fleet',
   machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gb: Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1e6), loadavg_end: loadavg().map((x) => +x.toFixed(2)) },
   node: process.version,
   options: { ...base(0), devices: sizes, deadline: undefined, log: undefined, repeat, fleet_backend: fleetBackend },
   results,
+  capacity,
 };
 const outFile = a.out ?? join(ROOT, 'bench', 'out', 'fleet.json');
 mkdirSync(dirname(outFile), { recursive: true });
@@ -137,6 +142,7 @@ writeFileSync(outFile, JSON.stringify(doc, null, 2) + '\n');
 if (a.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
 else {
   for (const r of results) process.stdout.write(`\n== ${r.devices} devices ==\n${renderTable(r.baseline, r.fleet)}\n`);
+  if (capacity) process.stdout.write(`\n${renderCapacity(capacity)}\n`);
   process.stdout.write(`\nmachine: ${doc.machine.cpus} cores (${doc.machine.cpu_model}), load average at the end ${doc.machine.loadavg_end.join(' ')}; JSON in ${outFile}\n`);
 }
 if (!ok) {
