@@ -45,7 +45,7 @@ interface Scenario {
   replicas: number;
   push: { samples: number; resent_batches: number; kill: { acked_before: number } | null; cpu_ms_per_1000_samples: Record<string, number> };
   audit: { ok: boolean; problems: string[]; stored_rows: number; counter_samples_new: number; acked_before_kill: number; lost_across_kill: number };
-  pull: { stream: { devices: number; failures: number } | null };
+  pull: { stream: { devices: number; failures: number; model_bytes: number; bytes_via_replicas: number } | null };
 }
 
 function checkScenario(s: Scenario, devices: number, samples: number) {
@@ -58,6 +58,8 @@ function checkScenario(s: Scenario, devices: number, samples: number) {
   assert.ok(Object.keys(s.push.cpu_ms_per_1000_samples).some((k) => k.startsWith('replica-')));
   assert.equal(s.pull.stream?.devices, devices);
   assert.equal(s.pull.stream?.failures, 0);
+  // every model byte came through the replicas (plus the index answers)
+  assert.ok(s.pull.stream!.bytes_via_replicas >= devices * s.pull.stream!.model_bytes);
 }
 
 test('bench:fleet runs end to end on the embedded backend and its audit passes', { timeout: 600_000 }, async () => {

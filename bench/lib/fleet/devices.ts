@@ -225,7 +225,9 @@ export async function pullFleet(devices: FleetDevice[], plan: PullPlan, lat: Lat
         const m = model as { sha256: string; size: number };
         if (plan.mode === 'stream') {
           await getWithRetry(d, `/v1/blobs/${m.sha256}`, BLOB, lat, tally, plan.deadline, async (res) => {
-            tally.bytesViaReplicas += await verifyStream(res, m.sha256, m.size, `device ${d.id} blob`);
+            // awaited first: `x += await y` reads x before the await and loses concurrent updates
+            const n = await verifyStream(res, m.sha256, m.size, `device ${d.id} blob`);
+            tally.bytesViaReplicas += n;
           });
         } else {
           let url = '';
@@ -237,7 +239,8 @@ export async function pullFleet(devices: FleetDevice[], plan: PullPlan, lat: Lat
           const u = new URL(url);
           // no bearer token to the object store: the URL's signature is the authorisation
           await getWithRetry(d, u.pathname + u.search, S3_GET, lat, tally, plan.deadline, async (res) => {
-            tally.bytesViaObjectStore += await verifyStream(res, m.sha256, m.size, `device ${d.id} presigned blob`);
+            const n = await verifyStream(res, m.sha256, m.size, `device ${d.id} presigned blob`);
+            tally.bytesViaObjectStore += n;
           }, objectStore, u.origin);
         }
         tally.devices++;
