@@ -3,7 +3,7 @@
 // A blob is written to a temp file, hashed on the way, fsynced, and renamed into place, so a
 // blob that exists under its name is always complete and its name is its sha256.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, utimesSync, rmSync, statSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +19,21 @@ export interface BlobStore {
   has(sha: string): Promise<boolean>;
   /** size in bytes, or null when missing */
   size(sha: string): Promise<number | null>;
+  /** remove a blob (kb gc); no error when it is already gone */
+  delete(sha: string): Promise<void>;
+  /** every stored blob, in no particular order (kb gc) */
+  list(): AsyncIterable<BlobInfo>;
+  /** a URL that serves the blob without our token for expiresSec (object stores only) */
+  presignGet?(sha: string, expiresSec: number): string;
+  /** release connections (object stores) */
+  close?(): void;
+}
+
+export interface BlobInfo {
+  sha256: string;
+  size: number;
+  /** when it was written: kb gc leaves young blobs alone (a publish may be referencing them) */
+  mtimeMs: number;
 }
 
 export function isSha256(s: string): boolean {
@@ -65,7 +80,12 @@ export class FsBlobStore implements BlobStore {
         closeSync(fd);
       }
       const dest = this.path(sha256);
-      if (existsSync(dest)) rmSync(tmp, { force: true });
+      if (existsSync(dest)) {
+        rmSync(tmp, { force: true });
+        // fresh mtime: kb gc's grace period must not remove it before the caller references it
+        const now = new Date();
+        utimesSync(dest, now, now);
+      }
       else {
         renameSync(tmp, dest);
         fsyncDir(this.dir);
@@ -93,6 +113,22 @@ export class FsBlobStore implements BlobStore {
       return statSync(this.path(sha)).size;
     } catch {
       return null;
+    }
+  }
+
+  async delete(sha: string): Promise<void> {
+    rmSync(this.path(sha), { force: true });
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const name of readdirSync(this.dir)) {
+      if (!isSha256(name)) continue;
+      try {
+        const st = statSync(join(this.dir, name));
+        yield { sha256: name, size: st.size, mtimeMs: st.mtimeMs };
+      } catch {
+        // removed meanwhile
+      }
     }
   }
 }
