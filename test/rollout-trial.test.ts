@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { acquireLock } from '../src/sync/lock.js';
+import { acquireLock } from '../src/durable/lock.js';
 import { sedna, tempDir } from './helpers/cli.js';
 import { bundleOf, computeCanary, generateSigningKeys, initEdge, inputs, makeVersion } from './helpers/rollout-fixtures.js';
 

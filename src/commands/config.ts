@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON record: key, value, file')
     .action(
       run(async (key: string, value: string, o: { json?: boolean }, cmd: Command) => {
-        const [{ keyPath, setAt, parseValue, checkConfig }, { writeFileAtomic }] = await Promise.all([import('../store/config-check.js'), import('../store/home.js')]);
+        const [{ keyPath, setAt, parseValue, checkConfig }, { writeFileAtomic }] = await Promise.all([import('../store/config-check.js'), import('../durable/atomic-write.js')]);
         const { file, raw } = await readRaw(cmd);
         const path = keyPath(key);
         if (path[0] === 'device_id' || path[0] === 'created_at') throw new CliError(`config key "${key}": set by init, not changeable`, EXIT.USAGE);
@@ -89,7 +89,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON record: key, removed, file')
     .action(
       run(async (key: string, o: { json?: boolean }, cmd: Command) => {
-        const [{ keyPath, unsetAt, checkConfig }, { writeFileAtomic }] = await Promise.all([import('../store/config-check.js'), import('../store/home.js')]);
+        const [{ keyPath, unsetAt, checkConfig }, { writeFileAtomic }] = await Promise.all([import('../store/config-check.js'), import('../durable/atomic-write.js')]);
         const { file, raw } = await readRaw(cmd);
         const { config: next, found } = unsetAt(raw, keyPath(key));
         if (found) {

@@ -28,7 +28,7 @@ export function register(kb: Command): void {
         const { addDevice } = await import('../kb/devices.js');
         const { readPublicKey } = await import('../kb/init.js');
         const { kbPaths } = await import('../kb/paths.js');
-        const { writeFileAtomic } = await import('../store/home.js');
+        const { writeFileAtomic } = await import('../durable/atomic-write.js');
         await kbOpen(o.data, async (store, dir) => {
           const publicKey = readPublicKey(kbPaths(dir));
           const { device: d, token } = await addDevice(store, id, o.channel);

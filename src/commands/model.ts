@@ -15,7 +15,7 @@ interface Globals {
 
 async function withLockedHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T>): Promise<T> {
   const { withHome } = await import('../store/open-home.js');
-  const { withLock } = await import('../sync/lock.js');
+  const { withLock } = await import('../durable/lock.js');
   const { sweepLeftovers } = await import('../store/rollout-files.js');
   const g = cmd.optsWithGlobals() as Globals;
   return withHome(g.home, (h) =>

@@ -7,9 +7,10 @@
 // the signature and every sha256 are verified; on any refusal the directory is removed.
 // tar is imported lazily (start-up time of the CLI).
 import { createHash, randomBytes } from 'node:crypto';
-import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
+import { fsyncFile } from '../durable/atomic-write.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { TaskIndex } from './index-manifest.js';
 import { signBytes, verifyBytes } from './signature.js';
@@ -128,15 +129,6 @@ async function sha256OfFile(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h.digest('hex');
-}
-
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

@@ -33,6 +33,17 @@ export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy' | 'none';
  */
 export const NO_TASK = '';
 
+/**
+ * The one rule for sample ids, everywhere they enter (outbox, serve, feedback, KB import, push):
+ * a device makes UUIDv7s (36 characters), an import without ids derives imp-<40 hex>; any
+ * client-made id within the rule is accepted, since the KB upserts by it.
+ */
+export const SAMPLE_ID_RE = /^[A-Za-z0-9-]{8,64}$/;
+export const SAMPLE_ID_RULE = '8-64 characters of A-Z a-z 0-9 -';
+const SAMPLE_ID_SCHEMA = { type: 'string', minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' } as const;
+
+export const isSampleId = (id: unknown): id is string => typeof id === 'string' && SAMPLE_ID_RE.test(id);
+
 export interface UploadSample {
   /** client-made id (UUIDv7); the KB upserts by it, so a re-sent sample is harmless */
   id: string;
@@ -88,7 +99,7 @@ const uploadSampleSchema = {
   required: ['id', 'task', 'attrs', 'payload_kind', 'payload_sha', 'pred_label', 'scores', 'hard', 'hard_reasons', 'unseen', 'unseen_reason', 'kb_version', 'created_at'],
   additionalProperties: false,
   properties: {
-    id: { type: 'string', minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' },
+    id: SAMPLE_ID_SCHEMA,
     task: { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'null' }] },
     attrs: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 } },
     payload_kind: { enum: ['f32', 'png', 'jpeg', 'npy', 'none'] },
@@ -125,7 +136,7 @@ export const PUSH_LABELS_SCHEMA = {
         type: 'object',
         required: ['id', 'label'],
         additionalProperties: false,
-        properties: { id: { type: 'string', minLength: 8, maxLength: 64 }, label: { type: 'string', minLength: 1, maxLength: 256 } },
+        properties: { id: SAMPLE_ID_SCHEMA, label: { type: 'string', minLength: 1, maxLength: 256 } },
       },
     },
   },

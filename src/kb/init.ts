@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { generateSigningKeys } from '../format/signature.js';
-import { writeFileAtomic } from '../store/home.js';
+import { writeFileAtomic } from '../durable/atomic-write.js';
 import { KB_FORMAT, isKb, kbConfigPath, type KbConfig } from './open.js';
 import { kbPaths, type KbPaths } from './paths.js';
 import { hashToken, newToken } from './tokens.js';

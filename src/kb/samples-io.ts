@@ -15,13 +15,13 @@ import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
 import { splitCsvLine } from '../format/csv.js';
 import { lineChunks, lineTooLongReason } from '../format/lines.js';
 import { writeDrained } from '../format/write-drained.js';
 import { IMPORT_ID_PREFIX } from './store.js';
 import type { CounterStore, NewSample, SampleFilter, SampleRecord, SampleStore } from './store.js';
 
-const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
 const BATCH = 1000;
 
 export type BadLine = (line: number, reason: string) => void;
@@ -76,7 +76,7 @@ function parseImageLine(o: Record<string, unknown>, label: string | null, attrs:
     if (typeof o.payload_b64 !== 'string') return '"payload_b64" must be a base64 string';
     bytes = Buffer.from(o.payload_b64, 'base64');
   }
-  if (o.id !== undefined && (typeof o.id !== 'string' || !ID_RE.test(o.id))) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
+  if (o.id !== undefined && !isSampleId(o.id)) return `"id" must be ${SAMPLE_ID_RULE}`;
   const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels, o.task as string | undefined);
   return typeof s === 'string' ? `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}` : s;
 }
@@ -102,7 +102,7 @@ function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }):
   const attrs = normaliseAttrs(o.attrs as Record<string, string> | undefined);
   if (o.task !== undefined && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string';
   if (image) return parseImageLine(o, label, attrs, ctx);
-  if (o.id !== undefined && (typeof o.id !== 'string' || !ID_RE.test(o.id))) return '"id" must be 8-64 characters of A-Z a-z 0-9 -';
+  if (o.id !== undefined && !isSampleId(o.id)) return `"id" must be ${SAMPLE_ID_RULE}`;
   return importedSample('f32', f32Bytes(x as number[]), label, attrs, o.id as string | undefined, o.task as string | undefined, IMPORT_ID_PREFIX);
 }
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
 import { sha256Hex } from '../format/signature.js';
-import { writeFileAtomic } from '../store/home.js';
+import { writeFileAtomic } from '../durable/atomic-write.js';
 import { keepPrivate, sqliteFiles } from '../store/private-files.js';
 import { FsBlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
@@ -240,9 +240,9 @@ export class SqliteKbStore implements KbStore {
   }
 
   async trainLock(): Promise<() => Promise<void>> {
-    const { acquireTrainLock } = await import('../learn/lock.js');
-    const release = acquireTrainLock(join(this.paths.tmp, 'train.lock'));
-    return async () => release();
+    const { acquireLockFile } = await import('../durable/lock.js');
+    const lock = acquireLockFile(join(this.paths.tmp, 'train.lock'), 'kb train');
+    return async () => lock.release();
   }
 
   async publicKey(): Promise<string> {

@@ -1,6 +1,7 @@
 // Ground truth for logged samples (`sedna-ll feedback`): parse label records and attach them.
 // A labelled sample is worth more: it is kept longest under quota and its label goes to the KB
 // on the next sync (label_state 'pending').
+import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
 import { activeVersion } from './versions.js';
@@ -12,7 +13,6 @@ export interface LabelItem {
   line: number;
 }
 
-const ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 
 /** Check one label value; returns the reason it is bad, or null. */
 export function badLabel(label: unknown): string | null {
@@ -43,8 +43,8 @@ export function parseLabelLines(text: string, what: string): { items: LabelItem[
       continue;
     }
     const { id, label } = o as { id?: unknown; label?: unknown };
-    if (typeof id !== 'string' || !ID_RE.test(id)) {
-      errors.push(`${where}: "id" must be a sample id`);
+    if (!isSampleId(id)) {
+      errors.push(`${where}: "id" must be a sample id (${SAMPLE_ID_RULE})`);
       continue;
     }
     const bad = badLabel(label);

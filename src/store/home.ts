@@ -1,7 +1,8 @@
 // The edge home directory and its config.json (DESIGN.md "Edge home").
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../durable/atomic-write.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { checkConfig } from './config-check.js';
 
@@ -94,31 +95,6 @@ export function loadConfig(home: string): EdgeConfig {
     upload: { ...DEFAULT_CONFIG.upload, ...c.upload },
     rollout: { ...DEFAULT_CONFIG.rollout, ...c.rollout },
   };
-}
-
-/** Write a file atomically: temp file, fsync, rename, fsync of the directory. */
-export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
-}
-
-export function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* some filesystems refuse fsync on directories; the rename is still atomic */
-  }
 }
 
 export function saveConfig(home: string, c: EdgeConfig): void {

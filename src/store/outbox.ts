@@ -17,11 +17,15 @@
 // Read path for sync: pendingBatch / markUploaded / deleteUploaded / pendingLabels /
 // markLabelsUploaded / counts.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from './db.js';
-import { type EdgeConfig, type HomePaths, fsyncDir } from './home.js';
+import { fsyncDir } from '../durable/atomic-write.js';
+import { pidAlive } from '../durable/process.js';
+import { ContentDir } from '../durable/content-dir.js';
+import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
+import type { EdgeConfig, HomePaths } from './home.js';
 import { uuidv7 } from './uuid7.js';
 import { type DecodedSampleRow, NO_TASK, PAYLOAD_SQL, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
 
@@ -123,20 +127,8 @@ interface VictimRow {
   acct: number;
 }
 
-const ID_RE = /^[A-Za-z0-9-]{8,64}$/;
 const EMPTY = Buffer.alloc(0);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** Does a process with this pid still run? (for leftovers of crashed writers) */
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class Outbox {
   readonly maxBytes: number;
@@ -155,6 +147,7 @@ export class Outbox {
   /** blobs renamed aside by deletes in the running transaction: unlinked after commit, restored on rollback */
   private tombstones: { sha: string; path: string }[] = [];
   private blobDirDirty = false;
+  private readonly blobs: ContentDir;
   private readonly logTx: (recs: LogRecord[], prepared: Prepared[]) => LogResult[];
 
   constructor(
@@ -164,8 +157,7 @@ export class Outbox {
   ) {
     const mb = cfg.outbox?.max_mb ?? 0;
     this.maxBytes = mb > 0 ? Math.floor(mb * 1024 * 1024) : 0;
-    mkdirSync(paths.blobs, { recursive: true });
-    mkdirSync(paths.tmp, { recursive: true });
+    this.blobs = new ContentDir(paths.blobs, paths.tmp);
     this.st = {
       upsert: db.prepare(
         `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, pred_label, scores,
@@ -207,7 +199,7 @@ export class Outbox {
     // hashing and JSON outside the write lock
     const now = Date.now();
     const prepared: Prepared[] = recs.map((r) => {
-      if (r.id !== undefined && !ID_RE.test(r.id)) throw new Error(`sample id "${r.id}": expected 8-64 characters [A-Za-z0-9-]`);
+      if (r.id !== undefined && !isSampleId(r.id)) throw new Error(`sample id "${r.id}": expected ${SAMPLE_ID_RULE}`);
       if (!Number.isFinite(r.hardness)) throw new Error(`sample for task "${r.task}": hardness ${r.hardness} is not a finite number`);
       return {
         id: r.id ?? uuidv7(now),
@@ -330,24 +322,12 @@ export class Outbox {
   // ---- blobs ----------------------------------------------------------------------------
 
   blobPath(sha: string): string {
-    return join(this.paths.blobs, sha);
+    return this.blobs.path(sha);
   }
 
-  /** Write blobs/<sha> unless present (temp, fsync, rename; dir fsync before commit). Under the write lock. */
+  /** Write blobs/<sha> unless present (content-dir; the dir fsync comes once before commit). Under the write lock. */
   private ensureBlob(sha: string, bytes: Buffer): void {
-    const dest = this.blobPath(sha);
-    if (existsSync(dest)) return;
-    const tmp = join(this.paths.tmp, `blob-${sha}-${process.pid}.tmp`);
-    const fd = openSync(tmp, 'w');
-    try {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, dest);
-    this.blobDirDirty = true;
+    if (this.blobs.putBytes(bytes, { sha, syncDir: false }).created) this.blobDirDirty = true;
   }
 
   /**
@@ -390,6 +370,7 @@ export class Outbox {
 
   /** Settle blob tombstones and temp files left by crashed writers (their pid no longer runs). */
   private recoverTombstones(): void {
+    this.blobs.sweepTemps();
     let names: string[];
     try {
       names = readdirSync(this.paths.tmp);
@@ -397,8 +378,8 @@ export class Outbox {
       return;
     }
     for (const n of names) {
-      const m = /^(blobdel|blob)-([0-9a-f]{64})-(\d+)(\.tmp)?$/.exec(n);
-      if (!m || alive(Number(m[3]))) continue;
+      const m = /^(blobdel)-([0-9a-f]{64})-(\d+)$/.exec(n);
+      if (!m || pidAlive(Number(m[3]))) continue;
       const p = join(this.paths.tmp, n);
       try {
         if (m[1] === 'blobdel' && this.db.prepare('SELECT 1 FROM samples WHERE payload_sha = ? AND payload IS NULL LIMIT 1').get(m[2]) && !existsSync(this.blobPath(m[2]))) {

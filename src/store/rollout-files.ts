@@ -1,6 +1,6 @@
 // The file side of rollouts on the edge: install an offline bundle, re-verify what is
 // installed, prune old versions, export a version as a bundle, and sweep the temp leftovers of
-// runs killed with -9. Callers hold the rollout lock (sync/lock.ts withLock) around these.
+// runs killed with -9. Callers hold the rollout lock (durable/lock.ts withLock) around these.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +10,9 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { verifyBytes } from '../format/signature.js';
 import { type DB, kvGet } from './db.js';
-import { type EdgeConfig, type HomePaths, fsyncDir, writeFileAtomic } from './home.js';
+import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
+import { pidAlive } from '../durable/process.js';
+import type { EdgeConfig, HomePaths } from './home.js';
 import { deleteVersionRow, protectedVersions } from './rollout.js';
 import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from './versions.js';
 
@@ -29,16 +31,6 @@ export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(path)) h.update(c as Buffer);
   return h.digest('hex');
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -12,14 +12,15 @@
 // the version directory is built under kb/.tmp-* and renamed into place inside the transaction
 // that inserts its row, so a row never points at a half-written directory.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { verifyBytes } from '../format/signature.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { type DB, kvGet, logEvent } from './db.js';
-import { type HomePaths, fsyncDir, loadConfig } from './home.js';
+import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
+import { type HomePaths, loadConfig } from './home.js';
 
 export type VersionOrigin = 'local' | 'kb' | 'bundle';
 export type VersionState = 'staged' | 'trial' | 'active' | 'previous' | 'failed' | 'retired';
@@ -81,19 +82,6 @@ export function versionDir(paths: HomePaths, id: string): string {
   return join(paths.kb, id);
 }
 
-/** Write bytes to path atomically (temp in the same dir, fsync, rename); no dir fsync (caller batches it). */
-function placeFile(path: string, bytes: Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, bytes);
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
 function fileSize(path: string): number | null {
   try {
     return statSync(path).size;
@@ -128,7 +116,7 @@ export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha:
     const got = sha256(bytes);
     if (got !== sha) throw new CliError(`task "${t.id}": model ${src}: sha256 ${got.slice(0, 12)}… does not match the index (${sha.slice(0, 12)}…)`, EXIT.VERIFY);
     if (bytes.length !== size) throw new CliError(`task "${t.id}": model ${src}: size ${bytes.length} does not match the index (${size})`, EXIT.VERIFY);
-    placeFile(dest, bytes);
+    writeFileAtomic(dest, bytes, { syncDir: false }); // one dir fsync for all below
     placed++;
   }
   if (placed) fsyncDir(paths.models);
@@ -170,8 +158,8 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   mkdirSync(paths.kb, { recursive: true });
   const tmpDir = join(paths.kb, `.tmp-${id}-${process.pid}-${Date.now()}`);
   mkdirSync(tmpDir, { recursive: true });
-  placeFile(join(tmpDir, 'index.json'), opts.indexBytes);
-  if (opts.sig) placeFile(join(tmpDir, 'index.json.sig'), Buffer.from(opts.sig.trim() + '\n'));
+  writeFileAtomic(join(tmpDir, 'index.json'), opts.indexBytes, { syncDir: false });
+  if (opts.sig) writeFileAtomic(join(tmpDir, 'index.json.sig'), opts.sig.trim() + '\n', { syncDir: false });
   fsyncDir(tmpDir);
   const dir = versionDir(paths, id);
   try {

@@ -21,7 +21,7 @@ import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } fro
 import { listVersions } from '../store/versions.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
-import { withLock } from './lock.js';
+import { withLock } from '../durable/lock.js';
 import { makeProgress, type Progress } from './progress.js';
 import { type ActivateVersion, pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';

@@ -1,33 +1,32 @@
-// Single-instance locks per edge home (locks/<name>.lock), for `sync` and for rollout commands
-// (`model activate/install` reuse withLock). Cron may start a run while the previous one still
+// Single-instance file locks: one `sync` / rollout per edge home (locks/<name>.lock), one
+// training round per KB (tmp/train.lock). Cron may start a run while the previous one still
 // works, and a run killed with -9 leaves its lock file behind: the next run must see at once
 // whether the holder is alive (exit 6) or gone (take the lock over, safely).
 //
-// Acquire: the holder record (pid, process start time, hostname, nonce) is written to a private
-// temp file which is then hard-linked to the lock name. link(2) fails with EEXIST like an
-// O_EXCL create, but the lock file never exists half-written, so a reader never mistakes a
+// Acquire: the holder record (pid, process start time, host, boot id, nonce) is written to a
+// private temp file which is then hard-linked to the lock name. link(2) fails with EEXIST like
+// an O_EXCL create, but the lock file never exists half-written, so a reader never mistakes a
 // lock being born for a corrupt one.
 //
-// Stale takeover: a lock is stale when its host is ours and its pid is dead (kill(pid,0) ->
-// ESRCH) or the pid now belongs to another process (start time in /proc/<pid>/stat differs).
-// Two runs may judge the same lock stale at once, so nobody unlinks by name after checking
-// (check-then-unlink would delete a lock a racer just created). Instead the stale file is
-// renamed to a private name (atomic; only one racer gets that inode), its nonce is compared
-// with the nonce judged stale, and only then deleted; every racer then retries the link, which
-// exactly one wins. A racer that renamed a fresh live lock by mistake links it back.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// Stale takeover: a lock is stale when its holder is gone (durable/process.ts: pid dead, pid
+// reused by another process, or written in another boot). Two runs may judge the same lock
+// stale at once, so nobody unlinks by name after checking (check-then-unlink would delete a
+// lock a racer just created). Instead the stale file is renamed to a private name (atomic;
+// only one racer gets that inode), its nonce is compared with the nonce judged stale, and only
+// then deleted; every racer then retries the link, which exactly one wins. A racer that renamed
+// a fresh live lock by mistake links it back.
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { type ProcessStamp, pidAlive, selfStamp, stampAlive } from './process.js';
 
-export interface LockHolder {
-  pid: number;
-  /** process start time (clock ticks since boot, /proc/<pid>/stat field 22); null off Linux */
-  start: string | null;
-  host: string;
+export { processStartTime } from './process.js';
+
+export interface LockHolder extends ProcessStamp {
   nonce: string;
-  /** what holds it, e.g. "sync" */
+  /** what holds it, e.g. "sync", "kb train" */
   name: string;
   since: number;
 }
@@ -40,40 +39,14 @@ export interface Lock {
   tookOver: boolean;
 }
 
-/** Start time of a process from /proc (Linux); null when unknown. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm (field 2) may contain spaces and parentheses: fields after the LAST ')' are fixed
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // rest[0] is field 3 (state); starttime is field 22 -> rest[19]
-    return rest[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: exists but belongs to another user -> alive
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
 /** Is the holder of a lock file still running? Unknown (another host) counts as alive. */
-export function holderAlive(h: LockHolder): boolean {
-  if (h.host !== hostname()) return true;
-  if (!pidAlive(h.pid)) return false;
-  if (h.start !== null) {
-    const now = processStartTime(h.pid);
-    if (now !== null && now !== h.start) return false; // pid reused by another process
-  }
-  return true;
-}
+export const holderAlive = (h: LockHolder): boolean => stampAlive(h);
 
+/**
+ * The holder record of a lock file: 'missing' when there is none, null when it is garbage (never
+ * written by a lock: links are born complete). A bare pid is the record of locks written by
+ * versions before this one (the training lock): its holder is judged by its pid alone.
+ */
 function readHolder(path: string): LockHolder | null | 'missing' {
   let text: string;
   try {
@@ -82,25 +55,57 @@ function readHolder(path: string): LockHolder | null | 'missing' {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
     throw e;
   }
+  if (/^\d+\s*$/.test(text)) {
+    let since = Date.now();
+    try {
+      since = statSync(path).mtimeMs;
+    } catch {
+      /* gone meanwhile: the record is still what we read */
+    }
+    return { pid: Number(text), start: null, host: hostname(), nonce: `pid:${text.trim()}`, name: basename(path, '.lock'), since };
+  }
   try {
     const h = JSON.parse(text) as LockHolder;
     return typeof h.pid === 'number' && typeof h.nonce === 'string' ? h : null;
   } catch {
-    return null; // unreadable: never written by us (links are born complete) -> stale
+    return null;
   }
 }
 
 const uniq = () => `${process.pid}.${randomBytes(6).toString('hex')}`;
 
+/** Temp and aside files of acquirers that died between writing and cleaning them up. */
+function sweepDeadTemps(dir: string, base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const prefix = `.${base}.`;
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^\.(?:new|stale)\.(\d+)\.[0-9a-f]+$/.exec(n.slice(prefix.length - 1));
+    if (!m || pidAlive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, n));
+    } catch {
+      /* another run swept it */
+    }
+  }
+}
+
 /**
- * Take locks/<name>.lock or throw CliError(exit 6) naming the live holder.
- * The lock is released by release(), and on normal process exit.
+ * Take the lock file at `path` for `name` (what the holder is, named in the refusal) or throw
+ * CliError(exit 6) naming the live holder. Released by release(), and on normal process exit.
  */
-export function acquireLock(locksDir: string, name: string): Lock {
-  mkdirSync(locksDir, { recursive: true });
-  const path = join(locksDir, `${name}.lock`);
-  const me: LockHolder = { pid: process.pid, start: processStartTime(process.pid), host: hostname(), nonce: randomBytes(12).toString('hex'), name, since: Date.now() };
-  const tmp = join(locksDir, `.${name}.lock.new.${uniq()}`);
+export function acquireLockFile(path: string, name: string): Lock {
+  const dir = dirname(path);
+  const base = basename(path);
+  mkdirSync(dir, { recursive: true });
+  sweepDeadTemps(dir, base);
+  const me: LockHolder = { ...selfStamp(), nonce: randomBytes(12).toString('hex'), name, since: Date.now() };
+  const tmp = join(dir, `.${base}.new.${uniq()}`);
   const fd = openSync(tmp, 'wx', 0o644);
   try {
     writeSync(fd, JSON.stringify(me) + '\n');
@@ -127,7 +132,7 @@ export function acquireLock(locksDir: string, name: string): Lock {
         throw new CliError(`locked: another ${h.name} is running (pid ${h.pid}${host}, since ${new Date(h.since).toISOString()}); lock file ${path}`, EXIT.LOCKED);
       }
       // stale: move exactly the file we judged stale out of the way, then race for the link
-      const aside = join(locksDir, `.${name}.lock.stale.${uniq()}`);
+      const aside = join(dir, `.${base}.stale.${uniq()}`);
       try {
         renameSync(path, aside);
       } catch (e) {
@@ -161,6 +166,11 @@ export function acquireLock(locksDir: string, name: string): Lock {
   }
 }
 
+/** Take <locksDir>/<name>.lock (see acquireLockFile). */
+export function acquireLock(locksDir: string, name: string): Lock {
+  return acquireLockFile(join(locksDir, `${name}.lock`), name);
+}
+
 function releaseLock(path: string, me: LockHolder, onExit: (() => void) | null): void {
   if (onExit) process.removeListener('exit', onExit);
   // only remove the lock if it is still ours (never someone else's after a takeover)
@@ -174,7 +184,7 @@ function releaseLock(path: string, me: LockHolder, onExit: (() => void) | null):
   }
 }
 
-/** Run fn while holding locks/<name>.lock of an edge home; exit 6 (CliError) when held. */
+/** Run fn while holding <locksDir>/<name>.lock; exit 6 (CliError) when held. */
 export async function withLock<T>(paths: { locks: string }, name: string, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
   const lock = acquireLock(paths.locks, name);
   try {

@@ -1,0 +1,65 @@
+// Files that are either the old version or the new one, never half-written, after a kill -9 or
+// a power cut: write a temp file in the same directory, fsync it, rename it over the name,
+// fsync the directory (the rename itself is durable only then). Temp names carry the writer's
+// pid (<name>.tmp-<pid>-<n>) so a sweep can remove the leftovers of writers that died.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+let seq = 0;
+/** A temp name next to `path`, unique in this process, that names the writing pid. */
+export function tempNameFor(path: string): string {
+  return `${path}.tmp-${process.pid}-${Date.now()}${String(++seq).padStart(4, '0')}`;
+}
+
+/** fsync a file by name (its data and size reach the disk). */
+export function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** fsync a directory, so renames and unlinks in it are durable. */
+export function fsyncDir(dir: string): void {
+  try {
+    fsyncFile(dir);
+  } catch {
+    /* some filesystems refuse fsync on directories; the rename is still atomic */
+  }
+}
+
+/** Write all of `data` to a new file at `path` (mode), fsynced; no rename. */
+export function writeSynced(path: string, data: string | Buffer, mode = 0o644): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const fd = openSync(path, 'w', mode);
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface AtomicWriteOptions {
+  /** file mode of the new file (default 0o644) */
+  mode?: number;
+  /** fsync the directory after the rename (default true); false when the caller batches it */
+  syncDir?: boolean;
+}
+
+/** Replace `path` with `data` atomically and durably (temp, fsync, rename, dir fsync). */
+export function writeFileAtomic(path: string, data: string | Buffer, opts: number | AtomicWriteOptions = {}): void {
+  const o = typeof opts === 'number' ? { mode: opts } : opts;
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tempNameFor(path);
+  try {
+    writeSynced(tmp, data, o.mode ?? 0o644);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  if (o.syncDir !== false) fsyncDir(dirname(path));
+}
