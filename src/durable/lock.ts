@@ -47,7 +47,7 @@ export const holderAlive = (h: LockHolder): boolean => stampAlive(h);
  * written by a lock: links are born complete). A bare pid is the record of locks written by
  * versions before this one (the training lock): its holder is judged by its pid alone.
  */
-function readHolder(path: string): LockHolder | null | 'missing' {
+function readHolder(path: string, name: string): LockHolder | null | 'missing' {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -62,7 +62,7 @@ function readHolder(path: string): LockHolder | null | 'missing' {
     } catch {
       /* gone meanwhile: the record is still what we read */
     }
-    return { pid: Number(text), start: null, host: hostname(), nonce: `pid:${text.trim()}`, name: basename(path, '.lock'), since };
+    return { pid: Number(text), start: null, host: hostname(), nonce: `pid:${text.trim()}`, name, since };
   }
   try {
     const h = JSON.parse(text) as LockHolder;
@@ -125,7 +125,7 @@ export function acquireLockFile(path: string, name: string): Lock {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      const h = readHolder(path);
+      const h = readHolder(path, name);
       if (h === 'missing') continue; // released meanwhile: retry the link
       if (h !== null && holderAlive(h)) {
         const host = h.host === hostname() ? '' : ` on host ${h.host}`;
@@ -139,7 +139,7 @@ export function acquireLockFile(path: string, name: string): Lock {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // another racer moved it
         throw e;
       }
-      const moved = readHolder(aside);
+      const moved = readHolder(aside, name);
       const sameStale = h === null ? moved === null : moved !== 'missing' && moved !== null && moved.nonce === h.nonce;
       if (sameStale) {
         unlinkSync(aside);
@@ -174,7 +174,7 @@ export function acquireLock(locksDir: string, name: string): Lock {
 function releaseLock(path: string, me: LockHolder, onExit: (() => void) | null): void {
   if (onExit) process.removeListener('exit', onExit);
   // only remove the lock if it is still ours (never someone else's after a takeover)
-  const h = readHolder(path);
+  const h = readHolder(path, me.name);
   if (h !== 'missing' && h !== null && h.nonce === me.nonce) {
     try {
       unlinkSync(path);
