@@ -14,7 +14,7 @@
 //   npm run bench:fleet -- --devices 100,500,2000 --json
 //   options: --devices LIST --batches N --batch-size N --sample-bytes N --resend F --kill-at F
 //            --model-mb N --pull-devices N (default all) --pull-concurrency N --repeat N
-//            --fleet-backend auto|postgres+s3|postgres|sqlite --only baseline|fleet
+//            --fleet-store auto|postgres|sqlite --fleet-blobs auto|s3|files --only baseline|fleet
 //            --max-minutes N --json (one JSON document on stdout; the log goes to stderr) --out FILE
 // Output: the table on stdout (or JSON), bench/out/fleet.json (or --out). Exit 1 when an audit fails.
 import { cpus, loadavg } from 'node:os';
@@ -22,8 +22,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../test/helpers/cli.js';
-import { postgresBackend, sqliteBackend, type KbBackend } from './lib/fleet/backends.js';
-import { postgresAvailable } from './lib/fleet/postgres.js';
+import { kbSupports, postgresMissingHere, rgwMissing, startBackend, type BlobsKind, type StoreKind } from './lib/fleet/backends.js';
 import { capacityModel, renderCapacity } from './lib/fleet/capacity.js';
 import { medianResult, renderTable } from './lib/fleet/report.js';
 import { runScenario, type ScenarioOptions, type ScenarioResult } from './lib/fleet/run.js';
@@ -40,7 +39,8 @@ const { values: a } = parseArgs({
     'pull-devices': { type: 'string' },
     'pull-concurrency': { type: 'string', default: '32' },
     repeat: { type: 'string', default: '1' },
-    'fleet-backend': { type: 'string', default: 'auto' },
+    'fleet-store': { type: 'string', default: 'auto' },
+    'fleet-blobs': { type: 'string', default: 'auto' },
     only: { type: 'string' },
     'max-minutes': { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
@@ -63,11 +63,15 @@ const sizes = String(a.devices)
   .split(',')
   .map((s) => num('devices', s.trim(), 1, 100_000));
 const repeat = num('repeat', a.repeat, 1, 20);
-const fleetBackend = String(a['fleet-backend']);
-if (!['auto', 'postgres+s3', 'postgres', 'sqlite'].includes(fleetBackend)) {
-  process.stderr.write(`bench:fleet: --fleet-backend "${fleetBackend}": expected auto, postgres+s3, postgres or sqlite\n`);
-  process.exit(2);
+function choice<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) {
+    process.stderr.write(`bench:fleet: --${name} "${v}": expected ${allowed.join(', ')}\n`);
+    process.exit(2);
+  }
+  return v as T;
 }
+const fleetStoreOpt = choice('fleet-store', a['fleet-store'], ['auto', 'postgres', 'sqlite'] as const);
+const fleetBlobsOpt = choice('fleet-blobs', a['fleet-blobs'], ['auto', 's3', 'files'] as const);
 if (a.only !== undefined && !['baseline', 'fleet'].includes(a.only)) {
   process.stderr.write(`bench:fleet: --only "${a.only}": expected baseline or fleet\n`);
   process.exit(2);
@@ -92,20 +96,30 @@ const base = (devices: number): ScenarioOptions => ({
   log,
 });
 
-/** The fleet's backend: the best available one for auto, else what was asked (fails if missing). */
-async function fleetStore(): Promise<KbBackend> {
-  if (fleetBackend === 'sqlite') return sqliteBackend();
-  if (fleetBackend === 'auto' && !postgresAvailable()) {
-    log('fleet: PostgreSQL not installed: the fleet runs on the embedded SQLite backend shared by the replicas');
-    return sqliteBackend();
+// The fleet's engines: what was asked, or for auto the distributed ones when this build and this
+// machine have them. What is missing is said in the log and the JSON (fleet_missing).
+const fleetMissing: string[] = [];
+const supports = kbSupports();
+function pick<T extends string>(opt: T | 'auto', best: T, fallback: T, why: string | null): T {
+  if (opt !== 'auto') {
+    if (opt === best && why) {
+      process.stderr.write(`bench:fleet: ${best} asked for but ${why}\n`);
+      process.exit(2);
+    }
+    return opt;
   }
-  return postgresBackend({ s3: fleetBackend === 'postgres+s3' ? 'required' : fleetBackend === 'postgres' ? 'off' : 'auto', log });
+  if (why) fleetMissing.push(`${best}: ${why}`);
+  return why ? fallback : best;
 }
+const fleetStoreKind: StoreKind = pick<StoreKind>(fleetStoreOpt, 'postgres', 'sqlite', !supports.postgres ? 'this build of kb serve has no --store (the PostgreSQL store backend is not here yet)' : postgresMissingHere());
+const fleetBlobsKind: BlobsKind = pick<BlobsKind>(fleetBlobsOpt, 's3', 'files', !supports.s3 ? 'this build of kb serve has no presigned URLs (--presign-expiry)' : rgwMissing());
+for (const m of fleetMissing) log(`fleet: not measured: ${m}`);
+if (fleetStoreKind === 'sqlite' && a.only !== 'baseline') log('fleet: the replicas share one SQLite file (a stand-in: SQLite takes one writer at a time)');
 
 async function scenario(kind: 'baseline' | 'fleet', devices: number): Promise<ScenarioResult> {
   const runs: ScenarioResult[] = [];
   for (let i = 0; i < repeat; i++) {
-    const backend = kind === 'baseline' ? await sqliteBackend() : await fleetStore();
+    const backend = kind === 'baseline' ? await startBackend('sqlite', 'files', log) : await startBackend(fleetStoreKind, fleetBlobsKind, log);
     log(`${kind} (${backend.name}), ${devices} devices, run ${i + 1}/${repeat}`);
     try {
       runs.push(await runScenario(backend, { ...base(devices), replicas: kind === 'baseline' ? 1 : 2 }));
@@ -132,7 +146,8 @@ const doc = {
   bench: 'fleet',
   machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gb: Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1e6), loadavg_end: loadavg().map((x) => +x.toFixed(2)) },
   node: process.version,
-  options: { ...base(0), devices: sizes, deadline: undefined, log: undefined, repeat, fleet_backend: fleetBackend },
+  options: { ...base(0), devices: sizes, deadline: undefined, log: undefined, repeat, fleet_store: fleetStoreKind, fleet_blobs: fleetBlobsKind },
+  fleet_missing: fleetMissing,
   results,
   capacity,
 };
@@ -143,6 +158,7 @@ if (a.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
 else {
   for (const r of results) process.stdout.write(`\n== ${r.devices} devices ==\n${renderTable(r.baseline, r.fleet)}\n`);
   if (capacity) process.stdout.write(`\n${renderCapacity(capacity)}\n`);
+  if (fleetMissing.length && a.only !== 'baseline') process.stdout.write(`\nnot measured in the fleet run: ${fleetMissing.join('; ')}\n`);
   process.stdout.write(`\nmachine: ${doc.machine.cpus} cores (${doc.machine.cpu_model}), load average at the end ${doc.machine.loadavg_end.join(' ')}; JSON in ${outFile}\n`);
 }
 if (!ok) {

@@ -130,7 +130,7 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
     backend.trackEngines(tracker);
     for (let i = 0; i < o.replicas; i++) {
       const name = `replica-${i + 1}`;
-      const r = await startReplica(name, backend.args, await freePort(), join(backend.workDir, `${name}.log`), backend.env);
+      const r = await startReplica(name, [...backend.args, ...backend.serveArgs], await freePort(), join(backend.workDir, `${name}.log`), backend.env);
       replicas.push(r);
       tracker.add(name, r.proc.pid!);
     }
@@ -220,7 +220,7 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
       kbCli(backend, ['task', 'add', model, '--task', 'global', '--fallback'], 'kb task add');
       kbCli(backend, ['publish', '--json'], 'kb publish');
       const modes: ('stream' | 'presigned')[] = backend.presigned ? ['stream', 'presigned'] : ['stream'];
-      if (!backend.presigned) pullResult.presigned_missing = `backend ${backend.name} has no object store (presigned URLs need --blobs s3://...)`;
+      if (!backend.presigned) pullResult.presigned_missing = `backend ${backend.name}: blobs are files of the data directory (presigned URLs need S3 blobs)`;
       for (const mode of modes) {
         const plat = new Latencies();
         const pt: PullTally = { devices: 0, bytes: 0, bytesViaReplicas: 0, bytesViaObjectStore: 0, retries: 0, failures: [] };
