@@ -1,13 +1,13 @@
 // The edge's HTTP client to the KB: one undici dispatcher per run (keep-alive connections),
 // proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (EnvHttpProxyAgent), an optional private CA,
-// connect/headers/body timeouts, retries with exponential backoff and full jitter, and one
-// deadline (--max-time) that bounds the whole run.
+// connect/headers/body timeouts, retries (sync/retry.ts, the policy blob downloads use too), and
+// one deadline (--max-time) that bounds the whole run.
 //
 // undici is imported lazily (it costs ~90 ms to load), so commands that never talk to the KB
 // never pay for it.
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { Retrier, type RetryPolicy } from './retry.js';
 
 /** Why a request finally failed; the sync run maps these to exit codes. */
 export type FailureKind =
@@ -26,24 +26,16 @@ export class SyncHttpError extends Error {
   }
 }
 
-export interface ClientOptions {
+/** Connection settings, and the retry policy (deadline, retries, backoff; defaults below). */
+export interface ClientOptions extends Partial<RetryPolicy> {
   baseUrl: string;
   token: string;
   /** PEM file of a private CA for https KB urls */
   caFile?: string;
-  /** absolute ms (Date.now() scale) after which no new attempt starts; Infinity: none */
-  deadline?: number;
-  /** attempts after the first one for a retryable failure */
-  retries?: number;
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
   /** max idle time between two body chunks */
   bodyTimeoutMs?: number;
-  /** first backoff step; step k waits random(0, min(cap, base * 2^k)) (full jitter) */
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
-  /** called before each retry sleep (progress / debug) */
-  onRetry?: (info: { attempt: number; waitMs: number; reason: string }) => void;
 }
 
 export interface Reply {
@@ -247,7 +239,8 @@ export class KbClient {
    */
   async request(spec: RequestSpec): Promise<Reply> {
     const accept = spec.accept ?? ((s: number) => s >= 200 && s < 300);
-    for (let attempt = 0; ; attempt++) {
+    const retry = this.retrier((n, reason) => `KB unreachable at ${this.opts.baseUrl} (${spec.method} ${spec.path}, ${n} attempts): ${reason}`);
+    for (;;) {
       let reason: string;
       let waitHint: number | null = null;
       try {
@@ -271,21 +264,13 @@ export class KbClient {
         if (!isRetryableError(e)) throw new SyncHttpError(`${spec.method} ${this.opts.baseUrl}${spec.path}: ${describeError(e)}`, 'protocol');
         reason = describeError(e);
       }
-      if (attempt >= this.opts.retries) {
-        throw new SyncHttpError(`KB unreachable at ${this.opts.baseUrl} (${spec.method} ${spec.path}, ${attempt + 1} attempts): ${reason}`, 'unreachable');
-      }
-      await this.backoff(attempt, waitHint, reason);
+      await retry.failed(reason, { hintMs: waitHint });
     }
   }
 
-  /** Sleep before retry number attempt+1; throws 'deadline' if the wait would pass it. */
-  async backoff(attempt: number, hintMs: number | null, reason: string): Promise<void> {
-    const step = Math.min(this.opts.backoffCapMs, this.opts.backoffBaseMs * 2 ** attempt);
-    let wait = Math.random() * step;
-    if (hintMs !== null) wait = Math.min(Math.max(wait, hintMs), 60_000);
-    if (wait >= this.remainingMs()) throw new SyncHttpError(`--max-time reached while waiting to retry (${reason})`, 'deadline');
-    this.opts.onRetry?.({ attempt: attempt + 1, waitMs: Math.round(wait), reason });
-    await sleep(wait);
+  /** The retry state of one logical operation under this client's policy (sync/retry.ts). */
+  retrier(unreachable: (attempts: number, reason: string) => string): Retrier {
+    return new Retrier(this.opts, unreachable, (kind, message) => new SyncHttpError(message, kind));
   }
 
   async close(): Promise<void> {

@@ -193,7 +193,8 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
     rmSync(etagFile, { force: true });
   };
   let received = 0;
-  for (let attempt = 0; ; attempt++) {
+  const retry = client.retrier((n, reason) => `KB unreachable while downloading blob ${sha.slice(0, 12)}… (${n} attempts): ${reason}`);
+  for (;;) {
     const receivedBefore = received;
     let have = existsSync(part) ? statSync(part).size : 0;
     if (have > size) {
@@ -293,10 +294,8 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
       return received;
     }
     // an attempt that made progress does not count against the retries (a flaky link that
-    // still moves bytes should finish the blob); the deadline still bounds the run
-    if (received > receivedBefore) attempt = 0;
-    if (attempt >= client.opts.retries) throw new SyncHttpError(`KB unreachable while downloading blob ${sha.slice(0, 12)}… (${attempt + 1} attempts): ${reason}`, 'unreachable');
-    // progress on a blob resets nothing: a retry after a cut continues where the file ends
-    await client.backoff(Math.min(attempt, 3), null, reason);
+    // still moves bytes should finish the blob); the deadline still bounds the run. A retry
+    // after a cut continues where the file ends.
+    await retry.failed(reason, { progressed: received > receivedBefore });
   }
 }
