@@ -1,4 +1,5 @@
-// The outbox on a real SQLite file: dedup, blobs, quota eviction order, sync API, concurrency.
+// The outbox on a real SQLite file: dedup, blobs, quota eviction order, sync API (read through
+// sync/outbox-reader.ts, as push reads it), concurrency.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import { openEdgeDb, kvGet, type DB } from '../src/store/db.js';
 import { DEFAULT_CONFIG, homePaths, type HomePaths } from '../src/store/home.js';
 import { INLINE_MAX, Outbox, type LogRecord } from '../src/store/outbox.js';
 import { uuidv7, uuidv7Time } from '../src/store/uuid7.js';
+import { PushReader } from '../src/sync/outbox-reader.js';
 import { ROOT, tempDir } from './helpers/cli.js';
 
 function setup(maxMb = 512): { paths: HomePaths; db: DB; outbox: Outbox; cleanup: () => void } {
@@ -26,6 +28,28 @@ function setup(maxMb = 512): { paths: HomePaths; db: DB; outbox: Outbox; cleanup
     },
   };
 }
+
+interface Pushed {
+  id: string;
+  task: string | null;
+  payload_kind: string;
+  payload: Buffer | null;
+  payload_sha: string;
+}
+
+/** The pending samples as push reads them (one reader per call: it sees rows logged so far). */
+function pushBatches(s: { db: DB; outbox: Outbox }, limit: number, maxBytes: number, send: (task: string) => boolean = () => true): Pushed[][] {
+  const r = new PushReader(s.db, s.outbox);
+  const out: Pushed[][] = [];
+  for (let after = ''; ; ) {
+    const b = r.next(after, limit, maxBytes, send);
+    if (!b) return out;
+    const samples = (JSON.parse(b.json.toString()) as { samples: (Pushed & { payload_b64?: string })[] }).samples;
+    out.push(samples.map(({ payload_b64, ...x }) => ({ ...x, payload: payload_b64 === undefined ? null : Buffer.from(payload_b64, 'base64') })));
+    after = b.cursor;
+  }
+}
+const pending = (s: { db: DB; outbox: Outbox }) => pushBatches(s, 1000, 1e12).flat();
 
 function rec(over: Partial<LogRecord> & { fill?: number; bytes?: number } = {}): LogRecord {
   const { fill = 0, bytes = 16, ...rest } = over;
@@ -69,7 +93,7 @@ test('logBatch: one row per (task, payload); duplicates return the first id and 
     assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n, 3);
     // the tracked bytes equal the rows' bytes: duplicates add nothing
     assert.equal(s.outbox.recountBytes().tracked, s.outbox.recountBytes().actual);
-    assert.equal(s.outbox.pendingBatch(10, 1e9).samples[0].kb_version, 'local-1');
+    assert.equal(s.db.prepare('SELECT kb_version FROM samples WHERE id = ?').pluck().get(r1[0].sampleId), 'local-1');
   } finally {
     s.cleanup();
   }
@@ -85,10 +109,10 @@ test('large payloads live in blobs/<sha>; a blob shared by two rows is deleted o
     assert.equal(blobs.length, 1, 'one content-addressed blob for both rows; the 64 KiB payload stays inline');
     const row = s.db.prepare('SELECT payload IS NULL AS ext, payload_bytes FROM samples WHERE id = ?').get(a.sampleId) as { ext: number; payload_bytes: number };
     assert.deepEqual(row, { ext: 1, payload_bytes: big });
-    const batch = s.outbox.pendingBatch(10, 1e9);
-    const got = batch.samples.find((x) => x.id === a.sampleId)!;
+    const batch = pending(s);
+    const got = batch.find((x) => x.id === a.sampleId)!;
     assert.ok(got.payload!.equals(Buffer.alloc(big, 7)), 'payload read back from the blob');
-    assert.ok(batch.samples.find((x) => x.id === small.sampleId)!.payload!.equals(Buffer.alloc(INLINE_MAX, 3)));
+    assert.ok(batch.find((x) => x.id === small.sampleId)!.payload!.equals(Buffer.alloc(INLINE_MAX, 3)));
 
     s.outbox.markUploaded([a.sampleId, b.sampleId]);
     assert.equal(s.outbox.deleteUploaded([a.sampleId]), 1);
@@ -156,24 +180,23 @@ test('quota: uploaded evicted first, then unlabelled by lowest hardness, labelle
   }
 });
 
-test('pendingBatch walks (created_at, id) with a cursor, honours maxBytes, skips payload reads when asked', () => {
+test('push reads pending samples in order with a cursor, honours maxBytes, skips payload reads when asked; labels and acks', () => {
   const s = setup();
   try {
     const ids = s.outbox.logBatch(Array.from({ length: 7 }, (_, i) => rec({ fill: i, bytes: 100, task: i % 2 ? 'keep' : 'none' }))).map((r) => r.sampleId);
     const seen: string[] = [];
-    let cursor: string | null = null;
-    for (;;) {
-      const b = s.outbox.pendingBatch(3, 250, cursor, { payload: (t) => t === 'keep' });
-      if (!b.samples.length) break;
-      for (const x of b.samples) {
+    for (const b of pushBatches(s, 3, 250, (t) => t === 'keep')) {
+      assert.ok(b.length <= 3);
+      assert.ok(b.reduce((n, x) => n + (x.payload?.length ?? 0), 0) <= 250 || b.length === 1);
+      for (const x of b) {
         assert.equal(x.payload === null, x.task === 'none');
+        assert.equal(x.payload_kind === 'none', x.task === 'none');
         seen.push(x.id);
       }
-      cursor = b.cursor;
     }
     assert.deepEqual(seen, ids, 'every pending sample once, in order');
-    const one = s.outbox.pendingBatch(10, 1);
-    assert.equal(one.samples.length, 1, 'a sample larger than maxBytes still goes, alone');
+    const one = pushBatches(s, 10, 1)[0];
+    assert.equal(one.length, 1, 'a sample larger than maxBytes still goes, alone');
 
     // labels: sent with the sample, marked uploaded only if unchanged since
     s.outbox.setLabels([
@@ -201,7 +224,7 @@ test('a crashed delete leaves a blob tombstone that the next open restores (row 
   try {
     const big = INLINE_MAX + 10;
     const [kept] = s.outbox.logBatch([rec({ bytes: big, fill: 1 })]);
-    const sha = s.outbox.pendingBatch(1, 1e9).samples[0].payload_sha;
+    const sha = pending(s)[0].payload_sha;
     // simulate: a writer (dead pid) moved the blob aside but its delete never committed
     const deadPid = 2 ** 22 + 12345;
     renameSync(join(s.paths.blobs, sha), join(s.paths.tmp, `blobdel-${sha}-${deadPid}`));
@@ -209,7 +232,7 @@ test('a crashed delete leaves a blob tombstone that the next open restores (row 
     new Outbox(s.db, s.paths, { outbox: { max_mb: 512 } });
     assert.ok(existsSync(join(s.paths.blobs, sha)), 'restored: the row still references it');
     assert.equal(readdirSync(s.paths.tmp).length, 0, 'the unreferenced tombstone is removed');
-    assert.ok(s.outbox.pendingBatch(1, 1e9).samples[0].payload!.equals(Buffer.alloc(big, 1)));
+    assert.ok(pending(s)[0].payload!.equals(Buffer.alloc(big, 1)));
     assert.ok(kept.sampleId);
   } finally {
     s.cleanup();

@@ -1,5 +1,5 @@
 // One samples row of edge.db as SQLite returns it, and its one decoding. Every reader of the
-// outbox (Outbox.pendingBatch, `samples export`, the push reader) selects these columns, so the
+// outbox (`samples export`, the push reader) selects these columns, so the
 // row type and the JSON/flag decoding live here once instead of in each reader.
 import { NO_TASK } from '../format/protocol.js';
 import type { PayloadKind } from './outbox.js';

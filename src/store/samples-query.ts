@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
-import { ROW_BYTES_SQL } from './outbox.js';
+import { ROW_BYTES_SQL } from './outbox-accounting.js';
 import { type DecodedSampleRow, type SampleRow, SAMPLE_COLS, blobError, decodeSampleRow } from './sample-row.js';
 
 export type SampleState = 'pending' | 'uploaded';

@@ -85,7 +85,7 @@ export const MIGRATIONS: string[] = [
   // by hardness: scattered pages), ~0.15 s without them. samples.payload: NULL = in blobs/<sha> (unchanged), and for
   // payload_ext = 1 an empty blob (the bytes are in sample_payloads under the same id); rows
   // written before this migration keep their payload inline (payload_ext = 0). Read it with
-  // PAYLOAD_SQL (store/outbox.ts). The trigger removes the payload with its sample, whoever
+  // PAYLOAD_SQL (store/sample-row.ts). The trigger removes the payload with its sample, whoever
   // deletes it (eviction, retention=delete).
   `
   ALTER TABLE samples ADD COLUMN payload_ext INTEGER NOT NULL DEFAULT 0;

@@ -1,7 +1,7 @@
 // Read side of the outbox for push, tuned for big backlogs (an adapter over the samples table
 // of src/store; writes still go through Outbox.markUploaded / deleteUploaded).
 //
-// Why not Outbox.pendingBatch: its WHERE (created_at > ? OR (created_at = ? AND id > ?)) with
+// Why not a (created_at, id) cursor: a WHERE (created_at > ? OR (created_at = ? AND id > ?)) with
 // ORDER BY created_at, id is not served by any index, so SQLite sorts every pending row -
 // payloads included - in a temp B-tree for each batch: O(backlog) time and memory per batch,
 // O(backlog^2) per run. Here the cursor is (created_at, rowid): index samples_state_time
