@@ -124,13 +124,19 @@ export async function startBackend(store: StoreKind, blobs: BlobsKind, log: (s: 
       serveArgs.push('--presign-expiry', '3600');
     }
     let args = ['--data', data];
+    let initArgs = args;
+    if (blobs === 'files' && store === 'postgres') env.SEDNA_LL_KB_BLOBS = join(t.dir, 'blobs'); // a directory every replica mounts
     if (store === 'postgres') {
       const t0 = performance.now();
       pg = await startPostgres();
       log(`  PostgreSQL 15 (throw-away cluster, fsync on) at 127.0.0.1:${pg.port} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      args = ['--data', data, '--store', pg.url];
+      // no data directory: replicas hold the URL; the private signing key only where versions
+      // are published (the CLI here), never on the replicas
+      args = ['--store', pg.url];
+      env.SEDNA_LL_KB_SIGNING_KEY = join(t.dir, 'signing.key');
+      initArgs = [...args, '--signing-key', env.SEDNA_LL_KB_SIGNING_KEY];
     }
-    const init = JSON.parse(must(sedna(['kb', 'init', ...args, '--json'], { env }), 'kb init')) as { admin_token: string; public_key: string };
+    const init = JSON.parse(must(sedna(['kb', 'init', ...initArgs, '--json'], { env }), 'kb init')) as { admin_token: string; public_key: string };
     const p = pg;
     const r = rgw;
     return {
@@ -142,12 +148,21 @@ export async function startBackend(store: StoreKind, blobs: BlobsKind, log: (s: 
       publicKeyPem: init.public_key,
       workDir: t.dir,
       async openStore() {
-        const { openKbStore } = await import('../../../src/kb/open.js');
-        // the CLI's environment (S3 settings) for the in-process store too
+        // openStore (flags: data | store, blobs, signing key) where the PostgreSQL backend is
+        // built in; openKbStore (a data directory) before it
+        const m = (await import('../../../src/kb/open.js')) as unknown as {
+          openStore?: (f: { data?: string; store?: string }) => Promise<KbStore>;
+          openKbStore: (d: string) => Promise<KbStore>;
+        };
+        // the CLI's environment (blobs, S3 settings) for the in-process store too
         const saved = { ...process.env };
         Object.assign(process.env, env);
         try {
-          return await (openKbStore as (d: string, o?: unknown) => Promise<KbStore>)(data, p ? { store: p.url } : {});
+          if (p) {
+            if (!m.openStore) throw new Error('this build has no PostgreSQL store (src/kb/open.ts openStore)');
+            return await m.openStore({ store: p.url });
+          }
+          return await m.openKbStore(data);
         } finally {
           for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
           Object.assign(process.env, saved);
