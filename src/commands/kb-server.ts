@@ -11,12 +11,15 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--force', 'wipe an existing KB in that directory and start over')
     .option('--json', 'print {data, admin_token, public_key} as JSON')
+    .option('--blobs <s3://bucket[/prefix]>', 'keep blobs in an S3-compatible bucket (created when missing; saved in kb.json)')
+    .option('--s3-endpoint <url>', 'S3 API of a non-AWS object store, e.g. http://127.0.0.1:7480 (saved in kb.json)')
     .addHelpText('after', `\nThe admin token is shown only once; the KB stores its hash.\n${EXIT_HELP}\n`)
     .action(
-      run(async (o: { data?: string; force?: boolean; json?: boolean }) => {
+      run(async (o: { data?: string; force?: boolean; json?: boolean; blobs?: string; s3Endpoint?: string }) => {
         const { resolveKbData } = await import('../kb/paths.js');
         const { initKb } = await import('../kb/init.js');
-        const r = await initKb(resolveKbData(o.data), { force: o.force });
+        const { chooseBlobs } = await import('../kb/blob-config.js');
+        const r = await initKb(resolveKbData(o.data), { force: o.force, blobs: o.blobs ? chooseBlobs({ url: o.blobs, endpoint: o.s3Endpoint }) : undefined });
         if (o.json) return record(r);
         process.stdout.write(`KB created in ${r.data}\nadmin token (shown once, keep it safe): ${r.admin_token}\nKB public key:\n${r.public_key}`);
       }),
@@ -33,6 +36,10 @@ export function register(kb: Command): void {
     .addOption(new Option('--log-level <level>', 'JSON log lines on stderr, one per request at info').choices(LOG_LEVELS).default('info'))
     .option('--verbose', 'same as --log-level debug')
     .option('--open-metrics', 'serve /metrics without the admin token (default: Authorization: Bearer <admin token>)')
+    .option('--blobs <s3://bucket[/prefix]>', 'keep blobs in an S3-compatible bucket (default: $SEDNA_LL_KB_BLOBS, kb.json, else DATA/blobs/)')
+    .option('--s3-endpoint <url>', 'S3 API of a non-AWS object store, e.g. http://127.0.0.1:7480 (default: $SEDNA_LL_KB_S3_ENDPOINT, $AWS_ENDPOINT_URL)')
+    .option('--s3-public-endpoint <url>', 'the object store as devices reach it, for presigned URLs (default: --s3-endpoint; $SEDNA_LL_KB_S3_PUBLIC_ENDPOINT)')
+    .option('--presign-expiry <s>', 'serve GET /v1/blobs/:sha/url (presigned object-store URLs valid this many seconds; S3 blobs only; 0: off)', intOption('--presign-expiry', 0), 0)
     .addHelpText(
       'after',
       `\nPrints one JSON line {"listening": URL, "port": N} on stdout once ready (as the edge serve does). Logs one JSON object per line on stderr
@@ -48,7 +55,7 @@ Examples:
 ${EXIT_HELP}\n`,
     )
     .action(
-      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean }) => {
+      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
@@ -62,7 +69,11 @@ ${EXIT_HELP}\n`,
         const { resolveKbData } = await import('../kb/paths.js');
         const { openKbStore } = await import('../kb/open.js');
         const { startKbServer } = await import('../kb/server.js');
-        const store = await openKbStore(resolveKbData(o.data));
+        const store = await openKbStore(resolveKbData(o.data), { blobs: { url: o.blobs, endpoint: o.s3Endpoint, publicEndpoint: o.s3PublicEndpoint }, createBucket: true });
+        if (o.presignExpiry && !store.blobs.presignGet) {
+          await store.close();
+          throw new CliError('--presign-expiry: the blobs are files of the data directory; presigned URLs need --blobs s3://...', EXIT.USAGE);
+        }
         let srv;
         try {
           srv = await startKbServer(store, {
@@ -71,6 +82,7 @@ ${EXIT_HELP}\n`,
             bodyLimit: o.bodyLimit,
             logLevel: o.verbose ? 'debug' : o.logLevel,
             openMetrics: o.openMetrics,
+            presignExpirySec: o.presignExpiry,
             tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
           });
         } catch (e) {

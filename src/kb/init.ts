@@ -5,6 +5,7 @@ import { CliError, EXIT } from '../format/exit-codes.js';
 import { generateSigningKeys } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { KB_FORMAT, isKb, kbConfigPath, type KbConfig } from './open.js';
+import { openS3Blobs, type BlobsChoice } from './blob-config.js';
 import { kbPaths, type KbPaths } from './paths.js';
 import { hashToken, newToken } from './tokens.js';
 
@@ -15,7 +16,7 @@ export interface InitResult {
   public_key: string;
 }
 
-export async function initKb(dataDir: string, opts: { force?: boolean } = {}): Promise<InitResult> {
+export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: BlobsChoice } = {}): Promise<InitResult> {
   const p = kbPaths(dataDir);
   if (isKb(dataDir) && !opts.force) {
     throw new CliError(`${p.data}: a KB already exists here (kb.json); pass --force to wipe it and start over`, EXIT.FAILURE);
@@ -24,6 +25,8 @@ export async function initKb(dataDir: string, opts: { force?: boolean } = {}): P
     for (const f of ['kb.json', 'kb.db', 'kb.db-wal', 'kb.db-shm']) rmSync(join(p.data, f), { force: true });
     for (const d of [p.blobs, p.versions, p.keys, p.tmp]) rmSync(d, { recursive: true, force: true });
   }
+  // an S3 bucket named: check the credentials and create the bucket before anything is written
+  if (opts.blobs?.url) (await openS3Blobs({ ...opts.blobs, url: opts.blobs.url }, { create: true })).close();
   mkdirSync(p.data, { recursive: true, mode: 0o700 });
   mkdirSync(p.keys, { recursive: true, mode: 0o700 });
   const keys = generateSigningKeys();
@@ -43,6 +46,10 @@ export async function initKb(dataDir: string, opts: { force?: boolean } = {}): P
   }
   // written last: its presence marks a complete KB
   const cfg: KbConfig = { format: KB_FORMAT, backend: 'sqlite', created_at: new Date().toISOString() };
+  if (opts.blobs?.url) {
+    cfg.blobs = opts.blobs.url;
+    if (opts.blobs.endpoint) cfg.s3_endpoint = opts.blobs.endpoint;
+  }
   writeFileAtomic(kbConfigPath(dataDir), JSON.stringify(cfg, null, 2) + '\n');
   return { data: p.data, admin_token, public_key: keys.publicKey };
 }

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
+import { chooseBlobs, openS3Blobs, type BlobsChoice } from './blob-config.js';
 import { kbPaths } from './paths.js';
 import type { KbStore } from './store.js';
 
@@ -13,6 +14,9 @@ export interface KbConfig {
   format: typeof KB_FORMAT;
   backend: 'sqlite';
   created_at: string;
+  /** blobs in an S3-compatible bucket (s3://bucket[/prefix]) instead of DATA/blobs/ */
+  blobs?: string;
+  s3_endpoint?: string;
 }
 
 export function kbConfigPath(dataDir: string): string {
@@ -36,12 +40,18 @@ export function readKbConfig(dataDir: string): KbConfig {
   return c;
 }
 
-/** Open the store of an initialised KB data directory. */
-export async function openKbStore(dataDir: string): Promise<KbStore> {
+/**
+ * Open the store of an initialised KB data directory. blobs: --blobs / --s3-endpoint of the
+ * command (see blob-config.ts for the order with the environment and kb.json).
+ */
+export async function openKbStore(dataDir: string, opts: { blobs?: BlobsChoice; createBucket?: boolean } = {}): Promise<KbStore> {
   const c = readKbConfig(dataDir);
   if (c.backend === 'sqlite') {
+    const choice = chooseBlobs(opts.blobs ?? {}, { url: c.blobs, endpoint: c.s3_endpoint });
+    const paths = kbPaths(dataDir);
+    const blobs = choice.url ? await openS3Blobs({ ...choice, url: choice.url }, { tmpDir: paths.tmp, create: opts.createBucket }) : undefined;
     const { SqliteKbStore } = await import('./sqlite-store.js');
-    return new SqliteKbStore(kbPaths(dataDir));
+    return new SqliteKbStore(paths, { blobs });
   }
   throw new CliError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`, EXIT.FAILURE);
 }

@@ -31,6 +31,8 @@ export interface ServerOptions {
   logStream?: NodeJS.WritableStream;
   /** serve /metrics without the admin token (a scraper on a trusted network); default: token */
   openMetrics?: boolean;
+  /** > 0: GET /v1/blobs/:sha/url answers presigned object-store URLs valid this many seconds */
+  presignExpirySec?: number;
 }
 
 export interface RunningServer {
@@ -73,7 +75,7 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
   });
   const routes = { store, metrics, auth };
   await app.register(deviceRoutes, routes);
-  await app.register(blobRoutes, routes);
+  await app.register(blobRoutes, { ...routes, presignExpirySec: opts.presignExpirySec ?? 0 });
   await app.register(adminRoutes, routes);
 
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? DEFAULT_PORT });

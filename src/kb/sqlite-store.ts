@@ -18,7 +18,7 @@ import { NO_TASK, type DeviceReport } from '../format/protocol.js';
 import { sha256Hex } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { keepPrivate, sqliteFiles } from '../store/private-files.js';
-import { FsBlobStore } from './blob-store.js';
+import { FsBlobStore, type BlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
 import { KB_MIGRATIONS } from './sqlite-schema.js';
 import type {
@@ -137,12 +137,14 @@ function sampleWhere(f: SampleFilter): { sql: string; params: unknown[] } {
 }
 
 export interface SqliteStoreOptions {
+  /** where blobs live (default: DATA/blobs/ files); e.g. an S3BlobStore */
+  blobs?: BlobStore;
   /** the private signing key file (default: keys/signing.key of the data directory) */
   signingKey?: string;
 }
 
 export class SqliteKbStore implements KbStore {
-  readonly blobs: FsBlobStore;
+  readonly blobs: BlobStore;
   readonly describe: string;
   private readonly db: DB;
   private readonly st: Record<string, BetterSqlite3.Statement>;
@@ -175,7 +177,7 @@ export class SqliteKbStore implements KbStore {
     this.db.pragma('synchronous = FULL');
     keepPrivate(paths.data, sqliteFiles(paths.db)); // a new kb.db (and its WAL) was just created
     this.migrate();
-    this.blobs = new FsBlobStore(paths.blobs, paths.tmp);
+    this.blobs = opts.blobs ?? new FsBlobStore(paths.blobs, paths.tmp);
     const db = this.db;
     this.st = {
       insertSample: db.prepare(
@@ -211,6 +213,7 @@ export class SqliteKbStore implements KbStore {
   async close(): Promise<void> {
     while (this.txBusy) await this.txBusy;
     if (this.db.open) this.db.close();
+    this.blobs.close?.();
   }
 
   /** wait until no transaction of another async context is open (call right before the SQL) */
@@ -402,11 +405,18 @@ export class SqliteKbStore implements KbStore {
     return r ? toSample(r) : null;
   }
 
+  /** a whole blob in memory (sample payloads: a few MB at most) */
+  private async blobBytes(sha: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.blobs.get(sha)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
   async samplePayload(id: string): Promise<Buffer | null> {
     await this.turn();
     const r = this.db.prepare('SELECT payload, payload_blob, payload_sha FROM samples WHERE id = ?').get(id) as Row | undefined;
     if (!r) return null;
-    if (r.payload_blob) return readFileSync(this.blobs.path(r.payload_sha));
+    if (r.payload_blob) return this.blobBytes(r.payload_sha);
     return r.payload ?? null;
   }
 
@@ -432,7 +442,7 @@ export class SqliteKbStore implements KbStore {
         const { sql, params } = sampleWhere({ ...filter, after, order: 'asc' });
         const rows = ro.prepare(`SELECT ${SAMPLE_COLS}, payload, payload_blob FROM samples ${sql} ORDER BY seq LIMIT ${batch}`).all(...params) as Row[];
         if (!rows.length) break;
-        yield rows.map((r) => ({ ...toSample(r), payload: r.payload_blob ? readFileSync(this.blobs.path(r.payload_sha)) : (r.payload ?? null) }));
+        yield await Promise.all(rows.map(async (r) => ({ ...toSample(r), payload: r.payload_blob ? await this.blobBytes(r.payload_sha) : (r.payload ?? null) })));
         after = rows[rows.length - 1].seq;
       }
       ro.exec('COMMIT');

@@ -21,6 +21,10 @@ export const CONFIG_SCHEMA = {
         url: { type: 'string', pattern: '^https?://[^\\s]+$', description: 'KB address (http:// or https://); absent: offline bundles only' },
         public_key: { type: 'string', pattern: '^-----BEGIN PUBLIC KEY-----', description: 'PEM of the KB ed25519 public key' },
         ca_file: { type: 'string', minLength: 1, description: 'PEM file of a private CA for an https KB' },
+        presigned_blobs: {
+          type: 'boolean',
+          description: 'download models from the object-store URL the KB presigns (GET /v1/blobs/:sha/url) instead of through the KB; falls back to the KB when it does not offer them',
+        },
       },
     },
     outbox: {

@@ -5,7 +5,7 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"sedna-ll/config@1","type":"object","required":["device_id"],"additionalProperties":false,"properties":{"device_id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$","description":"this device (never changes after init)"},"created_at":{"type":"string","description":"when init created the home (ISO-8601)"},"kb":{"type":"object","additionalProperties":false,"required":["public_key"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"KB address (http:// or https://); absent: offline bundles only"},"public_key":{"type":"string","pattern":"^-----BEGIN PUBLIC KEY-----","description":"PEM of the KB ed25519 public key"},"ca_file":{"type":"string","minLength":1,"description":"PEM file of a private CA for an https KB"}}},"outbox":{"type":"object","additionalProperties":false,"properties":{"max_mb":{"type":"number","minimum":0,"description":"outbox disk quota in MiB (0: unlimited)"}}},"upload":{"type":"object","additionalProperties":false,"properties":{"payload":{"enum":["raw","none"],"description":"raw: payload bytes leave the device; none: metadata only"},"per_task":{"type":"object","additionalProperties":{"enum":["raw","none"]},"description":"payload per task id"},"retention":{"enum":["keep","delete"],"description":"keep uploaded samples locally, or delete them once acked"},"compress":{"enum":["auto","gzip","none"],"description":"push body encoding (sync --compress overrides)"}}},"rollout":{"type":"object","additionalProperties":false,"properties":{"activate":{"enum":["auto","manual"],"description":"activate pulled versions after verification, or wait for \"model activate\""},"trial_inferences":{"type":"integer","minimum":0,"description":"inferences on trial before a version is committed"},"trial_rate_factor":{"type":"number","exclusiveMinimum":0,"description":"roll back when the unseen+hard rate exceeds the previous version's by this factor"},"canary_tolerance":{"type":"number","minimum":0,"description":"max abs difference of canary outputs"},"max_latency_ms":{"type":"number","exclusiveMinimum":0,"description":"max mean canary latency per sample"},"keep_local_tasks":{"type":"boolean","description":"keep tasks added with \"task add\" when a pulled KB version lacks them"}}}}};
+const schema11 = {"$id":"sedna-ll/config@1","type":"object","required":["device_id"],"additionalProperties":false,"properties":{"device_id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$","description":"this device (never changes after init)"},"created_at":{"type":"string","description":"when init created the home (ISO-8601)"},"kb":{"type":"object","additionalProperties":false,"required":["public_key"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"KB address (http:// or https://); absent: offline bundles only"},"public_key":{"type":"string","pattern":"^-----BEGIN PUBLIC KEY-----","description":"PEM of the KB ed25519 public key"},"ca_file":{"type":"string","minLength":1,"description":"PEM file of a private CA for an https KB"},"presigned_blobs":{"type":"boolean","description":"download models from the object-store URL the KB presigns (GET /v1/blobs/:sha/url) instead of through the KB; falls back to the KB when it does not offer them"}}},"outbox":{"type":"object","additionalProperties":false,"properties":{"max_mb":{"type":"number","minimum":0,"description":"outbox disk quota in MiB (0: unlimited)"}}},"upload":{"type":"object","additionalProperties":false,"properties":{"payload":{"enum":["raw","none"],"description":"raw: payload bytes leave the device; none: metadata only"},"per_task":{"type":"object","additionalProperties":{"enum":["raw","none"]},"description":"payload per task id"},"retention":{"enum":["keep","delete"],"description":"keep uploaded samples locally, or delete them once acked"},"compress":{"enum":["auto","gzip","none"],"description":"push body encoding (sync --compress overrides)"}}},"rollout":{"type":"object","additionalProperties":false,"properties":{"activate":{"enum":["auto","manual"],"description":"activate pulled versions after verification, or wait for \"model activate\""},"trial_inferences":{"type":"integer","minimum":0,"description":"inferences on trial before a version is committed"},"trial_rate_factor":{"type":"number","exclusiveMinimum":0,"description":"roll back when the unseen+hard rate exceeds the previous version's by this factor"},"canary_tolerance":{"type":"number","minimum":0,"description":"max abs difference of canary outputs"},"max_latency_ms":{"type":"number","exclusiveMinimum":0,"description":"max mean canary latency per sample"},"keep_local_tasks":{"type":"boolean","description":"keep tasks added with \"task add\" when a pulled KB version lacks them"}}}}};
 const pattern0 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", "u");
 const pattern1 = new RegExp("^https?://[^\\s]+$", "u");
 const pattern2 = new RegExp("^-----BEGIN PUBLIC KEY-----", "u");
@@ -94,7 +94,7 @@ return false;
 else {
 const _errs8 = errors;
 for(const key1 in data2){
-if(!(((key1 === "url") || (key1 === "public_key")) || (key1 === "ca_file"))){
+if(!((((key1 === "url") || (key1 === "public_key")) || (key1 === "ca_file")) || (key1 === "presigned_blobs"))){
 validate10.errors = [{instancePath:instancePath+"/kb",schemaPath:"#/properties/kb/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"}];
 return false;
 break;
@@ -163,6 +163,19 @@ var valid1 = _errs13 === errors;
 else {
 var valid1 = true;
 }
+if(valid1){
+if(data2.presigned_blobs !== undefined){
+const _errs15 = errors;
+if(typeof data2.presigned_blobs !== "boolean"){
+validate10.errors = [{instancePath:instancePath+"/kb/presigned_blobs",schemaPath:"#/properties/kb/properties/presigned_blobs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid1 = _errs15 === errors;
+}
+else {
+var valid1 = true;
+}
+}
 }
 }
 }
@@ -180,25 +193,25 @@ var valid0 = true;
 }
 if(valid0){
 if(data.outbox !== undefined){
-let data6 = data.outbox;
-const _errs15 = errors;
-if(errors === _errs15){
-if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+let data7 = data.outbox;
 const _errs17 = errors;
-for(const key2 in data6){
+if(errors === _errs17){
+if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
+const _errs19 = errors;
+for(const key2 in data7){
 if(!(key2 === "max_mb")){
 validate10.errors = [{instancePath:instancePath+"/outbox",schemaPath:"#/properties/outbox/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs17 === errors){
-if(data6.max_mb !== undefined){
-let data7 = data6.max_mb;
-const _errs18 = errors;
-if(errors === _errs18){
-if(typeof data7 == "number"){
-if(data7 < 0 || isNaN(data7)){
+if(_errs19 === errors){
+if(data7.max_mb !== undefined){
+let data8 = data7.max_mb;
+const _errs20 = errors;
+if(errors === _errs20){
+if(typeof data8 == "number"){
+if(data8 < 0 || isNaN(data8)){
 validate10.errors = [{instancePath:instancePath+"/outbox/max_mb",schemaPath:"#/properties/outbox/properties/max_mb/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
@@ -216,52 +229,52 @@ validate10.errors = [{instancePath:instancePath+"/outbox",schemaPath:"#/properti
 return false;
 }
 }
-var valid0 = _errs15 === errors;
+var valid0 = _errs17 === errors;
 }
 else {
 var valid0 = true;
 }
 if(valid0){
 if(data.upload !== undefined){
-let data8 = data.upload;
-const _errs20 = errors;
-if(errors === _errs20){
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
+let data9 = data.upload;
 const _errs22 = errors;
-for(const key3 in data8){
+if(errors === _errs22){
+if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
+const _errs24 = errors;
+for(const key3 in data9){
 if(!((((key3 === "payload") || (key3 === "per_task")) || (key3 === "retention")) || (key3 === "compress"))){
 validate10.errors = [{instancePath:instancePath+"/upload",schemaPath:"#/properties/upload/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs22 === errors){
-if(data8.payload !== undefined){
-let data9 = data8.payload;
-const _errs23 = errors;
-if(!((data9 === "raw") || (data9 === "none"))){
+if(_errs24 === errors){
+if(data9.payload !== undefined){
+let data10 = data9.payload;
+const _errs25 = errors;
+if(!((data10 === "raw") || (data10 === "none"))){
 validate10.errors = [{instancePath:instancePath+"/upload/payload",schemaPath:"#/properties/upload/properties/payload/enum",keyword:"enum",params:{allowedValues: schema11.properties.upload.properties.payload.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid3 = _errs23 === errors;
+var valid3 = _errs25 === errors;
 }
 else {
 var valid3 = true;
 }
 if(valid3){
-if(data8.per_task !== undefined){
-let data10 = data8.per_task;
-const _errs24 = errors;
-if(errors === _errs24){
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key4 in data10){
-let data11 = data10[key4];
-const _errs27 = errors;
-if(!((data11 === "raw") || (data11 === "none"))){
+if(data9.per_task !== undefined){
+let data11 = data9.per_task;
+const _errs26 = errors;
+if(errors === _errs26){
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+for(const key4 in data11){
+let data12 = data11[key4];
+const _errs29 = errors;
+if(!((data12 === "raw") || (data12 === "none"))){
 validate10.errors = [{instancePath:instancePath+"/upload/per_task/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/upload/properties/per_task/additionalProperties/enum",keyword:"enum",params:{allowedValues: schema11.properties.upload.properties.per_task.additionalProperties.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid4 = _errs27 === errors;
+var valid4 = _errs29 === errors;
 if(!valid4){
 break;
 }
@@ -272,33 +285,33 @@ validate10.errors = [{instancePath:instancePath+"/upload/per_task",schemaPath:"#
 return false;
 }
 }
-var valid3 = _errs24 === errors;
+var valid3 = _errs26 === errors;
 }
 else {
 var valid3 = true;
 }
 if(valid3){
-if(data8.retention !== undefined){
-let data12 = data8.retention;
-const _errs28 = errors;
-if(!((data12 === "keep") || (data12 === "delete"))){
+if(data9.retention !== undefined){
+let data13 = data9.retention;
+const _errs30 = errors;
+if(!((data13 === "keep") || (data13 === "delete"))){
 validate10.errors = [{instancePath:instancePath+"/upload/retention",schemaPath:"#/properties/upload/properties/retention/enum",keyword:"enum",params:{allowedValues: schema11.properties.upload.properties.retention.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid3 = _errs28 === errors;
+var valid3 = _errs30 === errors;
 }
 else {
 var valid3 = true;
 }
 if(valid3){
-if(data8.compress !== undefined){
-let data13 = data8.compress;
-const _errs29 = errors;
-if(!(((data13 === "auto") || (data13 === "gzip")) || (data13 === "none"))){
+if(data9.compress !== undefined){
+let data14 = data9.compress;
+const _errs31 = errors;
+if(!(((data14 === "auto") || (data14 === "gzip")) || (data14 === "none"))){
 validate10.errors = [{instancePath:instancePath+"/upload/compress",schemaPath:"#/properties/upload/properties/compress/enum",keyword:"enum",params:{allowedValues: schema11.properties.upload.properties.compress.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid3 = _errs29 === errors;
+var valid3 = _errs31 === errors;
 }
 else {
 var valid3 = true;
@@ -313,66 +326,66 @@ validate10.errors = [{instancePath:instancePath+"/upload",schemaPath:"#/properti
 return false;
 }
 }
-var valid0 = _errs20 === errors;
+var valid0 = _errs22 === errors;
 }
 else {
 var valid0 = true;
 }
 if(valid0){
 if(data.rollout !== undefined){
-let data14 = data.rollout;
-const _errs30 = errors;
-if(errors === _errs30){
-if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+let data15 = data.rollout;
 const _errs32 = errors;
-for(const key5 in data14){
+if(errors === _errs32){
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+const _errs34 = errors;
+for(const key5 in data15){
 if(!((((((key5 === "activate") || (key5 === "trial_inferences")) || (key5 === "trial_rate_factor")) || (key5 === "canary_tolerance")) || (key5 === "max_latency_ms")) || (key5 === "keep_local_tasks"))){
 validate10.errors = [{instancePath:instancePath+"/rollout",schemaPath:"#/properties/rollout/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
-if(_errs32 === errors){
-if(data14.activate !== undefined){
-let data15 = data14.activate;
-const _errs33 = errors;
-if(!((data15 === "auto") || (data15 === "manual"))){
+if(_errs34 === errors){
+if(data15.activate !== undefined){
+let data16 = data15.activate;
+const _errs35 = errors;
+if(!((data16 === "auto") || (data16 === "manual"))){
 validate10.errors = [{instancePath:instancePath+"/rollout/activate",schemaPath:"#/properties/rollout/properties/activate/enum",keyword:"enum",params:{allowedValues: schema11.properties.rollout.properties.activate.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
-var valid5 = _errs33 === errors;
+var valid5 = _errs35 === errors;
 }
 else {
 var valid5 = true;
 }
 if(valid5){
-if(data14.trial_inferences !== undefined){
-let data16 = data14.trial_inferences;
-const _errs34 = errors;
-if(!((typeof data16 == "number") && (!(data16 % 1) && !isNaN(data16)))){
+if(data15.trial_inferences !== undefined){
+let data17 = data15.trial_inferences;
+const _errs36 = errors;
+if(!((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17)))){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_inferences",schemaPath:"#/properties/rollout/properties/trial_inferences/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs34){
-if(typeof data16 == "number"){
-if(data16 < 0 || isNaN(data16)){
+if(errors === _errs36){
+if(typeof data17 == "number"){
+if(data17 < 0 || isNaN(data17)){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_inferences",schemaPath:"#/properties/rollout/properties/trial_inferences/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
-var valid5 = _errs34 === errors;
+var valid5 = _errs36 === errors;
 }
 else {
 var valid5 = true;
 }
 if(valid5){
-if(data14.trial_rate_factor !== undefined){
-let data17 = data14.trial_rate_factor;
-const _errs36 = errors;
-if(errors === _errs36){
-if(typeof data17 == "number"){
-if(data17 <= 0 || isNaN(data17)){
+if(data15.trial_rate_factor !== undefined){
+let data18 = data15.trial_rate_factor;
+const _errs38 = errors;
+if(errors === _errs38){
+if(typeof data18 == "number"){
+if(data18 <= 0 || isNaN(data18)){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_rate_factor",schemaPath:"#/properties/rollout/properties/trial_rate_factor/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
 return false;
 }
@@ -382,18 +395,18 @@ validate10.errors = [{instancePath:instancePath+"/rollout/trial_rate_factor",sch
 return false;
 }
 }
-var valid5 = _errs36 === errors;
+var valid5 = _errs38 === errors;
 }
 else {
 var valid5 = true;
 }
 if(valid5){
-if(data14.canary_tolerance !== undefined){
-let data18 = data14.canary_tolerance;
-const _errs38 = errors;
-if(errors === _errs38){
-if(typeof data18 == "number"){
-if(data18 < 0 || isNaN(data18)){
+if(data15.canary_tolerance !== undefined){
+let data19 = data15.canary_tolerance;
+const _errs40 = errors;
+if(errors === _errs40){
+if(typeof data19 == "number"){
+if(data19 < 0 || isNaN(data19)){
 validate10.errors = [{instancePath:instancePath+"/rollout/canary_tolerance",schemaPath:"#/properties/rollout/properties/canary_tolerance/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
@@ -403,18 +416,18 @@ validate10.errors = [{instancePath:instancePath+"/rollout/canary_tolerance",sche
 return false;
 }
 }
-var valid5 = _errs38 === errors;
+var valid5 = _errs40 === errors;
 }
 else {
 var valid5 = true;
 }
 if(valid5){
-if(data14.max_latency_ms !== undefined){
-let data19 = data14.max_latency_ms;
-const _errs40 = errors;
-if(errors === _errs40){
-if(typeof data19 == "number"){
-if(data19 <= 0 || isNaN(data19)){
+if(data15.max_latency_ms !== undefined){
+let data20 = data15.max_latency_ms;
+const _errs42 = errors;
+if(errors === _errs42){
+if(typeof data20 == "number"){
+if(data20 <= 0 || isNaN(data20)){
 validate10.errors = [{instancePath:instancePath+"/rollout/max_latency_ms",schemaPath:"#/properties/rollout/properties/max_latency_ms/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
 return false;
 }
@@ -424,19 +437,19 @@ validate10.errors = [{instancePath:instancePath+"/rollout/max_latency_ms",schema
 return false;
 }
 }
-var valid5 = _errs40 === errors;
+var valid5 = _errs42 === errors;
 }
 else {
 var valid5 = true;
 }
 if(valid5){
-if(data14.keep_local_tasks !== undefined){
-const _errs42 = errors;
-if(typeof data14.keep_local_tasks !== "boolean"){
+if(data15.keep_local_tasks !== undefined){
+const _errs44 = errors;
+if(typeof data15.keep_local_tasks !== "boolean"){
 validate10.errors = [{instancePath:instancePath+"/rollout/keep_local_tasks",schemaPath:"#/properties/rollout/properties/keep_local_tasks/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
 return false;
 }
-var valid5 = _errs42 === errors;
+var valid5 = _errs44 === errors;
 }
 else {
 var valid5 = true;
@@ -453,7 +466,7 @@ validate10.errors = [{instancePath:instancePath+"/rollout",schemaPath:"#/propert
 return false;
 }
 }
-var valid0 = _errs30 === errors;
+var valid0 = _errs32 === errors;
 }
 else {
 var valid0 = true;

@@ -45,6 +45,8 @@ export interface EdgeConfig {
     public_key: string;
     /** private CA (PEM file path) for HTTPS to the KB */
     ca_file?: string;
+    /** follow presigned object-store URLs for model downloads (GET /v1/blobs/:sha/url) */
+    presigned_blobs?: boolean;
   };
   outbox: { max_mb: number };
   upload: UploadPolicy;

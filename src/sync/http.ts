@@ -234,6 +234,18 @@ export class KbClient {
   }
 
   /**
+   * GET an absolute URL outside the KB (a presigned object-store URL) through the same
+   * connection settings (proxy, CA, timeouts) but WITHOUT the device token: the URL is its own
+   * credential, and the token must not leak to another host. No retries here.
+   */
+  async openExternal(url: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    const remaining = this.remainingMs();
+    if (remaining <= 0) throw new SyncHttpError('--max-time reached before a presigned download', 'deadline');
+    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
+    return this.undici.request(url, { method: 'GET', headers: { 'user-agent': 'sedna-ll-sync', ...headers }, dispatcher: this.dispatcher, signal });
+  }
+
+  /**
    * One logical request with retries: network errors, 5xx, 429 (Retry-After) and timeouts are
    * retried with full-jitter exponential backoff until retries or the deadline run out.
    */

@@ -6,6 +6,8 @@
 //   cut-request   relay `at` bytes edge->KB, then drop both sides (request cut mid-way)
 //   cut-response  relay `at` bytes KB->edge, then drop both sides (answer cut mid-way)
 //   delay         hold every chunk `ms` before relaying it (slow link; may trip timeouts)
+//   hold-first    hold the first request chunk `ms` (it reaches the server late), then relay as
+//                 usual (e.g. a presigned URL that has expired by the time it arrives)
 //   http500       answer the first request with a raw "HTTP/1.1 500" and close, KB untouched
 //   lost-response relay the request fully; when the KB starts answering (it has committed by
 //                 then), drop both sides without relaying a byte: "server committed, response lost"
@@ -17,6 +19,7 @@ export type Fault =
   | { kind: 'cut-request'; at: number }
   | { kind: 'cut-response'; at: number }
   | { kind: 'delay'; ms: number }
+  | { kind: 'hold-first'; ms: number }
   | { kind: 'http500' }
   | { kind: 'lost-response' };
 
@@ -74,7 +77,7 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
   let target = targetPort;
   let plan: (i: number) => Fault = () => ({ kind: 'none' });
   let transform: ((dir: 'up' | 'down', chunk: Buffer, offset: number) => Buffer) | null = null;
-  const stats: ProxyStats = { connections: 0, up: 0, down: 0, faults: { none: 0, 'cut-request': 0, 'cut-response': 0, delay: 0, http500: 0, 'lost-response': 0 } };
+  const stats: ProxyStats = { connections: 0, up: 0, down: 0, faults: { none: 0, 'cut-request': 0, 'cut-response': 0, delay: 0, 'hold-first': 0, http500: 0, 'lost-response': 0 } };
   const open = new Set<Socket>();
 
   const server: Server = createServer((client) => {
@@ -123,9 +126,10 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
           return setImmediate(kill);
         }
         if (dir === 'down' && fault.kind === 'lost-response') return kill();
+        const firstUp = dir === 'up' && upCount === 0;
         if (dir === 'up') upCount += chunk.length;
         else downCount += chunk.length;
-        if (fault.kind === 'delay') {
+        if (fault.kind === 'delay' || (fault.kind === 'hold-first' && firstUp)) {
           from.pause();
           setTimeout(() => {
             write(to, out, dir);

@@ -18,6 +18,8 @@ export interface S3BlobStoreOptions extends S3Location {
   prefix: string;
   /** where streamed uploads are spooled while hashed (default: the OS temp dir) */
   tmpDir: string;
+  /** the store's address as devices reach it, for presigned URLs (default: endpoint) */
+  publicEndpoint?: URL;
 }
 
 const CACHE = 'public, max-age=31536000, immutable';
@@ -137,7 +139,7 @@ export class S3BlobStore implements BlobStore {
 
   /** a URL anyone may GET the blob from, for expiresSec seconds (SigV4 query signing) */
   presignGet(sha: string, expiresSec: number): string {
-    return this.client.presign(this.key(sha), expiresSec);
+    return this.client.presign(this.key(sha), expiresSec, this.opts.publicEndpoint);
   }
 
   close(): void {

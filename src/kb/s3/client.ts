@@ -91,8 +91,9 @@ export class S3Client {
     return { status: res.statusCode!, headers: res.headers, text };
   }
 
-  presign(key: string, expiresSec: number): string {
-    return presignUrl(this.loc.credentials, { endpoint: this.loc.endpoint, path: this.path(key), region: this.loc.region, expiresSec });
+  /** endpoint: the address devices reach the store by, when it differs from ours */
+  presign(key: string, expiresSec: number, endpoint: URL = this.loc.endpoint): string {
+    return presignUrl(this.loc.credentials, { endpoint, path: this.path(key), region: this.loc.region, expiresSec });
   }
 
   close(): void {

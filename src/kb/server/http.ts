@@ -53,7 +53,7 @@ export function handleRequests(app: FastifyInstance, opts: { bodyLimit: number; 
     }
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown; retryAfterSec?: number }, req, reply) => {
     let status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     let msg = err.message || 'error';
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') msg = `request body larger than the limit of ${opts.bodyLimit} bytes`;
@@ -61,6 +61,8 @@ export function handleRequests(app: FastifyInstance, opts: { bodyLimit: number; 
     else if (err.validation) msg = `invalid request: ${err.message}`;
     if (status >= 500) req.log.error({ err }, `${req.method} ${req.url}: ${err.message}`);
     errors.set(req, msg.split('\n')[0]);
+    // a backend that is down for now (object store, database): the client retries after this
+    if (status === 503 && err.retryAfterSec) reply.header('retry-after', String(err.retryAfterSec));
     reply.code(status).send({ error: msg.split('\n')[0] });
   });
   app.setNotFoundHandler((req, reply) => {
