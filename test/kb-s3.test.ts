@@ -145,6 +145,33 @@ describe('KB with blobs in S3 (Ceph RGW)', { skip: missing ?? false }, () => {
     }
   });
 
+  it('kb gc on the bucket: sample payloads and models stay, an unreferenced object goes (young ones only with --grace 0)', async () => {
+    const e = makeEdge(kb, { deviceId: kb.deviceId });
+    try {
+      seedOutbox(e.home, 2, 400_000, { seed: 9 }); // > the inline limit: payloads in the bucket
+      const p = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
+      assert.equal(p.code, 0, p.stderr);
+    } finally {
+      e.cleanup();
+    }
+    const before = new Set<string>();
+    for await (const b of s3.list()) before.add(b.sha256);
+    const stray = await s3.put(Buffer.from('nobody references this'));
+    const dry = kb.cli(['gc', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const j = JSON.parse(dry.stdout);
+    assert.equal(j.blobs, before.size + 1);
+    assert.equal(j.referenced, before.size, 'models and the pushed payloads are referenced');
+    assert.ok(before.size >= 5, `3 models + 2 payloads at least, got ${before.size}`);
+    assert.equal(j.young, 1);
+    const del = JSON.parse(kb.cli(['gc', '--delete', '--grace', '0', '--json']).stdout);
+    assert.deepEqual(del.orphans.map((o: { sha256: string }) => o.sha256), [stray.sha256]);
+    assert.equal(del.deleted, 1);
+    const afterGc = new Set<string>();
+    for await (const b of s3.list()) afterGc.add(b.sha256);
+    assert.deepEqual([...afterGc].sort(), [...before].sort());
+  });
+
   it('object store down: blob routes and pushes of large payloads answer 503 with Retry-After; the edge keeps its samples', async () => {
     const latest = publish(writeRandomMlp(models.dir, 'down', [8, 8, 3], 4), 'down');
     rgw.killGateway();

@@ -7,8 +7,9 @@ import * as task from './kb-task.js';
 import * as publish from './kb-publish.js';
 import * as learn from './kb-learn.js';
 import * as fleet from './kb-fleet.js';
+import * as gc from './kb-gc.js';
 
 export function register(program: Command): void {
   const kb = program.command('kb').description('cloud knowledge base: server, devices, samples, tasks, training, rollout');
-  for (const m of [server, device, samples, task, publish, learn, fleet]) m.register(kb);
+  for (const m of [server, device, samples, task, publish, learn, fleet, gc]) m.register(kb);
 }
