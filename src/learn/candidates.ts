@@ -17,6 +17,7 @@ import { trainAll } from './pool.js';
 import { contentRank, idRank, type Candidate, type RoundOptions } from './round-types.js';
 import type { TrainJob } from './train-job.js';
 import { transferInit, type EpochStat } from './trainer.js';
+import { UPDATE_EPOCHS, UPDATE_PATIENCE, updateSet, type UpdateSet } from './incremental.js';
 
 export interface Trained {
   model: ScoringModel;
@@ -99,14 +100,9 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
   const jobs: TrainJob[] = [];
   // per job: the model it starts from when the start is an exact copy of it (same labels)
   const exact: ({ rec: TaskRecord; model: ScoringModel } | undefined)[] = [];
+  const updates: (UpdateSet | null)[] = [];
   for (const c of candidates) {
     const seed = taskSeed(o.seed, c.group.id);
-    // early stopping watches a validation slice of the training data, never the gate's held-out set
-    const useVal = c.train.length >= 40;
-    const isVal = (s: LoadedSample) => useVal && contentRank(`val:${seed}`, s, c.group.id) % 100 < 15;
-    const fit = c.train.filter((s) => !isVal(s));
-    const val = c.train.filter(isVal);
-    const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
     let init: DenseNet | null = null;
     let cnnInit: CnnNet | null = null;
     const from = startFrom(c);
@@ -116,10 +112,22 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
       if (m.dense && arch !== 'cnn') init = transferInit(m.dense.net, m.labels, dims, labels, seed);
       if (m.cnn && cnnShape) cnnInit = cnnTransferInit(m.cnn.net, m.labels, cnnShape, filters, o.hidden, labels, seed);
     }
+    // a CNN update of a task's own model trains on the new samples plus a bounded replay of the
+    // old ones, with a short epoch budget (incremental.ts): a round's cost no longer grows with
+    // everything the KB has learned
+    const upd = cnnInit && c.kind === 'update' ? updateSet(c.train, (s) => s.rec.used_in_round === null, seed, ctx.round) : null;
+    updates.push(upd);
+    const trainSet = upd ? upd.train : c.train;
+    // early stopping watches a validation slice of the training data, never the gate's held-out set
+    const useVal = trainSet.length >= 40;
+    const isVal = (s: LoadedSample) => useVal && contentRank(`val:${seed}`, s, c.group.id) % 100 < 15;
+    const fit = trainSet.filter((s) => !isVal(s));
+    const val = trainSet.filter(isVal);
+    const ds = (set: LoadedSample[]) => ({ X: stack(set.map(input), dim), y: Int32Array.from(set.map((s) => labelIndex.get(s.rec.label!)!)), n: set.length, d: dim });
     // light adaptation: a warm start on a tiny training set learns its last layer only (the
     // parent's features stay; fewer free weights than samples to fit them)
     const trainFrom = init && fit.length < LIGHT_ADAPTATION_MAX ? dims.length - 2 : 0;
-    const options = { arch: arch === 'cnn' ? ('mlp' as const) : arch, hidden: o.hidden, epochs: o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: o.patience, l2: o.l2, trainFrom };
+    const options = { arch: arch === 'cnn' ? ('mlp' as const) : arch, hidden: o.hidden, epochs: upd ? Math.min(o.epochs, UPDATE_EPOCHS) : o.epochs, seed, optimizer: o.optimizer, lr: o.lr, batchSize: o.batchSize, patience: upd ? Math.min(o.patience ?? UPDATE_PATIENCE, UPDATE_PATIENCE) : o.patience, l2: o.l2, trainFrom };
     jobs.push({
       key: c.group.id,
       train: ds(fit),
@@ -127,7 +135,7 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
       numClasses: labels.length,
       options,
       init: init ? { dims, W: init.layers.map((l) => l.W), b: init.layers.map((l) => l.b) } : null,
-      ...(cnnShape ? { cnn: { shape: cnnShape, filters, hidden: o.hidden, init: cnnInit, ...cnnRegime(fit.length, !!cnnInit, filters.length) } } : {}),
+      ...(cnnShape ? { cnn: { shape: cnnShape, filters, hidden: o.hidden, init: cnnInit, ...cnnRegime(fit.length, !!cnnInit, filters.length), ...(upd ? { minSteps: 0 } : {}) } } : {}),
     });
   }
   ctx.log(`training ${jobs.length} ${arch} model${jobs.length === 1 ? '' : 's'} (${choice.why})`);
@@ -155,7 +163,7 @@ export async function trainCandidates(candidates: Candidate[], ctx: TrainCtx): P
       ms: r.ms,
       warmStart: r.warmStart,
       history: r.history,
-      trainer: { ...trainer, seed: jobs[i].options.seed, ...(jobs[i].options.trainFrom ? { train_from_layer: jobs[i].options.trainFrom } : {}), ...(jobs[i].cnn ? { freeze_convs: jobs[i].cnn!.freezeConvs, shift: jobs[i].cnn!.shift } : {}) },
+      trainer: { ...trainer, seed: jobs[i].options.seed, ...(jobs[i].options.trainFrom ? { train_from_layer: jobs[i].options.trainFrom } : {}), ...(jobs[i].cnn ? { freeze_convs: jobs[i].cnn!.freezeConvs, shift: jobs[i].cnn!.shift } : {}), ...(updates[i] ? { update: { fresh: updates[i]!.fresh, replay: updates[i]!.replay, not_replayed: updates[i]!.left, epochs: jobs[i].options.epochs, patience: jobs[i].options.patience } } : {}) },
     });
   });
   return out;
