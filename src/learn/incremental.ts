@@ -36,8 +36,13 @@ export interface UpdateSet {
  * different per round so successive rounds revisit different old samples.
  */
 export function updateSet(train: readonly LoadedSample[], isFresh: (s: LoadedSample) => boolean, seed: number, round: number): UpdateSet {
-  const rank = (s: LoadedSample) => idRank(`${seed}:${round}`, s.rec.payload_sha ?? s.rec.id);
-  const byRank = (a: LoadedSample, b: LoadedSample) => rank(a) - rank(b);
+  const ranks = new Map<LoadedSample, number>();
+  const rank = (s: LoadedSample) => {
+    let r = ranks.get(s);
+    if (r === undefined) ranks.set(s, (r = idRank(`${seed}:${round}`, s.rec.payload_sha ?? s.rec.id)));
+    return r;
+  };
+  const byRank = (a: LoadedSample, b: LoadedSample) => rank(a) - rank(b) || (a.rec.payload_sha < b.rec.payload_sha ? -1 : 1);
   const fresh = train.filter(isFresh);
   const old = train.filter((s) => !isFresh(s));
   const freshKept = fresh.length > UPDATE_MAX - REPLAY_MIN ? [...fresh].sort(byRank).slice(0, UPDATE_MAX - REPLAY_MIN) : fresh;
