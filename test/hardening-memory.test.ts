@@ -38,7 +38,7 @@ function home() {
 }
 
 function smallPng(): Buffer {
-  const p = new PNG({ width: 3, height: 3 });
+  const p = new PNG({ width: 2, height: 2 }); // the size the task takes (other sizes are refused)
   p.data.fill(128);
   return PNG.sync.write(p);
 }
@@ -49,7 +49,7 @@ test('infer: a small PNG declaring 16000x16000 is refused before decoding; a FIF
     const dir = join(h.dir, 'imgs');
     mkdirSync(dir);
     writeFileSync(join(dir, 'a-huge.png'), pngDeclaring(16000, 16000, Buffer.alloc(4096)));
-    writeFileSync(join(dir, 'b-notzlib.png'), Buffer.concat([pngDeclaring(3, 3, Buffer.alloc(1)).subarray(0, 33), Buffer.from([0, 0, 0, 4, 0x49, 0x44, 0x41, 0x54, 1, 2, 3, 4, 0, 0, 0, 0])]));
+    writeFileSync(join(dir, 'b-notzlib.png'), Buffer.concat([pngDeclaring(2, 2, Buffer.alloc(1)).subarray(0, 33), Buffer.from([0, 0, 0, 4, 0x49, 0x44, 0x41, 0x54, 1, 2, 3, 4, 0, 0, 0, 0])]));
     execFileSync('mkfifo', [join(dir, 'c-fifo.png')]);
     writeFileSync(join(dir, 'd-good.png'), smallPng());
     const r = await boundedRun(['infer', dir, '--task', 'img', '--no-log'], { home: h.home });

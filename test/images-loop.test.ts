@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
 import { cnnPredict, initCnn } from '../src/learn/cnn.js';
 import { writeCnnOnnx } from '../src/learn/cnn-onnx.js';
@@ -126,4 +127,59 @@ test('images: the edge runs a CNN on PNG files with the trainer\'s probabilities
   assert.match(bad.stderr, /the model's input \[N,100\] does not take the images: preprocessing 12x12x1 \(NCHW\) gives \[N,1,12,12\]/);
   const good = sedna(['kb', 'task', 'add', model, '--task', 'x', '--image', '12x12x1'], { env });
   assert.equal(good.code, 0, good.stderr);
+});
+
+/** A baseline JPEG (jpeg-js) whose frame header is patched to declare w x h pixels. */
+function jpegDeclaring(w: number, h: number): Buffer {
+  const jpeg = createRequire(import.meta.url)('jpeg-js') as { encode: (img: { width: number; height: number; data: Buffer }, q: number) => { data: Buffer } };
+  const b = Buffer.from(jpeg.encode({ width: 16, height: 16, data: Buffer.alloc(16 * 16 * 4, 200) }, 80).data);
+  for (let p = 2; p + 9 < b.length; ) {
+    const m = b[p + 1];
+    if (m === 0xc0 || m === 0xc2) {
+      b.writeUInt16BE(h, p + 5);
+      b.writeUInt16BE(w, p + 7);
+      return b;
+    }
+    p += 2 + b.readUInt16BE(p + 2);
+  }
+  throw new Error('no SOF marker');
+}
+
+test('edge images: the pixel cap is a config key checked from the header; a wrong-size image is refused (one line naming the file), resizing is opt-in', (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const net = initCnn([1, 12, 12], [4, 8], [16], 4, 3);
+  const model = join(dir, 'cnn.onnx');
+  writeFileSync(model, writeCnnOnnx(net, { inputName: 'input', outputName: 'probabilities', producer: 'test', metadata: {} }));
+  const home = join(dir, 'home');
+  const s = shapeImages(2, 4);
+  const files = join(dir, 'files');
+  mkdirSync(files);
+  writeFileSync(join(files, 'a-good.png'), png(s.X.subarray(0, s.d), 12));
+  writeFileSync(join(files, 'b-big.png'), png(new Float32Array(24 * 24).fill(0.5), 24));
+  // ~36 MP declared by a few hundred bytes: jpeg-js took ~14 s and 256 MB to decode such a file
+  writeFileSync(join(files, 'c-36mp.jpg'), jpegDeclaring(7200, 5000));
+  assert.equal(sedna(['init', '--device-id', 'cam-1'], { home }).code, 0);
+  assert.equal(sedna(['task', 'add', model, '--task', 'global', '--fallback', '--preprocess-scale', String(1 / 255)], { home }).code, 0);
+
+  const r = sedna(['infer', files, '--no-log'], { home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(jsonLines<{ id: string }>(r.stdout).map((o) => o.id), ['a-good.png'], 'the good image is inferred, the others skipped');
+  const lines = r.stderr.trim().split('\n').filter((l) => l.includes(': file '));
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(r.stderr, /2 bad record\(s\) skipped, 1 processed/);
+  assert.match(lines[0], /b-big\.png.*image is 24x24, task "global" takes 12x12 \(resize with: sedna-ll config set images\.resize true\)/);
+  assert.match(lines[1], /c-36mp\.jpg.*JPEG of 7200x5000 = 36000000 pixels is over the cap of 16777216 \(config images\.max_pixels\)/);
+
+  // a cap is a config key (validated: a non-integer is refused and nothing is written)
+  assert.equal(sedna(['config', 'set', 'images.max_pixels', '"many"'], { home }).code, 2);
+  assert.equal(sedna(['config', 'set', 'images.max_pixels', '200'], { home }).code, 0);
+  assert.equal(sedna(['config', 'set', 'images.resize', 'true'], { home }).code, 0);
+  const r2 = sedna(['infer', files, '--no-log'], { home });
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.deepEqual(jsonLines<{ id: string }>(r2.stdout).map((o) => o.id), ['a-good.png'], '144 pixels pass a cap of 200; 576 do not');
+  assert.match(r2.stderr, /b-big\.png.*PNG of 24x24 = 576 pixels is over the cap of 200 \(config images\.max_pixels\)/);
+  assert.equal(sedna(['config', 'set', 'images.max_pixels', '1000'], { home }).code, 0);
+  const r3 = sedna(['infer', files, '--no-log'], { home });
+  assert.deepEqual(jsonLines<{ id: string }>(r3.stdout).map((o) => o.id), ['a-good.png', 'b-big.png'], 'images.resize true: the 24x24 image is resized');
 });

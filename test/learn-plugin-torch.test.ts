@@ -11,6 +11,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sedna, tempDir } from './helpers/cli.js';
 import { shapeImages } from './helpers/images.js';
+import { cnnPredict, initCnn } from '../src/learn/cnn.js';
+import { writeCnnOnnx } from '../src/learn/cnn-onnx.js';
 
 const PY = '/usr/bin/python3';
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -51,4 +53,45 @@ test('torch plug-in: a CNN trained by PyTorch goes through admission, gate and p
   const rec = tasks.find((x) => x.id === g.task)!;
   assert.equal(rec.arch, 'torch-cnn');
   assert.deepEqual(rec.inputs[0].shape.slice(1), [1, 12, 12]);
+});
+
+test('torch plug-in: a parent ONNX (sedna-ll\'s CNN, or a torch export) is loaded into the same torch module with the same outputs', { skip: !hasTorch && !ci ? 'python3-torch is not installed (apt-get install -y python3-torch)' : false }, (t) => {
+  assert.ok(hasTorch, `CI=true but ${PY} cannot import torch: .ci/run must apt-get install python3-torch`);
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const net = initCnn([1, 12, 12], [8, 16], [64], 4, 11);
+  const parent = join(dir, 'parent.onnx');
+  writeFileSync(parent, writeCnnOnnx(net, { inputName: 'input', outputName: 'probabilities', producer: 'test', metadata: {} }));
+  const s = shapeImages(6, 5);
+  writeFileSync(join(dir, 'x.json'), JSON.stringify(Array.from(s.X)));
+  const script = `
+import json, sys
+sys.path.insert(0, ${JSON.stringify(join(ROOT, 'examples/trainers/torch'))})
+import torch
+from torch import nn
+import train
+torch.manual_seed(99)
+def load(path):
+    body, _, _ = train.build_body(torch, nn, [1, 12, 12], 144, 4)
+    return body, train.load_parent(body, path, torch, nn)
+x = torch.tensor(json.load(open(sys.argv[2]))).reshape(-1, 1, 12, 12)
+body, n = load(sys.argv[1])
+p = torch.softmax(body(x), 1)
+# the torch export of the loaded module (Gemm transB=1) read back into a fresh module
+exported = sys.argv[1] + ".torch.onnx"
+torch.onnx.export(nn.Sequential(body, nn.Softmax(dim=1)).eval(), torch.zeros(1, 1, 12, 12), exported, input_names=["input"], output_names=["probabilities"], opset_version=13)
+body2, n2 = load(exported)
+p2 = torch.softmax(body2(x), 1)
+# another architecture (3 classes): the convolutions and the hidden layer load, the last layer does not
+body3, _, _ = train.build_body(torch, nn, [1, 12, 12], 144, 3)
+n3 = train.load_parent(body3, sys.argv[1], torch, nn)
+print(json.dumps({"n": n, "n2": n2, "n3": n3, "p": p.flatten().tolist(), "p2": p2.flatten().tolist()}))
+`;
+  const r = spawnSync(PY, ['-c', script, parent, join(dir, 'x.json')], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { n: number; n2: number; n3: number; p: number[]; p2: number[] };
+  assert.deepEqual([o.n, o.n2, o.n3], [4, 4, 3]);
+  const want = cnnPredict(net, s.X, s.n);
+  o.p.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5, `[${i}] torch ${v}, sedna-ll ${want[i]}`));
+  o.p2.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5, `[${i}] via the torch export ${v}, sedna-ll ${want[i]}`));
 });

@@ -9,7 +9,8 @@ const HELP = `
 Keys are dotted paths into config.json (README "Configuration"): outbox.max_mb,
 upload.payload, upload.per_task.<task>, upload.retention, upload.compress, rollout.activate,
 rollout.trial_inferences, rollout.trial_rate_factor, rollout.canary_tolerance,
-rollout.max_latency_ms, rollout.keep_local_tasks, kb.url, kb.ca_file. Values are JSON when they
+rollout.max_latency_ms, rollout.keep_local_tasks, images.max_pixels, images.resize, kb.url,
+kb.ca_file. Values are JSON when they
 parse as JSON (100, true, "x"), else strings. A change that would make the file invalid is
 refused (exit 2) and nothing is written.
 

@@ -34,6 +34,7 @@ interface TrainOpts extends UnseenFlags {
   trainerCmd?: string;
   trainerTimeout: number;
   maxPixels?: number;
+  resizeImages?: boolean;
   threads?: number;
   channel: string | false;
   attrKeys?: string;
@@ -74,6 +75,7 @@ export function register(kb: Command): void {
     .option('--trainer-cmd <cmd>', 'external trainer: gets $SEDNA_LL_TASK_DIR (train.jsonl, heldout.jsonl, meta.json), $SEDNA_LL_PARENT_MODEL, must write model.onnx + metrics.json into $SEDNA_LL_OUT_DIR')
     .option('--trainer-timeout <seconds>', 'time limit of one --trainer-cmd run; over it the trainer is killed and the round fails (nothing published)', intOption('--trainer-timeout', 1), 3600)
     .option('--max-pixels <n>', 'image samples over n pixels are skipped before decoding (default 16777216)', intOption('--max-pixels', 1))
+    .option('--resize-images', "resize image samples whose size is not the KB's image input (bilinear, as the edge's images.resize); default: they are skipped, counted by size")
     .option('--threads <n>', 'training worker threads (default: CPU cores)', intOption('--threads', 1))
     .option('--channel <name>', 'channel that gets the new version', 'stable')
     .option('--no-channel', 'publish without moving any channel')
@@ -143,6 +145,7 @@ ${EXIT_HELP}\n`,
             trainerCmd: o.trainerCmd ?? null,
             trainerTimeoutMs: o.trainerTimeout * 1000,
             maxPixels: o.maxPixels,
+            resizeImages: o.resizeImages,
             threads: o.threads,
             channel: o.channel === false ? null : o.channel,
             attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,

@@ -89,10 +89,10 @@ export interface LoadedSample {
  * All samples of the KB with a usable payload (paged); unusable ones are counted by reason.
  * Images are decoded with `image` (or a preprocessing taken from the first image, returned).
  */
-export async function loadSamples(store: SampleStore, opts: { image?: Preprocessing | null; maxPixels?: number } = {}): Promise<{ samples: LoadedSample[]; skipped: Record<string, number>; image: Preprocessing | null }> {
+export async function loadSamples(store: SampleStore, opts: { image?: Preprocessing | null; maxPixels?: number; resizeImages?: boolean } = {}): Promise<{ samples: LoadedSample[]; skipped: Record<string, number>; image: Preprocessing | null }> {
   const samples: LoadedSample[] = [];
   const skipped: Record<string, number> = {};
-  const images = new ImageDecoder(opts.image ?? null, opts.maxPixels);
+  const images = new ImageDecoder(opts.image ?? null, opts.maxPixels, opts.resizeImages);
   // one consistent snapshot of the whole training set, not a query per sample
   for await (const page of store.scanSamples({}, { batch: 2000 })) {
     for (const { payload, ...rec } of page) {

@@ -27,21 +27,25 @@ export const imageSize = (p: Preprocessing): number => (p.width ?? 0) * (p.heigh
 /**
  * Decode image payloads one by one with a preprocessing fixed by the first usable image when
  * none is known. Each result is the model input (already scaled and normalised) or a reason.
+ * An image of another width x height than the preprocessing's is skipped with its size in the
+ * reason (the edge refuses it the same way), unless `resize` (kb train --resize-images, the
+ * edge's config images.resize) asks for the bilinear resize the edge would then apply too.
  */
 export class ImageDecoder {
   constructor(
     public preprocessing: Preprocessing | null,
     private readonly maxPixels = DEFAULT_MAX_PIXELS,
+    private readonly resize = false,
   ) {}
 
   decode(buf: Buffer): Float32Array | string {
-    if (!this.preprocessing) {
-      const h = checkImage(buf, this.maxPixels);
-      if (typeof h === 'string') return `image: ${h}`;
-      this.preprocessing = preprocessingFromHeader(h);
-    }
+    const h = checkImage(buf, this.maxPixels);
+    if (typeof h === 'string') return `image: ${h}`;
+    if (!this.preprocessing) this.preprocessing = preprocessingFromHeader(h);
+    const p = this.preprocessing;
+    if (!this.resize && (h.width !== p.width || h.height !== p.height)) return `image: ${h.width}x${h.height}, the KB's image models take ${p.width}x${p.height} (kb train --resize-images to resize)`;
     try {
-      return imageBytesToInput(buf, this.preprocessing, this.maxPixels);
+      return imageBytesToInput(buf, p, this.maxPixels);
     } catch (e) {
       return `image: ${(e as Error).message}`;
     }

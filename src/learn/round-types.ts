@@ -42,6 +42,8 @@ export interface RoundOptions {
   trainerCmd?: string | null;
   /** images over this many pixels are skipped before decoding (default 16 M) */
   maxPixels?: number;
+  /** resize image samples of another size than the KB's image preprocessing (default: skip them) */
+  resizeImages?: boolean;
   /** time limit of one --trainer-cmd run (default 1 h) */
   trainerTimeoutMs?: number;
   threads?: number;

@@ -61,7 +61,7 @@ export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {})
   log('loading samples');
   const pinnedP = pinned ? (JSON.parse(pinned) as Preprocessing) : null;
   const tasks = await store.listTasks();
-  const { samples, skipped, image } = await loadSamples(store, { image: knownImagePreprocessing(pinnedP, tasks), maxPixels: o.maxPixels });
+  const { samples, skipped, image } = await loadSamples(store, { image: knownImagePreprocessing(pinnedP, tasks), maxPixels: o.maxPixels, resizeImages: o.resizeImages });
   const plan = await planRound(
     {
       round,

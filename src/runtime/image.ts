@@ -106,8 +106,12 @@ export function decodeImage(kind: 'png' | 'jpeg', bytes: Buffer, maxPixels = DEF
 
 /**
  * Bilinear resize + channel selection into float32 values in [0, 255], channels-last (HWC).
- * channels 1 is luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B, as PIL's convert("L")).
- * Alpha is ignored (composited over nothing): models here take RGB or gray.
+ * The colour rule is PIL's convert("RGB") / convert("L"), what a model trained with
+ * torchvision saw: the decoder hands RGBA for every PNG colour type (gray copied to R, G and B,
+ * a palette looked up, 16-bit samples scaled to 8 bits); a 3-channel model takes R, G, B; a
+ * 1-channel model takes luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B, as convert("L")), which
+ * is the gray value itself for a gray image. Alpha (and a palette's tRNS) is dropped, not
+ * composited: models here take RGB or gray (test/edge-image-channels.test.ts).
  */
 export function resizeToHwc(img: Rgba, W: number, H: number, channels: 1 | 3): Float32Array {
   const out = new Float32Array(W * H * channels);

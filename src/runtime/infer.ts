@@ -64,7 +64,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
     const state = loadRuntimeState(paths, db);
     const sink = o.log ? new Outbox(db, paths, config) : null;
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
-    const source = itemSource(o);
+    const source = itemSource({ maxPixels: config.images.max_pixels, resize: config.images.resize, ...o });
 
     // progress only for a person watching (stderr is a terminal), one line rewritten in place
     const tty = 'isTTY' in err && (err as NodeJS.WriteStream).isTTY;

@@ -1,6 +1,8 @@
 // What the decoders hand to the pipeline: one input sample (not yet allocated to a task), or
 // a bad record that is reported on stderr and skipped (or stops the run with --strict).
 
+import type { ImageHeader } from '../format/image-header.js';
+
 export type PayloadKind = 'f32' | 'png' | 'jpeg' | 'npy';
 
 export interface Sample {
@@ -15,8 +17,8 @@ export interface Sample {
   task: string | null;
   /** vector input: the raw features, before any preprocessing */
   vec: Float32Array | null;
-  /** image input: the encoded file */
-  image: { kind: 'png' | 'jpeg'; bytes: Buffer } | null;
+  /** image input: the encoded file, its header (read before decoding) and the edge's image policy */
+  image: { kind: 'png' | 'jpeg'; bytes: Buffer; header: ImageHeader; resize: boolean; maxPixels: number } | null;
   /** what the outbox stores for this sample */
   payloadKind: PayloadKind;
   payload: () => Buffer;

@@ -9,6 +9,7 @@ import { csvLayout, decodeCsvLine } from './decode-csv.js';
 import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
 import { sniffImage } from './image.js';
+import { checkImage, DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { byteLineChunks, lineChunks, lineTooLongReason } from '../format/lines.js';
 import { badRecord, type Item } from './sample.js';
 
@@ -24,6 +25,10 @@ export interface SourceOptions {
   attrs?: string;
   /** explicit task for every sample (a JSONL record's "task" wins) */
   task?: string | null;
+  /** image inputs declaring more pixels are refused from their header, before decoding (config images.max_pixels) */
+  maxPixels?: number;
+  /** resize images whose size differs from the model's input instead of refusing them (config images.resize) */
+  resize?: boolean;
 }
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
@@ -79,7 +84,7 @@ export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
     case 'npy':
       return npyItems(open(o.file), o.file && o.file !== '-' ? o.file : 'stdin', task, pairAttrs(o.attrs) ?? {});
     case 'image':
-      return imageSource(o.file, task, pairAttrs(o.attrs) ?? {});
+      return imageSource(o.file, task, pairAttrs(o.attrs) ?? {}, { maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS, resize: o.resize ?? false });
   }
 }
 
@@ -122,7 +127,7 @@ async function* csvSource(input: Readable, o: SourceOptions, task: string | null
 }
 
 /** Image files: one file, a directory (sorted by name, non-images ignored), or stdin bytes. */
-async function* imageSource(file: string | undefined, task: string | null, attrs: Record<string, string>): AsyncGenerator<Item[]> {
+async function* imageSource(file: string | undefined, task: string | null, attrs: Record<string, string>, policy: ImagePolicy): AsyncGenerator<Item[]> {
   let files: string[];
   if (!file || file === '-') {
     const chunks: Buffer[] = [];
@@ -132,7 +137,7 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
       if (n > MAX_IMAGE_FILE_BYTES) throw new CliError(`stdin: image larger than ${MAX_IMAGE_FILE_BYTES / (1024 * 1024)} MiB`, EXIT.USAGE);
       chunks.push(c);
     }
-    yield [imageItem('stdin', Buffer.concat(chunks), task, attrs)];
+    yield [imageItem('stdin', Buffer.concat(chunks), task, attrs, policy)];
     return;
   }
   if (statSync(file).isDirectory()) {
@@ -160,13 +165,25 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
       yield [badRecord(`file ${f}`, f, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)];
       continue;
     }
-    yield [imageItem(f, bytes, task, attrs)];
+    yield [imageItem(f, bytes, task, attrs, policy)];
   }
 }
 
-function imageItem(name: string, bytes: Buffer, task: string | null, attrs: Record<string, string>): Item {
+interface ImagePolicy {
+  maxPixels: number;
+  resize: boolean;
+}
+
+/**
+ * One image file as a sample. Its header is read here, before any decoding: an image over the
+ * pixel cap (a decompression bomb declares its size up front: a 100 KB JPEG can declare 36 MP,
+ * which jpeg-js takes ~14 s and 256 MB to decode) is a bad record naming the file.
+ */
+function imageItem(name: string, bytes: Buffer, task: string | null, attrs: Record<string, string>, policy: ImagePolicy): Item {
   const kind = sniffImage(bytes);
   if (!kind) return badRecord(`file ${name}`, name, 'not a PNG or JPEG file');
+  const h = checkImage(bytes, policy.maxPixels);
+  if (typeof h === 'string') return badRecord(`file ${name}`, name, /pixels/.test(h) ? `${h} (config images.max_pixels)` : `undecodable ${kind.toUpperCase()}: ${h}`);
   const id = name.split(/[\\/]/).pop() ?? name;
-  return { where: `file ${name}`, id, attrs, task, vec: null, image: { kind, bytes }, payloadKind: kind, payload: () => bytes };
+  return { where: `file ${name}`, id, attrs, task, vec: null, image: { kind, bytes, header: h, resize: policy.resize, maxPixels: policy.maxPixels }, payloadKind: kind, payload: () => bytes };
 }

@@ -42,6 +42,14 @@ export const CONFIG_SCHEMA = {
         compress: { enum: ['auto', 'gzip', 'none'], description: 'push body encoding (sync --compress overrides)' },
       },
     },
+    images: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        max_pixels: { type: 'integer', minimum: 1, description: 'image inputs declaring more pixels (width x height, read from the header) are refused before decoding' },
+        resize: { type: 'boolean', description: 'resize images whose size differs from the model\'s declared input (bilinear); false: refuse them' },
+      },
+    },
     rollout: {
       type: 'object',
       additionalProperties: false,

@@ -5,7 +5,7 @@
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$id":"sedna-ll/config@1","type":"object","required":["device_id"],"additionalProperties":false,"properties":{"device_id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$","description":"this device (never changes after init)"},"created_at":{"type":"string","description":"when init created the home (ISO-8601)"},"kb":{"type":"object","additionalProperties":false,"required":["public_key"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"KB address (http:// or https://); absent: offline bundles only"},"public_key":{"type":"string","pattern":"^-----BEGIN PUBLIC KEY-----","description":"PEM of the KB ed25519 public key"},"ca_file":{"type":"string","minLength":1,"description":"PEM file of a private CA for an https KB"},"presigned_blobs":{"type":"boolean","description":"download models from the object-store URL the KB presigns (GET /v1/blobs/:sha/url) instead of through the KB; falls back to the KB when it does not offer them"}}},"outbox":{"type":"object","additionalProperties":false,"properties":{"max_mb":{"type":"number","minimum":0,"description":"outbox disk quota in MiB (0: unlimited)"}}},"upload":{"type":"object","additionalProperties":false,"properties":{"payload":{"enum":["raw","none"],"description":"raw: payload bytes leave the device; none: metadata only"},"per_task":{"type":"object","additionalProperties":{"enum":["raw","none"]},"description":"payload per task id"},"retention":{"enum":["keep","delete"],"description":"keep uploaded samples locally, or delete them once acked"},"compress":{"enum":["auto","gzip","none"],"description":"push body encoding (sync --compress overrides)"}}},"rollout":{"type":"object","additionalProperties":false,"properties":{"activate":{"enum":["auto","manual"],"description":"activate pulled versions after verification, or wait for \"model activate\""},"trial_inferences":{"type":"integer","minimum":0,"description":"inferences on trial before a version is committed"},"trial_rate_factor":{"type":"number","exclusiveMinimum":0,"description":"roll back when the unseen+hard rate exceeds the previous version's by this factor"},"canary_tolerance":{"type":"number","minimum":0,"description":"max abs difference of canary outputs"},"max_latency_ms":{"type":"number","exclusiveMinimum":0,"description":"max mean canary latency per sample"},"keep_local_tasks":{"type":"boolean","description":"keep tasks added with \"task add\" when a pulled KB version lacks them"}}}}};
+const schema11 = {"$id":"sedna-ll/config@1","type":"object","required":["device_id"],"additionalProperties":false,"properties":{"device_id":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$","description":"this device (never changes after init)"},"created_at":{"type":"string","description":"when init created the home (ISO-8601)"},"kb":{"type":"object","additionalProperties":false,"required":["public_key"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"KB address (http:// or https://); absent: offline bundles only"},"public_key":{"type":"string","pattern":"^-----BEGIN PUBLIC KEY-----","description":"PEM of the KB ed25519 public key"},"ca_file":{"type":"string","minLength":1,"description":"PEM file of a private CA for an https KB"},"presigned_blobs":{"type":"boolean","description":"download models from the object-store URL the KB presigns (GET /v1/blobs/:sha/url) instead of through the KB; falls back to the KB when it does not offer them"}}},"outbox":{"type":"object","additionalProperties":false,"properties":{"max_mb":{"type":"number","minimum":0,"description":"outbox disk quota in MiB (0: unlimited)"}}},"upload":{"type":"object","additionalProperties":false,"properties":{"payload":{"enum":["raw","none"],"description":"raw: payload bytes leave the device; none: metadata only"},"per_task":{"type":"object","additionalProperties":{"enum":["raw","none"]},"description":"payload per task id"},"retention":{"enum":["keep","delete"],"description":"keep uploaded samples locally, or delete them once acked"},"compress":{"enum":["auto","gzip","none"],"description":"push body encoding (sync --compress overrides)"}}},"images":{"type":"object","additionalProperties":false,"properties":{"max_pixels":{"type":"integer","minimum":1,"description":"image inputs declaring more pixels (width x height, read from the header) are refused before decoding"},"resize":{"type":"boolean","description":"resize images whose size differs from the model's declared input (bilinear); false: refuse them"}}},"rollout":{"type":"object","additionalProperties":false,"properties":{"activate":{"enum":["auto","manual"],"description":"activate pulled versions after verification, or wait for \"model activate\""},"trial_inferences":{"type":"integer","minimum":0,"description":"inferences on trial before a version is committed"},"trial_rate_factor":{"type":"number","exclusiveMinimum":0,"description":"roll back when the unseen+hard rate exceeds the previous version's by this factor"},"canary_tolerance":{"type":"number","minimum":0,"description":"max abs difference of canary outputs"},"max_latency_ms":{"type":"number","exclusiveMinimum":0,"description":"max mean canary latency per sample"},"keep_local_tasks":{"type":"boolean","description":"keep tasks added with \"task add\" when a pulled KB version lacks them"}}}}};
 const pattern0 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", "u");
 const pattern1 = new RegExp("^https?://[^\\s]+$", "u");
 const pattern2 = new RegExp("^-----BEGIN PUBLIC KEY-----", "u");
@@ -41,7 +41,7 @@ return false;
 else {
 const _errs1 = errors;
 for(const key0 in data){
-if(!((((((key0 === "device_id") || (key0 === "created_at")) || (key0 === "kb")) || (key0 === "outbox")) || (key0 === "upload")) || (key0 === "rollout"))){
+if(!(((((((key0 === "device_id") || (key0 === "created_at")) || (key0 === "kb")) || (key0 === "outbox")) || (key0 === "upload")) || (key0 === "images")) || (key0 === "rollout"))){
 validate10.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
 return false;
 break;
@@ -332,26 +332,34 @@ else {
 var valid0 = true;
 }
 if(valid0){
-if(data.rollout !== undefined){
-let data15 = data.rollout;
+if(data.images !== undefined){
+let data15 = data.images;
 const _errs32 = errors;
 if(errors === _errs32){
 if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
 const _errs34 = errors;
 for(const key5 in data15){
-if(!((((((key5 === "activate") || (key5 === "trial_inferences")) || (key5 === "trial_rate_factor")) || (key5 === "canary_tolerance")) || (key5 === "max_latency_ms")) || (key5 === "keep_local_tasks"))){
-validate10.errors = [{instancePath:instancePath+"/rollout",schemaPath:"#/properties/rollout/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
+if(!((key5 === "max_pixels") || (key5 === "resize"))){
+validate10.errors = [{instancePath:instancePath+"/images",schemaPath:"#/properties/images/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"}];
 return false;
 break;
 }
 }
 if(_errs34 === errors){
-if(data15.activate !== undefined){
-let data16 = data15.activate;
+if(data15.max_pixels !== undefined){
+let data16 = data15.max_pixels;
 const _errs35 = errors;
-if(!((data16 === "auto") || (data16 === "manual"))){
-validate10.errors = [{instancePath:instancePath+"/rollout/activate",schemaPath:"#/properties/rollout/properties/activate/enum",keyword:"enum",params:{allowedValues: schema11.properties.rollout.properties.activate.enum},message:"must be equal to one of the allowed values"}];
+if(!((typeof data16 == "number") && (!(data16 % 1) && !isNaN(data16)))){
+validate10.errors = [{instancePath:instancePath+"/images/max_pixels",schemaPath:"#/properties/images/properties/max_pixels/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
+}
+if(errors === _errs35){
+if(typeof data16 == "number"){
+if(data16 < 1 || isNaN(data16)){
+validate10.errors = [{instancePath:instancePath+"/images/max_pixels",schemaPath:"#/properties/images/properties/max_pixels/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+return false;
+}
+}
 }
 var valid5 = _errs35 === errors;
 }
@@ -359,33 +367,85 @@ else {
 var valid5 = true;
 }
 if(valid5){
-if(data15.trial_inferences !== undefined){
-let data17 = data15.trial_inferences;
-const _errs36 = errors;
-if(!((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17)))){
+if(data15.resize !== undefined){
+const _errs37 = errors;
+if(typeof data15.resize !== "boolean"){
+validate10.errors = [{instancePath:instancePath+"/images/resize",schemaPath:"#/properties/images/properties/resize/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid5 = _errs37 === errors;
+}
+else {
+var valid5 = true;
+}
+}
+}
+}
+else {
+validate10.errors = [{instancePath:instancePath+"/images",schemaPath:"#/properties/images/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+var valid0 = _errs32 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.rollout !== undefined){
+let data18 = data.rollout;
+const _errs39 = errors;
+if(errors === _errs39){
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+const _errs41 = errors;
+for(const key6 in data18){
+if(!((((((key6 === "activate") || (key6 === "trial_inferences")) || (key6 === "trial_rate_factor")) || (key6 === "canary_tolerance")) || (key6 === "max_latency_ms")) || (key6 === "keep_local_tasks"))){
+validate10.errors = [{instancePath:instancePath+"/rollout",schemaPath:"#/properties/rollout/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs41 === errors){
+if(data18.activate !== undefined){
+let data19 = data18.activate;
+const _errs42 = errors;
+if(!((data19 === "auto") || (data19 === "manual"))){
+validate10.errors = [{instancePath:instancePath+"/rollout/activate",schemaPath:"#/properties/rollout/properties/activate/enum",keyword:"enum",params:{allowedValues: schema11.properties.rollout.properties.activate.enum},message:"must be equal to one of the allowed values"}];
+return false;
+}
+var valid6 = _errs42 === errors;
+}
+else {
+var valid6 = true;
+}
+if(valid6){
+if(data18.trial_inferences !== undefined){
+let data20 = data18.trial_inferences;
+const _errs43 = errors;
+if(!((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20)))){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_inferences",schemaPath:"#/properties/rollout/properties/trial_inferences/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
-if(errors === _errs36){
-if(typeof data17 == "number"){
-if(data17 < 0 || isNaN(data17)){
+if(errors === _errs43){
+if(typeof data20 == "number"){
+if(data20 < 0 || isNaN(data20)){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_inferences",schemaPath:"#/properties/rollout/properties/trial_inferences/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
 }
-var valid5 = _errs36 === errors;
+var valid6 = _errs43 === errors;
 }
 else {
-var valid5 = true;
+var valid6 = true;
 }
-if(valid5){
-if(data15.trial_rate_factor !== undefined){
-let data18 = data15.trial_rate_factor;
-const _errs38 = errors;
-if(errors === _errs38){
-if(typeof data18 == "number"){
-if(data18 <= 0 || isNaN(data18)){
+if(valid6){
+if(data18.trial_rate_factor !== undefined){
+let data21 = data18.trial_rate_factor;
+const _errs45 = errors;
+if(errors === _errs45){
+if(typeof data21 == "number"){
+if(data21 <= 0 || isNaN(data21)){
 validate10.errors = [{instancePath:instancePath+"/rollout/trial_rate_factor",schemaPath:"#/properties/rollout/properties/trial_rate_factor/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
 return false;
 }
@@ -395,18 +455,18 @@ validate10.errors = [{instancePath:instancePath+"/rollout/trial_rate_factor",sch
 return false;
 }
 }
-var valid5 = _errs38 === errors;
+var valid6 = _errs45 === errors;
 }
 else {
-var valid5 = true;
+var valid6 = true;
 }
-if(valid5){
-if(data15.canary_tolerance !== undefined){
-let data19 = data15.canary_tolerance;
-const _errs40 = errors;
-if(errors === _errs40){
-if(typeof data19 == "number"){
-if(data19 < 0 || isNaN(data19)){
+if(valid6){
+if(data18.canary_tolerance !== undefined){
+let data22 = data18.canary_tolerance;
+const _errs47 = errors;
+if(errors === _errs47){
+if(typeof data22 == "number"){
+if(data22 < 0 || isNaN(data22)){
 validate10.errors = [{instancePath:instancePath+"/rollout/canary_tolerance",schemaPath:"#/properties/rollout/properties/canary_tolerance/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
@@ -416,18 +476,18 @@ validate10.errors = [{instancePath:instancePath+"/rollout/canary_tolerance",sche
 return false;
 }
 }
-var valid5 = _errs40 === errors;
+var valid6 = _errs47 === errors;
 }
 else {
-var valid5 = true;
+var valid6 = true;
 }
-if(valid5){
-if(data15.max_latency_ms !== undefined){
-let data20 = data15.max_latency_ms;
-const _errs42 = errors;
-if(errors === _errs42){
-if(typeof data20 == "number"){
-if(data20 <= 0 || isNaN(data20)){
+if(valid6){
+if(data18.max_latency_ms !== undefined){
+let data23 = data18.max_latency_ms;
+const _errs49 = errors;
+if(errors === _errs49){
+if(typeof data23 == "number"){
+if(data23 <= 0 || isNaN(data23)){
 validate10.errors = [{instancePath:instancePath+"/rollout/max_latency_ms",schemaPath:"#/properties/rollout/properties/max_latency_ms/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
 return false;
 }
@@ -437,22 +497,22 @@ validate10.errors = [{instancePath:instancePath+"/rollout/max_latency_ms",schema
 return false;
 }
 }
-var valid5 = _errs42 === errors;
+var valid6 = _errs49 === errors;
 }
 else {
-var valid5 = true;
+var valid6 = true;
 }
-if(valid5){
-if(data15.keep_local_tasks !== undefined){
-const _errs44 = errors;
-if(typeof data15.keep_local_tasks !== "boolean"){
+if(valid6){
+if(data18.keep_local_tasks !== undefined){
+const _errs51 = errors;
+if(typeof data18.keep_local_tasks !== "boolean"){
 validate10.errors = [{instancePath:instancePath+"/rollout/keep_local_tasks",schemaPath:"#/properties/rollout/properties/keep_local_tasks/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
 return false;
 }
-var valid5 = _errs44 === errors;
+var valid6 = _errs51 === errors;
 }
 else {
-var valid5 = true;
+var valid6 = true;
 }
 }
 }
@@ -466,10 +526,11 @@ validate10.errors = [{instancePath:instancePath+"/rollout",schemaPath:"#/propert
 return false;
 }
 }
-var valid0 = _errs32 === errors;
+var valid0 = _errs39 === errors;
 }
 else {
 var valid0 = true;
+}
 }
 }
 }

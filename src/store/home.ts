@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { checkConfig } from './config-check.js';
+import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 
 export interface UploadPolicy {
   /** raw: payload bytes leave the device; none: only metadata, prediction and scores */
@@ -51,12 +52,22 @@ export interface EdgeConfig {
   outbox: { max_mb: number };
   upload: UploadPolicy;
   rollout: RolloutPolicy;
+  images: ImagePolicy;
+}
+
+/** How `infer` treats image inputs (config "images"). */
+export interface ImagePolicy {
+  /** refuse images declaring more pixels than this, from the header, before decoding */
+  max_pixels: number;
+  /** resize an image whose size is not the model's declared input (default: refuse it) */
+  resize: boolean;
 }
 
 export const DEFAULT_CONFIG: Omit<EdgeConfig, 'device_id' | 'created_at'> = {
   outbox: { max_mb: 512 },
   upload: { payload: 'raw', retention: 'keep' },
   rollout: { activate: 'auto', trial_inferences: 200, trial_rate_factor: 1.5, canary_tolerance: 1e-3, max_latency_ms: 1000 },
+  images: { max_pixels: DEFAULT_MAX_PIXELS, resize: false },
 };
 
 /** --home, else $SEDNA_LL_HOME, else ~/.sedna-ll */
@@ -96,6 +107,7 @@ export function loadConfig(home: string): EdgeConfig {
     outbox: { ...DEFAULT_CONFIG.outbox, ...c.outbox },
     upload: { ...DEFAULT_CONFIG.upload, ...c.upload },
     rollout: { ...DEFAULT_CONFIG.rollout, ...c.rollout },
+    images: { ...DEFAULT_CONFIG.images, ...c.images },
   };
 }
 

@@ -37,6 +37,128 @@ def read_rows(path, index):
     return xs, ys
 
 
+def read_varint(b, p):
+    v, shift = 0, 0
+    while True:
+        c = b[p]
+        p += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, p
+        shift += 7
+
+
+def pb_fields(b):
+    """(field number, wire type, value) of a protobuf message: ints for varint/fixed, bytes for length-delimited."""
+    p = 0
+    while p < len(b):
+        key, p = read_varint(b, p)
+        f, wt = key >> 3, key & 7
+        if wt == 0:
+            v, p = read_varint(b, p)
+        elif wt == 1:
+            v, p = b[p:p + 8], p + 8
+        elif wt == 2:
+            n, p = read_varint(b, p)
+            v, p = b[p:p + n], p + n
+        elif wt == 5:
+            v, p = b[p:p + 4], p + 4
+        else:
+            raise ValueError(f"protobuf wire type {wt}")
+        yield f, wt, v
+
+
+def onnx_layers(path):
+    """[(op, weight list shaped [out, in, ...], weight values, bias values)] of the Conv/Gemm nodes, in graph order."""
+    import struct
+    with open(path, "rb") as f:
+        model = f.read()
+    graph = next(v for f, wt, v in pb_fields(model) if f == 7)
+    inits, nodes = {}, []
+    for f, wt, v in pb_fields(graph):
+        if f == 5:  # TensorProto
+            dims, name, raw, floats = [], "", None, []
+            for tf, twt, tv in pb_fields(v):
+                if tf == 1:
+                    if twt == 2:
+                        q = 0
+                        while q < len(tv):
+                            d, q = read_varint(tv, q)
+                            dims.append(d)
+                    else:
+                        dims.append(tv)
+                elif tf == 2 and tv != 1:
+                    raise ValueError("initializer is not float32")
+                elif tf == 4:
+                    floats.extend(struct.unpack(f"<{len(tv) // 4}f", tv))
+                elif tf == 8:
+                    name = tv.decode()
+                elif tf == 9:
+                    raw = tv
+            vals = list(struct.unpack(f"<{len(raw) // 4}f", raw)) if raw is not None else floats
+            inits[name] = (dims, vals)
+        elif f == 1:  # NodeProto
+            ins, op, attrs = [], "", {}
+            for nf, nwt, nv in pb_fields(v):
+                if nf == 1:
+                    ins.append(nv.decode())
+                elif nf == 4:
+                    op = nv.decode()
+                elif nf == 5:
+                    an, ai = "", None
+                    for af, awt, av in pb_fields(nv):
+                        if af == 1:
+                            an = av.decode()
+                        elif af == 3:
+                            ai = av
+                    attrs[an] = ai
+            nodes.append((op, ins, attrs))
+    layers = []
+    for op, ins, attrs in nodes:
+        if op not in ("Conv", "Gemm") or len(ins) < 3 or ins[1] not in inits or ins[2] not in inits:
+            continue
+        (wd, wv), (bd, bv) = inits[ins[1]], inits[ins[2]]
+        if op == "Gemm" and not attrs.get("transB"):
+            n_in, n_out = wd
+            wv = [wv[i * n_out + o] for o in range(n_out) for i in range(n_in)]
+            wd = [n_out, n_in]
+        layers.append((op, wd, wv, bv))
+    return layers
+
+
+def load_parent(body, path, torch, nn):
+    """Copy the parent's layers into body's Conv2d/Linear modules while the shapes match; returns how many."""
+    try:
+        layers = onnx_layers(path)
+    except (OSError, ValueError, StopIteration, IndexError) as e:
+        print(f"torch trainer: parent model not read ({e}); training from scratch", file=sys.stderr)
+        return 0
+    mods = [m for m in body if isinstance(m, (nn.Conv2d, nn.Linear))]
+    n = 0
+    with torch.no_grad():
+        for m, (op, wd, wv, bv) in zip(mods, layers):
+            if list(m.weight.shape) != list(wd) or m.bias.numel() != len(bv) or (op == "Conv") != isinstance(m, nn.Conv2d):
+                break
+            m.weight.copy_(torch.tensor(wv, dtype=torch.float32).reshape(wd))
+            m.bias.copy_(torch.tensor(bv, dtype=torch.float32))
+            n += 1
+    return n
+
+
+def build_body(torch, nn, shape, dim, k):
+    """The module this trainer trains: sedna-ll's built-in CNN architecture for [C, H, W] inputs, else an MLP."""
+    if shape:
+        c, h, w = (int(v) for v in shape)
+        flat = 16 * (h // 4) * (w // 4)
+        body = nn.Sequential(
+            nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, k),
+        )
+        return body, (c, h, w), "torch-cnn"
+    return nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, k)), (dim,), "torch-mlp"
+
+
 def main():
     task_dir = os.environ.get("SEDNA_LL_TASK_DIR") or (sys.argv[1] if len(sys.argv) > 1 else "")
     out_dir = os.environ.get("SEDNA_LL_OUT_DIR") or (sys.argv[2] if len(sys.argv) > 2 else "")
@@ -65,22 +187,11 @@ def main():
     torch.manual_seed(int(meta.get("seed", 1)))
     torch.set_num_threads(int(os.environ.get("TORCH_TRAINER_THREADS", "1")))
     k = len(labels)
-    if shape:
-        c, h, w = (int(v) for v in shape)
-        if c * h * w != dim:
-            fail(2, f"input_shape {shape} holds {c * h * w} values, the samples have {dim}")
-        flat = 16 * (h // 4) * (w // 4)
-        body = nn.Sequential(
-            nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, k),
-        )
-        in_shape = (c, h, w)
-        arch = "torch-cnn"
-    else:
-        body = nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, k))
-        in_shape = (dim,)
-        arch = "torch-mlp"
+    if shape and int(shape[0]) * int(shape[1]) * int(shape[2]) != dim:
+        fail(2, f"input_shape {shape} holds {int(shape[0]) * int(shape[1]) * int(shape[2])} values, the samples have {dim}")
+    body, in_shape, arch = build_body(torch, nn, shape, dim, k)
+    parent = os.environ.get("SEDNA_LL_PARENT_MODEL") or ""
+    from_parent = load_parent(body, parent, torch, nn) if parent else 0
     X = torch.tensor(xs, dtype=torch.float32).reshape(-1, *in_shape)
     Y = torch.tensor(ys, dtype=torch.long)
     # early stopping on a seeded 15% slice of the training data (the held-out set is the KB's gate)
@@ -88,10 +199,17 @@ def main():
     perm = torch.randperm(len(X), generator=g)
     nval = len(X) * 15 // 100 if len(X) >= 40 else 0
     vi, ti = perm[:nval], perm[nval:]
-    opt = torch.optim.Adam(body.parameters(), lr=2e-3, weight_decay=1e-4)
+    # a warm start adapts: a smaller step keeps what the parent learned
+    opt = torch.optim.Adam(body.parameters(), lr=1e-3 if from_parent else 2e-3, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     epochs = int(os.environ.get("TORCH_TRAINER_EPOCHS", "20"))
     best, best_loss, best_epoch, since, ran = None, float("inf"), 0, 0, 0
+    if nval and from_parent:
+        # the parent's own weights are epoch 0: training must beat them on the validation slice
+        body.eval()
+        with torch.no_grad():
+            best_loss = loss_fn(body(X[vi]), Y[vi]).item()
+        best = {n: t.clone() for n, t in body.state_dict().items()}
     for epoch in range(1, epochs + 1):
         ran = epoch
         body.train()
@@ -129,7 +247,7 @@ def main():
         dynamic_axes={"input": {0: "N"}, "probabilities": {0: "N"}}, opset_version=13,
     )
     with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"arch": arch, "epochs": best_epoch, "epochs_run": ran, "heldout_accuracy": acc, "output_kind": "probabilities", "torch": torch.__version__}, f)
+        json.dump({"arch": arch, "parent_layers_loaded": from_parent, "epochs": best_epoch, "epochs_run": ran, "heldout_accuracy": acc, "output_kind": "probabilities", "torch": torch.__version__}, f)
 
 
 if __name__ == "__main__":
