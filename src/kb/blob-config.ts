@@ -44,8 +44,11 @@ function httpUrl(what: string, s: string): URL {
   }
 }
 
-/** the S3 blob store of a choice (its bucket created when missing, with create) */
-export async function openS3Blobs(choice: BlobsChoice & { url: string }, opts: { tmpDir?: string; create?: boolean } = {}): Promise<S3BlobStore> {
+/**
+ * The S3 blob store of a choice. create: make the bucket when missing; an unreachable store is
+ * then a warning (a server starts and answers 503 until it is back), or an error with 'strict'.
+ */
+export async function openS3Blobs(choice: BlobsChoice & { url: string }, opts: { tmpDir?: string; create?: boolean | 'strict' } = {}): Promise<S3BlobStore> {
   const { bucket, prefix } = parseS3Url(choice.url);
   const env = process.env;
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
@@ -69,7 +72,7 @@ export async function openS3Blobs(choice: BlobsChoice & { url: string }, opts: {
       await store.ensureBucket();
     } catch (e) {
       // a server starts while the object store is down: blob requests answer 503 until it is back
-      if ((e as { statusCode?: number }).statusCode !== 503) throw new CliError(`--blobs ${choice.url}: ${(e as Error).message}`, EXIT.FAILURE);
+      if ((e as { statusCode?: number }).statusCode !== 503 || opts.create === 'strict') throw new CliError(`--blobs ${choice.url}: ${(e as Error).message}`, EXIT.FAILURE);
       process.stderr.write(`warning: ${(e as Error).message}\n`);
     }
   }

@@ -26,7 +26,7 @@ export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: B
     for (const d of [p.blobs, p.versions, p.keys, p.tmp]) rmSync(d, { recursive: true, force: true });
   }
   // an S3 bucket named: check the credentials and create the bucket before anything is written
-  if (opts.blobs?.url) (await openS3Blobs({ ...opts.blobs, url: opts.blobs.url }, { create: true })).close();
+  if (opts.blobs?.url) (await openS3Blobs({ ...opts.blobs, url: opts.blobs.url }, { create: 'strict' })).close();
   mkdirSync(p.data, { recursive: true, mode: 0o700 });
   mkdirSync(p.keys, { recursive: true, mode: 0o700 });
   const keys = generateSigningKeys();
