@@ -9,6 +9,10 @@
 // At the end, after fault-free runs: the KB holds exactly the edge's samples (same id set, no
 // duplicate), every label arrived, the edge marks everything uploaded, and the newest version
 // is active. The seed is printed; SYNC_SEED=<n> replays a run.
+//
+// Run twice: with the default push format (binary sample frames, negotiated with the KB) and,
+// with fewer iterations, with --framing json (what an old edge sends). Each checks from the
+// KB's request log that its pushes really went the way it names.
 import { after, before, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +29,11 @@ import { homePaths } from '../src/store/home.js';
 const SEED = Number(process.env.SYNC_SEED ?? 20261126);
 const ITERATIONS = Number(process.env.SYNC_ITERATIONS ?? 30);
 
-describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
+for (const [framing, iterations] of [
+  ['auto', ITERATIONS],
+  ['json', Math.max(10, Math.round(ITERATIONS / 3))],
+] as const) {
+describe(`sync reliability, --framing ${framing} (seed ${SEED}, ${iterations} iterations)`, () => {
   let kb: TestKb;
   let proxy: FaultProxy;
   let edge: Edge;
@@ -53,7 +61,7 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
     const events: string[] = [];
     proxy.setPlan(randomPlan(SEED + 1, 0.6, { maxOffset: 400_000, maxDelayMs: 25 }));
 
-    for (let it = 0; it < ITERATIONS; it++) {
+    for (let it = 0; it < iterations; it++) {
       // new work arrives between runs: samples, labels (on uploaded and pending samples), versions
       if (rand() < 0.8) for (const id of seedOutbox(edge.home, 100 + Math.floor(rand() * 300), 2048, { seed: SEED + 100 + it })) logged.add(id);
       if (rand() < 0.3) {
@@ -63,7 +71,7 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
         labelSamples(edge.home, items);
         for (const x of items) labels.set(x.id, x.label);
       }
-      if (it === 3 || it === Math.floor(ITERATIONS * 0.6)) {
+      if (it === 3 || it === Math.floor(iterations * 0.6)) {
         const m = writeRandomMlp(models.dir, `m${it}`, [256, 512, 10], SEED + it); // ~0.5 MB
         assert.equal(kb.cli(['task', 'add', m, '--task', 'global', '--fallback']).code, 0);
         const p = kb.cli(['publish', '--json']);
@@ -73,7 +81,7 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
       }
 
       const batch = 10 + Math.floor(rand() * 90);
-      const child = sednaSpawn(['sync', '--batch-size', String(batch), '--retries', '4'], { home: edge.home });
+      const child = sednaSpawn(['sync', '--framing', framing, '--batch-size', String(batch), '--retries', '4'], { home: edge.home });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       const exited = new Promise<number | string>((res) => child.on('close', (code, sig) => res(sig ?? code ?? -1)));
@@ -121,8 +129,8 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
 
     // the link heals: fault-free runs converge
     proxy.setPlan(() => ({ kind: 'none' }));
-    let last = await sednaAsync(['sync', '--json'], { home: edge.home });
-    if (last.code !== 0) last = await sednaAsync(['sync', '--json'], { home: edge.home });
+    let last = await sednaAsync(['sync', '--json', '--framing', framing], { home: edge.home });
+    if (last.code !== 0) last = await sednaAsync(['sync', '--json', '--framing', framing], { home: edge.home });
     assert.equal(last.code, 0, last.stderr);
 
     const onKb = await kbSamples(kb, kb.deviceId);
@@ -141,7 +149,13 @@ describe(`sync reliability (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
     } finally {
       db.close();
     }
+    // the pushes went in the format this run is about (kb serve logs one line per request)
+    const frames = (kb.stderr().match(/"route":"\/v1\/sample-frames","status":200/g) ?? []).length;
+    const json = (kb.stderr().match(/"route":"\/v1\/samples","status":200/g) ?? []).length;
+    if (framing === 'auto') assert.ok(frames > 0 && json === 0, `frames pushes ${frames}, JSON pushes ${json}: expected frames only`);
+    else assert.ok(json > 0 && frames === 0, `frames pushes ${frames}, JSON pushes ${json}: expected JSON only`);
     const faults = Object.entries(proxy.stats.faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ');
     process.stdout.write(`# seed ${SEED}: exits ${JSON.stringify(codes)}; proxy ${faults}; ${events.length} events: ${events.join(', ')}\n`);
   });
 });
+}

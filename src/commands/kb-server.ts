@@ -40,6 +40,7 @@ export function register(kb: Command): void {
     .option('--s3-endpoint <url>', 'S3 API of a non-AWS object store, e.g. http://127.0.0.1:7480 (default: $SEDNA_LL_KB_S3_ENDPOINT, $AWS_ENDPOINT_URL)')
     .option('--s3-public-endpoint <url>', 'the object store as devices reach it, for presigned URLs (default: --s3-endpoint; $SEDNA_LL_KB_S3_PUBLIC_ENDPOINT)')
     .option('--presign-expiry <s>', 'serve GET /v1/blobs/:sha/url (presigned object-store URLs valid this many seconds; S3 blobs only; 0: off)', intOption('--presign-expiry', 0), 0)
+    .option('--json-push-only', 'take pushes only as JSON (protocol revision 1): do not announce or accept binary sample frames')
     .addHelpText(
       'after',
       `\nPrints one JSON line {"listening": URL, "port": N} on stdout once ready (as the edge serve does). Logs one JSON object per line on stderr
@@ -55,7 +56,7 @@ Examples:
 ${EXIT_HELP}\n`,
     )
     .action(
-      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number }) => {
+      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number; jsonPushOnly?: boolean }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
@@ -83,6 +84,7 @@ ${EXIT_HELP}\n`,
             logLevel: o.verbose ? 'debug' : o.logLevel,
             openMetrics: o.openMetrics,
             presignExpirySec: o.presignExpiry,
+            jsonPushOnly: o.jsonPushOnly,
             tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
           });
         } catch (e) {

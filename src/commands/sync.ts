@@ -14,6 +14,7 @@ interface SyncOpts {
   retries?: number;
   ca?: string;
   compress?: string;
+  framing?: string;
   json?: boolean;
   home?: string;
 }
@@ -24,12 +25,13 @@ export function register(program: Command): void {
     .description('push pending samples and labels to the KB, pull a newer signed KB version (one-shot, for cron)')
     .option('--push-only', 'only push samples and labels')
     .option('--pull-only', 'only pull the index and models')
-    .option('--batch-size <n>', 'samples per upload batch (default 500)', intOption('--batch-size', 1))
-    .option('--batch-bytes <bytes>', 'payload bytes per upload batch (default 4194304)', intOption('--batch-bytes', 1024))
+    .option('--batch-size <n>', 'samples per upload batch (default 8192 as binary frames, 500 as JSON)', intOption('--batch-size', 1))
+    .option('--batch-bytes <bytes>', 'payload bytes per upload batch (default 32 MiB as binary frames, 4 MiB as JSON)', intOption('--batch-bytes', 1024))
     .option('--max-time <s>', 'bound the whole run to S seconds; work left is retried next time (exit 4; exit 3 if the KB never answered)', numOption('--max-time'))
     .option('--jitter <s>', 'sleep a random 0..S seconds first (spreads a cron fleet)', numOption('--jitter'))
     .option('--retries <n>', 'retries per request on resets, timeouts, 5xx and 429 (default 5)', intOption('--retries', 0))
     .option('--compress <mode>', 'push body encoding: auto (gzip only when it makes the push faster: slow links), gzip, none (default: config upload.compress, else auto)')
+    .option('--framing <mode>', 'push body format: auto (binary sample frames when the KB announces them, else JSON; default) or json')
     .option('--ca <file>', 'PEM file of a private CA for an https KB (default: config kb.ca_file)')
     .option('--json', 'one JSON line per run: acked, rejected, pending, labels_pushed, pulled_version, activated, trial, warnings, kept_tasks, bytes_up, bytes_down, models_downloaded, model_bytes_down, duration_ms, ... (README "Machine output")')
     .addHelpText(
@@ -68,6 +70,7 @@ ${EXIT_HELP}
         if (opts.pushOnly && opts.pullOnly) throw new CliError('--push-only and --pull-only exclude each other', EXIT.USAGE);
         if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new CliError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`, EXIT.USAGE);
         if (opts.compress !== undefined && !['auto', 'gzip', 'none'].includes(opts.compress)) throw new CliError(`--compress "${opts.compress}": expected auto, gzip or none`, EXIT.USAGE);
+        if (opts.framing !== undefined && !['auto', 'json'].includes(opts.framing)) throw new CliError(`--framing "${opts.framing}": expected auto or json`, EXIT.USAGE);
         if (opts.jitter !== undefined && opts.jitter < 0) throw new CliError(`--jitter "${opts.jitter}": expected seconds >= 0`, EXIT.USAGE);
         const { runSync } = await import('../sync/run.js');
         const result = await runSync({
@@ -83,6 +86,7 @@ ${EXIT_HELP}
           retries: opts.retries,
           ca: opts.ca,
           compress: opts.compress as 'auto' | 'gzip' | 'none' | undefined,
+          framing: opts.framing as 'auto' | 'json' | undefined,
         });
         const { summary, message } = result;
         const { exit, error: _error, ...fields } = summary;

@@ -1,7 +1,13 @@
 // Sync protocol shared by the edge client (src/sync) and the KB server (src/kb).
 // HTTP/1.1 + JSON under /v1; see DESIGN.md "Sync protocol".
 //
+//   GET  /v1/protocol         -> ProtocolInfo: what this KB speaks beyond v1 JSON (a KB without
+//                                it answers 404: an old KB, JSON pushes only)
 //   POST /v1/samples          body PushSamplesRequest (may be Content-Encoding: gzip) -> PushSamplesResponse
+//   POST /v1/sample-frames    body: binary sample frames (format/sample-frames.ts, Content-Type
+//                                FRAMES_CONTENT_TYPE, may be Content-Encoding: gzip), read as a
+//                                stream -> PushSamplesResponse, exactly as /v1/samples answers;
+//                                only sent to a KB whose ProtocolInfo lists "frames1"
 //   POST /v1/labels           body PushLabelsRequest  -> PushLabelsResponse
 //   GET  /v1/index?since=N[&active=A]
 //                             -> 200 index.json bytes (exactly as signed) with header
@@ -21,6 +27,20 @@
 // from its token, so a device can only read and write its own data.
 
 export const PROTOCOL_VERSION = 'v1';
+/**
+ * Protocol revision inside /v1, announced by GET /v1/protocol. 1: JSON only (a KB without the
+ * endpoint); 2: + binary sample frames. An edge uses a feature only when the KB lists it, so
+ * old edges and old KBs keep working in both directions.
+ */
+export const PROTOCOL_REVISION = 2;
+
+export interface ProtocolInfo {
+  revision: number;
+  /** push body formats: "json" (POST /v1/samples), "frames1" (POST /v1/sample-frames) */
+  push_framings: string[];
+  /** Content-Encodings the KB decodes on pushes */
+  push_encodings: string[];
+}
 export const SIGNATURE_HEADER = 'x-sedna-signature';
 export const VERSION_HEADER = 'x-sedna-version';
 
@@ -94,7 +114,7 @@ export interface DeviceReport {
   pending_samples?: number;
 }
 
-const uploadSampleSchema = {
+export const UPLOAD_SAMPLE_SCHEMA = {
   type: 'object',
   required: ['id', 'task', 'attrs', 'payload_kind', 'payload_sha', 'pred_label', 'scores', 'hard', 'hard_reasons', 'unseen', 'unseen_reason', 'kb_version', 'created_at'],
   additionalProperties: false,
@@ -121,7 +141,7 @@ export const PUSH_SAMPLES_SCHEMA = {
   type: 'object',
   required: ['samples'],
   additionalProperties: false,
-  properties: { samples: { type: 'array', maxItems: 10000, items: uploadSampleSchema } },
+  properties: { samples: { type: 'array', maxItems: 10000, items: UPLOAD_SAMPLE_SCHEMA } },
 } as const;
 
 export const PUSH_LABELS_SCHEMA = {

@@ -77,6 +77,7 @@ const FIELDS: Record<string, Fields> = {
       labels_pending: int,
       batches_gzip: int,
       batches_plain: int,
+      push_framing: nul(str),
       pulled_version: nul(int),
       activated: bool,
       trial: syncTrial,

@@ -33,6 +33,8 @@ export interface ServerOptions {
   openMetrics?: boolean;
   /** > 0: GET /v1/blobs/:sha/url answers presigned object-store URLs valid this many seconds */
   presignExpirySec?: number;
+  /** accept only JSON pushes (do not announce or serve binary sample frames); default false */
+  jsonPushOnly?: boolean;
 }
 
 export interface RunningServer {
@@ -74,7 +76,7 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     reply.type(metrics.contentType).send(await metrics.render());
   });
   const routes = { store, metrics, auth };
-  await app.register(deviceRoutes, routes);
+  await app.register(deviceRoutes, { ...routes, bodyLimit, jsonPushOnly: opts.jsonPushOnly });
   await app.register(blobRoutes, { ...routes, presignExpirySec: opts.presignExpirySec ?? 0 });
   await app.register(adminRoutes, routes);
 

@@ -18,6 +18,10 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
 import type { Outbox } from '../store/outbox.js';
 import { NO_TASK, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
+import { assembleFrames, encodeRecordHead } from '../format/sample-frames.js';
+
+/** push body format: the v1 JSON document, or binary sample frames (format/sample-frames.ts) */
+export type Framing = 'json' | 'frames';
 
 /** The columns the page query selects (SampleRow's, as stored: no per-row decoding) plus the rowid cursor. */
 type Row = Pick<
@@ -29,7 +33,7 @@ export interface WireBatch {
   ids: string[];
   /** labels carried by the samples of this batch (for Outbox.markUploaded's label CAS) */
   labels: Record<string, string>;
-  /** the JSON body {"samples":[...]} */
+  /** the body: the JSON document {"samples":[...]}, or the frames stream */
   json: Buffer;
   /** samples whose blob file is missing: sent with payload_kind 'none' */
   missingBlobs: number;
@@ -48,6 +52,7 @@ export class PushReader {
   constructor(
     db: DB,
     private readonly outbox: Outbox,
+    private readonly framing: Framing = 'json',
   ) {
     this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.page = db.prepare(
@@ -74,6 +79,8 @@ export class PushReader {
     let bytes = 0;
     let missingBlobs = 0;
     let last: Row | null = null;
+    const frameParts: Buffer[] = [];
+    let frameBytes = 0;
     for (const r of rows) {
       const want = sendPayload(r.task);
       if (ids.length > 0 && want && bytes + r.payload_bytes > maxBytes) break;
@@ -91,6 +98,23 @@ export class PushReader {
       if (r.label !== null) labels[r.id] = r.label;
       // local-<n> versions are not KB versions: the KB only knows its own numbering
       const kbv = r.kb_version !== null && /^\d+$/.test(r.kb_version) ? r.kb_version : 'null';
+      if (this.framing === 'frames') {
+        // the same fields as the JSON sample, minus id and payload_b64 (the record holds them)
+        const meta =
+          `{"task":${r.task === NO_TASK ? 'null' : JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},"payload_kind":${payload ? JSON.stringify(r.payload_kind) : '"none"'},` +
+          `"payload_sha":${JSON.stringify(r.payload_sha)},"pred_label":${str(r.pred_label)},"scores":${r.scores || '[]'},` +
+          `"hard":${r.hard ? 'true' : 'false'},"hard_reasons":${r.hard_reasons || '[]'},"unseen":${r.unseen ? 'true' : 'false'},` +
+          `"unseen_reason":${str(r.unseen_reason)},"kb_version":${kbv},"created_at":${r.created_at}` +
+          (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}');
+        const head = encodeRecordHead(r.id, meta, payload ? payload.length : 0);
+        frameParts.push(head);
+        frameBytes += head.length;
+        if (payload) {
+          frameParts.push(payload);
+          frameBytes += payload.length;
+        }
+        continue;
+      }
       heads.push(
         `{"id":${JSON.stringify(r.id)},"task":${r.task === NO_TASK ? 'null' : JSON.stringify(r.task)},"attrs":${r.attrs || '{}'},` +
           (payload ? `"payload_kind":${JSON.stringify(r.payload_kind)},"payload_b64":"` : `"payload_kind":"none",`),
@@ -104,7 +128,8 @@ export class PushReader {
           (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}'),
       );
     }
-    return { ids, labels, json: assemble(heads, payloads, tails), missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
+    const body = this.framing === 'frames' ? assembleFrames(frameParts, frameBytes) : assemble(heads, payloads, tails);
+    return { ids, labels, json: body, missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
   }
 }
 

@@ -1,7 +1,9 @@
 // Push: stream the outbox to the KB in batches, idempotently.
 //
-// Each batch (at most --batch-size samples and --batch-bytes payload bytes) becomes one JSON
-// body POSTed to /v1/samples, gzipped or not per the compress policy (compress-policy.ts). The
+// Each batch (at most --batch-size samples and --batch-bytes payload bytes) becomes one body,
+// gzipped or not per the compress policy (compress-policy.ts): binary sample frames POSTed to
+// /v1/sample-frames when the KB announces them (negotiate.ts), else the v1 JSON document POSTed
+// to /v1/samples (an old KB, or --framing json). The
 // KB upserts by the client-made sample id and answers with the ids it has durably stored; ONLY
 // those are marked uploaded, so a cut connection, a lost answer or a kill -9 at any point just
 // means the batch is sent again next time (harmless).
@@ -16,13 +18,24 @@ import type { EdgeConfig } from '../store/home.js';
 import type { Outbox } from '../store/outbox.js';
 import { markRejected } from '../store/rejected.js';
 import { CompressPolicy, type CompressMode } from './compress-policy.js';
-import { PushReader, pendingCounts } from './outbox-reader.js';
+import { type Framing, PushReader, pendingCounts } from './outbox-reader.js';
+import { FRAMES_CONTENT_TYPE } from '../format/sample-frames.js';
 import { type KbClient, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
 
 const gzipAsync = promisify(gzip);
 /** acked sample ids marked uploaded per transaction (see pushBatches) */
-const MARK_EVERY = 2000;
+const MARK_EVERY = 8192;
+/**
+ * Default batch limits per framing. JSON: the KB parses each body as one document (memory and
+ * a pause per batch), so batches stay small. Frames: the KB reads the body as a stream and
+ * commits every 2000 records while the rest arrives, so a batch is one request: large batches
+ * cut the per-request round trips and ack waits (a slow link idles one RTT + one commit per batch).
+ */
+export const BATCH_DEFAULTS: Record<Framing, { size: number; bytes: number }> = {
+  json: { size: 500, bytes: 4 << 20 },
+  frames: { size: 8192, bytes: 32 << 20 },
+};
 /** WAL pages between checkpoints while marking acks (see pushSamples) */
 const PUSH_AUTOCHECKPOINT_PAGES = 16384;
 
@@ -35,11 +48,16 @@ export interface PushCounters {
   /** sample batches sent gzipped / uncompressed */
   batches_gzip: number;
   batches_plain: number;
+  /** the push body format this run used (null: nothing was pending) */
+  push_framing: Framing | null;
 }
 
 export interface PushOptions {
-  batchSize: number;
-  batchBytes: number;
+  /** default: BATCH_DEFAULTS of the framing */
+  batchSize?: number;
+  batchBytes?: number;
+  /** the body format (negotiate.ts decides it with the KB) */
+  framing: Framing;
   /** gzip level (1 fastest .. 9 smallest); payloads are mostly numbers/pixels: 1 is the sweet spot */
   gzipLevel?: number;
   /** auto (default): gzip a batch only when estimated to push sooner; gzip; none */
@@ -81,19 +99,35 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
   const prevCkpt = db.pragma('wal_autocheckpoint', { simple: true }) as number;
   db.pragma(`wal_autocheckpoint = ${Math.max(prevCkpt, PUSH_AUTOCHECKPOINT_PAGES)}`);
   try {
-    await pushBatches(db, outbox, config, client, c, o);
+    try {
+      await pushBatches(db, outbox, config, client, c, o);
+    } catch (e) {
+      // the KB stopped taking frames during the run (restarted as an older version): what was
+      // acked is marked (pushBatches flushed it); the rest goes as JSON
+      if (!(e instanceof FramesRefused)) throw e;
+      await pushBatches(db, outbox, config, client, c, { ...o, framing: 'json' });
+    }
   } finally {
     db.pragma(`synchronous = ${prevSync}`);
     db.pragma(`wal_autocheckpoint = ${prevCkpt}`);
   }
 }
 
+/** POST /v1/sample-frames answered 404/415: that KB does not take frames (any more) */
+class FramesRefused extends Error {}
+
 async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
   const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
   const depth = Math.max(1, o.prefetch ?? 2);
   const retention = config.upload.retention;
-  const reader = new PushReader(db, outbox);
+  const framing = o.framing;
+  const frames = framing === 'frames';
+  const batchSize = o.batchSize ?? BATCH_DEFAULTS[framing].size;
+  const batchBytes = o.batchBytes ?? BATCH_DEFAULTS[framing].bytes;
+  const path = frames ? '/v1/sample-frames' : '/v1/samples';
+  const contentType = frames ? FRAMES_CONTENT_TYPE : 'application/json';
+  const reader = new PushReader(db, outbox, framing);
   const policy = new CompressPolicy(o.compress ?? 'auto', level);
   const allowed = (t: string) => payloadAllowed(config, t);
 
@@ -105,7 +139,7 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   let exhausted = false;
   const fill = () => {
     while (!exhausted && queue.length < depth) {
-      const b = reader.next(cursor, o.batchSize, o.batchBytes, allowed);
+      const b = reader.next(cursor, batchSize, batchBytes, allowed);
       if (!b) {
         exhausted = true;
         break;
@@ -119,13 +153,15 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   };
   const send = (b: Prepared, body: Buffer) => {
     if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
+    c.push_framing = framing;
     const p = client.request({
       method: 'POST',
-      path: '/v1/samples',
-      headers: b.gzip ? { 'content-type': 'application/json', 'content-encoding': 'gzip' } : { 'content-type': 'application/json' },
+      path,
+      headers: b.gzip ? { 'content-type': contentType, 'content-encoding': 'gzip' } : { 'content-type': contentType },
       body,
-      // 409: every sample of the batch belongs to another device; the body is still a push reply
-      accept: (s) => (s >= 200 && s < 300) || s === 409,
+      // 409: every sample of the batch belongs to another device; the body is still a push reply.
+      // 404/415 to frames: the KB does not take them (any more): the push goes on as JSON
+      accept: (s) => (s >= 200 && s < 300) || s === 409 || (frames && (s === 404 || s === 415)),
     });
     p.catch(() => {}); // surfaced when awaited
     return p;
@@ -181,22 +217,26 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       const nbFlight = nb && !deadlineHit ? send(nb, await nb.body) : null;
       fill();
 
+      if (frames && (res.status === 404 || res.status === 415)) {
+        await nbFlight?.catch(() => {}); // its answer is the same refusal (or stored: re-sent harmlessly)
+        throw new FramesRefused(`KB answered ${res.status} to POST ${path}`);
+      }
       let reply: PushSamplesResponse;
       try {
         reply = JSON.parse(res.body.toString('utf8')) as PushSamplesResponse;
         if (!Array.isArray(reply.stored)) throw new Error('no "stored" array');
       } catch (e) {
-        throw new SyncHttpError(`KB answer to POST /v1/samples is not a push reply: ${(e as Error).message}`, 'protocol');
+        throw new SyncHttpError(`KB answer to POST ${path} is not a push reply: ${(e as Error).message}`, 'protocol');
       }
       // acks must be a subset of this batch: an answer acking ids never sent is not trusted at
       // all (a broken or hostile KB), and an answer that neither stores nor refuses anything of
       // a non-empty batch is a failed batch, not a success
       const sent = new Set(cur.ids);
       const foreign = reply.stored.filter((id) => !sent.has(id));
-      if (foreign.length) throw new SyncHttpError(`KB answer to POST /v1/samples acks ${foreign.length} sample id(s) this batch did not send (first "${String(foreign[0]).slice(0, 80)}"): answer refused`, 'protocol');
+      if (foreign.length) throw new SyncHttpError(`KB answer to POST ${path} acks ${foreign.length} sample id(s) this batch did not send (first "${String(foreign[0]).slice(0, 80)}"): answer refused`, 'protocol');
       const stored = reply.stored;
       if (cur.ids.length > 0 && stored.length === 0 && !reply.rejected?.some((r) => sent.has(r?.id))) {
-        throw new SyncHttpError(`KB answer to POST /v1/samples stores none of the ${cur.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
+        throw new SyncHttpError(`KB answer to POST ${path} stores none of the ${cur.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
       }
       // counted once the KB answered the batch usably: a run that never reached it reports 0 pushed
       c.pushed += cur.ids.length;

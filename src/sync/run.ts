@@ -29,6 +29,7 @@ import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { Outbox } from '../store/outbox.js';
 import { rejectedCount } from '../store/rejected.js';
 import { pendingCounts } from './outbox-reader.js';
+import { type FramingMode, negotiateFraming } from './negotiate.js';
 
 export interface SyncOptions {
   home: string;
@@ -49,6 +50,8 @@ export interface SyncOptions {
   progress?: boolean;
   /** push body encoding; default config upload.compress, else auto */
   compress?: CompressMode;
+  /** push body format: auto (binary frames when the KB announces them) or json */
+  framing?: FramingMode;
 }
 
 export interface SyncSummary {
@@ -64,6 +67,8 @@ export interface SyncSummary {
   /** sample batches sent gzipped / uncompressed (--compress, upload.compress) */
   batches_gzip: number;
   batches_plain: number;
+  /** push body format used: "frames" (binary, the KB announced it), "json", null when nothing was pushed */
+  push_framing: 'frames' | 'json' | null;
   pulled_version: number | null;
   activated: boolean;
   /** the health check / trial of the version this run activated, if it activated one */
@@ -152,6 +157,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     labels_pushed: 0,
     batches_gzip: 0,
     batches_plain: 0,
+    push_framing: null,
     labels_pending: 0,
     pulled_version: null,
     activated: false,
@@ -184,7 +190,11 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     if (!o.pullOnly) {
       const t = Date.now();
       try {
-        await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize ?? 500, batchBytes: o.batchBytes ?? 4 << 20, compress: o.compress, progress });
+        // the format is asked only when there is something to push (one round trip)
+        if (pendingCounts(db).pending > 0) {
+          const framing = await negotiateFraming(client, o.framing ?? 'auto');
+          await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize, batchBytes: o.batchBytes, framing, compress: o.compress, progress });
+        }
         await pushLabels(outbox, client, s);
       } catch (e) {
         fail(e);

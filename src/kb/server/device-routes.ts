@@ -12,45 +12,26 @@ import {
   type PushSamplesRequest,
   type PushSamplesResponse,
 } from '../../format/protocol.js';
-import { normaliseAttrs } from '../../format/attrs.js';
+import { PROTOCOL_REVISION, type ProtocolInfo } from '../../format/protocol.js';
+import { FRAMES_CONTENT_TYPE, FRAMES_NAME } from '../../format/sample-frames.js';
 import { sha256Hex } from '../../format/signature.js';
 import { handleDeviceReport } from '../report.js';
-import type { NewSample } from '../store.js';
+import { decodeSample, ingestFrames } from '../sample-ingest.js';
+import type { NewSample, PutSamplesResult } from '../store.js';
 import { HttpError, queryInt, type KbRouteOptions } from './http.js';
 
-/** The sync protocol's sample -> what the store keeps; a one-line reason when it is unusable. */
-export function decodeSample(s: PushSamplesRequest['samples'][number]): NewSample | string {
-  let payload: Buffer | null = null;
-  if (s.payload_kind === 'none') {
-    if (s.payload_b64 !== undefined) return 'payload_b64 given with payload_kind "none"';
-  } else {
-    if (s.payload_b64 === undefined) return `payload_b64 missing for payload_kind "${s.payload_kind}"`;
-    payload = Buffer.from(s.payload_b64, 'base64');
-    if (sha256Hex(payload) !== s.payload_sha) return 'payload_sha does not match the payload';
-  }
-  return {
-    id: s.id,
-    task: s.task,
-    // edges send normalised attributes; normalising again is idempotent and protects the
-    // learner's task definition from an edge that did not
-    attrs: normaliseAttrs(s.attrs),
-    payload_kind: s.payload_kind,
-    payload,
-    payload_sha: s.payload_sha,
-    pred_label: s.pred_label,
-    scores: s.scores,
-    hard: s.hard,
-    hard_reasons: s.hard_reasons,
-    unseen: s.unseen,
-    unseen_reason: s.unseen_reason,
-    kb_version: s.kb_version,
-    created_at: s.created_at,
-    label: s.label ?? null,
-    source: 'edge',
-  };
+// decodeSample lives with the frames ingest (one sample check for both push framings)
+export { decodeSample };
+
+/** what the device routes need beyond every route group's options */
+export interface DeviceRouteOptions extends KbRouteOptions {
+  /** largest record of a frames push (the server's body limit) */
+  bodyLimit: number;
+  /** take pushes only as JSON: no GET /v1/protocol, no frames (kb serve --json-push-only) */
+  jsonPushOnly?: boolean;
 }
 
-export const deviceRoutes: FastifyPluginAsync<KbRouteOptions> = async (app, { store, metrics, auth }) => {
+export const deviceRoutes: FastifyPluginAsync<DeviceRouteOptions> = async (app, { store, metrics, auth, bodyLimit, jsonPushOnly }) => {
   app.addHook('onRequest', auth.device);
   // a published version's index never changes: its bytes and sha are kept after the first pull
   const indexCache = new Map<number, { bytes: Buffer; sig: string; sha: string }>();
@@ -77,6 +58,38 @@ export const deviceRoutes: FastifyPluginAsync<KbRouteOptions> = async (app, { st
     }
     return res;
   });
+
+  if (!jsonPushOnly) {
+    // what this KB speaks beyond v1 JSON; an edge sends frames only to a KB that lists them
+    const info: ProtocolInfo = { revision: PROTOCOL_REVISION, push_framings: ['json', FRAMES_NAME], push_encodings: ['identity', 'gzip'] };
+    app.get('/v1/protocol', async () => info);
+
+    // Binary sample frames: the body stays a stream (gunzipped by the shared preParsing hook
+    // when gzip); the route reads it record by record (sample-ingest.ts). fastify's bodyLimit
+    // does not apply to a stream: each record is bounded by it instead, and the ingest never
+    // holds more than one transaction's worth of records.
+    app.addContentTypeParser(FRAMES_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
+    app.post('/v1/sample-frames', async (req, reply) => {
+      if (String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() !== FRAMES_CONTENT_TYPE) {
+        throw new HttpError(415, `POST /v1/sample-frames takes Content-Type ${FRAMES_CONTENT_TYPE}`);
+      }
+      const device = req.device!.id;
+      const r = await ingestFrames(req.body as AsyncIterable<Buffer>, {
+        put: (samples) => store.putSamples(device, samples),
+        maxRecordBytes: bodyLimit,
+        onCommit: (seconds: number, n: number, p: PutSamplesResult) => metrics.samplesPushed(seconds, n, p.inserted, p.labelled),
+      });
+      const res: PushSamplesResponse = { stored: r.stored };
+      if (r.rejected.length) res.rejected = r.rejected;
+      // the records committed before a break are acked with the error: the edge re-sends them harmlessly
+      if (r.streamError) return reply.code(r.streamError.status).send({ error: r.streamError.message, ...res });
+      // as /v1/samples: nothing stored and every refusal is the store's
+      if (res.stored.length === 0 && r.storeRejected > 0 && r.storeRejected === r.rejected.length) {
+        return reply.code(409).send({ error: `sample id "${r.rejected[0].id}": ${r.rejected[0].reason}`, ...res });
+      }
+      return res;
+    });
+  }
 
   app.post('/v1/labels', { schema: { body: PUSH_LABELS_SCHEMA } }, async (req, reply) => {
     const body = req.body as PushLabelsRequest;
