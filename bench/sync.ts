@@ -4,24 +4,35 @@
 //    --push-only` (whole process, wall time) vs `curl -T` uploading the same payload bytes as
 //    one file. Fairness: curl cannot speak the sync protocol, so both go to the SAME plain
 //    node:http sink in this process: curl to POST /raw (bytes discarded), sync to POST
-//    /v1/samples (body gunzipped if gzip, ids scanned and acked — the minimum a server must do
-//    to ack, nothing durable). That isolates the edge client (SQLite read, JSON/base64, the
-//    compress policy, HTTP, marking acks).
-//    The same push to the real KB (`kb serve`: schema validation, SQLite commit per batch) is
-//    reported too, as end-to-end, with the same curl baseline.
+//    /v1/sample-frames (binary frames: records read, ids acked) or /v1/samples (--framing json:
+//    body gunzipped if gzip, ids scanned and acked) — the minimum a server must do to ack,
+//    nothing durable. That isolates the edge client (SQLite read, framing, the compress policy,
+//    HTTP, marking acks). Both framings run in each run: json is the format before frames.
+//    The same pushes to the real KB (`kb serve`: per-record checks, SQLite transactions) are
+//    reported too, as end-to-end, with the same curl baseline, and the KB process's CPU time
+//    (utime+stime from /proc) per 1 000 samples for each framing.
+// 1b. slow link: the same push (BENCH_SYNC_SLOW_SAMPLES, default 3000) through a bench-local
+//    throttling proxy (bench/lib/slow-link.ts: 10 Mbit/s each way, 100 ms RTT) to the real KB:
+//    request body bytes per second of the push phase vs the link's capacity (aim >= 0.9), and
+//    curl through the same proxy as the reference of what the link allows.
 // 2. bytes on the wire (request bodies) vs payload bytes, with the default --compress auto
 //    (batches sent gzipped / plain) and from one extra run with --compress gzip.
 // 3. peak RSS (/usr/bin/time %M) of `sync` pushing a 1 GB backlog (to the sink; see there)
 //    (BENCH_SYNC_RSS_MB to scale it).
 // 4. pull of a 50 MB model: `sync --pull-only` (rollout.activate=manual: download, sha256,
 //    install; activation/canary is the rollout's step) vs `curl -o` of the same blob from the
-//    same `kb serve`. Medians of BENCH_RUNS runs (default 3). JSON in bench/out/sync.json.
-//    BENCH_SYNC_PARTS=push,rss,pull selects parts; BENCH_SYNC_SAMPLES / _RSS_MB / _MODEL_DIM scale.
+//    same `kb serve`.
+// 4b. slow link: pull of a ~8 MB model (BENCH_SYNC_SLOW_MODEL_DIM) through the same throttling
+//    proxy: blob bytes per second of the download phase vs the link's capacity (aim >= 0.9).
+// Medians of BENCH_RUNS runs (default 3). JSON in bench/out/sync.json.
+// BENCH_SYNC_PARTS=push,slow,rss,pull selects parts; BENCH_SYNC_SAMPLES / _RSS_MB / _MODEL_DIM scale.
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
+import { readFrames } from '../src/format/sample-frames.js';
+import { startSlowLink } from './lib/slow-link.js';
 import { BIN, ROOT, tempDir } from '../test/helpers/cli.js';
 import { startTestKb, type TestKb } from '../test/helpers/kb-server.js';
 import { writeRandomMlp } from '../test/helpers/models.js';
@@ -36,8 +47,19 @@ const N = Number(process.env.BENCH_SYNC_SAMPLES ?? 50_000);
 const SIZE = 3072;
 const RSS_MB = Number(process.env.BENCH_SYNC_RSS_MB ?? 1024);
 const MODEL_DIM = Number(process.env.BENCH_SYNC_MODEL_DIM ?? 3584); // 3584^2 floats ~ 51 MB
-/** which parts to run: push,rss,pull (all by default) */
-const PARTS = (process.env.BENCH_SYNC_PARTS ?? 'push,rss,pull').split(',');
+const SLOW_N = Number(process.env.BENCH_SYNC_SLOW_SAMPLES ?? 3000);
+const SLOW_MODEL_DIM = Number(process.env.BENCH_SYNC_SLOW_MODEL_DIM ?? 1400); // ~7.8 MB
+const SLOW_LINK = { mbit: 10, rttMs: 100 };
+/** which parts to run: push,slow,rss,pull (all by default) */
+const PARTS = (process.env.BENCH_SYNC_PARTS ?? 'push,slow,rss,pull').split(',');
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  // fields[11], [12]: utime, stime (fields 14 and 15 of proc(5), counted after the comm)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -80,6 +102,28 @@ async function startSink(): Promise<{ url: string; server: Server; received: () 
       req.on('data', (c: Buffer) => (received += c.length));
       req.on('end', () => res.end('ok'));
       return;
+    }
+    if (req.url === '/v1/protocol') {
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ revision: 2, push_framings: ['json', 'frames1'], push_encodings: ['identity', 'gzip'] }));
+    }
+    if (req.url === '/v1/sample-frames') {
+      // the minimum to ack a frames push: read the records as they arrive, collect the ids
+      let src: AsyncIterable<Buffer>;
+      if (req.headers['content-encoding'] === 'gzip') {
+        req.on('data', (c: Buffer) => (received += c.length));
+        src = req.pipe(createGunzip());
+      } else
+        src = (async function* () {
+          for await (const c of req as AsyncIterable<Buffer>) {
+            received += c.length;
+            yield c;
+          }
+        })();
+      const ids: string[] = [];
+      for await (const r of readFrames(src, { maxRecordBytes: 64 << 20 })) ids.push(r.id);
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ stored: ids }));
     }
     if (req.url === '/v1/samples') {
       const raw = Buffer.concat(await body(req));
@@ -162,46 +206,71 @@ async function main() {
     const payloadFile = join(work.dir, 'payload.bin');
     const tpl = buildTemplate(work.dir, N, payloadFile);
     const curlSink: number[] = [];
-    const syncSink: number[] = [];
-    const syncKb: number[] = [];
-    let wire = 0;
-    let batches = { gzip: 0, plain: 0 };
+    const toSink = { frames: [] as number[], json: [] as number[] };
+    const toKb = { frames: [] as number[], json: [] as number[] };
+    const kbCpu = { frames: [] as number[], json: [] as number[] };
+    const wire = { frames: 0, json: 0 };
+    const batches = { frames: { gzip: 0, plain: 0 }, json: { gzip: 0, plain: 0 } };
     for (let i = 0; i < RUNS; i++) {
       const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
       if (c.code !== 0) throw new Error(`curl: ${c.stderr}`);
       curlSink.push(c.ms);
-      const e = edgeWithOutbox(kb, tpl.db, sink.url);
-      const r = await sedna(e.home, ['sync', '--push-only', '--json']);
-      if (r.code !== 0) throw new Error(`sync to sink: exit ${r.code}: ${r.stderr}`);
-      const s = JSON.parse(r.stdout) as { acked: number; bytes_up: number; batches_gzip: number; batches_plain: number };
-      if (s.acked !== N) throw new Error(`sync to sink acked ${s.acked} of ${N}`);
-      wire = s.bytes_up;
-      batches = { gzip: s.batches_gzip, plain: s.batches_plain };
-      syncSink.push(r.ms);
-      e.cleanup();
-      // end to end: a fresh KB each run, so every run inserts (not upserts) all samples (the
-      // template's sample ids belong to the first device that pushed them)
-      const kbRun = await startTestKb();
-      const e2 = edgeWithOutbox(kbRun, tpl.db);
-      const r2 = await sedna(e2.home, ['sync', '--push-only', '--json']);
-      await kbRun.stop();
-      if (r2.code !== 0) throw new Error(`sync to kb: exit ${r2.code}: ${r2.stderr}`);
-      syncKb.push(r2.ms);
-      e2.cleanup();
-      log(`  run ${i + 1}: curl->sink ${curlSink[i].toFixed(0)} ms, sync->sink ${syncSink[i].toFixed(0)} ms, sync->kb ${syncKb[i].toFixed(0)} ms`);
+      const line: string[] = [`curl->sink ${c.ms.toFixed(0)} ms`];
+      for (const framing of ['frames', 'json'] as const) {
+        const fl = framing === 'json' ? ['--framing', 'json'] : [];
+        const e = edgeWithOutbox(kb, tpl.db, sink.url);
+        const r = await sedna(e.home, ['sync', '--push-only', '--json', ...fl]);
+        if (r.code !== 0) throw new Error(`sync (${framing}) to sink: exit ${r.code}: ${r.stderr}`);
+        const s = JSON.parse(r.stdout) as { acked: number; bytes_up: number; batches_gzip: number; batches_plain: number; push_framing: string };
+        if (s.acked !== N || s.push_framing !== framing) throw new Error(`sync to sink acked ${s.acked} of ${N} as ${s.push_framing}`);
+        wire[framing] = s.bytes_up;
+        batches[framing] = { gzip: s.batches_gzip, plain: s.batches_plain };
+        toSink[framing].push(r.ms);
+        e.cleanup();
+        // end to end: a fresh KB each run, so every run inserts (not upserts) all samples (the
+        // template's sample ids belong to the first device that pushed them)
+        const kbRun = await startTestKb();
+        const e2 = edgeWithOutbox(kbRun, tpl.db);
+        const cpu0 = cpuSeconds(kbRun.proc.pid!);
+        const r2 = await sedna(e2.home, ['sync', '--push-only', '--json', ...fl]);
+        const cpu = cpuSeconds(kbRun.proc.pid!) - cpu0;
+        await kbRun.stop();
+        if (r2.code !== 0) throw new Error(`sync (${framing}) to kb: exit ${r2.code}: ${r2.stderr}`);
+        toKb[framing].push(r2.ms);
+        kbCpu[framing].push((cpu / N) * 1000 * 1000); // ms of KB CPU per 1 000 samples
+        e2.cleanup();
+        line.push(`${framing}: ->sink ${r.ms.toFixed(0)} ms, ->kb ${r2.ms.toFixed(0)} ms (KB CPU ${cpu.toFixed(2)} s)`);
+      }
+      log(`  run ${i + 1}: ${line.join(', ')}`);
     }
     const mbps = (ms: number) => +(tpl.payloadBytes / 1e6 / (ms / 1000)).toFixed(1);
+    const m = (xs: number[]) => Math.round(median(xs));
     results.push = {
       payload_mb: mb(tpl.payloadBytes),
-      curl_to_sink_ms: Math.round(median(curlSink)),
-      sync_to_sink_ms: Math.round(median(syncSink)),
-      sync_to_kb_ms: Math.round(median(syncKb)),
+      loadavg: (await import('node:os')).loadavg().map((x) => +x.toFixed(2)),
+      curl_to_sink_ms: m(curlSink),
       curl_mb_s: mbps(median(curlSink)),
-      sync_sink_mb_s: mbps(median(syncSink)),
-      sync_kb_mb_s: mbps(median(syncKb)),
-      ratio_vs_curl_same_sink: +(median(curlSink) / median(syncSink)).toFixed(3),
-      ratio_end_to_end_kb_vs_curl: +(median(curlSink) / median(syncKb)).toFixed(3),
-      aim: 0.7,
+      ...Object.fromEntries(
+        (['frames', 'json'] as const).map((f) => [
+          f,
+          {
+            sync_to_sink_ms: m(toSink[f]),
+            sync_to_kb_ms: m(toKb[f]),
+            sync_sink_mb_s: mbps(median(toSink[f])),
+            sync_kb_mb_s: mbps(median(toKb[f])),
+            ratio_vs_curl_same_sink: +(median(curlSink) / median(toSink[f])).toFixed(3),
+            ratio_end_to_end_kb_vs_curl: +(median(curlSink) / median(toKb[f])).toFixed(3),
+            kb_cpu_ms_per_1000_samples: +median(kbCpu[f]).toFixed(1),
+            body_bytes_up: wire[f],
+            wire_ratio: +(wire[f] / tpl.payloadBytes).toFixed(3),
+            batches_gzip: batches[f].gzip,
+            batches_plain: batches[f].plain,
+          },
+        ]),
+      ),
+      frames_vs_json_speedup_end_to_end: +(median(toKb.json) / median(toKb.frames)).toFixed(2),
+      kb_cpu_frames_vs_json: +(median(kbCpu.frames) / median(kbCpu.json)).toFixed(3),
+      aim: 0.5,
     };
     // the default (--compress auto) picks per batch; on loopback uncompressed wins. One run with
     // --compress gzip shows the bytes a slow link would carry and what gzip costs here.
@@ -213,15 +282,85 @@ async function main() {
     log(`  one run with --compress gzip: ${rg.ms.toFixed(0)} ms, ${mb(wireGzip)} MB on the wire`);
     results.wire = {
       payload_bytes: tpl.payloadBytes,
-      body_bytes_up: wire,
-      ratio: +(wire / tpl.payloadBytes).toFixed(3),
-      batches_gzip: batches.gzip,
-      batches_plain: batches.plain,
       gzip_body_bytes_up: wireGzip,
       gzip_ratio: +(wireGzip / tpl.payloadBytes).toFixed(3),
       gzip_sync_to_sink_ms: Math.round(rg.ms),
     };
     rmSync(payloadFile, { force: true });
+    }
+
+    // ---- 1b + 4b. a slow link: 10 Mbit/s, 100 ms RTT ----
+    if (PARTS.includes('slow')) {
+    log(`slow link (${SLOW_LINK.mbit} Mbit/s, ${SLOW_LINK.rttMs} ms RTT): push of ${SLOW_N} x ${SIZE} B, pull of a ${SLOW_MODEL_DIM}^2 model`);
+    const tplSlow = buildTemplate(work.dir, SLOW_N);
+    const kbSlow = await startTestKb();
+    kbs.push(kbSlow);
+    const link = await startSlowLink(kbSlow.port, SLOW_LINK);
+    const cap = link.bytesPerSecond;
+    const model = writeRandomMlp(work.dir, 'slow', [SLOW_MODEL_DIM, SLOW_MODEL_DIM, 10], 9);
+    const size = statSync(model).size;
+    const sha = sha256Hex(readFileSync(model));
+    for (const args of [['task', 'add', model, '--task', 'global', '--fallback'], ['publish', '--json']]) {
+      const r = kbSlow.cli(args);
+      if (r.code !== 0) throw new Error(`kb ${args[0]}: ${r.stderr}`);
+    }
+    const push = { frames: [] as number[], json: [] as number[] };
+    const payloadRate = { frames: [] as number[], json: [] as number[] };
+    const pullUse: number[] = [];
+    const curlUse: number[] = [];
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        const line: string[] = [];
+        for (const framing of ['frames', 'json'] as const) {
+          // each run pushes the template's samples again: the KB upserts them (same cost as new ones on the wire)
+          const e = edgeWithOutbox(kbSlow, tplSlow.db, link.url);
+          const r = await sedna(e.home, ['sync', '--push-only', '--json', ...(framing === 'json' ? ['--framing', 'json'] : [])]);
+          if (r.code !== 0) throw new Error(`slow push (${framing}): exit ${r.code}: ${r.stderr}`);
+          const st = JSON.parse(r.stdout) as { acked: number; bytes_up: number; push_ms: number; push_framing: string };
+          if (st.acked !== SLOW_N || st.push_framing !== framing) throw new Error(`slow push acked ${st.acked} of ${SLOW_N} as ${st.push_framing}`);
+          e.cleanup();
+          // body bytes per second of the push phase (negotiation, every batch and its ack) vs the link
+          push[framing].push(st.bytes_up / (st.push_ms / 1000) / cap);
+          payloadRate[framing].push(tplSlow.payloadBytes / (st.push_ms / 1000) / cap);
+          line.push(`push ${framing} ${st.push_ms} ms, ${mb(st.bytes_up)} MB up (${((st.bytes_up / (st.push_ms / 1000) / cap) * 100).toFixed(0)} % of the link)`);
+        }
+        const e = makeEdge(kbSlow, { url: link.url });
+        editConfig(e.home, (cf) => {
+          cf.rollout.activate = 'manual';
+        });
+        const r = await sedna(e.home, ['sync', '--pull-only', '--json']);
+        if (r.code !== 0) throw new Error(`slow pull: exit ${r.code}: ${r.stderr}`);
+        const st = JSON.parse(r.stdout) as { model_bytes_down: number; download_ms: number };
+        e.cleanup();
+        pullUse.push(st.model_bytes_down / (st.download_ms / 1000) / cap);
+        const out = join(work.dir, 'curl-slow.bin');
+        const c = await runProc('curl', ['-sS', '-f', '-o', out, '-w', '%{time_starttransfer} %{time_total}', '-H', `authorization: Bearer ${kbSlow.deviceToken}`, `${link.url}/v1/blobs/${sha}`]);
+        if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl slow pull: ${c.stderr}`);
+        rmSync(out);
+        curlUse.push(size / (c.ms / 1000) / cap);
+        line.push(`pull ${st.download_ms} ms (${((pullUse[i]) * 100).toFixed(0)} %), curl ${c.ms.toFixed(0)} ms (${(curlUse[i] * 100).toFixed(0)} %)`);
+        log(`  run ${i + 1}: ${line.join(', ')}`);
+      }
+    } finally {
+      await link.close();
+    }
+    const r3 = (x: number) => +x.toFixed(3);
+    results.slow_link = {
+      mbit_s: SLOW_LINK.mbit,
+      rtt_ms: SLOW_LINK.rttMs,
+      push_samples: SLOW_N,
+      push_payload_mb: mb(tplSlow.payloadBytes),
+      // fraction of the link's capacity the push kept busy (request bodies; gzip when auto picks it)
+      push_link_use_frames: r3(median(push.frames)),
+      push_link_use_json: r3(median(push.json)),
+      // payload bytes delivered per second vs the link (above 1 when gzip shrinks the bodies)
+      push_payload_rate_frames: r3(median(payloadRate.frames)),
+      push_payload_rate_json: r3(median(payloadRate.json)),
+      pull_model_mb: mb(size),
+      pull_link_use: r3(median(pullUse)),
+      curl_pull_link_use: r3(median(curlUse)),
+      aim: 0.9,
+    };
     }
 
     // ---- 3. peak RSS on a big backlog ----

@@ -31,7 +31,7 @@ const ITERATIONS = Number(process.env.SYNC_ITERATIONS ?? 30);
 
 for (const [framing, iterations] of [
   ['auto', ITERATIONS],
-  ['json', Math.max(10, Math.round(ITERATIONS / 3))],
+  ['json', Math.max(12, Math.round(ITERATIONS / 2.5))],
 ] as const) {
 describe(`sync reliability, --framing ${framing} (seed ${SEED}, ${iterations} iterations)`, () => {
   let kb: TestKb;
@@ -125,7 +125,8 @@ describe(`sync reliability, --framing ${framing} (seed ${SEED}, ${iterations} it
     }
 
     // the kills must have hit live runs, or this test proves nothing about them
-    assert.ok((codes.SIGKILL ?? 0) >= 4, `only ${codes.SIGKILL ?? 0} kill -9 hit a running sync: ${JSON.stringify(codes)}`);
+    // (4 in the 30 iterations of the default run; the shorter JSON run proportionally fewer)
+    assert.ok((codes.SIGKILL ?? 0) >= Math.max(2, Math.floor((iterations * 4) / 30)), `only ${codes.SIGKILL ?? 0} kill -9 hit a running sync: ${JSON.stringify(codes)}`);
 
     // the link heals: fault-free runs converge
     proxy.setPlan(() => ({ kind: 'none' }));
