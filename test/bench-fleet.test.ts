@@ -4,12 +4,13 @@
 // business); the audit is.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { PUSH_SAMPLES_SCHEMA } from '../src/format/protocol.js';
 import { mulberry32 } from '../src/format/onnx-writer.js';
 import { makePayloadPool, makePushBody, sampleJson, uploadSample } from '../bench/lib/fleet/wire.js';
+import { kbSupports, postgresMissingHere, rgwMissing } from '../bench/lib/fleet/backends.js';
 import { ROOT, tempDir } from './helpers/cli.js';
 
 test('the fleet bench pushes what the sync protocol accepts: sample text equals the UploadSample object', () => {
@@ -45,7 +46,10 @@ interface Scenario {
   replicas: number;
   push: { samples: number; resent_batches: number; kill: { acked_before: number } | null; cpu_ms_per_1000_samples: Record<string, number> };
   audit: { ok: boolean; problems: string[]; stored_rows: number; counter_samples_new: number; acked_before_kill: number; lost_across_kill: number };
-  pull: { stream: { devices: number; failures: number; model_bytes: number; bytes_via_replicas: number } | null };
+  pull: {
+    stream: { devices: number; failures: number; model_bytes: number; bytes_via_replicas: number } | null;
+    presigned: { devices: number; failures: number; model_bytes: number; bytes_via_object_store: number } | null;
+  };
 }
 
 function checkScenario(s: Scenario, devices: number, samples: number) {
@@ -76,3 +80,45 @@ test('bench:fleet runs end to end on the embedded backend and its audit passes',
     t.cleanup();
   }
 });
+
+/**
+ * The distributed fleet this build and machine can run: PostgreSQL (required) with S3 blobs on
+ * Ceph RGW when the build has presigned URLs. A build without --store skips; a machine without
+ * the engines skips locally and FAILS under CI=true (.ci/run installs them).
+ */
+function fleetPlan(): { skip: string } | { blobs: 's3' | 'files' } {
+  const s = kbSupports();
+  if (!s.postgres) return { skip: 'this build of kb serve has no --store (PostgreSQL backend)' };
+  const engines = postgresMissingHere() ?? (s.s3 ? rgwMissing() : null) ?? (findHaproxy() ? null : 'haproxy not found (apt-get install -y haproxy)');
+  if (engines && process.env.CI === 'true') throw new Error(`${engines}: required when CI=true (.ci/run installs it)`);
+  return engines ? { skip: engines } : { blobs: s.s3 ? 's3' : 'files' };
+}
+
+test('bench:fleet runs end to end on PostgreSQL (+ Ceph RGW), two replicas behind HAProxy, and its audit passes', { timeout: 600_000 }, async (t) => {
+  const plan = fleetPlan();
+  if ('skip' in plan) {
+    process.stderr.write(`SKIPPED: ${plan.skip}\n`);
+    return t.skip(plan.skip);
+  }
+  const tmp = tempDir('sedna-ll-bench-fleet-');
+  try {
+    const out = join(tmp.dir, 'fleet.json');
+    const r = await runBench(['--devices', '10', '--batches', '3', '--batch-size', '10', '--resend', '0.2', '--model-mb', '1', '--only', 'fleet', '--fleet-store', 'postgres', '--fleet-blobs', plan.blobs, '--json', '--out', out, '--max-minutes', '8']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = (JSON.parse(r.stdout) as Doc).results[0].fleet!;
+    assert.equal(s.backend, plan.blobs === 's3' ? 'postgres+s3' : 'postgres');
+    assert.equal(s.replicas, 2);
+    checkScenario(s, 10, 300);
+    if (plan.blobs === 's3') {
+      assert.equal(s.pull.presigned?.devices, 10);
+      assert.equal(s.pull.presigned?.failures, 0);
+      assert.ok(s.pull.presigned!.bytes_via_object_store >= 10 * s.pull.presigned!.model_bytes);
+    }
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+function findHaproxy(): boolean {
+  return spawnSync('sh', ['-c', 'command -v haproxy']).status === 0;
+}
