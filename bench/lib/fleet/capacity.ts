@@ -47,7 +47,8 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 export function capacityModel(fleet: ScenarioResult): { fleets: CapacityRow[]; rollout: RolloutCost; basis: Record<string, number | string> } {
   const perK = fleet.push.cpu_ms_per_1000_samples;
   const replicaMs = sumWhere(perK, 'replica-') / 1000; // CPU ms per sample, all replicas
-  const dbMs = (sumWhere(perK, 'postgres') + sumWhere(perK, 'ceph') + sumWhere(perK, 'radosgw')) / 1000;
+  // the database only: small payloads stay in it; the object store's daemons idle during pushes
+  const dbMs = sumWhere(perK, 'postgres') / 1000;
   const lbMs = sumWhere(perK, 'haproxy') / 1000;
   const bytesPerSample = fleet.database.bytes_per_sample;
   const fleets = FLEETS.map((g): CapacityRow => {
