@@ -15,6 +15,7 @@
 //   options: --devices LIST --batches N --batch-size N --sample-bytes N --resend F --kill-at F
 //            --model-mb N --pull-devices N (default all) --pull-concurrency N --repeat N
 //            --fleet-store auto|postgres|sqlite --fleet-blobs auto|s3|files --only baseline|fleet
+//            --framing auto|json (auto: as the edge, binary frames when the KB lists them)
 //            --max-minutes N --json (one JSON document on stdout; the log goes to stderr) --out FILE
 // Output: the table on stdout (or JSON), bench/out/fleet.json (or --out). Exit 1 when an audit fails.
 import { cpus, loadavg } from 'node:os';
@@ -44,6 +45,7 @@ const { values: a } = parseArgs({
     only: { type: 'string' },
     'max-minutes': { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
+    framing: { type: 'string', default: 'auto' },
     json: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
@@ -92,6 +94,7 @@ const base = (devices: number): ScenarioOptions => ({
   pullDevices: a['pull-devices'] === undefined ? devices : num('pull-devices', a['pull-devices'], 0, 100_000),
   pullConcurrency: num('pull-concurrency', a['pull-concurrency'], 1, 10_000),
   seed: num('seed', a.seed, 0, 2 ** 31),
+  framing: choice('framing', a.framing, ['auto', 'json'] as const),
   deadline,
   log,
 });

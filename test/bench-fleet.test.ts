@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import { PUSH_SAMPLES_SCHEMA } from '../src/format/protocol.js';
+import { PUSH_SAMPLES_SCHEMA, UPLOAD_SAMPLE_SCHEMA } from '../src/format/protocol.js';
+import { readFrames } from '../src/format/sample-frames.js';
 import { mulberry32 } from '../src/format/onnx-writer.js';
 import { makePayloadPool, makePushBody, sampleJson, uploadSample } from '../bench/lib/fleet/wire.js';
 import { kbSupports, postgresMissingHere, rgwMissing } from '../bench/lib/fleet/backends.js';
@@ -24,6 +25,28 @@ test('the fleet bench pushes what the sync protocol accepts: sample text equals 
   assert.deepEqual(body.samples.map((s) => s.id), b.ids);
   assert.equal(new Set(b.ids).size, 25);
   assert.equal(Buffer.from(body.samples[0].payload_b64, 'base64').length, 3072);
+});
+
+test('the fleet bench pushes what the sync protocol accepts: frames records are the same samples', async () => {
+  const pool = makePayloadPool(4, 3072, 1);
+  const b = makePushBody(pool, 25, 'site-1', mulberry32(3), 'frames');
+  const same = makePushBody(pool, 25, 'site-1', mulberry32(3), 'json');
+  const json = (JSON.parse(same.body.toString('utf8')) as { samples: Record<string, unknown>[] }).samples;
+  const validate = new Ajv({ strict: false }).compile(UPLOAD_SAMPLE_SCHEMA);
+  const ids: string[] = [];
+  async function* one() {
+    yield b.body;
+  }
+  for await (const r of readFrames(one(), { maxRecordBytes: 1 << 20 })) {
+    assert.equal(r.error, undefined);
+    const s = { id: r.id, ...(JSON.parse(r.meta!) as object), payload_b64: r.payload!.toString('base64') };
+    assert.ok(validate(s), JSON.stringify(validate.errors));
+    // the same random draws: the same sample as the JSON body's, but for id and created_at
+    const j = json[ids.length];
+    assert.deepEqual({ ...s, id: '', created_at: 0 }, { ...j, id: '', created_at: 0 });
+    ids.push(r.id);
+  }
+  assert.deepEqual(ids, b.ids);
 });
 
 function runBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -44,7 +67,7 @@ interface Doc {
 interface Scenario {
   backend: string;
   replicas: number;
-  push: { samples: number; resent_batches: number; kill: { acked_before: number } | null; cpu_ms_per_1000_samples: Record<string, number> };
+  push: { framing: string; samples: number; resent_batches: number; kill: { acked_before: number } | null; cpu_ms_per_1000_samples: Record<string, number> };
   audit: { ok: boolean; problems: string[]; stored_rows: number; counter_samples_new: number; acked_before_kill: number; lost_across_kill: number };
   pull: {
     stream: { devices: number; failures: number; model_bytes: number; bytes_via_replicas: number } | null;
@@ -54,6 +77,8 @@ interface Scenario {
 
 function checkScenario(s: Scenario, devices: number, samples: number) {
   assert.ok(s.audit.ok, `audit of ${s.backend} x${s.replicas}: ${s.audit.problems.join('; ')}`);
+  // the devices negotiated what the edge negotiates with this KB (binary frames)
+  assert.equal(s.push.framing, 'frames');
   assert.equal(s.push.samples, samples);
   assert.equal(s.audit.stored_rows, samples);
   assert.equal(s.audit.counter_samples_new, samples);

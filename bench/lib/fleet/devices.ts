@@ -11,7 +11,9 @@ import { mulberry32 } from '../../../src/format/onnx-writer.js';
 import { SIGNATURE_HEADER, type PushSamplesResponse } from '../../../src/format/protocol.js';
 import { verifyBytes } from '../../../src/format/signature.js';
 import type { Latencies } from './latency.js';
-import { makePushBody, type PayloadPool } from './wire.js';
+import { FRAMES_NAME } from '../../../src/format/sample-frames.js';
+import type { ProtocolInfo } from '../../../src/format/protocol.js';
+import { makePushBody, PUSH_PATH, type Framing, type PayloadPool } from './wire.js';
 
 export interface FleetDevice {
   id: string;
@@ -27,9 +29,13 @@ export interface PushPlan {
   seed: number;
   /** absolute ms (Date.now()) after which the run fails */
   deadline: number;
+  /** auto: ask GET /v1/protocol like the edge does before its first batch; json: never ask */
+  framing: 'auto' | 'json';
 }
 
 export interface PushTally {
+  /** what the devices negotiated (one of them: all ask the same KB) */
+  framing: Framing | null;
   batchesAcked: number;
   samplesAcked: number;
   resent: number;
@@ -41,7 +47,9 @@ export interface PushTally {
   failures: string[];
 }
 
-export const PUSH = 'POST /v1/samples';
+/** the push endpoint in the stats (the path depends on the framing: PUSH_PATH) */
+export const PUSH = 'POST push batch';
+export const PROTOCOL = 'GET /v1/protocol';
 export const BATCH = 'batch until acked (incl. retries)';
 export const INDEX = 'GET /v1/index';
 export const BLOB = 'GET /v1/blobs/:sha (20 MB, streamed)';
@@ -71,7 +79,7 @@ async function backoff(attempt: number, retryAfter: string | string[] | undefine
 }
 
 /** POST one batch until the KB acknowledges every id of it. */
-async function pushUntilAcked(d: FleetDevice, ids: string[], body: Buffer, headers: Record<string, string>, plan: PushPlan, lat: Latencies, tally: PushTally): Promise<void> {
+async function pushUntilAcked(d: FleetDevice, path: string, ids: string[], body: Buffer, headers: Record<string, string>, plan: PushPlan, lat: Latencies, tally: PushTally): Promise<void> {
   const t0 = performance.now();
   for (let attempt = 0; ; attempt++) {
     if (Date.now() > plan.deadline) throw new Fatal(`device ${d.id}: bench deadline reached while pushing`);
@@ -80,7 +88,7 @@ async function pushUntilAcked(d: FleetDevice, ids: string[], body: Buffer, heade
     let recorded = false;
     let retryAfter: string | string[] | undefined;
     try {
-      const res = await d.client!.request({ method: 'POST', path: '/v1/samples', headers: { ...headers, authorization: `Bearer ${d.token}` }, body });
+      const res = await d.client!.request({ method: 'POST', path, headers: { ...headers, authorization: `Bearer ${d.token}` }, body });
       status = res.statusCode;
       retryAfter = res.headers['retry-after'];
       const text = await res.body.text();
@@ -99,7 +107,7 @@ async function pushUntilAcked(d: FleetDevice, ids: string[], body: Buffer, heade
         lat.record(BATCH, performance.now() - t0, 200);
         return;
       }
-      if (status < 500 && status !== 429) throw new Fatal(`device ${d.id}: POST /v1/samples answered ${status}: ${text.slice(0, 200)}`);
+      if (status < 500 && status !== 429) throw new Fatal(`device ${d.id}: POST ${path} answered ${status}: ${text.slice(0, 200)}`);
     } catch (e) {
       if (e instanceof Fatal) throw e;
       // no answer, or one cut off mid-body: a network error
@@ -116,16 +124,19 @@ export async function pushFleet(devices: FleetDevice[], pool: PayloadPool, plan:
     devices.map(async (d, i) => {
       const rand = mulberry32(plan.seed * 7919 + i);
       try {
+        const framing = plan.framing === 'json' ? 'json' : await negotiate(d, plan, lat, tally);
+        tally.framing ??= framing;
+        const path = PUSH_PATH[framing];
         for (let b = 0; b < plan.batches; b++) {
-          const batch = makePushBody(pool, plan.batchSize, `site-${i % 20}`, rand);
-          await pushUntilAcked(d, batch.ids, batch.body, batch.headers, plan, lat, tally);
+          const batch = makePushBody(pool, plan.batchSize, `site-${i % 20}`, rand, framing);
+          await pushUntilAcked(d, path, batch.ids, batch.body, batch.headers, plan, lat, tally);
           tally.batchesAcked++;
           tally.samplesAcked += batch.ids.length;
           onAck();
           if (rand() < plan.resend) {
             // the ack was "lost": the edge sends the batch again; the KB must ack it, not store it twice
             tally.resent++;
-            await pushUntilAcked(d, batch.ids, batch.body, batch.headers, plan, lat, tally);
+            await pushUntilAcked(d, path, batch.ids, batch.body, batch.headers, plan, lat, tally);
           }
         }
       } catch (e) {
@@ -133,6 +144,34 @@ export async function pushFleet(devices: FleetDevice[], pool: PayloadPool, plan:
       }
     }),
   );
+}
+
+/** GET /v1/protocol as the edge asks it (src/sync/negotiate.ts): frames when listed; 404: an old KB, JSON. */
+async function negotiate(d: FleetDevice, plan: PushPlan, lat: Latencies, tally: PushTally): Promise<Framing> {
+  for (let attempt = 0; ; attempt++) {
+    if (Date.now() > plan.deadline) throw new Fatal(`device ${d.id}: bench deadline reached while negotiating`);
+    const t = performance.now();
+    let status: number | null = null;
+    let recorded = false;
+    try {
+      const res = await d.client!.request({ method: 'GET', path: '/v1/protocol', headers: { authorization: `Bearer ${d.token}` } });
+      status = res.statusCode;
+      const text = await res.body.text();
+      lat.record(PROTOCOL, performance.now() - t, status);
+      recorded = true;
+      if (status === 404 || status === 405) return 'json';
+      if (status === 200) {
+        const info = JSON.parse(text) as ProtocolInfo;
+        return Array.isArray(info.push_framings) && info.push_framings.includes(FRAMES_NAME) ? 'frames' : 'json';
+      }
+      if (status < 500 && status !== 429) throw new Fatal(`device ${d.id}: GET /v1/protocol answered ${status}: ${text.slice(0, 200)}`);
+    } catch (e) {
+      if (e instanceof Fatal) throw e;
+      if (!recorded) lat.record(PROTOCOL, performance.now() - t, null);
+    }
+    tally.retries++;
+    await backoff(attempt, undefined);
+  }
 }
 
 export interface PullTally {

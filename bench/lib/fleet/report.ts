@@ -1,6 +1,6 @@
 // The fleet bench's text report: one table per fleet size, baseline (embedded SQLite, one
 // replica) next to the fleet (shared database, replicas behind HAProxy), and their ratios.
-import { BATCH, BLOB, INDEX, PUSH, S3_GET, URL_EP } from './devices.js';
+import { BATCH, BLOB, INDEX, PROTOCOL, PUSH, S3_GET, URL_EP } from './devices.js';
 import type { ScenarioResult } from './run.js';
 
 /** Median of every number across repeated runs of one scenario (first value for the rest). */
@@ -44,10 +44,12 @@ export function renderTable(base: ScenarioResult | null, fleet: ScenarioResult |
   const name = (r: ScenarioResult) => `${r.backend} x${r.replicas}${r.load_balancer ? ' (haproxy)' : ''}`;
   const rows: [string, ...string[]][] = [];
   const row = (label: string, get: (r: ScenarioResult) => string, rat?: string) => rows.push([label, ...cols.map(get), ...(base && fleet ? [rat ?? ''] : [])]);
+  row('push framing (negotiated)', (r) => String(r.push.framing));
   row('samples acked', (r) => String(r.push.samples));
   row('push samples/s', (r) => String(r.push.samples_per_s), ratio(fleet?.push.samples_per_s, base?.push.samples_per_s));
   row(`${PUSH} p50/p95/p99/max ms`, (r) => lat(r, PUSH, 'push'), ratio(fleet?.push.latency[PUSH]?.p99, base?.push.latency[PUSH]?.p99) + ' (p99)');
   row(`${BATCH} p50/p95/p99/max`, (r) => lat(r, BATCH, 'push'));
+  row(`${PROTOCOL} p50/p95/p99/max`, (r) => lat(r, PROTOCOL, 'push'));
   row('5xx / network errors / retries', (r) => `${r.push.latency[PUSH]?.status_5xx ?? 0} / ${r.push.latency[PUSH]?.network_errors ?? 0} / ${r.push.retries}`);
   row('  non-2xx answers by status', (r) => Object.entries(r.push.latency[PUSH]?.statuses ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '-');
   if (cols.some((r) => r.push.lb)) row('  LB: 5xx / redispatched / conn. retries', (r) => (r.push.lb ? `${r.push.lb.status_5xx} / ${r.push.lb.redispatched} / ${r.push.lb.connection_retries}` : '-'));

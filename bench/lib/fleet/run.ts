@@ -8,7 +8,7 @@ import { addDevice } from '../../../src/kb/devices.js';
 import { writeRandomMlp } from '../../../test/helpers/models.js';
 import { auditPush, type AuditResult } from './audit.js';
 import { kbCli, type KbBackend } from './backends.js';
-import { BLOB, closeClients, INDEX, openClients, pullFleet, PUSH, pushFleet, S3_GET, URL_EP, BATCH, type FleetDevice, type PullTally, type PushTally } from './devices.js';
+import { closeClients, openClients, pullFleet, PUSH, pushFleet, type FleetDevice, type PullTally, type PushTally } from './devices.js';
 import { startHaproxy, type Haproxy } from './haproxy.js';
 import { Latencies, type LatencySummary } from './latency.js';
 import { freePort } from './net.js';
@@ -31,6 +31,8 @@ export interface ScenarioOptions {
   pullConcurrency: number;
   seed: number;
   deadline: number;
+  /** auto: what the edge does (frames when the KB lists them); json: the v1 JSON document */
+  framing: 'auto' | 'json';
   log: (s: string) => void;
 }
 
@@ -42,6 +44,8 @@ export interface PhaseResult {
 }
 
 export interface PushResult extends PhaseResult {
+  /** the push body format the devices negotiated */
+  framing: string | null;
   samples: number;
   batches: number;
   resent_batches: number;
@@ -146,7 +150,7 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
 
     // ---- push, with a kill -9 of replica-1 mid-run
     const lat = new Latencies();
-    const tally: PushTally = { batchesAcked: 0, samplesAcked: 0, resent: 0, retries: 0, acked: new Map(), failures: [] };
+    const tally: PushTally = { framing: null, batchesAcked: 0, samplesAcked: 0, resent: 0, retries: 0, acked: new Map(), failures: [] };
     const totalBatches = o.devices * o.batches;
     const killAtBatches = o.killAt > 0 ? Math.max(1, Math.floor(totalBatches * o.killAt)) : Infinity;
     let kill: PushResult['kill'] = null;
@@ -178,13 +182,14 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
         log(`  ${victim.name} listening again after ${kill.restarted_after_s} s`);
       })();
     };
-    await pushFleet(devices, pool, { batches: o.batches, batchSize: o.batchSize, resend: o.resend, seed: o.seed, deadline: o.deadline }, lat, tally, onAck);
+    await pushFleet(devices, pool, { batches: o.batches, batchSize: o.batchSize, resend: o.resend, seed: o.seed, deadline: o.deadline, framing: o.framing }, lat, tally, onAck);
     if (restarted) await restarted;
     const pushSeconds = (performance.now() - t0) / 1000;
     const c1 = tracker.sample();
     const lb1 = lb ? await lb.stats() : null;
     const pushCpu = cpuDelta(c0, c1);
     const push: PushResult = {
+      framing: tally.framing,
       seconds: r1(pushSeconds),
       samples: tally.samplesAcked,
       batches: tally.batchesAcked,
@@ -269,4 +274,3 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
   }
 }
 
-export const ENDPOINTS = [PUSH, BATCH, INDEX, BLOB, URL_EP, S3_GET];
