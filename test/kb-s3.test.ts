@@ -77,6 +77,11 @@ describe('KB with blobs in S3 (Ceph RGW)', { skip: missing ?? false }, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).pulled_version, m.version);
       assert.ok(routes().some((x) => x.route === '/v1/blobs/:sha' && x.status === 200), 'streamed through the KB');
+      // a ranged GET through the KB is served from a ranged GET of the object
+      const ranged = await fetch(`${kb.url}/v1/blobs/${m.sha}`, { headers: { authorization: `Bearer ${kb.deviceToken}`, range: 'bytes=10-109' } });
+      assert.equal(ranged.status, 206);
+      assert.equal(ranged.headers.get('content-range'), `bytes 10-109/${m.size}`);
+      assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), readFileSync(join(models.dir, 'streamed.onnx')).subarray(10, 110));
     } finally {
       e.cleanup();
     }
