@@ -23,6 +23,7 @@ export interface S3BlobStoreOptions extends S3Location {
 }
 
 const CACHE = 'public, max-age=31536000, immutable';
+const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
 export class S3BlobStore implements BlobStore {
   readonly client: S3Client;
@@ -83,6 +84,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   private async upload(sha: string, size: number, body: () => Buffer | Readable): Promise<void> {
+    // one PUT per blob (atomic, no multipart bookkeeping to clean up): S3 takes up to 5 GiB so
+    if (size > MAX_SINGLE_PUT) throw new Error(`blob ${sha}: ${size} bytes is over the 5 GiB of a single S3 PUT (multipart uploads are not implemented)`);
     // always PUT, even when the object exists: the same bytes again (idempotent), and its fresh
     // LastModified keeps kb gc's grace period from removing it before the caller references it
     await this.client.call({
