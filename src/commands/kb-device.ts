@@ -57,8 +57,13 @@ export function register(kb: Command): void {
           await printList('devices', list, {
             json: o.json,
             empty: 'no devices',
-            headers: ['DEVICE', 'CHANNEL', 'VERSION', 'LAST SEEN', 'STATE'],
-            row: (d, p) => [d.id, d.channel, d.active_version === null ? '-' : String(d.active_version), ago(d.last_seen), d.revoked_at ? `${verdict(p, 'revoked')} ${ago(d.revoked_at)}` : 'active'],
+            columns: {
+              DEVICE: (d) => d.id,
+              CHANNEL: (d) => d.channel,
+              VERSION: (d) => d.active_version,
+              'LAST SEEN': (d) => ago(d.last_seen),
+              STATE: (d, p) => (d.revoked_at ? `${verdict(p, 'revoked')} ${ago(d.revoked_at)}` : 'active'),
+            },
           });
         });
       }),

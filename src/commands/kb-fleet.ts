@@ -52,14 +52,13 @@ export function register(kb: Command): void {
           await printList('channels', list, {
             json: o.json,
             empty: 'no channels',
-            headers: ['CHANNEL', 'VERSION', 'PREVIOUS', 'DEVICES', 'ROLLOUT'],
-            row: (c, p) => [
-              c.name,
-              c.version === null ? '-' : String(c.version),
-              c.previous_version === null ? '-' : String(c.previous_version),
-              String(c.devices),
-              c.rollout ? `${verdict(p, c.rollout.status)} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-',
-            ],
+            columns: {
+              CHANNEL: (c) => c.name,
+              VERSION: (c) => c.version,
+              PREVIOUS: (c) => c.previous_version,
+              DEVICES: (c) => c.devices,
+              ROLLOUT: (c, p) => (c.rollout ? `${verdict(p, c.rollout.status)} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-'),
+            },
           });
         });
       }),
@@ -113,14 +112,13 @@ export function register(kb: Command): void {
           await printList('devices', rows, {
             json: o.json,
             empty: 'no devices',
-            headers: ['DEVICE', 'CHANNEL', 'ACTIVE', 'LAST SEEN', 'LAST TRIAL'],
-            row: (d, p) => [
-              d.id + (d.revoked ? ' (revoked)' : ''),
-              d.channel,
-              d.active_version === null ? '-' : String(d.active_version),
-              d.last_seen ? iso(Date.parse(d.last_seen)) : '-',
-              d.last_trial ? `v${d.last_trial.version} ${verdict(p, d.last_trial.result)}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-',
-            ],
+            columns: {
+              DEVICE: (d) => d.id + (d.revoked ? ' (revoked)' : ''),
+              CHANNEL: (d) => d.channel,
+              ACTIVE: (d) => d.active_version,
+              'LAST SEEN': (d) => (d.last_seen ? iso(Date.parse(d.last_seen)) : '-'),
+              'LAST TRIAL': (d, p) => (d.last_trial ? `v${d.last_trial.version} ${verdict(p, d.last_trial.result)}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-'),
+            },
           });
         });
       }),

@@ -5,7 +5,7 @@ import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
-import { printTable } from './table.js';
+import { printRows } from './table.js';
 
 const f4 = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(4));
 
@@ -42,6 +42,7 @@ interface TrainOpts extends UnseenFlags {
 }
 
 type RoundReport = import('../learn/round.js').RoundReport;
+type RoundOptions = import('../learn/round.js').RoundOptions;
 
 /** The round report in the machine-output naming (the learner's own fields are camelCase). */
 function roundRecord(r: RoundReport) {
@@ -51,6 +52,73 @@ function roundRecord(r: RoundReport) {
     duration_ms: Math.round(ms),
     tasks: tasks.map(({ bestEpoch, trainMs, warmStart, ...t }) => ({ ...t, best_epoch: bestEpoch, train_ms: trainMs === null ? null : Math.round(trainMs), warm_start: warmStart })),
   };
+}
+
+/** The round's options from the flags; a bad value is a usage error naming its flag. */
+async function roundOptions(o: TrainOpts): Promise<Partial<RoundOptions>> {
+  const [{ parseMetric }, { parseAlpha }, { parseShape }] = await Promise.all([import('../learn/metrics.js'), import('../learn/gate.js'), import('../learn/arch-choice.js')]);
+  if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new CliError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`, EXIT.USAGE);
+  const sizes = (flag: string, text: string) => {
+    const v = text.split(',').map((s) => Number(s.trim()));
+    if (!v.length || v.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`${flag} "${text}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
+    return v;
+  };
+  const hidden = sizes('--hidden', o.hidden);
+  const filters = sizes('--filters', o.filters ?? '8,16');
+  const inputShape = o.inputShape ? usage(() => parseShape(o.inputShape!)) : null;
+  const gate = { metric: usage(() => parseMetric(o.metric)), alpha: usage(() => parseAlpha(o.gateAlpha)) };
+  if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
+  const unseen = await unseenRequest(o);
+  return {
+    minSamples: o.minSamples,
+    arch: o.arch as RoundOptions['arch'],
+    hidden,
+    filters,
+    inputShape,
+    epochs: o.epochs,
+    seed: o.seed,
+    gate,
+    heldoutFraction: o.heldout,
+    ...(unseen.fpr !== undefined ? { fpr: unseen.fpr } : {}),
+    unseen,
+    trainerCmd: o.trainerCmd ?? null,
+    trainerTimeoutMs: o.trainerTimeout * 1000,
+    maxPixels: o.maxPixels,
+    resizeImages: o.resizeImages,
+    threads: o.threads,
+    channel: o.channel === false ? null : o.channel,
+    attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,
+    log: process.stderr.isTTY ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
+  };
+}
+
+/** A round's report for a person: its message, clusters, one row per task, pins, skips. */
+async function printRound(report: RoundReport): Promise<void> {
+  process.stdout.write(report.message + '\n');
+  if (report.clusters) {
+    const sil = Object.entries(report.clusters.silhouettes).map(([k, v]) => `k=${k}: ${v}`).join(', ');
+    process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'}; ${report.clusters.why})\n`);
+  }
+  if (report.tasks.length) {
+    await printRows(report.tasks, {
+      TASK: (t) => t.task + (t.fallback ? ' (fallback)' : ''),
+      KIND: (t) => t.kind,
+      PARENT: (t) => t.parent,
+      TRAIN: (t) => t.samples.train,
+      HELD: (t) => t.samples.heldout,
+      BEFORE: (t) => f4(t.before?.accuracy),
+      AFTER: (t) => f4(t.after?.accuracy),
+      RESULT: (t, p) => (t.pinned ? verdict(p, 'pinned') : t.accepted === null ? '-' : verdict(p, t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept' : 'REJECTED')),
+      P: (t) => t.test?.p,
+      EPOCHS: (t) => (t.epochs === null ? '-' : `${t.bestEpoch}/${t.epochs}`),
+      MS: (t) => t.trainMs,
+      WHY: (t) => t.reason,
+    });
+  }
+  const pinned = report.tasks.filter((t) => t.pinned);
+  if (pinned.length) process.stdout.write(`pinned (the new fallback is worse there; see WHY): ${pinned.map((t) => `${t.task} -> ${t.pinned!.from} ${t.pinned!.model_sha.slice(0, 12)}`).join(', ')}\n`);
+  const sk = Object.entries(report.samples.skipped);
+  if (sk.length) process.stderr.write(`kb train: skipped samples: ${sk.map(([k, v]) => `${v} (${k})`).join(', ')}\n`);
 }
 
 export function register(kb: Command): void {
@@ -96,24 +164,9 @@ ${EXIT_HELP}\n`,
     .action(
       run(async (o: TrainOpts) => {
         const { parseWhen, evaluateWhen, parseWindow, inWindow } = await import('../learn/when.js');
-        const { parseMetric } = await import('../learn/metrics.js');
-        const { parseAlpha } = await import('../learn/gate.js');
         const conds = o.when ? usage(() => parseWhen(o.when!)) : null;
         const win = o.window ? usage(() => parseWindow(o.window!)) : null;
-        if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new CliError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`, EXIT.USAGE);
-        const sizes = (flag: string, text: string) => {
-          const v = text.split(',').map((s) => Number(s.trim()));
-          if (!v.length || v.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`${flag} "${text}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
-          return v;
-        };
-        const hidden = sizes('--hidden', o.hidden);
-        const filters = sizes('--filters', o.filters ?? '8,16');
-        const { parseShape } = await import('../learn/arch-choice.js');
-        const inputShape = o.inputShape ? usage(() => parseShape(o.inputShape!)) : null;
-        const metric = usage(() => parseMetric(o.metric));
-        const alpha = usage(() => parseAlpha(o.gateAlpha));
-        if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
-        const unseen = await unseenRequest(o);
+        const opts = await roundOptions(o);
         const say = (msg: string, extra: Record<string, unknown> = {}): void => {
           if (o.json) record({ ran: false, message: msg, ...extra });
           else process.stdout.write(msg + '\n');
@@ -127,62 +180,10 @@ ${EXIT_HELP}\n`,
             if (!r.due) return say(`kb train: not due (${r.detail.join('; ')}); nothing to do`, { reason: 'when', detail: r.detail });
           }
           const { runRound } = await import('../learn/round.js');
-          // the store's lock: a file lock on the embedded backend, an advisory lock on PostgreSQL
-          const release = await store.trainLock();
-          const tty = process.stderr.isTTY;
-          const report = await runRound(store, {
-            minSamples: o.minSamples,
-            arch: o.arch as 'auto' | 'mlp' | 'softmax' | 'cnn',
-            hidden,
-            filters,
-            inputShape,
-            epochs: o.epochs,
-            seed: o.seed,
-            gate: { metric, alpha },
-            heldoutFraction: o.heldout,
-            ...(unseen.fpr !== undefined ? { fpr: unseen.fpr } : {}),
-            unseen,
-            trainerCmd: o.trainerCmd ?? null,
-            trainerTimeoutMs: o.trainerTimeout * 1000,
-            maxPixels: o.maxPixels,
-            resizeImages: o.resizeImages,
-            threads: o.threads,
-            channel: o.channel === false ? null : o.channel,
-            attrKeys: o.attrKeys ? o.attrKeys.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : undefined,
-            log: tty ? (m) => process.stderr.write(`kb train: ${m}\n`) : undefined,
-          }).finally(release);
+          const report = await runRound(store, opts);
           for (const w of report.warnings) process.stderr.write(`kb train: warning: ${w}\n`);
           if (o.json) return record({ ran: true, ...roundRecord(report) });
-          const { paint } = await import('./color.js');
-          const p = await paint(process.stdout);
-          process.stdout.write(report.message + '\n');
-          if (report.clusters) {
-            const sil = Object.entries(report.clusters.silhouettes).map(([k, v]) => `k=${k}: ${v}`).join(', ');
-            process.stdout.write(`clustered ${report.clusters.pool} samples without attributes into ${report.clusters.k} group(s) (silhouette ${sil || '-'}; ${report.clusters.why})\n`);
-          }
-          if (report.tasks.length) {
-            await printTable(
-              ['TASK', 'KIND', 'PARENT', 'TRAIN', 'HELD', 'BEFORE', 'AFTER', 'RESULT', 'P', 'EPOCHS', 'MS', 'WHY'],
-              report.tasks.map((t) => [
-                t.task + (t.fallback ? ' (fallback)' : ''),
-                t.kind,
-                t.parent ?? '-',
-                String(t.samples.train),
-                String(t.samples.heldout),
-                f4(t.before?.accuracy),
-                f4(t.after?.accuracy),
-                t.pinned ? verdict(p, 'pinned') : t.accepted === null ? '-' : verdict(p, t.accepted ? 'accepted' : t.verdict === 'keep' ? 'kept' : 'REJECTED'),
-                t.test ? String(t.test.p) : '-',
-                t.epochs === null ? '-' : `${t.bestEpoch}/${t.epochs}`,
-                t.trainMs === null ? '-' : String(t.trainMs),
-                t.reason,
-              ]),
-            );
-          }
-          const pinned = report.tasks.filter((t) => t.pinned);
-          if (pinned.length) process.stdout.write(`pinned (the new fallback is worse there; see WHY): ${pinned.map((t) => `${t.task} -> ${t.pinned!.from} ${t.pinned!.model_sha.slice(0, 12)}`).join(', ')}\n`);
-          const sk = Object.entries(report.samples.skipped);
-          if (sk.length) process.stderr.write(`kb train: skipped samples: ${sk.map(([k, v]) => `${v} (${k})`).join(', ')}\n`);
+          await printRound(report);
         });
       }),
     );
@@ -200,10 +201,13 @@ ${EXIT_HELP}\n`,
           const r = await evaluateVersion(store, file, { version: o.kbVersion, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
           if (o.json) return record({ ...r });
           process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
-          await printTable(
-            ['TASK', 'SAMPLES', 'ACCURACY', 'MICRO_P', 'MACRO_F1'],
-            [...r.tasks.map((t) => [t.task, String(t.n), f4(t.accuracy), f4(t.micro_precision), f4(t.macro_f1)]), ['(overall)', String(r.overall.n), f4(r.overall.accuracy), f4(r.overall.micro_precision), f4(r.overall.macro_f1)]],
-          );
+          await printRows([...r.tasks, { task: '(overall)', ...r.overall }], {
+            TASK: (t) => t.task,
+            SAMPLES: (t) => t.n,
+            ACCURACY: (t) => f4(t.accuracy),
+            MICRO_P: (t) => f4(t.micro_precision),
+            MACRO_F1: (t) => f4(t.macro_f1),
+          });
         });
       }),
     );
@@ -222,8 +226,15 @@ ${EXIT_HELP}\n`,
           await printList('versions', list, {
             json: o.json,
             empty: 'no versions',
-            headers: ['VERSION', 'PARENT', 'CREATED', 'CHANNEL', 'TASKS', 'CHANGED', 'ROUND'],
-            row: (v) => [String(v.version), v.parent === null ? '-' : String(v.parent), v.created_at.replace(/\.\d{3}Z$/, 'Z'), v.channel ?? '-', String(v.tasks), v.changed.join(',') || '-', v.round === null ? '-' : String(v.round)],
+            columns: {
+              VERSION: (v) => v.version,
+              PARENT: (v) => v.parent,
+              CREATED: (v) => v.created_at.replace(/\.\d{3}Z$/, 'Z'),
+              CHANNEL: (v) => v.channel,
+              TASKS: (v) => v.tasks,
+              CHANGED: (v) => v.changed.join(',') || '-',
+              ROUND: (v) => v.round,
+            },
           });
         });
       }),
@@ -246,10 +257,14 @@ ${EXIT_HELP}\n`,
           const d = await diffVersions(store, va, vb);
           if (json) return record({ ...d });
           process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
-          await printTable(
-            ['TASK', 'CHANGE', 'MODEL A', 'MODEL B', 'ACC A', 'ACC B'],
-            d.tasks.map((t) => [t.task, t.change, t.sha_a?.slice(0, 12) ?? '-', t.sha_b?.slice(0, 12) ?? '-', f4(t.accuracy_a), f4(t.accuracy_b)]),
-          );
+          await printRows(d.tasks, {
+            TASK: (t) => t.task,
+            CHANGE: (t) => t.change,
+            'MODEL A': (t) => t.sha_a?.slice(0, 12),
+            'MODEL B': (t) => t.sha_b?.slice(0, 12),
+            'ACC A': (t) => f4(t.accuracy_a),
+            'ACC B': (t) => f4(t.accuracy_b),
+          });
         });
       }),
     );
@@ -268,24 +283,23 @@ ${EXIT_HELP}\n`,
           await printList('rounds', rows, {
             json: o.json,
             empty: 'no training rounds yet',
-            headers: ['ROUND', 'TASK', 'KIND', 'PARENT', 'METRIC', 'BEFORE', 'AFTER', 'RESULT', 'N', 'P', 'TRAIN', 'HELD', 'EPOCHS', 'MS', 'WHY'],
-            row: (r, p) => [
-              String(r.round),
-              r.task,
-              r.kind,
-              r.parent ?? '-',
-              r.metric,
-              f4(r.before),
-              f4(r.after),
-              verdict(p, r.verdict === 'pinned' ? 'pinned' : r.verdict === 'keep' ? 'kept' : r.accepted ? 'accepted' : 'rejected'),
-              r.test ? String(r.test.n) : '-',
-              r.test ? String(r.test.p) : '-',
-              String(r.train),
-              String(r.heldout),
-              r.epochs === null ? '-' : String(r.epochs),
-              String(r.train_ms),
-              r.reason ?? '',
-            ],
+            columns: {
+              ROUND: (r) => r.round,
+              TASK: (r) => r.task,
+              KIND: (r) => r.kind,
+              PARENT: (r) => r.parent,
+              METRIC: (r) => r.metric,
+              BEFORE: (r) => f4(r.before),
+              AFTER: (r) => f4(r.after),
+              RESULT: (r, p) => verdict(p, r.verdict === 'pinned' ? 'pinned' : r.verdict === 'keep' ? 'kept' : r.accepted ? 'accepted' : 'rejected'),
+              N: (r) => r.test?.n,
+              P: (r) => r.test?.p,
+              TRAIN: (r) => r.train,
+              HELD: (r) => r.heldout,
+              EPOCHS: (r) => r.epochs,
+              MS: (r) => r.train_ms,
+              WHY: (r) => r.reason ?? '',
+            },
           });
         });
       }),

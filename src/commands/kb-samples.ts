@@ -46,18 +46,17 @@ export function register(kb: Command): void {
           await printList('samples', list, {
             json: o.json,
             empty: 'no samples',
-            headers: ['ID', 'DEVICE', 'TASK', 'KIND', 'BYTES', 'PRED', 'LABEL', 'FLAGS', 'RECEIVED'],
-            row: (s) => [
-            s.id,
-            s.device_id ?? '(import)',
-            s.task,
-            s.payload_kind,
-            String(s.payload_bytes),
-            s.pred_label ?? '-',
-            s.label ?? '-',
-            [s.hard ? 'hard' : '', s.unseen ? 'unseen' : ''].filter(Boolean).join(',') || '-',
-            new Date(s.received_at).toISOString().replace(/\.\d+Z$/, 'Z'),
-            ],
+            columns: {
+              ID: (s) => s.id,
+              DEVICE: (s) => s.device_id ?? '(import)',
+              TASK: (s) => s.task,
+              KIND: (s) => s.payload_kind,
+              BYTES: (s) => s.payload_bytes,
+              PRED: (s) => s.pred_label,
+              LABEL: (s) => s.label,
+              FLAGS: (s) => [s.hard ? 'hard' : '', s.unseen ? 'unseen' : ''].filter(Boolean).join(',') || '-',
+              RECEIVED: (s) => new Date(s.received_at).toISOString().replace(/\.\d+Z$/, 'Z'),
+            },
           });
           if (total > list.length) process.stderr.write(`(${list.length} of ${total} shown; --limit 0 for all)\n`);
         });

@@ -70,16 +70,15 @@ export function register(kb: Command): void {
           await printList('tasks', tasks, {
             json: o.json,
             empty: 'no tasks',
-            headers: ['TASK', 'ATTRS', 'MODEL', 'PARENT', 'SAMPLES', 'ROUND', 'METRICS'],
-            row: (t) => [
-            t.id + (t.fallback ? ' (fallback)' : '') + (t.retired ? ' (retired)' : ''),
-            Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-',
-            t.model_sha.slice(0, 12),
-            t.parent ?? '-',
-            String(t.samples),
-            String(t.updated_round),
-            Object.entries(t.metrics).map(([k, v]) => `${k}=${Number(v.toFixed(4))}`).join(' ') || '-',
-            ],
+            columns: {
+              TASK: (t) => t.id + (t.fallback ? ' (fallback)' : '') + (t.retired ? ' (retired)' : ''),
+              ATTRS: (t) => Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+              MODEL: (t) => t.model_sha.slice(0, 12),
+              PARENT: (t) => t.parent,
+              SAMPLES: (t) => t.samples,
+              ROUND: (t) => t.updated_round,
+              METRICS: (t) => Object.entries(t.metrics).map(([k, v]) => `${k}=${Number(v.toFixed(4))}`).join(' ') || '-',
+            },
           });
         });
       }),

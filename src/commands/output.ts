@@ -94,19 +94,14 @@ export function writeRecord(line: string): void {
 }
 
 /**
- * The list pattern: with --json the rows go into the record under `key`; else a table (or
- * `empty` when there are none), row() getting the colours stdout takes.
+ * The list pattern: with --json the rows go into the run record under `key`; else a table of
+ * `columns` (header -> cell), or the line `empty` when there are no rows.
  */
-export async function printList<R>(
-  key: string,
-  rows: R[],
-  o: { json?: boolean; empty: string; headers: string[]; row: (r: R, p: import('./color.js').Paint) => (string | number | null | undefined)[] },
-): Promise<void> {
+export async function printList<R>(key: string, rows: R[], o: { json?: boolean; empty: string; columns: import('./table.js').Columns<R> }): Promise<void> {
   if (o.json) return record({ [key]: rows });
   if (!rows.length) return void process.stdout.write(o.empty + '\n');
-  const [{ printTable }, { paint }] = await Promise.all([import('./table.js'), import('./color.js')]);
-  const p = await paint(process.stdout);
-  await printTable(o.headers, rows.map((r) => o.row(r, p)));
+  const { printRows } = await import('./table.js');
+  await printRows(rows, o.columns);
 }
 
 /** "sedna-ll: " in the error colour of stderr (red on a terminal that takes colour). */

@@ -54,17 +54,16 @@ ${EXIT_HELP}
         await printList('samples', list, {
           json: opts.json,
           empty: 'no samples',
-          headers: ['ID', 'TASK', 'CREATED', 'STATE', 'PRED', 'LABEL', 'HARDNESS', 'WHY'],
-          row: (r) => [
-            r.id,
-            r.task,
-            r.created_at.replace(/\.\d{3}Z$/, 'Z'),
-            r.state,
-            r.pred_label,
-            r.label,
-            r.hardness.toFixed(3),
-            [...r.hard_reasons, ...(r.unseen ? [`unseen:${r.unseen_reason ?? '?'}`] : [])].join(',') || '-',
-          ],
+          columns: {
+            ID: (r) => r.id,
+            TASK: (r) => r.task,
+            CREATED: (r) => r.created_at.replace(/\.\d{3}Z$/, 'Z'),
+            STATE: (r) => r.state,
+            PRED: (r) => r.pred_label,
+            LABEL: (r) => r.label,
+            HARDNESS: (r) => r.hardness.toFixed(3),
+            WHY: (r) => [...r.hard_reasons, ...(r.unseen ? [`unseen:${r.unseen_reason ?? '?'}`] : [])].join(',') || '-',
+          },
         });
       }),
     );
@@ -76,16 +75,24 @@ ${EXIT_HELP}
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
-        const [{ withHome }, { sampleStats }, { humanBytes, printTable }] = await load();
+        const [{ withHome }, { sampleStats }, { humanBytes, printRows }] = await load();
         const s = await withHome(home(cmd), (h) => sampleStats(h.db), { readonly: true });
         if (opts.json) return record(s);
-        await printTable(
-          ['TASK', 'SAMPLES', 'PENDING', 'UPLOADED', 'HARD', 'UNSEEN', 'LABELLED', 'DUPS', 'BYTES', 'EVICTED'],
-          s.tasks.map((t) => [t.task, t.samples, t.pending, t.uploaded, t.hard, t.unseen, t.labelled, t.duplicates, humanBytes(t.bytes), t.evicted]),
-        );
+        await printRows(s.tasks, {
+          TASK: (t) => t.task,
+          SAMPLES: (t) => t.samples,
+          PENDING: (t) => t.pending,
+          UPLOADED: (t) => t.uploaded,
+          HARD: (t) => t.hard,
+          UNSEEN: (t) => t.unseen,
+          LABELLED: (t) => t.labelled,
+          DUPS: (t) => t.duplicates,
+          BYTES: (t) => humanBytes(t.bytes),
+          EVICTED: (t) => t.evicted,
+        });
         if (s.reasons.length) {
           process.stdout.write('\n');
-          await printTable(['TASK', 'KIND', 'REASON', 'SAMPLES'], s.reasons.map((r) => [r.task, r.kind, r.reason, r.samples]));
+          await printRows(s.reasons, { TASK: (r) => r.task, KIND: (r) => r.kind, REASON: (r) => r.reason, SAMPLES: (r) => r.samples });
         }
       }),
     );

@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .addHelpText('after', `${EXAMPLES}\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const [{ withHome }, { edgeStatus }, { humanBytes, printTable }, { paint, verdict }] = await Promise.all([
+        const [{ withHome }, { edgeStatus }, { humanBytes, printRows }, { paint, verdict }] = await Promise.all([
           import('../store/open-home.js'),
           import('../store/status.js'),
           import('./table.js'),
@@ -44,10 +44,13 @@ export function register(program: Command): void {
         w(`last sync  ${ls ? `${ls.time.replace(/\.\d{3}Z$/, 'Z')} exit ${ls.exit === 0 ? p.green('0') : p.red(String(ls.exit ?? '?'))}${ls.error ? `: ${ls.error}` : ''}` : 'never'}`);
         if (s.tasks.length) {
           w('');
-          await printTable(
-            ['TASK', 'ATTRS', 'CLASSES', 'MODEL', 'FALLBACK'],
-            s.tasks.map((t) => [t.id, Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-', t.classes, t.model_sha256.slice(0, 12), t.fallback ? 'yes' : '']),
-          );
+          await printRows(s.tasks, {
+            TASK: (t) => t.id,
+            ATTRS: (t) => Object.entries(t.attrs).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+            CLASSES: (t) => t.classes,
+            MODEL: (t) => t.model_sha256.slice(0, 12),
+            FALLBACK: (t) => (t.fallback ? 'yes' : ''),
+          });
         }
       }),
     );

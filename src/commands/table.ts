@@ -1,7 +1,7 @@
 // Plain-text tables for human output. Headers are bold only when stdout takes colour
 // (color.ts: a terminal, NO_COLOR / FORCE_COLOR / TERM=dumb honoured), so piped output stays
 // plain and stable.
-import { paint } from './color.js';
+import { type Paint, paint } from './color.js';
 
 export { humanBytes, isoTime } from '../format/units.js';
 
@@ -11,7 +11,18 @@ const OUR_SGR = /(\x1b\[(?:1|2|22|31|32|33|36|39)m)/;
 // eslint-disable-next-line no-control-regex
 const OUR_SGR_ALL = /\x1b\[(?:1|2|22|31|32|33|36|39)m/g;
 
-export async function printTable(headers: string[], rows: (string | number | null | undefined)[][]): Promise<void> {
+export type Cell = string | number | null | undefined;
+/** A table's columns: header -> the cell of a row (null/undefined shows as "-"). */
+export type Columns<R> = Record<string, (r: R, p: Paint) => Cell>;
+
+/** One line per row under bold headers, columns padded to their widest visible cell. */
+export async function printRows<R>(rows: R[], columns: Columns<R>): Promise<void> {
+  const p = await paint(process.stdout);
+  const cells = Object.values(columns);
+  await printTable(Object.keys(columns), rows.map((r) => cells.map((c) => c(r, p))));
+}
+
+async function printTable(headers: string[], rows: Cell[][]): Promise<void> {
   // cells may be coloured by verdict(): our own colour codes stay, every other control
   // character (device-supplied text) is shown escaped; widths count visible characters only
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c).split(OUR_SGR).map((part, i) => (i % 2 ? part : printable(part))).join(''))));

@@ -44,7 +44,21 @@ export interface RoundReport {
   ms: number;
 }
 
+/**
+ * One learning round. It holds the KB's training lock from its first read to its publish (a
+ * second round meanwhile fails with exit 6), so every caller (kb train, benches) gets it.
+ */
 export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {}): Promise<RoundReport> {
+  // the store's lock: a file lock on the embedded backend, an advisory lock on PostgreSQL
+  const release = await store.trainLock();
+  try {
+    return await lockedRound(store, opts);
+  } finally {
+    await release();
+  }
+}
+
+async function lockedRound(store: KbStore, opts: Partial<RoundOptions>): Promise<RoundReport> {
   const t0 = performance.now();
   const o: RoundOptions = { ...DEFAULT_ROUND, ...opts, gate: { ...DEFAULT_GATE, ...(opts.gate ?? {}) } };
   const log = o.log ?? (() => {});
