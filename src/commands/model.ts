@@ -1,34 +1,22 @@
 // `sedna-ll model ...`: installed KB versions on this edge: list, install an offline bundle,
 // activate (with trial), roll back, verify, prune, export. Logic lives in store/rollout*.ts
-// and runtime/trial.ts; commands that change state hold the rollout lock (shared with sync).
+// and runtime/trial.ts; commands that change state run inside withRolloutLock (shared with sync).
 import type { Command } from 'commander';
 import { EXIT, EXIT_HELP } from '../format/exit-codes.js';
 import type { OpenHome } from '../store/open-home.js';
 import { intOption, record, recordError, run } from './action.js';
 
-// the same lock as `sync`: a pull must never race an install, activation or prune
-const ROLLOUT_LOCK = 'sync';
+const home = (cmd: Command) => (cmd.optsWithGlobals() as { home?: string }).home;
 
-interface Globals {
-  home?: string;
-}
-
+/** fn on the open edge home, holding the rollout lock (store/rollout-files.ts withRolloutLock). */
 async function withLockedHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T>): Promise<T> {
-  const { withHome } = await import('../store/open-home.js');
-  const { withLock } = await import('../durable/lock.js');
-  const { sweepLeftovers } = await import('../store/rollout-files.js');
-  const g = cmd.optsWithGlobals() as Globals;
-  return withHome(g.home, (h) =>
-    withLock(h.paths, ROLLOUT_LOCK, () => {
-      sweepLeftovers(h.paths);
-      return fn(h);
-    }),
-  );
+  const [{ withHome }, { withRolloutLock }] = await Promise.all([import('../store/open-home.js'), import('../store/rollout-files.js')]);
+  return withHome(home(cmd), (h) => withRolloutLock(h.paths, () => fn(h)));
 }
 
 async function withReadHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T> | T): Promise<T> {
   const { withHome } = await import('../store/open-home.js');
-  return withHome((cmd.optsWithGlobals() as Globals).home, fn);
+  return withHome(home(cmd), fn);
 }
 
 const help = (text: string) => `\n${text}\n\n${EXIT_HELP}\n`;
@@ -71,32 +59,9 @@ export function register(program: Command): void {
     .addHelpText('after', help(''))
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const { versionStates } = await import('../store/rollout.js');
-        const { readVersionIndex } = await import('../store/versions.js');
+        const { installedVersions } = await import('../store/rollout-files.js');
         return withReadHome(cmd, ({ paths, db }) => {
-          const rows = versionStates(db).map((r) => {
-            let tasks: { id: string; model_sha256: string }[] = [];
-            let problem: string | null = null;
-            try {
-              tasks = readVersionIndex(paths, db, r.id).tasks.map((t) => ({ id: t.id, model_sha256: t.model.sha256 }));
-            } catch (e) {
-              problem = (e as Error).message;
-            }
-            return {
-              id: r.id,
-              seq: r.seq,
-              origin: r.origin,
-              state: r.state,
-              active: r.isActive,
-              previous: r.isPrevious,
-              reason: r.reason,
-              installed_at: new Date(r.installed_at).toISOString(),
-              activated_at: r.activated_at ? new Date(r.activated_at).toISOString() : null,
-              trial: r.trialInfo ? { phase: r.trialInfo.phase, n: r.trialInfo.n, of: r.trialInfo.inferences, bad: r.trialInfo.bad, reason: r.trialInfo.reason ?? null } : null,
-              tasks,
-              ...(problem ? { problem } : {}),
-            };
-          });
+          const rows = installedVersions(paths, db);
           if (opts.json) return record({ versions: rows });
           if (!rows.length) return void process.stdout.write('no versions installed\n');
           for (const r of rows) {

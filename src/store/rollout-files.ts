@@ -1,6 +1,6 @@
 // The file side of rollouts on the edge: install an offline bundle, re-verify what is
 // installed, prune old versions, export a version as a bundle, and sweep the temp leftovers of
-// runs killed with -9. Callers hold the rollout lock (durable/lock.ts withLock) around these.
+// runs killed with -9. Whatever changes installed versions runs inside withRolloutLock.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,9 +11,10 @@ import type { TaskIndex } from '../format/index-manifest.js';
 import { verifyBytes } from '../format/signature.js';
 import { type DB, kvGet } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
+import { withLock } from '../durable/lock.js';
 import { pidAlive } from '../durable/process.js';
 import type { EdgeConfig, HomePaths } from './home.js';
-import { deleteVersionRow, protectedVersions } from './rollout.js';
+import { deleteVersionRow, protectedVersions, versionStates } from './rollout.js';
 import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from './versions.js';
 
 export function canaryPath(paths: HomePaths, id: string): string {
@@ -53,6 +54,48 @@ export function sweepLeftovers(paths: HomePaths): string[] {
   sweep(paths.kb, /^\.tmp-.+-(\d+)-\d+$/);
   sweep(paths.models, /^[0-9a-f]{64}\.onnx\.tmp-(\d+)-\d+$/);
   return removed;
+}
+
+/** The edge's rollout lock: the one `sync` holds, so a pull never races an install, activation or prune. */
+export const ROLLOUT_LOCK = 'sync';
+
+/**
+ * Run fn holding the rollout lock of an edge home (exit 6 when another sync or rollout holds it),
+ * after sweeping what runs killed with -9 left behind: every install, activation, rollback,
+ * prune and sync goes through here.
+ */
+export async function withRolloutLock<T>(paths: HomePaths, fn: () => Promise<T> | T): Promise<T> {
+  return withLock(paths, ROLLOUT_LOCK, () => {
+    sweepLeftovers(paths);
+    return fn();
+  });
+}
+
+/** Installed versions, newest first, with their state, trial progress and task models (`model ls`). */
+export function installedVersions(paths: HomePaths, db: DB) {
+  return versionStates(db).map((r) => {
+    let tasks: { id: string; model_sha256: string }[] = [];
+    let problem: string | null = null;
+    try {
+      tasks = readVersionIndex(paths, db, r.id).tasks.map((t) => ({ id: t.id, model_sha256: t.model.sha256 }));
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+    return {
+      id: r.id,
+      seq: r.seq,
+      origin: r.origin,
+      state: r.state,
+      active: r.isActive,
+      previous: r.isPrevious,
+      reason: r.reason,
+      installed_at: new Date(r.installed_at).toISOString(),
+      activated_at: r.activated_at ? new Date(r.activated_at).toISOString() : null,
+      trial: r.trialInfo ? { phase: r.trialInfo.phase, n: r.trialInfo.n, of: r.trialInfo.inferences, bad: r.trialInfo.bad, reason: r.trialInfo.reason ?? null } : null,
+      tasks,
+      ...(problem ? { problem } : {}),
+    };
+  });
 }
 
 export interface InstalledBundle {

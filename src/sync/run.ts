@@ -18,10 +18,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT, type ExitCode } from '../format/exit-codes.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
+import { withRolloutLock } from '../store/rollout-files.js';
 import { listVersions } from '../store/versions.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
-import { withLock } from '../durable/lock.js';
 import { makeProgress, type Progress } from './progress.js';
 import { type ActivateVersion, pull } from './pull.js';
 import { pushLabels, pushSamples } from './push.js';
@@ -123,7 +123,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     await sleep(wait);
   }
 
-  return withLock(paths, 'sync', async () => {
+  return withRolloutLock(paths, async () => {
     let db: DB | null = null;
     try {
       db = openEdgeDb(paths.db);
