@@ -43,6 +43,7 @@ export interface RolloutCost {
 
 const sumWhere = (o: Record<string, number>, pre: string) => Object.entries(o).filter(([k]) => k.startsWith(pre)).reduce((a, [, v]) => a + (Number.isFinite(v) ? v : 0), 0);
 const r2 = (x: number) => Math.round(x * 100) / 100;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 export function capacityModel(fleet: ScenarioResult): { fleets: CapacityRow[]; rollout: RolloutCost; basis: Record<string, number | string> } {
   const perK = fleet.push.cpu_ms_per_1000_samples;
@@ -100,9 +101,9 @@ export function capacityModel(fleet: ScenarioResult): { fleets: CapacityRow[]; r
     rollout,
     basis: {
       run: `${fleet.backend} x${fleet.replicas}, ${fleet.devices} devices, ${fleet.push.samples} samples`,
-      replica_cpu_ms_per_sample: r2(replicaMs * 1000) / 1000,
-      database_cpu_ms_per_sample: r2(dbMs * 1000) / 1000,
-      lb_cpu_ms_per_sample: r2(lbMs * 1000) / 1000,
+      replica_cpu_ms_per_sample: r3(replicaMs),
+      database_cpu_ms_per_sample: r3(dbMs),
+      lb_cpu_ms_per_sample: r3(lbMs),
       database_bytes_per_sample: bytesPerSample,
       samples_per_day: SAMPLES_PER_DAY,
       peak_factor: PEAK_FACTOR,

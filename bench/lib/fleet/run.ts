@@ -85,6 +85,7 @@ export interface ScenarioResult {
   loadavg_start: number[];
   push: PushResult;
   audit: AuditResult;
+  /** growth of the database during the push phase (tables + indexes, checkpointed) */
   database: { bytes: number; bytes_per_sample: number; rows_per_s: number; mb_per_s: number };
   pull: { stream: PullResult | null; presigned: PullResult | null; presigned_missing: string | null };
 }
@@ -157,6 +158,8 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
     let ackedBeforeKill: Map<string, string[]> | null = null;
     let restarted: Promise<void> | null = null;
     const lb0 = lb ? await lb.stats() : null;
+    // the database's size before the pushes: growth per sample, not the empty schema's size
+    const dbBytes0 = backend.databaseBytes();
     const c0 = tracker.sample();
     const t0 = performance.now();
     const victim = replicas[0];
@@ -208,12 +211,12 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
     if (lb) await lb.waitAllUp();
     const audit = await auditPush(url, backend.adminToken, tally, ackedBeforeKill);
     log(`  audit: ${audit.ok ? 'OK' : 'FAILED: ' + audit.problems.join('; ')} (${audit.stored_rows} rows, ${audit.acked_ids} acked ids, counter ${audit.counter_samples_new})`);
-    const dbBytes = backend.databaseBytes();
+    const grown = backend.databaseBytes() - dbBytes0;
     const database = {
-      bytes: dbBytes,
-      bytes_per_sample: Math.round(dbBytes / Math.max(1, audit.stored_rows)),
+      bytes: grown,
+      bytes_per_sample: Math.round(grown / Math.max(1, audit.stored_rows)),
       rows_per_s: Math.round(audit.stored_rows / pushSeconds),
-      mb_per_s: r1(dbBytes / 1e6 / pushSeconds),
+      mb_per_s: r1(grown / 1e6 / pushSeconds),
     };
 
     // ---- pull: publish a model, every device fetches it
