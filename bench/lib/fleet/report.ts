@@ -53,6 +53,7 @@ export function renderTable(base: ScenarioResult | null, fleet: ScenarioResult |
   row('5xx / network errors / retries', (r) => `${r.push.latency[PUSH]?.status_5xx ?? 0} / ${r.push.latency[PUSH]?.network_errors ?? 0} / ${r.push.retries}`);
   row('  non-2xx answers by status', (r) => Object.entries(r.push.latency[PUSH]?.statuses ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '-');
   if (cols.some((r) => r.push.lb)) row('  LB: 5xx / redispatched / conn. retries', (r) => (r.push.lb ? `${r.push.lb.status_5xx} / ${r.push.lb.redispatched} / ${r.push.lb.connection_retries}` : '-'));
+  row('  5xx answered by the replicas (their logs)', (r) => (r.replica_5xx ? `${r.replica_5xx.count}${r.replica_5xx.count ? ': ' + Object.entries(r.replica_5xx.errors).map(([k, v]) => `${v}x ${k}`).join('; ').slice(0, 160) : ''}` : '-'));
   row('batches re-sent (lost ack)', (r) => String(r.push.resent_batches));
   row('kill -9 at / back after (s)', (r) => (r.push.kill ? `${r.push.kill.at_s} / ${r.push.kill.restarted_after_s}` : '-'));
   row('samples/s before the kill', (r) => (r.push.kill ? String(r.push.kill.samples_per_s_before) : '-'));

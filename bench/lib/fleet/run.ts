@@ -2,6 +2,7 @@
 // devices pushing batches while one replica is kill -9ed and restarted, the audit, then every
 // device pulling the published model (streamed through the replicas, and from presigned URLs
 // when the backend has an object store). CPU of every process is read at the phase boundaries.
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { addDevice } from '../../../src/kb/devices.js';
@@ -77,6 +78,33 @@ export interface LbCounters {
   connection_retries: number;
 }
 
+/** 5xx lines of the replicas' request logs (JSON lines), with the first error of each kind. */
+function replica5xx(files: string[]): { count: number; errors: Record<string, number> } {
+  const errors: Record<string, number> = {};
+  let count = 0;
+  for (const f of files) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.includes('"status":5')) continue;
+      try {
+        const l = JSON.parse(line) as { status?: number; error?: string; route?: string };
+        if (!l.status || l.status < 500) continue;
+        count++;
+        const k = `${l.status} ${l.route ?? ''}: ${(l.error ?? '').slice(0, 120)}`;
+        errors[k] = (errors[k] ?? 0) + 1;
+      } catch {
+        /* not a request line */
+      }
+    }
+  }
+  return { count, errors };
+}
+
 export interface ScenarioResult {
   backend: string;
   replicas: number;
@@ -88,6 +116,8 @@ export interface ScenarioResult {
   /** growth of the database during the push phase (tables + indexes, checkpointed) */
   database: { bytes: number; bytes_per_sample: number; rows_per_s: number; mb_per_s: number };
   pull: { stream: PullResult | null; presigned: PullResult | null; presigned_missing: string | null };
+  /** 5xx the replicas themselves answered (from their request logs), by status, route and error */
+  replica_5xx: { count: number; errors: Record<string, number> };
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -269,6 +299,7 @@ export async function runScenario(backend: KbBackend, o: ScenarioOptions): Promi
       audit,
       database,
       pull: pullResult,
+      replica_5xx: replica5xx(replicas.map((r) => join(backend.workDir, `${r.name}.log`))),
     };
   } finally {
     await closeClients(devices);
