@@ -1,15 +1,33 @@
 // What the `kb ...` command files share: the --data option text and opening the KB store of
 // a data directory (imported lazily: `sedna-ll --version` must not load the store).
+import { Option, type Command } from 'commander';
+import type { StoreFlags } from '../kb/open.js';
 import type { KbStore } from '../kb/store.js';
 
 export const DATA_HELP = 'KB data directory (default: $SEDNA_LL_KB_DATA)';
 
-/** Open the KB store of --data / $SEDNA_LL_KB_DATA, run fn on it, close it. */
-export async function kbOpen<T>(data: string | undefined, fn: (store: KbStore, dataDir: string) => Promise<T>): Promise<T> {
-  const { resolveKbData } = await import('../kb/paths.js');
+/**
+ * --store, --blobs and --signing-key next to every --data of the kb commands (added by kb.ts
+ * after the subcommands are registered): each command runs against a shared PostgreSQL KB too.
+ */
+export function addStoreOptions(cmd: Command): void {
+  for (const c of cmd.commands) {
+    addStoreOptions(c);
+    if (!c.options.some((o) => o.long === '--data')) continue;
+    const add = (flags: string, help: string) => {
+      if (!c.options.some((o) => o.long === flags.split(' ')[0])) c.addOption(new Option(flags, help));
+    };
+    add('--store <url>', 'shared KB in PostgreSQL: postgres://[user@]host[:port]/db instead of --data (default: $SEDNA_LL_KB_STORE)');
+    add('--blobs <dir|url>', 'blob store of a --store KB: a shared directory or s3://bucket[/prefix] (default: $SEDNA_LL_KB_BLOBS)');
+    add('--signing-key <file>', 'the private key that signs published versions (default: $SEDNA_LL_KB_SIGNING_KEY, else DATA/keys/signing.key)');
+  }
+}
+
+/** Open the KB store of --data / --store (or their variables), run fn on it, close it. */
+export async function kbOpen<T>(flags: StoreFlags | string | undefined, fn: (store: KbStore) => Promise<T>): Promise<T> {
   const { withKbStore } = await import('../kb/open.js');
-  const dir = resolveKbData(data);
-  return withKbStore(dir, (s) => fn(s, dir));
+  const f: StoreFlags = typeof flags === 'object' ? flags : { data: flags };
+  return withKbStore({ data: f.data, store: f.store, blobs: f.blobs, s3Endpoint: f.s3Endpoint, signingKey: f.signingKey }, fn);
 }
 
 /** --unseen / --combine / --fpr of `kb train` and `kb publish` (kept in the KB once given). */

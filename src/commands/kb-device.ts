@@ -26,11 +26,9 @@ export function register(kb: Command): void {
     .action(
       run(async (id: string, o: { data?: string; channel: string; tokenOut?: string; keyOut?: string; json?: boolean }) => {
         const { addDevice } = await import('../kb/devices.js');
-        const { readPublicKey } = await import('../kb/init.js');
-        const { kbPaths } = await import('../kb/paths.js');
         const { writeFileAtomic } = await import('../durable/atomic-write.js');
-        await kbOpen(o.data, async (store, dir) => {
-          const publicKey = readPublicKey(kbPaths(dir));
+        await kbOpen(o, async (store) => {
+          const publicKey = await store.publicKey();
           const { device: d, token } = await addDevice(store, id, o.channel);
           if (o.tokenOut) writeFileAtomic(o.tokenOut, token + '\n', 0o600);
           if (o.keyOut) writeFileAtomic(o.keyOut, publicKey);
@@ -52,7 +50,7 @@ export function register(kb: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const list = await store.listDevices();
           await printList('devices', list, {
             json: o.json,
@@ -78,7 +76,7 @@ export function register(kb: Command): void {
     .action(
       run(async (id: string, o: { data?: string; json?: boolean }) => {
         const { revokeDevice } = await import('../kb/devices.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const d = await revokeDevice(store, id);
           if (o.json) return record({ ...d });
           process.stdout.write(`device "${id}" revoked\n`);
@@ -96,7 +94,7 @@ export function register(kb: Command): void {
     .action(
       run(async (id: string, o: { data?: string; channel: string; json?: boolean }) => {
         const { setDeviceChannel } = await import('../kb/devices.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const d = await setDeviceChannel(store, id, o.channel);
           if (o.json) return record({ ...d });
           process.stdout.write(`device "${id}" now on channel "${d.channel}"\n`);

@@ -29,7 +29,7 @@ export function register(kb: Command): void {
     .action(
       run(async (name: string, o: { data?: string; abortPct?: number; minReports?: number; json?: boolean }) => {
         const { addChannel, channelConfig } = await import('../kb/rollout.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const c = await addChannel(store, name, { abort_fail_pct: o.abortPct, abort_min_reports: o.minReports });
           const cfg = channelConfig(c);
           if (o.json) return record({ name: c.name, version: c.version, previous_version: c.previous_version, config: cfg });
@@ -47,7 +47,7 @@ export function register(kb: Command): void {
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
         const { listChannels } = await import('../kb/rollout.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const list = await listChannels(store);
           await printList('channels', list, {
             json: o.json,
@@ -73,7 +73,7 @@ export function register(kb: Command): void {
     .action(
       run(async (version: string, o: { channel: string; data?: string; json?: boolean }) => {
         const { rolloutVersion } = await import('../kb/rollout.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const c = await rolloutVersion(store, versionArg(version), o.channel);
           if (o.json) return record({ ...c });
           process.stdout.write(`channel "${c.name}" now at version ${c.version} (fallback ${c.previous_version ?? '-'})\n`);
@@ -91,7 +91,7 @@ export function register(kb: Command): void {
     .action(
       run(async (o: { from: string; to: string; data?: string; json?: boolean }) => {
         const { promote } = await import('../kb/rollout.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const c = await promote(store, o.from, o.to);
           if (o.json) return record({ ...c });
           process.stdout.write(`promoted version ${c.version} from "${o.from}" to "${o.to}" (fallback ${c.previous_version ?? '-'})\n`);
@@ -107,7 +107,7 @@ export function register(kb: Command): void {
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
         const { fleet } = await import('../kb/rollout.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const rows = await fleet(store);
           await printList('devices', rows, {
             json: o.json,
@@ -134,7 +134,7 @@ export function register(kb: Command): void {
     .action(
       run(async (version: string, o: { output: string; canaryPerTask: number; data?: string; json?: boolean }) => {
         const { buildKbBundle } = await import('../kb/bundle.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const r = await buildKbBundle(store, versionArg(version), o.output, { perTask: o.canaryPerTask });
           if (o.json) return record({ ...r });
           process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}\n`);

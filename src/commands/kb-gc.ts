@@ -28,7 +28,7 @@ ${EXIT_HELP}
       run(async (o: { data?: string; delete?: boolean; dryRun?: boolean; grace: number; json?: boolean }) => {
         const { collectGarbage } = await import('../kb/gc.js');
         const { humanBytes } = await import('../format/units.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const r = await collectGarbage(store, { dryRun: o.dryRun === true || o.delete !== true, graceMinutes: o.grace });
           if (o.json) return record(r);
           for (const b of r.orphans) process.stdout.write(`${b.sha256}  ${humanBytes(b.size)}  ${b.age_minutes} min old\n`);

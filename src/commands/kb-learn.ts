@@ -172,7 +172,7 @@ ${EXIT_HELP}\n`,
           else process.stdout.write(msg + '\n');
         };
         if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           if (conds) {
             const { counters, KNOWN_COUNTERS } = await import('../learn/counters.js');
             const c = await counters(store);
@@ -197,7 +197,7 @@ ${EXIT_HELP}\n`,
     .action(
       run(async (file: string, o: { data?: string; kbVersion?: number; json?: boolean }) => {
         const { evaluateVersion } = await import('../learn/eval.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const r = await evaluateVersion(store, file, { version: o.kbVersion, onBad: (line, why) => process.stderr.write(`sedna-ll: ${file}:${line}: ${why} (skipped)\n`) });
           if (o.json) return record({ ...r });
           process.stdout.write(`KB version ${r.version} on ${r.samples} samples\n`);
@@ -221,7 +221,7 @@ ${EXIT_HELP}\n`,
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
         const { listVersions } = await import('../learn/versions.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const list = await listVersions(store);
           await printList('versions', list, {
             json: o.json,
@@ -253,7 +253,7 @@ ${EXIT_HELP}\n`,
         const va = intOption('version A', 1)(a);
         const vb = intOption('version B', 1)(b);
         const { diffVersions } = await import('../learn/versions.js');
-        await kbOpen(data, async (store) => {
+        await kbOpen({ ...parent, ...o, data }, async (store) => {
           const d = await diffVersions(store, va, vb);
           if (json) return record({ ...d });
           process.stdout.write(`version ${va} -> ${vb}: ${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} model(s) replaced, ${d.same.length} unchanged\n`);
@@ -278,7 +278,7 @@ ${EXIT_HELP}\n`,
     .action(
       run(async (o: { data?: string; task?: string; json?: boolean }) => {
         const { taskHistory } = await import('../learn/versions.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const rows = (await taskHistory(store)).filter((r) => !o.task || r.task === o.task);
           await printList('rounds', rows, {
             json: o.json,

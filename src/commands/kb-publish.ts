@@ -31,7 +31,7 @@ ${EXIT_HELP}
         const { checkName } = await import('../kb/devices.js');
         checkName('--channel', o.channel);
         const req = await unseenRequest(o);
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const { applyUnseenSettings } = await import('../learn/unseen-settings.js');
           const unseen = await applyUnseenSettings(store, req);
           const { published: r, unchanged } = await publishIfChanged(store, { channel: o.channel, notes: o.note ? { note: o.note } : undefined, force: o.force, unseen });

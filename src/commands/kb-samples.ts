@@ -39,7 +39,7 @@ export function register(kb: Command): void {
     .action(
       run(async (o: FilterOpts & { data?: string; limit: number; json?: boolean }) => {
         const filter = filterOf(o);
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const total = await store.countSamples(filter);
           // the newest `limit` samples, listed oldest first
           const list = o.limit && total > o.limit ? (await store.listSamples({ ...filter, order: 'desc', limit: o.limit })).reverse() : await store.listSamples(filter);
@@ -72,7 +72,7 @@ export function register(kb: Command): void {
       run(async (o: FilterOpts & { data?: string; output?: string; json?: boolean }) => {
         const filter = filterOf(o);
         const { exportSamples } = await import('../kb/samples-io.js');
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           if (!o.output) {
             recordToStderr();
             return record({ exported: await exportSamples(store, process.stdout, filter), file: null });
@@ -105,7 +105,7 @@ export function register(kb: Command): void {
         const dir = isDirectory(file);
         if (o.labels && !dir) throw new CliError(`--labels is for a directory of images; ${file} is not a directory`, EXIT.USAGE);
         // the callback's exit code is the command's (a bare `await` dropped it: junk exited 0)
-        return kbOpen(o.data, async (store) => {
+        return kbOpen(o, async (store) => {
           const r = dir
             ? await importImageDir(store, file, { labels: o.labels, strict: o.strict, maxPixels: o.maxPixels, onBad: (where, reason) => process.stderr.write(`sedna-ll: ${where}: ${reason} (skipped)\n`) })
             : await importSamples(store, file, { strict: o.strict, maxPixels: o.maxPixels, onBad: badLine(file) });
@@ -127,7 +127,7 @@ export function register(kb: Command): void {
     .action(
       run(async (file: string, o: { data?: string; strict?: boolean; json?: boolean }) => {
         const { importLabels } = await import('../kb/samples-io.js');
-        return kbOpen(o.data, async (store) => {
+        return kbOpen(o, async (store) => {
           const r = await importLabels(store, file, { strict: o.strict, onBad: badLine(file) });
           if (o.json) record(r);
           else {

@@ -11,15 +11,29 @@ export function register(kb: Command): void {
     .option('--data <dir>', DATA_HELP)
     .option('--force', 'wipe an existing KB in that directory and start over')
     .option('--json', 'print {data, admin_token, public_key} as JSON')
-    .option('--blobs <s3://bucket[/prefix]>', 'keep blobs in an S3-compatible bucket (created when missing; saved in kb.json)')
+    .option('--blobs <s3://bucket[/prefix]>', 'keep blobs in an S3-compatible bucket (created when missing; saved in kb.json); with --store also a directory every replica shares (default: $SEDNA_LL_KB_BLOBS)')
     .option('--s3-endpoint <url>', 'S3 API of a non-AWS object store, e.g. http://127.0.0.1:7480 (saved in kb.json)')
-    .addHelpText('after', `\nThe admin token is shown only once; the KB stores its hash.\n${EXIT_HELP}\n`)
+    .addHelpText(
+      'after',
+      `\nThe admin token is shown only once; the KB stores its hash.
+A shared KB in PostgreSQL (for several kb serve replicas, a trainer elsewhere):
+  sedna-ll kb init --store postgres://kb@db.example/kb --signing-key /secure/kb-signing.key
+writes the new private signing key to that file only (the database keeps the public key).
+${EXIT_HELP}\n`,
+    )
     .action(
-      run(async (o: { data?: string; force?: boolean; json?: boolean; blobs?: string; s3Endpoint?: string }) => {
-        const { resolveKbData } = await import('../kb/paths.js');
-        const { initKb } = await import('../kb/init.js');
-        const { chooseBlobs } = await import('../kb/blob-config.js');
-        const r = await initKb(resolveKbData(o.data), { force: o.force, blobs: o.blobs ? chooseBlobs({ url: o.blobs, endpoint: o.s3Endpoint }) : undefined });
+      run(async (o: { data?: string; store?: string; blobs?: string; s3Endpoint?: string; signingKey?: string; force?: boolean; json?: boolean }) => {
+        const { resolveFlags, storeUrl } = await import('../kb/open.js');
+        const { initKb, initSharedKb } = await import('../kb/init.js');
+        let r;
+        if (storeUrl(resolveFlags(o))) {
+          if (o.force) throw new CliError('--force is not for --store (drop and create the database to start over)', EXIT.USAGE);
+          r = await initSharedKb({ ...o, createBucket: true });
+        } else {
+          const { resolveKbData } = await import('../kb/paths.js');
+          const { chooseBlobs } = await import('../kb/blob-config.js');
+          r = await initKb(resolveKbData(o.data), { force: o.force, blobs: o.blobs ? chooseBlobs({ url: o.blobs, endpoint: o.s3Endpoint }) : undefined });
+        }
         if (o.json) return record(r);
         process.stdout.write(`KB created in ${r.data}\nadmin token (shown once, keep it safe): ${r.admin_token}\nKB public key:\n${r.public_key}`);
       }),
@@ -51,12 +65,13 @@ returned in the X-Request-Id response header. Metrics: GET /metrics with the adm
 
 Examples:
   SEDNA_LL_KB_DATA=/srv/sedna-kb sedna-ll kb serve --host 0.0.0.0 --port 9020
+  sedna-ll kb serve --store postgres://kb@db.example/kb --blobs /mnt/kb-blobs --host 0.0.0.0   # one replica of many
   sedna-ll kb serve --data /srv/sedna-kb --tls-cert kb.crt --tls-key kb.key --log-level warn
 
 ${EXIT_HELP}\n`,
     )
     .action(
-      run(async (o: { data?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number; jsonPushOnly?: boolean }) => {
+      run(async (o: { data?: string; store?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number; jsonPushOnly?: boolean }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
@@ -67,13 +82,13 @@ ${EXIT_HELP}\n`,
             throw new CliError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
           }
         }
-        const { resolveKbData } = await import('../kb/paths.js');
-        const { openKbStore } = await import('../kb/open.js');
+        const { openStore } = await import('../kb/open.js');
         const { startKbServer } = await import('../kb/server.js');
-        const store = await openKbStore(resolveKbData(o.data), { blobs: { url: o.blobs, endpoint: o.s3Endpoint, publicEndpoint: o.s3PublicEndpoint }, createBucket: true });
+        // a replica needs no signing key: it serves versions signed by the publishing machine
+        const store = await openStore({ data: o.data, store: o.store, blobs: o.blobs, s3Endpoint: o.s3Endpoint, s3PublicEndpoint: o.s3PublicEndpoint, createBucket: true });
         if (o.presignExpiry && !store.blobs.presignGet) {
           await store.close();
-          throw new CliError('--presign-expiry: the blobs are files of the data directory; presigned URLs need --blobs s3://...', EXIT.USAGE);
+          throw new CliError('--presign-expiry: the blobs are files (of the data directory or --blobs DIR); presigned URLs need --blobs s3://...', EXIT.USAGE);
         }
         let srv;
         try {

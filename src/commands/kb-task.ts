@@ -41,7 +41,7 @@ export function register(kb: Command): void {
             ? { kind: 'vector' as const, scale: o.scale }
             : undefined;
         if (labels && labels.some((l) => !l)) throw new CliError(`--labels "${o.labels}": empty label`, EXIT.USAGE);
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const t = await addTaskModel(store, {
             modelPath: model,
             id: o.task,
@@ -65,7 +65,7 @@ export function register(kb: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: { data?: string; all?: boolean; json?: boolean }) => {
-        await kbOpen(o.data, async (store) => {
+        await kbOpen(o, async (store) => {
           const tasks = await store.listTasks({ includeRetired: !!o.all });
           await printList('tasks', tasks, {
             json: o.json,

@@ -1,12 +1,12 @@
 // `kb init`: a new KB data directory with its store, ed25519 signing keys and admin token.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { generateSigningKeys } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
-import { KB_FORMAT, isKb, kbConfigPath, type KbConfig } from './open.js';
+import { KB_FORMAT, isKb, kbConfigPath, openStore, resolveFlags, type KbConfig, type StoreFlags } from './open.js';
 import { openS3Blobs, type BlobsChoice } from './blob-config.js';
-import { kbPaths, type KbPaths } from './paths.js';
+import { kbPaths } from './paths.js';
 import { hashToken, newToken } from './tokens.js';
 
 export interface InitResult {
@@ -14,6 +14,34 @@ export interface InitResult {
   /** printed once; the KB keeps only its hash */
   admin_token: string;
   public_key: string;
+}
+
+/**
+ * `kb init --store postgres://... --signing-key FILE`: create the schema of a shared KB (also
+ * done by every open: idempotent), a new key pair (the private key goes to FILE, mode 0600, for
+ * the publishing machine; the database keeps only the public key) and the admin token.
+ */
+export async function initSharedKb(flags: StoreFlags): Promise<InitResult> {
+  const f = resolveFlags(flags);
+  if (!f.signingKey) throw new CliError('kb init --store: pass --signing-key FILE: where the new private signing key is written (keep it on the machine that publishes)', EXIT.USAGE);
+  if (existsSync(f.signingKey)) throw new CliError(`--signing-key ${f.signingKey}: exists; not overwriting a key (move it away, or it is already this KB's key)`, EXIT.USAGE);
+  const store = await openStore({ ...f, signingKey: undefined });
+  try {
+    if (await store.getMeta('admin_token_hash')) throw new CliError(`${store.describe}: already a KB (drop and create the database to start over)`, EXIT.FAILURE);
+    const keys = generateSigningKeys();
+    writeFileAtomic(f.signingKey, keys.privateKey, 0o600);
+    const admin_token = newToken('adm');
+    await store.tx(async (t) => {
+      await t.setMeta('signing_public_key', keys.publicKey);
+      await t.setMeta('admin_token_hash', hashToken(admin_token));
+      await t.setMeta('created_at', new Date().toISOString());
+      await t.upsertChannel('stable', {});
+      await t.logEvent('kb_init', {});
+    });
+    return { data: store.describe, admin_token, public_key: keys.publicKey };
+  } finally {
+    await store.close();
+  }
 }
 
 export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: BlobsChoice } = {}): Promise<InitResult> {
@@ -52,14 +80,4 @@ export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: B
   }
   writeFileAtomic(kbConfigPath(dataDir), JSON.stringify(cfg, null, 2) + '\n');
   return { data: p.data, admin_token, public_key: keys.publicKey };
-}
-
-export function readPublicKey(p: KbPaths): string {
-  if (!existsSync(p.publicKey)) throw new CliError(`${p.publicKey}: KB public key missing`, EXIT.FAILURE);
-  return readFileSync(p.publicKey, 'utf8');
-}
-
-export function readPrivateKey(p: KbPaths): string {
-  if (!existsSync(p.privateKey)) throw new CliError(`${p.privateKey}: KB signing key missing`, EXIT.FAILURE);
-  return readFileSync(p.privateKey, 'utf8');
 }

@@ -1,9 +1,16 @@
-// Opening a KB data directory: DATA/kb.json names the backend. The embedded SQLite + files
-// backend is the only one today; a PostgreSQL + S3 backend plugs in here by its name.
+// Opening a KB store. Two backends:
+//   embedded: a data directory (--data / $SEDNA_LL_KB_DATA); DATA/kb.json names the backend
+//             (SQLite + files), written last by `kb init`.
+//   shared:   --store postgres://... ($SEDNA_LL_KB_STORE): PostgreSQL metadata shared by any
+//             number of `kb serve` replicas and a trainer elsewhere; no data directory. Blobs go
+//             to --blobs ($SEDNA_LL_KB_BLOBS): a directory every replica mounts, or s3://bucket.
+// The private signing key is only where versions are published: --signing-key FILE
+// ($SEDNA_LL_KB_SIGNING_KEY); the embedded default is DATA/keys/signing.key.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import { chooseBlobs, openS3Blobs, type BlobsChoice } from './blob-config.js';
+import type { BlobStore } from './blob-store.js';
 import { kbPaths } from './paths.js';
 import type { KbStore } from './store.js';
 
@@ -17,6 +24,19 @@ export interface KbConfig {
   /** blobs in an S3-compatible bucket (s3://bucket[/prefix]) instead of DATA/blobs/ */
   blobs?: string;
   s3_endpoint?: string;
+}
+
+/** Where a command's KB is: the --data / --store / --blobs / --signing-key flags. */
+export interface StoreFlags {
+  data?: string;
+  store?: string;
+  /** s3://bucket[/prefix] (blob-config.ts); with --store also a shared directory */
+  blobs?: string;
+  s3Endpoint?: string;
+  s3PublicEndpoint?: string;
+  signingKey?: string;
+  /** create the S3 bucket when missing (kb serve, kb init) */
+  createBucket?: boolean;
 }
 
 export function kbConfigPath(dataDir: string): string {
@@ -40,25 +60,78 @@ export function readKbConfig(dataDir: string): KbConfig {
   return c;
 }
 
+/** The flags with the environment filled in (flags win). */
+export function resolveFlags(f: StoreFlags): StoreFlags {
+  const env = process.env;
+  return {
+    ...f,
+    data: f.data ?? env.SEDNA_LL_KB_DATA,
+    store: f.store ?? env.SEDNA_LL_KB_STORE,
+    signingKey: f.signingKey ?? env.SEDNA_LL_KB_SIGNING_KEY,
+  };
+}
+
+/** the postgres:// URL of --store, or null for the embedded backend; a usage error otherwise */
+export function storeUrl(f: StoreFlags): string | null {
+  if (!f.store) return null;
+  if (/^postgres(ql)?:\/\//.test(f.store)) return f.store;
+  throw new CliError(`--store "${f.store.replace(/\/\/[^@/]*@/, '//***@')}": expected postgres://[user@]host[:port]/database (omit --store for the embedded KB in --data)`, EXIT.USAGE);
+}
+
+/**
+ * The blob store of --blobs: a directory (or file:///dir), or s3://bucket[/prefix] (see
+ * src/kb/s3/); without --blobs, DATA/blobs of --data.
+ */
+export async function openBlobStore(f: StoreFlags): Promise<BlobStore> {
+  const choice = chooseBlobs({ url: f.blobs, endpoint: f.s3Endpoint, publicEndpoint: f.s3PublicEndpoint });
+  const spec = choice.url ?? (f.data ? kbPaths(f.data).blobs : undefined);
+  // commands that never touch a blob (device add, labels) run without --blobs
+  if (!spec) return missingBlobStore('--store postgres://... needs --blobs DIR|s3://bucket (or SEDNA_LL_KB_BLOBS) for model files and large payloads');
+  if (spec.startsWith('s3://')) return openS3Blobs({ ...choice, url: spec }, { create: f.createBucket });
+  const dir = resolve(spec.startsWith('file://') ? new URL(spec).pathname : spec);
+  const { FsBlobStore } = await import('./blob-store.js');
+  return new FsBlobStore(dir, join(dir, '.tmp'));
+}
+
+/** A BlobStore whose every use fails with a usage error saying what to configure. */
+function missingBlobStore(msg: string): BlobStore {
+  const fail = (): never => {
+    throw new CliError(msg, EXIT.USAGE);
+  };
+  return { put: async () => fail(), get: async () => fail(), has: async () => fail(), size: async () => fail(), delete: async () => fail(), list: () => fail() };
+}
+
+/** Open the store the flags name (an initialised data directory, or a PostgreSQL database). */
+export async function openStore(flags: StoreFlags): Promise<KbStore> {
+  const f = resolveFlags(flags);
+  const url = storeUrl(f);
+  if (url) {
+    const { PgKbStore } = await import('./pg-store.js');
+    return PgKbStore.open({ url, blobs: await openBlobStore(f), signingKey: f.signingKey });
+  }
+  if (!f.data) throw new CliError('no KB: pass --data DIR (embedded) or --store postgres://... (or set SEDNA_LL_KB_DATA / SEDNA_LL_KB_STORE)', EXIT.USAGE);
+  return openKbStore(f.data, { blobs: { url: f.blobs, endpoint: f.s3Endpoint, publicEndpoint: f.s3PublicEndpoint }, createBucket: f.createBucket, signingKey: f.signingKey });
+}
+
 /**
  * Open the store of an initialised KB data directory. blobs: --blobs / --s3-endpoint of the
  * command (see blob-config.ts for the order with the environment and kb.json).
  */
-export async function openKbStore(dataDir: string, opts: { blobs?: BlobsChoice; createBucket?: boolean } = {}): Promise<KbStore> {
+export async function openKbStore(dataDir: string, opts: { blobs?: BlobsChoice; createBucket?: boolean; signingKey?: string } = {}): Promise<KbStore> {
   const c = readKbConfig(dataDir);
   if (c.backend === 'sqlite') {
     const choice = chooseBlobs(opts.blobs ?? {}, { url: c.blobs, endpoint: c.s3_endpoint });
     const paths = kbPaths(dataDir);
     const blobs = choice.url ? await openS3Blobs({ ...choice, url: choice.url }, { tmpDir: paths.tmp, create: opts.createBucket }) : undefined;
     const { SqliteKbStore } = await import('./sqlite-store.js');
-    return new SqliteKbStore(paths, { blobs });
+    return new SqliteKbStore(paths, { blobs, signingKey: opts.signingKey });
   }
   throw new CliError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`, EXIT.FAILURE);
 }
 
 /** Run fn with an open store and close it afterwards (CLI commands). */
-export async function withKbStore<T>(dataDir: string, fn: (store: KbStore) => Promise<T>): Promise<T> {
-  const store = await openKbStore(dataDir);
+export async function withKbStore<T>(target: string | StoreFlags, fn: (store: KbStore) => Promise<T>): Promise<T> {
+  const store = typeof target === 'string' ? await openKbStore(target) : await openStore(target);
   try {
     return await fn(store);
   } finally {

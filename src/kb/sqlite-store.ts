@@ -21,6 +21,9 @@ import { keepPrivate, sqliteFiles } from '../store/private-files.js';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
 import { KB_MIGRATIONS } from './sqlite-schema.js';
+import { INLINE_PAYLOAD_MAX, SAMPLE_COLS, json, toChannel, toDevice, toSample, toVersion, type Row } from './store-rows.js';
+
+export { INLINE_PAYLOAD_MAX };
 import type {
   ChannelRecord,
   DeviceRecord,
@@ -42,84 +45,8 @@ import { IMPORT_ID_PREFIX } from './store.js';
 
 const require = createRequire(import.meta.url);
 type DB = BetterSqlite3.Database;
-type Row = Record<string, any>;
 
 const FORBIDDEN = new Error('forbidden');
-
-/** payloads up to this size live in the samples row; larger ones go to blobs/ */
-export const INLINE_PAYLOAD_MAX = 256 * 1024;
-
-const SAMPLE_COLS =
-  'seq, id, device_id, source, task, attrs, payload_kind, payload_sha, payload_bytes, pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, assigned_task, split, used_in_round';
-
-function json<T>(s: string | null | undefined, dflt: T): T {
-  if (s === null || s === undefined) return dflt;
-  return JSON.parse(s) as T;
-}
-
-function toDevice(r: Row): DeviceRecord {
-  return {
-    id: r.id,
-    channel: r.channel,
-    created_at: r.created_at,
-    revoked_at: r.revoked_at ?? null,
-    last_seen: r.last_seen ?? null,
-    active_version: r.active_version ?? null,
-    last_report: json<DeviceReport | null>(r.last_report, null),
-  };
-}
-
-function toSample(r: Row): SampleRecord {
-  return {
-    id: r.id,
-    device_id: r.device_id ?? null,
-    task: r.task === NO_TASK ? null : r.task,
-    attrs: json(r.attrs, {}),
-    payload_kind: r.payload_kind,
-    payload_sha: r.payload_sha,
-    payload_bytes: r.payload_bytes,
-    pred_label: r.pred_label ?? null,
-    scores: json(r.scores, []),
-    hard: !!r.hard,
-    hard_reasons: json(r.hard_reasons, []),
-    unseen: !!r.unseen,
-    unseen_reason: r.unseen_reason ?? null,
-    kb_version: r.kb_version ?? null,
-    created_at: r.created_at,
-    received_at: r.received_at,
-    source: r.source,
-    label: r.label ?? null,
-    label_source: r.label_source ?? null,
-    labelled_at: r.labelled_at ?? null,
-    assigned_task: r.assigned_task ?? null,
-    split: r.split ?? null,
-    used_in_round: r.used_in_round ?? null,
-    seq: r.seq,
-  };
-}
-
-function toVersion(r: Row): VersionRecord {
-  return {
-    n: r.n,
-    created_at: r.created_at,
-    parent: r.parent ?? null,
-    index_sha: r.index_sha,
-    channel: r.channel ?? null,
-    tasks: r.tasks,
-    notes: json(r.notes, null),
-  };
-}
-
-function toChannel(r: Row): ChannelRecord {
-  return {
-    name: r.name,
-    version: r.version ?? null,
-    previous_version: r.previous_version ?? null,
-    updated_at: r.updated_at,
-    config: json(r.config, {}),
-    state: json(r.state, {}),
-  };
-}
 
 function sampleWhere(f: SampleFilter): { sql: string; params: unknown[] } {
   const w: string[] = [];
@@ -150,7 +77,9 @@ export class SqliteKbStore implements KbStore {
   private readonly st: Record<string, BetterSqlite3.Statement>;
   // KbStore.tx holds BEGIN IMMEDIATE on the one connection across awaits: calls from outside
   // the transaction wait for it (they would otherwise run inside it and share its fate); calls
-  // from the transaction body (recognised by the async context) go through.
+  // from the transaction body (recognised by the async context) go through. Every method checks
+  // the gate with `while (this.txBusy && ...) await this.txBusy;` right before its SQL: with no
+  // await between that check and the statement, no transaction can begin in between.
   private txBusy: Promise<void> | null = null;
   private readonly inTx = new AsyncLocalStorage<true>();
 
@@ -216,14 +145,9 @@ export class SqliteKbStore implements KbStore {
     this.blobs.close?.();
   }
 
-  /** wait until no transaction of another async context is open (call right before the SQL) */
-  private async turn(): Promise<void> {
-    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
-  }
-
   async tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T> {
     if (this.inTx.getStore()) return fn(this); // nested: part of the open transaction
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     let done!: () => void;
     this.txBusy = new Promise<void>((r) => (done = r));
     try {
@@ -261,18 +185,18 @@ export class SqliteKbStore implements KbStore {
 
   // ---- settings ----
   async getMeta(key: string): Promise<string | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return r ? r.value : null;
   }
   async setMeta(key: string, value: string): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   // ---- devices ----
   async addDevice(d: { id: string; token_hash: string; channel: string }): Promise<DeviceRecord> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const now = Date.now();
     try {
       this.db.prepare('INSERT INTO devices (id, token_hash, channel, created_at) VALUES (?, ?, ?, ?)').run(d.id, d.token_hash, d.channel, now);
@@ -283,17 +207,17 @@ export class SqliteKbStore implements KbStore {
     return (await this.getDevice(d.id))!;
   }
   async getDevice(id: string): Promise<DeviceRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.st.getDevice.get(id) as Row | undefined;
     return r ? toDevice(r) : null;
   }
   async deviceByTokenHash(tokenHash: string): Promise<(DeviceRecord & { token_hash: string }) | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.st.deviceByHash.get(tokenHash) as Row | undefined;
     return r ? { ...toDevice(r), token_hash: r.token_hash } : null;
   }
   async listDevices(filter: { channel?: string } = {}): Promise<DeviceRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const rows =
       filter.channel !== undefined
         ? this.db.prepare('SELECT * FROM devices WHERE channel = ? ORDER BY id').all(filter.channel)
@@ -301,20 +225,20 @@ export class SqliteKbStore implements KbStore {
     return (rows as Row[]).map(toDevice);
   }
   async revokeDevice(id: string): Promise<boolean> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(Date.now(), id);
     return r.changes > 0;
   }
   async setDeviceChannel(id: string, channel: string): Promise<boolean> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     return this.db.prepare('UPDATE devices SET channel = ? WHERE id = ?').run(channel, id).changes > 0;
   }
   async touchDevice(id: string, ts: number): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.st.touch.run(ts, id);
   }
   async saveReport(id: string, report: DeviceReport, ts: number): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.db.prepare('UPDATE devices SET last_report = ?, active_version = ?, last_seen = ? WHERE id = ?').run(JSON.stringify(report), report.active_version, ts, id);
   }
 
@@ -328,7 +252,7 @@ export class SqliteKbStore implements KbStore {
         inBlob.add(s.id);
       }
     }
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const now = Date.now();
     const stored: string[] = [];
     const rejected: { id: string; reason: string }[] = [];
@@ -400,7 +324,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async getSample(id: string): Promise<SampleRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples WHERE id = ?`).get(id) as Row | undefined;
     return r ? toSample(r) : null;
   }
@@ -413,7 +337,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async samplePayload(id: string): Promise<Buffer | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('SELECT payload, payload_blob, payload_sha FROM samples WHERE id = ?').get(id) as Row | undefined;
     if (!r) return null;
     if (r.payload_blob) return this.blobBytes(r.payload_sha);
@@ -421,7 +345,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async listSamples(filter: SampleFilter = {}): Promise<SampleRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const { sql, params } = sampleWhere(filter);
     const limit = filter.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
     const rows = this.db.prepare(`SELECT ${SAMPLE_COLS} FROM samples ${sql} ORDER BY seq ${filter.order === 'desc' ? 'DESC' : 'ASC'}${limit}`).all(...params) as Row[];
@@ -452,13 +376,13 @@ export class SqliteKbStore implements KbStore {
   }
 
   async countSamples(filter: SampleFilter = {}): Promise<number> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const { sql, params } = sampleWhere(filter);
     return (this.db.prepare(`SELECT count(*) AS n FROM samples ${sql}`).get(...params) as Row).n;
   }
 
   async setLabels(labels: { id: string; label: string }[], source: string, owner: string | null): Promise<LabelResult> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const res: LabelResult = { stored: [], unknown: [], forbidden: [], newly_labelled: 0 };
     const now = Date.now();
     const { sampleOwner, setLabel, addCounter } = this.st;
@@ -491,7 +415,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async assignSamples(rows: { id: string; assigned_task: string | null; split: 'train' | 'heldout' | null }[]): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const st = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const r of rows) st.run(r.assigned_task, r.split, r.id);
@@ -499,7 +423,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async markSamplesUsed(ids: string[], round: number): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const st = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const id of ids) st.run(round, id);
@@ -507,7 +431,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async applyRound(w: RoundWrite): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const assign = this.db.prepare('UPDATE samples SET assigned_task = ?, split = ? WHERE id = ?');
     const used = this.db.prepare('UPDATE samples SET used_in_round = ? WHERE id = ?');
     const meta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
@@ -526,7 +450,7 @@ export class SqliteKbStore implements KbStore {
 
   // ---- tasks ----
   async putTask(t: TaskRecord): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.putTaskSync(t);
   }
   private putTaskSync(t: TaskRecord): void {
@@ -539,34 +463,34 @@ export class SqliteKbStore implements KbStore {
       .run(t.id, t.model_sha, t.fallback ? 1 : 0, t.retired ? 1 : 0, t.updated_round, t.created_at, t.updated_at, JSON.stringify(t));
   }
   async getTask(id: string): Promise<TaskRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('SELECT record FROM tasks WHERE id = ?').get(id) as Row | undefined;
     return r ? (JSON.parse(r.record) as TaskRecord) : null;
   }
   async listTasks(opts: { includeRetired?: boolean } = {}): Promise<TaskRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const rows = this.db.prepare(`SELECT record FROM tasks ${opts.includeRetired ? '' : 'WHERE retired = 0'} ORDER BY id`).all() as Row[];
     return rows.map((r) => JSON.parse(r.record) as TaskRecord);
   }
 
   // ---- versions and channels ----
   async latestVersion(): Promise<VersionRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('SELECT * FROM versions ORDER BY n DESC LIMIT 1').get() as Row | undefined;
     return r ? toVersion(r) : null;
   }
   async getVersion(n: number): Promise<VersionRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.db.prepare('SELECT * FROM versions WHERE n = ?').get(n) as Row | undefined;
     return r ? toVersion(r) : null;
   }
   async listVersions(): Promise<VersionRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     return (this.db.prepare('SELECT * FROM versions ORDER BY n').all() as Row[]).map(toVersion);
   }
 
   async nextVersion(): Promise<number> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     // inside tx the BEGIN IMMEDIATE already holds the only write lock: nobody else can add one
     const r = this.db.prepare('SELECT max(n) AS n FROM versions').get() as Row;
     return (r.n ?? 0) + 1;
@@ -577,7 +501,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async addVersion(v: Omit<VersionRecord, 'index_sha'>, indexBytes: Buffer, sig: string, modelShas: string[]): Promise<VersionRecord> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const index_sha = sha256Hex(indexBytes);
     const db = this.db;
     // IMMEDIATE: take the write lock first, so two publishers cannot both write version n
@@ -603,19 +527,19 @@ export class SqliteKbStore implements KbStore {
   }
 
   async readVersionIndex(n: number): Promise<{ bytes: Buffer; sig: string } | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const dir = this.versionDir(n);
     if (!existsSync(join(dir, 'index.json'))) return null;
     return { bytes: readFileSync(join(dir, 'index.json')), sig: readFileSync(join(dir, 'index.json.sig'), 'utf8').trim() };
   }
 
   async isPublishedBlob(sha: string): Promise<boolean> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     return !!this.st.published.get(sha);
   }
 
   async getChannel(name: string): Promise<ChannelRecord | null> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const r = this.st.getChannel.get(name) as Row | undefined;
     return r ? toChannel(r) : null;
   }
@@ -624,11 +548,11 @@ export class SqliteKbStore implements KbStore {
     return this.getChannel(name);
   }
   async listChannels(): Promise<ChannelRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     return (this.db.prepare('SELECT * FROM channels ORDER BY name').all() as Row[]).map(toChannel);
   }
   async upsertChannel(name: string, patch: Partial<Omit<ChannelRecord, 'name' | 'updated_at'>>): Promise<ChannelRecord> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const db = this.db;
     return db.transaction(() => {
       const cur = db.prepare('SELECT * FROM channels WHERE name = ?').get(name) as Row | undefined;
@@ -651,7 +575,7 @@ export class SqliteKbStore implements KbStore {
     }
   }
   async setChannelVersion(name: string, version: number): Promise<ChannelRecord> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM versions WHERE n = ?').get(version)) throw new Error(`KB version ${version} does not exist`);
       this.setChannelVersionSync(name, version);
@@ -661,27 +585,27 @@ export class SqliteKbStore implements KbStore {
 
   // ---- counters ----
   async counters(): Promise<Record<string, number>> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const out: Record<string, number> = {};
     for (const r of this.db.prepare('SELECT name, value FROM counters ORDER BY name').all() as Row[]) out[r.name] = r.value;
     return out;
   }
   async addCounter(name: string, by: number): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.st.addCounter.run(name, by);
   }
   async setCounter(name: string, value: number): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
   }
 
   // ---- events ----
   async logEvent(kind: string, detail: Record<string, unknown> = {}): Promise<void> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     this.db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)').run(Date.now(), kind, JSON.stringify(detail));
   }
   async listEvents(opts: { kind?: string; limit?: number } = {}): Promise<EventRecord[]> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const limit = Math.max(1, Math.floor(opts.limit ?? 100));
     const rows = (
       opts.kind !== undefined
@@ -692,7 +616,7 @@ export class SqliteKbStore implements KbStore {
   }
 
   async stats(): Promise<KbStats> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
     return {
       samples: one('SELECT count(*) AS n FROM samples'),
@@ -701,7 +625,7 @@ export class SqliteKbStore implements KbStore {
     };
   }
   async fleetStats(): Promise<Omit<KbStats, 'samples' | 'labelled'>> {
-    await this.turn();
+    while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const one = (sql: string) => (this.db.prepare(sql).get() as Row).n as number;
     return {
       devices: one('SELECT count(*) AS n FROM devices'),

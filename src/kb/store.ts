@@ -314,3 +314,12 @@ export interface KbStore extends KbTx {
   readonly describe: string;
   close(): Promise<void>;
 }
+
+/**
+ * The store's database cannot be reached now (down, restarting, out of connections): the
+ * request may succeed later. The server answers 503 with Retry-After; nothing was stored.
+ */
+export class StoreUnavailableError extends Error {
+  readonly statusCode = 503;
+  readonly retryAfterSec = 5;
+}

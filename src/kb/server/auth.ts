@@ -1,6 +1,7 @@
 // Bearer-token authentication of the KB server: device tokens and the admin token, checked in
 // onRequest, before any body is read. A route plugin adds one of these hooks to all its routes.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CachedRead } from '../../format/cached-read.js';
 import type { DeviceRecord, KbStore } from '../store.js';
 import { bearerToken, hashToken, sameHash } from '../tokens.js';
 import { HttpError } from './http.js';
@@ -21,10 +22,16 @@ export interface KbAuth {
 /** last_seen is written at most this often per device */
 const TOUCH_EVERY_MS = 10_000;
 
-/** Decorates requests with `device` and returns the two hooks (admin token hash read once). */
+/** how long a replica may go on accepting a replaced admin token (the hash is in the store) */
+export const ADMIN_TOKEN_MAX_AGE_MS = 5_000;
+
+/** Decorates requests with `device` and returns the two hooks. */
 export async function kbAuth(app: FastifyInstance, store: KbStore): Promise<KbAuth> {
   app.decorateRequest('device', null);
-  const adminHash = await store.getMeta('admin_token_hash');
+  // read from the store, re-read at most every few seconds: a new admin token set on one
+  // replica (or in the database) is seen by every replica
+  const adminHash = new CachedRead(() => store.getMeta('admin_token_hash'), ADMIN_TOKEN_MAX_AGE_MS);
+  await adminHash.get();
   const touched = new Map<string, number>();
   return {
     device: async (req) => {
@@ -45,7 +52,8 @@ export async function kbAuth(app: FastifyInstance, store: KbStore): Promise<KbAu
     admin: async (req) => {
       const token = bearerToken(req.headers.authorization);
       if (!token) throw new HttpError(401, 'missing Authorization: Bearer <admin token>');
-      if (!adminHash || !sameHash(adminHash, hashToken(token))) throw new HttpError(401, 'not the admin token');
+      const h = await adminHash.get();
+      if (!h || !sameHash(h, hashToken(token))) throw new HttpError(401, 'not the admin token');
     },
   };
 }
