@@ -11,7 +11,9 @@
 //  (3) cold start: `sedna-ll --version` and `sedna-ll infer` on one sample, minus `node -e 0`
 //      (aims <= 30 ms, <= 80 ms)
 //  (4) peak RSS of infer on the 20k file (/usr/bin/time -f %M; aim <= 150 MB)
-//  (5) serve latency for single-sample requests over loopback keep-alive HTTP: p50 / p99
+//  (5) serve latency for single-sample requests over keep-alive HTTP, Unix socket and TCP, at
+//      1, 8 and 64 concurrent clients: p50 / p99, with a minimal node:http server as the floor
+//      (BENCH_PARTS=serve runs only this part)
 // Medians of several runs; a table on stdout; JSON in bench/out/infer.json.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -39,6 +41,8 @@ cpSync(join(ROOT, 'package.json'), join(SNAP, 'package.json'));
 const BIN = join(SNAP, 'bin', 'sedna-ll');
 const N = Number(process.env.BENCH_SAMPLES ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** parts to run: throughput,logging,cold,rss,serve (all by default) */
+const PARTS = (process.env.BENCH_PARTS ?? 'throughput,logging,cold,rss,serve').split(',');
 const BATCH = 256;
 const D = 784;
 
@@ -213,7 +217,7 @@ const log = (s: string) => process.stderr.write(s + '\n');
 log(`bench:infer — ${N} samples (${(statSync(dataPath).size / 1e6).toFixed(1)} MB JSONL), ${RUNS} runs each, batch ${BATCH}, load average ${loadavg()[0].toFixed(1)}`);
 result.load_average_start = loadavg()[0];
 const homeDefault = makeHome('home-default', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
-{
+if (PARTS.includes('throughput')) {
   const ref: Cost[] = [];
   const ours: Cost[] = [];
   const outRef = join(work, 'ref.out');
@@ -241,6 +245,7 @@ const homeDefault = makeHome('home-default', [{ type: 'cross_entropy', threshold
 }
 
 // ---- (2) logging vs raw better-sqlite3 inserts ----------------------------------------------
+if (PARTS.includes('logging')) {
 function rawInserts(rows: number): Cost {
   const dbPath = join(work, `raw-${rows}.db`);
   for (const s of ['', '-wal', '-shm']) rmSync(dbPath + s, { force: true });
@@ -394,9 +399,10 @@ for (const ratio of [0.1, 1]) {
   );
 }
 result.logging = logging;
+}
 
 // ---- (3) cold start --------------------------------------------------------------------------
-{
+if (PARTS.includes('cold')) {
   const K = Math.max(9, RUNS * 2 + 1);
   const node0: number[] = [];
   const version: number[] = [];
@@ -419,7 +425,7 @@ result.logging = logging;
 }
 
 // ---- (4) peak RSS ----------------------------------------------------------------------------
-{
+if (PARTS.includes('rss')) {
   const rss: number[] = [];
   const home = makeHome('home-rss', random(0.1), NO_UNSEEN);
   for (let r = 0; r < 3; r++) {
@@ -436,59 +442,131 @@ result.logging = logging;
 }
 
 // ---- (5) serve latency -----------------------------------------------------------------------
-{
+// Single-sample POST /infer over keep-alive connections from an undici Pool in this process
+// (one connection per client), at 1, 8 and 64 concurrent clients, over a Unix socket and TCP
+// loopback; p50 / p99 per level, medians of SERVE_RUNS runs. The same load against a minimal
+// node:http server answering a fixed body on the same transport ("http floor", run in a child
+// process like serve) is the baseline: what HTTP alone costs on this machine at this load.
+const SERVE_RUNS = Number(process.env.BENCH_SERVE_RUNS ?? 3);
+const SERVE_REQUESTS = Number(process.env.BENCH_SERVE_REQUESTS ?? 3000);
+const LEVELS = [1, 8, 64];
+if (PARTS.includes('serve')) {
+  const { Pool } = await import('undici');
   const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { env: { ...process.env, SEDNA_LL_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((res, rej) => {
-    let s = '';
-    child.stdout.on('data', (d) => {
-      s += d;
-      if (s.includes('\n')) res(JSON.parse(s.split('\n')[0]).port);
-    });
-    child.once('exit', (c) => rej(new Error(`serve exited ${c}`)));
-  });
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const bodies = Array.from({ length: 64 }, (_, k) => JSON.stringify({ id: k, x: Array.from({ length: D }, () => (rand() < 0.8 ? 0 : Math.round(rand() * 100) / 100)) }));
-  const one = (body: string) =>
-    new Promise<number>((res, rej) => {
-      const t0 = process.hrtime.bigint();
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/infer', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
-        r.resume();
-        r.on('end', () => (r.statusCode === 200 ? res(Number(process.hrtime.bigint() - t0) / 1e6) : rej(new Error(`status ${r.statusCode}`))));
+  const floorScript = join(work, 'http-floor.mjs');
+  writeFileSync(
+    floorScript,
+    `import { createServer } from 'node:http';
+const body = JSON.stringify({ id: 1, task: 'global', label: '3', scores: [0.1, 0.2, 0.7], hard: false, unseen: false, logged: false });
+const s = createServer((req, res) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => { JSON.parse(Buffer.concat(c).toString()); res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); }); });
+s.keepAliveTimeout = 5000;
+const [sock] = process.argv.slice(2);
+const ready = () => process.stdout.write(JSON.stringify(sock ? { socket: sock } : { port: s.address().port }) + '\\n');
+if (sock) s.listen(sock, ready); else s.listen(0, '127.0.0.1', ready);
+process.on('SIGTERM', () => process.exit(0));
+`,
+  );
+  /** start a server child; resolves with its address once it printed its JSON line */
+  const startChild = (args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<{ child: ReturnType<typeof spawn>; port?: number }>((res, rej) => {
+      const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let s = '';
+      child.stdout!.on('data', (d) => {
+        s += d;
+        if (s.includes('\n')) res({ child, port: JSON.parse(s.split('\n')[0]).port });
       });
-      req.on('error', rej);
-      req.end(body);
+      child.once('exit', (c) => rej(new Error(`server exited ${c}`)));
     });
-  for (let i = 0; i < 200; i++) await one(bodies[i % bodies.length]); // warm-up
-  const lat: number[] = [];
-  for (let i = 0; i < 2000; i++) lat.push(await one(bodies[i % bodies.length]));
-  agent.destroy();
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-  result.serve = { requests: lat.length, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), mean_ms: lat.reduce((a, b) => a + b, 0) / lat.length };
-  log(`(5) serve: p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms`);
+  const stopChild = async (child: ReturnType<typeof spawn>) => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  /** latencies (ms) of `total` requests sent by `clients` concurrent clients */
+  const load = async (origin: string, socketPath: string | undefined, clients: number, total: number): Promise<number[]> => {
+    const pool = new Pool(origin, { connections: clients, pipelining: 1, ...(socketPath ? { socketPath } : {}) });
+    const lat: number[] = [];
+    let next = 0;
+    const client = async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        const body = bodies[i % bodies.length];
+        const t0 = process.hrtime.bigint();
+        const r = await pool.request({ path: '/infer', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await r.body.dump();
+        if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`);
+        lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    };
+    await Promise.all(Array.from({ length: clients }, client));
+    await pool.close();
+    return lat;
+  };
+  const serveResult: Record<string, Record<string, Record<string, number>>> = {};
+  for (const transport of ['unix', 'tcp'] as const) {
+    for (const server of ['serve', 'http_floor'] as const) {
+      const sock = transport === 'unix' ? join(work, `${server}.sock`) : undefined;
+      const args = server === 'serve' ? [BIN, 'serve', ...(sock ? ['--socket', sock] : ['--port', '0'])] : [floorScript, ...(sock ? [sock] : [])];
+      const { child, port } = await startChild(args, { SEDNA_LL_HOME: home });
+      const origin = sock ? 'http://localhost' : `http://127.0.0.1:${port}`;
+      try {
+        await load(origin, sock, 8, 400); // warm-up (JIT, sessions, connections)
+        for (const c of LEVELS) {
+          const p50: number[] = [];
+          const p99: number[] = [];
+          for (let run = 0; run < SERVE_RUNS; run++) {
+            const lat = await load(origin, sock, c, SERVE_REQUESTS);
+            p50.push(pct(lat, 50));
+            p99.push(pct(lat, 99));
+          }
+          const key = `${transport}_c${c}`;
+          serveResult[key] ??= {};
+          serveResult[key][server] = { p50_ms: +median(p50).toFixed(3), p99_ms: +median(p99).toFixed(3) };
+          log(`(5) ${server.padEnd(10)} ${transport} ${String(c).padStart(2)} clients: p50 ${median(p50).toFixed(2)} ms, p99 ${median(p99).toFixed(2)} ms (runs: p99 ${p99.map((x) => x.toFixed(2)).join(' ')})`);
+        }
+      } finally {
+        await stopChild(child);
+      }
+    }
+  }
+  result.serve = { requests_per_level: SERVE_REQUESTS, runs: SERVE_RUNS, levels: serveResult, aim_p99_ms_unix_c8: 2 };
 }
 
 // ---- report ----------------------------------------------------------------------------------
 const t = result.throughput as Record<string, number>;
 const lg = result.logging as Record<string, Record<string, number>>;
 const cs = result.cold_start as Record<string, number>;
-const rows: [string, string, string, string][] = [
+const rows: [string, string, string, string][] = [];
+if (t) rows.push(
   ['(1) infer throughput vs reference (wall)', `${t.sedna_sps.toFixed(0)} vs ${t.reference_sps.toFixed(0)} samples/s`, t.ratio.toFixed(2), '>= 0.9'],
   ['(1) same, CPU time', `${t.sedna_cpu_ms.toFixed(0)} vs ${t.reference_cpu_ms.toFixed(0)} ms`, t.cpu_ratio.toFixed(2), '>= 0.9'],
+);
+if (lg) rows.push(
   ...(['10%', '100%'] as const).flatMap((k): [string, string, string, string][] => [
     [`(2) logging ${k} hard vs raw inserts (wall)`, `${lg[k].rows} rows: ${lg[k].logging_ms.toFixed(0)} vs ${lg[k].raw_insert_ms.toFixed(0)} ms`, lg[k].ratio.toFixed(2), '>= 0.7'],
     [`(2) same, CPU time`, `${lg[k].logging_cpu_ms.toFixed(0)} vs ${lg[k].raw_insert_cpu_ms.toFixed(0)} ms`, lg[k].cpu_ratio.toFixed(2), '>= 0.7'],
     [`(2) same, whole pipeline run difference`, `${lg[k].pipeline_no_log_ms.toFixed(0)} -> ${lg[k].pipeline_log_ms.toFixed(0)} ms`, lg[k].pipeline_run_ratio.toFixed(2), ''],
     [`(2) same, via the CLI (wall, noisy)`, `infer ${lg[k].cli_infer_no_log_ms.toFixed(0)} -> ${lg[k].cli_infer_log_ms.toFixed(0)} ms`, lg[k].cli_ratio.toFixed(2), ''],
   ]),
+);
+if (cs) rows.push(
   ['(3) cold start --version - node', `${cs.version_minus_node_ms.toFixed(1)} ms`, '', '<= 30 ms'],
   ['(3) cold start infer 1 sample - node', `${cs.infer_one_minus_node_ms.toFixed(1)} ms`, '', '<= 80 ms'],
-  ['(4) peak RSS infer', `${(result.peak_rss as Record<string, number>).infer_mb.toFixed(1)} MB`, '', '<= 150 MB'],
-  ['(5) serve single sample', `p50 ${(result.serve as Record<string, number>).p50_ms.toFixed(2)} ms, p99 ${(result.serve as Record<string, number>).p99_ms.toFixed(2)} ms`, '', ''],
+);
+if (result.peak_rss) rows.push(['(4) peak RSS infer', `${(result.peak_rss as Record<string, number>).infer_mb.toFixed(1)} MB`, '', '<= 150 MB']);
+if (result.serve) rows.push(
+  ...Object.entries((result.serve as { levels: Record<string, Record<string, Record<string, number>>> }).levels).map(([k, v]): [string, string, string, string] => [
+    `(5) serve ${k.replace('_c', ', ')} clients`,
+    `p50 ${v.serve.p50_ms.toFixed(2)} / p99 ${v.serve.p99_ms.toFixed(2)} ms (http floor p99 ${v.http_floor.p99_ms.toFixed(2)})`,
+    (v.serve.p99_ms / v.http_floor.p99_ms).toFixed(1),
+    k === 'unix_c8' ? 'p99 <= 2 ms' : '',
+  ]),
+);
+rows.push(
   ['load average (start -> end)', `${(result.load_average_start as number).toFixed(1)} -> ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores`, '', ''],
-];
+);
 const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['metric', 'value', 'ratio', 'aim'][i].length));
 const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
 process.stdout.write(`\n${line(['metric', 'value', 'ratio', 'aim'])}\n${w.map((n) => '-'.repeat(n)).join('  ')}\n${rows.map(line).join('\n')}\n`);

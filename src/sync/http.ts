@@ -38,6 +38,26 @@ export interface ClientOptions extends Partial<RetryPolicy> {
   bodyTimeoutMs?: number;
 }
 
+/** A response whose body is read as a stream (model blobs). */
+export interface StreamReply {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Buffer>;
+  /** read and drop the rest of the body (keeps the connection reusable) */
+  discard(): Promise<void>;
+}
+
+/** An undici response as a StreamReply (the proxy path, presigned URLs). */
+export const streamReply = (res: Dispatcher.ResponseData): StreamReply => ({
+  statusCode: res.statusCode,
+  headers: res.headers,
+  body: res.body as AsyncIterable<Buffer>,
+  discard: () => res.body.dump().then(() => {}, () => {}),
+});
+
+/** Does a proxy variable apply to requests of this process? (then undici's EnvHttpProxyAgent carries them) */
+const proxyConfigured = () => ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].some((k) => !!process.env[k]);
+
 export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -143,10 +163,14 @@ export class KbClient {
   private bytesUp = 0;
   private bytesDown = 0;
 
+  /** node:http(s) agent of openStream (made on first use) */
+  private streamAgent: import('node:http').Agent | null = null;
+
   private constructor(
     readonly opts: Required<Omit<ClientOptions, 'caFile' | 'onRetry'>> & Pick<ClientOptions, 'caFile' | 'onRetry'>,
     private readonly dispatcher: Dispatcher,
     private readonly undici: typeof import('undici'),
+    private readonly ca?: string,
   ) {}
 
   static async create(o: ClientOptions): Promise<KbClient> {
@@ -185,7 +209,7 @@ export class KbClient {
       // one is in flight): one keep-alive connection per run, reused deterministically
       connections: 1,
     });
-    return new KbClient(opts, dispatcher, undici);
+    return new KbClient(opts, dispatcher, undici, ca);
   }
 
   get traffic() {
@@ -246,6 +270,59 @@ export class KbClient {
   }
 
   /**
+   * Open a GET whose (large) body is read as a stream; no retries here. Without a proxy it goes
+   * through node:http(s): the body arrives as the socket's own chunks, where undici copies every
+   * byte into its WASM parser and out again (a 51 MB model: ~100 MB of copies and the GC
+   * churn of them, measured at 1/4 of the download's CPU). With a proxy variable set, undici's
+   * proxy agent carries it as every other request. Same timeouts, deadline and token.
+   */
+  async openStream(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply> {
+    if (proxyConfigured()) {
+      return streamReply(await this.open({ method: 'GET', ...spec }));
+    }
+    const remaining = this.remainingMs();
+    if (remaining <= 0) throw new SyncHttpError(`--max-time reached before GET ${spec.path}`, 'deadline');
+    const url = new URL(this.opts.baseUrl + spec.path);
+    const https = url.protocol === 'https:';
+    const mod = https ? await import('node:https') : await import('node:http');
+    // one keep-alive connection, as the undici dispatcher: blobs are fetched one after another
+    this.streamAgent ??= new mod.Agent({ keepAlive: true, maxSockets: 1, ...(https && this.ca ? { ca: this.ca } : {}) });
+    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
+    return new Promise<StreamReply>((resolve, reject) => {
+      const req = mod.request(url, { method: 'GET', headers: this.headers(spec.headers), agent: this.streamAgent!, signal, timeout: this.opts.headersTimeoutMs }, (res) => {
+        // from the answer on, the body timeout applies (time between two chunks)
+        req.setTimeout(this.opts.bodyTimeoutMs);
+        resolve({
+          statusCode: res.statusCode ?? 0,
+          headers: res.headers,
+          body: res,
+          discard: () =>
+            new Promise<void>((done) => {
+              res.on('end', done).on('error', () => done()).on('close', done);
+              res.resume();
+            }),
+        });
+      });
+      // connect, then the headers, then each body chunk within its timeout, or the socket dies
+      // with ETIMEDOUT (retryable, as undici's timeouts are)
+      const headersTimer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer headers within ${this.opts.headersTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.opts.headersTimeoutMs);
+      req.on('socket', (sock) => {
+        if (!sock.connecting) return; // a kept-alive connection
+        const connectTimer = setTimeout(() => req.destroy(Object.assign(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.opts.connectTimeoutMs);
+        sock.once('connect', () => clearTimeout(connectTimer)).once('close', () => clearTimeout(connectTimer));
+      });
+      req.on('response', () => clearTimeout(headersTimer));
+      req.on('close', () => clearTimeout(headersTimer));
+      req.on('timeout', () => req.destroy(Object.assign(new Error('connection timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (e) => {
+        clearTimeout(headersTimer);
+        reject(e);
+      });
+      req.end();
+    });
+  }
+
+  /**
    * One logical request with retries: network errors, 5xx, 429 (Retry-After) and timeouts are
    * retried with full-jitter exponential backoff until retries or the deadline run out.
    */
@@ -287,6 +364,7 @@ export class KbClient {
 
   async close(): Promise<void> {
     // destroy, not close: a cut connection must not keep the process waiting
+    this.streamAgent?.destroy();
     await this.dispatcher.destroy().catch(() => {});
   }
 }

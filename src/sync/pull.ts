@@ -17,7 +17,7 @@
 // already saw it fail (then the edge keeps what it runs: it does not retry a failed version by
 // itself) or the activation policy is manual.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, createReadStream } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, EXIT } from '../format/exit-codes.js';
 import type { TaskIndex } from '../format/index-manifest.js';
@@ -29,7 +29,8 @@ import { fsyncDir } from '../durable/atomic-write.js';
 import type { EdgeConfig, HomePaths } from '../store/home.js';
 import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
 import { carryLocalTasks, localTasks } from '../store/kept-tasks.js';
-import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
+import { sinkHashed } from './blob-sink.js';
+import { type KbClient, SyncHttpError, streamReply, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
   /** KB version number pulled and installed, null when the edge was current (304) */
@@ -242,14 +243,14 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           url = await presignedUrl(client, sha);
           if (url === null) presigned = false; // not offered: through the KB as usual
         }
-        const res = url ? await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {}) : await client.open({ method: 'GET', path: `/v1/blobs/${sha}`, headers });
+        const res = url ? streamReply(await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {})) : await client.openStream({ path: `/v1/blobs/${sha}`, headers });
         const status = res.statusCode;
         if (status === 200 || status === 206) {
           let offset = 0;
           if (status === 206) {
             const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(header(res.headers, 'content-range') ?? ''));
             if (!m || Number(m[1]) !== have) {
-              await res.body.dump().catch(() => {});
+              await res.discard();
               drop();
               throw new SyncHttpError(`blob ${sha.slice(0, 12)}: KB answered a range we did not ask for (${header(res.headers, 'content-range')})`, 'protocol');
             }
@@ -263,20 +264,21 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           let pos = offset;
           let refused: CliError | null = null;
           try {
-            for await (const chunk of res.body) {
-              const buf = chunk as Buffer;
-              if (pos + buf.length > size) throw new CliError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`, EXIT.VERIFY);
-              writeSync(fd, buf, 0, buf.length, pos);
-              hash.update(buf);
-              pos += buf.length;
-              received += buf.length;
-              client.countDown(buf.length);
-              onBytes(buf.length);
-            }
+            // hashed once as it arrives, written in large groups off the event loop (blob-sink.ts)
+            pos = await sinkHashed(res.body, fd, offset, hash, {
+              size,
+              tooLarge: () => new CliError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`, EXIT.VERIFY),
+              onBytes: (n) => {
+                received += n;
+                client.countDown(n);
+                onBytes(n);
+              },
+            });
             fsyncSync(fd);
           } catch (e) {
             if (e instanceof CliError) refused = e;
             else reason = describeError(e);
+            pos = fstatSync(fd).size;
           } finally {
             closeSync(fd);
           }
@@ -296,7 +298,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
             }
           }
         } else {
-          await res.body.dump().catch(() => {});
+          await res.discard();
           if (status === 416) {
             drop(); // our partial file does not fit the blob: restart it
             reason = 'HTTP 416';
