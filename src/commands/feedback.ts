@@ -41,11 +41,7 @@ ${EXIT_HELP}
     )
     .action(
       run(async (opts: FeedbackOpts, cmd: Command) => {
-        const [{ badLabel, describeForeign, firstUnknown, foreignLabels, parseLabelLines }, { Outbox }, { withHome }] = await Promise.all([
-          import('../store/feedback.js'),
-          import('../store/outbox.js'),
-          import('../store/open-home.js'),
-        ]);
+        const [{ badLabel, parseLabelLines, storeFeedback }, { withHome }] = await Promise.all([import('../store/feedback.js'), import('../store/open-home.js')]);
         const single = opts.sample !== undefined || opts.label !== undefined;
         if (single === (opts.file !== undefined)) throw new CliError('give either --sample ID --label L, or --file labels.jsonl', EXIT.USAGE);
         let items: LabelItem[];
@@ -66,28 +62,8 @@ ${EXIT_HELP}
           ({ items, errors } = parseLabelLines(text, file === '-' ? 'stdin' : file));
           if (errors.length && opts.strict) throw new CliError(`${errors[0]} (--strict: no label stored)`, EXIT.USAGE);
         }
-        const r = await withHome((cmd.optsWithGlobals() as FeedbackOpts).home, (h) => {
-          const outbox = new Outbox(h.db, h.paths, h.cfg);
-          if (opts.strict) {
-            // all or nothing: check every id before storing any label
-            const missing = firstUnknown(h.db, items);
-            if (missing) throw new CliError(`${opts.file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`, EXIT.FAILURE);
-          }
-          if (!opts.newClass) {
-            const foreign = foreignLabels(h.paths, h.db, items);
-            if (foreign.length && (single || opts.strict)) {
-              const f = foreign[0];
-              throw new CliError(`${single ? '' : `${opts.file}:${f.item.line}: `}${describeForeign(f)}${single ? '' : ' (--strict: no label stored)'}`, EXIT.USAGE);
-            }
-            const refused = new Set(foreign.map((f) => f.item));
-            for (const f of foreign) errors.push(`${opts.file}:${f.item.line}: ${describeForeign(f)}`);
-            items = items.filter((it) => !refused.has(it));
-          }
-          return outbox.setLabels(items);
-        });
-        const lineOf = new Map(items.map((it) => [it.id, it.line]));
-        for (const id of r.unknown) errors.push(single ? `unknown sample id ${id}` : `${opts.file}:${lineOf.get(id)}: unknown sample id ${id}`);
-        if (single && r.unknown.length) throw new CliError(`unknown sample id ${opts.sample} (not in the outbox: never logged, evicted, or deleted after upload)`);
+        const r = await withHome((cmd.optsWithGlobals() as FeedbackOpts).home, (h) => storeFeedback(h, { items, errors, file: opts.file, strict: opts.strict, newClass: opts.newClass }));
+        errors = r.errors;
         for (const e of errors) process.stderr.write(`sedna-ll: ${e}\n`);
         if (opts.json) record({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
         else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);

@@ -2,8 +2,10 @@
 // A labelled sample is worth more: it is kept longest under quota and its label goes to the KB
 // on the next sync (label_state 'pending').
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
+import { CliError, EXIT } from '../format/exit-codes.js';
 import type { DB } from './db.js';
-import type { HomePaths } from './home.js';
+import type { EdgeConfig, HomePaths } from './home.js';
+import { Outbox } from './outbox.js';
 import { activeVersion } from './versions.js';
 
 export interface LabelItem {
@@ -94,4 +96,41 @@ export function describeForeign(f: ForeignLabel): string {
 export function firstUnknown(db: DB, items: readonly LabelItem[]): LabelItem | undefined {
   const known = db.prepare('SELECT 1 FROM samples WHERE id = ?').pluck();
   return items.find((it) => !known.get(it.id));
+}
+
+/**
+ * Attach labels with the checks every caller needs. `file` names the input (undefined: one
+ * --sample label, whose refusal is an error). strict: no label is stored unless every id is
+ * known and every label allowed. A label outside its task's classes is refused unless newClass
+ * (one label or strict: an error; else its line is skipped). Returns the outbox's counts and
+ * every skipped line's reason (the parser's `errors` first).
+ */
+export function storeFeedback(
+  h: { paths: HomePaths; db: DB; cfg: EdgeConfig },
+  req: { items: LabelItem[]; errors: string[]; file: string | undefined; strict?: boolean; newClass?: boolean },
+): { updated: number; unchanged: number; unknown: string[]; errors: string[] } {
+  const { file } = req;
+  const single = file === undefined;
+  const errors = [...req.errors];
+  let items = req.items;
+  if (req.strict) {
+    // all or nothing: check every id before storing any label
+    const missing = firstUnknown(h.db, items);
+    if (missing) throw new CliError(`${file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`, EXIT.FAILURE);
+  }
+  if (!req.newClass) {
+    const foreign = foreignLabels(h.paths, h.db, items);
+    if (foreign.length && (single || req.strict)) {
+      const f = foreign[0];
+      throw new CliError(`${single ? '' : `${file}:${f.item.line}: `}${describeForeign(f)}${single ? '' : ' (--strict: no label stored)'}`, EXIT.USAGE);
+    }
+    const refused = new Set(foreign.map((f) => f.item));
+    for (const f of foreign) errors.push(`${file}:${f.item.line}: ${describeForeign(f)}`);
+    items = items.filter((it) => !refused.has(it));
+  }
+  const r = new Outbox(h.db, h.paths, h.cfg).setLabels(items);
+  const lineOf = new Map(items.map((it) => [it.id, it.line]));
+  for (const id of r.unknown) errors.push(single ? `unknown sample id ${id}` : `${file}:${lineOf.get(id)}: unknown sample id ${id}`);
+  if (single && r.unknown.length) throw new CliError(`unknown sample id ${items[0].id} (not in the outbox: never logged, evicted, or deleted after upload)`);
+  return { ...r, errors };
 }
