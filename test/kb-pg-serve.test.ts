@@ -1,0 +1,204 @@
+// `kb serve --store postgres://...` as replicas: the CLI contract end to end against a real
+// PostgreSQL (throw-away cluster, test/helpers/postgres.ts). No data directory anywhere: kb init
+// --store writes the private key only to --signing-key, two replicas serve the same database,
+// the admin token and pushes are shared, a replica killed with SIGKILL in the middle of pushes
+// loses nothing it acknowledged (every acknowledged id stored exactly once, counters = rows), and
+// a database that is down answers pushes with 503 + Retry-After.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
+import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+let idSeq = 0;
+
+function sample() {
+  const payload = randomBytes(3000);
+  return {
+    id: `pg-${process.pid}-${idSeq++}-${randomBytes(4).toString('hex')}`,
+    task: 'global',
+    attrs: { site: 'berlin' },
+    payload_kind: 'f32',
+    payload_b64: payload.toString('base64'),
+    payload_sha: sha(payload),
+    pred_label: 'a',
+    scores: [0.6, 0.4],
+    hard: false,
+    hard_reasons: [],
+    unseen: false,
+    unseen_reason: null,
+    kb_version: null,
+    created_at: Date.now(),
+  };
+}
+
+interface Replica {
+  url: string;
+  proc: ChildProcess;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `kb serve --store URL --blobs DIR` on a free port; resolves once it printed its JSON line */
+async function replica(store: string, blobs: string): Promise<Replica> {
+  const proc = sednaSpawn(['kb', 'serve', '--store', store, '--blobs', blobs, '--port', '0', '--log-level', 'warn']);
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { listening: string }).listening);
+    });
+    proc.once('exit', (c) => reject(new Error(`kb serve exited ${c}: ${err}`)));
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    url,
+    proc,
+    kill9: async () => {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function push(url: string, token: string, samples: unknown[]): Promise<Response> {
+  return fetch(`${url}/v1/samples`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ samples }) });
+}
+
+const missing = postgresMissing();
+
+describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, () => {
+  let pg: TestPostgres;
+  let tmp: { dir: string; cleanup: () => void };
+  let store: string;
+  let blobs: string;
+  let keyFile: string;
+  let admin: string;
+  let device: string;
+  const running: Replica[] = [];
+
+  before(async () => {
+    pg = await startPostgres();
+    tmp = tempDir('sedna-ll-kbpg-');
+    store = await pg.createDatabase();
+    blobs = join(tmp.dir, 'blobs');
+    keyFile = join(tmp.dir, 'signing.key');
+    const init = sedna(['kb', 'init', '--store', store, '--signing-key', keyFile, '--json']);
+    assert.equal(init.code, 0, init.stderr);
+    admin = (JSON.parse(init.stdout) as { admin_token: string }).admin_token;
+    const dev = sedna(['kb', 'device', 'add', 'gw-1', '--store', store, '--json']);
+    assert.equal(dev.code, 0, dev.stderr);
+    device = (JSON.parse(dev.stdout) as { token: string }).token;
+  });
+  after(async () => {
+    for (const r of running) if (r.proc.exitCode === null && r.proc.signalCode === null) await r.kill9();
+    await pg?.stop();
+    tmp?.cleanup();
+  });
+
+  test('kb init --store: the private key only in --signing-key (0600), again refused; bad --store is a usage error', () => {
+    assert.ok(existsSync(keyFile));
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const again = sedna(['kb', 'init', '--store', store, '--signing-key', join(tmp.dir, 'other.key')]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already a KB/);
+    const bad = sedna(['kb', 'device', 'ls', '--store', 'mysql://x/y']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--store .*expected postgres:\/\//);
+  });
+
+  test('two replicas share pushes and the admin token; one killed with SIGKILL mid-push loses nothing acknowledged', async () => {
+    const a = await replica(store, blobs);
+    const b = await replica(store, blobs);
+    running.push(a, b);
+    // the same sample through both replicas: stored once
+    const one = sample();
+    for (const r of [a, b]) {
+      const res = await push(r.url, device, [one]);
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { stored: string[] }).stored, [one.id]);
+    }
+    const stats = await fetch(`${b.url}/v1/admin/stats`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(stats.status, 200, 'replica b accepts the admin token from the database');
+    assert.equal(((await stats.json()) as { samples: number }).samples, 1);
+
+    // pushes to replica a in flight; a is killed after the first acknowledgements
+    const acked = new Set<string>();
+    const sent = new Set<string>();
+    let killed = false;
+    let firstAck!: () => void;
+    const gotAck = new Promise<void>((r) => (firstAck = r));
+    const worker = async () => {
+      while (!killed) {
+        const batch = Array.from({ length: 20 }, sample);
+        for (const s of batch) sent.add(s.id);
+        try {
+          const res = await push(a.url, device, batch);
+          if (res.status === 200) {
+            for (const id of ((await res.json()) as { stored: string[] }).stored) acked.add(id);
+            firstAck();
+          }
+        } catch {
+          return; // connection cut by the kill: nothing acknowledged for this batch
+        }
+      }
+    };
+    const workers = Array.from({ length: 4 }, worker);
+    await gotAck;
+    killed = true;
+    await a.kill9();
+    await Promise.all(workers);
+    assert.ok(acked.size > 0);
+
+    // every acknowledged id is in the database exactly once, counters = rows (read through b)
+    const { default: P } = await import('pg');
+    const c = new P.Client({ connectionString: store });
+    await c.connect();
+    try {
+      const r = await c.query('SELECT id, count(*)::int AS n FROM samples WHERE id = ANY($1::text[]) GROUP BY id', [[...acked]]);
+      assert.equal(r.rows.length, acked.size, 'every acknowledged id stored');
+      assert.ok(r.rows.every((x: { n: number }) => x.n === 1));
+      const rows = (await c.query('SELECT count(*)::int AS n FROM samples')).rows[0].n as number;
+      const counted = (await c.query("SELECT sum(value)::int AS n FROM counter_shards WHERE name = 'samples_new'")).rows[0].n as number;
+      assert.equal(counted, rows, 'samples_new = rows inserted');
+      assert.ok(rows <= sent.size + 1);
+    } finally {
+      await c.end();
+    }
+    const st = (await (await fetch(`${b.url}/v1/admin/stats`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { samples: number };
+    assert.ok(st.samples >= acked.size + 1, 'maintained totals include every acknowledged sample');
+    await b.stop();
+  });
+
+  test('database down: a push answers 503 with Retry-After; back up: the same push is stored', async () => {
+    const r = await replica(store, blobs);
+    running.push(r);
+    const s = sample();
+    pg.down();
+    try {
+      const res = await push(r.url, device, [s]);
+      assert.equal(res.status, 503, await res.clone().text());
+      assert.ok(Number(res.headers.get('retry-after')) > 0);
+      assert.match(((await res.json()) as { error: string }).error, /KB database unavailable/);
+    } finally {
+      pg.up();
+    }
+    // the pool reconnects on the next request
+    let res = await push(r.url, device, [s]);
+    for (let i = 0; i < 50 && res.status === 503; i++) res = await push(r.url, device, [s]);
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as { stored: string[] }).stored, [s.id]);
+    await r.stop();
+  });
+});
