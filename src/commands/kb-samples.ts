@@ -77,12 +77,18 @@ export function register(kb: Command): void {
             recordToStderr();
             return record({ exported: await exportSamples(store, process.stdout, filter), file: null });
           }
-          const { createWriteStream, renameSync } = await import('node:fs');
-          const tmp = `${o.output}.tmp-${process.pid}`;
-          const out = createWriteStream(tmp);
-          const n = await exportSamples(store, out, filter);
-          await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-          renameSync(tmp, o.output);
+          const [{ createWriteStream, rmSync }, { commitTemp, tempNameFor }] = await Promise.all([import('node:fs'), import('../durable/atomic-write.js')]);
+          const tmp = tempNameFor(o.output);
+          let n: number;
+          try {
+            const out = createWriteStream(tmp);
+            n = await exportSamples(store, out, filter);
+            await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+            commitTemp(tmp, o.output); // the file is whole or absent, even after a power cut
+          } catch (e) {
+            rmSync(tmp, { force: true });
+            throw e;
+          }
           if (o.json) return record({ exported: n, file: o.output });
           process.stderr.write(`${n} sample(s) written to ${o.output}\n`);
         });

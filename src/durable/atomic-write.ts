@@ -42,6 +42,16 @@ export function writeSynced(path: string, data: string | Buffer, mode = 0o644): 
   }
 }
 
+/**
+ * Make a finished temp file (written by a stream, a tar writer, ...; name it with tempNameFor)
+ * the file at `path`: fsync it, rename it over the name, fsync the directory.
+ */
+export function commitTemp(tmp: string, path: string): void {
+  fsyncFile(tmp);
+  renameSync(tmp, path);
+  fsyncDir(dirname(path));
+}
+
 export interface AtomicWriteOptions {
   /** file mode of the new file (default 0o644) */
   mode?: number;

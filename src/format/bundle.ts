@@ -7,10 +7,10 @@
 // the signature and every sha256 are verified; on any refusal the directory is removed.
 // tar is imported lazily (start-up time of the CLI).
 import { createHash, randomBytes } from 'node:crypto';
-import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
-import { fsyncFile } from '../durable/atomic-write.js';
+import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { TaskIndex } from './index-manifest.js';
 import { signBytes, verifyBytes } from './signature.js';
@@ -433,7 +433,7 @@ export interface BundleSource {
 }
 
 /**
- * Write a bundle to outFile atomically (temp file, fsync, rename). Model files are re-hashed
+ * Write a bundle to outFile atomically (temp file, fsync, rename, dir fsync). Model files are re-hashed
  * on the way in, so a bundle never carries a corrupt model. Returns the bundle's size and sha256.
  */
 export async function writeBundle(outFile: string, src: BundleSource, opts: { tmpRoot: string }): Promise<{ bytes: number; sha256: string }> {
@@ -441,7 +441,7 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
   const index = parseIndex(src.indexBytes, 'index.json');
   mkdirSync(opts.tmpRoot, { recursive: true });
   const stage = join(opts.tmpRoot, `bundle-out-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const tmpOut = `${outFile}.tmp-${process.pid}`;
+  const tmpOut = tempNameFor(outFile);
   try {
     mkdirSync(join(stage, 'models'), { recursive: true });
     writeFileSync(join(stage, BUNDLE_INDEX), src.indexBytes);
@@ -471,8 +471,7 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
     }
     mkdirSync(dirname(outFile), { recursive: true });
     await tar.c({ gzip: true, file: tmpOut, cwd: stage, portable: true, noDirRecurse: true }, names);
-    fsyncFile(tmpOut);
-    renameSync(tmpOut, outFile);
+    commitTemp(tmpOut, outFile);
     return { bytes: statSync(outFile).size, sha256: await sha256OfFile(outFile) };
   } finally {
     rmSync(stage, { recursive: true, force: true });
