@@ -25,18 +25,23 @@ describe('lock (sync CLI)', () => {
       assert.ok(existsSync(lockPath), 'first sync holds the lock');
       assert.equal(JSON.parse(readFileSync(lockPath, 'utf8')).pid, first.pid);
 
+      // once the first has pushed something, the link stalls: the first run is stuck mid-push,
+      // holding its lock, for as long as the rest takes (a hand-off, not a race against its speed)
+      const t2 = Date.now();
+      while ((await kbSamples(kb(), kb().deviceId)).length === 0 && first.exitCode === null && Date.now() - t2 < 120_000) await new Promise((r) => setTimeout(r, 50));
+      proxy.hold();
+      assert.equal(first.exitCode, null, 'the first sync is still running when the link stalls');
+
       const second = await sednaAsync(['sync', '--json'], { home: e.home });
       assert.equal(second.code, 6, second.stderr);
       assert.match(second.stderr, /locked: another sync is running \(pid \d+/);
       assert.equal(JSON.parse(second.stdout).exit, 6, '--json answers even when the run cannot start');
-      // exit 6 (not 0 after the first run ends) is the proof it did not wait for the lock
 
-      // kill -9 the holder mid-push (once it has pushed something): its lock file stays behind
-      const t2 = Date.now();
-      while ((await kbSamples(kb(), kb().deviceId)).length === 0 && first.exitCode === null && Date.now() - t2 < 120_000) await new Promise((r) => setTimeout(r, 50));
+      // kill -9 the holder mid-push: its lock file stays behind
       first.kill('SIGKILL');
       await new Promise((r) => first.on('close', r));
       assert.ok(existsSync(lockPath), 'a killed run leaves its lock file');
+      proxy.release();
 
       proxy.setPlan(() => ({ kind: 'none' }));
       const third = await sednaAsync(['sync', '--push-only', '--json'], { home: e.home });

@@ -47,6 +47,12 @@ export interface FaultProxy {
   setTransform(fn: ((dir: 'up' | 'down', chunk: Buffer, offset: number) => Buffer) | null): void;
   /** destroy every open connection now (e.g. together with a KB restart) */
   dropAll(): void;
+  /**
+   * stall the link: from now on no byte is relayed either way, on any connection, until
+   * release() (an explicit hand-off: a client stays stuck mid-request for as long as a test needs)
+   */
+  hold(): void;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +85,7 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
   let transform: ((dir: 'up' | 'down', chunk: Buffer, offset: number) => Buffer) | null = null;
   const stats: ProxyStats = { connections: 0, up: 0, down: 0, faults: { none: 0, 'cut-request': 0, 'cut-response': 0, delay: 0, 'hold-first': 0, http500: 0, 'lost-response': 0 } };
   const open = new Set<Socket>();
+  let held: (() => void)[] | null = null;
 
   const server: Server = createServer((client) => {
     const fault = plan(stats.connections++);
@@ -110,7 +117,15 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
     let upCount = 0;
     let downCount = 0;
     const relay = (from: Socket, to: Socket, dir: 'up' | 'down') => {
-      from.on('data', (raw: Buffer) => {
+      from.on('data', function onData(raw: Buffer) {
+        if (held) {
+          from.pause();
+          held.push(() => {
+            from.resume();
+            onData(raw);
+          });
+          return;
+        }
         const chunk = transform ? transform(dir, raw, dir === 'up' ? upCount : downCount) : raw;
         let out = chunk;
         if (dir === 'up' && fault.kind === 'cut-request' && upCount + chunk.length >= fault.at) {
@@ -171,6 +186,14 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
     },
     dropAll: () => {
       for (const s of open) s.destroy();
+    },
+    hold: () => {
+      held ??= [];
+    },
+    release: () => {
+      const waiting = held ?? [];
+      held = null;
+      for (const go of waiting) go();
     },
     close: async () => {
       for (const s of open) s.destroy();
