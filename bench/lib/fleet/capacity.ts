@@ -124,7 +124,11 @@ export function renderCapacity(c: ReturnType<typeof capacityModel>): string {
   for (const r of [head, ...rows]) lines.push(r.map((x, i) => x.padStart(w[i])).join('  '));
   const ro = c.rollout;
   lines.push(`rollout of a ${ro.model_mb} MB model to ${ro.devices} devices = ${ro.egress_gb} GB egress:`);
-  lines.push(`  streamed through the replicas: ${ro.streamed.replica_egress_gb} GB out of the replicas, ${ro.streamed.replica_cpu_core_hours} replica core-hours, ${ro.streamed.lb_cpu_core_hours} LB core-hours`);
+  lines.push(
+    Number.isFinite(ro.streamed.replica_egress_gb)
+      ? `  streamed through the replicas: ${ro.streamed.replica_egress_gb} GB out of the replicas, ${ro.streamed.replica_cpu_core_hours} replica core-hours, ${ro.streamed.lb_cpu_core_hours} LB core-hours`
+      : '  streamed through the replicas: not measured in this run (no pull phase)',
+  );
   lines.push(
     ro.presigned
       ? `  presigned URLs: ${ro.presigned.replica_egress_mb} MB out of the replicas, ${ro.presigned.replica_cpu_core_hours} replica core-hours; ${ro.presigned.object_store_egress_gb} GB from the object store (${ro.presigned.object_store_cpu_core_hours} core-hours of its processes)`

@@ -1,5 +1,5 @@
 // HAProxy (Debian's) in front of the KB replicas: round robin, health checks on /healthz every
-// 500 ms (a replica is out after 2 failed checks, back after 2 good ones), connection failures
+// second (a replica is out after 3 failed checks, back after 2 good ones), connection failures
 // redispatched to the other replica. Config and stats socket live in a temp dir; it runs in the
 // foreground (-db) as our child. Its stats (`show stat`) give the LB's own view: 5xx answered,
 // bytes sent to clients (egress), server state.
@@ -54,9 +54,12 @@ defaults
   timeout http-keep-alive 120s
   timeout queue 120s
   # a connection refused by a dead replica is retried on the other one at once (redispatch on
-  # every retry); an error on a live connection marks the server down before the health check does
+  # every retry), so the health check need not be fast; it must not be twitchy either: on a
+  # loaded machine a slow /healthz marked BOTH replicas down (inter 500ms, default check
+  # timeout = inter, fall 2) and HAProxy answered 503 itself
   option redispatch 1
   retries 3
+  timeout check 10s
 
 frontend kb
   bind 127.0.0.1:${port}
@@ -66,7 +69,7 @@ backend replicas
   balance roundrobin
   option httpchk GET /healthz
   http-check expect status 200
-  default-server inter 500ms fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down maxconn ${opts.maxconnPerServer ?? 256}
+  default-server inter 1s fall 3 rise 2 maxconn ${opts.maxconnPerServer ?? 256}
 ${servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check`).join('\n')}
 `,
   );
