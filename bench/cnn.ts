@@ -12,7 +12,7 @@
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 import { cnnGeometry, trainCnn } from '../src/learn/cnn.js';
 import { shuffleInPlace, train } from '../src/learn/trainer.js';
 import { argmaxRows, predictProba } from '../src/learn/dense.js';

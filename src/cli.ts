@@ -2,7 +2,7 @@
 // dependencies (onnxruntime-node, undici, tar, fastify) lazily inside their actions, so that
 // `sedna-ll --version` and `--help` stay fast for cron and scripts.
 import { Command, CommanderError } from 'commander';
-import { EXIT, EXIT_HELP } from './format/exit-codes.js';
+import { EXIT, EXIT_HELP } from './errors.js';
 import { packageVersion } from './version.js';
 
 interface CommandModule {

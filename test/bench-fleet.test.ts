@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { PUSH_SAMPLES_SCHEMA, UPLOAD_SAMPLE_SCHEMA } from '../src/format/protocol.js';
 import { readFrames } from '../src/format/sample-frames.js';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 import { makePayloadPool, makePushBody, sampleJson, uploadSample } from '../bench/lib/fleet/wire.js';
 import { kbSupports, postgresMissingHere, rgwMissing } from '../bench/lib/fleet/backends.js';
 import { ROOT, tempDir } from './helpers/cli.js';

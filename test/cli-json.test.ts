@@ -1,6 +1,6 @@
 // Machine output (issue 13, parts 1-2): every command with --json prints exactly ONE compact JSON
 // line (stdout; stderr for the data-streaming commands) that validates against its schema in
-// src/format/run-records.ts, follows the naming rule (snake_case keys, ISO-8601 times), and
+// src/commands/run-records.ts, follows the naming rule (snake_case keys, ISO-8601 times), and
 // README's JSON examples validate too. Runs against a real `kb serve`, a real edge home, real
 // ONNX models and SQLite files.
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import { ROOT, sedna, tempDir, type RunResult } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { makeEdge, type Edge } from './helpers/sync-edge.js';
-import { RECORD_COMMANDS, recordSchema } from '../src/format/run-records.js';
+import { RECORD_COMMANDS, recordSchema } from '../src/commands/run-records.js';
 
 const require = createRequire(import.meta.url);
 const Ajv = require('ajv').default;

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, acquireLockFile, processStartTime } from '../src/durable/lock.js';
 import { bootId, pidAlive, stampAlive } from '../src/durable/process.js';
-import { CliError } from '../src/format/exit-codes.js';
+import { CliError } from '../src/errors.js';
 import { ROOT, tempDir } from './helpers/cli.js';
 
 const holderFile = (dir: string, h: Record<string, unknown>) => {

@@ -1,4 +1,4 @@
-// How PNG colour types reach a model (src/runtime/image.ts + src/onnx/image-input.ts), with real
+// How PNG colour types reach a model (src/onnx/image.ts + src/onnx/image-input.ts), with real
 // PNG bytes (pngjs, and a hand-made palette PNG): the rule is PIL's convert("RGB") / convert("L"),
 // what a model trained with torchvision saw. Alpha is dropped (not composited), gray is copied to
 // R, G and B for a 3-channel model, colour is reduced to luma (0.299 R + 0.587 G + 0.114 B) for a

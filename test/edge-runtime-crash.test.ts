@@ -8,7 +8,7 @@ import { writeRandomMlp } from './helpers/models.js';
 import { makeHome } from './edge-runtime-fixtures.js';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths } from '../src/store/home.js';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 
 async function crashRound(home: string, seed: number, killAfterLines: number): Promise<{ printed: string[]; lines: number }> {
   const child = sednaSpawn(['infer', '--batch', '16'], { home });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 import type { TaskEntry, TaskIndex, UnseenConfig } from '../src/format/index-manifest.js';
 import {
   crossEntropyConfidence,
@@ -21,12 +21,13 @@ import {
   softmaxInPlace,
 } from '../src/runtime/filters.js';
 import { RateCapCounter } from '../src/runtime/rate-caps.js';
-import { TaskTable } from '../src/runtime/allocate.js';
+import { TaskTable } from '../src/format/allocate.js';
 import { detectUnseen } from '../src/runtime/unseen.js';
 import { npyRowFile, parseNpyHeader } from '../src/runtime/decode-npy.js';
-import { csvLayout, decodeCsvLine, splitCsvLine } from '../src/runtime/decode-csv.js';
+import { csvLayout, decodeCsvLine } from '../src/runtime/decode-csv.js';
+import { splitCsvLine } from '../src/format/csv.js';
 import { decodeJsonLine } from '../src/runtime/decode-jsonl.js';
-import { resizeToHwc } from '../src/runtime/image.js';
+import { resizeToHwc } from '../src/onnx/image.js';
 import { openEdgeDb } from '../src/store/db.js';
 import { tempDir } from './helpers/cli.js';
 

@@ -9,7 +9,7 @@ import { homePaths, type HomePaths } from '../src/store/home.js';
 import { activateVersion, activeVersion, installVersion, latestKbSeq, listVersions, nextLocalSeq } from '../src/store/versions.js';
 import { DEFAULT_ALLOCATION, DEFAULT_HARD, DEFAULT_UNSEEN, INDEX_FORMAT, type TaskIndex } from '../src/format/index-manifest.js';
 import { generateSigningKeys, signBytes } from '../src/format/signature.js';
-import { CliError, EXIT } from '../src/format/exit-codes.js';
+import { CliError, EXIT } from '../src/errors.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { tempDir } from './helpers/cli.js';
 

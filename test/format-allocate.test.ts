@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TaskTable } from '../src/format/allocate.js';
-import { TaskTable as RuntimeTaskTable } from '../src/runtime/allocate.js';
 import type { TaskEntry, TaskIndex } from '../src/format/index-manifest.js';
 
 function task(id: string, centroid: number[]): TaskEntry {
@@ -27,10 +26,6 @@ const index = (tasks: TaskEntry[]): TaskIndex => ({
   allocation: { method: 'centroid', attr_keys: [], space: 'input', fallback: null },
   unseen: { methods: ['attr'], combine: 'any' },
   hard_examples: [],
-});
-
-test('format/allocate is the table the runtime uses (re-exported, not copied)', () => {
-  assert.equal(RuntimeTaskTable, TaskTable);
 });
 
 test('a sample that fits no task centroid is refused, never sent to the first centroid task', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
-import { writeDenseOnnx } from '../src/format/onnx-writer.js';
+import { writeDenseOnnx } from '../src/onnx/writer.js';
 import { attrKey, normaliseAttrs, normaliseValue } from '../src/format/attrs.js';
 import { generateSigningKeys, signBytes, verifyBytes } from '../src/format/signature.js';
 

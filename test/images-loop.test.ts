@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
 import { cnnPredict, initCnn } from '../src/learn/cnn.js';
 import { writeCnnOnnx } from '../src/learn/cnn-onnx.js';
-import { writeDenseOnnx } from '../src/format/onnx-writer.js';
+import { writeDenseOnnx } from '../src/onnx/writer.js';
 import { jsonLines, sedna, tempDir } from './helpers/cli.js';
 import { shapeImages } from './helpers/images.js';
 

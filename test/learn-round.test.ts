@@ -186,7 +186,7 @@ function csvRows(site: string, angle: number, labelShift: number): string {
 const PLUGIN = `
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeDenseOnnx } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'format', 'onnx-writer.js')).href)};
+import { writeDenseOnnx } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'onnx', 'writer.js')).href)};
 const [dir, out, parent] = process.argv.slice(2);
 if (dir !== process.env.SEDNA_LL_TASK_DIR || out !== process.env.SEDNA_LL_OUT_DIR || parent !== process.env.SEDNA_LL_PARENT_MODEL) throw new Error('args and env disagree');
 const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));

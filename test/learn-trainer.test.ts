@@ -4,14 +4,14 @@ import { train, transferInit } from '../src/learn/trainer.js';
 import { archDims, predictProba, argmaxRows } from '../src/learn/dense.js';
 import { trainAll } from '../src/learn/pool.js';
 import { exportOnnx } from '../src/learn/export.js';
-import { readDenseOnnx } from '../src/learn/onnx-reader.js';
+import { readDenseOnnx } from '../src/onnx/reader.js';
 import { score } from '../src/learn/metrics.js';
 import { calibrate, quantile } from '../src/learn/calibrate.js';
 import { clusterAuto } from '../src/learn/cluster.js';
 import { evaluateWhen, inWindow, parseWhen, parseWindow } from '../src/learn/when.js';
 import { DEFAULT_GATE, gateDecide } from '../src/learn/gate.js';
 import { mcnemarMidP, pairedCompare } from '../src/learn/paired.js';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 import { siteBlobs } from './helpers/learn-data.js';
 
 const acc = (net: Parameters<typeof predictProba>[0], b: { X: Float32Array; y: Int32Array; n: number }, k = 4) =>

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { CachedRead } from '../src/format/cached-read.js';
+import { CachedRead } from '../src/metrics/cached-read.js';
 import { initKb } from '../src/kb/init.js';
 import { KbMetrics } from '../src/kb/metrics.js';
 import { openKbStore } from '../src/kb/open.js';

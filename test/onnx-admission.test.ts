@@ -7,7 +7,8 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sedna, tempDir } from './helpers/cli.js';
 import { randomLayer, writeRandomMlp } from './helpers/models.js';
-import { mulberry32, writeDenseOnnx } from '../src/format/onnx-writer.js';
+import { writeDenseOnnx } from '../src/onnx/writer.js';
+import { mulberry32 } from '../src/random.js';
 import { inspectModel } from '../src/onnx/ort.js';
 import { field, model, valueInfo } from './helpers/onnx-graph.js';
 

@@ -1,7 +1,7 @@
 // Offline bundles: hostile or damaged bundles are refused with exit 5 and leave the edge home
 // exactly as it was; a good one installs, exports and re-installs byte-identically.
 import assert from 'node:assert/strict';
-import { canaryBytes, signCanary } from '../src/format/bundle.js';
+import { canaryBytes, signCanary } from '../src/rollout/bundle.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';

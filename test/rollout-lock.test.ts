@@ -1,4 +1,4 @@
-// withRolloutLock (src/store/rollout-files.ts): what every install, activation, rollback, prune
+// withRolloutLock (src/rollout/files.ts): what every install, activation, rollback, prune
 // and sync runs inside. Real files, a real second process holding the lock, kill -9.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { homePaths } from '../src/store/home.js';
-import { withRolloutLock } from '../src/store/rollout-files.js';
+import { withRolloutLock } from '../src/rollout/files.js';
 import { tempDir } from './helpers/cli.js';
 
 const src = (f: string) => pathToFileURL(resolve('src', f)).href;
@@ -33,7 +33,7 @@ test('withRolloutLock: locked while another process holds it; after that holder 
     `import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { homePaths } from ${JSON.stringify(src('store/home.ts'))};
-import { withRolloutLock } from ${JSON.stringify(src('store/rollout-files.ts'))};
+import { withRolloutLock } from ${JSON.stringify(src('rollout/files.ts'))};
 const paths = homePaths(${JSON.stringify(join(tmp.dir, 'home'))});
 await withRolloutLock(paths, async () => {
   mkdirSync(join(paths.kb, '.tmp-7-' + process.pid + '-1'));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { CliError } from '../src/format/exit-codes.js';
+import { CliError } from '../src/errors.js';
 import { resolveColumns } from '../src/runtime/decode-csv.js';
 import { decodeJsonRecord } from '../src/runtime/decode-jsonl.js';
 import { type NpyHeader, npyItems, npyRowFile, parseNpyHeader } from '../src/runtime/decode-npy.js';

@@ -22,7 +22,7 @@ import { writeRandomMlp } from './helpers/models.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { randomPlan, startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { edgeIds, kbSamples, labelSamples, makeEdge, sednaAsync, seedOutbox, type Edge } from './helpers/sync-edge.js';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 import { kvGet, openEdgeDb } from '../src/store/db.js';
 import { homePaths } from '../src/store/home.js';
 

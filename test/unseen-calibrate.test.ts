@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { calibrate, calibrateCombined } from '../src/learn/calibrate.js';
 import { fitFeatureStats, jacobiEigen, topEigen } from '../src/learn/feature-stats.js';
 import { FeatureDistance, base64ToF32, f32ToBase64 } from '../src/format/feature-distance.js';
-import { mulberry32 } from '../src/format/onnx-writer.js';
+import { mulberry32 } from '../src/random.js';
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r());

@@ -7,7 +7,7 @@
 //           sampling (every sample seen so far has the same chance to be in it)
 //   joint   one model trained multi-epoch on all rounds' data at once (the upper bound; only
 //           the final accuracies exist, there is no sequence)
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 import { accuracy } from './metrics.js';
 import { concatSamples, DIM, selectSamples, type Samples } from './mnist.js';
 import type { Trainer } from './trainer.js';

@@ -8,7 +8,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 
 export const SIDE = 28;
 export const DIM = SIDE * SIDE;

@@ -9,8 +9,8 @@
 //   noise     uniform pixel noise
 //   permuted  test digits under a fixed random pixel permutation (not one of the sites')
 import type { TaskEntry, TaskIndex, UnseenConfig } from '../../src/format/index-manifest.js';
-import { mulberry32 } from '../../src/format/onnx-writer.js';
-import { sqDistance } from '../../src/runtime/allocate.js';
+import { mulberry32 } from '../../src/random.js';
+import { sqDistance } from '../../src/format/allocate.js';
 import { normalisedEntropy, top2 } from '../../src/runtime/filters.js';
 import { auroc, tprAtFpr } from './metrics.js';
 import { DIM, SIDE, loadMnist, permutation } from './mnist.js';

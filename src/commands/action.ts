@@ -2,7 +2,7 @@
 // Errors print as one line "sedna-ll: <message>" on stderr; CliError carries its exit code.
 // With --json the run's record (output.ts) is written when the action ends, failed or not.
 import { type Command, InvalidArgumentError } from 'commander';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { beginRecord, commandPath, errorPrefix, finishRecord, writeRecord } from './output.js';
 
 export { printList, record, recordError, recordToStderr } from './output.js';

@@ -2,7 +2,7 @@
 // itself (every command, subcommand and option as registered), so it cannot drift from the CLI.
 // The scripts are static: completing never starts node.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { run } from './action.js';
 
 interface Node {

@@ -2,7 +2,7 @@
 // key path, checked against its JSON Schema (src/store/config-schema.ts) before anything is written.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { record, run } from './action.js';
 
 const HELP = `

@@ -1,7 +1,7 @@
 // `sedna-ll feedback`: attach ground-truth labels to logged samples.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import type { LabelItem } from '../store/feedback.js';
 import { record, run } from './action.js';
 

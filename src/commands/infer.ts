@@ -1,7 +1,7 @@
 // `sedna-ll infer`: offline inference over a stream of samples (src/runtime/infer.ts).
 // The runtime (onnxruntime-node, better-sqlite3) is imported inside the action only.
 import { type Command, Option } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { intOption, record, recordToStderr, run } from './action.js';
 
 interface InferOpts {

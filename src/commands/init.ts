@@ -1,7 +1,7 @@
 // `sedna-ll init`: create the edge home, or update the settings given on an existing one.
 // Domain modules are imported inside the action so `sedna-ll --version` does not load them.
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { numOption, record, run } from './action.js';
 
 interface InitOpts {

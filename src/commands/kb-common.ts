@@ -45,7 +45,7 @@ export interface UnseenFlags {
 
 /** The parsed flags (usage errors name the flag), or {} when none was given. */
 export async function unseenRequest(o: UnseenFlags): Promise<import('../learn/unseen-settings.js').UnseenRequest> {
-  const { CliError, EXIT } = await import('../format/exit-codes.js');
+  const { CliError, EXIT } = await import('../errors.js');
   const { parseUnseenMethods, parseCombine } = await import('../learn/unseen-settings.js');
   try {
     const fpr = o.fpr === undefined ? undefined : Number(o.fpr);

@@ -1,7 +1,7 @@
 // `sedna-ll kb device add|ls|revoke|set`: enrol devices, list them, revoke their tokens, move
 // them between rollout channels. Works on the data directory directly (safe while serving: WAL).
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';

@@ -1,7 +1,7 @@
 // `sedna-ll kb channel add|ls`, `kb rollout`, `kb promote`, `kb fleet`, `kb bundle`: fleet
 // rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';

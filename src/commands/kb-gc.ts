@@ -1,6 +1,6 @@
 // `sedna-ll kb gc`: list (default) or remove (--delete) blobs nothing references.
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { intOption, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
@@ -27,7 +27,7 @@ ${EXIT_HELP}
     .action(
       run(async (o: { data?: string; delete?: boolean; dryRun?: boolean; grace: number; json?: boolean }) => {
         const { collectGarbage } = await import('../kb/gc.js');
-        const { humanBytes } = await import('../format/units.js');
+        const { humanBytes } = await import('../units.js');
         await kbOpen(o, async (store) => {
           const r = await collectGarbage(store, { dryRun: o.dryRun === true || o.delete !== true, graceMinutes: o.grace });
           if (o.json) return record(r);

@@ -1,7 +1,7 @@
 // `sedna-ll kb train | eval | versions [diff A B] | rounds`: the KB's learning side.
 // (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
@@ -42,7 +42,7 @@ interface TrainOpts extends UnseenFlags {
 }
 
 type RoundReport = import('../learn/round.js').RoundReport;
-type RoundOptions = import('../learn/round.js').RoundOptions;
+type RoundOptions = import('../learn/round-types.js').RoundOptions;
 
 /** The round report in the machine-output naming (the learner's own fields are camelCase). */
 function roundRecord(r: RoundReport) {

@@ -1,6 +1,6 @@
 // `sedna-ll kb publish`: a new signed KB version from the tasks registered in the KB.
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { record, run } from './action.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 

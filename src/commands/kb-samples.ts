@@ -1,7 +1,7 @@
 // `sedna-ll kb samples ls|export|import` and `sedna-ll kb label import`: what the edges uploaded,
 // initial training data, and ground-truth labels for training.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { intOption, printList, record, recordToStderr, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 import { printable } from './table.js';

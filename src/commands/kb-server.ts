@@ -1,6 +1,6 @@
 // `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
 import { type Command, Option } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { intOption, record, run } from './action.js';
 import { DATA_HELP } from './kb-common.js';
 import { LOG_LEVELS, type LogLevel } from '../kb/log.js';

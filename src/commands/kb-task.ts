@@ -1,6 +1,6 @@
 // `sedna-ll kb task add` (register a task model in the KB) and `sedna-ll kb tasks` (list them).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { collect, numOption, printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 

@@ -1,16 +1,16 @@
 // `sedna-ll model ...`: installed KB versions on this edge: list, install an offline bundle,
-// activate (with trial), roll back, verify, prune, export. Logic lives in store/rollout*.ts
-// and runtime/trial.ts; commands that change state run inside withRolloutLock (shared with sync).
+// activate (with trial), roll back, verify, prune, export. Logic lives in rollout/state.ts, rollout/files.ts
+// and rollout/trial.ts; commands that change state run inside withRolloutLock (shared with sync).
 import type { Command } from 'commander';
-import { EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT, EXIT_HELP } from '../errors.js';
 import type { OpenHome } from '../store/open-home.js';
 import { intOption, record, recordError, run } from './action.js';
 
 const home = (cmd: Command) => (cmd.optsWithGlobals() as { home?: string }).home;
 
-/** fn on the open edge home, holding the rollout lock (store/rollout-files.ts withRolloutLock). */
+/** fn on the open edge home, holding the rollout lock (rollout/files.ts withRolloutLock). */
 async function withLockedHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T>): Promise<T> {
-  const [{ withHome }, { withRolloutLock }] = await Promise.all([import('../store/open-home.js'), import('../store/rollout-files.js')]);
+  const [{ withHome }, { withRolloutLock }] = await Promise.all([import('../store/open-home.js'), import('../rollout/files.js')]);
   return withHome(home(cmd), (h) => withRolloutLock(h.paths, () => fn(h)));
 }
 
@@ -21,7 +21,7 @@ async function withReadHome<T>(cmd: Command, fn: (h: OpenHome) => Promise<T> | T
 
 const help = (text: string) => `\n${text}\n\n${EXIT_HELP}\n`;
 
-type Activation = import('../runtime/trial.js').ActivationResult;
+type Activation = import('../rollout/trial.js').ActivationResult;
 
 /** An activation in the machine-output naming (version, active_version, previous_version). */
 function activationRecord(r: Activation) {
@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .addHelpText('after', help(''))
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const { installedVersions } = await import('../store/rollout-files.js');
+        const { installedVersions } = await import('../rollout/files.js');
         return withReadHome(cmd, ({ paths, db }) => {
           const rows = installedVersions(paths, db);
           if (opts.json) return record({ versions: rows });
@@ -86,8 +86,8 @@ export function register(program: Command): void {
     .addHelpText('after', help('Examples:\n  sedna-ll model install /media/usb/kb-v12.tar.gz\n  sedna-ll model install kb-v12.tar.gz --activate --json\n\nA refused bundle (bad signature, checksum, unsafe or unexpected entry, size caps, truncated) exits 5 and leaves no trace.'))
     .action(
       run(async (bundle: string, opts: { activate?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
-        const { installBundle } = await import('../store/rollout-files.js');
-        const { activateWithTrial } = await import('../runtime/trial.js');
+        const { installBundle } = await import('../rollout/files.js');
+        const { activateWithTrial } = await import('../rollout/trial.js');
         return withLockedHome(cmd, async ({ paths, db, cfg }) => {
           const inst = await installBundle(paths, db, bundle, cfg);
           if (inst.canary_note) process.stderr.write(`sedna-ll: ${bundle}: ${inst.canary_note}\n`);
@@ -113,7 +113,7 @@ export function register(program: Command): void {
     .addHelpText('after', help('Examples:\n  sedna-ll model activate 12 --dry-run\n  sedna-ll model activate 12 --json\n  sedna-ll model activate 11 --force         # a version that failed before\n\nOn trial the version serves; after config rollout.trial_inferences inferences it is committed, or rolled back automatically if its unseen+hard rate is worse than the previous version\'s by more than rollout.trial_rate_factor.'))
     .action(
       run(async (version: string, opts: { dryRun?: boolean; force?: boolean; allowDowngrade?: boolean; json?: boolean }, cmd: Command) => {
-        const { activateWithTrial } = await import('../runtime/trial.js');
+        const { activateWithTrial } = await import('../rollout/trial.js');
         const go = async ({ paths, db, cfg }: OpenHome) => {
           const r = await activateWithTrial(paths, db, version, { config: cfg, dryRun: opts.dryRun, force: opts.force, allowDowngrade: opts.allowDowngrade, reason: 'model activate' });
           if (opts.json) record(activationRecord(r));
@@ -132,7 +132,7 @@ export function register(program: Command): void {
     .addHelpText('after', help(''))
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const { rollbackActive } = await import('../runtime/trial.js');
+        const { rollbackActive } = await import('../rollout/trial.js');
         return withLockedHome(cmd, async ({ db }) => {
           const r = rollbackActive(db);
           if (opts.json) record({ from_version: r.from, to_version: r.to });
@@ -148,7 +148,7 @@ export function register(program: Command): void {
     .addHelpText('after', help('Exits 5 when any problem is found.'))
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const { verifyInstalled } = await import('../store/rollout-files.js');
+        const { verifyInstalled } = await import('../rollout/files.js');
         return withReadHome(cmd, async ({ paths, db, cfg }) => {
           const r = await verifyInstalled(paths, db, cfg);
           if (opts.json) record(r);
@@ -171,7 +171,7 @@ export function register(program: Command): void {
     .addHelpText('after', help(''))
     .action(
       run(async (opts: { keep: number; json?: boolean }, cmd: Command) => {
-        const { pruneVersions } = await import('../store/rollout-files.js');
+        const { pruneVersions } = await import('../rollout/files.js');
         return withLockedHome(cmd, async ({ paths, db }) => {
           const r = pruneVersions(paths, db, opts.keep);
           if (opts.json) record(r);
@@ -189,7 +189,7 @@ export function register(program: Command): void {
     .addHelpText('after', help('A local version ("local-<n>") has no KB signature: its bundle cannot be installed elsewhere.'))
     .action(
       run(async (version: string, opts: { output: string; json?: boolean }, cmd: Command) => {
-        const { exportVersion } = await import('../store/rollout-files.js');
+        const { exportVersion } = await import('../rollout/files.js');
         return withReadHome(cmd, async ({ paths, db }) => {
           const r = await exportVersion(paths, db, version, opts.output);
           if (opts.json) record(r);

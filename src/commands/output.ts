@@ -4,13 +4,13 @@
 // Commands add their fields with record(); action.ts run() writes the line when the action ends
 // (also when it failed: then with exit and error), so no command prints JSON itself. Fields
 // follow one naming rule (snake_case, ISO-8601 UTC times, sizes in bytes as numbers); every
-// command's record is described in src/format/run-records.ts and test/cli-json.test.ts holds
+// command's record is described in src/commands/run-records.ts and test/cli-json.test.ts holds
 // them to it.
 //
 // Commands that stream data records on stdout (infer, samples export, kb samples export
 // without -o) keep stdout for the data: their run record goes to stderr, as its last line.
 import type { Command } from 'commander';
-import { EXIT } from '../format/exit-codes.js';
+import { EXIT } from '../errors.js';
 
 type Fields = Record<string, unknown>;
 

@@ -4,9 +4,10 @@ import type { Writable } from 'node:stream';
 // node:fs and node:events are loaded by Node's own start-up: importing them here is free
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import type { SampleState } from '../store/samples-query.js';
 import { intOption, printList, record, recordToStderr, run } from './action.js';
+import { humanBytes } from '../units.js';
 
 interface Opts {
   task?: string;
@@ -75,7 +76,7 @@ ${EXIT_HELP}
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: Opts, cmd: Command) => {
-        const [{ withHome }, { sampleStats }, { humanBytes, printRows }] = await load();
+        const [{ withHome }, { sampleStats }, { printRows }] = await load();
         const s = await withHome(home(cmd), (h) => sampleStats(h.db), { readonly: true });
         if (opts.json) return record(s);
         await printRows(s.tasks, {

@@ -1,6 +1,6 @@
 // `sedna-ll serve`: the long-running inference server (src/runtime/serve.ts), imported lazily.
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { intOption, run } from './action.js';
 
 interface ServeOpts {

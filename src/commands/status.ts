@@ -1,7 +1,8 @@
 // `sedna-ll status`: device, versions, tasks, outbox, quota, evictions, last sync.
 import type { Command } from 'commander';
-import { EXIT_HELP } from '../format/exit-codes.js';
+import { EXIT_HELP } from '../errors.js';
 import { record, run } from './action.js';
+import { humanBytes } from '../units.js';
 
 const EXAMPLES = `
 Examples:
@@ -18,7 +19,7 @@ export function register(program: Command): void {
     .addHelpText('after', `${EXAMPLES}\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const [{ withHome }, { edgeStatus }, { humanBytes, printRows }, { paint, verdict }] = await Promise.all([
+        const [{ withHome }, { edgeStatus }, { printRows }, { paint, verdict }] = await Promise.all([
           import('../store/open-home.js'),
           import('../store/status.js'),
           import('./table.js'),

@@ -1,6 +1,6 @@
 // `sedna-ll sync`: one-shot push of the outbox and pull of KB deltas (made for cron).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { resolveHome } from '../store/home.js';
 import { intOption, numOption, record, recordError, run } from './action.js';
 
@@ -76,7 +76,7 @@ ${EXIT_HELP}
         const result = await runSync({
           home: resolveHome(g.home),
           // loaded only when a pull activates (rollout.activate auto): push-only runs skip it
-          activate: async (...a) => (await import('../runtime/trial.js')).activateWithTrial(...a),
+          activate: async (...a) => (await import('../rollout/trial.js')).activateWithTrial(...a),
           pushOnly: opts.pushOnly,
           pullOnly: opts.pullOnly,
           batchSize: opts.batchSize,

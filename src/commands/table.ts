@@ -3,8 +3,6 @@
 // plain and stable.
 import { type Paint, paint } from './color.js';
 
-export { humanBytes, isoTime } from '../format/units.js';
-
 /** The colour codes color.ts (chalk) writes: bold, dim, red, green, yellow, cyan and their resets. */
 // eslint-disable-next-line no-control-regex
 const OUR_SGR = /(\x1b\[(?:1|2|22|31|32|33|36|39)m)/;

@@ -1,6 +1,6 @@
 // `sedna-ll task add MODEL.onnx --task ID`: register a local model as a task (a new local KB version).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../format/exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from '../errors.js';
 import { collect, numOption, record, run } from './action.js';
 
 interface AddOpts {

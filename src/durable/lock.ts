@@ -19,7 +19,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, read
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { type ProcessStamp, pidAlive, selfStamp, stampAlive } from './process.js';
 
 export { processStartTime } from './process.js';

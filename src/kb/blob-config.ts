@@ -5,7 +5,7 @@
 // "s3_endpoint"; credentials by the usual $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY
 // (/ $AWS_SESSION_TOKEN), region by $AWS_REGION ($AWS_DEFAULT_REGION, else us-east-1).
 import { tmpdir } from 'node:os';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { S3BlobStore } from './s3/blob-store.js';
 
 export interface BlobsChoice {

@@ -1,5 +1,5 @@
 // Device enrolment: a device is an id, a channel, and a bearer token the KB stores hashed.
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { ChannelStore, CounterStore, DeviceRecord, DeviceStore } from './store.js';
 
 /** what enrolment touches */

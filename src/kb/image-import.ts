@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { normaliseAttrs } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { validateImage } from '../onnx/image-input.js';
 import { importedSample } from './imported-sample.js';

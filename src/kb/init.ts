@@ -1,7 +1,7 @@
 // `kb init`: a new KB data directory with its store, ed25519 signing keys and admin token.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { generateSigningKeys } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { KB_FORMAT, isKb, kbConfigPath, openStore, resolveFlags, type KbConfig, type StoreFlags } from './open.js';

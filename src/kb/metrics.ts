@@ -7,8 +7,8 @@
 // current in between by this server's own writes (an import by another process shows within
 // that time); devices, versions and tasks are small tables, counted per scrape.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { CachedRead } from '../format/cached-read.js';
-import { LATENCY_BUCKETS, newRegistry } from '../format/prometheus.js';
+import { CachedRead } from '../metrics/cached-read.js';
+import { LATENCY_BUCKETS, newRegistry } from '../metrics/prometheus.js';
 import type { CounterStore, KbStats } from './store.js';
 
 /** How old the store totals may get before a scrape re-reads them. */

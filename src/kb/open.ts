@@ -8,7 +8,7 @@
 // ($SEDNA_LL_KB_SIGNING_KEY); the embedded default is DATA/keys/signing.key.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { chooseBlobs, openS3Blobs, type BlobsChoice } from './blob-config.js';
 import type { BlobStore } from './blob-store.js';
 import { kbPaths } from './paths.js';

@@ -5,7 +5,7 @@
 //   keys/signing.key (0600)   ed25519 private key (PKCS#8 PEM); keys/signing.pub: public key
 //   tmp/                      partial writes (same filesystem, so renames are atomic)
 import { resolve, join } from 'node:path';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 
 export function kbPaths(dataDir: string) {
   const data = resolve(dataDir);

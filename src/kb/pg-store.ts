@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { sha256Hex } from '../format/signature.js';
 import type { BlobStore } from './blob-store.js';
 import { PG_MIGRATIONS } from './pg-schema.js';

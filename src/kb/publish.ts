@@ -5,7 +5,7 @@
 // The version number is allocated inside the store transaction that stores the version
 // (VersionStore.nextVersion): two publishers at once (two trainers, a trainer and an operator)
 // get consecutive numbers, never the same one, never a gap.
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import {
   DEFAULT_ALLOCATION,
   DEFAULT_HARD,

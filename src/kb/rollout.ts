@@ -10,7 +10,7 @@
 // version again and the state records why. Devices that failed already rolled back locally;
 // the others get the channel's version at their next sync (channel fallback: they send the
 // version they run, `active`, and GET /v1/index answers the channel's index when it differs).
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { DeviceReport } from '../format/protocol.js';
 import { checkName } from './devices.js';
 import type { ChannelRecord, ChannelStore, CounterStore, DeviceRecord, DeviceStore, KbStore, VersionStore } from './store.js';

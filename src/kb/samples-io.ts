@@ -14,11 +14,11 @@ import { imageSample } from './image-import.js';
 import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
 import { splitCsvLine } from '../format/csv.js';
-import { lineChunks, lineTooLongReason } from '../format/lines.js';
-import { writeDrained } from '../format/write-drained.js';
+import { lineChunks, lineTooLongReason } from '../streams/lines.js';
+import { writeDrained } from '../streams/write-drained.js';
 import { IMPORT_ID_PREFIX } from './store.js';
 import type { CounterStore, NewSample, SampleFilter, SampleRecord, SampleStore } from './store.js';
 
@@ -26,7 +26,7 @@ const BATCH = 1000;
 
 export type BadLine = (line: number, reason: string) => void;
 
-/** Lines of file, numbered from 1; a line over the cap (format/lines.ts) comes as null. */
+/** Lines of file, numbered from 1; a line over the cap (streams/lines.ts) comes as null. */
 async function* lines(file: string): AsyncGenerator<[number, string | null]> {
   const input = createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {

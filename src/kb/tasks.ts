@@ -4,7 +4,7 @@
 // gets into the KB. Its probe run also gives the class count and the output kind.
 import { readFileSync } from 'node:fs';
 import { normaliseAttrs } from '../format/attrs.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { inspectModel } from '../onnx/ort.js';

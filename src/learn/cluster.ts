@@ -2,7 +2,7 @@
 // k chosen from the data by the mean silhouette over k = 2..kMax. k = 1 ("one group") wins
 // unless the best silhouette reaches minSilhouette (0.5 = "reasonable structure" on Kaufman &
 // Rousseeuw's scale), because silhouette is undefined for a single cluster.
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 
 export interface KMeansResult {
   k: number;

@@ -3,9 +3,9 @@
 // [N, C, H, W] float32, so the edge feeds images (preprocessing layout NCHW) or flat vectors of
 // C*H*W values unchanged. The reader understands exactly this graph (for transfer and scoring
 // without a runtime session); anything else returns null.
-import { appendDense, modelProto, node, PB, tensor, valueInfo } from '../format/onnx-writer.js';
+import { appendDense, modelProto, node, PB, tensor, valueInfo } from '../onnx/writer.js';
 import type { CnnNet, ConvLayer } from './cnn.js';
-import { parseGraph, readDenseChain } from './onnx-reader.js';
+import { parseGraph, readDenseChain } from '../onnx/reader.js';
 
 export function writeCnnOnnx(net: CnnNet, spec: { inputName: string; outputName: string; producer: string; metadata: Record<string, string> }): Buffer {
   const graph = new PB();

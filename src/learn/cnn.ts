@@ -6,7 +6,7 @@
 // start from a parent (transfer: conv weights copied, early convolutions optionally frozen),
 // and optional small random shifts of the training images (augmentation for small sets).
 // Deterministic: same data, options and seed give bit-identical weights on any thread.
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 import { col2im, gemm, gemmABt, im2col, maxPool, maxPoolBack, StrideTables, transpose } from './conv.js';
 import { initNet, netDims, softmaxRows, type DenseNet } from './dense.js';
 import { Arena } from './simd.js';

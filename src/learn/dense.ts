@@ -5,7 +5,7 @@
 // Layout: layer l maps inDim -> outDim with W row-major [inDim][outDim] (the layout
 // writeDenseOnnx stores for Gemm without transB) and bias b[outDim]. Hidden layers use ReLU,
 // the last layer yields logits; probabilities are softmax(logits).
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 import type { Arena } from './simd.js';
 
 export interface Layer {

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { normaliseAttrs } from '../format/attrs.js';
 import { TaskTable } from '../format/allocate.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import type { KbStore } from '../kb/store.js';
 import { preprocess } from './dataset.js';

@@ -3,7 +3,7 @@
 // A net with a hidden layer also outputs its last hidden activations ("features", second
 // output) for the feature-space unseen detector; the edge fetches it only when the index has
 // the task's feature statistics, and models without it keep working.
-import { FEATURES_OUTPUT, writeDenseOnnx } from '../format/onnx-writer.js';
+import { FEATURES_OUTPUT, writeDenseOnnx } from '../onnx/writer.js';
 import type { Preprocessing, TensorSpec } from '../format/index-manifest.js';
 import type { DenseNet } from './dense.js';
 import type { CnnNet } from './cnn.js';

@@ -5,7 +5,7 @@
 // dead units still gives an invertible metric.
 import { f32ToBase64 } from '../format/feature-distance.js';
 import type { FeatureStats } from '../format/index-manifest.js';
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 
 /** principal directions kept: 16 of a 128-wide layer hold most of the within-class variance */
 export const FEATURE_RANK = 16;

@@ -7,7 +7,7 @@ import { forwardRows, predictProba } from './dense.js';
 import { cnnPredict } from './cnn.js';
 import { readCnnOnnx, type ReadCnn } from './cnn-onnx.js';
 import { preprocess } from './dataset.js';
-import { readDenseOnnx, type ReadModel } from './onnx-reader.js';
+import { readDenseOnnx, type ReadModel } from '../onnx/reader.js';
 import { openSession, runRows, type OrtSession } from '../onnx/ort.js';
 
 export interface ScoringModel {

@@ -13,10 +13,6 @@ import { planRound } from './round-plan.js';
 import { recalibrateTasks, resolveUnseen } from './unseen-settings.js';
 import type { ClusterReport, RoundOptions, TaskOutcome } from './round-types.js';
 
-export { idRank, GLOBAL_TASK, type RoundOptions, type TaskOutcome } from './round-types.js';
-export { sharesFallback } from './round-select.js';
-export { taskIdForKey } from './round-define.js';
-
 export const DEFAULT_ROUND: RoundOptions = {
   minSamples: 10,
   arch: 'auto',

@@ -2,7 +2,7 @@
 // or Adam, L2 on weights, seeded init and shuffling, early stopping on a validation set with the
 // best weights restored. Deterministic: the same data, options and seed give bit-identical
 // weights, whichever thread runs it.
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 import { Arena } from './simd.js';
 import { EarlyStop } from './early-stop.js';
 import { archDims, cloneNet, gemmRows, gemmSparse, gemmTN, gemmTNSparse, initNet, sparseRows, sparseRowsSize, netDims, predictProba, sameDims, type Arch, type DenseNet } from './dense.js';

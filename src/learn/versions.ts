@@ -1,6 +1,6 @@
 // What the KB knows over time: published versions (which models changed), the diff of two
 // versions, and each task's learning history per round (kept in the task record by round.ts).
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import type { PairedResult } from './paired.js';
 import type { CounterStore, ModelStore, VersionStore } from '../kb/store.js';

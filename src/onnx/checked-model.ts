@@ -1,6 +1,6 @@
 // A model loaded for checks and canary computation, and the synthetic inputs used when a task
 // has no canary records. Both sides use it: the edge's health check before a version serves
-// (runtime/canary.ts checkVersion, via the rollout trial) and the KB when it computes a bundle's
+// (rollout/canary.ts checkVersion, via the rollout trial) and the KB when it computes a bundle's
 // expected canary outputs (kb/bundle.ts) — one code path, so the KB's expected outputs are what
 // the edge will compute. It lives in src/onnx/ (below runtime and kb) because kb must not import
 // runtime. onnxruntime-node is loaded lazily (ort.ts loadOrt) on the first load().
@@ -10,7 +10,7 @@
 // first output as probabilities (softmax applied when the model emits logits).
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
-import { mulberry32 } from '../format/onnx-writer.js';
+import { mulberry32 } from '../random.js';
 import { firstLine, loadOrt, ModelLoadError, openSession, type OrtModule } from './ort.js';
 import { vectorInput } from './vector-input.js';
 

@@ -4,7 +4,7 @@
 // model is trained on exactly the tensors the edge will feed it.
 import type { Preprocessing } from '../format/index-manifest.js';
 import { checkImage, DEFAULT_MAX_PIXELS } from '../format/image-header.js';
-import { decodeImage, resizeToHwc, type Rgba } from '../runtime/image.js';
+import { decodeImage, resizeToHwc, type Rgba } from './image.js';
 import { normalise } from './vector-input.js';
 
 /** The model input of a decoded image under preprocessing p (kind image, width and height set). */

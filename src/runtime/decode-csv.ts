@@ -2,13 +2,11 @@
 // name, by 1-based number ("3", "2-785"), or by a name range in header order ("px0..px783").
 // A column named "id" (if not selected otherwise) gives the sample id. Quoted fields ("a,b",
 // "" for a quote) are supported within a line; a record spanning lines is not. The line parser is
-// format/csv.ts, shared with the KB's CSV readers (re-exported here for callers of this module).
+// format/csv.ts, shared with the KB's CSV readers.
 import { normaliseValue } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { badRecord, f32Bytes, type Item } from './sample.js';
-
-export { splitCsvLine };
 
 /** Resolve a column spec against the header; throws a usage error naming the bad item. */
 export function resolveColumns(spec: string, header: string[], opt: string): number[] {

@@ -3,7 +3,7 @@
 // from the chunks as they arrive, so a multi-GB tensor never sits in memory.
 // The outbox payload of a row is itself a small .npy (shape (1, ...rest), original dtype).
 import type { Readable } from 'node:stream';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { badRecord, type Item } from './sample.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY

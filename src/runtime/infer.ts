@@ -6,8 +6,8 @@
 // no good one fails (exit 1): scripts must not take a wrong-format file for success.
 import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { CliError, EXIT } from '../format/exit-codes.js';
-import { writeDrained } from '../format/write-drained.js';
+import { CliError, EXIT } from '../errors.js';
+import { writeDrained } from '../streams/write-drained.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
 import { Pipeline, shouldCommit, type Outcome, type PreparedWindow } from './pipeline.js';

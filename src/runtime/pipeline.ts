@@ -9,15 +9,15 @@
 //   same transaction -> the remaining output lines, in input order.
 // A line saying "logged": true is built only after that transaction committed.
 import type { TaskEntry } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
-import { mulberry32 } from '../format/onnx-writer.js';
+import { CliError, EXIT } from '../errors.js';
+import { mulberry32 } from '../random.js';
 import type { DB } from '../store/db.js';
-import type { Allocation } from './allocate.js';
+import type { Allocation } from '../format/allocate.js';
 import { filterFires, invalidBoxes, invalidProbabilities, normalisedEntropy, softmaxInPlace, type Box } from './filters.js';
 import type { LogRecord, LogSink } from './log-sink.js';
 import { inputFor } from './preprocess.js';
 import { RateCapCounter } from './rate-caps.js';
-import { recordTrialOutcomes } from '../store/rollout.js';
+import { recordTrialOutcomes } from '../rollout/state.js';
 import type { Item, Sample } from './sample.js';
 import type { SessionCache } from './sessions.js';
 import type { RuntimeState } from './state.js';
@@ -398,7 +398,7 @@ export class Pipeline {
     }
 
     return windows.map((w, wi) => {
-      // trial of a newly activated version (store/rollout.ts): count this window's outcomes;
+      // trial of a newly activated version (rollout/state.ts): count this window's outcomes;
       // hard means "a filter fired" before rate caps (the model's quality, not the outbox budget)
       if (db) recordTrialOutcomes(db, state.versionId, w.nOk, w.nBad);
       const outcomes = w.outcomes as Outcome[];

@@ -6,7 +6,7 @@
 import type { TaskEntry } from '../format/index-manifest.js';
 import { rgbaToInput } from '../onnx/image-input.js';
 import { vectorInput } from '../onnx/vector-input.js';
-import { decodeImage, type Rgba } from './image.js';
+import { decodeImage, type Rgba } from '../onnx/image.js';
 import type { Sample } from './sample.js';
 
 const keys = new WeakMap<TaskEntry, string>();

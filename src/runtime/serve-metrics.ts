@@ -6,11 +6,11 @@
 // record). The outbox's sample counts need a scan of the samples table, so they are re-read at
 // most every OUTBOX_COUNTS_MAX_AGE_MS.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { CachedRead } from '../format/cached-read.js';
-import { LATENCY_BUCKETS, newRegistry } from '../format/prometheus.js';
+import { CachedRead } from '../metrics/cached-read.js';
+import { LATENCY_BUCKETS, newRegistry } from '../metrics/prometheus.js';
 import type { DB } from '../store/db.js';
 import type { Outbox, OutboxCounts } from '../store/outbox.js';
-import { parseTrial } from '../store/rollout.js';
+import { parseTrial } from '../rollout/state.js';
 import { getVersion } from '../store/versions.js';
 import { activeVersionId } from './state.js';
 
@@ -72,7 +72,7 @@ export class EdgeServeMetrics {
     evicted('outbox_evicted_samples_total', 'Samples evicted from the outbox by the quota since the home was created.', 'count');
     evicted('outbox_evicted_bytes_total', 'Bytes evicted from the outbox by the quota since the home was created.', 'bytes');
 
-    // the active version and its trial (src/runtime/trial.ts): point reads of kv and one row
+    // the active version and its trial (src/rollout/trial.ts): point reads of kv and one row
     const trial = () => {
       const id = activeVersionId(db);
       const row = id === null ? null : getVersion(db, id);

@@ -15,7 +15,7 @@
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { openHome } from '../store/open-home.js';

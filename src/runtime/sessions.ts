@@ -6,11 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { loadOrt, ModelLoadError, openSession, type OrtModule } from '../onnx/ort.js';
-
-// the loader lives in src/onnx/ort.ts (shared with store, kb and learn); re-exported for callers here
-export { disableOrtTelemetry, loadOrt, type OrtModule } from '../onnx/ort.js';
 
 /** A loaded model with what the pipeline needs to feed it. */
 export interface ModelSession {

@@ -4,13 +4,13 @@ import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { normaliseAttrs, parseAttrPairs } from '../format/attrs.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { csvLayout, decodeCsvLine } from './decode-csv.js';
 import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
-import { sniffImage } from './image.js';
+import { sniffImage } from '../onnx/image.js';
 import { checkImage, DEFAULT_MAX_PIXELS } from '../format/image-header.js';
-import { byteLineChunks, lineChunks, lineTooLongReason } from '../format/lines.js';
+import { byteLineChunks, lineChunks, lineTooLongReason } from '../streams/lines.js';
 import { badRecord, type Item } from './sample.js';
 
 export type InputFormat = 'jsonl' | 'csv' | 'npy' | 'image';
@@ -32,7 +32,7 @@ export interface SourceOptions {
 }
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
-/** Largest image file read (the decoded size is capped separately, runtime/image.ts). */
+/** Largest image file read (the decoded size is capped separately, onnx/image.ts). */
 const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
 
 export function detectFormat(file: string | undefined): InputFormat {

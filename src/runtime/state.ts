@@ -3,11 +3,11 @@
 // end, so it never sees half of an old index and half of a new one. Sessions live outside it
 // (SessionCache, keyed by model sha256) so a switch reuses every unchanged model.
 import type { HardFilterConfig, TaskEntry, TaskIndex } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { activeVersion } from '../store/versions.js';
-import { TaskTable } from './allocate.js';
+import { TaskTable } from '../format/allocate.js';
 import { filterNames } from './filters.js';
 import { sampleDimsOf } from './sessions.js';
 

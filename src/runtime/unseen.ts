@@ -17,7 +17,7 @@
 import { FeatureDistance } from '../format/feature-distance.js';
 import type { TaskEntry, UnseenConfig, UnseenMethod } from '../format/index-manifest.js';
 import { normalisedEntropy, top2 } from './filters.js';
-import { sqDistance } from './allocate.js';
+import { sqDistance } from '../format/allocate.js';
 
 export interface UnseenInput {
   unknownAttr: boolean;

@@ -1,6 +1,6 @@
 // Checking config.json against CONFIG_SCHEMA (through the ahead-of-time compiled validator, no
 // ajv at run time) and addressing its keys by dotted path ("upload.compress") for `sedna-ll config`.
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { validate } from './config-validator.gen.js';
 
 interface AjvError {

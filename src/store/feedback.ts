@@ -2,7 +2,7 @@
 // A labelled sample is worth more: it is kept longest under quota and its label goes to the KB
 // on the next sync (label_state 'pending').
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { DB } from './db.js';
 import type { EdgeConfig, HomePaths } from './home.js';
 import { Outbox } from './outbox.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../durable/atomic-write.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { checkConfig } from './config-check.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 

@@ -3,7 +3,7 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { keepPrivate, sqliteFiles } from './private-files.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { openEdgeDb } from './db.js';
 import { DEFAULT_CONFIG, type EdgeConfig, homePaths, loadConfig, saveConfig, saveToken } from './home.js';
 import { asStorageError } from './open-home.js';

@@ -8,7 +8,7 @@
 // probe run tells whether the first output already holds probabilities.
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { normaliseAttrs } from '../format/attrs.js';
 import {
   DEFAULT_ALLOCATION,

@@ -2,7 +2,7 @@
 // failures (busy / read-only / full disk / not a database) into one line naming the file.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { keepPrivate, sqliteFiles } from './private-files.js';
 import { type DB, openEdgeDb } from './db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, resolveHome } from './home.js';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { verifyBytes } from '../format/signature.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import { type DB, kvGet, logEvent } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { type HomePaths, loadConfig } from './home.js';

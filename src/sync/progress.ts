@@ -1,7 +1,7 @@
 // A tiny progress line on stderr, only when stderr is a TTY (cron and pipes stay quiet).
 // Hand-written (~30 lines) rather than cli-progress: one bar, redrawn at most 10x a second,
 // is all sync needs, and it keeps a dependency out of the start-up path.
-import { humanBytes as fmtBytes } from '../format/units.js';
+import { humanBytes as fmtBytes } from '../units.js';
 
 export interface Progress {
   update(label: string, done: number, total: number, unit?: 'items' | 'bytes'): void;

@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
 import { verifyBytes } from '../format/signature.js';
@@ -54,7 +54,7 @@ export interface PullResult {
 
 /**
  * Activates a pulled version through the rollout trial (health check before the pointer moves).
- * Passed in by the caller (the sync command passes runtime/trial.ts activateWithTrial): sync sits
+ * Passed in by the caller (the sync command passes rollout/trial.ts activateWithTrial): sync sits
  * beside runtime, not above it, so it must not import it. Returns 'fail' (never throws) when the
  * version's own check fails.
  */

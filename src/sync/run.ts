@@ -15,10 +15,10 @@
 //     NOT reported as "offline" (3): retrying never fixes a wrong or revoked token, so cron
 //     monitoring must see a hard failure, not a transient one.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CliError, EXIT, type ExitCode } from '../format/exit-codes.js';
+import { CliError, EXIT, type ExitCode } from '../errors.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
-import { withRolloutLock } from '../store/rollout-files.js';
+import { withRolloutLock } from '../rollout/files.js';
 import { listVersions } from '../store/versions.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
@@ -33,7 +33,7 @@ import { type FramingMode, negotiateFraming } from './negotiate.js';
 
 export interface SyncOptions {
   home: string;
-  /** activates a pulled version (config rollout.activate auto); the CLI passes runtime/trial.ts
+  /** activates a pulled version (config rollout.activate auto); the CLI passes rollout/trial.ts
    *  activateWithTrial — injected because sync must not import runtime */
   activate: ActivateVersion;
   pushOnly?: boolean;

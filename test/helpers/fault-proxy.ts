@@ -12,7 +12,7 @@
 //   lost-response relay the request fully; when the KB starts answering (it has committed by
 //                 then), drop both sides without relaying a byte: "server committed, response lost"
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 
 export type Fault =
   | { kind: 'none' }

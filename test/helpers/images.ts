@@ -1,7 +1,7 @@
 // Tiny synthetic image classes for CNN tests: a horizontal bar, a vertical bar, a hollow square
 // and a diagonal, at random positions with pixel noise, gray [1, size, size] in CHW order. A
 // shape's identity does not depend on its position, which is what convolutions are for.
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 
 export interface ImageSet {
   X: Float32Array;

@@ -3,7 +3,7 @@
 // by the site's angle and shifted by the site's offset. Sites with close angles are related
 // (transfer helps); far angles make a model of one site wrong on another. A label shift makes
 // sites conflict outright (same inputs, other labels): no single global model can serve them.
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 
 export interface SiteSpec {
   angle: number; // radians

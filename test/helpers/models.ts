@@ -1,7 +1,8 @@
 // Tiny ONNX models built on the fly for tests (never committed).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mulberry32, writeDenseOnnx, type DenseLayer } from '../../src/format/onnx-writer.js';
+import { writeDenseOnnx, type DenseLayer } from '../../src/onnx/writer.js';
+import { mulberry32 } from '../../src/random.js';
 
 export function randomLayer(inDim: number, outDim: number, rand: () => number, scale = 1): DenseLayer {
   return {

@@ -1,17 +1,18 @@
 // Fixtures for the rollout tests: signed task indexes over tiny real ONNX models, offline
-// bundles (good ones via src/format/bundle.ts, hostile ones hand-built with tar's Header), and
+// bundles (good ones via src/rollout/bundle.ts, hostile ones hand-built with tar's Header), and
 // edge homes initialised through the real CLI.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
-import type { CanaryRecord } from '../../src/format/bundle-layout.js';
-import { canaryBytes, signCanary, writeBundle } from '../../src/format/bundle.js';
+import type { CanaryRecord } from '../../src/rollout/bundle-layout.js';
+import { canaryBytes, signCanary, writeBundle } from '../../src/rollout/bundle.js';
 import { DEFAULT_HARD, INDEX_FORMAT, type TaskIndex } from '../../src/format/index-manifest.js';
-import { mulberry32, writeDenseOnnx } from '../../src/format/onnx-writer.js';
+import { writeDenseOnnx } from '../../src/onnx/writer.js';
+import { mulberry32 } from '../../src/random.js';
 import { generateSigningKeys, signBytes, type KeyPairPem } from '../../src/format/signature.js';
-import { CheckedModel } from '../../src/runtime/canary.js';
+import { CheckedModel } from '../../src/onnx/checked-model.js';
 import { sedna } from './cli.js';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openEdgeDb } from '../../src/store/db.js';
 import { homePaths, loadConfig, saveConfig, type EdgeConfig } from '../../src/store/home.js';
 import { Outbox } from '../../src/store/outbox.js';
-import { mulberry32 } from '../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../src/random.js';
 import { sedna, sednaSpawn, tempDir, type RunResult } from './cli.js';
 import { startTestKb, type TestKb, type TestKbOptions } from './kb-server.js';
 

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, Dispatcher } from 'undici';
-import { mulberry32 } from '../../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../../src/random.js';
 import { SIGNATURE_HEADER, type PushSamplesResponse } from '../../../src/format/protocol.js';
 import { verifyBytes } from '../../../src/format/signature.js';
 import type { Latencies } from './latency.js';

@@ -6,7 +6,7 @@
 // made once so the load generator spends its CPU on HTTP, not on random numbers and sha256.
 import { createHash } from 'node:crypto';
 import type { UploadSample } from '../../../src/format/protocol.js';
-import { mulberry32 } from '../../../src/format/onnx-writer.js';
+import { mulberry32 } from '../../../src/random.js';
 import { assembleFrames, encodeRecordHead, FRAMES_CONTENT_TYPE } from '../../../src/format/sample-frames.js';
 import { uuidv7 } from '../../../src/store/uuid7.js';
 

@@ -1,7 +1,7 @@
 // Bearer-token authentication of the KB server: device tokens and the admin token, checked in
 // onRequest, before any body is read. A route plugin adds one of these hooks to all its routes.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CachedRead } from '../../format/cached-read.js';
+import { CachedRead } from '../../metrics/cached-read.js';
 import type { DeviceRecord, KbStore } from '../store.js';
 import { bearerToken, hashToken, sameHash } from '../tokens.js';
 import { HttpError } from './http.js';

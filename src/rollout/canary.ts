@@ -8,12 +8,9 @@
 // which is applied exactly as the pipeline does); expected is the first output as
 // probabilities (softmax applied when the model emits logits).
 import { join } from 'node:path';
-import type { CanaryRecord } from '../format/bundle-layout.js';
+import type { CanaryRecord } from './bundle-layout.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { CheckedModel, syntheticInputs } from '../onnx/checked-model.js';
-
-// re-exported for callers of the check (test/helpers/rollout-fixtures.ts); kb imports onnx/ directly
-export { CheckedModel, syntheticInputs };
 
 export interface CheckPolicy {
   canary_tolerance: number;

@@ -2,7 +2,12 @@
 // KB's published models can seed transfer learning and be scored by the gate without a runtime
 // session. Only that graph shape is understood; anything else returns null and the caller falls
 // back to onnxruntime (evaluation) or a fresh start (transfer).
-import type { DenseNet, Layer } from './dense.js';
+import type { DenseLayer } from './writer.js';
+
+/** The dense chain read back: the same shape as learn/dense.ts's DenseNet (structural type). */
+export interface DenseNet {
+  layers: DenseLayer[];
+}
 
 class Reader {
   pos = 0;
@@ -231,7 +236,7 @@ export function readDenseOnnx(bytes: Buffer): ReadModel | null {
 /** The Gemm [-> Relu -> Gemm ...] [-> Softmax] chain that starts at tensor `from`, or null. */
 export function readDenseChain(g: ParsedGraph, from: string): { net: DenseNet; softmax: boolean; output: string; lastHidden: string | null } | null {
   const { nodes, inits } = g;
-  const layers: Layer[] = [];
+  const layers: DenseLayer[] = [];
   let cur = from;
   let softmax = false;
   let pendingRelu = false;

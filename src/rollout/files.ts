@@ -4,18 +4,18 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLE_CANARY, type CanaryRecord } from '../format/bundle-layout.js';
-import { canaryBytes, openBundle, parseCanary, writeBundle } from '../format/bundle.js';
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { BUNDLE_CANARY, type CanaryRecord } from './bundle-layout.js';
+import { canaryBytes, openBundle, parseCanary, writeBundle } from './bundle.js';
+import { CliError, EXIT } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { verifyBytes } from '../format/signature.js';
-import { type DB, kvGet } from './db.js';
+import { type DB, kvGet } from '../store/db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { withLock } from '../durable/lock.js';
 import { pidAlive } from '../durable/process.js';
-import type { EdgeConfig, HomePaths } from './home.js';
-import { deleteVersionRow, protectedVersions, versionStates } from './rollout.js';
-import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from './versions.js';
+import type { EdgeConfig, HomePaths } from '../store/home.js';
+import { deleteVersionRow, protectedVersions, versionStates } from './state.js';
+import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from '../store/versions.js';
 
 export function canaryPath(paths: HomePaths, id: string): string {
   return join(versionDir(paths, id), BUNDLE_CANARY);

@@ -12,8 +12,8 @@
 // recordTrialOutcomes() is called once per batch by src/runtime (cheap: one small transaction).
 // Counters are kept per version (kv outcomes_n:<id> / outcomes_bad:<id>) so the previous
 // version's unseen+hard rate is known when a new version goes on trial.
-import { type DB, kvGet, kvSet, logEvent } from './db.js';
-import { type VersionRow, activateVersion, getVersion } from './versions.js';
+import { type DB, kvGet, kvSet, logEvent } from '../store/db.js';
+import { type VersionRow, activateVersion, getVersion } from '../store/versions.js';
 
 /** What a version's trial records (kb_versions.trial). */
 export interface TrialRecord {

@@ -4,7 +4,7 @@
 //   1. re-hash the version's model files (they may have rotted since install);
 //   2. health check on the staged files: every model loads, canary records reproduce their
 //      outputs within config.rollout.canary_tolerance, one-sample latency <= max_latency_ms;
-//   3. only then the pointer moves (one SQLite transaction, store/rollout.ts startTrial): the
+//   3. only then the pointer moves (one SQLite transaction, rollout/state.ts startTrial): the
 //      version is active, in state 'trial', the old active kept as 'previous';
 //   4. the inference pipeline counts outcomes (recordTrialOutcomes); after
 //      config.rollout.trial_inferences inferences the version is committed, or rolled back
@@ -15,12 +15,12 @@
 // any moment leaves a version active that passed its check. A failed check marks the version
 // 'failed' with its reason and the active version never changes: the same end state as an
 // activate-then-roll-back, without the window.
-import { CliError, EXIT } from '../format/exit-codes.js';
+import { CliError, EXIT } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { kvGet } from '../store/db.js';
 import type { EdgeConfig, HomePaths } from '../store/home.js';
-import { markFailed, rollbackTx, startTrial } from '../store/rollout.js';
-import { readCanary, sha256File } from '../store/rollout-files.js';
+import { markFailed, rollbackTx, startTrial } from './state.js';
+import { readCanary, sha256File } from './files.js';
 import { getVersion, modelFile, readVersionIndex } from '../store/versions.js';
 import { type CheckReport, checkVersion } from './canary.js';
 

@@ -11,10 +11,10 @@ import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
-import { CliError, EXIT } from './exit-codes.js';
-import type { TaskIndex } from './index-manifest.js';
-import { signBytes, verifyBytes } from './signature.js';
-import { parseIndex } from './validate-index.js';
+import { CliError, EXIT } from '../errors.js';
+import type { TaskIndex } from '../format/index-manifest.js';
+import { signBytes, verifyBytes } from '../format/signature.js';
+import { parseIndex } from '../format/validate-index.js';
 
 export interface BundleLimits {
   /** entries in the archive (files + the models/ directory) */
