@@ -246,8 +246,12 @@ export async function importLabels(store: SampleStore & CounterStore, file: stri
       id = f[cols!.id];
       label = f[cols!.label];
     }
-    if (typeof id !== 'string' || !id) {
+    if (id === undefined || id === '') {
       bad(n, 'missing "id"');
+      continue;
+    }
+    if (!isSampleId(id)) {
+      bad(n, `"id" ${JSON.stringify(id)}: not a sample id (${SAMPLE_ID_RULE})`);
       continue;
     }
     if (typeof label !== 'string' || !label || label.length > 256) {
