@@ -20,8 +20,9 @@ import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
-import { decodeJsonRecord } from './decode-jsonl.js';
+import { decodeJsonBytes, decodeJsonRecord } from './decode-jsonl.js';
 import { Pipeline } from './pipeline.js';
+import { ServeBatcher } from './serve-batcher.js';
 import type { Item } from './sample.js';
 import { SessionCache } from './sessions.js';
 import { activeVersionId, loadRuntimeState, type RuntimeState } from './state.js';
@@ -188,10 +189,21 @@ export async function runServe(o: ServeOptions): Promise<void> {
     const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
+    // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
+    const batcher = new ServeBatcher(pipeline);
     let requests = 0;
 
     const handleInfer = async (req: IncomingMessage): Promise<[number, string]> => {
       const body = await readBody(req, o.maxBodyBytes);
+      // one record {"x":[...]}: parsed straight from the bytes (fast-json.ts: x into a
+      // Float32Array, no 784-number JS array); anything it does not take goes the JSON.parse way
+      // below, which also words the errors
+      let b0 = 0;
+      while (b0 < body.length && (body[b0] === 0x20 || body[b0] === 0x0a || body[b0] === 0x0d || body[b0] === 0x09)) b0++;
+      if (body[b0] === 0x7b) {
+        const fast = decodeJsonBytes(body, b0, body.length, 1, null, null);
+        if (fast && !fast.bad) return answer([{ ...fast, where: 'request' }], false);
+      }
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -202,14 +214,18 @@ export async function runServe(o: ServeOptions): Promise<void> {
       const recs = many ? (parsed as unknown[]) : [parsed];
       if (recs.length === 0) return [200, '[]'];
       const items: Item[] = recs.map((r, i) => decodeJsonRecord(r, many ? `record ${i + 1}` : 'request', many ? i + 1 : 1, null, null));
+      return answer(items, many);
+    };
+
+    const answer = async (items: Item[], many: boolean): Promise<[number, string]> => {
       await holder.tick();
       const state = holder.state; // this request's state, whatever happens to the holder meanwhile
       const t0 = performance.now();
-      const r = await pipeline.run(state, items);
-      const bad = r.outcomes.filter((oc) => oc.error !== undefined).length;
-      metrics.inference((performance.now() - t0) / 1000, r.outcomes.length - bad, bad);
-      const parts = r.outcomes.map((oc) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line));
-      if (!many) return [r.outcomes[0].error !== undefined ? 422 : 200, parts[0]];
+      const outcomes = await batcher.run(state, items);
+      const bad = outcomes.filter((oc) => oc.error !== undefined).length;
+      metrics.inference((performance.now() - t0) / 1000, outcomes.length - bad, bad);
+      const parts = outcomes.map((oc) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line));
+      if (!many) return [outcomes[0].error !== undefined ? 422 : 200, parts[0]];
       return [200, `[${parts.join(',')}]`];
     };
 
