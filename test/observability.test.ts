@@ -69,7 +69,8 @@ test('kb serve: JSON log lines with a request id per request, no token in the lo
     assert.match(String(r.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO-8601 UTC time');
   }
   const requests = records.filter((r) => r.msg === 'request');
-  const pushes = requests.filter((r) => r.route === '/v1/samples');
+  // the edge pushes binary sample frames to a KB that announces them (sync/negotiate.ts)
+  const pushes = requests.filter((r) => r.route === '/v1/sample-frames');
   assert.ok(pushes.length >= 1, 'the push is logged');
   for (const r of pushes) assert.deepEqual([r.status, r.device, typeof r.ms], [200, kb.deviceId, 'number']);
   assert.ok(requests.some((r) => r.route === '/v1/labels' && r.status === 200), 'the label push is logged');
@@ -92,7 +93,7 @@ test('kb serve: JSON log lines with a request id per request, no token in the lo
   assert.equal(metric(text, `${P}devices_active`), 1);
   assert.ok(metric(text, `${P}push_duration_seconds_count{kind="samples"}`)! >= 1, 'push latency histogram');
   assert.equal(metric(text, `${P}http_requests_total{method="GET",route="/v1/index",status="401"}`), 1);
-  assert.ok(metric(text, `${P}http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/v1/samples"}`)! >= 1, 'request latency histogram');
+  assert.ok(metric(text, `${P}http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/v1/sample-frames"}`)! >= 1, 'request latency histogram');
   assert.match(text, /^process_cpu_user_seconds_total /m, 'default process metrics');
   assert.match(text, /^nodejs_heap_size_used_bytes /m);
 });
