@@ -7,11 +7,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { verifyBytes } from '../src/format/signature.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let idSeq = 0;
@@ -199,6 +200,36 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
     for (let i = 0; i < 50 && res.status === 503; i++) res = await push(r.url, device, [s]);
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { stored: string[] }).stored, [s.id]);
+    await r.stop();
+  });
+
+  test('kb train / publish from another machine: without --signing-key nothing is trained; with it, a version every replica serves signed', async () => {
+    const db = await pg.createDatabase();
+    const env = { SEDNA_LL_KB_STORE: db, SEDNA_LL_KB_BLOBS: join(tmp.dir, 'blobs-train') };
+    const key = join(tmp.dir, 'train.key');
+    const init = sedna(['kb', 'init', '--signing-key', key, '--json'], { env });
+    assert.equal(init.code, 0, init.stderr);
+    const dev = JSON.parse(sedna(['kb', 'device', 'add', 'gw-t', '--json'], { env }).stdout) as { token: string; public_key: string };
+    const lines: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const c = i % 3;
+      lines.push(JSON.stringify({ x: [c + (i % 7) / 20, -c + (i % 5) / 20, (i % 11) / 10], label: String(c), attrs: { site: 'a' } }));
+    }
+    writeFileSync(join(tmp.dir, 'train.jsonl'), lines.join('\n') + '\n');
+    assert.equal(sedna(['kb', 'samples', 'import', join(tmp.dir, 'train.jsonl')], { env }).code, 0);
+    const noKey = sedna(['kb', 'train', '--json'], { env, timeoutMs: 300_000 });
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /holds no signing key/);
+    const train = sedna(['kb', 'train', '--json', '--signing-key', key], { env, timeoutMs: 300_000 });
+    assert.equal(train.code, 0, train.stderr);
+    const rec = JSON.parse(train.stdout) as { round: number; version: number };
+    assert.deepEqual([rec.round, rec.version], [1, 1], 'the refused run trained nothing: this is round 1');
+    const r = await replica(db, join(tmp.dir, 'blobs-train'));
+    running.push(r);
+    const res = await fetch(`${r.url}/v1/index?since=0`, { headers: { authorization: `Bearer ${dev.token}` } });
+    assert.equal(res.status, 200);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.ok(verifyBytes(bytes, res.headers.get('x-sedna-signature')!, dev.public_key), 'signed by the trainer, verified with the key kb device add handed out');
     await r.stop();
   });
 });

@@ -45,6 +45,10 @@ export interface RoundReport {
  * second round meanwhile fails with exit 6), so every caller (kb train, benches) gets it.
  */
 export async function runRound(store: KbStore, opts: Partial<RoundOptions> = {}): Promise<RoundReport> {
+  // a round may end by publishing: a process that cannot sign (a machine without
+  // --signing-key on a shared KB) fails before it trains, not after the round consumed its
+  // counters and stored models nobody can publish
+  await store.signingKey();
   // the store's lock: a file lock on the embedded backend, an advisory lock on PostgreSQL
   const release = await store.trainLock();
   try {
