@@ -110,3 +110,13 @@ test('the KB decoder skips an image of another size (reason names both sizes) un
   assert.deepEqual(first.preprocessing, { kind: 'image', width: 4, height: 2, channels: 3, scale: 1 / 255, layout: 'NCHW' });
   assert.match(first.decode(small) as string, /^image: 2x1, the KB's image models take 4x2/);
 });
+
+test('with nothing decided, the KB decodes with the preprocessing the edge logged for the sample', () => {
+  const big = PNG.sync.write(new PNG({ width: 4, height: 2 }));
+  const d = new ImageDecoder(null);
+  const logged: Preprocessing = { kind: 'image', width: 4, height: 2, channels: 1, layout: 'NCHW', scale: 1 / 255, mean: [0.5], std: [0.25] };
+  const x = d.decode(big, logged) as Float32Array;
+  assert.deepEqual(d.preprocessing, logged);
+  // pngjs's new image is all zeros: (0 * 1/255 - 0.5) / 0.25
+  near(x, new Array(8).fill(-2));
+});

@@ -25,6 +25,7 @@
 //   GET  /healthz, GET /metrics (Prometheus text)
 // Every device request carries Authorization: Bearer <device token>; the KB knows the device
 // from its token, so a device can only read and write its own data.
+import type { Preprocessing } from './index-manifest.js';
 
 export const PROTOCOL_VERSION = 'v1';
 /**
@@ -84,6 +85,8 @@ export interface UploadSample {
   kb_version: number | null;
   created_at: number;
   label?: string | null;
+  /** image samples: the preprocessing the edge's model used (the index's), sent with the bytes */
+  preprocessing?: Preprocessing;
 }
 
 export interface PushSamplesRequest {
@@ -134,6 +137,21 @@ export const UPLOAD_SAMPLE_SCHEMA = {
     kb_version: { type: ['integer', 'null'] },
     created_at: { type: 'integer' },
     label: { type: ['string', 'null'] },
+    preprocessing: {
+      type: 'object',
+      required: ['kind'],
+      additionalProperties: false,
+      properties: {
+        kind: { enum: ['vector', 'image'] },
+        scale: { type: 'number' },
+        mean: { type: 'array', maxItems: 3, items: { type: 'number' } },
+        std: { type: 'array', maxItems: 3, items: { type: 'number' } },
+        width: { type: 'integer', minimum: 1 },
+        height: { type: 'integer', minimum: 1 },
+        channels: { enum: [1, 3] },
+        layout: { enum: ['NCHW', 'NHWC'] },
+      },
+    },
   },
 } as const;
 

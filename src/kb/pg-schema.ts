@@ -108,4 +108,9 @@ export const PG_MIGRATIONS: string[] = [
   );
   CREATE INDEX events_kind ON events (kind, id);
   `,
+  // 2 (images): the preprocessing an edge's model used for an image sample (JSON text; NULL for
+  // vectors and imports without it), as SQLite's migration 2
+  `
+  ALTER TABLE samples ADD COLUMN preprocessing text;
+  `,
 ];

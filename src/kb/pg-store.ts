@@ -360,6 +360,7 @@ export class PgKbStore implements KbStore {
         created_at: s.created_at,
         label,
         label_source: label === null ? null : source,
+        preprocessing: s.preprocessing ? JSON.stringify(s.preprocessing) : null,
       });
     }
     if (!rows.length) return { stored: [], rejected, inserted: 0, labelled: 0 };
@@ -368,12 +369,12 @@ export class PgKbStore implements KbStore {
       await t.q.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_APP, LOCK.seq]);
       const ins = await t.q.query(
         `INSERT INTO samples (id, device_id, source, task, attrs, payload_kind, payload, payload_blob, payload_sha, payload_bytes, pred_label, scores,
-           hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at)
+           hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, preprocessing)
          SELECT x.id, $2, x.source, x.task, x.attrs, x.payload_kind, decode(x.payload, 'base64'), x.payload_blob, x.payload_sha, x.payload_bytes, x.pred_label, x.scores,
-           x.hard, x.hard_reasons, x.unseen, x.unseen_reason, x.kb_version, x.created_at, $3, x.label, x.label_source, CASE WHEN x.label IS NULL THEN NULL ELSE $3::bigint END
+           x.hard, x.hard_reasons, x.unseen, x.unseen_reason, x.kb_version, x.created_at, $3, x.label, x.label_source, CASE WHEN x.label IS NULL THEN NULL ELSE $3::bigint END, x.preprocessing
          FROM jsonb_to_recordset($1::jsonb) AS x(id text, source text, task text, attrs text, payload_kind text, payload text, payload_blob boolean,
            payload_sha text, payload_bytes integer, pred_label text, scores text, hard boolean, hard_reasons text, unseen boolean, unseen_reason text,
-           kb_version integer, created_at bigint, label text, label_source text, ord integer)
+           kb_version integer, created_at bigint, label text, label_source text, preprocessing text, ord integer)
          ORDER BY x.ord
          ON CONFLICT (id) DO NOTHING
          RETURNING id, label IS NOT NULL AS labelled`,

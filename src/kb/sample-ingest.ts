@@ -44,6 +44,7 @@ export function toNewSample(s: WireSample, payload: Buffer | null): NewSample | 
     created_at: s.created_at,
     label: s.label ?? null,
     source: 'edge',
+    ...(s.preprocessing ? { preprocessing: s.preprocessing } : {}),
   };
 }
 

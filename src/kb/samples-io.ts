@@ -10,6 +10,7 @@ import { createReadStream } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
+import type { Preprocessing } from '../format/index-manifest.js';
 import { imageSample } from './image-import.js';
 import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
@@ -77,7 +78,11 @@ function parseImageLine(o: Record<string, unknown>, label: string | null, attrs:
     bytes = Buffer.from(o.payload_b64, 'base64');
   }
   if (o.id !== undefined && !isSampleId(o.id)) return `"id" must be ${SAMPLE_ID_RULE}`;
+  // an exported edge sample carries the preprocessing the edge's model used: kept as it was
+  const pp = o.preprocessing === undefined ? undefined : imagePreprocessing(o.preprocessing);
+  if (typeof pp === 'string') return `"preprocessing": ${pp}`;
   const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels, o.task as string | undefined);
+  if (typeof s !== 'string' && pp) s.preprocessing = pp;
   return typeof s === 'string' ? `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}` : s;
 }
 
@@ -264,4 +269,20 @@ export async function importLabels(store: SampleStore & CounterStore, file: stri
   await flush();
   await store.logEvent('labels_import', { file: basename(file), stored: res.stored, newly_labelled: res.newly_labelled, unknown: res.unknown.length, skipped: res.skipped });
   return res;
+}
+
+/** A logged image preprocessing (as the edge uploads it), or why it is not one. */
+export function imagePreprocessing(v: unknown): Preprocessing | string {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'expected an object';
+  const p = v as Record<string, unknown>;
+  const posInt = (x: unknown) => Number.isInteger(x) && (x as number) >= 1;
+  const nums = (x: unknown) => x === undefined || (Array.isArray(x) && x.length <= 3 && x.every((n) => typeof n === 'number' && Number.isFinite(n)));
+  if (p.kind !== 'image' || !posInt(p.width) || !posInt(p.height)) return 'expected kind "image" with integer width and height';
+  if (p.channels !== undefined && p.channels !== 1 && p.channels !== 3) return 'channels must be 1 or 3';
+  if (p.layout !== undefined && p.layout !== 'NCHW' && p.layout !== 'NHWC') return 'layout must be NCHW or NHWC';
+  if ((p.scale !== undefined && (typeof p.scale !== 'number' || !Number.isFinite(p.scale))) || !nums(p.mean) || !nums(p.std)) return 'scale, mean, std must be finite numbers';
+  const known = new Set(['kind', 'width', 'height', 'channels', 'layout', 'scale', 'mean', 'std']);
+  const extra = Object.keys(p).find((k) => !known.has(k));
+  if (extra) return `unknown key "${extra}"`;
+  return p as unknown as Preprocessing;
 }

@@ -98,4 +98,9 @@ export const KB_MIGRATIONS: string[] = [
     detail TEXT NOT NULL DEFAULT '{}'
   );
   `,
+  // 2 (images): the preprocessing an edge's model used for an image sample (JSON; NULL for
+  // vectors and imports without it), stored and exported with the original bytes
+  `
+  ALTER TABLE samples ADD COLUMN preprocessing TEXT;
+  `,
 ];

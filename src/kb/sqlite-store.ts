@@ -111,8 +111,8 @@ export class SqliteKbStore implements KbStore {
     this.st = {
       insertSample: db.prepare(
         `INSERT INTO samples (id, device_id, source, task, attrs, payload_kind, payload, payload_blob, payload_sha, payload_bytes,
-           pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+           pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, preprocessing)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
       ),
       sampleOwner: db.prepare('SELECT device_id, label, payload_sha FROM samples WHERE id = ?'),
       setLabel: db.prepare('UPDATE samples SET label = ?, label_source = ?, labelled_at = ? WHERE id = ?'),
@@ -292,6 +292,7 @@ export class SqliteKbStore implements KbStore {
           label,
           label === null ? null : (s.source ?? (owner === null ? 'import' : 'edge')),
           label === null ? null : now,
+          s.preprocessing ? JSON.stringify(s.preprocessing) : null,
         );
         if (r.changes === 1) {
           inserted++;

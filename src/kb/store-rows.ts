@@ -10,7 +10,7 @@ export type Row = Record<string, any>;
 export const INLINE_PAYLOAD_MAX = 256 * 1024;
 
 export const SAMPLE_COLS =
-  'seq, id, device_id, source, task, attrs, payload_kind, payload_sha, payload_bytes, pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, assigned_task, split, used_in_round';
+  'seq, id, device_id, source, task, attrs, payload_kind, payload_sha, payload_bytes, pred_label, scores, hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, assigned_task, split, used_in_round, preprocessing';
 
 export function json<T>(s: string | null | undefined, dflt: T): T {
   if (s === null || s === undefined) return dflt;
@@ -55,6 +55,7 @@ export function toSample(r: Row): SampleRecord {
     split: r.split ?? null,
     used_in_round: r.used_in_round ?? null,
     seq: r.seq,
+    ...(r.preprocessing ? { preprocessing: json(r.preprocessing, undefined) } : {}),
   };
 }
 

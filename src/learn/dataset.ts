@@ -97,7 +97,7 @@ export async function loadSamples(store: SampleStore, opts: { image?: Preprocess
   for await (const page of store.scanSamples({}, { batch: 2000 })) {
     for (const { payload, ...rec } of page) {
       const buf = rec.payload_kind === 'none' ? null : payload;
-      const raw = isImageKind(rec.payload_kind) && buf ? images.decode(buf) : decodePayload(rec.payload_kind, buf);
+      const raw = isImageKind(rec.payload_kind) && buf ? images.decode(buf, rec.preprocessing) : decodePayload(rec.payload_kind, buf);
       if (typeof raw === 'string') skipped[raw] = (skipped[raw] ?? 0) + 1;
       else samples.push({ rec, raw });
     }

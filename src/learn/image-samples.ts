@@ -1,8 +1,8 @@
 // Image samples (PNG/JPEG payloads) as training data: which image preprocessing the KB decodes
 // them with, and the decode itself (the same code the edge runs, onnx/image-input.ts). The
 // preprocessing comes from the KB's pinned input space, else from a task model that takes images
-// (the index's preprocessing the edge used), else from the first image (its size and channels,
-// scale 1/255, NCHW).
+// (the index's preprocessing the edge used), else from the preprocessing the first image sample
+// was logged with by the edge, else from the first image (its size and channels, scale 1/255, NCHW).
 import type { Preprocessing } from '../format/index-manifest.js';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageHeader } from '../format/image-header.js';
 import type { TaskRecord } from '../kb/store.js';
@@ -38,10 +38,13 @@ export class ImageDecoder {
     private readonly resize = false,
   ) {}
 
-  decode(buf: Buffer): Float32Array | string {
+  /** `logged`: the preprocessing the edge's model used for this sample (uploaded with it), if any */
+  decode(buf: Buffer, logged?: Preprocessing | null): Float32Array | string {
     const h = checkImage(buf, this.maxPixels);
     if (typeof h === 'string') return `image: ${h}`;
-    if (!this.preprocessing) this.preprocessing = preprocessingFromHeader(h);
+    // nothing decided yet: what the edge fed its model (size, channels, normalisation) wins
+    // over a guess from the header, so the KB's first image model takes the tensors the edge's did
+    if (!this.preprocessing) this.preprocessing = logged && logged.kind === 'image' && logged.width && logged.height ? { ...logged } : preprocessingFromHeader(h);
     const p = this.preprocessing;
     if (!this.resize && (h.width !== p.width || h.height !== p.height)) return `image: ${h.width}x${h.height}, the KB's image models take ${p.width}x${p.height} (kb train --resize-images to resize)`;
     try {

@@ -372,6 +372,8 @@ export class Pipeline {
             unseenReason: sc.unseen.reason,
             hardness: hardnessOf(sc),
             kbVersion: state.versionId,
+            // an image is logged as its original bytes with the preprocessing its model used
+            ...(sc.s.image && sc.task ? { preprocessing: preprocessingJson(sc.task) } : {}),
           });
         }
       });
@@ -441,4 +443,12 @@ function hardnessOf(sc: Scored): number {
   } else h = normalisedEntropy(sc.probs);
   if (sc.unseen.unseen) h = Math.max(h, 0.5);
   return Math.min(1, Math.max(0, h));
+}
+
+const ppJson = new WeakMap<TaskEntry, string>();
+/** The index's preprocessing of a task's model as logged with image samples (JSON, once per entry). */
+function preprocessingJson(t: TaskEntry): string {
+  let j = ppJson.get(t);
+  if (j === undefined) ppJson.set(t, (j = JSON.stringify(t.model.preprocessing)));
+  return j;
 }

@@ -53,6 +53,8 @@ export interface LogRecord {
   /** 0..1, eviction value: higher is kept longer */
   hardness: number;
   kbVersion: string | null;
+  /** image samples: JSON of the preprocessing the model used (the index's), logged with the original bytes */
+  preprocessing?: string | null;
 }
 
 export interface LogResult {
@@ -93,8 +95,8 @@ export class Outbox {
     this.st = {
       upsert: db.prepare(
         `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, pred_label, scores,
-           hard, hard_reasons, unseen, unseen_reason, hardness, kb_version, created_at, payload_ext)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           hard, hard_reasons, unseen, unseen_reason, hardness, kb_version, created_at, payload_ext, preprocessing)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (task, payload_sha) DO UPDATE SET dup_count = dup_count + 1
          RETURNING id, dup_count, ${ROW_BYTES_SQL} AS acct`,
       ),
@@ -140,7 +142,7 @@ export class Outbox {
       // schema migration 4; NULL still means blobs/<sha>
       const row = this.st.upsert.get(
         p.id, p.sha, r.task ?? NO_TASK, p.attrs, r.payloadKind, inBlob ? null : EMPTY, r.payload.length, r.predLabel, p.scores,
-        r.hard ? 1 : 0, p.reasons, r.unseen ? 1 : 0, r.unseenReason, r.hardness, r.kbVersion, now, inBlob ? 0 : 1,
+        r.hard ? 1 : 0, p.reasons, r.unseen ? 1 : 0, r.unseenReason, r.hardness, r.kbVersion, now, inBlob ? 0 : 1, r.preprocessing ?? null,
       ) as { id: string; dup_count: number; acct: number };
       const duplicate = row.id !== p.id || row.dup_count > 0;
       if (!duplicate && !inBlob) this.st.putPayload.run(p.id, r.payload);

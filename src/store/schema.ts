@@ -98,4 +98,10 @@ export const MIGRATIONS: string[] = [
     DELETE FROM sample_payloads WHERE id = old.id;
   END;
   `,
+  // 5 (images): the preprocessing the model used for an image sample (JSON of the index's
+  // preprocessing: size, channels, scale, normalisation, layout), logged with its original bytes
+  // and uploaded with it, so the KB knows what the edge fed the model. NULL for vectors.
+  `
+  ALTER TABLE samples ADD COLUMN preprocessing TEXT;
+  `,
 ];

@@ -27,7 +27,7 @@ export type Framing = 'json' | 'frames';
 type Row = Pick<
   SampleRow,
   'id' | 'task' | 'attrs' | 'payload_kind' | 'payload_sha' | 'payload_bytes' | 'payload' | 'pred_label' | 'scores' | 'hard' | 'hard_reasons' | 'unseen' | 'unseen_reason' | 'kb_version' | 'created_at' | 'label'
-> & { rid: number };
+> & { rid: number; preprocessing: string | null };
 
 export interface WireBatch {
   ids: string[];
@@ -57,7 +57,7 @@ export class PushReader {
     this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.page = db.prepare(
       `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
-         unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label
+         unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label, preprocessing
        FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) AND rowid <= ? ORDER BY created_at, rowid LIMIT ?`,
     );
   }
@@ -105,6 +105,7 @@ export class PushReader {
           `"payload_sha":${JSON.stringify(r.payload_sha)},"pred_label":${str(r.pred_label)},"scores":${r.scores || '[]'},` +
           `"hard":${r.hard ? 'true' : 'false'},"hard_reasons":${r.hard_reasons || '[]'},"unseen":${r.unseen ? 'true' : 'false'},` +
           `"unseen_reason":${str(r.unseen_reason)},"kb_version":${kbv},"created_at":${r.created_at}` +
+          (payload && r.preprocessing ? `,"preprocessing":${r.preprocessing}` : '') +
           (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}');
         const head = encodeRecordHead(r.id, meta, payload ? payload.length : 0);
         frameParts.push(head);
@@ -125,6 +126,8 @@ export class PushReader {
           `"payload_sha":${JSON.stringify(r.payload_sha)},"pred_label":${str(r.pred_label)},"scores":${r.scores || '[]'},` +
           `"hard":${r.hard ? 'true' : 'false'},"hard_reasons":${r.hard_reasons || '[]'},"unseen":${r.unseen ? 'true' : 'false'},` +
           `"unseen_reason":${str(r.unseen_reason)},"kb_version":${kbv},"created_at":${r.created_at}` +
+          // the image's preprocessing goes with its bytes (not without them: it describes them)
+          (payload && r.preprocessing ? `,"preprocessing":${r.preprocessing}` : '') +
           (r.label !== null ? `,"label":${JSON.stringify(r.label)}}` : '}'),
       );
     }
