@@ -34,21 +34,27 @@ test('images: the edge logs and uploads each image with the preprocessing its mo
   writeFileSync(model, writeCnnOnnx(initCnn([1, 12, 12], [4, 8], [16], 4, 3), { inputName: 'input', outputName: 'probabilities', producer: 'test', metadata: {} }));
   const add = sedna(['task', 'add', model, '--task', 'global', '--fallback', '--preprocess-scale', String(1 / 255)], { home: edge.home });
   assert.equal(add.code, 0, add.stderr);
-  const files = join(dir, 'files');
-  mkdirSync(files);
   const s = shapeImages(8, 6);
   const bytes = new Map<string, Buffer>();
-  for (let i = 0; i < s.n; i++) {
-    const b = png(s.X.subarray(i * s.d, (i + 1) * s.d), 12);
-    bytes.set(`img${i}.png`, b);
-    writeFileSync(join(files, `img${i}.png`), b);
+  let logged = 0;
+  // two batches: one pushed as binary frames (the default), one as JSON (--framing json)
+  for (const [part, framing] of [['a', []], ['b', ['--framing', 'json']]] as const) {
+    const files = join(dir, `files-${part}`);
+    mkdirSync(files);
+    for (let i = 0; i < s.n / 2; i++) {
+      const k = part === 'a' ? i : i + s.n / 2;
+      const b = png(s.X.subarray(k * s.d, (k + 1) * s.d), 12);
+      bytes.set(`img${k}.png`, b);
+      writeFileSync(join(files, `img${k}.png`), b);
+    }
+    const inf = sedna(['infer', files, '--attrs', 'site=cam', '--json'], { home: edge.home });
+    assert.equal(inf.code, 0, inf.stderr);
+    const n = (JSON.parse(inf.stderr.trim().split('\n').pop()!) as { logged: number }).logged;
+    assert.ok(n > 0, `nothing logged: ${inf.stderr}`);
+    logged += n;
+    const sync = sedna(['sync', ...framing], { home: edge.home, timeoutMs: 300_000 });
+    assert.equal(sync.code, 0, sync.stderr);
   }
-  const inf = sedna(['infer', files, '--attrs', 'site=cam', '--json'], { home: edge.home });
-  assert.equal(inf.code, 0, inf.stderr);
-  const logged = (JSON.parse(inf.stderr.trim().split('\n').pop()!) as { logged: number }).logged;
-  assert.ok(logged > 0, `nothing logged: ${inf.stderr}`);
-  const sync = sedna(['sync'], { home: edge.home, timeoutMs: 300_000 });
-  assert.equal(sync.code, 0, sync.stderr);
 
   const exp = join(dir, 'export.jsonl');
   const e = kb.cli(['samples', 'export', '-o', exp]);
