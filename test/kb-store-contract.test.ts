@@ -249,7 +249,8 @@ for (const backend of BACKENDS) {
       after(() => o.cleanup());
       test('idempotent upsert, ownership, payloads inline and in blobs, labels, counters, paging', async () => {
         const big = randomBytes(INLINE_PAYLOAD_MAX + 1000);
-        const batch = [newSample('id-aaaaaaaa'), newSample('id-bbbbbbbb', big), newSample('id-cccccccc', null, { label: 'l1' })];
+        const pp = { kind: 'image' as const, width: 8, height: 8, channels: 1 as const, layout: 'NCHW' as const, scale: 1 / 255 };
+        const batch = [newSample('id-aaaaaaaa'), newSample('id-bbbbbbbb', big, { preprocessing: pp }), newSample('id-cccccccc', null, { label: 'l1' })];
         const r1 = await store.putSamples('dev-1', batch);
         assert.deepEqual([r1.stored, r1.inserted, r1.rejected], [batch.map((s) => s.id), 3, []]);
         const r2 = await store.putSamples('dev-1', batch);
@@ -259,6 +260,8 @@ for (const backend of BACKENDS) {
         assert.equal(r3.rejected[0].id, 'id-aaaaaaaa');
         assert.deepEqual(await store.samplePayload('id-aaaaaaaa'), batch[0].payload, 'never overwritten by another owner');
         assert.deepEqual(await store.samplePayload('id-bbbbbbbb'), big);
+        assert.deepEqual((await store.getSample('id-bbbbbbbb'))!.preprocessing, pp, 'an image sample keeps the preprocessing the edge logged');
+        assert.equal((await store.getSample('id-aaaaaaaa'))!.preprocessing, undefined);
         assert.ok(await store.blobs.has(sha(big)), 'a large payload lives in the blob store');
         assert.equal(await store.samplePayload('id-cccccccc'), null);
         assert.equal(await store.samplePayload('nope'), null);
