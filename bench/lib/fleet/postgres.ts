@@ -1,7 +1,9 @@
 // A throw-away PostgreSQL cluster for the fleet bench: initdb into a temp dir, pg_ctl start on a
 // free loopback port (no unix socket outside that dir), one database. Runs as the `postgres` OS
 // user when we are root (the server refuses to run as root). A detached watchdog stops and
-// removes the cluster when the bench process dies, even by kill -9.
+// removes the cluster when the bench process dies, even by kill -9. Not test/helpers/postgres.ts:
+// the bench measures a server with PostgreSQL's default settings (the test helper shrinks
+// shared_buffers for many clusters side by side) and needs the postmaster's pid for /proc.
 import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
