@@ -107,7 +107,11 @@ export async function openStore(flags: StoreFlags): Promise<KbStore> {
   const url = storeUrl(f);
   if (url) {
     const { PgKbStore } = await import('./pg-store.js');
-    return PgKbStore.open({ url, blobs: await openBlobStore(f), signingKey: f.signingKey });
+    // connections per process: a replica's concurrent requests beyond this queue for one
+    const pool = process.env.SEDNA_LL_KB_PG_POOL;
+    const poolSize = pool === undefined ? undefined : Number(pool);
+    if (poolSize !== undefined && !(Number.isInteger(poolSize) && poolSize > 0)) throw new CliError(`SEDNA_LL_KB_PG_POOL "${pool}": expected a positive integer`, EXIT.USAGE);
+    return PgKbStore.open({ url, blobs: await openBlobStore(f), signingKey: f.signingKey, poolSize });
   }
   if (!f.data) throw new CliError('no KB: pass --data DIR (embedded) or --store postgres://... (or set SEDNA_LL_KB_DATA / SEDNA_LL_KB_STORE)', EXIT.USAGE);
   return openKbStore(f.data, { blobs: { url: f.blobs, endpoint: f.s3Endpoint, publicEndpoint: f.s3PublicEndpoint }, createBucket: f.createBucket, signingKey: f.signingKey });
