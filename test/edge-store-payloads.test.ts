@@ -98,9 +98,9 @@ test('a database written before migration 4 keeps its inline payloads readable a
   // a schema-3 database (what an older sedna-ll left behind) with one inline row
   const db0 = openEdgeDb(dbPath);
   db0.close();
-  // roll the file back to version 3: drop what migration 4 added, insert an old-style row
+  // roll the file back to version 3: drop what migrations 4 and 5 added, insert an old-style row
   const raw = openEdgeDb(dbPath);
-  raw.exec('DROP TRIGGER samples_payload_gone; DROP TABLE sample_payloads; ALTER TABLE samples DROP COLUMN payload_ext;');
+  raw.exec('DROP TRIGGER samples_payload_gone; DROP TABLE sample_payloads; ALTER TABLE samples DROP COLUMN payload_ext; ALTER TABLE samples DROP COLUMN preprocessing;');
   raw.pragma('user_version = 3');
   raw
     .prepare(
