@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, acquireLockFile, processStartTime } from '../src/durable/lock.js';
 import { bootId, pidAlive, stampAlive } from '../src/durable/process.js';
-import { CliError } from '../src/errors.js';
+import { LockedError } from '../src/errors.js';
 import { ROOT, tempDir } from './helpers/cli.js';
 
 const holderFile = (dir: string, h: Record<string, unknown>) => {
@@ -18,7 +18,7 @@ const holderFile = (dir: string, h: Record<string, unknown>) => {
   writeFileSync(join(dir, 'sync.lock'), JSON.stringify({ name: 'sync', since: Date.now(), nonce: 'n-' + Math.random(), ...h }));
 };
 
-const locked = (e: unknown) => e instanceof CliError && e.code === 6;
+const locked = (e: unknown) => e instanceof LockedError;
 
 /** A pid that ran and is gone now. */
 function deadPid(): number {

@@ -9,7 +9,8 @@ import { homePaths, type HomePaths } from '../src/store/home.js';
 import { activateVersion, activeVersion, installVersion, latestKbSeq, listVersions, nextLocalSeq } from '../src/store/versions.js';
 import { DEFAULT_ALLOCATION, DEFAULT_HARD, DEFAULT_UNSEEN, INDEX_FORMAT, type TaskIndex } from '../src/format/index-manifest.js';
 import { generateSigningKeys, signBytes } from '../src/format/signature.js';
-import { CliError, EXIT } from '../src/errors.js';
+import { EXIT, ReportedError } from '../src/errors.js';
+import { exitCodeFor } from '../src/commands/action.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { tempDir } from './helpers/cli.js';
 
@@ -59,7 +60,7 @@ function index(version: number, origin: 'kb' | 'local', model: Buffer, extra: Pa
 }
 
 function rejects(fn: () => unknown, code: number, re: RegExp): void {
-  assert.throws(fn, (e: unknown) => e instanceof CliError && e.code === code && re.test(e.message));
+  assert.throws(fn, (e: unknown) => e instanceof ReportedError && exitCodeFor(e) === code && re.test(e.message));
 }
 
 test('installVersion: local versions need no signature; models are placed once, verified, content-addressed', () => {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { CliError } from '../src/errors.js';
+import { ReportedError, UsageError } from '../src/errors.js';
 import { resolveColumns } from '../src/runtime/decode-csv.js';
 import { decodeJsonRecord } from '../src/runtime/decode-jsonl.js';
 import { type NpyHeader, npyItems, npyRowFile, parseNpyHeader } from '../src/runtime/decode-npy.js';
@@ -68,7 +68,7 @@ test('npy: big-endian float64 rows are converted; a NaN row is a bad record; tru
   const long = npyFile({ dtype: 'f4', littleEndian: true, shape: [1, 2] }, f32le([1, 2, 3]));
   assert.deepEqual(vecs(await decodeNpy(long, 3)), [[1, 2], 'bad: 4 bytes after the last row']);
 
-  await assert.rejects(decodeNpy(long.subarray(0, 30), 7), (e: unknown) => e instanceof CliError && /truncated \.npy header/.test(e.message));
+  await assert.rejects(decodeNpy(long.subarray(0, 30), 7), (e: unknown) => e instanceof ReportedError && /truncated \.npy header/.test(e.message));
 });
 
 test('npy header: refusals name the file and the reason', () => {
@@ -119,7 +119,7 @@ test('CSV columns: names, 1-based numbers and ranges, name ranges in header orde
   assert.deepEqual(resolveColumns('3-5, 2', header, '--features'), [2, 3, 4, 1]);
   assert.deepEqual(resolveColumns('site,,label', header, '--attrs'), [1, 5]);
   assert.deepEqual(resolveColumns('6', header, '--features'), [5]);
-  const usage = (spec: string, re: RegExp) => assert.throws(() => resolveColumns(spec, header, '--features'), (e: unknown) => e instanceof CliError && e.code === 2 && re.test(e.message));
+  const usage = (spec: string, re: RegExp) => assert.throws(() => resolveColumns(spec, header, '--features'), (e: unknown) => e instanceof UsageError && re.test(e.message));
   usage('0', /--features "0": columns are 1\.\.6/);
   usage('5-3', /columns are 1\.\.6/);
   usage('7', /columns are 1\.\.6/);

@@ -1,8 +1,9 @@
 // The one place that turns a command's result or error into output and an exit code.
-// Errors print as one line "sedna-ll: <message>" on stderr; CliError carries its exit code.
+// Errors print as one line "sedna-ll: <message>" on stderr; exitCodeFor is the one mapping from
+// what went wrong (the error types of src/errors.ts) to the exit code (DESIGN.md).
 // With --json the run's record (output.ts) is written when the action ends, failed or not.
 import { type Command, InvalidArgumentError } from 'commander';
-import { CliError, EXIT } from '../errors.js';
+import { EXIT, type ExitCode, LockedError, OfflineError, UsageError, VerificationError } from '../errors.js';
 import { beginRecord, commandPath, errorPrefix, finishRecord, writeRecord } from './output.js';
 
 export { printList, record, recordError, recordToStderr } from './output.js';
@@ -23,7 +24,7 @@ export function run<A extends unknown[]>(fn: Action<A>): (...args: A) => Promise
       exit = typeof code === 'number' ? code : EXIT.OK;
     } catch (e) {
       const err = e as Error & { code?: unknown };
-      exit = e instanceof CliError ? e.code : EXIT.FAILURE;
+      exit = exitCodeFor(e);
       thrown = (err && err.message ? err.message : String(e)).split('\n')[0];
       process.stderr.write(`${await errorPrefix()} ${thrown}\n`);
       if (process.env.SEDNA_LL_DEBUG && err?.stack) process.stderr.write(err.stack + '\n');
@@ -31,6 +32,15 @@ export function run<A extends unknown[]>(fn: Action<A>): (...args: A) => Promise
     if (g.json) writeRecord(await finishRecord(commandPath(cmd), g.home, exit, thrown));
     process.exitCode = exit;
   };
+}
+
+/** The exit code for an error a command ended with; any other error, ours or not, is 1. */
+export function exitCodeFor(e: unknown): ExitCode {
+  if (e instanceof UsageError) return EXIT.USAGE;
+  if (e instanceof OfflineError) return EXIT.OFFLINE;
+  if (e instanceof VerificationError) return EXIT.VERIFY;
+  if (e instanceof LockedError) return EXIT.LOCKED;
+  return EXIT.FAILURE;
 }
 
 /** Collect repeated options (--attr a=b --attr c=d). */
@@ -42,7 +52,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function intOption(name: string, min = 0): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    // InvalidArgumentError: commander reports it and cli.ts turns it into exit 2 (a CliError
+    // InvalidArgumentError: commander reports it and cli.ts turns it into exit 2 (a UsageError
     // thrown from an option parser escapes commander and would exit 1)
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} "${v}": expected an integer >= ${min}`);
     return n;

@@ -2,7 +2,7 @@
 // itself (every command, subcommand and option as registered), so it cannot drift from the CLI.
 // The scripts are static: completing never starts node.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { run } from './action.js';
 
 interface Node {
@@ -111,7 +111,7 @@ ${EXIT_HELP}
     )
     .action(
       run((shell: string, _o: unknown, cmd: Command) => {
-        if (!Object.hasOwn(SHELLS, shell)) throw new CliError(`completion "${shell}": expected bash, zsh or fish`, EXIT.USAGE);
+        if (!Object.hasOwn(SHELLS, shell)) throw new UsageError(`completion "${shell}": expected bash, zsh or fish`);
         process.stdout.write(SHELLS[shell as keyof typeof SHELLS](walk(cmd.parent!)));
       }),
     );

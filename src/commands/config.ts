@@ -2,7 +2,7 @@
 // key path, checked against its JSON Schema (src/store/config-schema.ts) before anything is written.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import { record, run } from './action.js';
 
 const HELP = `
@@ -35,12 +35,12 @@ async function readRaw(cmd: Command): Promise<{ file: string; home: string; raw:
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ENOENT' ? `${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first` : `${file}: cannot read (${code})`, EXIT.USAGE);
+    throw new UsageError(code === 'ENOENT' ? `${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first` : `${file}: cannot read (${code})`);
   }
   try {
     return { file, home, raw: JSON.parse(text) };
   } catch (e) {
-    throw new CliError(`${file}: not valid JSON: ${(e as Error).message}`, EXIT.USAGE);
+    throw new UsageError(`${file}: not valid JSON: ${(e as Error).message}`);
   }
 }
 
@@ -59,7 +59,7 @@ export function register(program: Command): void {
         const { raw } = await readRaw(cmd);
         const path = keyPath(key);
         const v = getAt(raw, path) ?? getAt(DEFAULT_CONFIG, path);
-        if (v === undefined) throw new CliError(`config key "${key}": not set`, EXIT.FAILURE);
+        if (v === undefined) throw new ReportedError(`config key "${key}": not set`);
         if (o.json) return record({ key, value: v });
         process.stdout.write(show(v) + '\n');
       }),
@@ -74,7 +74,7 @@ export function register(program: Command): void {
         const [{ keyPath, setAt, parseValue, checkConfig }, { writeFileAtomic }] = await Promise.all([import('../store/config-check.js'), import('../durable/atomic-write.js')]);
         const { file, raw } = await readRaw(cmd);
         const path = keyPath(key);
-        if (path[0] === 'device_id' || path[0] === 'created_at') throw new CliError(`config key "${key}": set by init, not changeable`, EXIT.USAGE);
+        if (path[0] === 'device_id' || path[0] === 'created_at') throw new UsageError(`config key "${key}": set by init, not changeable`);
         const v = parseValue(value);
         const next = setAt(raw, path, v);
         checkConfig(next, file);

@@ -1,7 +1,7 @@
 // `sedna-ll feedback`: attach ground-truth labels to logged samples.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import type { LabelItem } from '../store/feedback.js';
 import { record, run } from './action.js';
 
@@ -43,13 +43,13 @@ ${EXIT_HELP}
       run(async (opts: FeedbackOpts, cmd: Command) => {
         const [{ badLabel, parseLabelLines, storeFeedback }, { withHome }] = await Promise.all([import('../store/feedback.js'), import('../store/open-home.js')]);
         const single = opts.sample !== undefined || opts.label !== undefined;
-        if (single === (opts.file !== undefined)) throw new CliError('give either --sample ID --label L, or --file labels.jsonl', EXIT.USAGE);
+        if (single === (opts.file !== undefined)) throw new UsageError('give either --sample ID --label L, or --file labels.jsonl');
         let items: LabelItem[];
         let errors: string[] = [];
         if (single) {
-          if (opts.sample === undefined || opts.label === undefined) throw new CliError('--sample and --label go together', EXIT.USAGE);
+          if (opts.sample === undefined || opts.label === undefined) throw new UsageError('--sample and --label go together');
           const bad = badLabel(opts.label);
-          if (bad) throw new CliError(`--label "${opts.label}": ${bad}`, EXIT.USAGE);
+          if (bad) throw new UsageError(`--label "${opts.label}": ${bad}`);
           items = [{ id: opts.sample, label: opts.label, line: 0 }];
         } else {
           const file = opts.file!;
@@ -57,10 +57,10 @@ ${EXIT_HELP}
           try {
             text = readFileSync(file === '-' ? 0 : file, 'utf8');
           } catch (e) {
-            throw new CliError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+            throw new UsageError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
           }
           ({ items, errors } = parseLabelLines(text, file === '-' ? 'stdin' : file));
-          if (errors.length && opts.strict) throw new CliError(`${errors[0]} (--strict: no label stored)`, EXIT.USAGE);
+          if (errors.length && opts.strict) throw new UsageError(`${errors[0]} (--strict: no label stored)`);
         }
         const r = await withHome((cmd.optsWithGlobals() as FeedbackOpts).home, (h) => storeFeedback(h, { items, errors, file: opts.file, strict: opts.strict, newClass: opts.newClass }));
         errors = r.errors;
@@ -68,7 +68,7 @@ ${EXIT_HELP}
         if (opts.json) record({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
         else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);
         // every line bad or unknown (a wrong-format file): a failure, so scripts do not take it for success
-        if (r.updated + r.unchanged === 0 && errors.length > 0) throw new CliError(`${opts.file}: no label stored, all ${errors.length} line(s) skipped`, EXIT.FAILURE);
+        if (r.updated + r.unchanged === 0 && errors.length > 0) throw new ReportedError(`${opts.file}: no label stored, all ${errors.length} line(s) skipped`);
       }),
     );
 }

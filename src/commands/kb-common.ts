@@ -45,7 +45,7 @@ export interface UnseenFlags {
 
 /** The parsed flags (usage errors name the flag), or {} when none was given. */
 export async function unseenRequest(o: UnseenFlags): Promise<import('../learn/unseen-settings.js').UnseenRequest> {
-  const { CliError, EXIT } = await import('../errors.js');
+  const { UsageError } = await import('../errors.js');
   const { parseUnseenMethods, parseCombine } = await import('../learn/unseen-settings.js');
   try {
     const fpr = o.fpr === undefined ? undefined : Number(o.fpr);
@@ -56,6 +56,6 @@ export async function unseenRequest(o: UnseenFlags): Promise<import('../learn/un
       ...(fpr !== undefined ? { fpr } : {}),
     };
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.USAGE);
+    throw new UsageError((e as Error).message);
   }
 }

@@ -1,7 +1,7 @@
 // `sedna-ll kb channel add|ls`, `kb rollout`, `kb promote`, `kb fleet`, `kb bundle`: fleet
 // rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
@@ -9,7 +9,7 @@ const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
 
 function versionArg(v: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`version "${v}": expected a KB version number >= 1`, EXIT.USAGE);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`version "${v}": expected a KB version number >= 1`);
   return n;
 }
 

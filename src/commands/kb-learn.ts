@@ -1,7 +1,7 @@
 // `sedna-ll kb train | eval | versions [diff A B] | rounds`: the KB's learning side.
 // (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
@@ -13,7 +13,7 @@ function usage<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.USAGE);
+    throw new UsageError((e as Error).message);
   }
 }
 
@@ -57,17 +57,17 @@ function roundRecord(r: RoundReport) {
 /** The round's options from the flags; a bad value is a usage error naming its flag. */
 async function roundOptions(o: TrainOpts): Promise<Partial<RoundOptions>> {
   const [{ parseMetric }, { parseAlpha }, { parseShape }] = await Promise.all([import('../learn/metrics.js'), import('../learn/gate.js'), import('../learn/arch-choice.js')]);
-  if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new CliError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`, EXIT.USAGE);
+  if (!['auto', 'mlp', 'softmax', 'cnn'].includes(o.arch)) throw new UsageError(`--arch "${o.arch}": expected auto, softmax, mlp or cnn`);
   const sizes = (flag: string, text: string) => {
     const v = text.split(',').map((s) => Number(s.trim()));
-    if (!v.length || v.some((h) => !Number.isInteger(h) || h < 1)) throw new CliError(`${flag} "${text}": expected positive integers, e.g. 128,64`, EXIT.USAGE);
+    if (!v.length || v.some((h) => !Number.isInteger(h) || h < 1)) throw new UsageError(`${flag} "${text}": expected positive integers, e.g. 128,64`);
     return v;
   };
   const hidden = sizes('--hidden', o.hidden);
   const filters = sizes('--filters', o.filters ?? '8,16');
   const inputShape = o.inputShape ? usage(() => parseShape(o.inputShape!)) : null;
   const gate = { metric: usage(() => parseMetric(o.metric)), alpha: usage(() => parseAlpha(o.gateAlpha)) };
-  if (!(o.heldout > 0 && o.heldout < 1)) throw new CliError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`, EXIT.USAGE);
+  if (!(o.heldout > 0 && o.heldout < 1)) throw new UsageError(`--heldout "${o.heldout}": expected a fraction between 0 and 1`);
   const unseen = await unseenRequest(o);
   return {
     minSamples: o.minSamples,

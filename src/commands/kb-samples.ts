@@ -1,7 +1,7 @@
 // `sedna-ll kb samples ls|export|import` and `sedna-ll kb label import`: what the edges uploaded,
 // initial training data, and ground-truth labels for training.
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT, EXIT_HELP, UsageError } from '../errors.js';
 import { intOption, printList, record, recordToStderr, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 import { printable } from './table.js';
@@ -14,7 +14,7 @@ interface FilterOpts {
 }
 
 function filterOf(o: FilterOpts): import('../kb/store.js').SampleFilter {
-  if (o.labelled && o.unlabelled) throw new CliError('--labelled and --unlabelled exclude each other', EXIT.USAGE);
+  if (o.labelled && o.unlabelled) throw new UsageError('--labelled and --unlabelled exclude each other');
   return { device: o.device, task: o.task, labelled: o.labelled ? true : o.unlabelled ? false : undefined };
 }
 
@@ -109,7 +109,7 @@ export function register(kb: Command): void {
         const { importSamples } = await import('../kb/samples-io.js');
         const { importImageDir, isDirectory } = await import('../kb/image-import.js');
         const dir = isDirectory(file);
-        if (o.labels && !dir) throw new CliError(`--labels is for a directory of images; ${file} is not a directory`, EXIT.USAGE);
+        if (o.labels && !dir) throw new UsageError(`--labels is for a directory of images; ${file} is not a directory`);
         // the callback's exit code is the command's (a bare `await` dropped it: junk exited 0)
         return kbOpen(o, async (store) => {
           const r = dir

@@ -1,6 +1,6 @@
 // `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
 import { type Command, Option } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import { intOption, record, run } from './action.js';
 import { DATA_HELP } from './kb-common.js';
 import { LOG_LEVELS, type LogLevel } from '../kb/log.js';
@@ -27,7 +27,7 @@ ${EXIT_HELP}\n`,
         const { initKb, initSharedKb } = await import('../kb/init.js');
         let r;
         if (storeUrl(resolveFlags(o))) {
-          if (o.force) throw new CliError('--force is not for --store (drop and create the database to start over)', EXIT.USAGE);
+          if (o.force) throw new UsageError('--force is not for --store (drop and create the database to start over)');
           r = await initSharedKb({ ...o, createBucket: true });
         } else {
           const { resolveKbData } = await import('../kb/paths.js');
@@ -72,14 +72,14 @@ ${EXIT_HELP}\n`,
     )
     .action(
       run(async (o: { data?: string; store?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; bodyLimit?: number; logLevel: LogLevel; verbose?: boolean; openMetrics?: boolean; blobs?: string; s3Endpoint?: string; s3PublicEndpoint?: string; presignExpiry?: number; jsonPushOnly?: boolean }) => {
-        if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('--tls-cert and --tls-key go together', EXIT.USAGE);
+        if (!!o.tlsCert !== !!o.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
         const { accessSync, constants } = await import('node:fs');
         for (const [opt, f] of [['--tls-cert', o.tlsCert], ['--tls-key', o.tlsKey]] as const) {
           if (!f) continue;
           try {
             accessSync(f, constants.R_OK);
           } catch (e) {
-            throw new CliError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+            throw new UsageError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
           }
         }
         const { openStore } = await import('../kb/open.js');
@@ -88,7 +88,7 @@ ${EXIT_HELP}\n`,
         const store = await openStore({ data: o.data, store: o.store, blobs: o.blobs, s3Endpoint: o.s3Endpoint, s3PublicEndpoint: o.s3PublicEndpoint, createBucket: true });
         if (o.presignExpiry && !store.blobs.presignGet) {
           await store.close();
-          throw new CliError('--presign-expiry: the blobs are files (of the data directory or --blobs DIR); presigned URLs need --blobs s3://...', EXIT.USAGE);
+          throw new UsageError('--presign-expiry: the blobs are files (of the data directory or --blobs DIR); presigned URLs need --blobs s3://...');
         }
         let srv;
         try {
@@ -104,7 +104,7 @@ ${EXIT_HELP}\n`,
           });
         } catch (e) {
           await store.close();
-          throw new CliError(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`, EXIT.FAILURE);
+          throw new ReportedError(`cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`);
         }
         // one JSON line, the same shape as the edge `serve` prints: scripts read both alike
         process.stdout.write(JSON.stringify({ listening: srv.url, port: srv.port }) + '\n');

@@ -1,6 +1,6 @@
 // `sedna-ll kb task add` (register a task model in the KB) and `sedna-ll kb tasks` (list them).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { collect, numOption, printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
@@ -24,23 +24,23 @@ export function register(kb: Command): void {
         const { parseAttrPairs } = await import('../format/attrs.js');
         const { addTaskModel } = await import('../kb/tasks.js');
         if (o.outputKind !== undefined && o.outputKind !== 'probabilities' && o.outputKind !== 'logits') {
-          throw new CliError(`--output-kind "${o.outputKind}": expected probabilities or logits`, EXIT.USAGE);
+          throw new UsageError(`--output-kind "${o.outputKind}": expected probabilities or logits`);
         }
         let attrs: Record<string, string>;
         try {
           attrs = parseAttrPairs(o.attr);
         } catch (e) {
-          throw new CliError((e as Error).message, EXIT.USAGE);
+          throw new UsageError((e as Error).message);
         }
         const labels = o.labels === undefined ? undefined : o.labels.split(',').map((s) => s.trim());
         const img = o.image === undefined ? null : /^(\d+)x(\d+)x([13])$/.exec(o.image);
-        if (o.image !== undefined && !img) throw new CliError(`--image "${o.image}": expected WxHxC with C 1 or 3, e.g. 28x28x1`, EXIT.USAGE);
+        if (o.image !== undefined && !img) throw new UsageError(`--image "${o.image}": expected WxHxC with C 1 or 3, e.g. 28x28x1`);
         const preprocessing = img
           ? { kind: 'image' as const, width: Number(img[1]), height: Number(img[2]), channels: Number(img[3]) as 1 | 3, scale: o.scale ?? 1 / 255, layout: 'NCHW' as const }
           : o.scale !== undefined
             ? { kind: 'vector' as const, scale: o.scale }
             : undefined;
-        if (labels && labels.some((l) => !l)) throw new CliError(`--labels "${o.labels}": empty label`, EXIT.USAGE);
+        if (labels && labels.some((l) => !l)) throw new UsageError(`--labels "${o.labels}": empty label`);
         await kbOpen(o, async (store) => {
           const t = await addTaskModel(store, {
             modelPath: model,

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 // node:fs and node:events are loaded by Node's own start-up: importing them here is free
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import type { SampleState } from '../store/samples-query.js';
 import { intOption, printList, record, recordToStderr, run } from './action.js';
 import { humanBytes } from '../units.js';
@@ -20,7 +20,7 @@ interface Opts {
 
 function stateOpt(v: string | undefined): SampleState | undefined {
   if (v === undefined) return undefined;
-  if (v !== 'pending' && v !== 'uploaded') throw new CliError(`--state "${v}": expected pending or uploaded`, EXIT.USAGE);
+  if (v !== 'pending' && v !== 'uploaded') throw new UsageError(`--state "${v}": expected pending or uploaded`);
   return v;
 }
 
@@ -116,7 +116,7 @@ ${EXIT_HELP}
         let failed: Error | null = null;
         out.on('error', (e) => (failed = e));
         await opened.catch((e: NodeJS.ErrnoException) => {
-          throw new CliError(`${opts.output}: cannot write (${e.code ?? e.message})`);
+          throw new ReportedError(`${opts.output}: cannot write (${e.code ?? e.message})`);
         });
         const n = await withHome(
           home(cmd),
@@ -139,7 +139,7 @@ ${EXIT_HELP}
         }
         // a closed pipe (`| head`) is the reader's choice, not a failure
         if (failed && (failed as NodeJS.ErrnoException).code === 'EPIPE' && !opts.output) return;
-        if (failed) throw new CliError(`${opts.output ?? 'stdout'}: write failed (${(failed as NodeJS.ErrnoException).code ?? (failed as Error).message})`);
+        if (failed) throw new ReportedError(`${opts.output ?? 'stdout'}: write failed (${(failed as NodeJS.ErrnoException).code ?? (failed as Error).message})`);
         record({ exported: n, file: opts.output ?? null });
         if (opts.output && !opts.json) process.stderr.write(`exported ${n} sample${n === 1 ? '' : 's'} to ${opts.output}\n`);
       }),

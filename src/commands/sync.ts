@@ -1,6 +1,6 @@
 // `sedna-ll sync`: one-shot push of the outbox and pull of KB deltas (made for cron).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { resolveHome } from '../store/home.js';
 import { intOption, numOption, record, recordError, run } from './action.js';
 
@@ -67,11 +67,11 @@ ${EXIT_HELP}
     .action(
       run(async (opts: SyncOpts, cmd: Command) => {
         const g = cmd.optsWithGlobals() as SyncOpts;
-        if (opts.pushOnly && opts.pullOnly) throw new CliError('--push-only and --pull-only exclude each other', EXIT.USAGE);
-        if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new CliError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`, EXIT.USAGE);
-        if (opts.compress !== undefined && !['auto', 'gzip', 'none'].includes(opts.compress)) throw new CliError(`--compress "${opts.compress}": expected auto, gzip or none`, EXIT.USAGE);
-        if (opts.framing !== undefined && !['auto', 'json'].includes(opts.framing)) throw new CliError(`--framing "${opts.framing}": expected auto or json`, EXIT.USAGE);
-        if (opts.jitter !== undefined && opts.jitter < 0) throw new CliError(`--jitter "${opts.jitter}": expected seconds >= 0`, EXIT.USAGE);
+        if (opts.pushOnly && opts.pullOnly) throw new UsageError('--push-only and --pull-only exclude each other');
+        if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new UsageError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`);
+        if (opts.compress !== undefined && !['auto', 'gzip', 'none'].includes(opts.compress)) throw new UsageError(`--compress "${opts.compress}": expected auto, gzip or none`);
+        if (opts.framing !== undefined && !['auto', 'json'].includes(opts.framing)) throw new UsageError(`--framing "${opts.framing}": expected auto or json`);
+        if (opts.jitter !== undefined && opts.jitter < 0) throw new UsageError(`--jitter "${opts.jitter}": expected seconds >= 0`);
         const { runSync } = await import('../sync/run.js');
         const result = await runSync({
           home: resolveHome(g.home),

@@ -1,6 +1,6 @@
 // `sedna-ll task add MODEL.onnx --task ID`: register a local model as a task (a new local KB version).
 import type { Command } from 'commander';
-import { CliError, EXIT, EXIT_HELP } from '../errors.js';
+import { EXIT_HELP, UsageError } from '../errors.js';
 import { collect, numOption, record, run } from './action.js';
 
 interface AddOpts {
@@ -45,7 +45,7 @@ ${EXIT_HELP}
         try {
           attrs = parseAttrPairs(opts.attr);
         } catch (e) {
-          throw new CliError((e as Error).message, EXIT.USAGE);
+          throw new UsageError((e as Error).message);
         }
         const labels = opts.labels !== undefined ? opts.labels.split(',').map((l) => l.trim()) : undefined;
         const { addTaskKeepingLabels } = await import('../store/task-keep-labels.js');

@@ -19,7 +19,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, read
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CliError, EXIT } from '../errors.js';
+import { LockedError } from '../errors.js';
 import { type ProcessStamp, pidAlive, selfStamp, stampAlive } from './process.js';
 
 export { processStartTime } from './process.js';
@@ -97,7 +97,7 @@ function sweepDeadTemps(dir: string, base: string): void {
 
 /**
  * Take the lock file at `path` for `name` (what the holder is, named in the refusal) or throw
- * CliError(exit 6) naming the live holder. Released by release(), and on normal process exit.
+ * LockedError naming the live holder. Released by release(), and on normal process exit.
  */
 export function acquireLockFile(path: string, name: string): Lock {
   const dir = dirname(path);
@@ -129,7 +129,7 @@ export function acquireLockFile(path: string, name: string): Lock {
       if (h === 'missing') continue; // released meanwhile: retry the link
       if (h !== null && holderAlive(h)) {
         const host = h.host === hostname() ? '' : ` on host ${h.host}`;
-        throw new CliError(`locked: another ${h.name} is running (pid ${h.pid}${host}, since ${new Date(h.since).toISOString()}); lock file ${path}`, EXIT.LOCKED);
+        throw new LockedError(`locked: another ${h.name} is running (pid ${h.pid}${host}, since ${new Date(h.since).toISOString()}); lock file ${path}`);
       }
       // stale: move exactly the file we judged stale out of the way, then race for the link
       const aside = join(dir, `.${base}.stale.${uniq()}`);
@@ -154,9 +154,9 @@ export function acquireLockFile(path: string, name: string): Lock {
         /* the name is held by someone else now */
       }
       unlinkSync(aside);
-      throw new CliError(`locked: another run took the lock first; lock file ${path}`, EXIT.LOCKED);
+      throw new LockedError(`locked: another run took the lock first; lock file ${path}`);
     }
-    throw new CliError(`locked: could not take ${path} after repeated races`, EXIT.LOCKED);
+    throw new LockedError(`locked: could not take ${path} after repeated races`);
   } finally {
     try {
       unlinkSync(tmp);
@@ -184,7 +184,7 @@ function releaseLock(path: string, me: LockHolder, onExit: (() => void) | null):
   }
 }
 
-/** Run fn while holding <locksDir>/<name>.lock; exit 6 (CliError) when held. */
+/** Run fn while holding <locksDir>/<name>.lock; LockedError when held. */
 export async function withLock<T>(paths: { locks: string }, name: string, fn: (lock: Lock) => Promise<T> | T): Promise<T> {
   const lock = acquireLock(paths.locks, name);
   try {

@@ -5,6 +5,7 @@
 // Pure logic that edge and cloud must agree on, hence in format: the edge pipeline
 // (runtime/state.ts) and `kb eval` (learn/eval.ts) allocate with this one table, so an
 // evaluation scores each sample with the task model the edge would run it through.
+import { BadRecordError } from '../errors.js';
 import { attrKey } from './attrs.js';
 import type { TaskEntry, TaskIndex } from './index-manifest.js';
 
@@ -26,7 +27,7 @@ export interface Allocation {
  * The sample's attribute key names no task and there is no fallback: no model can serve it, but
  * it is the most valuable sample of all (a new site): infer prints and logs it with task null.
  */
-export class NoTaskForAttrError extends Error {}
+export class NoTaskForAttrError extends BadRecordError {}
 
 /** The index compiled for lookups: built once per RuntimeState, read per sample. */
 export class TaskTable {
@@ -53,13 +54,13 @@ export class TaskTable {
 
   /**
    * Allocate one sample. `x(t)` gives the sample in task t's input space (after its
-   * preprocessing), needed only for centroid allocation. Throws an Error naming the reason
-   * when no task can take the sample.
+   * preprocessing), needed only for centroid allocation. Throws a BadRecordError naming the
+   * reason when no task can take the sample.
    */
   allocate(attrs: Record<string, string>, explicit: string | null, x: (t: TaskEntry) => Float32Array): Allocation {
     if (explicit !== null) {
       const t = this.byId.get(explicit);
-      if (!t) throw new Error(`unknown task "${explicit}"`);
+      if (!t) throw new BadRecordError(`unknown task "${explicit}"`);
       return { task: t, unknownAttr: false, by: 'explicit' };
     }
     const { method, attr_keys } = this.index.allocation;
@@ -84,7 +85,7 @@ export class TaskTable {
     }
     if (this.fallback) return { task: this.fallback, unknownAttr, by: 'fallback' };
     if (unknownAttr) throw new NoTaskForAttrError(`no task for ${attr_keys.map((k) => `${k}=${attrs[k]}`).join(',')} and no fallback task`);
-    throw new Error(`no task: the sample has no ${attr_keys.join('/') || 'attribute'} and the index has no ${method === 'attr' ? 'fallback task' : 'centroids or fallback task'}`);
+    throw new BadRecordError(`no task: the sample has no ${attr_keys.join('/') || 'attribute'} and the index has no ${method === 'attr' ? 'fallback task' : 'centroids or fallback task'}`);
   }
 
   /** Nearest centroid among the tasks whose model can take this sample at all. */

@@ -5,7 +5,7 @@
 // "s3_endpoint"; credentials by the usual $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY
 // (/ $AWS_SESSION_TOKEN), region by $AWS_REGION ($AWS_DEFAULT_REGION, else us-east-1).
 import { tmpdir } from 'node:os';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import type { S3BlobStore } from './s3/blob-store.js';
 
 export interface BlobsChoice {
@@ -29,7 +29,7 @@ export function chooseBlobs(flag: BlobsChoice, saved: BlobsChoice = {}): BlobsCh
 /** s3://bucket[/prefix] -> bucket and prefix ('' or ending in '/') */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/.*)?$/.exec(url);
-  if (!m) throw new CliError(`--blobs "${url}": expected s3://BUCKET[/PREFIX] (bucket: 3-63 lower-case letters, digits, dots, dashes)`, EXIT.USAGE);
+  if (!m) throw new UsageError(`--blobs "${url}": expected s3://BUCKET[/PREFIX] (bucket: 3-63 lower-case letters, digits, dots, dashes)`);
   const prefix = (m[2] ?? '').replace(/^\/+/, '');
   return { bucket: m[1], prefix: prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix };
 }
@@ -40,7 +40,7 @@ function httpUrl(what: string, s: string): URL {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('expected http:// or https://');
     return u;
   } catch (e) {
-    throw new CliError(`${what} "${s}": ${(e as Error).message}`, EXIT.USAGE);
+    throw new UsageError(`${what} "${s}": ${(e as Error).message}`);
   }
 }
 
@@ -53,7 +53,7 @@ export async function openS3Blobs(choice: BlobsChoice & { url: string }, opts: {
   const env = process.env;
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) throw new CliError(`--blobs ${choice.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the S3 user's keys)`, EXIT.USAGE);
+  if (!accessKeyId || !secretAccessKey) throw new UsageError(`--blobs ${choice.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the S3 user's keys)`);
   const ep = choice.endpoint ?? `https://s3.${env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1'}.amazonaws.com`;
   const endpoint = httpUrl('S3 endpoint', ep);
   const publicEndpoint = choice.publicEndpoint ? httpUrl('S3 public endpoint', choice.publicEndpoint) : undefined;
@@ -72,7 +72,7 @@ export async function openS3Blobs(choice: BlobsChoice & { url: string }, opts: {
       await store.ensureBucket();
     } catch (e) {
       // a server starts while the object store is down: blob requests answer 503 until it is back
-      if ((e as { statusCode?: number }).statusCode !== 503 || opts.create === 'strict') throw new CliError(`--blobs ${choice.url}: ${(e as Error).message}`, EXIT.FAILURE);
+      if ((e as { statusCode?: number }).statusCode !== 503 || opts.create === 'strict') throw new ReportedError(`--blobs ${choice.url}: ${(e as Error).message}`);
       process.stderr.write(`warning: ${(e as Error).message}\n`);
     }
   }

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CanaryRecord } from '../rollout/bundle-layout.js';
 import { signCanary, writeBundle } from '../rollout/bundle.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, VerificationError } from '../errors.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { CheckedModel, syntheticInputs } from '../onnx/checked-model.js';
@@ -55,7 +55,7 @@ async function canaryInputs(store: SampleStore, task: TaskEntry, features: numbe
 /** Write KB version `version` as a bundle to `out` with `perTask` canary records per task. */
 export async function buildKbBundle(store: KbStore, version: number, out: string, opts: { perTask?: number } = {}): Promise<KbBundleResult> {
   const files = await store.readVersionIndex(version);
-  if (!files) throw new CliError(`KB version ${version} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
+  if (!files) throw new UsageError(`KB version ${version} does not exist (see "sedna-ll kb versions")`);
   const index: TaskIndex = parseIndex(files.bytes, `KB version ${version} index.json`);
   const perTask = opts.perTask ?? 4;
   const work = join(dirname(resolve(out)), `.sedna-ll-bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -73,7 +73,7 @@ export async function buildKbBundle(store: KbStore, version: number, out: string
     const summary: KbBundleResult['canary'] = [];
     for (const t of index.tasks) {
       const m = await CheckedModel.load(local.get(t.model.sha256)!, t).catch((e: Error) => {
-        throw new CliError(`KB version ${version}: ${e.message}`, EXIT.VERIFY);
+        throw new VerificationError(`KB version ${version}: ${e.message}`);
       });
       try {
         const { xs, attrs, source } = await canaryInputs(store, t, m.features, perTask);

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { normaliseAttrs } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, BadRecordError } from '../errors.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { validateImage } from '../onnx/image-input.js';
 import { importedSample } from './imported-sample.js';
@@ -43,13 +43,13 @@ function readLabels(csv: string, onBad: (where: string, reason: string) => void)
   try {
     text = readFileSync(csv, 'utf8');
   } catch (e) {
-    throw new CliError(`${csv}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.FAILURE);
+    throw new ReportedError(`${csv}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const lines = text.split(/\r?\n/);
   const head = splitCsvLine(lines[0] ?? '').map((h) => h.trim().toLowerCase());
   const fileCol = head.findIndex((h) => h === 'file' || h === 'name' || h === 'path');
   const labelCol = head.indexOf('label');
-  if (fileCol < 0 || labelCol < 0) throw new CliError(`${csv}: the header must name a file column (file, name or path) and a label column; it has ${head.join(',')}`, EXIT.USAGE);
+  if (fileCol < 0 || labelCol < 0) throw new UsageError(`${csv}: the header must name a file column (file, name or path) and a label column; it has ${head.join(',')}`);
   const out = new Map<string, { label: string | null; attrs: Record<string, string> }>();
   for (let i = 1; i < lines.length; i++) {
     if (!lines[i].trim()) continue;
@@ -78,7 +78,7 @@ export async function importImageDir(store: SampleStore & CounterStore, dir: str
   const bad = (where: string, reason: string) => {
     res.skipped++;
     opts.onBad(where, reason);
-    if (opts.strict) throw new CliError(`${where}: ${reason} (--strict: stopped; ${res.imported} sample(s) stored before this batch)`, EXIT.FAILURE);
+    if (opts.strict) throw new BadRecordError(`${where}: ${reason} (--strict: stopped; ${res.imported} sample(s) stored before this batch)`);
   };
   const labels = opts.labels ? readLabels(opts.labels, bad) : null;
   const files = imageFiles(dir);

@@ -1,7 +1,7 @@
 // `kb init`: a new KB data directory with its store, ed25519 signing keys and admin token.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, ConflictError } from '../errors.js';
 import { generateSigningKeys } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { KB_FORMAT, isKb, kbConfigPath, openStore, resolveFlags, type KbConfig, type StoreFlags } from './open.js';
@@ -23,11 +23,11 @@ export interface InitResult {
  */
 export async function initSharedKb(flags: StoreFlags): Promise<InitResult> {
   const f = resolveFlags(flags);
-  if (!f.signingKey) throw new CliError('kb init --store: pass --signing-key FILE: where the new private signing key is written (keep it on the machine that publishes)', EXIT.USAGE);
-  if (existsSync(f.signingKey)) throw new CliError(`--signing-key ${f.signingKey}: exists; not overwriting a key (move it away, or it is already this KB's key)`, EXIT.USAGE);
+  if (!f.signingKey) throw new UsageError('kb init --store: pass --signing-key FILE: where the new private signing key is written (keep it on the machine that publishes)');
+  if (existsSync(f.signingKey)) throw new UsageError(`--signing-key ${f.signingKey}: exists; not overwriting a key (move it away, or it is already this KB's key)`);
   const store = await openStore({ ...f, signingKey: undefined });
   try {
-    if (await store.getMeta('admin_token_hash')) throw new CliError(`${store.describe}: already a KB (drop and create the database to start over)`, EXIT.FAILURE);
+    if (await store.getMeta('admin_token_hash')) throw new ConflictError(`${store.describe}: already a KB (drop and create the database to start over)`);
     const keys = generateSigningKeys();
     writeFileAtomic(f.signingKey, keys.privateKey, 0o600);
     const admin_token = newToken('adm');
@@ -47,7 +47,7 @@ export async function initSharedKb(flags: StoreFlags): Promise<InitResult> {
 export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: BlobsChoice } = {}): Promise<InitResult> {
   const p = kbPaths(dataDir);
   if (isKb(dataDir) && !opts.force) {
-    throw new CliError(`${p.data}: a KB already exists here (kb.json); pass --force to wipe it and start over`, EXIT.FAILURE);
+    throw new ConflictError(`${p.data}: a KB already exists here (kb.json); pass --force to wipe it and start over`);
   }
   if (opts.force) {
     for (const f of ['kb.json', 'kb.db', 'kb.db-wal', 'kb.db-shm']) rmSync(join(p.data, f), { force: true });

@@ -8,7 +8,7 @@
 // ($SEDNA_LL_KB_SIGNING_KEY); the embedded default is DATA/keys/signing.key.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, NotFoundError } from '../errors.js';
 import { chooseBlobs, openS3Blobs, type BlobsChoice } from './blob-config.js';
 import type { BlobStore } from './blob-store.js';
 import { kbPaths } from './paths.js';
@@ -49,14 +49,14 @@ export function isKb(dataDir: string): boolean {
 
 export function readKbConfig(dataDir: string): KbConfig {
   const p = kbConfigPath(dataDir);
-  if (!existsSync(p)) throw new CliError(`${kbPaths(dataDir).data}: not a KB data directory (no kb.json); run "sedna-ll kb init --data DIR" first`, EXIT.FAILURE);
+  if (!existsSync(p)) throw new NotFoundError(`${kbPaths(dataDir).data}: not a KB data directory (no kb.json); run "sedna-ll kb init --data DIR" first`);
   let c: KbConfig;
   try {
     c = JSON.parse(readFileSync(p, 'utf8')) as KbConfig;
   } catch (e) {
-    throw new CliError(`${p}: not valid JSON: ${(e as Error).message}`, EXIT.FAILURE);
+    throw new ReportedError(`${p}: not valid JSON: ${(e as Error).message}`);
   }
-  if (c.format !== KB_FORMAT) throw new CliError(`${p}: unknown KB format "${c.format}"`, EXIT.FAILURE);
+  if (c.format !== KB_FORMAT) throw new NotFoundError(`${p}: unknown KB format "${c.format}"`);
   return c;
 }
 
@@ -75,7 +75,7 @@ export function resolveFlags(f: StoreFlags): StoreFlags {
 export function storeUrl(f: StoreFlags): string | null {
   if (!f.store) return null;
   if (/^postgres(ql)?:\/\//.test(f.store)) return f.store;
-  throw new CliError(`--store "${f.store.replace(/\/\/[^@/]*@/, '//***@')}": expected postgres://[user@]host[:port]/database (omit --store for the embedded KB in --data)`, EXIT.USAGE);
+  throw new UsageError(`--store "${f.store.replace(/\/\/[^@/]*@/, '//***@')}": expected postgres://[user@]host[:port]/database (omit --store for the embedded KB in --data)`);
 }
 
 /**
@@ -96,7 +96,7 @@ export async function openBlobStore(f: StoreFlags): Promise<BlobStore> {
 /** A BlobStore whose every use fails with a usage error saying what to configure. */
 function missingBlobStore(msg: string): BlobStore {
   const fail = (): never => {
-    throw new CliError(msg, EXIT.USAGE);
+    throw new UsageError(msg);
   };
   return { put: async () => fail(), get: async () => fail(), has: async () => fail(), size: async () => fail(), delete: async () => fail(), list: () => fail() };
 }
@@ -113,7 +113,7 @@ export async function openStore(flags: StoreFlags): Promise<KbStore> {
     if (poolSize !== undefined && !(Number.isInteger(poolSize) && poolSize > 0)) throw new CliError(`SEDNA_LL_KB_PG_POOL "${pool}": expected a positive integer`, EXIT.USAGE);
     return PgKbStore.open({ url, blobs: await openBlobStore(f), signingKey: f.signingKey, poolSize });
   }
-  if (!f.data) throw new CliError('no KB: pass --data DIR (embedded) or --store postgres://... (or set SEDNA_LL_KB_DATA / SEDNA_LL_KB_STORE)', EXIT.USAGE);
+  if (!f.data) throw new UsageError('no KB: pass --data DIR (embedded) or --store postgres://... (or set SEDNA_LL_KB_DATA / SEDNA_LL_KB_STORE)');
   return openKbStore(f.data, { blobs: { url: f.blobs, endpoint: f.s3Endpoint, publicEndpoint: f.s3PublicEndpoint }, createBucket: f.createBucket, signingKey: f.signingKey });
 }
 
@@ -130,7 +130,7 @@ export async function openKbStore(dataDir: string, opts: { blobs?: BlobsChoice; 
     const { SqliteKbStore } = await import('./sqlite-store.js');
     return new SqliteKbStore(paths, { blobs, signingKey: opts.signingKey });
   }
-  throw new CliError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`, EXIT.FAILURE);
+  throw new NotFoundError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`);
 }
 
 /** Run fn with an open store and close it afterwards (CLI commands). */

@@ -5,7 +5,7 @@
 //   keys/signing.key (0600)   ed25519 private key (PKCS#8 PEM); keys/signing.pub: public key
 //   tmp/                      partial writes (same filesystem, so renames are atomic)
 import { resolve, join } from 'node:path';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 
 export function kbPaths(dataDir: string) {
   const data = resolve(dataDir);
@@ -25,6 +25,6 @@ export type KbPaths = ReturnType<typeof kbPaths>;
 /** --data, else $SEDNA_LL_KB_DATA; a usage error when neither is set. */
 export function resolveKbData(opt: string | undefined): string {
   const d = opt ?? process.env.SEDNA_LL_KB_DATA;
-  if (!d) throw new CliError('no KB data directory: pass --data DIR or set SEDNA_LL_KB_DATA', EXIT.USAGE);
+  if (!d) throw new UsageError('no KB data directory: pass --data DIR or set SEDNA_LL_KB_DATA');
   return resolve(d);
 }

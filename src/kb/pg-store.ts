@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, LockedError } from '../errors.js';
 import { sha256Hex } from '../format/signature.js';
 import type { BlobStore } from './blob-store.js';
 import { PG_MIGRATIONS } from './pg-schema.js';
@@ -68,7 +68,7 @@ function unavailable(e: unknown): boolean {
 }
 
 function wrap(e: unknown): never {
-  if (e instanceof StoreUnavailableError || e instanceof CliError) throw e;
+  if (e instanceof StoreUnavailableError || e instanceof ReportedError) throw e;
   if (unavailable(e)) throw new StoreUnavailableError(`KB database unavailable: ${(e as Error).message}`);
   throw e;
 }
@@ -139,7 +139,7 @@ export class PgKbStore implements KbStore {
       await store.migrate();
     } catch (e) {
       await pool.end().catch(() => {});
-      if (unavailable(e)) throw new CliError(`${store.describe}: cannot connect: ${(e as Error).message}`, EXIT.FAILURE);
+      if (unavailable(e)) throw new ReportedError(`${store.describe}: cannot connect: ${(e as Error).message}`);
       throw e;
     }
     return store;
@@ -153,7 +153,7 @@ export class PgKbStore implements KbStore {
         await c.query('CREATE TABLE IF NOT EXISTS kb_schema (version integer NOT NULL)');
         const r = await c.query('SELECT version FROM kb_schema');
         const current: number = r.rows[0]?.version ?? 0;
-        if (current > PG_MIGRATIONS.length) throw new CliError(`${this.describe}: KB schema version ${current} is newer than this sedna-ll understands (${PG_MIGRATIONS.length})`, EXIT.FAILURE);
+        if (current > PG_MIGRATIONS.length) throw new ReportedError(`${this.describe}: KB schema version ${current} is newer than this sedna-ll understands (${PG_MIGRATIONS.length})`);
         for (let v = current; v < PG_MIGRATIONS.length; v++) {
           await c.query('BEGIN');
           try {
@@ -231,7 +231,7 @@ export class PgKbStore implements KbStore {
       const r = await c.query('SELECT pg_try_advisory_lock($1, $2) AS ok', [LOCK_APP, LOCK.train]);
       if (!r.rows[0].ok) {
         const h = await c.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted", [LOCK_APP, LOCK.train]);
-        throw new CliError(`another kb train is running (PostgreSQL advisory lock of ${this.describe} held by server pid ${h.rows[0]?.pid ?? '?'})`, EXIT.LOCKED);
+        throw new LockedError(`another kb train is running (PostgreSQL advisory lock of ${this.describe} held by server pid ${h.rows[0]?.pid ?? '?'})`);
       }
     } catch (e) {
       await c.end().catch(() => {});
@@ -246,27 +246,27 @@ export class PgKbStore implements KbStore {
   // ---- keys ----
   async publicKey(): Promise<string> {
     const k = await this.getMeta('signing_public_key');
-    if (!k) throw new CliError(`${this.describe}: the KB has no public key (run "sedna-ll kb init --store ...")`, EXIT.FAILURE);
+    if (!k) throw new ReportedError(`${this.describe}: the KB has no public key (run "sedna-ll kb init --store ...")`);
     return k;
   }
 
   async signingKey(): Promise<string> {
     const f = this.shared.opts.signingKey;
-    if (!f) throw new CliError(`${this.describe}: this process holds no signing key: pass --signing-key FILE (or SEDNA_LL_KB_SIGNING_KEY) on the machine that publishes`, EXIT.USAGE);
+    if (!f) throw new UsageError(`${this.describe}: this process holds no signing key: pass --signing-key FILE (or SEDNA_LL_KB_SIGNING_KEY) on the machine that publishes`);
     let pem: string;
     try {
       pem = readFileSync(f, 'utf8');
     } catch (e) {
-      throw new CliError(`--signing-key ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+      throw new UsageError(`--signing-key ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     // a key the edges do not trust would publish versions every edge refuses
     let pub: string;
     try {
       pub = createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString();
     } catch (e) {
-      throw new CliError(`--signing-key ${f}: not a PEM private key: ${(e as Error).message}`, EXIT.USAGE);
+      throw new UsageError(`--signing-key ${f}: not a PEM private key: ${(e as Error).message}`);
     }
-    if (pub.trim() !== (await this.publicKey()).trim()) throw new CliError(`--signing-key ${f}: not the private key of this KB's public key`, EXIT.USAGE);
+    if (pub.trim() !== (await this.publicKey()).trim()) throw new UsageError(`--signing-key ${f}: not the private key of this KB's public key`);
     return pem;
   }
 

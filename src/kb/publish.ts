@@ -5,7 +5,7 @@
 // The version number is allocated inside the store transaction that stores the version
 // (VersionStore.nextVersion): two publishers at once (two trainers, a trainer and an operator)
 // get consecutive numbers, never the same one, never a gap.
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, NotFoundError } from '../errors.js';
 import {
   DEFAULT_ALLOCATION,
   DEFAULT_HARD,
@@ -136,13 +136,13 @@ export async function publishIfChanged(store: PublishStore, opts: PublishOptions
 /** The next index from the store's tasks and the latest version: checked and validated, not stored. */
 async function prepareVersion(store: PublishTx, opts: PublishOptions): Promise<Prepared> {
   const tasks = opts.tasks ?? (await store.listTasks());
-  if (!tasks.length) throw new CliError('nothing to publish: the KB has no tasks (register one with "sedna-ll kb task add MODEL.onnx --task ID")', EXIT.FAILURE);
+  if (!tasks.length) throw new NotFoundError('nothing to publish: the KB has no tasks (register one with "sedna-ll kb task add MODEL.onnx --task ID")');
   for (const t of tasks) {
     const size = await store.blobs.size(t.model_sha);
-    if (size === null) throw new CliError(`task "${t.id}": model blob ${t.model_sha} is missing from the KB store`, EXIT.FAILURE);
-    if (size !== t.model_size) throw new CliError(`task "${t.id}": model blob ${t.model_sha} has ${size} bytes, the task says ${t.model_size}`, EXIT.FAILURE);
+    if (size === null) throw new NotFoundError(`task "${t.id}": model blob ${t.model_sha} is missing from the KB store`);
+    if (size !== t.model_size) throw new ReportedError(`task "${t.id}": model blob ${t.model_sha} has ${size} bytes, the task says ${t.model_size}`);
     const misfit = imageShapeMismatch(t.preprocessing, t.inputs[0]?.shape ?? []);
-    if (misfit) throw new CliError(`task "${t.id}": ${misfit}`, EXIT.FAILURE);
+    if (misfit) throw new ReportedError(`task "${t.id}": ${misfit}`);
   }
   // reserves n until the transaction ends (a concurrent publisher waits, then takes n + 1)
   const n = await store.nextVersion();
@@ -164,7 +164,7 @@ async function prepareVersion(store: PublishTx, opts: PublishOptions): Promise<P
   try {
     validateIndex(index, `KB version ${n}`);
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.FAILURE);
+    throw new ReportedError((e as Error).message);
   }
   return { tasks, index, prev };
 }

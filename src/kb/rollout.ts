@@ -10,7 +10,7 @@
 // version again and the state records why. Devices that failed already rolled back locally;
 // the others get the channel's version at their next sync (channel fallback: they send the
 // version they run, `active`, and GET /v1/index answers the channel's index when it differs).
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, NotFoundError } from '../errors.js';
 import type { DeviceReport } from '../format/protocol.js';
 import { checkName } from './devices.js';
 import type { ChannelRecord, ChannelStore, CounterStore, DeviceRecord, DeviceStore, KbStore, VersionStore } from './store.js';
@@ -48,10 +48,10 @@ export function rolloutState(c: ChannelRecord | null): RolloutState | null {
 
 function checkConfig(cfg: Partial<RolloutConfig>): void {
   if (cfg.abort_fail_pct !== undefined && !(cfg.abort_fail_pct > 0 && cfg.abort_fail_pct <= 100)) {
-    throw new CliError(`--abort-pct ${cfg.abort_fail_pct}: expected a percentage in (0, 100]`, EXIT.USAGE);
+    throw new UsageError(`--abort-pct ${cfg.abort_fail_pct}: expected a percentage in (0, 100]`);
   }
   if (cfg.abort_min_reports !== undefined && !(Number.isInteger(cfg.abort_min_reports) && cfg.abort_min_reports >= 1)) {
-    throw new CliError(`--min-reports ${cfg.abort_min_reports}: expected an integer >= 1`, EXIT.USAGE);
+    throw new UsageError(`--min-reports ${cfg.abort_min_reports}: expected an integer >= 1`);
   }
 }
 
@@ -111,9 +111,9 @@ export async function listChannels(store: RolloutStore): Promise<ChannelView[]> 
 /** Point a channel at a published version; its current version is remembered as the fallback. */
 export async function rolloutVersion(store: RolloutStore, version: number, channel: string): Promise<ChannelRecord> {
   checkName('channel', channel);
-  if (!(await store.getVersion(version))) throw new CliError(`KB version ${version} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
+  if (!(await store.getVersion(version))) throw new UsageError(`KB version ${version} does not exist (see "sedna-ll kb versions")`);
   const cur = await store.getChannel(channel);
-  if (!cur) throw new CliError(`channel "${channel}" does not exist; create it with "sedna-ll kb channel add ${channel}"`, EXIT.USAGE);
+  if (!cur) throw new UsageError(`channel "${channel}" does not exist; create it with "sedna-ll kb channel add ${channel}"`);
   if (cur.version === version) return cur;
   const from = cur.version;
   await store.setChannelVersion(channel, version);
@@ -126,8 +126,8 @@ export async function rolloutVersion(store: RolloutStore, version: number, chann
 /** Roll the version of channel `from` out to channel `to` (refused while that rollout is failing). */
 export async function promote(store: RolloutStore, from: string, to: string): Promise<ChannelRecord> {
   const src = await store.getChannel(from);
-  if (!src) throw new CliError(`channel "${from}" does not exist`, EXIT.USAGE);
-  if (src.version === null) throw new CliError(`channel "${from}" has no version to promote`, EXIT.FAILURE);
+  if (!src) throw new UsageError(`channel "${from}" does not exist`);
+  if (src.version === null) throw new NotFoundError(`channel "${from}" has no version to promote`);
   const r = rolloutState(src);
   if (r && r.status === 'aborted' && r.version !== src.version) {
     // the channel fell back; promoting its fallback is allowed, but say what happened
@@ -136,7 +136,7 @@ export async function promote(store: RolloutStore, from: string, to: string): Pr
   const devices = await store.listDevices({ channel: from });
   const t = tally(devices, src.version);
   if (t.failed > 0) {
-    throw new CliError(`channel "${from}": ${t.failed} of ${t.reported} reporting devices failed the trial of version ${src.version}; not promoting it to "${to}"`, EXIT.FAILURE);
+    throw new ReportedError(`channel "${from}": ${t.failed} of ${t.reported} reporting devices failed the trial of version ${src.version}; not promoting it to "${to}"`);
   }
   const c = await rolloutVersion(store, src.version, to);
   await store.logEvent('promote', { from, to, version: src.version, passed: t.passed });

@@ -15,7 +15,7 @@ import { imageSample } from './image-import.js';
 import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, BadRecordError } from '../errors.js';
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
 import { splitCsvLine } from '../format/csv.js';
 import { lineChunks, lineTooLongReason } from '../streams/lines.js';
@@ -32,7 +32,7 @@ async function* lines(file: string): AsyncGenerator<[number, string | null]> {
   const input = createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
-    input.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`${file}: cannot read: ${e.code ?? e.message}`, EXIT.FAILURE)));
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new ReportedError(`${file}: cannot read: ${e.code ?? e.message}`)));
   });
   await opened;
   let n = 0;
@@ -135,7 +135,7 @@ export async function importSamples(store: SampleStore & CounterStore, file: str
     if (typeof s === 'string') {
       res.skipped++;
       opts.onBad(n, s);
-      if (opts.strict) throw new CliError(`${file}:${n}: ${s} (--strict: stopped; ${res.imported} sample(s) stored before this batch)`, EXIT.FAILURE);
+      if (opts.strict) throw new BadRecordError(`${file}:${n}: ${s} (--strict: stopped; ${res.imported} sample(s) stored before this batch)`);
       continue;
     }
     batch.push(s);
@@ -143,7 +143,7 @@ export async function importSamples(store: SampleStore & CounterStore, file: str
     if (batch.length >= BATCH) await flush();
   }
   await flush();
-  if (opts.strict && res.skipped) throw new CliError(`${file}: ${res.skipped} line(s) refused (--strict)`, EXIT.FAILURE);
+  if (opts.strict && res.skipped) throw new BadRecordError(`${file}: ${res.skipped} line(s) refused (--strict)`);
   await store.logEvent('samples_import', { file: basename(file), ...res });
   return res;
 }
@@ -201,11 +201,11 @@ export async function importLabels(store: SampleStore & CounterStore, file: stri
   const bad = (n: number, reason: string) => {
     res.skipped++;
     opts.onBad(n, reason);
-    if (opts.strict) throw new CliError(`${file}:${n}: ${reason} (--strict: stopped)`, EXIT.FAILURE);
+    if (opts.strict) throw new BadRecordError(`${file}:${n}: ${reason} (--strict: stopped)`);
   };
   for await (const [n, text] of lines(file)) {
     if (text === null) {
-      if (format === null) throw new CliError(`${file}:${n}: first line: ${lineTooLongReason()}`, EXIT.FAILURE);
+      if (format === null) throw new ReportedError(`${file}:${n}: first line: ${lineTooLongReason()}`);
       res.lines++;
       bad(n, lineTooLongReason());
       continue;
@@ -218,11 +218,11 @@ export async function importLabels(store: SampleStore & CounterStore, file: stri
         try {
           h = csvFields(text).map((f) => f.toLowerCase());
         } catch (e) {
-          throw new CliError(`${file}:${n}: CSV header: ${(e as Error).message}`, EXIT.FAILURE);
+          throw new ReportedError(`${file}:${n}: CSV header: ${(e as Error).message}`);
         }
         const id = h.indexOf('id');
         const label = h.indexOf('label');
-        if (id < 0 || label < 0) throw new CliError(`${file}:${n}: CSV header must name the columns "id" and "label" (got "${text}")`, EXIT.FAILURE);
+        if (id < 0 || label < 0) throw new ReportedError(`${file}:${n}: CSV header must name the columns "id" and "label" (got "${text}")`);
         cols = { id, label };
         continue;
       }

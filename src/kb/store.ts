@@ -306,7 +306,7 @@ export interface KbStore extends KbTx {
    */
   tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T>;
   /**
-   * One training round at a time per KB: take the training lock or throw CliError(EXIT.LOCKED);
+   * One training round at a time per KB: take the training lock or throw LockedError;
    * returns the release. A holder that dies releases it (no stale lock).
    */
   trainLock(): Promise<() => Promise<void>>;

@@ -4,7 +4,7 @@
 // gets into the KB. Its probe run also gives the class count and the output kind.
 import { readFileSync } from 'node:fs';
 import { normaliseAttrs } from '../format/attrs.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { inspectModel } from '../onnx/ort.js';
@@ -25,24 +25,24 @@ export interface AddTaskOptions {
 
 /** Register (or replace the model of) a task. */
 export async function addTaskModel(store: ModelStore & CounterStore, o: AddTaskOptions): Promise<TaskRecord> {
-  if (!TASK_ID_RE.test(o.id)) throw new CliError(`--task "${o.id}": expected 1-128 characters of A-Z a-z 0-9 . _ : - (not starting with . _ : -)`, EXIT.USAGE);
+  if (!TASK_ID_RE.test(o.id)) throw new UsageError(`--task "${o.id}": expected 1-128 characters of A-Z a-z 0-9 . _ : - (not starting with . _ : -)`);
   let bytes: Buffer;
   try {
     bytes = readFileSync(o.modelPath);
   } catch (e) {
-    throw new CliError(`${o.modelPath}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.FAILURE);
+    throw new ReportedError(`${o.modelPath}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const io = await inspectModel(bytes, o.modelPath);
   const out = io.outputs[0];
   let labels = o.labels;
   if (labels && labels.length !== io.classes) {
-    throw new CliError(`--labels: ${labels.length} labels given but ${o.modelPath} output "${out.name}" has ${io.classes} classes`, EXIT.USAGE);
+    throw new UsageError(`--labels: ${labels.length} labels given but ${o.modelPath} output "${out.name}" has ${io.classes} classes`);
   }
   labels ??= Array.from({ length: io.classes }, (_, i) => String(i));
   const prev = await store.getTask(o.id);
   const preprocessing = o.preprocessing ?? prev?.preprocessing ?? { kind: 'vector' as const };
   const misfit = imageShapeMismatch(preprocessing, io.inputs[0].shape);
-  if (misfit) throw new CliError(`${o.modelPath}: ${misfit}`, EXIT.USAGE);
+  if (misfit) throw new UsageError(`${o.modelPath}: ${misfit}`);
   const { sha256, size } = await store.blobs.put(bytes);
   const now = Date.now();
   const t: TaskRecord = {

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { normaliseAttrs } from '../format/attrs.js';
 import { TaskTable } from '../format/allocate.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import type { KbStore } from '../kb/store.js';
 import { preprocess } from './dataset.js';
@@ -24,7 +24,7 @@ async function readRows(file: string, attrKeys: string[], onBad: (line: number, 
   const input = createReadStream(file);
   await new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
-    input.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`${file}: cannot read: ${e.code ?? e.message}`, EXIT.FAILURE)));
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new ReportedError(`${file}: cannot read: ${e.code ?? e.message}`)));
   });
   const rows: Row[] = [];
   let header: string[] | null = null;
@@ -39,13 +39,13 @@ async function readRows(file: string, attrKeys: string[], onBad: (line: number, 
       try {
         cells = splitCsvLine(line).map((c) => c.trim());
       } catch (e) {
-        if (!header) throw new CliError(`${file}:${n}: CSV header: ${(e as Error).message}`, EXIT.USAGE);
+        if (!header) throw new UsageError(`${file}:${n}: CSV header: ${(e as Error).message}`);
         onBad(n, (e as Error).message);
         continue;
       }
       if (!header) {
         header = cells.map((c) => c.toLowerCase());
-        if (!header.includes('label')) throw new CliError(`${file}: CSV header has no "label" column`, EXIT.USAGE);
+        if (!header.includes('label')) throw new UsageError(`${file}: CSV header has no "label" column`);
         continue;
       }
       if (cells.length !== header.length) {
@@ -110,19 +110,19 @@ function allocator(index: TaskIndex): (r: Row) => TaskEntry {
     try {
       return table.allocate(r.attrs, null, (t) => preprocess(r.x, t.model.preprocessing)).task;
     } catch (e) {
-      throw new CliError(`a sample cannot be allocated: ${(e as Error).message}`, EXIT.FAILURE);
+      throw new ReportedError(`a sample cannot be allocated: ${(e as Error).message}`);
     }
   };
 }
 
 export async function evaluateVersion(store: KbStore, file: string, opts: { version?: number; onBad: (line: number, why: string) => void }): Promise<EvalResult> {
   const n = opts.version ?? (await store.latestVersion())?.n;
-  if (!n) throw new CliError('the KB has no published version yet', EXIT.FAILURE);
+  if (!n) throw new ReportedError('the KB has no published version yet');
   const f = await store.readVersionIndex(n);
-  if (!f) throw new CliError(`KB version ${n} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
+  if (!f) throw new UsageError(`KB version ${n} does not exist (see "sedna-ll kb versions")`);
   const index = JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
   const rows = await readRows(file, index.allocation.attr_keys, opts.onBad);
-  if (!rows.length) throw new CliError(`${file}: no usable labelled samples`, EXIT.FAILURE);
+  if (!rows.length) throw new ReportedError(`${file}: no usable labelled samples`);
   const allocate = allocator(index);
   const groups = new Map<TaskEntry, Row[]>();
   for (const r of rows) {
@@ -134,12 +134,12 @@ export async function evaluateVersion(store: KbStore, file: string, opts: { vers
   const pred: string[] = [];
   const tasks: EvalResult['tasks'] = [];
   for (const [t, rs] of groups) {
-    if (t.model.preprocessing.kind !== 'vector') throw new CliError(`task ${t.id}: image models cannot be evaluated on vector files`, EXIT.FAILURE);
+    if (t.model.preprocessing.kind !== 'vector') throw new ReportedError(`task ${t.id}: image models cannot be evaluated on vector files`);
     const s = await openSession(await readBlob(store, t.model.sha256), `task ${t.id}: model ${t.model.sha256.slice(0, 12)}`);
     try {
       const xs = rs.map((r) => preprocess(r.x, t.model.preprocessing));
       const d = Number(t.model.inputs[0].shape[1]);
-      for (const x of xs) if (x.length !== d) throw new CliError(`${file}: a sample has ${x.length} features, task ${t.id} expects ${d}`, EXIT.FAILURE);
+      for (const x of xs) if (x.length !== d) throw new ReportedError(`${file}: a sample has ${x.length} features, task ${t.id} expects ${d}`);
       const P = await runRows(s, t.model.inputs[0].name, t.model.outputs[0].name, stack(xs, d), [xs.length, d]);
       const k = t.model.labels.length;
       const tp: string[] = [];

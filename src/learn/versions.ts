@@ -1,13 +1,13 @@
 // What the KB knows over time: published versions (which models changed), the diff of two
 // versions, and each task's learning history per round (kept in the task record by round.ts).
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import type { PairedResult } from './paired.js';
 import type { CounterStore, ModelStore, VersionStore } from '../kb/store.js';
 
 async function readIndex(store: VersionStore & ModelStore & CounterStore, n: number): Promise<TaskIndex> {
   const f = await store.readVersionIndex(n);
-  if (!f) throw new CliError(`KB version ${n} does not exist (see "sedna-ll kb versions")`, EXIT.USAGE);
+  if (!f) throw new UsageError(`KB version ${n} does not exist (see "sedna-ll kb versions")`);
   return JSON.parse(f.bytes.toString('utf8')) as TaskIndex;
 }
 

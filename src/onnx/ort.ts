@@ -12,7 +12,7 @@
 // so the KB can no longer take in a model that every edge would refuse.
 import { createRequire } from 'node:module';
 import type * as Ort from 'onnxruntime-node';
-import { CliError, EXIT } from '../errors.js';
+import { EXIT, ReportedError } from '../errors.js';
 import type { TensorSpec } from '../format/index-manifest.js';
 
 export type OrtModule = typeof Ort;
@@ -51,12 +51,12 @@ export function firstLine(e: unknown): string {
 }
 
 /** A model file or buffer onnxruntime refused; `reason` is onnxruntime's own first line. */
-export class ModelLoadError extends CliError {
+export class ModelLoadError extends ReportedError {
   constructor(
     what: string,
     readonly reason: string,
   ) {
-    super(`${what}: not a loadable ONNX model: ${reason}`, EXIT.FAILURE);
+    super(`${what}: not a loadable ONNX model: ${reason}`);
   }
 }
 
@@ -90,8 +90,8 @@ type IoMeta = { name: string; isTensor: boolean; type?: string; shape?: Readonly
 
 /** TensorSpec of one input/output; only float32 tensors are accepted. Dynamic dims: their symbol, or -1. */
 function specOf(m: IoMeta, what: string): TensorSpec {
-  if (!m.isTensor) throw new CliError(`${what}: ${m.name} is not a tensor; sedna-ll models take and give float32 tensors`, EXIT.FAILURE);
-  if (m.type !== 'float32') throw new CliError(`${what}: ${m.name} has type ${m.type}; sedna-ll models take and give float32 tensors`, EXIT.FAILURE);
+  if (!m.isTensor) throw new ReportedError(`${what}: ${m.name} is not a tensor; sedna-ll models take and give float32 tensors`);
+  if (m.type !== 'float32') throw new ReportedError(`${what}: ${m.name} has type ${m.type}; sedna-ll models take and give float32 tensors`);
   return { name: m.name, shape: (m.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : -1)), dtype: 'float32' };
 }
 
@@ -102,25 +102,25 @@ export const MAX_INPUT_VALUES = 2 ** 25;
  * The admission check of a model, edge and KB alike: loads it, reads its I/O (float32 tensors
  * only), requires exactly one input shaped [batch, fixed dims...] (the pipeline feeds one
  * tensor), runs it once on a deterministic input and reports what its first output holds.
- * Every refusal is a one-line CliError naming `what`.
+ * Every refusal is a one-line ReportedError naming `what`.
  */
 export async function inspectModel(bytes: Uint8Array, what: string): Promise<InspectedModel> {
   const session = await openSession(bytes, what);
   try {
     const inputs = session.inputMetadata.map((m) => specOf(m as IoMeta, what));
     const outputs = session.outputMetadata.map((m) => specOf(m as IoMeta, what));
-    if (inputs.length !== 1) throw new CliError(`${what}: the model has ${inputs.length} inputs; sedna-ll feeds exactly one`, EXIT.FAILURE);
-    if (outputs.length < 1) throw new CliError(`${what}: the model has no outputs`, EXIT.FAILURE);
+    if (inputs.length !== 1) throw new ReportedError(`${what}: the model has ${inputs.length} inputs; sedna-ll feeds exactly one`);
+    if (outputs.length < 1) throw new ReportedError(`${what}: the model has no outputs`);
     const inShape = inputs[0].shape;
     if (inShape.length < 2 || inShape.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-      throw new CliError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}]: expected [batch, fixed dims...]`, EXIT.FAILURE);
+      throw new ReportedError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}]: expected [batch, fixed dims...]`);
     }
     const dims = [1, ...(inShape.slice(1) as number[])];
     const n = dims.reduce((a, b) => a * b, 1);
     // checked before the probe input is allocated: a few hundred bytes of model can declare
     // [N,65536,65536] (16 GiB per sample)
     if (n > MAX_INPUT_VALUES) {
-      throw new CliError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}] is ${n} values per sample, over the cap of ${MAX_INPUT_VALUES} (${(MAX_INPUT_VALUES * 4) / (1024 * 1024)} MiB)`, EXIT.FAILURE);
+      throw new ReportedError(`${what}: input "${inputs[0].name}" shape [${inShape.join(',')}] is ${n} values per sample, over the cap of ${MAX_INPUT_VALUES} (${(MAX_INPUT_VALUES * 4) / (1024 * 1024)} MiB)`);
     }
     // a deterministic pseudo-random input: rows of probabilities are >= 0 and sum to 1
     const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + 1) * 2);
@@ -128,10 +128,10 @@ export async function inspectModel(bytes: Uint8Array, what: string): Promise<Ins
     try {
       y = await runRows(session, inputs[0].name, outputs[0].name, x, dims);
     } catch (e) {
-      throw new CliError(`${what}: the model fails on an input of shape [${dims.join(',')}]: ${firstLine(e)}`, EXIT.FAILURE);
+      throw new ReportedError(`${what}: the model fails on an input of shape [${dims.join(',')}]: ${firstLine(e)}`);
     }
     const classes = y.length;
-    if (classes < 1) throw new CliError(`${what}: output "${outputs[0].name}" is empty`, EXIT.FAILURE);
+    if (classes < 1) throw new ReportedError(`${what}: output "${outputs[0].name}" is empty`);
     let sum = 0;
     let inRange = true;
     for (const v of y) {

@@ -11,7 +11,7 @@ import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
-import { CliError, EXIT } from '../errors.js';
+import { EXIT, ReportedError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { signBytes, verifyBytes } from '../format/signature.js';
 import { parseIndex } from '../format/validate-index.js';
@@ -76,7 +76,7 @@ export function signCanary(indexBytes: Buffer, records: CanaryRecord[], privateK
 const MODEL_RE = /^models\/([0-9a-f]{64})\.onnx$/;
 
 function refuse(file: string, why: string): never {
-  throw new CliError(`${file}: bundle refused: ${why}`, EXIT.VERIFY);
+  throw new VerificationError(`${file}: bundle refused: ${why}`);
 }
 
 /** Why an entry name is not acceptable, or null when it is one of the layout's names. */
@@ -134,7 +134,7 @@ async function sha256OfFile(path: string): Promise<string> {
 /**
  * Open a bundle: stream-extract into a fresh directory under tmpRoot, then verify the
  * signature (publicKeyPem), the index schema, every model's sha256 and size, and the canary
- * file. Throws CliError(EXIT.VERIFY) on any refusal, leaving nothing behind.
+ * file. Throws VerificationError on any refusal, leaving nothing behind.
  */
 export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | null; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
   const limits = { ...DEFAULT_BUNDLE_LIMITS, ...opts.limits };
@@ -142,9 +142,9 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   try {
     st = statSync(file);
   } catch (e) {
-    throw new CliError(`${file}: cannot read bundle: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.FAILURE);
+    throw new ReportedError(`${file}: cannot read bundle: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  if (!st.isFile()) throw new CliError(`${file}: not a regular file`, EXIT.FAILURE);
+  if (!st.isFile()) throw new ReportedError(`${file}: not a regular file`);
   // only gzip: tar would also sniff brotli/zstd, a larger attack surface we do not need
   const magic = Buffer.alloc(2);
   const fd = openSync(file, 'r');
@@ -161,7 +161,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   try {
     expected = await signedEntries(file, opts.publicKeyPem, limits);
   } catch (e) {
-    if (e instanceof CliError) throw e;
+    if (e instanceof ReportedError) throw e;
     refuse(file, (e as Error).message);
   }
 
@@ -185,7 +185,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
     return verifyExtracted(file, dir, files, opts.publicKeyPem, limits, dispose);
   } catch (e) {
     dispose();
-    if (e instanceof CliError) throw e;
+    if (e instanceof ReportedError) throw e;
     refuse(file, (e as Error).message);
   }
 }
@@ -458,7 +458,7 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
       const dest = join(stage, t.model.file);
       copyFileSync(src.modelPath(sha), dest);
       const got = await sha256OfFile(dest);
-      if (got !== sha) throw new CliError(`model ${sha}: local copy is corrupt (sha256 ${got.slice(0, 12)}…); run "sedna-ll model verify"`, EXIT.VERIFY);
+      if (got !== sha) throw new VerificationError(`model ${sha}: local copy is corrupt (sha256 ${got.slice(0, 12)}…); run "sedna-ll model verify"`);
       names.push(t.model.file);
     }
     if (src.canary.length) {

@@ -6,7 +6,7 @@ import { createReadStream, existsSync, readFileSync, readdirSync, rmSync, statSy
 import { join } from 'node:path';
 import { BUNDLE_CANARY, type CanaryRecord } from './bundle-layout.js';
 import { canaryBytes, openBundle, parseCanary, writeBundle } from './bundle.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { verifyBytes } from '../format/signature.js';
 import { type DB, kvGet } from '../store/db.js';
@@ -125,7 +125,7 @@ export async function installBundle(paths: HomePaths, db: DB, file: string, conf
       publicKey: config.kb?.public_key,
       modelPath: (sha) => {
         const p = b.models.get(sha);
-        if (!p) throw new CliError(`${file}: model ${sha} missing from the bundle`, EXIT.VERIFY);
+        if (!p) throw new VerificationError(`${file}: model ${sha} missing from the bundle`);
         return p;
       },
     });
@@ -266,7 +266,7 @@ export function pruneVersions(paths: HomePaths, db: DB, keep: number): PruneResu
 
 /** Write an installed version as an offline bundle (its signature, models and canary). */
 export async function exportVersion(paths: HomePaths, db: DB, id: string, out: string): Promise<{ file: string; bytes: number; sha256: string; signed: boolean; canary: number }> {
-  if (!getVersion(db, id)) throw new CliError(`version ${id}: not installed (see "sedna-ll model ls")`, EXIT.USAGE);
+  if (!getVersion(db, id)) throw new UsageError(`version ${id}: not installed (see "sedna-ll model ls")`);
   const index = readVersionIndex(paths, db, id);
   const dir = versionDir(paths, id);
   const sigPath = join(dir, 'index.json.sig');

@@ -15,7 +15,7 @@
 // any moment leaves a version active that passed its check. A failed check marks the version
 // 'failed' with its reason and the active version never changes: the same end state as an
 // activate-then-roll-back, without the window.
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, VerificationError, NotFoundError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { kvGet } from '../store/db.js';
 import type { EdgeConfig, HomePaths } from '../store/home.js';
@@ -67,19 +67,19 @@ export async function activateWithTrial(
   opts: { config: EdgeConfig; dryRun?: boolean; force?: boolean; reason?: string; allowDowngrade?: boolean },
 ): Promise<ActivationResult> {
   const row = getVersion(db, id);
-  if (!row) throw new CliError(`version ${id}: not installed (see "sedna-ll model ls")`, EXIT.USAGE);
+  if (!row) throw new UsageError(`version ${id}: not installed (see "sedna-ll model ls")`);
   const active = kvGet(db, 'active_version');
   // an older signed version may carry the very model a newer one fixed: going back is a
   // deliberate act (--allow-downgrade, "model rollback", or the KB's own channel fallback)
   const activeRow = active ? getVersion(db, active) : null;
   if (!opts.allowDowngrade && !opts.dryRun && row.origin !== 'local' && activeRow && activeRow.origin !== 'local' && row.seq < activeRow.seq) {
-    throw new CliError(`version ${id} is older than the active version ${active}: refusing a downgrade; pass --allow-downgrade to go back to it`, EXIT.USAGE);
+    throw new UsageError(`version ${id} is older than the active version ${active}: refusing a downgrade; pass --allow-downgrade to go back to it`);
   }
   if (active === id && (row.state === 'active' || row.state === 'trial') && !opts.dryRun) {
     return { id, result: 'noop', active, previous: kvGet(db, 'previous_version') };
   }
   if (row.state === 'failed' && !opts.force && !opts.dryRun) {
-    throw new CliError(`version ${id} failed before${row.reason ? ` (${row.reason})` : ''}; use --force to try it again`, EXIT.VERIFY);
+    throw new VerificationError(`version ${id} failed before${row.reason ? ` (${row.reason})` : ''}; use --force to try it again`);
   }
   const index = readVersionIndex(paths, db, id);
   const policy = opts.config.rollout;
@@ -111,9 +111,9 @@ export async function activateWithTrial(
 /** `model rollback`: back to the previous version; the rolled-back one is marked failed. */
 export function rollbackActive(db: DB, reason = 'rolled back by operator'): { from: string; to: string } {
   const active = kvGet(db, 'active_version');
-  if (!active) throw new CliError('no active version to roll back', EXIT.FAILURE);
+  if (!active) throw new NotFoundError('no active version to roll back');
   const prev = kvGet(db, 'previous_version');
-  if (!prev || !getVersion(db, prev)) throw new CliError(`version ${active} is active and there is no previous version to roll back to`, EXIT.FAILURE);
+  if (!prev || !getVersion(db, prev)) throw new ReportedError(`version ${active} is active and there is no previous version to roll back to`);
   const { now } = rollbackTx(db, active, reason, { trialFailed: false });
   return { from: active, to: now! };
 }

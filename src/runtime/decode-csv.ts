@@ -5,7 +5,7 @@
 // format/csv.ts, shared with the KB's CSV readers.
 import { normaliseValue } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { badRecord, f32Bytes, type Item } from './sample.js';
 
 /** Resolve a column spec against the header; throws a usage error naming the bad item. */
@@ -23,7 +23,7 @@ export function resolveColumns(spec: string, header: string[], opt: string): num
     if (m) {
       const a = Number(m[1]);
       const b = m[2] !== undefined ? Number(m[2]) : a;
-      if (a < 1 || b < a || b > header.length) throw new CliError(`${opt} "${item}": columns are 1..${header.length}`, EXIT.USAGE);
+      if (a < 1 || b < a || b > header.length) throw new UsageError(`${opt} "${item}": columns are 1..${header.length}`);
       for (let c = a; c <= b; c++) cols.push(c - 1);
       continue;
     }
@@ -31,11 +31,11 @@ export function resolveColumns(spec: string, header: string[], opt: string): num
     if (m) {
       const a = header.indexOf(m[1]);
       const b = header.indexOf(m[2]);
-      if (a < 0 || b < a) throw new CliError(`${opt} "${item}": not a column range of the header`, EXIT.USAGE);
+      if (a < 0 || b < a) throw new UsageError(`${opt} "${item}": not a column range of the header`);
       for (let c = a; c <= b; c++) cols.push(c);
       continue;
     }
-    throw new CliError(`${opt} "${item}": no such column in the CSV header`, EXIT.USAGE);
+    throw new UsageError(`${opt} "${item}": no such column in the CSV header`);
   }
   return cols;
 }
@@ -52,14 +52,14 @@ export function csvLayout(headerLine: string, featureSpec: string | undefined, a
   try {
     header = splitCsvLine(headerLine).map((h) => h.trim());
   } catch (e) {
-    throw new CliError(`CSV header: ${(e as Error).message}`, EXIT.USAGE);
+    throw new UsageError(`CSV header: ${(e as Error).message}`);
   }
   const attrCols = attrSpec ? resolveColumns(attrSpec, header, '--attrs') : [];
   const idCol = header.indexOf('id');
   const features = featureSpec
     ? resolveColumns(featureSpec, header, '--features')
     : header.map((_, i) => i).filter((i) => i !== idCol && !attrCols.includes(i));
-  if (features.length === 0) throw new CliError('CSV: no feature columns (use --features)', EXIT.USAGE);
+  if (features.length === 0) throw new UsageError('CSV: no feature columns (use --features)');
   return {
     features,
     attrs: attrCols.map((c) => ({ name: header[c].toLowerCase(), col: c })),

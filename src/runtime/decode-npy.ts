@@ -3,7 +3,7 @@
 // from the chunks as they arrive, so a multi-GB tensor never sits in memory.
 // The outbox payload of a row is itself a small .npy (shape (1, ...rest), original dtype).
 import type { Readable } from 'node:stream';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { badRecord, type Item } from './sample.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
@@ -23,7 +23,7 @@ export interface NpyHeader {
 /** Parse the header at the start of buf; null when buf is too short yet. Throws on a bad header. */
 export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
   if (buf.length < 10) return null;
-  if (!buf.subarray(0, 6).equals(MAGIC)) throw new CliError(`${what}: not a .npy file (bad magic)`, EXIT.USAGE);
+  if (!buf.subarray(0, 6).equals(MAGIC)) throw new UsageError(`${what}: not a .npy file (bad magic)`);
   const major = buf[6];
   let hlen: number;
   let start: number;
@@ -34,17 +34,17 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
     if (buf.length < 12) return null;
     hlen = buf.readUInt32LE(8);
     start = 12;
-  } else throw new CliError(`${what}: unsupported .npy version ${major}`, EXIT.USAGE);
-  if (hlen > MAX_HEADER_BYTES) throw new CliError(`${what}: .npy header of ${hlen} bytes (over ${MAX_HEADER_BYTES}): not a NumPy-written file`, EXIT.USAGE);
+  } else throw new UsageError(`${what}: unsupported .npy version ${major}`);
+  if (hlen > MAX_HEADER_BYTES) throw new UsageError(`${what}: .npy header of ${hlen} bytes (over ${MAX_HEADER_BYTES}): not a NumPy-written file`);
   if (buf.length < start + hlen) return null;
   const h = buf.subarray(start, start + hlen).toString(major === 3 ? 'utf8' : 'latin1');
   const descr = /'descr'\s*:\s*'([<>|=]?)([a-zA-Z]\d*)'/.exec(h);
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(h);
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(h);
-  if (!descr || !fortran || !shape) throw new CliError(`${what}: malformed .npy header: ${JSON.stringify(h.trim().slice(0, 200))}`, EXIT.USAGE);
+  if (!descr || !fortran || !shape) throw new UsageError(`${what}: malformed .npy header: ${JSON.stringify(h.trim().slice(0, 200))}`);
   const t = descr[2];
-  if (t !== 'f4' && t !== 'f8') throw new CliError(`${what}: dtype ${JSON.stringify(descr[1] + t)} not supported (float32 or float64 only)`, EXIT.USAGE);
-  if (fortran[1] === 'True') throw new CliError(`${what}: Fortran-order arrays are not supported (save with C order)`, EXIT.USAGE);
+  if (t !== 'f4' && t !== 'f8') throw new UsageError(`${what}: dtype ${JSON.stringify(descr[1] + t)} not supported (float32 or float64 only)`);
+  if (fortran[1] === 'True') throw new UsageError(`${what}: Fortran-order arrays are not supported (save with C order)`);
   // header text quoted in messages on one line: a corrupt header may hold any byte
   const shown = shape[1].replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 200);
   const dims = shape[1]
@@ -52,12 +52,12 @@ export function parseNpyHeader(buf: Buffer, what: string): NpyHeader | null {
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map(Number);
-  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new CliError(`${what}: shape (${shown}) needs a leading sample dimension`, EXIT.USAGE);
+  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new UsageError(`${what}: shape (${shown}) needs a leading sample dimension`);
   // a zero-size feature dimension makes every row 0 bytes: the row loop would never need data
   // and yield 1e11 empty samples out of a 128-byte file
-  if (dims.slice(1).some((d) => d === 0)) throw new CliError(`${what}: shape (${shown}) has a zero-size feature dimension (a sample with no values)`, EXIT.USAGE);
+  if (dims.slice(1).some((d) => d === 0)) throw new UsageError(`${what}: shape (${shown}) has a zero-size feature dimension (a sample with no values)`);
   const rowBytes = dims.slice(1).reduce((a, b) => a * b, 1) * (t === 'f4' ? 4 : 8);
-  if (rowBytes > MAX_NPY_ROW_BYTES) throw new CliError(`${what}: one sample of shape (${dims.slice(1).join(', ')}) is ${rowBytes} bytes, over the ${MAX_NPY_ROW_BYTES / (1024 * 1024)} MiB cap`, EXIT.USAGE);
+  if (rowBytes > MAX_NPY_ROW_BYTES) throw new UsageError(`${what}: one sample of shape (${dims.slice(1).join(', ')}) is ${rowBytes} bytes, over the ${MAX_NPY_ROW_BYTES / (1024 * 1024)} MiB cap`);
   return { dtype: t, littleEndian: descr[1] !== '>', shape: dims, dataOffset: start + hlen };
 }
 
@@ -130,7 +130,7 @@ export async function* npyItems(input: Readable, what: string, task: string | nu
     pendingLen = buf.length - off;
     if (items.length) yield items;
   }
-  if (!h) throw new CliError(`${what}: truncated .npy header`, EXIT.USAGE);
+  if (!h) throw new UsageError(`${what}: truncated .npy header`);
   const tail: Item[] = [];
   if (row < h.shape[0]) tail.push(badRecord(`row ${row + 1}`, row + 1, `file ends after ${row} of ${h.shape[0]} rows (truncated)`));
   else if (extra + pendingLen > 0) tail.push(badRecord(`row ${row + 1}`, null, `${extra + pendingLen} bytes after the last row`));

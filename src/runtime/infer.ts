@@ -6,7 +6,7 @@
 // no good one fails (exit 1): scripts must not take a wrong-format file for success.
 import { fstatSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, BadRecordError } from '../errors.js';
 import { writeDrained } from '../streams/write-drained.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
@@ -98,7 +98,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
             // the stopping error is the window's last outcome: every line before it is in r.text
             texts.push(r.text!);
             await writeDrained(out, Buffer.concat(texts));
-            throw new CliError(`${describeBad(oc)} (--strict: stopped)`, EXIT.FAILURE);
+            throw new BadRecordError(`${describeBad(oc)} (--strict: stopped)`);
           }
           err.write(`sedna-ll: ${describeBad(oc)}\n`);
         }
@@ -146,7 +146,7 @@ export async function runInfer(o: InferOptions): Promise<InferSummary> {
     await flush(true);
     if (lastProgress) progress(true);
     // every record bad (a wrong-format file, the wrong --features): a failure, not "0 processed"
-    if (summary.ok === 0 && summary.bad > 0) throw new CliError(`all ${summary.bad} record(s) bad, none processed (wrong input format?)`, EXIT.FAILURE);
+    if (summary.ok === 0 && summary.bad > 0) throw new ReportedError(`all ${summary.bad} record(s) bad, none processed (wrong input format?)`);
     if (summary.bad > 0) err.write(`sedna-ll: ${summary.bad} bad record(s) skipped, ${summary.ok} processed\n`);
     return summary;
   } finally {

@@ -9,7 +9,7 @@
 //   same transaction -> the remaining output lines, in input order.
 // A line saying "logged": true is built only after that transaction committed.
 import type { TaskEntry } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, NotFoundError, BadRecordError } from '../errors.js';
 import { mulberry32 } from '../random.js';
 import type { DB } from '../store/db.js';
 import type { Allocation } from '../format/allocate.js';
@@ -169,7 +169,9 @@ export class Pipeline {
         g.allocs.push(alloc);
         g.xs.push(x);
       } catch (e) {
-        if (e instanceof CliError) throw e;
+        // a sample that cannot be fed (BadRecordError, or an error nobody raised on purpose, e.g.
+        // from an image decoder) is reported and skipped; any other error of ours is fatal
+        if (e instanceof ReportedError && !(e instanceof BadRecordError)) throw e;
         if (e instanceof NoTaskForAttrError) {
           // a new site and no fallback: no model runs, but the sample is what the KB needs most
           scored[i] = { i, s: it, task: null, probs: EMPTY, boxes: null, label: null, fired: [], unseen: NO_TASK_UNSEEN, x: EMPTY };
@@ -191,7 +193,7 @@ export class Pipeline {
       // the "features" unseen method also needs the model's penultimate features (second output)
       const featName = wantsFeatures(state.index.unseen, task) ? task.features!.output : null;
       if (featName && !ms.session.outputNames.includes(featName)) {
-        throw new CliError(`task "${task.id}": the index has feature statistics of output "${featName}" but the model has no such output (has ${ms.session.outputNames.join(', ')})`, EXIT.FAILURE);
+        throw new NotFoundError(`task "${task.id}": the index has feature statistics of output "${featName}" but the model has no such output (has ${ms.session.outputNames.join(', ')})`);
       }
       let feats: Float32Array | null = null;
       let featDim = 0;
@@ -206,13 +208,13 @@ export class Pipeline {
           feats = fo.data as Float32Array;
         }
       } catch (e) {
-        throw new CliError(`task "${task.id}": inference failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`, EXIT.FAILURE);
+        throw new ReportedError(`task "${task.id}": inference failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
       }
       const data = out.data as Float32Array;
       const dims = out.dims;
       const detection = dims.length === 3 && dims[2] >= 5;
       if (!detection && dims.length !== 2) {
-        throw new CliError(`task "${task.id}": output "${ms.outputName}" has shape [${dims.join(',')}]; expected [N, classes] or [N, boxes, >=5]`, EXIT.FAILURE);
+        throw new ReportedError(`task "${task.id}": output "${ms.outputName}" has shape [${dims.join(',')}]; expected [N, classes] or [N, boxes, >=5]`);
       }
       const logits = task.model.output_kind === 'logits';
       const labels = task.model.labels;
@@ -396,7 +398,7 @@ export class Pipeline {
     } catch (e) {
       const code = (e as { code?: string }).code;
       const why = ((e as Error).message ?? String(e)).split('\n')[0];
-      throw new CliError(`cannot log samples to the outbox${code?.startsWith('SQLITE_') ? ` (${code})` : ''}: ${why}; nothing of these samples was reported logged`, EXIT.FAILURE);
+      throw new ReportedError(`cannot log samples to the outbox${code?.startsWith('SQLITE_') ? ` (${code})` : ''}: ${why}; nothing of these samples was reported logged`);
     }
 
     return windows.map((w, wi) => {

@@ -15,7 +15,7 @@
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError, ConflictError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { openHome } from '../store/open-home.js';
@@ -157,7 +157,7 @@ function send(res: ServerResponse, status: number, body: string): void {
 /** Remove a socket file left by a dead server; refuse when a live one answers on it. */
 async function clearStaleSocket(path: string): Promise<void> {
   if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw new CliError(`--socket ${path}: exists and is not a socket`, EXIT.USAGE);
+  if (!lstatSync(path).isSocket()) throw new UsageError(`--socket ${path}: exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
     const c = connect(path);
     c.once('connect', () => {
@@ -166,13 +166,13 @@ async function clearStaleSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (live) throw new CliError(`--socket ${path}: another server is listening on it`, EXIT.FAILURE);
+  if (live) throw new ConflictError(`--socket ${path}: another server is listening on it`);
   unlinkSync(path);
 }
 
 export async function runServe(o: ServeOptions): Promise<void> {
-  if (!o.socket && o.port === undefined) throw new CliError('serve: give --socket PATH or --port N', EXIT.USAGE);
-  if (o.socket && o.port !== undefined) throw new CliError('serve: give either --socket or --port, not both', EXIT.USAGE);
+  if (!o.socket && o.port === undefined) throw new UsageError('serve: give --socket PATH or --port N');
+  if (o.socket && o.port !== undefined) throw new UsageError('serve: give either --socket or --port, not both');
   // one place opens a home and names the file on busy / read-only / full-disk errors
   const { paths, cfg: config, db } = openHome(o.home);
   const sessions = new SessionCache(paths.models);
@@ -256,7 +256,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
           if (e instanceof HttpError) return send(res, e.status, JSON.stringify({ error: e.message }));
           // model or outbox failure: the request fails, the server keeps running
           warn((e as Error).message);
-          send(res, e instanceof CliError ? 503 : 500, JSON.stringify({ error: (e as Error).message }));
+          send(res, e instanceof ReportedError ? 503 : 500, JSON.stringify({ error: (e as Error).message }));
         },
       );
     });
@@ -265,7 +265,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     if (o.socket) await clearStaleSocket(o.socket);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new CliError(`cannot listen on ${o.socket ?? `${o.host}:${o.port}`}: ${e.code ?? e.message}`, EXIT.FAILURE)),
+        reject(new ReportedError(`cannot listen on ${o.socket ?? `${o.host}:${o.port}`}: ${e.code ?? e.message}`)),
       );
       if (o.socket) server!.listen(o.socket, resolve);
       else server!.listen(o.port, o.host, resolve);

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../errors.js';
+import { EXIT, ReportedError, VerificationError, NotFoundError } from '../errors.js';
 import { loadOrt, ModelLoadError, openSession, type OrtModule } from '../onnx/ort.js';
 
 /** A loaded model with what the pipeline needs to feed it. */
@@ -26,7 +26,7 @@ export function sampleDimsOf(task: TaskEntry): number[] {
   const shape = task.model.inputs[0].shape;
   const dims = shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : NaN));
   if (dims.some((d) => Number.isNaN(d))) {
-    throw new CliError(`task "${task.id}": model input shape [${shape.join(',')}] has a dynamic non-batch dimension`, EXIT.FAILURE);
+    throw new ReportedError(`task "${task.id}": model input shape [${shape.join(',')}] has a dynamic non-batch dimension`);
   }
   return dims;
 }
@@ -47,7 +47,7 @@ export class SessionCache {
 
   constructor(private readonly modelsDir: string) {}
 
-  /** The session for a task's model; a missing or corrupt file is a one-line CliError. */
+  /** The session for a task's model; a missing or corrupt file is a one-line ReportedError. */
   get(task: TaskEntry): Promise<ModelSession> {
     const sha = task.model.sha256;
     let p = this.sessions.get(sha);
@@ -66,27 +66,27 @@ export class SessionCache {
 
   private async open(task: TaskEntry): Promise<ModelSession> {
     const file = join(this.modelsDir, `${task.model.sha256}.onnx`);
-    if (!existsSync(file)) throw new CliError(`task "${task.id}": model file ${file} is missing`, EXIT.FAILURE);
+    if (!existsSync(file)) throw new NotFoundError(`task "${task.id}": model file ${file} is missing`);
     // the bytes loaded are the bytes hashed: a file swapped for another model (same shape,
     // other weights) under this sha256 name is refused, not served
     const bytes = readFileSync(file);
     const got = createHash('sha256').update(bytes).digest('hex');
-    if (got !== task.model.sha256) throw new CliError(`task "${task.id}": model file ${file} does not match its sha256 (content ${got.slice(0, 12)}…): swapped or corrupt; run "sedna-ll model verify"`, EXIT.VERIFY);
+    if (got !== task.model.sha256) throw new VerificationError(`task "${task.id}": model file ${file} does not match its sha256 (content ${got.slice(0, 12)}…): swapped or corrupt; run "sedna-ll model verify"`);
     const ort = await loadOrt();
     let session: Ort.InferenceSession;
     try {
       session = await openSession(bytes, file, SESSION_OPTIONS);
     } catch (e) {
       if (!(e instanceof ModelLoadError)) throw e;
-      throw new CliError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${e.reason}`, EXIT.FAILURE);
+      throw new ReportedError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${e.reason}`);
     }
     const inputName = task.model.inputs[0].name;
     const outputName = task.model.outputs[0].name;
     if (!session.inputNames.includes(inputName)) {
-      throw new CliError(`task "${task.id}": model file ${file} has no input "${inputName}" (has ${session.inputNames.join(', ')})`, EXIT.FAILURE);
+      throw new ReportedError(`task "${task.id}": model file ${file} has no input "${inputName}" (has ${session.inputNames.join(', ')})`);
     }
     if (!session.outputNames.includes(outputName)) {
-      throw new CliError(`task "${task.id}": model file ${file} has no output "${outputName}" (has ${session.outputNames.join(', ')})`, EXIT.FAILURE);
+      throw new ReportedError(`task "${task.id}": model file ${file} has no output "${outputName}" (has ${session.outputNames.join(', ')})`);
     }
     const sampleDims = sampleDimsOf(task);
     // the index must describe the model it names: a mismatch is a broken index, reported once
@@ -96,9 +96,8 @@ export class SessionCache {
       const got = meta.shape.slice(1);
       const fixed = got.every((d) => typeof d === 'number');
       if (got.length !== sampleDims.length || (fixed && got.some((d, i) => d !== sampleDims[i]))) {
-        throw new CliError(
+        throw new ReportedError(
           `task "${task.id}": model file ${file} takes input [${meta.shape.join(',')}] but the index says [${task.model.inputs[0].shape.join(',')}]`,
-          EXIT.FAILURE,
         );
       }
     }

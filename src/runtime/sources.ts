@@ -4,7 +4,7 @@ import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { normaliseAttrs, parseAttrPairs } from '../format/attrs.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, ReportedError } from '../errors.js';
 import { csvLayout, decodeCsvLine } from './decode-csv.js';
 import { decodeJsonBytes } from './decode-jsonl.js';
 import { npyItems } from './decode-npy.js';
@@ -41,7 +41,7 @@ export function detectFormat(file: string | undefined): InputFormat {
   try {
     isDir = statSync(file).isDirectory();
   } catch (e) {
-    throw new CliError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+    throw new UsageError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (isDir) return 'image';
   const ext = extname(file).toLowerCase();
@@ -57,17 +57,17 @@ function pairAttrs(spec: string | undefined): Record<string, string> | null {
   try {
     return normaliseAttrs(parseAttrPairs(spec.split(',').map((s) => s.trim()).filter(Boolean)));
   } catch (e) {
-    throw new CliError((e as Error).message.replace('--attr', '--attrs'), EXIT.USAGE);
+    throw new UsageError((e as Error).message.replace('--attr', '--attrs'));
   }
 }
 
 function open(file: string | undefined): Readable {
   if (!file || file === '-') return process.stdin;
   try {
-    if (statSync(file).isDirectory()) throw new CliError(`${file}: is a directory (use --format image for a directory of images)`, EXIT.USAGE);
+    if (statSync(file).isDirectory()) throw new UsageError(`${file}: is a directory (use --format image for a directory of images)`);
   } catch (e) {
-    if (e instanceof CliError) throw e;
-    throw new CliError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+    if (e instanceof ReportedError) throw e;
+    throw new UsageError(`${file}: cannot read input: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return createReadStream(file, { highWaterMark: 256 * 1024 });
 }
@@ -75,7 +75,7 @@ function open(file: string | undefined): Readable {
 export function itemSource(o: SourceOptions): AsyncGenerator<Item[]> {
   const format = o.format ?? detectFormat(o.file);
   const task = o.task ?? null;
-  if (format !== 'csv' && o.features) throw new CliError('--features applies to CSV input only', EXIT.USAGE);
+  if (format !== 'csv' && o.features) throw new UsageError('--features applies to CSV input only');
   switch (format) {
     case 'jsonl':
       return jsonlSource(open(o.file), task, pairAttrs(o.attrs));
@@ -109,7 +109,7 @@ async function* csvSource(input: Readable, o: SourceOptions, task: string | null
     for (const l of lines) {
       lineNo++;
       if (l === null) {
-        if (!layout) throw new CliError(`${o.file ?? 'stdin'}: CSV header ${lineTooLongReason()}`, EXIT.USAGE);
+        if (!layout) throw new UsageError(`${o.file ?? 'stdin'}: CSV header ${lineTooLongReason()}`);
         items.push(badRecord(`line ${lineNo}`, null, lineTooLongReason()));
         continue;
       }
@@ -123,7 +123,7 @@ async function* csvSource(input: Readable, o: SourceOptions, task: string | null
     }
     if (items.length) yield items;
   }
-  if (!layout) throw new CliError(`${o.file ?? 'stdin'}: empty CSV (no header row)`, EXIT.USAGE);
+  if (!layout) throw new UsageError(`${o.file ?? 'stdin'}: empty CSV (no header row)`);
 }
 
 /** Image files: one file, a directory (sorted by name, non-images ignored), or stdin bytes. */
@@ -134,7 +134,7 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
     let n = 0;
     for await (const c of process.stdin as AsyncIterable<Buffer>) {
       n += c.length;
-      if (n > MAX_IMAGE_FILE_BYTES) throw new CliError(`stdin: image larger than ${MAX_IMAGE_FILE_BYTES / (1024 * 1024)} MiB`, EXIT.USAGE);
+      if (n > MAX_IMAGE_FILE_BYTES) throw new UsageError(`stdin: image larger than ${MAX_IMAGE_FILE_BYTES / (1024 * 1024)} MiB`);
       chunks.push(c);
     }
     yield [imageItem('stdin', Buffer.concat(chunks), task, attrs, policy)];
@@ -145,7 +145,7 @@ async function* imageSource(file: string | undefined, task: string | null, attrs
       .filter((f) => IMAGE_EXT.has(extname(f).toLowerCase()))
       .sort()
       .map((f) => join(file, f));
-    if (files.length === 0) throw new CliError(`${file}: no .png/.jpg/.jpeg files`, EXIT.USAGE);
+    if (files.length === 0) throw new UsageError(`${file}: no .png/.jpg/.jpeg files`);
   } else files = [file];
   for (const f of files) {
     let bytes: Buffer;

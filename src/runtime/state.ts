@@ -3,7 +3,7 @@
 // end, so it never sees half of an old index and half of a new one. Sessions live outside it
 // (SessionCache, keyed by model sha256) so a switch reuses every unchanged model.
 import type { HardFilterConfig, TaskEntry, TaskIndex } from '../format/index-manifest.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { activeVersion } from '../store/versions.js';
@@ -48,8 +48,8 @@ export function activeVersionId(db: DB): string | null {
 export function loadRuntimeState(paths: HomePaths, db: DB): RuntimeState {
   const av = activeVersion(paths, db);
   if (!av) {
-    throw new CliError(`${paths.home}: no active KB version; register a model with "sedna-ll task add MODEL.onnx --task ID" or run "sedna-ll sync"`, EXIT.FAILURE);
+    throw new ReportedError(`${paths.home}: no active KB version; register a model with "sedna-ll task add MODEL.onnx --task ID" or run "sedna-ll sync"`);
   }
-  if (av.index.tasks.length === 0) throw new CliError(`KB version ${av.id} has no tasks`, EXIT.FAILURE);
+  if (av.index.tasks.length === 0) throw new ReportedError(`KB version ${av.id} has no tasks`);
   return new RuntimeState(av.id, av.index);
 }

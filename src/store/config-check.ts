@@ -1,6 +1,6 @@
 // Checking config.json against CONFIG_SCHEMA (through the ahead-of-time compiled validator, no
 // ajv at run time) and addressing its keys by dotted path ("upload.compress") for `sedna-ll config`.
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { validate } from './config-validator.gen.js';
 
 interface AjvError {
@@ -26,13 +26,13 @@ export function configProblem(c: unknown): string | null {
 /** Throw a usage error naming the file and the key when the config is not valid. */
 export function checkConfig(c: unknown, file: string): void {
   const p = configProblem(c);
-  if (p) throw new CliError(`${file}: ${p} (fix it, or see "sedna-ll config validate")`, EXIT.USAGE);
+  if (p) throw new UsageError(`${file}: ${p} (fix it, or see "sedna-ll config validate")`);
 }
 
 /** "a.b.c" -> ["a","b","c"]; refuses empty parts. */
 export function keyPath(key: string): string[] {
   const parts = key.split('.');
-  if (!key || parts.some((p) => p === '')) throw new CliError(`config key "${key}": expected a dotted path like upload.compress`, EXIT.USAGE);
+  if (!key || parts.some((p) => p === '')) throw new UsageError(`config key "${key}": expected a dotted path like upload.compress`);
   return parts;
 }
 

@@ -2,7 +2,7 @@
 // A labelled sample is worth more: it is kept longest under quota and its label goes to the KB
 // on the next sync (label_state 'pending').
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, BadRecordError, NotFoundError } from '../errors.js';
 import type { DB } from './db.js';
 import type { EdgeConfig, HomePaths } from './home.js';
 import { Outbox } from './outbox.js';
@@ -116,13 +116,13 @@ export function storeFeedback(
   if (req.strict) {
     // all or nothing: check every id before storing any label
     const missing = firstUnknown(h.db, items);
-    if (missing) throw new CliError(`${file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`, EXIT.FAILURE);
+    if (missing) throw new BadRecordError(`${file}:${missing.line}: unknown sample id ${missing.id} (--strict: no label stored)`);
   }
   if (!req.newClass) {
     const foreign = foreignLabels(h.paths, h.db, items);
     if (foreign.length && (single || req.strict)) {
       const f = foreign[0];
-      throw new CliError(`${single ? '' : `${file}:${f.item.line}: `}${describeForeign(f)}${single ? '' : ' (--strict: no label stored)'}`, EXIT.USAGE);
+      throw new UsageError(`${single ? '' : `${file}:${f.item.line}: `}${describeForeign(f)}${single ? '' : ' (--strict: no label stored)'}`);
     }
     const refused = new Set(foreign.map((f) => f.item));
     for (const f of foreign) errors.push(`${file}:${f.item.line}: ${describeForeign(f)}`);
@@ -131,6 +131,6 @@ export function storeFeedback(
   const r = new Outbox(h.db, h.paths, h.cfg).setLabels(items);
   const lineOf = new Map(items.map((it) => [it.id, it.line]));
   for (const id of r.unknown) errors.push(single ? `unknown sample id ${id}` : `${file}:${lineOf.get(id)}: unknown sample id ${id}`);
-  if (single && r.unknown.length) throw new CliError(`unknown sample id ${items[0].id} (not in the outbox: never logged, evicted, or deleted after upload)`);
+  if (single && r.unknown.length) throw new NotFoundError(`unknown sample id ${items[0].id} (not in the outbox: never logged, evicted, or deleted after upload)`);
   return { ...r, errors };
 }

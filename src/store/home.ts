@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../durable/atomic-write.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { checkConfig } from './config-check.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 
@@ -90,15 +90,15 @@ export type HomePaths = ReturnType<typeof homePaths>;
 
 export function loadConfig(home: string): EdgeConfig {
   const p = homePaths(home).config;
-  if (!existsSync(p)) throw new CliError(`${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first`, EXIT.USAGE);
+  if (!existsSync(p)) throw new UsageError(`${home}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first`);
   let c: EdgeConfig;
   try {
     c = JSON.parse(readFileSync(p, 'utf8'));
   } catch (e) {
-    throw new CliError(`${p}: not valid JSON: ${(e as Error).message}`, EXIT.USAGE);
+    throw new UsageError(`${p}: not valid JSON: ${(e as Error).message}`);
   }
   // `null`, a number, an array: valid JSON but no config (was "Cannot read properties of null")
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new CliError(`${p}: expected a JSON object, got ${c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c}`, EXIT.USAGE);
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new UsageError(`${p}: expected a JSON object, got ${c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c}`);
   // unknown keys and bad values stop every command here, naming the key (not later, in sync)
   checkConfig(c, p);
   // fill sections added by later versions so older homes keep working

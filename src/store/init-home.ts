@@ -3,7 +3,7 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { keepPrivate, sqliteFiles } from './private-files.js';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import { openEdgeDb } from './db.js';
 import { DEFAULT_CONFIG, type EdgeConfig, homePaths, loadConfig, saveConfig, saveToken } from './home.js';
 import { asStorageError } from './open-home.js';
@@ -36,15 +36,15 @@ function readPublicKey(file: string): string {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CliError(`--kb-key ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+    throw new UsageError(`--kb-key ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   let key;
   try {
     key = createPublicKey(pem);
   } catch {
-    throw new CliError(`--kb-key ${file}: not a PEM public key`, EXIT.USAGE);
+    throw new UsageError(`--kb-key ${file}: not a PEM public key`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new CliError(`--kb-key ${file}: a ${key.asymmetricKeyType} key; the KB signs with ed25519`, EXIT.USAGE);
+  if (key.asymmetricKeyType !== 'ed25519') throw new UsageError(`--kb-key ${file}: a ${key.asymmetricKeyType} key; the KB signs with ed25519`);
   return key.export({ type: 'spki', format: 'pem' }).toString();
 }
 
@@ -53,9 +53,9 @@ function readTokenFile(file: string): string {
   try {
     t = readFileSync(file, 'utf8').trim();
   } catch (e) {
-    throw new CliError(`--token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+    throw new UsageError(`--token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (!t || /\s/.test(t)) throw new CliError(`--token-file ${file}: expected one token on one line`, EXIT.USAGE);
+  if (!t || /\s/.test(t)) throw new UsageError(`--token-file ${file}: expected one token on one line`);
   return t;
 }
 
@@ -64,18 +64,18 @@ function checkUrl(u: string): string {
   try {
     url = new URL(u);
   } catch {
-    throw new CliError(`--kb-url "${u}": not a valid URL`, EXIT.USAGE);
+    throw new UsageError(`--kb-url "${u}": not a valid URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`--kb-url "${u}": expected http:// or https://`, EXIT.USAGE);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--kb-url "${u}": expected http:// or https://`);
   return url.toString().replace(/\/+$/, '');
 }
 
 export function initHome(o: InitOptions): InitResult {
   // validate every input before touching the disk
   if (o.deviceId !== undefined && !DEVICE_ID_RE.test(o.deviceId)) {
-    throw new CliError(`--device-id "${o.deviceId}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`, EXIT.USAGE);
+    throw new UsageError(`--device-id "${o.deviceId}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`);
   }
-  if (o.maxOutboxMb !== undefined && !(o.maxOutboxMb > 0)) throw new CliError(`--max-outbox-mb ${o.maxOutboxMb}: expected a number > 0`, EXIT.USAGE);
+  if (o.maxOutboxMb !== undefined && !(o.maxOutboxMb > 0)) throw new UsageError(`--max-outbox-mb ${o.maxOutboxMb}: expected a number > 0`);
   const url = o.kbUrl !== undefined ? checkUrl(o.kbUrl) : undefined;
   const key = o.kbKeyFile !== undefined ? readPublicKey(o.kbKeyFile) : undefined;
   const token = o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined;
@@ -88,13 +88,13 @@ export function initHome(o: InitOptions): InitResult {
     try {
       cfg = loadConfig(o.home);
     } catch (e) {
-      throw new CliError((e as Error).message);
+      throw new ReportedError((e as Error).message);
     }
     if (o.deviceId !== undefined && o.deviceId !== cfg.device_id) {
-      throw new CliError(`${o.home}: already initialised as device "${cfg.device_id}"; refusing to change it to "${o.deviceId}" (use another --home)`, EXIT.USAGE);
+      throw new UsageError(`${o.home}: already initialised as device "${cfg.device_id}"; refusing to change it to "${o.deviceId}" (use another --home)`);
     }
   } else {
-    if (o.deviceId === undefined) throw new CliError(`${o.home}: not initialised yet; --device-id ID is required`, EXIT.USAGE);
+    if (o.deviceId === undefined) throw new UsageError(`${o.home}: not initialised yet; --device-id ID is required`);
     cfg = { device_id: o.deviceId, created_at: new Date().toISOString(), ...structuredClone(DEFAULT_CONFIG) };
     updated.push('device_id');
   }
@@ -106,7 +106,7 @@ export function initHome(o: InitOptions): InitResult {
     const nextUrl = url ?? cfg.kb?.url;
     const nextKey = key ?? cfg.kb?.public_key;
     // a key without a URL is fine: an edge updated only by offline bundles needs the key alone
-    if (!nextKey) throw new CliError(`--kb-url needs --kb-key FILE (the KB's ed25519 public key) to verify what it publishes`, EXIT.USAGE);
+    if (!nextKey) throw new UsageError(`--kb-url needs --kb-key FILE (the KB's ed25519 public key) to verify what it publishes`);
     if (nextUrl !== undefined && nextUrl !== cfg.kb?.url) updated.push('kb.url');
     if (nextKey !== cfg.kb?.public_key) updated.push('kb.public_key');
     cfg.kb = { ...cfg.kb, ...(nextUrl !== undefined ? { url: nextUrl } : {}), public_key: nextKey };

@@ -8,7 +8,7 @@
 // probe run tells whether the first output already holds probabilities.
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import { normaliseAttrs } from '../format/attrs.js';
 import {
   DEFAULT_ALLOCATION,
@@ -90,7 +90,7 @@ export function indexWithTask(base: TaskIndex | null, entry: TaskEntry, fallback
     const cur = idx.allocation.attr_keys;
     const same = cur.length === keys.length && keys.every((k) => cur.includes(k));
     if (!same && others.length > 0) {
-      throw new CliError(`task "${entry.id}": attribute keys ${keys.join(',')} differ from the active index's (${cur.join(',')}); give --attr for ${cur.join(', ')}`, EXIT.USAGE);
+      throw new UsageError(`task "${entry.id}": attribute keys ${keys.join(',')} differ from the active index's (${cur.join(',')}); give --attr for ${cur.join(', ')}`);
     }
     if (!same) idx.allocation.attr_keys = keys;
   }
@@ -102,21 +102,21 @@ export function indexWithTask(base: TaskIndex | null, entry: TaskEntry, fallback
 }
 
 export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions): Promise<AddTaskResult> {
-  if (!TASK_ID_RE.test(o.task)) throw new CliError(`--task "${o.task}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`, EXIT.USAGE);
-  if (o.scale !== undefined && !(Number.isFinite(o.scale) && o.scale !== 0)) throw new CliError(`--preprocess-scale ${o.scale}: expected a non-zero number`, EXIT.USAGE);
+  if (!TASK_ID_RE.test(o.task)) throw new UsageError(`--task "${o.task}": expected 1-128 characters [A-Za-z0-9._:-], starting with a letter or digit`);
+  if (o.scale !== undefined && !(Number.isFinite(o.scale) && o.scale !== 0)) throw new UsageError(`--preprocess-scale ${o.scale}: expected a non-zero number`);
   let bytes: Buffer;
   try {
     bytes = readFileSync(o.modelFile);
   } catch (e) {
-    throw new CliError(`${o.modelFile}: cannot read the model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+    throw new UsageError(`${o.modelFile}: cannot read the model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (bytes.length === 0) throw new CliError(`${o.modelFile}: empty file, not an ONNX model`);
+  if (bytes.length === 0) throw new ReportedError(`${o.modelFile}: empty file, not an ONNX model`);
   const info = await inspectModel(bytes, o.modelFile);
   let labels = o.labels;
   if (labels) {
-    if (labels.some((l) => l === '')) throw new CliError(`--labels: empty label`, EXIT.USAGE);
-    if (new Set(labels).size !== labels.length) throw new CliError(`--labels: duplicate label`, EXIT.USAGE);
-    if (labels.length !== info.classes) throw new CliError(`--labels: ${labels.length} labels but the model has ${info.classes} outputs`, EXIT.USAGE);
+    if (labels.some((l) => l === '')) throw new UsageError(`--labels: empty label`);
+    if (new Set(labels).size !== labels.length) throw new UsageError(`--labels: duplicate label`);
+    if (labels.length !== info.classes) throw new UsageError(`--labels: ${labels.length} labels but the model has ${info.classes} outputs`);
   } else if (o.labelsIfClassCount?.length === info.classes) labels = o.labelsIfClassCount;
   else labels = Array.from({ length: info.classes }, (_, i) => String(i));
   // the asked-for labels could not apply: say so (the caller decides how loud)
@@ -164,7 +164,7 @@ export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions):
     try {
       id = installVersion(paths, db, { indexBytes, sig: null, origin: 'local', modelPath: () => o.modelFile });
     } catch (e) {
-      if (attempt < 3 && e instanceof CliError && getVersion(db, `local-${n}`)) continue;
+      if (attempt < 3 && e instanceof ReportedError && getVersion(db, `local-${n}`)) continue;
       throw e;
     }
     const act = activateVersion(db, id, { reason: `task add ${o.task}` });

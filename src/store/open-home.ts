@@ -2,7 +2,7 @@
 // failures (busy / read-only / full disk / not a database) into one line naming the file.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CliError, EXIT } from '../errors.js';
+import { ReportedError, NotFoundError } from '../errors.js';
 import { keepPrivate, sqliteFiles } from './private-files.js';
 import { type DB, openEdgeDb } from './db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, resolveHome } from './home.js';
@@ -38,11 +38,11 @@ export function storageErrorMessage(e: unknown, file: string): string | null {
   return null;
 }
 
-/** Rethrow a storage error as a CliError naming the file; other errors pass through. */
+/** Rethrow a storage error as a ReportedError naming the file; other errors pass through. */
 export function asStorageError(e: unknown, file: string): unknown {
-  if (e instanceof CliError) return e;
+  if (e instanceof ReportedError) return e;
   const msg = storageErrorMessage(e, file);
-  return msg ? new CliError(msg, EXIT.FAILURE) : e;
+  return msg ? new ReportedError(msg) : e;
 }
 
 /**
@@ -57,11 +57,11 @@ export function openHome(homeOpt?: string, opts: { readonly?: boolean | 'when-ne
   try {
     cfg = loadConfig(home);
   } catch (e) {
-    // loadConfig's own CliErrors (no home, invalid config: exit 2, as in every command) pass through
-    throw e instanceof CliError ? e : new CliError((e as Error).message, EXIT.FAILURE);
+    // loadConfig's own errors (no home, invalid config: exit 2, as in every command) pass through
+    throw e instanceof ReportedError ? e : new ReportedError((e as Error).message);
   }
   // a missing database is an error, not an empty edge (`status` reported pending 0, exit 0)
-  if (!existsSync(paths.db)) throw new CliError(`${paths.db}: missing (config.json is there but the edge database is gone); restore it from a backup or run "sedna-ll init" again`, EXIT.FAILURE);
+  if (!existsSync(paths.db)) throw new NotFoundError(`${paths.db}: missing (config.json is there but the edge database is gone); restore it from a backup or run "sedna-ll init" again`);
   keepPrivate(home, [...sqliteFiles(paths.db), paths.config, paths.token]);
   let db: DB;
   try {

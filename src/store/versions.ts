@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { verifyBytes } from '../format/signature.js';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, logEvent } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { type HomePaths, loadConfig } from './home.js';
@@ -111,11 +111,11 @@ export function placeModels(paths: HomePaths, index: TaskIndex, modelPath: (sha:
     try {
       bytes = readFileSync(src);
     } catch (e) {
-      throw new CliError(`task "${t.id}": model ${sha.slice(0, 12)}: cannot read ${src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.VERIFY);
+      throw new VerificationError(`task "${t.id}": model ${sha.slice(0, 12)}: cannot read ${src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const got = sha256(bytes);
-    if (got !== sha) throw new CliError(`task "${t.id}": model ${src}: sha256 ${got.slice(0, 12)}… does not match the index (${sha.slice(0, 12)}…)`, EXIT.VERIFY);
-    if (bytes.length !== size) throw new CliError(`task "${t.id}": model ${src}: size ${bytes.length} does not match the index (${size})`, EXIT.VERIFY);
+    if (got !== sha) throw new VerificationError(`task "${t.id}": model ${src}: sha256 ${got.slice(0, 12)}… does not match the index (${sha.slice(0, 12)}…)`);
+    if (bytes.length !== size) throw new VerificationError(`task "${t.id}": model ${src}: size ${bytes.length} does not match the index (${size})`);
     writeFileAtomic(dest, bytes, { syncDir: false }); // one dir fsync for all below
     placed++;
   }
@@ -133,14 +133,14 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   const index = parseIndex(opts.indexBytes);
   const wantOrigin = opts.origin === 'local' ? 'local' : 'kb';
   if (index.origin !== wantOrigin) {
-    throw new CliError(`index.json: origin "${index.origin}" cannot be installed as a ${opts.origin} version`, EXIT.VERIFY);
+    throw new VerificationError(`index.json: origin "${index.origin}" cannot be installed as a ${opts.origin} version`);
   }
   if (opts.origin !== 'local') {
-    if (!opts.sig) throw new CliError(`index.json version ${index.version}: no signature`, EXIT.VERIFY);
+    if (!opts.sig) throw new VerificationError(`index.json version ${index.version}: no signature`);
     const key = opts.publicKey ?? configuredKey(paths);
-    if (!key) throw new CliError(`no KB public key configured; run "sedna-ll init --kb-key FILE" first`, EXIT.VERIFY);
+    if (!key) throw new VerificationError(`no KB public key configured; run "sedna-ll init --kb-key FILE" first`);
     if (!verifyBytes(opts.indexBytes, opts.sig, key)) {
-      throw new CliError(`index.json version ${index.version}: signature does not verify with the KB public key`, EXIT.VERIFY);
+      throw new VerificationError(`index.json version ${index.version}: signature does not verify with the KB public key`);
     }
   }
   const id = versionId(index, opts.origin);
@@ -149,7 +149,7 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   const existing = getVersion(db, id);
   if (existing) {
     if (existing.index_sha === indexSha) return id;
-    throw new CliError(`version ${id} is already installed with a different index.json`, EXIT.VERIFY);
+    throw new VerificationError(`version ${id} is already installed with a different index.json`);
   }
 
   placeModels(paths, index, opts.modelPath, opts.verifiedModels);
@@ -167,7 +167,7 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
       const again = getVersion(db, id);
       if (again) {
         if (again.index_sha === indexSha) return; // a concurrent install of the same bytes won
-        throw new CliError(`version ${id} is already installed with a different index.json`, EXIT.VERIFY);
+        throw new VerificationError(`version ${id} is already installed with a different index.json`);
       }
       db.prepare(
         `INSERT INTO kb_versions (id, seq, origin, state, index_sha, installed_at) VALUES (?, ?, ?, 'staged', ?, ?)`,
@@ -196,10 +196,10 @@ export function getVersion(db: DB, id: string): VersionRow | null {
 export function activateVersion(db: DB, id: string, opts: { reason?: string; force?: boolean } = {}): { id: string; previous: string | null } {
   return db.transaction(() => {
     const row = getVersion(db, id);
-    if (!row) throw new CliError(`version ${id}: not installed`, EXIT.USAGE);
+    if (!row) throw new UsageError(`version ${id}: not installed`);
     const current = kvGet(db, 'active_version');
     if (current === id && row.state === 'active') return { id, previous: kvGet(db, 'previous_version') };
-    if (row.state === 'failed' && !opts.force) throw new CliError(`version ${id} failed verification${row.reason ? ` (${row.reason})` : ''}; refusing to activate it`, EXIT.VERIFY);
+    if (row.state === 'failed' && !opts.force) throw new VerificationError(`version ${id} failed verification${row.reason ? ` (${row.reason})` : ''}; refusing to activate it`);
     const now = Date.now();
     db.prepare(`UPDATE kb_versions SET state = 'retired' WHERE state = 'previous' AND id <> ?`).run(id);
     db.prepare(`UPDATE kb_versions SET state = 'previous' WHERE state IN ('active', 'trial') AND id <> ?`).run(id);
@@ -225,7 +225,7 @@ export function readVersionIndex(paths: HomePaths, db: DB, id: string): TaskInde
   } catch (e) {
     throw new Error(`${p}: cannot read the index of version ${id}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  if (sha256(bytes) !== row.index_sha) throw new CliError(`${p}: index.json of version ${id} was modified after install (sha256 mismatch)`, EXIT.VERIFY);
+  if (sha256(bytes) !== row.index_sha) throw new VerificationError(`${p}: index.json of version ${id} was modified after install (sha256 mismatch)`);
   return JSON.parse(bytes.toString('utf8')) as TaskIndex;
 }
 

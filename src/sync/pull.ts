@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT } from '../errors.js';
+import { UsageError, VerificationError, ReportedError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
 import { verifyBytes } from '../format/signature.js';
@@ -86,7 +86,7 @@ function activeKbSeq(db: DB): number | null {
 
 export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions): Promise<PullResult> {
   const key = config.kb?.public_key;
-  if (!key) throw new CliError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
+  if (!key) throw new UsageError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`);
   const since = latestKbSeq(db);
   const active = activeKbSeq(db);
   const query = `since=${since}${active !== null ? `&active=${active}` : ''}`;
@@ -96,18 +96,18 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   // 1. the signature over the exact bytes, before trusting anything in them
   const bytes = res.body;
   const sig = header(res.headers, SIGNATURE_HEADER);
-  if (!sig) throw new CliError(`KB index (since=${since}): no ${SIGNATURE_HEADER} header; refusing an unsigned index`, EXIT.VERIFY);
-  if (!verifyBytes(bytes, sig, key)) throw new CliError(`KB index (since=${since}): signature does not verify with the KB public key in config.json; refusing it`, EXIT.VERIFY);
+  if (!sig) throw new VerificationError(`KB index (since=${since}): no ${SIGNATURE_HEADER} header; refusing an unsigned index`);
+  if (!verifyBytes(bytes, sig, key)) throw new VerificationError(`KB index (since=${since}): signature does not verify with the KB public key in config.json; refusing it`);
   let index: TaskIndex;
   try {
     index = parseIndex(bytes, 'KB index');
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.VERIFY);
+    throw new VerificationError((e as Error).message);
   }
-  if (index.origin !== 'kb') throw new CliError(`KB index version ${index.version}: origin "${index.origin}" is not "kb"`, EXIT.VERIFY);
+  if (index.origin !== 'kb') throw new VerificationError(`KB index version ${index.version}: origin "${index.origin}" is not "kb"`);
   const announced = header(res.headers, VERSION_HEADER);
   if (announced !== undefined && Number(announced) !== index.version) {
-    throw new CliError(`KB index: header ${VERSION_HEADER} ${announced} differs from the signed version ${index.version}`, EXIT.VERIFY);
+    throw new VerificationError(`KB index: header ${VERSION_HEADER} ${announced} differs from the signed version ${index.version}`);
   }
   let fallback = false;
   if (index.version <= since) {
@@ -262,12 +262,12 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           const hash = await hashPrefix(part, offset);
           const fd = openSync(part, offset === 0 ? 'w' : 'r+');
           let pos = offset;
-          let refused: CliError | null = null;
+          let refused: ReportedError | null = null;
           try {
             // hashed once as it arrives, written in large groups off the event loop (blob-sink.ts)
             pos = await sinkHashed(res.body, fd, offset, hash, {
               size,
-              tooLarge: () => new CliError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`, EXIT.VERIFY),
+              tooLarge: () => new VerificationError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`),
               onBytes: (n) => {
                 received += n;
                 client.countDown(n);
@@ -276,7 +276,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
             });
             fsyncSync(fd);
           } catch (e) {
-            if (e instanceof CliError) refused = e;
+            if (e instanceof ReportedError) refused = e;
             else reason = describeError(e);
             pos = fstatSync(fd).size;
           } finally {
@@ -292,7 +292,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
               const got = hash.digest('hex');
               if (got !== sha) {
                 drop();
-                throw new CliError(`blob ${sha.slice(0, 12)}…: sha256 of the download is ${got.slice(0, 12)}…, not the one the signed index lists; deleted, not installed`, EXIT.VERIFY);
+                throw new VerificationError(`blob ${sha.slice(0, 12)}…: sha256 of the download is ${got.slice(0, 12)}…, not the one the signed index lists; deleted, not installed`);
               }
               done = true;
             }
@@ -314,7 +314,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           } else reason = `HTTP ${status}`;
         }
       } catch (e) {
-        if (e instanceof CliError || e instanceof SyncHttpError) throw e;
+        if (e instanceof ReportedError || e instanceof SyncHttpError) throw e;
         if (client.remainingMs() <= 0) throw new SyncHttpError(`--max-time reached while downloading blob ${sha.slice(0, 12)}…`, 'deadline');
         if (!isRetryableError(e)) throw e;
         reason = describeError(e);
@@ -324,7 +324,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
       const h = await hashPrefix(part, size);
       if (h.digest('hex') !== sha) {
         drop();
-        throw new CliError(`blob ${sha.slice(0, 12)}…: the completed partial download does not match its sha256; deleted, not installed`, EXIT.VERIFY);
+        throw new VerificationError(`blob ${sha.slice(0, 12)}…: the completed partial download does not match its sha256; deleted, not installed`);
       }
       done = true;
     }

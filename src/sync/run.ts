@@ -15,7 +15,7 @@
 //     NOT reported as "offline" (3): retrying never fixes a wrong or revoked token, so cron
 //     monitoring must see a hard failure, not a transient one.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CliError, EXIT, type ExitCode } from '../errors.js';
+import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
 import { withRolloutLock } from '../rollout/files.js';
@@ -108,14 +108,14 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   try {
     config = loadConfig(o.home);
   } catch (e) {
-    throw new CliError((e as Error).message, EXIT.USAGE);
+    throw new UsageError((e as Error).message);
   }
-  if (!config.kb?.url) throw new CliError(`no KB configured in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`, EXIT.USAGE);
+  if (!config.kb?.url) throw new UsageError(`no KB configured in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`);
   const compress = o.compress ?? config.upload.compress ?? 'auto';
-  if (!COMPRESS_MODES.includes(compress)) throw new CliError(`${paths.config}: upload.compress "${compress}": expected auto, gzip or none`, EXIT.USAGE);
+  if (!COMPRESS_MODES.includes(compress)) throw new UsageError(`${paths.config}: upload.compress "${compress}": expected auto, gzip or none`);
   o = { ...o, compress };
   const token = readToken(o.home);
-  if (!token) throw new CliError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`, EXIT.USAGE);
+  if (!token) throw new UsageError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`);
 
   if (o.jitter && o.jitter > 0) {
     // spread a cron fleet over the window; never sleep past the deadline
@@ -179,7 +179,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
   const fail = (e: unknown) => {
     let f: { kind: FailureKind | 'verify'; message: string };
     if (e instanceof SyncHttpError) f = { kind: e.kind, message: e.message };
-    else if (e instanceof CliError && e.code === EXIT.VERIFY) f = { kind: 'verify', message: e.message };
+    else if (e instanceof VerificationError) f = { kind: 'verify', message: e.message };
     else throw e;
     if (!failure || f.kind === 'verify') failure = f;
     else progress.note(`sync: ${f.message}`);
@@ -219,7 +219,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
         s.kept_tasks = r.kept;
         if (r.trial?.result === 'fail') {
           const kept = kvGet(db, 'active_version');
-          fail(new CliError(`KB version ${r.version} failed its health check (${r.trial.reason ?? 'no reason given'}); ${kept ? `version ${kept} stays active` : 'no version active'}`, EXIT.VERIFY));
+          fail(new VerificationError(`KB version ${r.version} failed its health check (${r.trial.reason ?? 'no reason given'}); ${kept ? `version ${kept} stays active` : 'no version active'}`));
         }
       } catch (e) {
         fail(e);

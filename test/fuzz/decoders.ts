@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { deflateSync, crc32 } from 'node:zlib';
 import { PNG } from 'pngjs';
-import { CliError, EXIT } from '../../src/errors.js';
+import { EXIT, ReportedError, UsageError } from '../../src/errors.js';
+import { exitCodeFor } from '../../src/commands/action.js';
 import { csvLayout, decodeCsvLine } from '../../src/runtime/decode-csv.js';
 import { decodeJsonBytes } from '../../src/runtime/decode-jsonl.js';
 import { npyItems } from '../../src/runtime/decode-npy.js';
@@ -246,7 +247,7 @@ export const npyClass: FuzzClass = {
             assert(items <= bytes.length + 1, `${items} items out of ${bytes.length} bytes`);
           }
         } catch (e) {
-          assert(e instanceof CliError && e.code === EXIT.USAGE && oneLine(e.message), `unexpected error: ${(e as Error).stack}`);
+          assert(e instanceof UsageError && oneLine(e.message), `unexpected error: ${(e as Error).stack}`);
           return;
         }
         // a well-formed float file yields one sample per complete row
@@ -425,7 +426,7 @@ export const bundleClass: FuzzClass = {
           for (const [s, p] of b.models) assert(existsSync(p) && v.models.has(s), `model ${s} accepted but not in the signed index`);
           b.dispose();
         } catch (e) {
-          assert(e instanceof CliError && (e.code === EXIT.VERIFY || e.code === EXIT.FAILURE) && oneLine(e.message), `unexpected error: ${(e as Error).stack}`);
+          assert(e instanceof ReportedError && (exitCodeFor(e) === EXIT.VERIFY || exitCodeFor(e) === EXIT.FAILURE) && oneLine(e.message), `unexpected error: ${(e as Error).stack}`);
           assert(!existsSync(root) || readdirSync(root).length === 0, `a refused bundle left ${existsSync(root) ? readdirSync(root).join(',') : ''}`);
           if (intact) tally.lost++;
         }
