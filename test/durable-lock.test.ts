@@ -27,7 +27,7 @@ function deadPid(): number {
 }
 
 /**
- * A second process that, on "go" on its stdin, tries the lock and prints WON or LOST <code>;
+ * A second process that, on "go" on its stdin, tries the lock and prints WON or LOST <error name>;
  * a winner holds the lock until its stdin ends. It prints READY once loaded.
  */
 function contender(dir: string): { p: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
@@ -41,7 +41,7 @@ function contender(dir: string): { p: ChildProcessWithoutNullStreams; line: () =
       try {
         held = acquireLock(${JSON.stringify(dir)}, 'sync');
         console.log('WON');
-      } catch (e) { console.log('LOST ' + e.code); }
+      } catch (e) { console.log('LOST ' + e.name); }
     });
     rl.on('close', () => held?.release());
     console.log('READY');`;
@@ -187,7 +187,7 @@ describe('durable/lock', () => {
       assert.equal(await other.line(), 'READY');
       const mine = acquireLock(t.dir, 'sync');
       other.p.stdin.write('go\n');
-      assert.equal(await other.line(), 'LOST 6');
+      assert.equal(await other.line(), 'LOST LockedError');
       mine.release();
       other.p.stdin.write('go\n');
       assert.equal(await other.line(), 'WON');
@@ -220,7 +220,7 @@ describe('durable/lock', () => {
       for (const k of kids) k.p.stdin.end();
       await Promise.all(kids.map((k) => closed(k.p)));
       assert.equal(outs.filter((o) => o === 'WON').length, 1, outs.join(' | '));
-      assert.equal(outs.filter((o) => o === 'LOST 6').length, 7, outs.join(' | '));
+      assert.equal(outs.filter((o) => o === 'LOST LockedError').length, 7, outs.join(' | '));
       assert.ok(!existsSync(join(t.dir, 'sync.lock')), 'the winner released it');
     } finally {
       for (const k of kids) k.p.kill('SIGKILL');
