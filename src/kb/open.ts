@@ -110,7 +110,7 @@ export async function openStore(flags: StoreFlags): Promise<KbStore> {
     // connections per process: a replica's concurrent requests beyond this queue for one
     const pool = process.env.SEDNA_LL_KB_PG_POOL;
     const poolSize = pool === undefined ? undefined : Number(pool);
-    if (poolSize !== undefined && !(Number.isInteger(poolSize) && poolSize > 0)) throw new CliError(`SEDNA_LL_KB_PG_POOL "${pool}": expected a positive integer`, EXIT.USAGE);
+    if (poolSize !== undefined && !(Number.isInteger(poolSize) && poolSize > 0)) throw new UsageError(`SEDNA_LL_KB_PG_POOL "${pool}": expected a positive integer`);
     return PgKbStore.open({ url, blobs: await openBlobStore(f), signingKey: f.signingKey, poolSize });
   }
   if (!f.data) throw new UsageError('no KB: pass --data DIR (embedded) or --store postgres://... (or set SEDNA_LL_KB_DATA / SEDNA_LL_KB_STORE)');
