@@ -9,8 +9,9 @@
 //    nothing durable. That isolates the edge client (SQLite read, framing, the compress policy,
 //    HTTP, marking acks). Both framings run in each run: json is the format before frames.
 //    The same pushes to the real KB (`kb serve`: per-record checks, SQLite transactions) are
-//    reported too, as end-to-end, with the same curl baseline, and the KB process's CPU time
-//    (utime+stime from /proc) per 1 000 samples for each framing.
+//    reported too, as end-to-end (--compress none, so that the KB's CPU compares the framings
+//    and not gunzip), with the same curl baseline, and the KB process's CPU time (utime+stime
+//    from /proc) per 1 000 samples for each framing.
 // 1b. slow link: the same push (BENCH_SYNC_SLOW_SAMPLES, default 3000) through a bench-local
 //    throttling proxy (bench/lib/slow-link.ts: 10 Mbit/s each way, 100 ms RTT) to the real KB:
 //    request body bytes per second of the push phase vs the link's capacity (aim >= 0.9), and
@@ -232,7 +233,8 @@ async function main() {
         const kbRun = await startTestKb();
         const e2 = edgeWithOutbox(kbRun, tpl.db);
         const cpu0 = cpuSeconds(kbRun.proc.pid!);
-        const r2 = await sedna(e2.home, ['sync', '--push-only', '--json', ...fl]);
+        // uncompressed bodies on both framings: the KB's CPU compares the framings, not gunzip
+        const r2 = await sedna(e2.home, ['sync', '--push-only', '--json', '--compress', 'none', ...fl]);
         const cpu = cpuSeconds(kbRun.proc.pid!) - cpu0;
         await kbRun.stop();
         if (r2.code !== 0) throw new Error(`sync (${framing}) to kb: exit ${r2.code}: ${r2.stderr}`);
