@@ -56,7 +56,7 @@ export function readKbConfig(dataDir: string): KbConfig {
   } catch (e) {
     throw new ReportedError(`${p}: not valid JSON: ${(e as Error).message}`);
   }
-  if (c.format !== KB_FORMAT) throw new NotFoundError(`${p}: unknown KB format "${c.format}"`);
+  if (c.format !== KB_FORMAT) throw new ReportedError(`${p}: unknown KB format "${c.format}"`);
   return c;
 }
 
@@ -130,7 +130,7 @@ export async function openKbStore(dataDir: string, opts: { blobs?: BlobsChoice; 
     const { SqliteKbStore } = await import('./sqlite-store.js');
     return new SqliteKbStore(paths, { blobs, signingKey: opts.signingKey });
   }
-  throw new NotFoundError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`);
+  throw new ReportedError(`${kbConfigPath(dataDir)}: unknown KB backend "${String(c.backend)}"`);
 }
 
 /** Run fn with an open store and close it afterwards (CLI commands). */

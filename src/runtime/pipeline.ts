@@ -9,7 +9,7 @@
 //   same transaction -> the remaining output lines, in input order.
 // A line saying "logged": true is built only after that transaction committed.
 import type { TaskEntry } from '../format/index-manifest.js';
-import { ReportedError, NotFoundError, BadRecordError } from '../errors.js';
+import { BadRecordError, ReportedError } from '../errors.js';
 import { mulberry32 } from '../random.js';
 import type { DB } from '../store/db.js';
 import type { Allocation } from '../format/allocate.js';
@@ -193,7 +193,7 @@ export class Pipeline {
       // the "features" unseen method also needs the model's penultimate features (second output)
       const featName = wantsFeatures(state.index.unseen, task) ? task.features!.output : null;
       if (featName && !ms.session.outputNames.includes(featName)) {
-        throw new NotFoundError(`task "${task.id}": the index has feature statistics of output "${featName}" but the model has no such output (has ${ms.session.outputNames.join(', ')})`);
+        throw new ReportedError(`task "${task.id}": the index has feature statistics of output "${featName}" but the model has no such output (has ${ms.session.outputNames.join(', ')})`);
       }
       let feats: Float32Array | null = null;
       let featDim = 0;
