@@ -1,6 +1,6 @@
 // HAProxy (Debian's) in front of the KB replicas: round robin, health checks on /healthz every
-// second (a replica is out after 3 failed checks, back after 2 good ones), connection failures
-// redispatched to the other replica. Config and stats socket live in a temp dir; it runs in the
+// second (a replica is out after 3 failed checks or at once on a refused connection, back after
+// 2 good checks), connection failures redispatched to the other replica. Config and stats socket live in a temp dir; it runs in the
 // foreground (-db) as our child. Its stats (`show stat`) give the LB's own view: 5xx answered,
 // bytes sent to clients (egress), server state.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -53,10 +53,12 @@ defaults
   timeout server 300s
   timeout http-keep-alive 120s
   timeout queue 120s
-  # a connection refused by a dead replica is retried on the other one at once (redispatch on
-  # every retry), so the health check need not be fast; it must not be twitchy either: on a
-  # loaded machine a slow /healthz marked BOTH replicas down (inter 500ms, default check
-  # timeout = inter, fall 2) and HAProxy answered 503 itself
+  # a connection refused by a dead replica is retried on the other one (redispatch on every
+  # retry) and marks it down at once (observe layer4 below): without that, retries within the
+  # ~3 s before the health check noticed went to the dead replica again and HAProxy answered
+  # 503 itself (240-404 of them with 500 devices). The health check must not be twitchy: on
+  # this loaded machine a 500 ms check timeout took BOTH replicas out. At most 32 requests in
+  # a replica at once; the rest wait in HAProxy's queue, not inside Node.
   option redispatch 1
   retries 3
   timeout check 10s
@@ -69,7 +71,7 @@ backend replicas
   balance roundrobin
   option httpchk GET /healthz
   http-check expect status 200
-  default-server inter 1s fall 3 rise 2 maxconn ${opts.maxconnPerServer ?? 256}
+  default-server inter 1s fall 3 rise 2 observe layer4 error-limit 1 on-error mark-down maxconn ${opts.maxconnPerServer ?? 32}
 ${servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check`).join('\n')}
 `,
   );
