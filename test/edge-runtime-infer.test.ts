@@ -189,12 +189,18 @@ test('infer: CSV columns, .npy rows (float64) and PNG/JPEG images with preproces
       }
     writeFileSync(join(dir, 'a.png'), PNG.sync.write(png));
     writeFileSync(join(dir, 'b.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('broken')]));
+    // an image of another size than the model's is refused by default (one line naming the file
+    // and both sizes); resizing is the operator's opt-in
+    r = sedna(['infer', dir, '--attrs', 'site=img'], { home });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /a\.png.*image is 4x4, task "img" takes 2x2/);
+    assert.equal(sedna(['config', 'set', 'images.resize', 'true'], { home }).code, 0);
     r = sedna(['infer', dir, '--attrs', 'site=img'], { home });
     assert.equal(r.code, 0, r.stderr);
     out = jsonLines<Line>(r.stdout);
     assert.deepEqual(out.map((o) => [o.id, o.task, o.logged]), [['a.png', 'img', true]]);
     close(out[0].scores, softmax(q.map((v) => (v / 255) * 4)), 1e-5);
-    assert.match(r.stderr, /file .*b\.png \(id "b\.png"\): undecodable PNG/);
+    assert.match(r.stderr, /file .*b\.png.*: undecodable PNG/);
     // JPEG (jpeg-js): a constant gray 8x8 image -> four equal inputs -> uniform scores
     const jpeg = (await import('jpeg-js')).default as unknown as { encode: (img: { data: Buffer; width: number; height: number }, q: number) => { data: Buffer } };
     const jdata = Buffer.alloc(8 * 8 * 4, 200);
