@@ -4,20 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crossEntropyConfidence, filterFires, filterNames, meanBoxScore, normalisedEntropy, top2 } from '../src/runtime/filters.js';
+import { mulberry32 } from '../src/random.js';
 
 const cls = (probs: number[], u = 0.5) => ({ probs, boxes: null, u });
 
-/** A small seeded PRNG (this test's own: a failure reproduces). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** seeded: a failure reproduces */
+const rng = mulberry32;
 
 test('top2: first index wins a tie; the second value of a tie is the same value; K = 1 has top2 0', () => {
   assert.deepEqual(top2([0.4, 0.4, 0.2]), { i1: 0, p1: 0.4, p2: 0.4 });

@@ -20,6 +20,24 @@ export function isSha256(s: string): boolean {
 
 export const sha256Of = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
+/** Write a stream (or buffer) to `path`, hashing it on the way: one pass, no copy in memory. */
+export async function spoolHashed(src: Readable | Buffer, path: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    Buffer.isBuffer(src) ? Readable.from([src]) : src,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const c of chunks) {
+        h.update(c);
+        size += c.length;
+        yield c;
+      }
+    },
+    createWriteStream(path),
+  );
+  return { sha256: h.digest('hex'), size };
+}
+
 /** Temp files of this module, and the names older versions used (edge outbox, KB blob store). */
 const TEMP_RE = /^blob-(?:(\d+)-[0-9a-f]+\.tmp|[0-9a-f]{64}-(\d+)\.tmp|(\d+)-[0-9a-f]{12})$/;
 
@@ -109,22 +127,8 @@ export class ContentDir {
   /** Store a stream, hashed on the way; expectSha: refuse other content (nothing is stored). */
   async putStream(src: Readable | Buffer, expectSha?: string): Promise<PutResult> {
     const tmp = this.tempPath();
-    const h = createHash('sha256');
-    let size = 0;
-    const input = Buffer.isBuffer(src) ? Readable.from([src]) : src;
     try {
-      await pipeline(
-        input,
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const c of chunks) {
-            h.update(c);
-            size += c.length;
-            yield c;
-          }
-        },
-        createWriteStream(tmp),
-      );
-      const sha256 = h.digest('hex');
+      const { sha256, size } = await spoolHashed(src, tmp);
       if (expectSha && sha256 !== expectSha) throw new Error(`blob content has sha256 ${sha256}, expected ${expectSha}`);
       fsyncFile(tmp);
       return { sha256, size, created: this.place(tmp, sha256, true) };

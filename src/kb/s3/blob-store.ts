@@ -6,10 +6,10 @@
 // the server refuses bytes that differ from what the KB hashed; after the PUT a HEAD checks the
 // stored size before the caller references the blob.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { spoolHashed } from '../../durable/content-dir.js';
 import { isSha256, type BlobInfo, type BlobStore } from '../blob-store.js';
 import { S3Client, s3Error, readText, type S3Location } from './client.js';
 
@@ -61,20 +61,7 @@ export class S3BlobStore implements BlobStore {
     // a stream: spool while hashing (the PUT needs its length and hash up front)
     const tmp = join(this.opts.tmpDir, `s3-spool-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      const h = createHash('sha256');
-      let size = 0;
-      await pipeline(
-        src,
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const c of chunks) {
-            h.update(c);
-            size += c.length;
-            yield c;
-          }
-        },
-        createWriteStream(tmp),
-      );
-      const sha256 = h.digest('hex');
+      const { sha256, size } = await spoolHashed(src, tmp);
       checkSha(sha256, expectSha);
       await this.upload(sha256, size, () => createReadStream(tmp));
       return { sha256, size };
