@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { EXIT_HELP, UsageError } from '../errors.js';
 import { intOption, numOption, printList, record, run } from './action.js';
 import { verdict } from './color.js';
+import { printable } from './table.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 const help = (text = '') => `${text ? `\n${text}\n` : ''}\n${EXIT_HELP}\n`;
 
@@ -57,7 +58,7 @@ export function register(kb: Command): void {
               VERSION: (c) => c.version,
               PREVIOUS: (c) => c.previous_version,
               DEVICES: (c) => c.devices,
-              ROLLOUT: (c, p) => (c.rollout ? `${verdict(p, c.rollout.status)} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${c.rollout.reason})` : ''}` : '-'),
+              ROLLOUT: (c, p) => (c.rollout ? `${verdict(p, c.rollout.status)} v${c.rollout.version}: ${c.rollout.passed} pass, ${c.rollout.failed} fail${c.rollout.reason ? ` (${printable(c.rollout.reason)})` : ''}` : '-'),
             },
           });
         });
@@ -117,7 +118,7 @@ export function register(kb: Command): void {
               CHANNEL: (d) => d.channel,
               ACTIVE: (d) => d.active_version,
               'LAST SEEN': (d) => (d.last_seen ? iso(Date.parse(d.last_seen)) : '-'),
-              'LAST TRIAL': (d, p) => (d.last_trial ? `v${d.last_trial.version} ${verdict(p, d.last_trial.result)}${d.last_trial.reason ? `: ${d.last_trial.reason}` : ''}` : '-'),
+              'LAST TRIAL': (d, p) => (d.last_trial ? `v${d.last_trial.version} ${verdict(p, d.last_trial.result)}${d.last_trial.reason ? `: ${printable(d.last_trial.reason)}` : ''}` : '-'),
             },
           });
         });

@@ -22,7 +22,9 @@ export async function printRows<R>(rows: R[], columns: Columns<R>): Promise<void
 
 async function printTable(headers: string[], rows: Cell[][]): Promise<void> {
   // cells may be coloured by verdict(): our own colour codes stay, every other control
-  // character (device-supplied text) is shown escaped; widths count visible characters only
+  // character (device-supplied text) is shown escaped; widths count visible characters only.
+  // A cell that puts device text next to a verdict must pass that text through printable()
+  // itself: here our codes and the same bytes from a device look alike.
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c).split(OUR_SGR).map((part, i) => (i % 2 ? part : printable(part))).join(''))));
   const width = (c: string) => c.replace(OUR_SGR_ALL, '').length;
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => width(r[i] ?? ''))));
