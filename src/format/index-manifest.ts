@@ -174,6 +174,23 @@ const tensorSpec = {
 
 const numArray = { type: 'array', items: { type: 'number' } };
 
+/** A model's input preprocessing: in the index, and with each logged image sample in a push. */
+export const PREPROCESSING_SCHEMA = {
+  type: 'object',
+  required: ['kind'],
+  additionalProperties: false,
+  properties: {
+    kind: { enum: ['vector', 'image'] },
+    scale: { type: 'number' },
+    mean: numArray,
+    std: numArray,
+    width: { type: 'integer', minimum: 1 },
+    height: { type: 'integer', minimum: 1 },
+    channels: { enum: [1, 3] },
+    layout: { enum: ['NCHW', 'NHWC'] },
+  },
+} as const;
+
 /** JSON Schema (draft-07) of index.json. */
 export const INDEX_SCHEMA = {
   $id: 'sedna-ll/index@1',
@@ -232,21 +249,7 @@ export const INDEX_SCHEMA = {
               labels: { type: 'array', items: { type: 'string' } },
               output_kind: { enum: ['probabilities', 'logits'] },
               arch: { type: 'string' },
-              preprocessing: {
-                type: 'object',
-                required: ['kind'],
-                additionalProperties: false,
-                properties: {
-                  kind: { enum: ['vector', 'image'] },
-                  scale: { type: 'number' },
-                  mean: numArray,
-                  std: numArray,
-                  width: { type: 'integer', minimum: 1 },
-                  height: { type: 'integer', minimum: 1 },
-                  channels: { enum: [1, 3] },
-                  layout: { enum: ['NCHW', 'NHWC'] },
-                },
-              },
+              preprocessing: PREPROCESSING_SCHEMA,
             },
           },
         },

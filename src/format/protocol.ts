@@ -25,7 +25,9 @@
 //   GET  /healthz, GET /metrics (Prometheus text)
 // Every device request carries Authorization: Bearer <device token>; the KB knows the device
 // from its token, so a device can only read and write its own data.
-import type { Preprocessing } from './index-manifest.js';
+import { PREPROCESSING_SCHEMA, type Preprocessing } from './index-manifest.js';
+
+const channelNumbers = { type: 'array', maxItems: 3, items: { type: 'number' } } as const;
 
 export const PROTOCOL_VERSION = 'v1';
 /**
@@ -137,20 +139,10 @@ export const UPLOAD_SAMPLE_SCHEMA = {
     kb_version: { type: ['integer', 'null'] },
     created_at: { type: 'integer' },
     label: { type: ['string', 'null'] },
+    // the index's preprocessing, with mean/std bounded by the channel count (device input)
     preprocessing: {
-      type: 'object',
-      required: ['kind'],
-      additionalProperties: false,
-      properties: {
-        kind: { enum: ['vector', 'image'] },
-        scale: { type: 'number' },
-        mean: { type: 'array', maxItems: 3, items: { type: 'number' } },
-        std: { type: 'array', maxItems: 3, items: { type: 'number' } },
-        width: { type: 'integer', minimum: 1 },
-        height: { type: 'integer', minimum: 1 },
-        channels: { enum: [1, 3] },
-        layout: { enum: ['NCHW', 'NHWC'] },
-      },
+      ...PREPROCESSING_SCHEMA,
+      properties: { ...PREPROCESSING_SCHEMA.properties, mean: channelNumbers, std: channelNumbers },
     },
   },
 } as const;
