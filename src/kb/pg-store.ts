@@ -190,15 +190,19 @@ export class PgKbStore implements KbStore {
     if (!this.client) await this.shared.pool.end();
   }
 
+  /** a pooled connection; a database that is down is StoreUnavailableError (503) like any query */
+  private async connect(): Promise<PoolClient> {
+    try {
+      return await this.shared.pool.connect();
+    } catch (e) {
+      wrap(e);
+    }
+  }
+
   async tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T> {
     if (this.client) return fn(this); // nested: part of the open transaction
     for (let attempt = 1; ; attempt++) {
-      let c: PoolClient;
-      try {
-        c = await this.shared.pool.connect();
-      } catch (e) {
-        wrap(e);
-      }
+      const c = await this.connect();
       let broken = false;
       try {
         await c.query('BEGIN');
@@ -476,12 +480,7 @@ export class PgKbStore implements KbStore {
 
   async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number } = {}): AsyncIterable<SampleWithPayload[]> {
     // one REPEATABLE READ snapshot and one server-side cursor, fetched in batches
-    let c: PoolClient;
-    try {
-      c = await this.shared.pool.connect();
-    } catch (e) {
-      wrap(e);
-    }
+    const c = await this.connect();
     let broken = false;
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
