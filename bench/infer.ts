@@ -443,18 +443,20 @@ if (PARTS.includes('rss')) {
 }
 
 // ---- (5) serve latency -----------------------------------------------------------------------
-// Single-sample POST /infer over keep-alive connections from an undici Pool in this process
-// (one connection per client), at 1, 8 and 64 concurrent clients, over a Unix socket and TCP
-// loopback; p50 / p99 per level, medians of SERVE_RUNS runs. `serve` logs the hard samples
-// (most of them here: cross-entropy filter at 0.5 on a random model), and answers each after
-// its outbox commit (an fsync); `serve --no-log` shows the path without the outbox. The same load against a minimal
-// node:http server answering a fixed body on the same transport ("http floor", run in a child
-// process like serve) is the baseline: what HTTP alone costs on this machine at this load.
+// Single-sample POST /infer over keep-alive connections, one per client, at 1, 8 and 64
+// concurrent clients, over a Unix socket and TCP loopback; p50 / p99 per level, medians of
+// SERVE_RUNS runs. The load generator (bench/lib/http-load.ts) is a child process of its own
+// with raw node:net clients writing preformatted requests (why: see that file). `serve` logs the
+// hard samples (most of them here: cross-entropy filter at 0.5 on a random model), and answers
+// each after its outbox commit is durable (fsync'd); `serve --no-log` shows the path without the
+// outbox. The same load against a minimal node:http server answering a fixed body on the same
+// transport ("http floor", run in a child process like serve) is the baseline: what HTTP alone
+// costs on this machine at this load, with the same generator.
 const SERVE_RUNS = Number(process.env.BENCH_SERVE_RUNS ?? 3);
 const SERVE_REQUESTS = Number(process.env.BENCH_SERVE_REQUESTS ?? 3000);
 const LEVELS = [1, 8, 64];
 if (PARTS.includes('serve')) {
-  const { Pool } = await import('undici');
+  const { fork } = await import('node:child_process');
   const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
   const bodies = Array.from({ length: 64 }, (_, k) => JSON.stringify({ id: k, x: Array.from({ length: D }, () => (rand() < 0.8 ? 0 : Math.round(rand() * 100) / 100)) }));
   const floorScript = join(work, 'http-floor.mjs');
@@ -473,7 +475,7 @@ process.on('SIGTERM', () => process.exit(0));
   /** start a server child; resolves with its address once it printed its JSON line */
   const startChild = (args: string[], env: NodeJS.ProcessEnv) =>
     new Promise<{ child: ReturnType<typeof spawn>; port?: number }>((res, rej) => {
-      const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...(process.env.BENCH_SERVE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
       let s = '';
       child.stdout!.on('data', (d) => {
         s += d;
@@ -486,42 +488,34 @@ process.on('SIGTERM', () => process.exit(0));
     child.kill('SIGTERM');
     await exited;
   };
-  /** latencies (ms) of `total` requests sent by `clients` concurrent clients */
-  const load = async (origin: string, socketPath: string | undefined, clients: number, total: number): Promise<number[]> => {
-    const pool = new Pool(origin, { connections: clients, pipelining: 1, ...(socketPath ? { socketPath } : {}) });
-    const lat: number[] = [];
-    let next = 0;
-    const client = async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= total) return;
-        const body = bodies[i % bodies.length];
-        const t0 = process.hrtime.bigint();
-        const r = await pool.request({ path: '/infer', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        await r.body.dump();
-        if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`);
-        lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      }
-    };
-    await Promise.all(Array.from({ length: clients }, client));
-    await pool.close();
-    return lat;
-  };
+  const gen = fork(join(ROOT, 'bench', 'lib', 'http-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  gen.send({ bodies });
+  /** latencies (ms) of `total` requests sent by `clients` concurrent clients (in the generator child) */
+  const load = (target: { socket?: string; port?: number }, clients: number, total: number) =>
+    new Promise<number[]>((res, rej) => {
+      gen.once('message', (m: { lat?: number[]; error?: string }) => (m.error ? rej(new Error(`load generator: ${m.error}`)) : res(m.lat!)));
+      gen.send({ target, clients, total });
+    });
   const serveResult: Record<string, Record<string, Record<string, number>>> = {};
+  // BENCH_SERVE_ONLY=unix,serve (say) narrows the matrix while profiling
+  const only = (process.env.BENCH_SERVE_ONLY ?? '').split(',').filter(Boolean);
+  const pick = (name: string, of: readonly string[]) => !only.some((o) => of.includes(o)) || only.includes(name);
+  const picked = (transport: string, server: string) => pick(transport, ['unix', 'tcp']) && pick(server, ['serve', 'serve_no_log', 'http_floor']);
   for (const transport of ['unix', 'tcp'] as const) {
     for (const server of ['serve', 'serve_no_log', 'http_floor'] as const) {
+      if (!picked(transport, server)) continue;
       const sock = transport === 'unix' ? join(work, `${server}.sock`) : undefined;
       const where = sock ? ['--socket', sock] : ['--port', '0'];
       const args = server === 'serve' ? [BIN, 'serve', ...where] : server === 'serve_no_log' ? [BIN, 'serve', '--no-log', ...where] : [floorScript, ...(sock ? [sock] : [])];
       const { child, port } = await startChild(args, { SEDNA_LL_HOME: home });
-      const origin = sock ? 'http://localhost' : `http://127.0.0.1:${port}`;
+      const target = sock ? { socket: sock } : { port };
       try {
-        await load(origin, sock, 8, 400); // warm-up (JIT, sessions, connections)
+        await load(target, 8, 400); // warm-up (JIT, sessions, connections)
         for (const c of LEVELS) {
           const p50: number[] = [];
           const p99: number[] = [];
           for (let run = 0; run < SERVE_RUNS; run++) {
-            const lat = await load(origin, sock, c, SERVE_REQUESTS);
+            const lat = await load(target, c, SERVE_REQUESTS);
             p50.push(pct(lat, 50));
             p99.push(pct(lat, 99));
           }
@@ -535,6 +529,7 @@ process.on('SIGTERM', () => process.exit(0));
       }
     }
   }
+  gen.disconnect();
   result.serve = { requests_per_level: SERVE_REQUESTS, runs: SERVE_RUNS, levels: serveResult, aim_p99_ms_unix_c8: 2 };
 }
 
@@ -560,14 +555,17 @@ if (cs) rows.push(
   ['(3) cold start infer 1 sample - node', `${cs.infer_one_minus_node_ms.toFixed(1)} ms`, '', '<= 80 ms'],
 );
 if (result.peak_rss) rows.push(['(4) peak RSS infer', `${(result.peak_rss as Record<string, number>).infer_mb.toFixed(1)} MB`, '', '<= 150 MB']);
-if (result.serve) rows.push(
-  ...Object.entries((result.serve as { levels: Record<string, Record<string, Record<string, number>>> }).levels).map(([k, v]): [string, string, string, string] => [
-    `(5) serve ${k.replace('_c', ', ')} clients`,
-    `p50 ${v.serve.p50_ms.toFixed(2)} / p99 ${v.serve.p99_ms.toFixed(2)} ms; --no-log p50 ${v.serve_no_log.p50_ms.toFixed(2)} / p99 ${v.serve_no_log.p99_ms.toFixed(2)}; http floor p99 ${v.http_floor.p99_ms.toFixed(2)}`,
-    (v.serve_no_log.p99_ms / v.http_floor.p99_ms).toFixed(1),
-    k === 'unix_c8' ? 'p99 <= 2 ms' : '',
-  ]),
-);
+if (result.serve) {
+  const f = (r: Record<string, number> | undefined) => (r ? `${r.p50_ms.toFixed(2)} / ${r.p99_ms.toFixed(2)}` : 'n/a');
+  rows.push(
+    ...Object.entries((result.serve as { levels: Record<string, Record<string, Record<string, number>>> }).levels).map(([k, v]): [string, string, string, string] => [
+      `(5) serve ${k.replace('_c', ', ')} clients, p50 / p99 ms`,
+      `serve ${f(v.serve)}; --no-log ${f(v.serve_no_log)}; http floor ${f(v.http_floor)}`,
+      v.serve && v.http_floor ? (v.serve.p99_ms / v.http_floor.p99_ms).toFixed(1) : '',
+      k === 'unix_c8' ? 'p99 <= 2 ms' : '',
+    ]),
+  );
+}
 rows.push(
   ['load average (start -> end)', `${(result.load_average_start as number).toFixed(1)} -> ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores`, '', ''],
 );

@@ -8,6 +8,12 @@
 // them per task, one session.run per task); its outcomes are cut back per request by item
 // counts. Requests of different runtime states (a version switch in between) never share a
 // batch. A failure of the batch (model, outbox) fails each of its requests with that error.
+//
+// With a `durable` hook (serve with logging: store/wal-durability.ts), a batch that logged
+// samples is answered once its commit is on stable storage, but the next batch does not wait for
+// that fsync: it runs (model, commit) while the disk works, and its own fsync is shared with any
+// other batch committed meanwhile.
+import { ReportedError } from '../errors.js';
 import type { Outcome, Pipeline } from './pipeline.js';
 import type { Item } from './sample.js';
 import type { RuntimeState } from './state.js';
@@ -29,7 +35,11 @@ export class ServeBatcher {
   batches = 0;
   batchedRequests = 0;
 
-  constructor(private readonly pipeline: Pipeline) {}
+  constructor(
+    private readonly pipeline: Pipeline,
+    /** resolves once everything committed so far is durable; null: commits are durable when they return */
+    private readonly durable: (() => Promise<void>) | null = null,
+  ) {}
 
   /** This request's outcomes, in item order, once its batch committed. */
   run(state: RuntimeState, items: Item[]): Promise<Outcome[]> {
@@ -53,11 +63,19 @@ export class ServeBatcher {
         try {
           const items = batch.length === 1 ? batch[0].items : batch.flatMap((w) => w.items);
           const r = await this.pipeline.run(first.state, items);
-          let at = 0;
-          for (const w of batch) {
-            w.resolve(r.outcomes.slice(at, at + w.items.length));
-            at += w.items.length;
-          }
+          const answer = () => {
+            let at = 0;
+            for (const w of batch) {
+              w.resolve(r.outcomes.slice(at, at + w.items.length));
+              at += w.items.length;
+            }
+          };
+          // nothing logged: nothing to wait for (the lines say "logged": false)
+          if (this.durable && r.logged > 0) {
+            this.durable().then(answer, (e) => {
+              for (const w of batch) w.reject(new ReportedError(`cannot log samples to the outbox: ${(e as Error).message}; nothing of these samples was reported logged`));
+            });
+          } else answer();
         } catch (e) {
           for (const w of batch) w.reject(e);
         }

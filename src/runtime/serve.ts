@@ -6,7 +6,9 @@
 //   GET  /healthz {"ok":true,"version","tasks","requests"}
 //   GET  /metrics Prometheus text (serve-metrics.ts: inference latency, outbox, evictions, trial)
 // Hard/unseen samples go to the same outbox as `infer`; an answer saying "logged": true is sent
-// only after the transaction committed.
+// only after the transaction committed and is on stable storage (survives kill -9 and a power
+// cut). The fsync runs off the event loop, shared by the batches committed meanwhile
+// (store/wal-durability.ts): other requests keep being served while the disk works.
 // Version switches without restart: the active version id is re-read (one indexed kv read)
 // every `recheckEvery` requests and on SIGHUP; a new version is loaded into a fresh
 // RuntimeState, its models are opened, and only then is the state swapped (one assignment,
@@ -20,6 +22,7 @@ import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
+import { WalDurability } from '../store/wal-durability.js';
 import { decodeJsonBytes, decodeJsonRecord } from './decode-jsonl.js';
 import { Pipeline } from './pipeline.js';
 import { ServeBatcher } from './serve-batcher.js';
@@ -178,6 +181,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const sessions = new SessionCache(paths.models);
   const warn = (m: string) => process.stderr.write(`sedna-ll serve: ${m}\n`);
   let server: Server | null = null;
+  let walDurability: WalDurability | null = null;
   // prom-client (for /metrics) loads while the models load: onnxruntime opens them off the main thread
   const metricsModule = import('./serve-metrics.js');
   metricsModule.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
@@ -186,11 +190,15 @@ export async function runServe(o: ServeOptions): Promise<void> {
     for (const t of holder.state.index.tasks) await sessions.get(t);
     const outbox = new Outbox(db, paths, config);
     const sink = o.log ? outbox : null;
+    // logging: this connection commits with synchronous=NORMAL and answers after an fdatasync of
+    // the WAL on the thread pool (group commit); the durability promise is FULL's
+    walDurability = o.log ? new WalDurability(db, paths.db) : null;
     const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
     // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
-    const batcher = new ServeBatcher(pipeline);
+    const wal = walDurability;
+    const batcher = new ServeBatcher(pipeline, wal ? () => wal.durable() : null);
     let requests = 0;
 
     const handleInfer = async (req: IncomingMessage): Promise<[number, string]> => {
@@ -304,6 +312,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
       }
     }
     await sessions.dispose();
+    await walDurability?.close();
     db.close();
   }
 }

@@ -1,0 +1,58 @@
+// store/wal-durability.ts on a real edge database: the connection commits with
+// synchronous=NORMAL; durable() fdatasyncs the WAL off the event loop, one fsync for every
+// caller that arrived while the previous one ran, and a later caller is never served by an
+// fsync that started before it; a WAL file replaced on disk is reopened.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { tempDir } from './helpers/cli.js';
+import { kvGet, kvSet, openEdgeDb } from '../src/store/db.js';
+import { WalDurability } from '../src/store/wal-durability.js';
+
+test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after a start wait for the next fsync', async () => {
+  const t = tempDir();
+  const path = join(t.dir, 'edge.db');
+  const db = openEdgeDb(path);
+  try {
+    const d = new WalDurability(db, path);
+    assert.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL on this connection');
+    kvSet(db, 'a', 1);
+    const first = d.durable(); // starts an fsync now
+    kvSet(db, 'b', 2); // committed after that fsync started: it must not be what serves the next callers
+    const later = [d.durable(), d.durable(), d.durable()];
+    assert.equal(later[0], later[1], 'callers while an fsync runs share the next one');
+    let firstDone = false;
+    void first.then(() => (firstDone = true));
+    await later[0];
+    assert.equal(firstDone, true, 'the later fsync completes after the first');
+    await Promise.all([first, ...later]);
+    assert.deepEqual([d.calls, d.syncs], [4, 2]);
+    // an idle durable() starts at once and resolves
+    await d.durable();
+    assert.equal(d.syncs, 3);
+    await d.close();
+  } finally {
+    db.close();
+  }
+
+  // the WAL is deleted when the last connection closes and recreated by the next one: a
+  // durability object that outlives that reopens the new file (checked by inode per fsync)
+  const db1 = openEdgeDb(path);
+  const d1 = new WalDurability(db1, path);
+  kvSet(db1, 'c', 3);
+  await d1.durable();
+  const ino1 = statSync(`${path}-wal`).ino;
+  db1.close();
+  const db2 = openEdgeDb(path);
+  try {
+    kvSet(db2, 'd', 4);
+    assert.notEqual(statSync(`${path}-wal`).ino, ino1, 'a new WAL file');
+    await d1.durable();
+    assert.equal(kvGet(db2, 'd'), '4');
+    await d1.close();
+  } finally {
+    db2.close();
+    t.cleanup();
+  }
+});
