@@ -23,7 +23,9 @@ export const FRAMES_CONTENT_TYPE = 'application/vnd.sedna-ll.sample-frames';
 /** name of this framing in GET /v1/protocol's push_framings */
 export const FRAMES_NAME = 'frames1';
 
-const END = Buffer.alloc(4);
+/** the END marker (u32 0); shared, never written to */
+export const FRAMES_END = Buffer.alloc(4);
+const END = FRAMES_END;
 
 /** The encoder side: one record's bytes around a payload (header written into one small Buffer). */
 export function encodeRecordHead(id: string, meta: string, payloadBytes: number): Buffer {

@@ -57,6 +57,14 @@ export interface LogRecord {
   preprocessing?: string | null;
 }
 
+/** A sample the KB acked, as the push reader saw it (Outbox.markUploadedRows). */
+export interface AckedRow {
+  rowid: number;
+  id: string;
+  /** the label sent with it, if any */
+  label?: string | null;
+}
+
 export interface LogResult {
   sampleId: string;
   /** the payload was already stored for this task; sampleId is the existing row's */
@@ -195,6 +203,30 @@ export class Outbox {
           n += up.run(now, id).changes;
           const l = sentLabels?.[id];
           if (l != null) lab.run(id, l);
+        }
+        return n;
+      })
+      .immediate();
+  }
+
+  /**
+   * markUploaded for rows the caller read (the push reader knows each sample's rowid): the
+   * update finds each row by rowid, in rowid order, instead of looking each id up in the
+   * primary key index. The id is checked too: a rowid freed by an eviction during the push may
+   * belong to a newer sample by now, which was never sent. `label`: the label that was sent
+   * (the label CAS of markUploaded). Returns the number of rows changed.
+   */
+  markUploadedRows(rows: readonly AckedRow[]): number {
+    const up = this.db.prepare(`UPDATE samples SET state = 'uploaded', uploaded_at = ? WHERE rowid = ? AND id = ? AND state = 'pending'`);
+    const lab = this.db.prepare(`UPDATE samples SET label_state = 'uploaded' WHERE rowid = ? AND id = ? AND label_state = 'pending' AND label = ?`);
+    const sorted = [...rows].sort((a, b) => a.rowid - b.rowid);
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        let n = 0;
+        for (const r of sorted) {
+          n += up.run(now, r.rowid, r.id).changes;
+          if (r.label != null) lab.run(r.rowid, r.id, r.label);
         }
         return n;
       })

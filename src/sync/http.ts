@@ -70,6 +70,12 @@ export interface RequestSpec {
   headers?: Record<string, string>;
   /** a Buffer so that a retry can send it again */
   body?: Buffer;
+  /**
+   * Instead of body: a body streamed as it is produced (chunked transfer encoding), made afresh
+   * by this function for each attempt (a retry sends it again). The push streams its frames
+   * so that reading the outbox overlaps sending them (push.ts).
+   */
+  bodyStream?: () => Iterable<Buffer> | AsyncIterable<Buffer>;
   /** statuses that are answers (not failures); default 2xx */
   accept?: (status: number) => boolean;
   /** largest answer body read into memory; default MAX_ANSWER_BYTES */
@@ -205,9 +211,10 @@ export class KbClient {
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
-      // a sync run sends one request at a time (the next batch is prepared, not sent, while
-      // one is in flight): one keep-alive connection per run, reused deterministically
-      connections: 1,
+      // the push keeps two batch requests on their way (push.ts IN_FLIGHT: the next body is
+      // sent while the KB answers the previous one); everything else sends one at a time.
+      // undici never pipelines a streamed body behind another request, hence two connections
+      connections: 2,
     });
     return new KbClient(opts, dispatcher, undici, ca);
   }
@@ -244,16 +251,19 @@ export class KbClient {
     const remaining = this.remainingMs();
     if (remaining <= 0) throw new SyncHttpError(`--max-time reached before ${spec.method} ${spec.path}`, 'deadline');
     const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
+    let streamed = 0;
     const res = await this.undici.request(this.opts.baseUrl + spec.path, {
       method: spec.method,
       headers: this.headers(spec.headers),
-      body: spec.body,
+      // undici takes any (async) iterable of chunks (its types list only Readable)
+      body: spec.bodyStream ? (counted(spec.bodyStream(), (n) => (streamed += n)) as unknown as import('node:stream').Readable) : spec.body,
       dispatcher: this.dispatcher,
       signal,
     });
     // counted once the KB answered: bytes of a request that never got through (DNS, refused
     // connection, reset) did not go up
     if (spec.body) this.bytesUp += spec.body.length;
+    this.bytesUp += streamed;
     return res;
   }
 
@@ -366,6 +376,14 @@ export class KbClient {
     // destroy, not close: a cut connection must not keep the process waiting
     this.streamAgent?.destroy();
     await this.dispatcher.destroy().catch(() => {});
+  }
+}
+
+/** The chunks of `src`, each counted as it is handed on. */
+async function* counted(src: Iterable<Buffer> | AsyncIterable<Buffer>, count: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const c of src) {
+    count(c.length);
+    yield c;
   }
 }
 

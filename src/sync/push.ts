@@ -8,19 +8,23 @@
 // those are marked uploaded, so a cut connection, a lost answer or a kill -9 at any point just
 // means the batch is sent again next time (harmless).
 //
-// Memory: the outbox is walked with a cursor, one batch in flight and a read-ahead of `prefetch`
-// batches (read + JSON + gzip overlap the round trip), so RSS does not grow with the backlog.
-import { gzip } from 'node:zlib';
+// Two batches are on their way at once (IN_FLIGHT): the next body is sent while the KB finishes
+// the previous one and its ack comes back, so neither the link nor the KB waits on the other.
+// Frames bodies are read from the outbox while they are sent (a streamed request body), JSON
+// bodies are built whole first. Memory: the outbox is walked with a cursor; a frames batch
+// holds one page of rows at a time, a JSON batch its body: RSS does not grow with the backlog.
+import { Readable, pipeline } from 'node:stream';
+import { createGzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { PushLabelsResponse, PushSamplesResponse } from '../format/protocol.js';
 import { type DB, logEvent } from '../store/db.js';
 import type { EdgeConfig } from '../store/home.js';
-import type { Outbox } from '../store/outbox.js';
+import type { AckedRow, Outbox } from '../store/outbox.js';
 import { markRejected } from '../store/rejected.js';
 import { CompressPolicy, type CompressMode } from './compress-policy.js';
-import { type Framing, PushReader, pendingCounts } from './outbox-reader.js';
+import { type Framing, type FramesSent, PushReader, newFramesSent, pendingCounts } from './outbox-reader.js';
 import { FRAMES_CONTENT_TYPE } from '../format/sample-frames.js';
-import { type KbClient, SyncHttpError } from './http.js';
+import { type KbClient, type Reply, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
 
 const gzipAsync = promisify(gzip);
@@ -64,24 +68,12 @@ export interface PushOptions {
   gzipLevel?: number;
   /** auto (default): gzip a batch only when estimated to push sooner; gzip; none */
   compress?: CompressMode;
-  /** batches read ahead and gzipped in parallel (default 2: one per core of a small gateway) */
-  prefetch?: number;
   progress?: Progress;
 }
 
 /** Does the upload policy let this task's payload bytes leave the device? */
 export function payloadAllowed(config: EdgeConfig, task: string): boolean {
   return (config.upload.per_task?.[task] ?? config.upload.payload) === 'raw';
-}
-
-interface Prepared {
-  ids: string[];
-  labels: Record<string, string>;
-  body: Promise<Buffer>;
-  gzip: boolean;
-  /** uncompressed body bytes */
-  rawBytes: number;
-  missingBlobs: number;
 }
 
 /** Push every pending sample; counters are updated as batches are acked. */
@@ -118,10 +110,38 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
 /** POST /v1/sample-frames answered 404/415: that KB does not take frames (any more) */
 class FramesRefused extends Error {}
 
+/** What an answered batch sent (in the attempt the KB answered). */
+interface Sent {
+  ids: string[];
+  /** frames: the rowids of ids (same order), for marking by rowid; JSON: null (marked by id) */
+  rowids: number[] | null;
+  labels: Record<string, string>;
+  missingBlobs: number;
+  /** uncompressed body bytes */
+  rawBytes: number;
+}
+
+/** One batch request on its way. */
+interface Flight {
+  gzip: boolean;
+  /** the cursor after the batch once its body is complete (null: the KB answered before reading it all) */
+  end: Promise<string | null>;
+  reply: Promise<Reply>;
+  /** what the attempt that got the reply sent */
+  sent(): Sent;
+}
+
+/**
+ * Batch requests in flight at once. With one, the link and the KB took turns: the edge waited
+ * for each ack (the KB finishing the batch, one RTT) with nothing to send, 0.49 of a 10 Mbit/s,
+ * 100 ms link idle in bench:sync. With two, the next batch's body streams while the KB finishes
+ * the previous one and its ack travels back. More would only add memory and KB concurrency.
+ */
+const IN_FLIGHT = 2;
+
 async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: KbClient, c: PushCounters, o: PushOptions): Promise<void> {
   const total = o.progress ? pendingCounts(db).pending : 0;
   const level = o.gzipLevel ?? 1;
-  const depth = Math.max(1, o.prefetch ?? 2);
   const retention = config.upload.retention;
   const framing = o.framing;
   const frames = framing === 'frames';
@@ -132,60 +152,100 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   const reader = new PushReader(db, outbox, framing);
   const policy = new CompressPolicy(o.compress ?? 'auto', level);
   const allowed = (t: string) => payloadAllowed(config, t);
+  // 409: every sample of the batch belongs to another device; the body is still a push reply.
+  // 404/415 to frames: the KB does not take them (any more): the push goes on as JSON
+  const accept = (s: number) => (s >= 200 && s < 300) || s === 409 || (frames && (s === 404 || s === 415));
+  const headers = (gzip: boolean): Record<string, string> => (gzip ? { 'content-type': contentType, 'content-encoding': 'gzip' } : { 'content-type': contentType });
 
-  // Read-ahead: up to `depth` batches read and being gzipped at once. Reading is synchronous
-  // and cheap; gzip is the expensive part and runs on the libuv thread pool, so several batches
-  // compress in parallel on several cores while one batch travels.
-  const queue: Prepared[] = [];
-  let cursor = '';
-  let exhausted = false;
-  const fill = () => {
-    while (!exhausted && queue.length < depth) {
-      const b = reader.next(cursor, batchSize, batchBytes, allowed);
-      if (!b) {
-        exhausted = true;
-        break;
-      }
-      cursor = b.cursor;
-      const gzip = policy.useGzip(b.json);
-      const body = gzip ? gzipAsync(b.json, { level }) : Promise.resolve(b.json);
-      body.catch(() => {}); // surfaced when awaited
-      queue.push({ ids: b.ids, labels: b.labels, body, gzip, rawBytes: b.json.length, missingBlobs: b.missingBlobs });
-    }
-  };
-  const send = (b: Prepared, body: Buffer) => {
+  /** The batch after `cursor` as a request on its way; null when nothing is pending past it. */
+  const start = (cursor: string): Flight | null => (frames ? startFrames(cursor) : startJson(cursor));
+
+  // JSON (old KBs): the whole body is built first, gzipped on the libuv pool when chosen, and
+  // sent as one Buffer; the next batch is read while this one travels.
+  const startJson = (cursor: string): Flight | null => {
+    const b = reader.next(cursor, batchSize, batchBytes, allowed);
+    if (!b) return null;
     if (b.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: b.missingBlobs });
-    c.push_framing = framing;
-    const p = client.request({
+    const gzip = policy.useGzip(b.json);
+    const reply = (gzip ? gzipAsync(b.json, { level }) : Promise.resolve(b.json)).then((body) =>
+      client.request({ method: 'POST', path, headers: headers(gzip), body, accept }),
+    );
+    reply.catch(() => {}); // surfaced when awaited
+    const sent: Sent = { ids: b.ids, rowids: null, labels: b.labels, missingBlobs: b.missingBlobs, rawBytes: b.json.length };
+    return { gzip, end: Promise.resolve(b.cursor), reply, sent: () => sent };
+  };
+
+  // Frames: the body is read from the outbox page by page while it is sent (PushReader.framesBody),
+  // so reading, the socket and the KB's ingest overlap. A retry reads the same rows again (the
+  // range the first complete attempt covered); the acks are checked against what the answered
+  // attempt sent.
+  const startFrames = (cursor: string): Flight | null => {
+    if (!reader.pendingAfter(cursor)) return null;
+    let until: string | null = null;
+    let resolveEnd!: (c: string | null) => void;
+    const end = new Promise<string | null>((r) => (resolveEnd = r));
+    let current = newFramesSent();
+    const attempt = (first?: { sent: FramesSent; gen: Generator<Buffer>; head: Buffer }) => {
+      const s = first?.sent ?? newFramesSent();
+      current = s;
+      const gen = first?.gen ?? reader.framesBody(cursor, until, batchSize, batchBytes, allowed, s);
+      return (function* () {
+        if (first) yield first.head;
+        yield* gen;
+        if (s.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: s.missingBlobs });
+        if (until === null) {
+          until = s.end;
+          resolveEnd(s.end);
+        }
+      })();
+    };
+    // the first chunk is read now: the compress policy probes it before the headers go out
+    const s0 = newFramesSent();
+    const gen0 = reader.framesBody(cursor, null, batchSize, batchBytes, allowed, s0);
+    const head = gen0.next().value as Buffer;
+    const gzip = policy.useGzip(head);
+    let attempts = 0;
+    const reply = client.request({
       method: 'POST',
       path,
-      headers: b.gzip ? { 'content-type': contentType, 'content-encoding': 'gzip' } : { 'content-type': contentType },
-      body,
-      // 409: every sample of the batch belongs to another device; the body is still a push reply.
-      // 404/415 to frames: the KB does not take them (any more): the push goes on as JSON
-      accept: (s) => (s >= 200 && s < 300) || s === 409 || (frames && (s === 404 || s === 415)),
+      headers: headers(gzip),
+      bodyStream: () => {
+        const chunks = attempts++ === 0 ? attempt({ sent: s0, gen: gen0, head }) : attempt();
+        return gzip ? gzipStream(chunks, level) : chunks;
+      },
+      accept,
     });
-    p.catch(() => {}); // surfaced when awaited
-    return p;
+    reply.catch(() => {}); // surfaced when awaited
+    // an answer before the body was read to its end (a refusal): no cursor to go on from
+    void reply.then(
+      () => resolveEnd(until),
+      () => resolveEnd(null),
+    );
+    return {
+      gzip,
+      end,
+      reply,
+      sent: () => ({ ids: current.ids, rowids: current.rowids, labels: current.labels, missingBlobs: current.missingBlobs, rawBytes: current.bodyBytes }),
+    };
   };
 
-  // One batch in flight at a time; while batch k travels, k-1's acks are recorded (and marked
-  // uploaded in SQLite, see flushMarks) and the read-ahead refills. Marking only ever follows
-  // a batch's own reply, so the "acked only" rule holds at every moment.
-  //
   // Acks are marked in one transaction per MARK_EVERY ids, not per batch: marking flips each
   // row's entry in index samples_evict, which is ordered by hardness, so a transaction of 500
   // dirties ~500 scattered index pages; 2000 at once share most of them (150k samples: marking
   // 2.6-3.3 s -> 1.7-2.1 s). A kill -9 before a flush only means those acked samples are sent
   // again next run (the KB upserts by id); an error flushes what was acked, then is rethrown.
-  let marks: { ids: string[]; labels: Record<string, string> } = { ids: [], labels: {} };
+  // Frames acks are marked by the rowids the reader saw (Outbox.markUploadedRows): no lookup of
+  // each id in the primary key index.
+  let marks: { ids: string[]; rows: AckedRow[]; labels: Record<string, string> } = { ids: [], rows: [], labels: {} };
   const flushMarks = () => {
-    if (marks.ids.length === 0) return;
+    if (marks.ids.length === 0 && marks.rows.length === 0) return;
     const m = marks;
-    marks = { ids: [], labels: {} };
-    outbox.markUploaded(m.ids, m.labels);
-    if (retention === 'delete') outbox.deleteUploaded(m.ids);
-    c.acked += m.ids.length;
+    marks = { ids: [], rows: [], labels: {} };
+    if (m.ids.length) outbox.markUploaded(m.ids, m.labels);
+    if (m.rows.length) outbox.markUploadedRows(m.rows);
+    const ids = m.rows.length ? [...m.ids, ...m.rows.map((r) => r.id)] : m.ids;
+    if (retention === 'delete') outbox.deleteUploaded(ids);
+    c.acked += ids.length;
   };
   try {
     await pushLoop();
@@ -200,27 +260,45 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   flushMarks();
 
   async function pushLoop(): Promise<void> {
-    fill();
-    let cur = queue.shift() ?? null;
-    let inflight = cur ? send(cur, await cur.body) : null;
-    fill();
+    const flights: Flight[] = [];
+    let cursor = '';
+    let exhausted = false;
+    let deadlineHit = false;
     let done = 0;
     // the auto compress policy compares modes by raw bytes per ms of this loop (ack to ack)
     let lastAck = performance.now();
     let lastGzip: boolean | null = null;
-    while (cur && inflight) {
-      const res = await inflight;
+    for (;;) {
+      // keep IN_FLIGHT batches on their way: the next one starts where the previous one's
+      // body ended, as soon as that body is complete (not when it is acked)
+      while (!exhausted && !deadlineHit && flights.length < IN_FLIGHT) {
+        const prev = flights[flights.length - 1];
+        if (prev) {
+          const end = await prev.end;
+          if (end === null) break; // refused before its end: its answer says why
+          cursor = end;
+        }
+        if (flights.length > 0 && client.remainingMs() <= 0) {
+          deadlineHit = true;
+          break;
+        }
+        const f = start(cursor);
+        if (!f) exhausted = true;
+        else {
+          c.push_framing = framing;
+          flights.push(f);
+        }
+      }
+      const cur = flights.shift();
+      if (!cur) break;
+      const res = await cur.reply;
       const now = performance.now();
-      policy.observeAck(cur.gzip, cur.rawBytes, now - lastAck, cur.gzip !== lastGzip);
+      policy.observeAck(cur.gzip, cur.sent().rawBytes, now - lastAck, cur.gzip !== lastGzip);
       lastAck = now;
       lastGzip = cur.gzip;
-      const nb = queue.shift() ?? null;
-      const deadlineHit = nb !== null && client.remainingMs() <= 0;
-      const nbFlight = nb && !deadlineHit ? send(nb, await nb.body) : null;
-      fill();
 
       if (frames && (res.status === 404 || res.status === 415)) {
-        await nbFlight?.catch(() => {}); // its answer is the same refusal (or stored: re-sent harmlessly)
+        for (const f of flights) await f.reply.catch(() => {}); // the same refusal (or stored: re-sent harmlessly)
         throw new FramesRefused(`KB answered ${res.status} to POST ${path}`);
       }
       let reply: PushSamplesResponse;
@@ -230,39 +308,50 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       } catch (e) {
         throw new SyncHttpError(`KB answer to POST ${path} is not a push reply: ${(e as Error).message}`, 'protocol');
       }
+      const sent = cur.sent();
       // acks must be a subset of this batch: an answer acking ids never sent is not trusted at
       // all (a broken or hostile KB), and an answer that neither stores nor refuses anything of
       // a non-empty batch is a failed batch, not a success
-      const sent = new Set(cur.ids);
-      const foreign = reply.stored.filter((id) => !sent.has(id));
+      const index = new Map<string, number>();
+      for (let i = 0; i < sent.ids.length; i++) index.set(sent.ids[i], i);
+      const foreign = reply.stored.filter((id) => !index.has(id));
       if (foreign.length) throw new SyncHttpError(`KB answer to POST ${path} acks ${foreign.length} sample id(s) this batch did not send (first "${String(foreign[0]).slice(0, 80)}"): answer refused`, 'protocol');
       const stored = reply.stored;
-      if (cur.ids.length > 0 && stored.length === 0 && !reply.rejected?.some((r) => sent.has(r?.id))) {
-        throw new SyncHttpError(`KB answer to POST ${path} stores none of the ${cur.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
+      if (sent.ids.length > 0 && stored.length === 0 && !reply.rejected?.some((r) => index.has(r?.id))) {
+        throw new SyncHttpError(`KB answer to POST ${path} stores none of the ${sent.ids.length} sample(s) sent and refuses none: batch failed`, 'protocol');
       }
       // counted once the KB answered the batch usably: a run that never reached it reports 0 pushed
-      c.pushed += cur.ids.length;
+      c.pushed += sent.ids.length;
       if (cur.gzip) c.batches_gzip++;
       else c.batches_plain++;
       for (const id of stored) {
-        marks.ids.push(id);
-        if (cur.labels[id] !== undefined) marks.labels[id] = cur.labels[id];
+        if (sent.rowids) marks.rows.push({ rowid: sent.rowids[index.get(id)!], id, label: sent.labels[id] });
+        else marks.ids.push(id);
+        if (sent.labels[id] !== undefined) marks.labels[id] = sent.labels[id];
       }
-      if (marks.ids.length >= MARK_EVERY) flushMarks();
+      if (marks.ids.length + marks.rows.length >= MARK_EVERY) flushMarks();
       if (reply.rejected?.length) {
         // refused for good (another device's id, a failed check): marked rejected with the reason,
         // never sent again (store/rejected.ts); this run exits 4
-        const refused = reply.rejected.filter((r) => sent.has(r?.id) && !stored.includes(r.id));
+        const storedSet = new Set(stored);
+        const refused = reply.rejected.filter((r) => index.has(r?.id) && !storedSet.has(r.id));
         c.rejected += markRejected(db, refused);
         logEvent(db, 'sync_rejected', { count: refused.length, first: refused.slice(0, 20) });
       }
-      done += cur.ids.length;
+      done += sent.ids.length;
       o.progress?.update('push', Math.min(done, total), total);
-      if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
-      cur = nb;
-      inflight = nbFlight;
     }
+    if (deadlineHit) throw new SyncHttpError('--max-time reached before the next batch', 'deadline');
   }
+}
+
+/** `chunks` gzipped as a stream (zlib works on the libuv pool while the next chunks are read). */
+function gzipStream(chunks: Iterable<Buffer>, level: number): AsyncIterable<Buffer> {
+  const gz = createGzip({ level, chunkSize: 256 * 1024 });
+  pipeline(Readable.from(chunks, { objectMode: false }), gz, () => {
+    /* an error reaches the reader of gz */
+  });
+  return gz;
 }
 
 /** Push pending labels of uploaded samples; ids the KB does not know yet stay pending. */
