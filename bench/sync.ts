@@ -122,7 +122,7 @@ async function startSink(): Promise<{ url: string; server: Server; received: () 
           }
         })();
       const ids: string[] = [];
-      for await (const r of readFrames(src, { maxRecordBytes: 64 << 20 })) ids.push(r.id);
+      for await (const recs of readFrames(src, { maxRecordBytes: 64 << 20 })) for (const r of recs) ids.push(r.id);
       res.setHeader('content-type', 'application/json');
       return res.end(JSON.stringify({ stored: ids }));
     }

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { PUSH_SAMPLES_SCHEMA, UPLOAD_SAMPLE_SCHEMA } from '../src/format/protocol.js';
-import { readFrames } from '../src/format/sample-frames.js';
+import { readFrames, type FrameRecord } from '../src/format/sample-frames.js';
 import { mulberry32 } from '../src/random.js';
 import { makePayloadPool, makePushBody, sampleJson, uploadSample } from '../bench/lib/fleet/wire.js';
 import { kbSupports, postgresMissingHere, rgwMissing } from '../bench/lib/fleet/backends.js';
@@ -37,7 +37,9 @@ test('the fleet bench pushes what the sync protocol accepts: frames records are 
   async function* one() {
     yield b.body;
   }
-  for await (const r of readFrames(one(), { maxRecordBytes: 1 << 20 })) {
+  const recs: FrameRecord[] = [];
+  for await (const batch of readFrames(one(), { maxRecordBytes: 1 << 20 })) recs.push(...batch);
+  for (const r of recs) {
     assert.equal(r.error, undefined);
     const s = { id: r.id, ...(JSON.parse(r.meta!) as object), payload_b64: r.payload!.toString('base64') };
     assert.ok(validate(s), JSON.stringify(validate.errors));

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { FRAMES_CONTENT_TYPE, FRAMES_MAGIC, FramesStreamError, assembleFrames, encodeRecordHead, readFrames, type FrameRecord } from '../src/format/sample-frames.js';
+import { FRAMES_CONTENT_TYPE, FRAMES_MAGIC, FramesDecoder, FramesStreamError, assembleFrames, encodeRecordHead, readFrames, type FrameRecord } from '../src/format/sample-frames.js';
 import { sedna } from './helpers/cli.js';
 import { startTestKb } from './helpers/kb-server.js';
 import { edgeIds, kbSamples, makeEdge, sednaAsync, seedOutbox, suiteKb } from './helpers/sync-edge.js';
@@ -53,7 +53,7 @@ async function* chunked(buf: Buffer, size: number): AsyncGenerator<Buffer> {
 
 async function readAll(buf: Buffer, size: number, maxRecordBytes = 1 << 20): Promise<FrameRecord[]> {
   const out: FrameRecord[] = [];
-  for await (const r of readFrames(chunked(buf, size), { maxRecordBytes })) out.push({ ...r, payload: r.payload ? Buffer.from(r.payload) : undefined });
+  for await (const recs of readFrames(chunked(buf, size), { maxRecordBytes })) for (const r of recs) out.push({ ...r, payload: r.payload ? Buffer.from(r.payload) : undefined });
   return out;
 }
 
@@ -122,7 +122,7 @@ describe('sample frames reader', () => {
     const seen: string[] = [];
     await assert.rejects(
       (async () => {
-        for await (const r of readFrames(chunked(good.subarray(0, good.length - 4), 5), { maxRecordBytes: 1 << 20 })) seen.push(r.id);
+        for await (const recs of readFrames(chunked(good.subarray(0, good.length - 4), 5), { maxRecordBytes: 1 << 20 })) for (const r of recs) seen.push(r.id);
       })(),
       (e: Error) => e instanceof FramesStreamError && /no end marker/.test(e.message),
     );
@@ -130,6 +130,124 @@ describe('sample frames reader', () => {
     await assert.rejects(readAll(good.subarray(0, good.length - 8), 5), /stream cut inside record 0/);
     await assert.rejects(readAll(Buffer.concat([good, Buffer.from('x')]), 5), /bytes after the end marker/);
     assert.ok(good.subarray(0, 4).equals(FRAMES_MAGIC));
+  });
+});
+
+describe('sample frames decoder (one synchronous pass per chunk)', () => {
+  const p1 = Buffer.from(Float32Array.from([1, 2, 3]).buffer);
+  const p2 = Buffer.alloc(700, 7);
+  const big = Buffer.alloc(300, 5);
+  // meta length past the end of the record: malformed, between two good records
+  const broken = Buffer.alloc(4 + 1 + 9 + 4 + 3);
+  broken.writeUInt32BE(1 + 9 + 4 + 3, 0);
+  broken[4] = 9;
+  broken.write('id-broken', 5, 'latin1');
+  broken.writeUInt32BE(1000, 14);
+  const body = frames([record('id-000001', meta(p1), p1), [broken], record('id-000002', meta(null), null), record('id-big-0001', meta(big), big), record('id-000003', meta(p2), p2)]);
+  // every record fits in `limit`; with 600, id-big-0001 (~650 bytes) and id-000003 (~1 KB) do not
+  const limit = 1500;
+  const summary = (rs: FrameRecord[]) => rs.map((r) => [r.index, r.id, r.error ? r.error.replace(/\d+ bytes/g, 'N bytes') : null, r.meta ?? null, r.payload ? r.payload.toString('hex') : null]);
+
+  /** decode `chunks` with a fresh decoder: the records, in order, and the error at the end (if any) */
+  function decode(chunks: Buffer[], maxRecordBytes = limit): { recs: FrameRecord[]; err: Error | null } {
+    const d = new FramesDecoder({ maxRecordBytes });
+    const recs: FrameRecord[] = [];
+    try {
+      for (const c of chunks) d.push(c, recs);
+      d.end();
+    } catch (e) {
+      return { recs, err: e as Error };
+    }
+    return { recs, err: null };
+  }
+
+  const whole = decode([body]);
+
+  it('parses every record of a chunk in one pass; the malformed one is named between its good neighbours', () => {
+    assert.equal(whole.err, null);
+    assert.deepEqual(
+      whole.recs.map((r) => [r.index, r.id, !!r.error]),
+      [
+        [0, 'id-000001', false],
+        [1, 'id-broken', true],
+        [2, 'id-000002', false],
+        [3, 'id-big-0001', false],
+        [4, 'id-000003', false],
+      ],
+    );
+    assert.match(whole.recs[1].error!, /meta length 1000 runs past the record/);
+    // a record inside the chunk is a view into it: no copy of the payload
+    assert.equal(whole.recs[4].payload!.buffer, body.buffer);
+    assert.ok(whole.recs[4].payload!.equals(p2));
+    // and with a lower limit the oversized records are named and dropped, the others still read
+    const small = decode([body], 600);
+    assert.deepEqual(
+      small.recs.map((r) => [r.id, r.error?.replace(/\d+ bytes/, 'N bytes') ?? null]),
+      [
+        ['id-000001', null],
+        ['id-broken', 'meta length 1000 runs past the record (N bytes)'],
+        ['id-000002', null],
+        ['id-big-0001', 'record of N bytes is larger than the limit of 600'],
+        ['id-000003', 'record of N bytes is larger than the limit of 600'],
+      ],
+    );
+  });
+
+  it('gives the same records when the stream is split at every byte boundary (two and three pieces)', () => {
+    const want = summary(whole.recs);
+    const wantSmall = summary(decode([body], 600).recs);
+    for (let i = 0; i <= body.length; i++) {
+      const two = [body.subarray(0, i), body.subarray(i)];
+      const a = decode(two);
+      assert.equal(a.err, null, `split at ${i}`);
+      assert.deepEqual(summary(a.recs), want, `split at ${i}`);
+      assert.deepEqual(summary(decode(two, 600).recs), wantSmall, `split at ${i}, limit 600`);
+      // a piece of 1..13 bytes around every boundary: records spread over three chunks
+      const j = Math.min(body.length, i + 1 + (i % 13));
+      const three = decode([body.subarray(0, i), body.subarray(i, j), body.subarray(j)]);
+      assert.equal(three.err, null, `split at ${i} and ${j}`);
+      assert.deepEqual(summary(three.recs), want, `split at ${i} and ${j}`);
+    }
+    // one byte at a time
+    const bytes = decode([...body].map((b) => Buffer.from([b])));
+    assert.deepEqual(summary(bytes.recs), want);
+  });
+
+  it('a stream cut at any byte: the records before the cut, then a FramesStreamError naming it', () => {
+    // where each record ends in the body: the records complete at a cut are exactly those ending before it
+    const ends: number[] = [];
+    let at = FRAMES_MAGIC.length;
+    for (let k = 0; k < whole.recs.length; k++) {
+      at += 4 + body.readUInt32BE(at);
+      ends.push(at);
+    }
+    for (let cut = 0; cut < body.length; cut++) {
+      const r = decode([body.subarray(0, Math.floor(cut / 2)), body.subarray(Math.floor(cut / 2), cut)]);
+      assert.ok(r.err instanceof FramesStreamError, `cut at ${cut}: ${r.err}`);
+      const complete = ends.filter((e) => e <= cut).length;
+      assert.equal(r.recs.length, complete, `cut at ${cut}`);
+      if (cut < FRAMES_MAGIC.length) assert.match(r.err.message, /must start with "SLF1"/);
+      else if (ends.includes(cut) || cut === FRAMES_MAGIC.length) assert.match(r.err.message, new RegExp(`stream cut before record ${complete} \\(no end marker\\)`));
+      else assert.match(r.err.message, /stream cut (inside|before) record/);
+    }
+    // bytes after the end marker, in the same chunk or the next
+    assert.match(decode([Buffer.concat([body, Buffer.from('x')])]).err!.message, /bytes after the end marker/);
+    assert.match(decode([body, Buffer.from('x')]).err!.message, /bytes after the end marker/);
+    // and the records before the trailing bytes were delivered
+    assert.equal(decode([Buffer.concat([body, Buffer.from('x')])]).recs.length, whole.recs.length);
+  });
+
+  it('readFrames yields one array per chunk; a record spread over chunks is copied once, whole', async () => {
+    const arrays: FrameRecord[][] = [];
+    const split = 4 + 30; // inside record 0
+    async function* two() {
+      yield body.subarray(0, split);
+      yield body.subarray(split);
+    }
+    for await (const recs of readFrames(two(), { maxRecordBytes: limit })) arrays.push(recs);
+    assert.deepEqual(arrays.map((a) => a.length), [5]);
+    assert.notEqual(arrays[0][0].payload!.buffer, body.buffer);
+    assert.ok(arrays[0][0].payload!.equals(p1));
   });
 });
 

@@ -65,115 +65,187 @@ export interface ReadFramesOptions {
   maxRecordBytes: number;
 }
 
-/**
- * Records of a frames stream, one at a time, as they arrive. A record that is broken inside
- * its own length (bad id, meta length past the end) is yielded with `error`, and the reader
- * goes on with the next one; a stream that does not start with MAGIC or stops before END throws
- * FramesStreamError. Memory: the chunk being read and at most one record (payloads inside a
- * chunk are views into it, no copy; a record spread over chunks is copied once).
- */
-export async function* readFrames(src: AsyncIterable<Buffer>, o: ReadFramesOptions): AsyncGenerator<FrameRecord> {
-  // unread bytes: a queue of chunks, consumed from the front
-  const chunks: Buffer[] = [];
-  let have = 0;
-  const it = src[Symbol.asyncIterator]();
-  let ended = false;
-  /** read until `n` bytes are buffered (false: the stream ended first) */
-  const fill = async (n: number): Promise<boolean> => {
-    while (have < n) {
-      if (ended) return false;
-      const r = await it.next();
-      if (r.done) {
-        ended = true;
-        return false;
-      }
-      const c = r.value;
-      if (c.length) {
-        chunks.push(c);
-        have += c.length;
-      }
-    }
-    return true;
-  };
-  /** take exactly n buffered bytes: a view when they lie in one chunk, else one copy */
-  const take = (n: number): Buffer => {
-    have -= n;
-    const first = chunks[0];
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) chunks.shift();
-      else chunks[0] = first.subarray(n);
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
-      const c = chunks[0];
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) chunks.shift();
-      else chunks[0] = c.subarray(k);
-    }
-    return out;
-  };
-  /** drop n bytes as they arrive (an oversized record), without keeping them */
-  const skip = async (n: number): Promise<boolean> => {
-    while (n > 0) {
-      if (have === 0 && !(await fill(1))) return false;
-      const c = chunks[0];
-      const k = Math.min(c.length, n);
-      have -= k;
-      n -= k;
-      if (k === c.length) chunks.shift();
-      else chunks[0] = c.subarray(k);
-    }
-    return true;
-  };
+// where the decoder is in the stream
+const MAGIC = 0;
+const LEN = 1;
+const BODY = 2;
+/** an oversized record: collecting its first bytes (the id), then dropping the rest */
+const SKIP_HEAD = 3;
+const SKIP = 4;
+const DONE = 5;
 
-  if (!(await fill(FRAMES_MAGIC.length)) || !take(FRAMES_MAGIC.length).equals(FRAMES_MAGIC)) {
-    throw new FramesStreamError(`not a sample-frames stream (it must start with "${FRAMES_MAGIC.toString('latin1')}")`);
-  }
-  try {
-    for (let index = 0; ; index++) {
-      if (!(await fill(4))) throw new FramesStreamError(`stream cut before record ${index} (no end marker)`);
-      const len = take(4).readUInt32BE(0);
-      if (len === 0) {
-        // END; anything after it is refused: it is not ours to guess what it was
-        if (await fill(1)) throw new FramesStreamError('bytes after the end marker');
-        return;
+/** the first bytes of an oversized record kept to name it: u8 idLen + an id of at most 255 */
+const ID_HEAD = 256;
+
+/**
+ * The decoder as a synchronous state machine: `push` takes each chunk as it arrives and parses
+ * every record the chunk completes in one pass (no promise per record, no per-record async
+ * iterator hop). A record that lies inside one chunk is a view into it (payload: subarray, no
+ * copy); only a record spread over chunks is copied, once, into a buffer of its exact length.
+ * So a record's payload keeps its chunk alive, and nothing else does.
+ */
+export class FramesDecoder {
+  private stage = MAGIC;
+  /** bytes of a length prefix, the magic, or an id head gathered across chunks */
+  private readonly small = Buffer.alloc(ID_HEAD);
+  private smallFill = 0;
+  /** a record body spread over chunks, and how much of it has arrived */
+  private part: Buffer | null = null;
+  private partFill = 0;
+  private len = 0;
+  private skipLeft = 0;
+  private index = 0;
+
+  constructor(private readonly o: ReadFramesOptions) {}
+
+  /** Records `chunk` completes, appended to `out`; a broken stream throws FramesStreamError after appending the records before the break. */
+  push(chunk: Buffer, out: FrameRecord[]): void {
+    const n = chunk.length;
+    let pos = 0;
+    while (pos < n) {
+      switch (this.stage) {
+        case LEN: {
+          if (this.smallFill === 0 && n - pos >= 4) {
+            this.len = chunk.readUInt32BE(pos);
+            pos += 4;
+          } else {
+            pos = this.gather(chunk, pos, 4);
+            if (this.smallFill < 4) return;
+            this.len = this.small.readUInt32BE(0);
+            this.smallFill = 0;
+          }
+          const len = this.len;
+          // END; anything after it is refused: it is not ours to guess what it was
+          if (len === 0) this.stage = DONE;
+          else if (len > this.o.maxRecordBytes) this.stage = SKIP_HEAD;
+          else this.stage = BODY;
+          break;
+        }
+        case BODY: {
+          const len = this.len;
+          if (this.part === null && n - pos >= len) {
+            out.push(this.record(chunk, pos, len));
+            pos += len;
+          } else {
+            if (this.part === null) {
+              this.part = Buffer.allocUnsafe(len);
+              this.partFill = 0;
+            }
+            const k = Math.min(n - pos, len - this.partFill);
+            chunk.copy(this.part, this.partFill, pos, pos + k);
+            this.partFill += k;
+            pos += k;
+            if (this.partFill < len) return;
+            out.push(this.record(this.part, 0, len));
+            this.part = null;
+          }
+          this.index++;
+          this.stage = LEN;
+          break;
+        }
+        case SKIP_HEAD: {
+          // the id is in the first bytes: keep them to name the record, drop the rest
+          const head = Math.min(this.len, ID_HEAD);
+          pos = this.gather(chunk, pos, head);
+          if (this.smallFill < head) return;
+          this.smallFill = 0;
+          this.skipLeft = this.len - head;
+          this.stage = SKIP;
+          if (this.skipLeft === 0) this.skipped(out);
+          break;
+        }
+        case SKIP: {
+          const k = Math.min(n - pos, this.skipLeft);
+          this.skipLeft -= k;
+          pos += k;
+          if (this.skipLeft > 0) return;
+          this.skipped(out);
+          break;
+        }
+        case MAGIC: {
+          pos = this.gather(chunk, pos, FRAMES_MAGIC.length);
+          if (this.smallFill < FRAMES_MAGIC.length) return;
+          if (!this.small.subarray(0, FRAMES_MAGIC.length).equals(FRAMES_MAGIC)) {
+            throw new FramesStreamError(`not a sample-frames stream (it must start with "${FRAMES_MAGIC.toString('latin1')}")`);
+          }
+          this.smallFill = 0;
+          this.stage = LEN;
+          break;
+        }
+        default:
+          throw new FramesStreamError('bytes after the end marker');
       }
-      if (len > o.maxRecordBytes) {
-        // the id is in the first bytes: read them to name the record, drop the rest
-        let id = '';
-        if (await fill(Math.min(len, 256))) {
-          const idLen = chunks[0][0];
-          if (1 + idLen <= len && (await fill(1 + idLen))) {
-            const b = take(1 + idLen);
-            id = b.toString('latin1', 1);
-            if (!(await skip(len - 1 - idLen))) throw new FramesStreamError(`stream cut inside record ${index}`);
-          } else if (!(await skip(len))) throw new FramesStreamError(`stream cut inside record ${index}`);
-        } else throw new FramesStreamError(`stream cut inside record ${index}`);
-        yield { index, id, error: `record of ${len} bytes is larger than the limit of ${o.maxRecordBytes}` };
-        continue;
-      }
-      if (!(await fill(len))) throw new FramesStreamError(`stream cut inside record ${index} (${have} of ${len} bytes)`);
-      const body = take(len);
-      const idLen = body[0];
-      if (1 + idLen + 4 > len) {
-        yield { index, id: '', error: `record ${index}: id length ${idLen} runs past the record (${len} bytes)` };
-        continue;
-      }
-      const id = body.toString('latin1', 1, 1 + idLen);
-      const metaLen = body.readUInt32BE(1 + idLen);
-      const metaStart = 1 + idLen + 4;
-      if (metaStart + metaLen > len) {
-        yield { index, id, error: `meta length ${metaLen} runs past the record (${len} bytes)` };
-        continue;
-      }
-      yield { index, id, meta: body.toString('utf8', metaStart, metaStart + metaLen), payload: body.subarray(metaStart + metaLen) };
     }
-  } finally {
-    if (!ended) await it.return?.();
   }
+
+  /** The stream ended: throws FramesStreamError unless it ended right after its end marker. */
+  end(): void {
+    switch (this.stage) {
+      case DONE:
+        return;
+      case MAGIC:
+        throw new FramesStreamError(`not a sample-frames stream (it must start with "${FRAMES_MAGIC.toString('latin1')}")`);
+      case LEN:
+        throw new FramesStreamError(`stream cut before record ${this.index} (no end marker)`);
+      case BODY:
+        throw new FramesStreamError(`stream cut inside record ${this.index} (${this.partFill} of ${this.len} bytes)`);
+      default:
+        throw new FramesStreamError(`stream cut inside record ${this.index}`);
+    }
+  }
+
+  /** an oversized record was dropped: name it (its id is in `small`) */
+  private skipped(out: FrameRecord[]): void {
+    const idLen = this.small[0];
+    const id = 1 + idLen <= this.len ? this.small.toString('latin1', 1, 1 + idLen) : '';
+    out.push({ index: this.index, id, error: `record of ${this.len} bytes is larger than the limit of ${this.o.maxRecordBytes}` });
+    this.index++;
+    this.stage = LEN;
+  }
+
+  /** copy bytes of chunk into `small` until it holds `want`; returns the new position */
+  private gather(chunk: Buffer, pos: number, want: number): number {
+    const k = Math.min(chunk.length - pos, want - this.smallFill);
+    chunk.copy(this.small, this.smallFill, pos, pos + k);
+    this.smallFill += k;
+    return pos + k;
+  }
+
+  /** one whole record body at buf[at, at+len) */
+  private record(buf: Buffer, at: number, len: number): FrameRecord {
+    const index = this.index;
+    const idLen = buf[at];
+    if (1 + idLen + 4 > len) return { index, id: '', error: `record ${index}: id length ${idLen} runs past the record (${len} bytes)` };
+    const id = buf.toString('latin1', at + 1, at + 1 + idLen);
+    const metaLen = buf.readUInt32BE(at + 1 + idLen);
+    const metaStart = at + 1 + idLen + 4;
+    const end = at + len;
+    if (metaStart + metaLen > end) return { index, id, error: `meta length ${metaLen} runs past the record (${len} bytes)` };
+    return { index, id, meta: buf.toString('utf8', metaStart, metaStart + metaLen), payload: buf.subarray(metaStart + metaLen, end) };
+  }
+}
+
+/**
+ * The records of a frames stream, as they arrive: one array per chunk, holding every record
+ * that chunk completed (none: nothing is yielded). A record that is broken inside its own
+ * length (bad id, meta length past the end) comes with `error`, and the reader goes on with the
+ * next one; a stream that does not start with MAGIC or stops before END throws
+ * FramesStreamError, after yielding the records that arrived intact before the break.
+ * Memory: the records of the chunks the caller still holds (see FramesDecoder).
+ */
+export async function* readFrames(src: AsyncIterable<Buffer>, o: ReadFramesOptions): AsyncGenerator<FrameRecord[]> {
+  const d = new FramesDecoder(o);
+  // for await returns the source (request stream) when the caller stops early or this throws
+  for await (const chunk of src) {
+    const out: FrameRecord[] = [];
+    let broken: unknown = null;
+    try {
+      d.push(chunk, out);
+    } catch (e) {
+      broken = e;
+    }
+    if (out.length) yield out;
+    if (broken) throw broken;
+  }
+  d.end();
 }
