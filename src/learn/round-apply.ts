@@ -15,12 +15,13 @@ export const META_LAST_ROUND_AT = 'learn.last_round_at';
 /**
  * consumed: the trigger counters (labelled_new, samples_new) as they were when the round read
  * the KB; they are subtracted, so what arrived while the round ran still counts for the next one.
+ * settings: meta the round was asked to keep (unseen settings), written in the same transaction.
  */
-export async function applyPlan(store: KbStore, plan: RoundPlan, consumed: Record<string, number>): Promise<void> {
+export async function applyPlan(store: KbStore, plan: RoundPlan, consumed: Record<string, number>, settings: Record<string, string> = {}): Promise<void> {
   for (const t of plan.tasks) {
     if (t.bytes) await store.blobs.put(t.bytes, t.record.model_sha);
   }
-  const meta: Record<string, string> = { [META_ROUND]: String(plan.round), [META_CLUSTER]: String(plan.nextCluster), [META_LAST_ROUND_AT]: String(plan.now) };
+  const meta: Record<string, string> = { ...settings, [META_ROUND]: String(plan.round), [META_CLUSTER]: String(plan.nextCluster), [META_LAST_ROUND_AT]: String(plan.now) };
   if (plan.fixPreprocessing && plan.P) meta[META_PREPROC] = JSON.stringify(plan.P);
   await store.applyRound({
     tasks: plan.tasks.map((t) => t.record),

@@ -67,7 +67,9 @@ async function lockedRound(store: KbStore, opts: Partial<RoundOptions>): Promise
   const prevFiles = latest ? await store.readVersionIndex(latest.n) : null;
   const prevIndex = prevFiles ? (JSON.parse(prevFiles.bytes.toString('utf8')) as TaskIndex) : null;
   const pinned = await store.getMeta(META_PREPROC);
-  // unseen settings: asked now (kept in the KB), else kept, else the last index's
+  // unseen settings: asked now, else kept, else the last index's; asked ones are kept in the KB
+  // by the round's transaction (applyPlan) with the thresholds calibrated for them: a round that
+  // fails before it applies leaves the settings it was asked for unstored
   const unseen = await resolveUnseen(store, { ...o.unseen, ...(opts.fpr !== undefined ? { fpr: opts.fpr } : {}) }, prevIndex);
   o.unseenConfig = unseen.config;
   // the trigger counters before the samples are read: what the round consumes at most
@@ -92,9 +94,11 @@ async function lockedRound(store: KbStore, opts: Partial<RoundOptions>): Promise
   );
   const base = { round, samples: plan.samples, clusters: plan.clusters, warnings: plan.warnings };
   if (!plan.P) {
+    // a round with nothing to train has nothing else to write: the asked settings alone
+    for (const [k, v] of Object.entries(unseen.keep)) await store.setMeta(k, v);
     return { ...base, version: null, message: 'nothing to train: the KB holds no labelled samples with a usable payload (vector or image)', tasks: [], preprocessing: { kind: 'vector' }, ms: performance.now() - t0 };
   }
-  await applyPlan(store, plan, consumed);
+  await applyPlan(store, plan, consumed, unseen.keep);
   // new unseen settings: the tasks this round did not write are recalibrated for them too
   const recalibrated = unseen.changed ? (await recalibrateTasks(store, unseen.config, new Set(plan.tasks.map((t) => t.record.id)))).length : 0;
   const version = await publishPlan(store, plan, prevIndex, o.channel, unseen.config, recalibrated);

@@ -9,7 +9,7 @@ import { calibrate, type Calibration } from './calibrate.js';
 import { loadSamples, preprocess, type LoadedSample } from './dataset.js';
 import { loadTaskModel, stack, type ScoringModel } from './models.js';
 
-const META_UNSEEN = 'learn.unseen';
+export const META_UNSEEN = 'learn.unseen';
 export const DEFAULT_FPR = 0.05;
 /** what a KB uses before anyone set --unseen */
 export const DEFAULT_KB_UNSEEN: UnseenConfig = { methods: ['attr', 'confidence', 'distance'], combine: 'any', confidence: 0.5, fpr: DEFAULT_FPR };
@@ -38,10 +38,12 @@ export function parseCombine(text: string): 'any' | 'all' {
 
 /**
  * The settings in force: what was asked now, else what the KB keeps, else the latest index's,
- * else the defaults. Asked settings are stored. changed: they differ from what the latest index
- * says (so every task's thresholds must be recalibrated and a version published).
+ * else the defaults. Stores nothing: `keep` is the meta to store when settings were asked (the
+ * caller writes it together with what it calibrates for them, e.g. in the round's transaction).
+ * changed: they differ from what the latest index says (so every task's thresholds must be
+ * recalibrated and a version published).
  */
-export async function resolveUnseen(store: SettingsStore & ModelStore & SampleStore & VersionStore, req: UnseenRequest, prev: TaskIndex | null): Promise<{ config: UnseenConfig; changed: boolean }> {
+export async function resolveUnseen(store: SettingsStore, req: UnseenRequest, prev: TaskIndex | null): Promise<{ config: UnseenConfig; changed: boolean; keep: Record<string, string> }> {
   const kept = await store.getMeta(META_UNSEEN);
   const base: UnseenConfig = kept ? (JSON.parse(kept) as UnseenConfig) : (prev?.unseen ?? DEFAULT_KB_UNSEEN);
   const config: UnseenConfig = {
@@ -52,10 +54,10 @@ export async function resolveUnseen(store: SettingsStore & ModelStore & SampleSt
   const fpr = req.fpr ?? base.fpr;
   if (fpr !== undefined) config.fpr = fpr;
   else delete config.fpr; // an index from before --fpr was recorded: calibrated at DEFAULT_FPR
-  if (req.methods || req.combine || req.fpr !== undefined) await store.setMeta(META_UNSEEN, JSON.stringify(config));
+  const keep: Record<string, string> = req.methods || req.combine || req.fpr !== undefined ? { [META_UNSEEN]: JSON.stringify(config) } : {};
   const was = prev?.unseen;
   const changed = !!prev && (!was || was.methods.join(',') !== config.methods.join(',') || was.combine !== config.combine || was.fpr !== config.fpr);
-  return { config, changed };
+  return { config, changed, keep };
 }
 
 /** A task's calibration for its served model, from its train (statistics) and held-out (thresholds) samples. */
@@ -111,13 +113,16 @@ export async function recalibrateTasks(store: SettingsStore & ModelStore & Sampl
 
 /**
  * `kb publish`: the settings in force (asked ones stored), with every task recalibrated when
- * they differ from the latest version's. Returns the config the new index carries.
+ * they differ from the latest version's. Returns the config the new index carries. The asked
+ * settings are stored BEFORE the tasks are recalibrated for them: a publish that fails later
+ * leaves thresholds and settings that agree (the next publish finds them changed and publishes).
  */
 export async function applyUnseenSettings(store: SettingsStore & ModelStore & SampleStore & VersionStore, req: UnseenRequest): Promise<UnseenConfig> {
   const latest = await store.latestVersion();
   const files = latest ? await store.readVersionIndex(latest.n) : null;
   const prev = files ? (JSON.parse(files.bytes.toString('utf8')) as TaskIndex) : null;
-  const { config, changed } = await resolveUnseen(store, req, prev);
+  const { config, changed, keep } = await resolveUnseen(store, req, prev);
+  for (const [k, v] of Object.entries(keep)) await store.setMeta(k, v);
   if (changed) await recalibrateTasks(store, config);
   return config;
 }
