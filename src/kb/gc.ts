@@ -27,13 +27,11 @@ export async function collectGarbage(store: ModelStore & SampleStore & VersionSt
   const now = opts.now ?? Date.now();
   const referenced = new Set<string>();
   for (const t of await store.listTasks({ includeRetired: true })) referenced.add(t.model_sha);
-  // every sample's payload sha (inline ones too: a superset never removes a referenced blob)
-  let after = 0;
-  for (;;) {
-    const page = await store.listSamples({ after, limit: 10_000 });
-    if (!page.length) break;
+  // every sample's payload sha (inline ones too: a superset never removes a referenced blob), in
+  // one snapshot read in batches (one cursor, no payload bytes): not a page query per 10 000
+  // rows, each of which (PostgreSQL) would wait for the pushes in flight and hold up new ones
+  for await (const page of store.scanSamples({}, { batch: 10_000, payloads: false })) {
     for (const s of page) if (s.payload_sha) referenced.add(s.payload_sha);
-    after = page[page.length - 1].seq;
   }
   const r: GcResult = { dry_run: opts.dryRun, grace_minutes: opts.graceMinutes, blobs: 0, referenced: 0, young: 0, orphans: [], orphan_bytes: 0, deleted: 0 };
   const graceMs = opts.graceMinutes * 60_000;

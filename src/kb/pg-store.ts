@@ -478,20 +478,21 @@ export class PgKbStore implements KbStore {
     return r.rows[0].n;
   }
 
-  async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number } = {}): AsyncIterable<SampleWithPayload[]> {
+  async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number; payloads?: boolean } = {}): AsyncIterable<SampleWithPayload[]> {
     // one REPEATABLE READ snapshot and one server-side cursor, fetched in batches
     const c = await this.connect();
     let broken = false;
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const p: unknown[] = [];
-      await c.query(`DECLARE scan NO SCROLL CURSOR FOR SELECT ${SAMPLE_COLS}, payload, payload_blob FROM samples ${where({ ...filter, limit: undefined }, p)} ORDER BY seq`, p);
+      const cols = opts.payloads === false ? SAMPLE_COLS : `${SAMPLE_COLS}, payload, payload_blob`;
+      await c.query(`DECLARE scan NO SCROLL CURSOR FOR SELECT ${cols} FROM samples ${where({ ...filter, limit: undefined }, p)} ORDER BY seq`, p);
       const batch = Math.max(1, opts.batch ?? 1000);
       for (;;) {
         const r = await c.query(`FETCH ${batch} FROM scan`);
         if (!r.rows.length) break;
         const out: SampleWithPayload[] = [];
-        for (const row of r.rows) out.push({ ...toSample(row), payload: await this.payloadOf(row) });
+        for (const row of r.rows) out.push({ ...toSample(row), payload: opts.payloads === false ? null : await this.payloadOf(row) });
         yield out;
       }
       await c.query('COMMIT');

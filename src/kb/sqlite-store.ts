@@ -353,7 +353,7 @@ export class SqliteKbStore implements KbStore {
     return rows.map(toSample);
   }
 
-  async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number } = {}): AsyncIterable<SampleWithPayload[]> {
+  async *scanSamples(filter: SampleFilter = {}, opts: { batch?: number; payloads?: boolean } = {}): AsyncIterable<SampleWithPayload[]> {
     // a second, read-only connection in one read transaction: a WAL snapshot that neither blocks
     // nor sees the writers of the main connection while the caller works through the batches
     const Database = require('better-sqlite3') as typeof BetterSqlite3;
@@ -365,9 +365,11 @@ export class SqliteKbStore implements KbStore {
       let after = filter.after ?? 0;
       for (;;) {
         const { sql, params } = sampleWhere({ ...filter, after, order: 'asc' });
-        const rows = ro.prepare(`SELECT ${SAMPLE_COLS}, payload, payload_blob FROM samples ${sql} ORDER BY seq LIMIT ${batch}`).all(...params) as Row[];
+        const cols = opts.payloads === false ? SAMPLE_COLS : `${SAMPLE_COLS}, payload, payload_blob`;
+        const rows = ro.prepare(`SELECT ${cols} FROM samples ${sql} ORDER BY seq LIMIT ${batch}`).all(...params) as Row[];
         if (!rows.length) break;
-        yield await Promise.all(rows.map(async (r) => ({ ...toSample(r), payload: r.payload_blob ? await this.blobBytes(r.payload_sha) : (r.payload ?? null) })));
+        if (opts.payloads === false) yield rows.map((r) => ({ ...toSample(r), payload: null }));
+        else yield await Promise.all(rows.map(async (r) => ({ ...toSample(r), payload: r.payload_blob ? await this.blobBytes(r.payload_sha) : (r.payload ?? null) })));
         after = rows[rows.length - 1].seq;
       }
       ro.exec('COMMIT');

@@ -221,8 +221,10 @@ export interface SampleStore {
   /**
    * Every sample matching filter (limit ignored), with payloads, in ascending seq order, read in
    * ONE consistent snapshot (one query / cursor, not a query per sample), in batches.
+   * payloads: false reads no payload bytes (payload is null in every row): a walk over the
+   * metadata of a big store (kb gc) that never reads its blobs.
    */
-  scanSamples(filter?: SampleFilter, opts?: { batch?: number }): AsyncIterable<SampleWithPayload[]>;
+  scanSamples(filter?: SampleFilter, opts?: { batch?: number; payloads?: boolean }): AsyncIterable<SampleWithPayload[]>;
   /**
    * Set labels in one transaction. owner: only samples of that device may be labelled; when any
    * label targets another owner's sample nothing is stored and `forbidden` lists them. null = admin. Updates counter labelled_new by the number of newly labelled samples.
