@@ -18,7 +18,7 @@ import type { ImportResult } from './samples-io.js';
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
 /** A stored-sample record for image bytes, or the reason they are refused. */
-export function imageSample(bytes: Buffer, label: string | null, attrs: Record<string, string>, id: string | undefined, maxPixels: number, task?: string): NewSample | string {
+export function imageSample(bytes: Buffer, label: string | null, attrs: Record<string, string>, id: string | undefined, maxPixels: number, task?: string | null): NewSample | string {
   const kind = validateImage(bytes, maxPixels);
   if (kind !== 'png' && kind !== 'jpeg') return kind;
   return importedSample(kind, bytes, label, attrs, id, task, IMPORT_ID_PREFIX);

@@ -81,7 +81,7 @@ function parseImageLine(o: Record<string, unknown>, label: string | null, attrs:
   // an exported edge sample carries the preprocessing the edge's model used: kept as it was
   const pp = o.preprocessing === undefined ? undefined : imagePreprocessing(o.preprocessing);
   if (typeof pp === 'string') return `"preprocessing": ${pp}`;
-  const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels, o.task as string | undefined);
+  const s = imageSample(bytes, label, attrs, o.id as string | undefined, ctx.maxPixels, o.task as string | null | undefined);
   if (typeof s !== 'string' && pp) s.preprocessing = pp;
   return typeof s === 'string' ? `${o.file !== undefined ? `image ${o.file}` : 'payload_b64'}: ${s}` : s;
 }
@@ -105,10 +105,11 @@ function parseImportLine(text: string, ctx: { dir: string; maxPixels: number }):
   }
   if (o.attrs !== undefined && (typeof o.attrs !== 'object' || o.attrs === null || Array.isArray(o.attrs))) return '"attrs" must be an object';
   const attrs = normaliseAttrs(o.attrs as Record<string, string> | undefined);
-  if (o.task !== undefined && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string';
+  // null (or absent): no task, as exported for a sample the edge had no task for
+  if (o.task !== undefined && o.task !== null && (typeof o.task !== 'string' || !o.task)) return '"task" must be a non-empty string or null';
   if (image) return parseImageLine(o, label, attrs, ctx);
   if (o.id !== undefined && !isSampleId(o.id)) return `"id" must be ${SAMPLE_ID_RULE}`;
-  return importedSample('f32', f32Bytes(x as number[]), label, attrs, o.id as string | undefined, o.task as string | undefined, IMPORT_ID_PREFIX);
+  return importedSample('f32', f32Bytes(x as number[]), label, attrs, o.id as string | undefined, o.task as string | null | undefined, IMPORT_ID_PREFIX);
 }
 
 export async function importSamples(store: SampleStore & CounterStore, file: string, opts: { strict?: boolean; maxPixels?: number; onBad: BadLine }): Promise<ImportResult> {
