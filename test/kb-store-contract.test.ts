@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { SqliteKbStore, INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
@@ -28,6 +28,8 @@ interface Opened {
   replica(): Promise<KbStore>;
   /** how to open this KB in a child process: argv for test/fixtures-free node -e scripts */
   childOpen: string;
+  /** the embedded backend's versions/ directory (files of version n in versions/<n>/) */
+  versionsDir?: string;
   /** resolves once a query of the KB waits on a lock (PostgreSQL); undefined: not observable */
   waitBlocked?: (stop: () => boolean) => Promise<void>;
   cleanup(): Promise<void>;
@@ -56,6 +58,7 @@ const BACKENDS: Backend[] = [
       const store = new SqliteKbStore(paths);
       return {
         store,
+        versionsDir: paths.versions,
         replica: async () => store,
         childOpen: `const { SqliteKbStore } = await import(${JSON.stringify(new URL('../src/kb/sqlite-store.ts', import.meta.url).href)}); const { kbPaths } = await import(${JSON.stringify(new URL('../src/kb/paths.ts', import.meta.url).href)}); const store = new SqliteKbStore(kbPaths(${JSON.stringify(paths.data)}));`,
         cleanup: async () => {
@@ -479,6 +482,40 @@ for (const backend of BACKENDS) {
         assert.deepEqual([a.version.n, b.version.n].sort(), [base + 1, base + 2]);
         const second = a.version.n > b.version.n ? a : b;
         assert.equal(second.index.parent, base + 1, 'the later one is built on the earlier one');
+      });
+    });
+
+    describe('versions that never commit', () => {
+      before(fresh);
+      after(() => o.cleanup());
+      test('a publish rolled back, or killed -9 in its transaction, leaves no version: no row, no index, no files; the next publish takes the number', async () => {
+        const n = ((await store.latestVersion())?.n ?? 0) + 1;
+        const v = (notes: Record<string, unknown>) => ({ n, created_at: Date.now(), parent: null, channel: null, tasks: 0, notes });
+        const files = () => (o.versionsDir && existsSync(o.versionsDir) ? readdirSync(o.versionsDir).sort() : []);
+        const before0 = files();
+        await assert.rejects(
+          store.tx(async (t) => {
+            await t.addVersion(v({ rolled: true }), Buffer.from('{"rolled":1}'), 'sigR', []);
+            throw new Error('a later step of the publish failed');
+          }),
+          /a later step/,
+        );
+        assert.equal(await store.getVersion(n), null);
+        assert.equal(await store.readVersionIndex(n), null, 'no index of a rolled-back version');
+        assert.deepEqual(files(), before0, 'no files of a rolled-back version');
+
+        // a publisher killed -9 after it wrote the version, before its commit
+        const c = await child(
+          o,
+          `await store.tx(async (t) => { const n = await t.nextVersion(); await t.addVersion({ n, created_at: 1, parent: null, channel: null, tasks: 0, notes: null }, Buffer.from('{"killed":1}'), 'sigK', []); process.stdout.write('ready\\n'); await new Promise(() => {}); });`,
+        );
+        await c.kill9();
+        assert.equal(await store.getVersion(n), null);
+        assert.equal(await store.readVersionIndex(n), null, 'no index of a version that never committed (whatever the killed publisher left on disk)');
+
+        await store.addVersion(v({ real: true }), Buffer.from('{"real":1}'), 'sigN', []);
+        assert.deepEqual(await store.readVersionIndex(n), { bytes: Buffer.from('{"real":1}'), sig: 'sigN' });
+        if (o.versionsDir) assert.deepEqual(files(), [...before0, String(n)].sort(), 'only committed versions have files');
       });
     });
 

@@ -11,7 +11,7 @@
 // so this costs one fsync per batch, not per sample.
 import { createRequire } from 'node:module';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
@@ -82,6 +82,8 @@ export class SqliteKbStore implements KbStore {
   // await between that check and the statement, no transaction can begin in between.
   private txBusy: Promise<void> | null = null;
   private readonly inTx = new AsyncLocalStorage<true>();
+  /** versions whose files the open KbStore.tx wrote: removed if it rolls back */
+  private txVersions: number[] = [];
 
   /** Open (and migrate) the KB database of a data directory. */
   constructor(
@@ -152,12 +154,18 @@ export class SqliteKbStore implements KbStore {
     this.txBusy = new Promise<void>((r) => (done = r));
     try {
       this.db.exec('BEGIN IMMEDIATE');
+      this.txVersions = [];
       try {
         const r = await this.inTx.run(true, () => fn(this));
         this.db.exec('COMMIT');
         return r;
       } catch (e) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) {
+          // before ROLLBACK: while this transaction holds the write lock no other publisher can
+          // be writing these numbers (after it, the next one may take them)
+          this.removeVersionFiles(this.txVersions);
+          this.db.exec('ROLLBACK');
+        }
         throw e;
       }
     } finally {
@@ -503,6 +511,27 @@ export class SqliteKbStore implements KbStore {
     return join(this.paths.versions, String(n));
   }
 
+  /** remove the files of versions that have no committed row; only under the write lock */
+  private removeVersionFiles(ns: number[]): void {
+    for (const n of ns) {
+      try {
+        rmSync(this.versionDir(n), { recursive: true, force: true });
+      } catch {
+        // left behind: readVersionIndex never serves files without a row, the next publish of n replaces them
+      }
+    }
+  }
+
+  /** numbers >= n with files on disk but no versions row: left by a publish that never committed (kill -9) */
+  private strayVersionDirs(n: number): number[] {
+    if (!existsSync(this.paths.versions)) return [];
+    const rows = new Set((this.db.prepare('SELECT n FROM versions WHERE n >= ?').all(n) as Row[]).map((r) => r.n as number));
+    return readdirSync(this.paths.versions)
+      .filter((d) => /^[1-9][0-9]*$/.test(d))
+      .map(Number)
+      .filter((k) => k >= n && !rows.has(k));
+  }
+
   async addVersion(v: Omit<VersionRecord, 'index_sha'>, indexBytes: Buffer, sig: string, modelShas: string[]): Promise<VersionRecord> {
     while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
     const index_sha = sha256Hex(indexBytes);
@@ -510,27 +539,39 @@ export class SqliteKbStore implements KbStore {
     // IMMEDIATE: take the write lock first, so two publishers cannot both write version n
     db.transaction(() => {
       if (db.prepare('SELECT 1 FROM versions WHERE n = ?').get(v.n)) throw new Error(`KB version ${v.n} already exists`);
-      // files first (fsynced): a committed version row always has its index on disk
-      writeFileAtomic(join(this.versionDir(v.n), 'index.json'), indexBytes);
-      writeFileAtomic(join(this.versionDir(v.n), 'index.json.sig'), sig + '\n');
-      db.prepare('INSERT INTO versions (n, created_at, parent, index_sha, channel, tasks, notes) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
-        v.n,
-        v.created_at,
-        v.parent,
-        index_sha,
-        v.channel,
-        v.tasks,
-        v.notes ? JSON.stringify(v.notes) : null,
-      );
-      const ins = db.prepare('INSERT OR IGNORE INTO version_blobs (sha, version) VALUES (?, ?)');
-      for (const sha of new Set(modelShas)) ins.run(sha, v.n);
-      if (v.channel) this.setChannelVersionSync(v.channel, v.n);
+      // files of numbers from n on that never committed (a publisher killed -9 before its
+      // commit): nobody reads them (no row), and this write lock keeps other publishers out
+      this.removeVersionFiles(this.strayVersionDirs(v.n));
+      try {
+        // files first (fsynced): a committed version row always has its index on disk
+        writeFileAtomic(join(this.versionDir(v.n), 'index.json'), indexBytes);
+        writeFileAtomic(join(this.versionDir(v.n), 'index.json.sig'), sig + '\n');
+        db.prepare('INSERT INTO versions (n, created_at, parent, index_sha, channel, tasks, notes) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+          v.n,
+          v.created_at,
+          v.parent,
+          index_sha,
+          v.channel,
+          v.tasks,
+          v.notes ? JSON.stringify(v.notes) : null,
+        );
+        const ins = db.prepare('INSERT OR IGNORE INTO version_blobs (sha, version) VALUES (?, ?)');
+        for (const sha of new Set(modelShas)) ins.run(sha, v.n);
+        if (v.channel) this.setChannelVersionSync(v.channel, v.n);
+      } catch (e) {
+        this.removeVersionFiles([v.n]); // still under the write lock: this statement's savepoint / transaction rolls back
+        throw e;
+      }
     }).immediate();
+    // inside KbStore.tx the version commits (or not) with the transaction
+    if (this.inTx.getStore()) this.txVersions.push(v.n);
     return { ...v, index_sha };
   }
 
   async readVersionIndex(n: number): Promise<{ bytes: Buffer; sig: string } | null> {
     while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
+    // the row decides: files without one are what a publish that never committed left
+    if (!this.db.prepare('SELECT 1 FROM versions WHERE n = ?').get(n)) return null;
     const dir = this.versionDir(n);
     if (!existsSync(join(dir, 'index.json'))) return null;
     return { bytes: readFileSync(join(dir, 'index.json')), sig: readFileSync(join(dir, 'index.json.sig'), 'utf8').trim() };
