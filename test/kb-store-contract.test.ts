@@ -28,10 +28,14 @@ interface Opened {
   replica(): Promise<KbStore>;
   /** how to open this KB in a child process: argv for test/fixtures-free node -e scripts */
   childOpen: string;
+  /** PostgreSQL: the database URL */
+  url?: string;
   /** the embedded backend's versions/ directory (files of version n in versions/<n>/) */
   versionsDir?: string;
   /** resolves once a query of the KB waits on a lock (PostgreSQL); undefined: not observable */
   waitBlocked?: (stop: () => boolean) => Promise<void>;
+  /** resolves once at least n queries of the KB wait on a lock at once (PostgreSQL), or stop() */
+  waitBlockedCount?: (n: number, stop: () => boolean) => Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -90,21 +94,9 @@ const BACKENDS: Backend[] = [
           return r;
         },
         childOpen: `const { PgKbStore } = await import(${JSON.stringify(new URL('../src/kb/pg-store.ts', import.meta.url).href)}); const { FsBlobStore } = await import(${JSON.stringify(new URL('../src/kb/blob-store.ts', import.meta.url).href)}); const store = await PgKbStore.open({ url: ${JSON.stringify(url)}, blobs: new FsBlobStore(${JSON.stringify(join(t.dir, 'blobs'))}, ${JSON.stringify(join(t.dir, 'tmp'))}) });`,
-        waitBlocked: async (stop) => {
-          const { default: P } = await import('pg');
-          const c = new P.Client({ connectionString: url });
-          await c.connect();
-          try {
-            // poll the server's own view until a backend of this database waits on a lock
-            for (;;) {
-              const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-              if (r.rows[0].n > 0 || stop()) return;
-              await new Promise((res) => setImmediate(res));
-            }
-          } finally {
-            await c.end();
-          }
-        },
+        url,
+        waitBlocked: (stop) => waitLocked(url, 1, stop),
+        waitBlockedCount: (n, stop) => waitLocked(url, n, stop),
         cleanup: async () => {
           for (const r of replicas) await r.close();
           await store.close();
@@ -118,6 +110,22 @@ const BACKENDS: Backend[] = [
 after(async () => {
   await pg?.stop();
 });
+
+/** poll the server's own view until n backends of the database at url wait on a lock (or stop()) */
+async function waitLocked(url: string, n: number, stop: () => boolean): Promise<void> {
+  const { default: P } = await import('pg');
+  const c = new P.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (;;) {
+      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+      if (r.rows[0].n >= n || stop()) return;
+      await new Promise((res) => setImmediate(res));
+    }
+  } finally {
+    await c.end();
+  }
+}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -356,6 +364,73 @@ for (const backend of BACKENDS) {
         }
         assert.deepEqual(got.filter((id) => !seen.has(id)).sort(), ['ooo-a', 'ooo-b']);
         if (page) assert.deepEqual((await page).map((s) => s.id).sort(), ['ooo-a', 'ooo-b'], 'the page read while A was open includes A');
+      });
+
+      test('an ascending page waiting for a push in flight does not hold up new pushes', async () => {
+        if (!o.waitBlocked) return; // one connection (SQLite): nothing waits on the watermark
+        const other = await o.replica();
+        const third = await o.replica();
+        let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let inA!: () => void;
+        const aInserted = new Promise<void>((r) => (inA = r));
+        const a = store.tx(async (t) => {
+          await t.putSamples('dev-w', [newSample('wm-a')]);
+          inA();
+          await held;
+        });
+        await aInserted;
+        let pageDone = false;
+        const page = other.listSamples({ after: cursor });
+        page.finally(() => (pageDone = true)).catch(() => {});
+        await o.waitBlocked(() => pageDone); // the page waits for A
+        // a new push meanwhile: it must not queue behind the waiting page
+        let bDone = false;
+        const b = third.putSamples('dev-w', [newSample('wm-b')]).finally(() => (bDone = true));
+        const blocked = await Promise.race([b.then(() => false), o.waitBlockedCount!(2, () => bDone).then(() => !bDone)]);
+        release();
+        await a;
+        await b;
+        assert.equal(blocked, false, 'a new push waited behind an ascending page');
+        const got = (await page).map((s) => s.id);
+        assert.ok(got.includes('wm-a'), 'the page read while A was open includes A');
+        // nothing skipped: page on from the cursor
+        const all: string[] = [];
+        for (;;) {
+          const more = await store.listSamples({ after: cursor, limit: 1 });
+          if (!more.length) break;
+          all.push(more[0].id);
+          cursor = more[0].seq;
+        }
+        assert.deepEqual(all.sort(), ['wm-a', 'wm-b']);
+      });
+
+      test('rolling upgrade: a page waits for a push of the older version too (it holds only the shared watermark lock)', async () => {
+        if (!o.url) return; // PostgreSQL only: replicas of two versions on one database
+        const cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
+        const { default: P } = await import('pg');
+        const old = new P.Client({ connectionString: o.url });
+        await old.connect();
+        try {
+          // what putSamples of the version before did: the shared lock (0x5ed1a11, 4), then the insert
+          await old.query('BEGIN');
+          await old.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [0x5ed1a11, 4]);
+          await old.query(
+            `INSERT INTO samples (id, device_id, source, task, attrs, payload_kind, payload_blob, payload_sha, payload_bytes, scores, hard, hard_reasons, unseen, created_at, received_at)
+             VALUES ('old-push-1', 'dev-o', 'edge', 't', '{}', 'none', false, 'x', 0, '[]', false, '[]', false, 1, 1)`,
+          );
+          await (await o.replica()).putSamples('dev-o', [newSample('new-push-1')]); // a higher seq, committed first
+          let done = false;
+          const page = store.listSamples({ after: cursor });
+          page.finally(() => (done = true)).catch(() => {});
+          await o.waitBlocked!(() => done);
+          assert.equal(done, false, 'the page did not wait for the older push');
+          await old.query('COMMIT');
+          assert.deepEqual((await page).map((s) => s.id), ['old-push-1', 'new-push-1']);
+        } finally {
+          await old.end();
+        }
       });
 
       test('scanSamples: one snapshot with payloads, in seq order, batches', async () => {

@@ -12,9 +12,10 @@
 // - counters: sharded rows (a push adds to one of COUNTER_SHARDS rows chosen at random), summed
 //   on read; stats() reads maintained totals, never count(*) over samples.
 // - keyset paging: seq comes from a sequence, so a later-numbered push can commit before an
-//   earlier-numbered one. Every push holds a shared advisory lock from before its numbers are
-//   drawn until it commits; an ascending page reads only up to a watermark taken under the
-//   exclusive lock (all pushes holding numbers up to it have ended), so no row is skipped.
+//   earlier-numbered one. Every push holds an advisory lock of its own (keyed by its backend
+//   pid: pushes never wait for each other) from before its numbers are drawn until it ends; an
+//   ascending page reads only up to a watermark: the sequence's last value, once every push
+//   that held its lock then has ended (the page waits for those; new pushes do not wait).
 // - durability: synchronous_commit as configured by the server (default on): a push resolves
 //   after its commit is flushed.
 //
@@ -53,6 +54,8 @@ import {
 /** advisory lock keys (first int: this application; second: what is locked) */
 const LOCK_APP = 0x5ed1a11;
 const LOCK = { migrate: 1, version: 2, train: 3, seq: 4 } as const;
+/** first key of the lock each push holds while it draws and writes seq numbers (second: its backend pid) */
+const PUSH_LOCK_APP = LOCK_APP + 1;
 const COUNTER_SHARDS = 16;
 const TOTAL_SAMPLES = 'total.samples';
 const TOTAL_LABELLED = 'total.labelled';
@@ -369,8 +372,11 @@ export class PgKbStore implements KbStore {
     }
     if (!rows.length) return { stored: [], rejected, inserted: 0, labelled: 0 };
     return this.atomic(async (t) => {
-      // held until commit: an ascending page waits for this push before reading past its seqs
-      await t.q.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_APP, LOCK.seq]);
+      // held until it ends, taken before any seq is drawn: an ascending page waits for this push
+      // before reading past its seqs (see safeSeq); keyed by the connection, so uncontended
+      // (and the shared lock of KBs before it, which their ascending pages take exclusive: a
+      // replica of the older version keeps paging safely during a rolling upgrade)
+      await t.q.query('SELECT pg_advisory_xact_lock($1, pg_backend_pid()), pg_advisory_xact_lock_shared($2, $3)', [PUSH_LOCK_APP, LOCK_APP, LOCK.seq]);
       const ins = await t.q.query(
         `INSERT INTO samples (id, device_id, source, task, attrs, payload_kind, payload, payload_blob, payload_sha, payload_bytes, pred_label, scores,
            hard, hard_reasons, unseen, unseen_reason, kb_version, created_at, received_at, label, label_source, labelled_at, preprocessing)
@@ -447,16 +453,28 @@ export class PgKbStore implements KbStore {
   }
 
   /**
-   * The highest seq below which every push has committed or rolled back: taken under the
-   * exclusive advisory lock that every push holds shared from before drawing its numbers until
-   * it ends (this waits for the pushes in flight, a few ms, and holds new ones that long).
+   * A seq at or below which every push has committed or rolled back. In this order: (1) the
+   * sequence's last value L: every number <= L is drawn; (2) the pushes holding their lock now
+   * (pg_locks): a push that drew a number <= L took its lock before, so it is listed unless it
+   * has ended, and a push's commit is visible before its locks are released; (3) wait for each
+   * listed push to end (a shared lock on its key, released by the same statement). New pushes
+   * do not wait for this page: each takes a lock of its own (at most one that reuses the
+   * connection of a listed push waits for the instant the page holds that key).
    */
   private async safeSeq(): Promise<number> {
-    return this.atomic(async (t) => {
-      await t.q.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_APP, LOCK.seq]);
-      const r = await t.q.query('SELECT last_value, is_called FROM samples_seq_seq');
-      return r.rows[0].is_called ? Number(r.rows[0].last_value) : 0;
-    });
+    const r = await this.query('SELECT last_value, is_called FROM samples_seq_seq');
+    const last = r.rows[0].is_called ? Number(r.rows[0].last_value) : 0;
+    const held = await this.query(
+      `SELECT pid, classid = $1::int8::oid AS own FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+         AND ((classid = $1::int8::oid AND mode = 'ExclusiveLock') OR (classid = $2::int8::oid AND objid = $3::int8::oid AND mode = 'ShareLock'))`,
+      [PUSH_LOCK_APP, LOCK_APP, LOCK.seq],
+    );
+    const own = new Set(held.rows.filter((x) => x.own).map((x) => x.pid as number));
+    for (const pid of own) await this.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [PUSH_LOCK_APP, pid]);
+    // a push of an older KB version (rolling upgrade) holds only the shared lock: wait for it the
+    // old way (the exclusive lock for one statement; new pushes wait that long)
+    if (held.rows.some((x) => !x.own && !own.has(x.pid))) await this.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_APP, LOCK.seq]);
+    return last;
   }
 
   async listSamples(filter: SampleFilter = {}): Promise<SampleRecord[]> {
