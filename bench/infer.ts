@@ -488,6 +488,12 @@ process.on('SIGTERM', () => process.exit(0));
     child.kill('SIGTERM');
     await exited;
   };
+  /** CPU time (ms, user + system, all threads) a process has used so far: /proc/<pid>/stat fields 14-15 */
+  const cpuOf = (pid: number) => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  };
+  const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
   const gen = fork(join(ROOT, 'bench', 'lib', 'http-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   gen.send({ bodies });
   /** latencies (ms) of `total` requests sent by `clients` concurrent clients (in the generator child) */
@@ -514,15 +520,20 @@ process.on('SIGTERM', () => process.exit(0));
         for (const c of LEVELS) {
           const p50: number[] = [];
           const p99: number[] = [];
+          const cpu: number[] = [];
           for (let run = 0; run < SERVE_RUNS; run++) {
+            const c0 = cpuOf(child.pid!);
             const lat = await load(target, c, SERVE_REQUESTS);
+            cpu.push(((cpuOf(child.pid!) - c0) * 1000) / SERVE_REQUESTS);
             p50.push(pct(lat, 50));
             p99.push(pct(lat, 99));
           }
           const key = `${transport}_c${c}`;
           serveResult[key] ??= {};
-          serveResult[key][server] = { p50_ms: +median(p50).toFixed(3), p99_ms: +median(p99).toFixed(3) };
-          log(`(5) ${server.padEnd(10)} ${transport} ${String(c).padStart(2)} clients: p50 ${median(p50).toFixed(2)} ms, p99 ${median(p99).toFixed(2)} ms (runs: p99 ${p99.map((x) => x.toFixed(2)).join(' ')})`);
+          serveResult[key][server] = { p50_ms: +median(p50).toFixed(3), p99_ms: +median(p99).toFixed(3), cpu_us_per_request: +median(cpu).toFixed(1) };
+          log(
+            `(5) ${server.padEnd(12)} ${transport} ${String(c).padStart(2)} clients: p50 ${median(p50).toFixed(2)} ms, p99 ${median(p99).toFixed(2)} ms (runs: p99 ${p99.map((x) => x.toFixed(2)).join(' ')}); server CPU ${median(cpu).toFixed(0)} us/request; load ${loadavg()[0].toFixed(1)}`,
+          );
         }
       } finally {
         await stopChild(child);
@@ -556,10 +567,10 @@ if (cs) rows.push(
 );
 if (result.peak_rss) rows.push(['(4) peak RSS infer', `${(result.peak_rss as Record<string, number>).infer_mb.toFixed(1)} MB`, '', '<= 150 MB']);
 if (result.serve) {
-  const f = (r: Record<string, number> | undefined) => (r ? `${r.p50_ms.toFixed(2)} / ${r.p99_ms.toFixed(2)}` : 'n/a');
+  const f = (r: Record<string, number> | undefined) => (r ? `${r.p50_ms.toFixed(2)} / ${r.p99_ms.toFixed(2)} (${r.cpu_us_per_request.toFixed(0)} us CPU)` : 'n/a');
   rows.push(
     ...Object.entries((result.serve as { levels: Record<string, Record<string, Record<string, number>>> }).levels).map(([k, v]): [string, string, string, string] => [
-      `(5) serve ${k.replace('_c', ', ')} clients, p50 / p99 ms`,
+      `(5) ${k.replace('_c', ', ')} clients: p50 / p99 ms (server CPU per request)`,
       `serve ${f(v.serve)}; --no-log ${f(v.serve_no_log)}; http floor ${f(v.http_floor)}`,
       v.serve && v.http_floor ? (v.serve.p99_ms / v.http_floor.p99_ms).toFixed(1) : '',
       k === 'unix_c8' ? 'p99 <= 2 ms' : '',

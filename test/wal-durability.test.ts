@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kvGet, kvSet, openEdgeDb } from '../src/store/db.js';
-import { WalDurability } from '../src/store/wal-durability.js';
+import { IDENTITY_EVERY, WalDurability } from '../src/store/wal-durability.js';
 
 test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after a start wait for the next fsync', async () => {
   const t = tempDir();
@@ -48,7 +48,9 @@ test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after
   try {
     kvSet(db2, 'd', 4);
     assert.notEqual(statSync(`${path}-wal`).ino, ino1, 'a new WAL file');
-    await d1.durable();
+    // the identity is checked every IDENTITY_EVERY fsyncs: within that many the new file is used
+    for (let i = 0; i < IDENTITY_EVERY; i++) await d1.durable();
+    assert.equal(d1.reopens, 2, 'opened once, then reopened for the new file');
     assert.equal(kvGet(db2, 'd'), '4');
     await d1.close();
   } finally {

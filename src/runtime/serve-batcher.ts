@@ -1,7 +1,8 @@
 // Concurrent `serve` requests share work: while one batch runs (the onnxruntime run of each
 // task, then ONE outbox transaction for everything it logs), the requests that arrive queue up,
 // and the next batch takes them all at once. No timer, no waiting for company: a request that
-// finds the pipeline idle runs at once, alone, so one client sees no added latency; under load,
+// finds the pipeline idle runs at the end of the event-loop turn, with whatever else arrived in it,
+// so one client sees no timer's latency; under load,
 // 8 or 64 clients pay for one model run and one commit (its fsync) per batch, not per request.
 //
 // A batch is one prepared window over the requests' items concatenated (pipeline.ts groups
@@ -45,12 +46,17 @@ export class ServeBatcher {
   run(state: RuntimeState, items: Item[]): Promise<Outcome[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ state, items, resolve, reject });
-      if (!this.running) void this.drain();
+      if (!this.running) {
+        // start at the end of this event-loop turn, not now: the other requests whose bytes
+        // arrived in the same poll phase join this batch (one model run, one commit, one fsync
+        // instead of one each). No timer: a lone request waits only for the turn to end.
+        this.running = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     try {
       while (this.queue.length) {
         const first = this.queue[0];

@@ -21,13 +21,27 @@ const TRIAL_PHASES = ['none', 'observing', 'passed', 'failed'] as const;
 export class EdgeServeMetrics {
   readonly registry: Registry;
   private readonly requests: Counter<'route' | 'status'>;
+  /** answers by route, then status */
+  private readonly answered = new Map<string, Map<number, number>>();
   private readonly inferDuration: Histogram;
   private readonly records: Counter<'outcome'>;
 
   constructor(db: DB, outbox: Outbox) {
     const registry = (this.registry = newRegistry());
     const registers = [registry];
-    this.requests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'status'], registers });
+    // counted in plain numbers per request (prom-client's inc with labels hashes them every call)
+    // and handed to the counter when scraped
+    const answered = this.answered;
+    this.requests = new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests answered, by route and status.',
+      labelNames: ['route', 'status'],
+      registers,
+      collect(this: Counter<'route' | 'status'>) {
+        this.reset();
+        for (const [route, byStatus] of answered) for (const [status, n] of byStatus) this.inc({ route, status: String(status) }, n);
+      },
+    });
     this.inferDuration = new Histogram({
       name: `${PREFIX}inference_duration_seconds`,
       help: 'Time to answer one POST /infer (decode, inference, hard/unseen logging committed), any number of records.',
@@ -117,7 +131,9 @@ export class EdgeServeMetrics {
   }
 
   request(route: string, status: number): void {
-    this.requests.inc({ route, status: String(status) });
+    let byStatus = this.answered.get(route);
+    if (!byStatus) this.answered.set(route, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   }
 
   inference(seconds: number, ok: number, bad: number): void {

@@ -24,7 +24,7 @@ import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
 import { WalDurability } from '../store/wal-durability.js';
 import { decodeJsonBytes, decodeJsonRecord } from './decode-jsonl.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type Outcome } from './pipeline.js';
 import { ServeBatcher } from './serve-batcher.js';
 import type { Item } from './sample.js';
 import { SessionCache } from './sessions.js';
@@ -61,11 +61,14 @@ export class StateHolder {
     private readonly warn: (msg: string) => void,
   ) {}
 
-  /** Called per request before it picks its state: cheap, reloads only when the id moved. */
-  async tick(): Promise<void> {
-    if (++this.requestsSinceCheck < this.recheckEvery) return;
+  /**
+   * Called per request before it picks its state: cheap, reloads only when the id moved. Returns
+   * a promise only when it re-reads (the caller then awaits it): no microtask turn per request.
+   */
+  tick(): Promise<void> | null {
+    if (++this.requestsSinceCheck < this.recheckEvery) return null;
     this.requestsSinceCheck = 0;
-    await this.check();
+    return this.check();
   }
 
   /** Re-read the active version now (SIGHUP); concurrent callers share one reload. */
@@ -135,7 +138,8 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       chunks.push(c);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    // one chunk (a small body): no copy
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -152,8 +156,9 @@ function drainCapped(req: IncomingMessage, max: number): void {
   req.resume();
 }
 
-function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+/** One answer: a raw header list (no header object to walk) and the body. */
+function sendTo(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
 }
 
@@ -210,7 +215,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
       while (b0 < body.length && (body[b0] === 0x20 || body[b0] === 0x0a || body[b0] === 0x0d || body[b0] === 0x09)) b0++;
       if (body[b0] === 0x7b) {
         const fast = decodeJsonBytes(body, b0, body.length, 1, null, null);
-        if (fast && !fast.bad) return answer([{ ...fast, where: 'request' }], false);
+        if (fast && !fast.bad) {
+          fast.where = 'request'; // a fresh object of this request's
+          return answer([fast], false);
+        }
       }
       let parsed: unknown;
       try {
@@ -226,45 +234,53 @@ export async function runServe(o: ServeOptions): Promise<void> {
     };
 
     const answer = async (items: Item[], many: boolean): Promise<[number, string]> => {
-      await holder.tick();
+      const reload = holder.tick();
+      if (reload) await reload;
       const state = holder.state; // this request's state, whatever happens to the holder meanwhile
       const t0 = performance.now();
       const outcomes = await batcher.run(state, items);
-      const bad = outcomes.filter((oc) => oc.error !== undefined).length;
+      let bad = 0;
+      for (const oc of outcomes) if (oc.error !== undefined) bad++;
       metrics.inference((performance.now() - t0) / 1000, outcomes.length - bad, bad);
-      const parts = outcomes.map((oc) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line));
-      if (!many) return [outcomes[0].error !== undefined ? 422 : 200, parts[0]];
-      return [200, `[${parts.join(',')}]`];
+      const text = (oc: Outcome) => (oc.error !== undefined ? JSON.stringify({ id: oc.id, error: oc.error, where: oc.where }) : oc.line);
+      if (!many) return [outcomes[0].error !== undefined ? 422 : 200, text(outcomes[0])];
+      return [200, `[${outcomes.map(text).join(',')}]`];
     };
 
     server = createServer((req, res) => {
       requests++;
-      const url = (req.url ?? '/').split('?')[0];
-      res.once('finish', () => metrics.request(url === '/infer' || url === '/healthz' || url === '/metrics' ? url : 'unmatched', res.statusCode));
+      const raw = req.url ?? '/';
+      const q = raw.indexOf('?');
+      const url = q < 0 ? raw : raw.slice(0, q);
+      const send = (status: number, body: string) => {
+        metrics.request(url === '/infer' || url === '/healthz' || url === '/metrics' ? url : 'unmatched', status);
+        sendTo(res, status, body);
+      };
       if (url === '/metrics') {
-        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"use GET"}');
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, '{"error":"use GET"}');
         metrics.render().then(
           (text) => {
+            metrics.request(url, 200);
             res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
             res.end(text);
           },
-          (e) => send(res, 500, JSON.stringify({ error: `metrics: ${(e as Error).message}` })),
+          (e) => send(500, JSON.stringify({ error: `metrics: ${(e as Error).message}` })),
         );
         return;
       }
       if (url === '/healthz') {
-        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"use GET"}');
-        return send(res, 200, JSON.stringify({ ok: true, version: holder.state.versionId, tasks: holder.state.index.tasks.length, requests }));
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, '{"error":"use GET"}');
+        return send(200, JSON.stringify({ ok: true, version: holder.state.versionId, tasks: holder.state.index.tasks.length, requests }));
       }
-      if (url !== '/infer') return send(res, 404, JSON.stringify({ error: `no route ${url}; use POST /infer, GET /healthz or GET /metrics` }));
-      if (req.method !== 'POST') return send(res, 405, '{"error":"use POST"}');
+      if (url !== '/infer') return send(404, JSON.stringify({ error: `no route ${url}; use POST /infer, GET /healthz or GET /metrics` }));
+      if (req.method !== 'POST') return send(405, '{"error":"use POST"}');
       handleInfer(req).then(
-        ([status, body]) => send(res, status, body),
+        ([status, body]) => send(status, body),
         (e) => {
-          if (e instanceof HttpError) return send(res, e.status, JSON.stringify({ error: e.message }));
+          if (e instanceof HttpError) return send(e.status, JSON.stringify({ error: e.message }));
           // model or outbox failure: the request fails, the server keeps running
           warn((e as Error).message);
-          send(res, e instanceof ReportedError ? 503 : 500, JSON.stringify({ error: (e as Error).message }));
+          send(e instanceof ReportedError ? 503 : 500, JSON.stringify({ error: (e as Error).message }));
         },
       );
     });

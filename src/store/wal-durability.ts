@@ -14,12 +14,17 @@
 // + NORMAL is always consistent), and nobody was told they were durable.
 // Checkpoints keep their own fsyncs under NORMAL (WAL before, database after).
 //
-// The WAL file keeps its inode while any connection is open (ours is, for the server's life);
-// its identity is still checked per fsync (one stat) and the descriptor reopened if it changed.
+// The WAL file keeps its inode while any connection is open (SQLite deletes it only when the last
+// one closes; ours stays open for the server's life). Its identity is still checked every
+// IDENTITY_EVERY fsyncs (a stat; not each time: under load a syscall on the event loop costs
+// tens of us) and the descriptor reopened if it changed.
 import { closeSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fsyncDir } from '../durable/atomic-write.js';
 import type { DB } from './db.js';
+
+/** fsyncs between two checks that the open WAL descriptor is still the file at its path */
+export const IDENTITY_EVERY = 64;
 
 interface Waiter {
   promise: Promise<void>;
@@ -30,6 +35,7 @@ interface Waiter {
 export class WalDurability {
   private fd = -1;
   private ino = -1;
+  private sinceCheck = 0;
   /** the fdatasync running now (covers commits made before it started) */
   private running: Promise<void> | null = null;
   /** callers since `running` started: served by the next fdatasync */
@@ -37,6 +43,8 @@ export class WalDurability {
   /** fsyncs done and callers served (tests, the bench: how much grouping happened) */
   syncs = 0;
   calls = 0;
+  /** WAL descriptors opened (1 unless the file was replaced) */
+  reopens = 0;
 
   constructor(
     db: DB,
@@ -85,9 +93,14 @@ export class WalDurability {
 
   private walFd(): number {
     const path = `${this.dbPath}-wal`;
-    if (this.fd >= 0 && statSync(path).ino === this.ino) return this.fd;
+    if (this.fd >= 0 && (++this.sinceCheck < IDENTITY_EVERY || statSync(path).ino === this.ino)) {
+      if (this.sinceCheck >= IDENTITY_EVERY) this.sinceCheck = 0;
+      return this.fd;
+    }
+    this.sinceCheck = 0;
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = openSync(path, 'r');
+    this.reopens++;
     this.ino = fstatSync(this.fd).ino;
     // a WAL file created since the database was opened: its directory entry must be durable too
     fsyncDir(dirname(path));
