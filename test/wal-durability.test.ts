@@ -1,7 +1,8 @@
 // store/wal-durability.ts on a real edge database: the connection commits with
 // synchronous=NORMAL; durable() fdatasyncs the WAL off the event loop, one fsync for every
 // caller that arrived while the previous one ran, and a later caller is never served by an
-// fsync that started before it; a WAL file replaced on disk is reopened.
+// fsync that started before it; a WAL file replaced on disk is reopened. store/wal-checkpointer.ts:
+// checkpoints on a worker thread instead of inside a COMMIT.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { statSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kvGet, kvSet, openEdgeDb } from '../src/store/db.js';
 import { IDENTITY_EVERY, WalDurability } from '../src/store/wal-durability.js';
+import { WalCheckpointer } from '../src/store/wal-checkpointer.js';
 
 test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after a start wait for the next fsync', async () => {
   const t = tempDir();
@@ -55,6 +57,34 @@ test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after
     await d1.close();
   } finally {
     db2.close();
+    t.cleanup();
+  }
+});
+
+test('WalCheckpointer: no checkpoint in the serving connection; a worker checkpoints every N commits, PASSIVE, all frames', async () => {
+  const t = tempDir();
+  const path = join(t.dir, 'edge.db');
+  const db = openEdgeDb(path);
+  const warnings: string[] = [];
+  try {
+    const c = new WalCheckpointer(db, path, (m) => warnings.push(m), 10, 2 ** 31 - 1); // no timer-driven checkpoint in this test
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+    for (let i = 0; i < 9; i++) {
+      kvSet(db, `k${i}`, 'x'.repeat(3000)); // a page or more per commit
+      c.committed();
+    }
+    await c.idle();
+    assert.equal(c.checkpoints, 0, 'not before `every` commits');
+    kvSet(db, 'k9', 'y');
+    c.committed(); // the 10th: a checkpoint starts on the worker
+    await c.idle();
+    assert.ok(c.checkpoints >= 1, 'a checkpoint ran');
+    assert.ok(c.last!.log > 0 && c.last!.checkpointed === c.last!.log, `every WAL frame copied: ${JSON.stringify(c.last)}`);
+    await c.close();
+    assert.deepEqual(warnings, []);
+    assert.equal(kvGet(db, 'k9'), 'y');
+  } finally {
+    db.close();
     t.cleanup();
   }
 });

@@ -22,6 +22,7 @@ import type { DB } from '../store/db.js';
 import type { HomePaths } from '../store/home.js';
 import { openHome } from '../store/open-home.js';
 import { Outbox } from '../store/outbox.js';
+import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { WalDurability } from '../store/wal-durability.js';
 import { decodeJsonBytes, decodeJsonRecord } from './decode-jsonl.js';
 import { Pipeline, type Outcome } from './pipeline.js';
@@ -187,6 +188,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   const warn = (m: string) => process.stderr.write(`sedna-ll serve: ${m}\n`);
   let server: Server | null = null;
   let walDurability: WalDurability | null = null;
+  let checkpointer: WalCheckpointer | null = null;
   // prom-client (for /metrics) loads while the models load: onnxruntime opens them off the main thread
   const metricsModule = import('./serve-metrics.js');
   metricsModule.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
@@ -198,12 +200,23 @@ export async function runServe(o: ServeOptions): Promise<void> {
     // logging: this connection commits with synchronous=NORMAL and answers after an fdatasync of
     // the WAL on the thread pool (group commit); the durability promise is FULL's
     walDurability = o.log ? new WalDurability(db, paths.db) : null;
+    // and checkpoints (copy WAL -> database, two fsyncs) run on a worker thread, not in a COMMIT
+    checkpointer = o.log ? new WalCheckpointer(db, paths.db, warn) : null;
     const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
     // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
     const wal = walDurability;
-    const batcher = new ServeBatcher(pipeline, wal ? () => wal.durable() : null);
+    const ckpt = checkpointer;
+    const batcher = new ServeBatcher(
+      pipeline,
+      wal && ckpt
+        ? () => {
+            ckpt.committed();
+            return wal.durable();
+          }
+        : null,
+    );
     let requests = 0;
 
     const handleInfer = async (req: IncomingMessage): Promise<[number, string]> => {
@@ -329,6 +342,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     }
     await sessions.dispose();
     await walDurability?.close();
+    await checkpointer?.close();
     db.close();
   }
 }
