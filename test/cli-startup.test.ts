@@ -3,11 +3,13 @@
 // telemetry stays off. These tests check that the short cuts change nothing a user sees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sedna, tempDir } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
 import { makeHome } from './edge-runtime-fixtures.js';
+import { makeEdge } from './helpers/sync-edge.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const COMMANDS = ['init', 'task', 'infer', 'feedback', 'samples', 'status', 'serve', 'sync', 'model', 'kb', 'config', 'completion'];
@@ -78,6 +80,34 @@ test('infer leaves no onnxruntime telemetry behind (no ~/.cache/Microsoft event 
       return;
     }
     assert.equal(run('default', env), false, 'telemetry files written by a default infer run');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('sync loads undici only when a proxy variable applies to the KB URL (its ~120 ms of start-up is for proxied gateways only)', () => {
+  const tmp = tempDir();
+  try {
+    // a preload that reports, at exit, whether the undici package was loaded in the process
+    const probe = join(tmp.dir, 'probe.mjs');
+    writeFileSync(probe, `import { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('exit', () => process.stderr.write('undici loaded: ' + Object.keys(cache).some((k) => k.includes('/node_modules/undici/')) + '\\n'));\n`);
+    // an edge whose KB refuses connections: the client is made and a request tried, then exit 3
+    const publicKeyPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const e = makeEdge({ url: 'http://127.0.0.1:9', deviceToken: 'x'.repeat(20), publicKeyPem });
+    try {
+      const sync = (env: NodeJS.ProcessEnv) => {
+        const r = sedna(['sync', '--retries', '0'], { home: e.home, env: { NODE_OPTIONS: `--import ${probe}`, HTTP_PROXY: '', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', ...env } });
+        assert.equal(r.code, 3, r.stderr);
+        const m = /undici loaded: (true|false)/.exec(r.stderr);
+        assert.ok(m, r.stderr);
+        return m[1] === 'true';
+      };
+      assert.equal(sync({}), false, 'no proxy: node:http carries the requests');
+      assert.equal(sync({ HTTPS_PROXY: 'http://127.0.0.1:9' }), false, 'an https proxy does not apply to an http KB');
+      assert.equal(sync({ HTTP_PROXY: 'http://127.0.0.1:9' }), true, 'a proxy applies: undici carries the requests (the control)');
+    } finally {
+      e.cleanup();
+    }
   } finally {
     tmp.cleanup();
   }

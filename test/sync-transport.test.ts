@@ -1,15 +1,15 @@
 // sync transport: HTTPS to a KB with a private CA (--ca / config kb.ca_file; refused without
-// it, exit 1 not 3), HTTP_PROXY (CONNECT tunnel) and NO_PROXY honoured, usage errors (exit 2),
-// --jitter, --help.
+// it, exit 1 not 3), HTTP_PROXY (CONNECT tunnel, model downloads included) and NO_PROXY
+// honoured, X-Request-Id logged by the KB, usage errors (exit 2), --jitter, --help.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer as createHttpServer } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sedna, tempDir } from './helpers/cli.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
+import { startHttpProxy } from './helpers/http-proxy.js';
+import { writeRandomMlp } from './helpers/models.js';
 import { edgeIds, editConfig, makeEdge, sednaAsync, seedOutbox, suiteKb } from './helpers/sync-edge.js';
 
 /** A private CA and a server certificate for 127.0.0.1 signed by it (openssl CLI). */
@@ -59,6 +59,18 @@ describe('sync over HTTPS with a private CA', () => {
       assert.equal(ok2.code, 0, ok2.stderr);
       assert.equal(JSON.parse(ok2.stdout).acked, 10);
 
+      // through an HTTPS_PROXY: a CONNECT tunnel, TLS to the KB inside it with the same CA
+      const proxy = await startHttpProxy();
+      try {
+        seedOutbox(e.home, 7, 512, { seed: 37 });
+        const viaProxy = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTPS_PROXY: proxy.url, NO_PROXY: '' } });
+        assert.equal(viaProxy.code, 0, viaProxy.stderr);
+        assert.equal(JSON.parse(viaProxy.stdout).acked, 7);
+        assert.ok(proxy.tunnels.length >= 1 && proxy.tunnels.every((t) => t === `127.0.0.1:${kb.port}`), proxy.tunnels.join(','));
+      } finally {
+        await proxy.close();
+      }
+
       const missing = sedna(['sync', '--ca', join(certs.dir, 'nope.pem')], { home: e.home });
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /--ca .*nope\.pem/);
@@ -70,47 +82,51 @@ describe('sync over HTTPS with a private CA', () => {
 
 describe('sync through an HTTP proxy', () => {
   const kb = suiteKb();
+  const models = tempDir('sedna-ll-models-');
+  after(() => models.cleanup());
+  const publish = (dims: number[], seed: number) => {
+    const file = writeRandomMlp(models.dir, `m${seed}`, dims, seed);
+    for (const a of [['task', 'add', file, '--task', 'global', '--fallback'], ['publish', '--json']]) {
+      const r = kb().cli(a);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    return statSync(file).size;
+  };
 
-  it('HTTP_PROXY tunnels every request through the proxy (CONNECT); NO_PROXY bypasses it', async () => {
-    const tunnels: string[] = [];
-    const sockets = new Set<Socket>();
-    const proxy = createHttpServer((_req, res) => {
-      res.statusCode = 405;
-      res.end();
-    });
-    proxy.on('connect', (req, client: Socket, head: Buffer) => {
-      tunnels.push(req.url ?? '');
-      const [host, port] = (req.url ?? '').split(':');
-      const up = netConnect(Number(port), host, () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        if (head.length) up.write(head);
-        up.pipe(client);
-        client.pipe(up);
-      });
-      sockets.add(up).add(client);
-      up.on('error', () => client.destroy());
-      client.on('error', () => up.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  it('HTTP_PROXY carries every request, model blobs too, through the proxy (CONNECT); NO_PROXY bypasses it; the KB logs each request id', async () => {
+    const proxy = await startHttpProxy();
     const e = makeEdge(kb());
     try {
       seedOutbox(e.home, 40, 512, { seed: 33 });
-      const r = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTP_PROXY: proxyUrl, NO_PROXY: '' } });
+      const size = publish([256, 1024, 10], 35); // ~1 MB: the blob download goes through the proxy too
+      const r = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTP_PROXY: proxy.url, NO_PROXY: '' } });
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(JSON.parse(r.stdout).acked, 40);
-      assert.ok(tunnels.length >= 1, 'requests went through the proxy');
-      assert.ok(tunnels.every((t) => t === `127.0.0.1:${kb().port}`), tunnels.join(','));
+      const s = JSON.parse(r.stdout) as { acked: number; pulled_version: number | null; model_bytes_down: number; request_id: string };
+      assert.equal(s.acked, 40);
+      assert.ok(s.pulled_version !== null && s.model_bytes_down === size, r.stdout);
+      assert.ok(proxy.tunnels.length >= 1, 'requests went through the proxy');
+      assert.ok(proxy.tunnels.every((t) => t === `127.0.0.1:${kb().port}`), proxy.tunnels.join(','));
+      assert.ok(proxy.down() > size, `the model's ${size} bytes came through the proxy (${proxy.down()} relayed)`);
+      // every request carried <request_id>-<n>, and the KB logged it as req_id: the edge's record
+      // finds the run in the KB's log
+      assert.match(s.request_id, /^[0-9a-f]{16}$/);
+      const logged = [...kb().stderr().matchAll(new RegExp(`"req_id":"${s.request_id}-(\\d+)"`, 'g'))].map((m) => Number(m[1]));
+      assert.ok(logged.length >= 4, `KB log lines of this run: ${logged.length}`); // push, labels, index, blob, report
+      assert.deepEqual([...new Set(logged)].sort((x, y) => x - y), Array.from({ length: new Set(logged).size }, (_, i) => i + 1));
 
-      const before = tunnels.length;
+      const before = proxy.tunnels.length;
+      const relayed = proxy.down();
       seedOutbox(e.home, 5, 512, { seed: 34 });
-      const r2 = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' } });
+      publish([256, 1024, 10], 36);
+      const r2 = await sednaAsync(['sync', '--json'], { home: e.home, env: { HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' } });
       assert.equal(r2.code, 0, r2.stderr);
-      assert.equal(JSON.parse(r2.stdout).acked, 5);
-      assert.equal(tunnels.length, before, 'NO_PROXY bypassed the proxy');
+      const s2 = JSON.parse(r2.stdout) as { acked: number; pulled_version: number | null };
+      assert.equal(s2.acked, 5);
+      assert.ok(s2.pulled_version !== null && s2.pulled_version > s.pulled_version!, r2.stdout);
+      assert.equal(proxy.tunnels.length, before, 'NO_PROXY bypassed the proxy');
+      assert.equal(proxy.down(), relayed, 'no byte through the proxy');
     } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => proxy.close(r));
+      await proxy.close();
       e.cleanup();
     }
   });

@@ -88,6 +88,8 @@ const FIELDS: Record<string, Fields> = {
       push_ms: int,
       pull_ms: int,
       download_ms: int,
+      // prefix of every request's X-Request-Id (`<request_id>-<n>`), the KB's req_id
+      request_id: { type: 'string', pattern: '^[0-9a-f]{16}$' },
     },
     ['pushed', 'acked', 'rejected', 'pending', 'labels_pushed', 'pulled_version', 'activated', 'bytes_up', 'bytes_down', 'duration_ms'],
   ],

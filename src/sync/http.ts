@@ -1,13 +1,14 @@
-// The edge's HTTP client to the KB: one undici dispatcher per run (keep-alive connections),
-// proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (EnvHttpProxyAgent), an optional private CA,
-// connect/headers/body timeouts, retries (sync/retry.ts, the policy blob downloads use too), and
-// one deadline (--max-time) that bounds the whole run.
-//
-// undici is imported lazily (it costs ~90 ms to load), so commands that never talk to the KB
-// never pay for it.
+// The edge's HTTP client to the KB: retries (sync/retry.ts, the policy blob downloads use too),
+// one deadline (--max-time) that bounds the whole run, the device token, an X-Request-Id on
+// every request, and byte counts. The bytes travel through a Transport (transport.ts):
+// node:http(s) directly, or undici's EnvHttpProxyAgent when HTTP(S)_PROXY applies to the URL
+// (NO_PROXY honoured). undici is imported only then: it costs ~120 ms of CPU to load, about a
+// tenth of a whole `sync --pull-only` of a 50 MB model, and cron runs sync every few minutes.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Dispatcher } from 'undici';
 import { Retrier, type RetryPolicy } from './retry.js';
+import { type ProxyEnv, type Response, type Transport, type TransportOptions, proxyEnv, proxyFor } from './transport.js';
+import { nodeTransport } from './transport-node.js';
 
 /** Why a request finally failed; the sync run maps these to exit codes. */
 export type FailureKind =
@@ -36,27 +37,12 @@ export interface ClientOptions extends Partial<RetryPolicy> {
   headersTimeoutMs?: number;
   /** max idle time between two body chunks */
   bodyTimeoutMs?: number;
+  /** where HTTP(S)_PROXY / NO_PROXY are read (default process.env) */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** A response whose body is read as a stream (model blobs). */
-export interface StreamReply {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: AsyncIterable<Buffer>;
-  /** read and drop the rest of the body (keeps the connection reusable) */
-  discard(): Promise<void>;
-}
-
-/** An undici response as a StreamReply (the proxy path, presigned URLs). */
-export const streamReply = (res: Dispatcher.ResponseData): StreamReply => ({
-  statusCode: res.statusCode,
-  headers: res.headers,
-  body: res.body as AsyncIterable<Buffer>,
-  discard: () => res.body.dump().then(() => {}, () => {}),
-});
-
-/** Does a proxy variable apply to requests of this process? (then undici's EnvHttpProxyAgent carries them) */
-const proxyConfigured = () => ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].some((k) => !!process.env[k]);
+/** A response whose body is read as a stream (model blobs): what a Transport answers. */
+export type StreamReply = Response;
 
 export interface Reply {
   status: number;
@@ -90,11 +76,11 @@ export interface RequestSpec {
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** The body of res, at most max bytes; over that, the rest is not read and a 'protocol' error is thrown. */
-async function readCapped(res: Dispatcher.ResponseData, max: number, what: string): Promise<Buffer> {
+async function readCapped(res: StreamReply, max: number, what: string): Promise<Buffer> {
   const tooLarge = () => new SyncHttpError(`KB answer to ${what} is larger than ${max} bytes: refused`, 'protocol', res.statusCode);
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
-    res.body.destroy();
+    res.abort();
     throw tooLarge();
   }
   const chunks: Buffer[] = [];
@@ -102,7 +88,7 @@ async function readCapped(res: Dispatcher.ResponseData, max: number, what: strin
   for await (const c of res.body as AsyncIterable<Buffer>) {
     n += c.length;
     if (n > max) {
-      res.body.destroy();
+      res.abort();
       throw tooLarge();
     }
     chunks.push(c);
@@ -168,22 +154,27 @@ export function describeError(e: unknown): string {
 export class KbClient {
   private bytesUp = 0;
   private bytesDown = 0;
+  private requests = 0;
+  private direct: Transport | null = null;
+  private proxied: Promise<Transport> | null = null;
 
-  /** node:http(s) agent of openStream (made on first use) */
-  private streamAgent: import('node:http').Agent | null = null;
+  /**
+   * Prefix of the X-Request-Id of every request of this client (one sync run): `<id>-<n>`, n
+   * counting the requests (each retry its own). The KB logs it as req_id and echoes it; the
+   * sync event and --json record carry the prefix, so one grep finds the run in the KB's log.
+   */
+  readonly requestId = randomBytes(8).toString('hex');
 
   private constructor(
-    readonly opts: Required<Omit<ClientOptions, 'caFile' | 'onRetry'>> & Pick<ClientOptions, 'caFile' | 'onRetry'>,
-    private readonly dispatcher: Dispatcher,
-    private readonly undici: typeof import('undici'),
-    private readonly ca?: string,
+    readonly opts: Required<Omit<ClientOptions, 'caFile' | 'onRetry' | 'env'>> & Pick<ClientOptions, 'caFile' | 'onRetry'>,
+    private readonly transportOpts: TransportOptions,
+    private readonly proxy: ProxyEnv,
   ) {}
 
   static async create(o: ClientOptions): Promise<KbClient> {
-    const undici = await import('undici');
     // an option passed as undefined (e.g. no --retries on the command line) keeps its default:
     // spreading it as-is once made `retries` undefined, and a dead KB was retried forever
-    const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ClientOptions;
+    const { env, ...given } = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ClientOptions;
     const opts = {
       deadline: Infinity,
       retries: 5,
@@ -203,20 +194,18 @@ export class KbClient {
         throw new SyncHttpError(`--ca ${opts.caFile}: cannot read: ${(e as Error).message}`, 'protocol');
       }
     }
-    // EnvHttpProxyAgent reads HTTP(S)_PROXY / NO_PROXY and falls back to a plain Agent;
-    // `connect` configures direct TLS, `requestTls` the TLS to the KB through a proxy tunnel.
-    const dispatcher = new undici.EnvHttpProxyAgent({
-      connect: { timeout: opts.connectTimeoutMs, ...(ca ? { ca } : {}) },
-      ...(ca ? { requestTls: { ca } } : {}),
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.bodyTimeoutMs,
-      keepAliveTimeout: 30_000,
-      // the push keeps two batch requests on their way (push.ts IN_FLIGHT: the next body is
-      // sent while the KB answers the previous one); everything else sends one at a time.
-      // undici never pipelines a streamed body behind another request, hence two connections
-      connections: 2,
-    });
-    return new KbClient(opts, dispatcher, undici, ca);
+    const t = { ca, connectTimeoutMs: opts.connectTimeoutMs, headersTimeoutMs: opts.headersTimeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs };
+    return new KbClient(opts, t, proxyEnv(env ?? process.env));
+  }
+
+  /** The carrier for this URL: through the proxy when one applies (undici, loaded now), else direct. */
+  private transport(url: URL): Promise<Transport> {
+    if (proxyFor(url, this.proxy) !== undefined) {
+      this.proxied ??= import('./transport-undici.js').then((m) => m.undiciTransport(this.transportOpts, this.proxy));
+      return this.proxied;
+    }
+    this.direct ??= nodeTransport(this.transportOpts);
+    return Promise.resolve(this.direct);
   }
 
   get traffic() {
@@ -240,26 +229,26 @@ export class KbClient {
   }
 
   private headers(extra?: Record<string, string>): Record<string, string> {
-    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'sedna-ll-sync', ...extra };
+    return { authorization: `Bearer ${this.opts.token}`, 'user-agent': 'sedna-ll-sync', 'x-request-id': `${this.requestId}-${++this.requests}`, ...extra };
+  }
+
+  /** The deadline as an abort signal for one exchange (none without --max-time). */
+  private deadlineSignal(what: string): AbortSignal | undefined {
+    const remaining = this.remainingMs();
+    if (remaining <= 0) throw new SyncHttpError(`--max-time reached before ${what}`, 'deadline');
+    return Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
   }
 
   /**
-   * Open a request and return the live response (body not consumed); no retries here.
-   * Throws the raw undici error on network failure.
+   * Open a request to the KB and return the live response (body not consumed); no retries
+   * here. Throws the carrier's raw error on network failure.
    */
-  async open(spec: RequestSpec): Promise<Dispatcher.ResponseData> {
-    const remaining = this.remainingMs();
-    if (remaining <= 0) throw new SyncHttpError(`--max-time reached before ${spec.method} ${spec.path}`, 'deadline');
-    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
+  async open(spec: RequestSpec): Promise<StreamReply> {
+    const signal = this.deadlineSignal(`${spec.method} ${spec.path}`);
+    const url = new URL(this.opts.baseUrl + spec.path);
     let streamed = 0;
-    const res = await this.undici.request(this.opts.baseUrl + spec.path, {
-      method: spec.method,
-      headers: this.headers(spec.headers),
-      // undici takes any (async) iterable of chunks (its types list only Readable)
-      body: spec.bodyStream ? (counted(spec.bodyStream(), (n) => (streamed += n)) as unknown as import('node:stream').Readable) : spec.body,
-      dispatcher: this.dispatcher,
-      signal,
-    });
+    const body = spec.bodyStream ? counted(spec.bodyStream(), (n) => (streamed += n)) : spec.body;
+    const res = await (await this.transport(url)).send(url, { method: spec.method, headers: this.headers(spec.headers), body, signal });
     // counted once the KB answered: bytes of a request that never got through (DNS, refused
     // connection, reset) did not go up
     if (spec.body) this.bytesUp += spec.body.length;
@@ -272,64 +261,15 @@ export class KbClient {
    * connection settings (proxy, CA, timeouts) but WITHOUT the device token: the URL is its own
    * credential, and the token must not leak to another host. No retries here.
    */
-  async openExternal(url: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
-    const remaining = this.remainingMs();
-    if (remaining <= 0) throw new SyncHttpError('--max-time reached before a presigned download', 'deadline');
-    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
-    return this.undici.request(url, { method: 'GET', headers: { 'user-agent': 'sedna-ll-sync', ...headers }, dispatcher: this.dispatcher, signal });
+  async openExternal(url: string, headers: Record<string, string>): Promise<StreamReply> {
+    const signal = this.deadlineSignal('a presigned download');
+    const u = new URL(url);
+    return (await this.transport(u)).send(u, { method: 'GET', headers: { 'user-agent': 'sedna-ll-sync', ...headers }, signal });
   }
 
-  /**
-   * Open a GET whose (large) body is read as a stream; no retries here. Without a proxy it goes
-   * through node:http(s): the body arrives as the socket's own chunks, where undici copies every
-   * byte into its WASM parser and out again (a 51 MB model: ~100 MB of copies and the GC
-   * churn of them, measured at 1/4 of the download's CPU). With a proxy variable set, undici's
-   * proxy agent carries it as every other request. Same timeouts, deadline and token.
-   */
-  async openStream(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply> {
-    if (proxyConfigured()) {
-      return streamReply(await this.open({ method: 'GET', ...spec }));
-    }
-    const remaining = this.remainingMs();
-    if (remaining <= 0) throw new SyncHttpError(`--max-time reached before GET ${spec.path}`, 'deadline');
-    const url = new URL(this.opts.baseUrl + spec.path);
-    const https = url.protocol === 'https:';
-    const mod = https ? await import('node:https') : await import('node:http');
-    // one keep-alive connection, as the undici dispatcher: blobs are fetched one after another
-    this.streamAgent ??= new mod.Agent({ keepAlive: true, maxSockets: 1, ...(https && this.ca ? { ca: this.ca } : {}) });
-    const signal = Number.isFinite(remaining) ? AbortSignal.timeout(Math.max(1, Math.ceil(remaining))) : undefined;
-    return new Promise<StreamReply>((resolve, reject) => {
-      const req = mod.request(url, { method: 'GET', headers: this.headers(spec.headers), agent: this.streamAgent!, signal, timeout: this.opts.headersTimeoutMs }, (res) => {
-        // from the answer on, the body timeout applies (time between two chunks)
-        req.setTimeout(this.opts.bodyTimeoutMs);
-        resolve({
-          statusCode: res.statusCode ?? 0,
-          headers: res.headers,
-          body: res,
-          discard: () =>
-            new Promise<void>((done) => {
-              res.on('end', done).on('error', () => done()).on('close', done);
-              res.resume();
-            }),
-        });
-      });
-      // connect, then the headers, then each body chunk within its timeout, or the socket dies
-      // with ETIMEDOUT (retryable, as undici's timeouts are)
-      const headersTimer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer headers within ${this.opts.headersTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.opts.headersTimeoutMs);
-      req.on('socket', (sock) => {
-        if (!sock.connecting) return; // a kept-alive connection
-        const connectTimer = setTimeout(() => req.destroy(Object.assign(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.opts.connectTimeoutMs);
-        sock.once('connect', () => clearTimeout(connectTimer)).once('close', () => clearTimeout(connectTimer));
-      });
-      req.on('response', () => clearTimeout(headersTimer));
-      req.on('close', () => clearTimeout(headersTimer));
-      req.on('timeout', () => req.destroy(Object.assign(new Error('connection timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (e) => {
-        clearTimeout(headersTimer);
-        reject(e);
-      });
-      req.end();
-    });
+  /** Open a GET whose (large) body is read as a stream (model blobs); no retries here. */
+  openStream(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply> {
+    return this.open({ method: 'GET', ...spec });
   }
 
   /**
@@ -374,8 +314,8 @@ export class KbClient {
 
   async close(): Promise<void> {
     // destroy, not close: a cut connection must not keep the process waiting
-    this.streamAgent?.destroy();
-    await this.dispatcher.destroy().catch(() => {});
+    this.direct?.destroy();
+    await (await this.proxied?.catch(() => null))?.destroy();
   }
 }
 

@@ -30,7 +30,7 @@ import type { EdgeConfig, HomePaths } from '../store/home.js';
 import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
 import { carryLocalTasks, localTasks } from '../store/kept-tasks.js';
 import { sinkHashed } from './blob-sink.js';
-import { type KbClient, SyncHttpError, streamReply, describeError, isRetryableError, isRetryableStatus } from './http.js';
+import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
   /** KB version number pulled and installed, null when the edge was current (304) */
@@ -243,7 +243,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           url = await presignedUrl(client, sha);
           if (url === null) presigned = false; // not offered: through the KB as usual
         }
-        const res = url ? streamReply(await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {})) : await client.openStream({ path: `/v1/blobs/${sha}`, headers });
+        const res = url ? await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {}) : await client.openStream({ path: `/v1/blobs/${sha}`, headers });
         const status = res.statusCode;
         if (status === 200 || status === 206) {
           let offset = 0;

@@ -88,6 +88,8 @@ export interface SyncSummary {
   /** model files the pull downloaded (the ones the edge did not hold already) and their bytes */
   models_downloaded: number;
   model_bytes_down: number;
+  /** prefix of the X-Request-Id of every request of this run (`<request_id>-<n>`; the KB logs it as req_id) */
+  request_id: string;
   exit: ExitCode;
   error?: string;
 }
@@ -171,6 +173,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     download_ms: 0,
     models_downloaded: 0,
     model_bytes_down: 0,
+    request_id: client.requestId,
     exit: EXIT.OK,
   };
   let failure: { kind: FailureKind | 'verify'; message: string } | null = null;
