@@ -23,13 +23,14 @@ import { listVersions } from '../store/versions.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
 import { makeProgress, type Progress } from './progress.js';
-import { type ActivateVersion, pull } from './pull.js';
-import { pushLabels, pushSamples } from './push.js';
+// the push and pull halves are imported when the run does them (--pull-only never loads the
+// outbox writer and the framing, --push-only never the index and install code): each start of
+// a cron run pays only for what it uses
+import type { ActivateVersion } from './pull.js';
 import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
-import { Outbox } from '../store/outbox.js';
 import { rejectedCount } from '../store/rejected.js';
 import { pendingCounts } from './outbox-reader.js';
-import { type FramingMode, negotiateFraming } from './negotiate.js';
+import type { FramingMode } from './negotiate.js';
 
 export interface SyncOptions {
   home: string;
@@ -187,12 +188,12 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     if (!failure || f.kind === 'verify') failure = f;
     else progress.note(`sync: ${f.message}`);
   };
-  const outbox = new Outbox(db, paths, config);
-
   try {
     if (!o.pullOnly) {
+      const [{ pushLabels, pushSamples }, { Outbox }, { negotiateFraming }] = await Promise.all([import('./push.js'), import('../store/outbox.js'), import('./negotiate.js')]);
       const t = Date.now();
       try {
+        const outbox = new Outbox(db, paths, config);
         // the format is asked only when there is something to push (one round trip)
         if (pendingCounts(db).pending > 0) {
           const framing = await negotiateFraming(client, o.framing ?? 'auto');
@@ -208,6 +209,7 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     // away); not when the KB is unreachable, refuses the token or the time is up
     const pushFailure = failure as { kind: string } | null;
     if (!o.pushOnly && (!pushFailure || pushFailure.kind === 'protocol')) {
+      const { pull } = await import('./pull.js');
       const t = Date.now();
       try {
         const r = await pull(paths, db, config, client, { activate: o.activate, onProgress: (p) => progress.update('pull', p.done, p.total, 'bytes') });
@@ -267,8 +269,11 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     message = `${s.rejected} sample(s) rejected by the KB; marked rejected, not sent again (sedna-ll status; reasons in events)`;
   }
   s.duration_ms = Date.now() - t0;
-  kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
-  logEvent(db, 'sync', { ...s });
+  // one transaction: one commit (fsync) at the end of every run, not two
+  db.transaction(() => {
+    kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
+    logEvent(db, 'sync', { ...s });
+  })();
   return { summary: s, message, ...(fallbackInfo ? { fallback: fallbackInfo } : {}) };
 }
 
