@@ -93,7 +93,10 @@ export class CompressPolicy {
   }
 
   private bestIsGzip(): boolean {
-    if (!(this.rate.plain > 0) || !(this.rate.gzip > 0)) return true;
+    // a mode not measured yet is tried (again): with two batches in flight (push.ts) the first
+    // batch after an exploration run is decided before that run's acks are all in
+    if (!(this.rate.gzip > 0)) return true;
+    if (!(this.rate.plain > 0)) return false;
     return this.rate.plain < this.rate.gzip * MIN_GAIN;
   }
 
