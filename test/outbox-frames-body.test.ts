@@ -38,7 +38,7 @@ async function decode(chunks: Iterable<Buffer>): Promise<FrameRecord[]> {
   async function* src() {
     yield* chunks;
   }
-  for await (const r of readFrames(src(), { maxRecordBytes: 64 << 20 })) out.push({ ...r, payload: r.payload ? Buffer.from(r.payload) : undefined });
+  for await (const recs of readFrames(src(), { maxRecordBytes: 64 << 20 })) for (const r of recs) out.push({ ...r, payload: r.payload ? Buffer.from(r.payload) : undefined });
   return out;
 }
 
