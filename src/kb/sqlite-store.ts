@@ -18,6 +18,7 @@ import { NO_TASK, type DeviceReport } from '../format/protocol.js';
 import { sha256Hex } from '../format/signature.js';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { keepPrivate, sqliteFiles } from '../store/private-files.js';
+import { WalDurability } from '../store/wal-durability.js';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
 import { KB_MIGRATIONS } from './sqlite-schema.js';
@@ -84,6 +85,8 @@ export class SqliteKbStore implements KbStore {
   private readonly inTx = new AsyncLocalStorage<true>();
   /** versions whose files the open KbStore.tx wrote: removed if it rolls back */
   private txVersions: number[] = [];
+  /** the fdatasync of the WAL that makes pushed batches durable (see putSamples) */
+  private readonly walSync: WalDurability;
 
   /** Open (and migrate) the KB database of a data directory. */
   constructor(
@@ -109,6 +112,7 @@ export class SqliteKbStore implements KbStore {
     keepPrivate(paths.data, sqliteFiles(paths.db)); // a new kb.db (and its WAL) was just created
     this.migrate();
     this.blobs = opts.blobs ?? new FsBlobStore(paths.blobs, paths.tmp);
+    this.walSync = new WalDurability(this.db, paths.db, { normal: false });
     const db = this.db;
     this.st = {
       insertSample: db.prepare(
@@ -143,6 +147,7 @@ export class SqliteKbStore implements KbStore {
 
   async close(): Promise<void> {
     while (this.txBusy) await this.txBusy;
+    await this.walSync.close();
     if (this.db.open) this.db.close();
     this.blobs.close?.();
   }
@@ -261,13 +266,20 @@ export class SqliteKbStore implements KbStore {
       }
     }
     while (this.txBusy && !this.inTx.getStore()) await this.txBusy;
+    // Outside a transaction the batch commits with synchronous=NORMAL (no fsync inside COMMIT,
+    // so the event loop goes on reading the next request meanwhile) and resolves only after an
+    // fdatasync of the WAL on the thread pool, shared by the pushes that committed meanwhile:
+    // the caller acks what is on stable storage, as with FULL (store/wal-durability.ts). Inside
+    // an open transaction its own COMMIT (FULL) makes the batch durable.
+    const grouped = !this.db.inTransaction;
+    if (grouped) this.db.pragma('synchronous = NORMAL');
     const now = Date.now();
     const stored: string[] = [];
     const rejected: { id: string; reason: string }[] = [];
     let inserted = 0;
     let labelled = 0;
     const { insertSample, sampleOwner, setLabel, addCounter } = this.st;
-    this.db.transaction(() => {
+    const write = this.db.transaction(() => {
       for (const s of samples) {
         // ids of `kb samples import` are derived from the content: a device taking one would
         // later make the import of the true sample fail as "another device's"
@@ -328,7 +340,13 @@ export class SqliteKbStore implements KbStore {
       }
       if (inserted) addCounter.run('samples_new', inserted);
       if (labelled) addCounter.run('labelled_new', labelled);
-    }).immediate();
+    });
+    try {
+      write.immediate();
+    } finally {
+      if (grouped) this.db.pragma('synchronous = FULL');
+    }
+    if (grouped) await this.walSync.durable();
     return { stored, rejected, inserted, labelled };
   }
 

@@ -46,11 +46,16 @@ export class WalDurability {
   /** WAL descriptors opened (1 unless the file was replaced) */
   reopens = 0;
 
+  /**
+   * `normal: false`: leave the connection's synchronous setting alone (the KB switches to
+   * NORMAL only around the commits it then makes durable with durable(); its other writes keep FULL)
+   */
   constructor(
     db: DB,
     private readonly dbPath: string,
+    opts: { normal?: boolean } = {},
   ) {
-    db.pragma('synchronous = NORMAL');
+    if (opts.normal !== false) db.pragma('synchronous = NORMAL');
   }
 
   /** Resolves once everything this process committed before the call is on stable storage. */
