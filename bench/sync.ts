@@ -22,11 +22,15 @@
 //    (BENCH_SYNC_RSS_MB to scale it).
 // 4. pull of a 50 MB model: `sync --pull-only` (rollout.activate=manual: download, sha256,
 //    install; activation/canary is the rollout's step) vs `curl -o` of the same blob from the
-//    same `kb serve`.
+//    same `kb serve`. With BENCH_SYNC_BIG_MODEL_DIM (e.g. 7168: ~206 MB) a second, bigger model
+//    too, and from the two sizes the marginal MB/s of sync and curl (streaming) apart from the
+//    fixed cost every run pays (start-up, index, install, exit).
+// 5. start-up: `sync` of a current edge (nothing pending, KB answers 304), `sync --pull-only`,
+//    `status` and `--version`, whole process, vs `node -e 0` in the same run (BENCH_SYNC_STARTUP_RUNS).
 // 4b. slow link: pull of a ~8 MB model (BENCH_SYNC_SLOW_MODEL_DIM) through the same throttling
 //    proxy: blob bytes per second of the download phase vs the link's capacity (aim >= 0.9).
 // Medians of BENCH_RUNS runs (default 3). JSON in bench/out/sync.json.
-// BENCH_SYNC_PARTS=push,slow,rss,pull selects parts; BENCH_SYNC_SAMPLES / _RSS_MB / _MODEL_DIM scale.
+// BENCH_SYNC_PARTS=push,slow,rss,pull,startup selects parts; BENCH_SYNC_SAMPLES / _RSS_MB / _MODEL_DIM scale.
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -50,9 +54,12 @@ const RSS_MB = Number(process.env.BENCH_SYNC_RSS_MB ?? 1024);
 const MODEL_DIM = Number(process.env.BENCH_SYNC_MODEL_DIM ?? 3584); // 3584^2 floats ~ 51 MB
 const SLOW_N = Number(process.env.BENCH_SYNC_SLOW_SAMPLES ?? 3000);
 const SLOW_MODEL_DIM = Number(process.env.BENCH_SYNC_SLOW_MODEL_DIM ?? 1400); // ~7.8 MB
+/** a second, bigger model pulled after the 50 MB one (0: none); 7168^2 floats ~ 206 MB */
+const BIG_MODEL_DIM = Number(process.env.BENCH_SYNC_BIG_MODEL_DIM ?? 0);
+const STARTUP_RUNS = Number(process.env.BENCH_SYNC_STARTUP_RUNS ?? 9);
 const SLOW_LINK = { mbit: 10, rttMs: 100 };
-/** which parts to run: push,slow,rss,pull (all by default) */
-const PARTS = (process.env.BENCH_SYNC_PARTS ?? 'push,slow,rss,pull').split(',');
+/** which parts to run: push,slow,rss,pull,startup (all by default) */
+const PARTS = (process.env.BENCH_SYNC_PARTS ?? 'push,slow,rss,pull,startup').split(',');
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat */
 function cpuSeconds(pid: number): number {
@@ -184,6 +191,105 @@ function buildTemplate(dir: string, n: number, payloadFile?: string): { db: stri
   copyFileSync(homePaths(e.home).db, out);
   e.cleanup();
   return { db: out, payloadBytes };
+}
+
+interface PullResult {
+  model_mb: number;
+  curl_ms: number;
+  sync_ms: number;
+  sync_pull_phase_ms: number;
+  sync_download_ms: number;
+  ratio_vs_curl: number;
+  ratio_download_vs_curl: number;
+  aim: number;
+}
+
+/**
+ * Pull of a dim x dim model: `sync --pull-only` of a fresh edge (rollout.activate=manual:
+ * download, sha256, install) vs `curl -o` of the same blob from the same `kb serve`, interleaved.
+ */
+async function benchPull(kb: TestKb, dir: string, name: string, dim: number): Promise<PullResult> {
+  const model = writeRandomMlp(dir, name, [dim, dim, 10], 7);
+  const size = statSync(model).size;
+  log(`${name}: publishing a ${mb(size)} MB model`);
+  const sha = sha256Hex(readFileSync(model));
+  for (const [args, what] of [
+    [['task', 'add', model, '--task', 'global', '--fallback'], 'task add'],
+    [['publish', '--json'], 'publish'],
+  ] as const) {
+    const r = kb.cli([...args]);
+    if (r.code !== 0) throw new Error(`kb ${what}: ${r.stderr}`);
+  }
+  rmSync(model);
+  const curlPull: number[] = [];
+  const syncPull: number[] = [];
+  const syncPullPhase: number[] = [];
+  const syncDownload: number[] = [];
+  const out = join(dir, 'curl.bin');
+  for (let i = 0; i < RUNS; i++) {
+    const c = await runProc('curl', ['-sS', '-f', '-o', out, '-H', `authorization: Bearer ${kb.deviceToken}`, `${kb.url}/v1/blobs/${sha}`]);
+    if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl pull: ${c.stderr}`);
+    curlPull.push(c.ms);
+    rmSync(out);
+    const e = makeEdge(kb);
+    editConfig(e.home, (cf) => {
+      cf.rollout.activate = 'manual';
+    });
+    const r = await sedna(e.home, ['sync', '--pull-only', '--json']);
+    if (r.code !== 0) throw new Error(`sync pull: exit ${r.code}: ${r.stderr}`);
+    const s = JSON.parse(r.stdout) as { pulled_version: number | null; pull_ms: number; download_ms: number };
+    if (!s.pulled_version) throw new Error('sync pulled nothing');
+    syncPull.push(r.ms);
+    syncPullPhase.push(s.pull_ms);
+    syncDownload.push(s.download_ms);
+    e.cleanup();
+    log(`  run ${i + 1}: curl ${c.ms.toFixed(0)} ms, sync --pull-only ${r.ms.toFixed(0)} ms (pull phase ${s.pull_ms} ms, download ${s.download_ms} ms)`);
+  }
+  return {
+    model_mb: mb(size),
+    curl_ms: Math.round(median(curlPull)),
+    sync_ms: Math.round(median(syncPull)),
+    sync_pull_phase_ms: Math.round(median(syncPullPhase)),
+    sync_download_ms: Math.round(median(syncDownload)),
+    ratio_vs_curl: +(median(curlPull) / median(syncPull)).toFixed(3),
+    // curl's wall time is almost all transfer (~5 ms start-up); download_ms is sync's transfer
+    // + sha256 + fsync + placement, without Node start-up, index verification and install
+    ratio_download_vs_curl: +(median(curlPull) / median(syncDownload)).toFixed(3),
+    aim: 0.8,
+  };
+}
+
+/**
+ * Whole-process wall time of commands that have nothing to do, against `node -e 0` in the same
+ * run (interleaved, STARTUP_RUNS each): `sync` of an edge that is current (nothing pending, the
+ * KB answers 304), `sync --pull-only`, `status`, `--version`. What cron pays every few minutes.
+ */
+async function benchStartup(kb: TestKb): Promise<Record<string, unknown>> {
+  const e = makeEdge(kb);
+  const first = await sedna(e.home, ['sync', '--json']); // the edge takes the KB's current version, if any
+  if (first.code !== 0) throw new Error(`sync: exit ${first.code}: ${first.stderr}`);
+  const cases: [string, () => Promise<{ ms: number; code: number; stderr: string }>][] = [
+    ['node_e0', () => runProc(process.execPath, ['-e', '0'])],
+    ['version', () => sedna(e.home, ['--version'])],
+    ['status', () => sedna(e.home, ['status'])],
+    ['sync_nothing', () => sedna(e.home, ['sync'])],
+    ['sync_pull_only_nothing', () => sedna(e.home, ['sync', '--pull-only'])],
+  ];
+  const times: Record<string, number[]> = Object.fromEntries(cases.map(([k]) => [k, []]));
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    for (const [k, f] of cases) {
+      const r = await f();
+      if (r.code !== 0) throw new Error(`${k}: exit ${r.code}: ${r.stderr}`);
+      times[k].push(r.ms);
+    }
+  }
+  e.cleanup();
+  const base = median(times.node_e0);
+  const out: Record<string, unknown> = { runs: STARTUP_RUNS };
+  for (const [k] of cases) out[`${k}_ms`] = Math.round(median(times[k]));
+  for (const [k] of cases.slice(1)) out[`${k}_over_node_e0`] = +(median(times[k]) / base).toFixed(2);
+  log(`  startup (medians of ${STARTUP_RUNS}): ${cases.map(([k]) => `${k} ${Math.round(median(times[k]))} ms`).join(', ')}`);
+  return out;
 }
 
 async function main() {
@@ -383,55 +489,29 @@ async function main() {
     rmSync(tplBig.db, { force: true });
     }
 
-    // ---- 4. pull of a 50 MB model ----
+    // ---- 4. pull of a 50 MB model (and a bigger one) ----
     if (PARTS.includes('pull')) {
-    log('pull: publishing a ~50 MB model');
-    const model = writeRandomMlp(work.dir, 'big', [MODEL_DIM, MODEL_DIM, 10], 7);
-    const size = statSync(model).size;
-    const sha = sha256Hex(readFileSync(model));
-    for (const [args, what] of [
-      [['task', 'add', model, '--task', 'global', '--fallback'], 'task add'],
-      [['publish', '--json'], 'publish'],
-    ] as const) {
-      const r = kb.cli([...args]);
-      if (r.code !== 0) throw new Error(`kb ${what}: ${r.stderr}`);
+      for (const [key, dim] of [['pull', MODEL_DIM], ...(BIG_MODEL_DIM > 0 ? [['pull_big', BIG_MODEL_DIM] as const] : [])] as const) {
+        results[key] = await benchPull(kb, work.dir, key, dim);
+      }
+      const small = results.pull as PullResult;
+      const big = results.pull_big as PullResult | undefined;
+      if (big) {
+        // the bigger model separates what every run pays once (start-up, index, install, exit)
+        // from the streaming: marginal MB/s between the two sizes, and the fixed part left
+        const mbps = (ms: (r: PullResult) => number) => +((big.model_mb - small.model_mb) / ((ms(big) - ms(small)) / 1000)).toFixed(1);
+        const syncMbps = mbps((r) => r.sync_ms);
+        const curlMbps = mbps((r) => r.curl_ms);
+        results.pull_split = {
+          marginal_mb_s: { sync: syncMbps, curl: curlMbps, ratio: +(syncMbps / curlMbps).toFixed(3) },
+          fixed_ms: { sync: Math.round(small.sync_ms - (small.model_mb / syncMbps) * 1000), curl: Math.round(small.curl_ms - (small.model_mb / curlMbps) * 1000) },
+        };
+      }
     }
-    const curlPull: number[] = [];
-    const syncPull: number[] = [];
-    const syncPullPhase: number[] = [];
-    const syncDownload: number[] = [];
-    const out = join(work.dir, 'curl.bin');
-    for (let i = 0; i < RUNS; i++) {
-      const c = await runProc('curl', ['-sS', '-f', '-o', out, '-H', `authorization: Bearer ${kb.deviceToken}`, `${kb.url}/v1/blobs/${sha}`]);
-      if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl pull: ${c.stderr}`);
-      curlPull.push(c.ms);
-      rmSync(out);
-      const e = makeEdge(kb);
-      editConfig(e.home, (cf) => {
-        cf.rollout.activate = 'manual';
-      });
-      const r = await sedna(e.home, ['sync', '--pull-only', '--json']);
-      if (r.code !== 0) throw new Error(`sync pull: exit ${r.code}: ${r.stderr}`);
-      const s = JSON.parse(r.stdout) as { pulled_version: number | null; pull_ms: number; download_ms: number };
-      if (!s.pulled_version) throw new Error('sync pulled nothing');
-      syncPull.push(r.ms);
-      syncPullPhase.push(s.pull_ms);
-      syncDownload.push(s.download_ms);
-      e.cleanup();
-      log(`  run ${i + 1}: curl ${c.ms.toFixed(0)} ms, sync --pull-only ${r.ms.toFixed(0)} ms (pull phase ${s.pull_ms} ms, download ${s.download_ms} ms)`);
-    }
-    results.pull = {
-      model_mb: mb(size),
-      curl_ms: Math.round(median(curlPull)),
-      sync_ms: Math.round(median(syncPull)),
-      sync_pull_phase_ms: Math.round(median(syncPullPhase)),
-      sync_download_ms: Math.round(median(syncDownload)),
-      ratio_vs_curl: +(median(curlPull) / median(syncPull)).toFixed(3),
-      // curl's wall time is almost all transfer (~5 ms start-up); download_ms is sync's transfer
-      // + sha256 + fsync + placement, without Node start-up, index verification and install
-      ratio_download_vs_curl: +(median(curlPull) / median(syncDownload)).toFixed(3),
-      aim: 0.8,
-    };
+
+    // ---- 5. start-up: commands with nothing to do vs `node -e 0` ----
+    if (PARTS.includes('startup')) {
+      results.startup = await benchStartup(kb);
     }
   } finally {
     sink.server.close();
