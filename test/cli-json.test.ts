@@ -158,6 +158,11 @@ describe('--json run records', () => {
     check(k(['promote', '--from', 'canary', '--to', 'stable']), 'kb promote', { exit: 0 });
     check(k(['fleet']), 'kb fleet', { exit: 0 });
     check(k(['bundle', '2', '-o', join(t.dir, 'kb2.tar.gz')]), 'kb bundle', { exit: 0 });
+    check(k(['keys', 'ls']), 'kb keys ls', { exit: 0 });
+    const rot = check(k(['keys', 'rotate']), 'kb keys rotate', { exit: 0 });
+    assert.equal(rot.last_version, 2);
+    check(k(['keys', 'rotate', '--signing-key', join(t.dir, 'no-such.key')]), 'kb keys rotate', { exit: 2 });
+    assert.equal((check(k(['keys', 'ls']), 'kb keys ls', { exit: 0 }).keys as unknown[]).length, 2);
 
     assert.deepEqual(RECORD_COMMANDS.filter((c) => !seen.has(c)), [], 'every command with a schema was run');
   });

@@ -7,12 +7,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { verifyBytes } from '../src/format/signature.js';
+import { verifyIndexSignature, walkChain } from '../src/format/key-chain.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let idSeq = 0;
@@ -230,6 +231,31 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
     assert.equal(res.status, 200);
     const bytes = Buffer.from(await res.arrayBuffer());
     assert.ok(verifyBytes(bytes, res.headers.get('x-sedna-signature')!, dev.public_key), 'signed by the trainer, verified with the key kb device add handed out');
+
+    // key rotation on PostgreSQL: the database only ever holds public keys; the transition is
+    // signed with the --signing-key file, which becomes the new key; the replica (no key) serves
+    // the chain and the next version, signed by the new key
+    const oldCopy = join(tmp.dir, 'train-old.key');
+    copyFileSync(key, oldCopy);
+    const rot = sedna(['kb', 'keys', 'rotate', '--signing-key', key, '--json'], { env });
+    assert.equal(rot.code, 0, rot.stderr);
+    const rr = JSON.parse(rot.stdout) as { public_key: string; last_version: number; retired: string };
+    assert.equal(rr.last_version, 1);
+    const stale = sedna(['kb', 'publish', '--force', '--signing-key', oldCopy, '--json'], { env });
+    assert.equal(stale.code, 2, 'the old key publishes nothing after the rotation');
+    assert.match(stale.stderr, /not the private key of this KB's public key/);
+    const pub = sedna(['kb', 'publish', '--force', '--signing-key', key, '--json'], { env });
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.equal((JSON.parse(pub.stdout) as { version: number }).version, 2);
+    const keysRes = await fetch(`${r.url}/v1/keys`, { headers: { authorization: `Bearer ${dev.token}` } });
+    const chain = (await keysRes.json()) as { public_key: string; transitions: unknown[] };
+    assert.equal(chain.public_key, rr.public_key);
+    const w = walkChain(dev.public_key, chain.transitions);
+    assert.equal(w.refused, null);
+    assert.deepEqual(w.epochs.map((e) => [e.after, e.upto]), [[null, 1], [1, null]]);
+    const res2 = await fetch(`${r.url}/v1/index?since=1`, { headers: { authorization: `Bearer ${dev.token}` } });
+    assert.equal(res2.status, 200);
+    assert.ok(verifyIndexSignature(w.epochs, Buffer.from(await res2.arrayBuffer()), res2.headers.get('x-sedna-signature')!), 'version 2 verifies with the new key through the chain');
     await r.stop();
   });
 });

@@ -8,10 +8,11 @@ import * as publish from './kb-publish.js';
 import * as learn from './kb-learn.js';
 import * as fleet from './kb-fleet.js';
 import * as gc from './kb-gc.js';
+import * as keys from './kb-keys.js';
 import { addStoreOptions } from './kb-common.js';
 
 export function register(program: Command): void {
   const kb = program.command('kb').description('cloud knowledge base: server, devices, samples, tasks, training, rollout');
-  for (const m of [server, device, samples, task, publish, learn, fleet, gc]) m.register(kb);
+  for (const m of [server, device, samples, task, publish, learn, fleet, gc, keys]) m.register(kb);
   addStoreOptions(kb);
 }

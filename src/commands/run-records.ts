@@ -107,6 +107,8 @@ const FIELDS: Record<string, Fields> = {
   'config show': [{ file: str, config: obj({ device_id: str }) }],
   'kb init': [{ data: str, admin_token: str, public_key: str }],
   'kb device add': [{ id: str, channel: str, token: str, token_file: str, public_key: str }, ['id', 'channel', 'public_key']],
+  'kb keys ls': [{ current: str, keys: arr(obj({ seq: int, fingerprint: str, after: nul(int), upto: nul(int), created_at: nul(iso) })) }],
+  'kb keys rotate': [{ seq: int, from: str, to: str, last_version: int, signing_key: str, retired: nul(str), public_key: str, resumed: bool }],
   'kb device ls': [{ devices: arr(kbDevice) }],
   'kb device revoke': [kbDevice.properties as Record<string, Schema>, ['id', 'channel', 'revoked_at']],
   'kb device set': [kbDevice.properties as Record<string, Schema>, ['id', 'channel']],

@@ -20,6 +20,9 @@
 //                                version). The edge installs it if missing and activates it
 //                                through its trial; it does not retry a version that failed on
 //                                it. Edges that omit `active` get the old answer; old KBs ignore it.
+//   GET  /v1/keys             -> { public_key, transitions: SignedTransition[] }: the KB's
+//                                signing-key chain (format/key-chain.ts). An edge asks only when
+//                                an index does not verify with the keys it trusts; old KBs: 404
 //   GET  /v1/blobs/<sha256>   -> model bytes; strong ETag "<sha256>", Accept-Ranges, Range/If-Range
 //   POST /v1/report           body DeviceReport -> { ok: true }
 //   GET  /healthz, GET /metrics (Prometheus text)

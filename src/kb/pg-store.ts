@@ -21,8 +21,6 @@
 //
 // A connection failure (database down, restarting) becomes StoreUnavailableError: the server
 // answers 503 with Retry-After and the edge keeps its samples.
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { NO_TASK, type DeviceReport } from '../format/protocol.js';
@@ -30,6 +28,7 @@ import { ReportedError, UsageError, LockedError } from '../errors.js';
 import { sha256Hex } from '../format/signature.js';
 import type { BlobStore } from './blob-store.js';
 import { PG_MIGRATIONS } from './pg-schema.js';
+import { META_PUBLIC_KEY, readSigningKey } from './signing-key.js';
 import { INLINE_PAYLOAD_MAX, SAMPLE_COLS, json, toChannel, toDevice, toSample, toVersion, type Row } from './store-rows.js';
 import {
   IMPORT_ID_PREFIX,
@@ -252,7 +251,7 @@ export class PgKbStore implements KbStore {
 
   // ---- keys ----
   async publicKey(): Promise<string> {
-    const k = await this.getMeta('signing_public_key');
+    const k = await this.getMeta(META_PUBLIC_KEY);
     if (!k) throw new ReportedError(`${this.describe}: the KB has no public key (run "sedna-ll kb init --store ...")`);
     return k;
   }
@@ -260,21 +259,12 @@ export class PgKbStore implements KbStore {
   async signingKey(): Promise<string> {
     const f = this.shared.opts.signingKey;
     if (!f) throw new UsageError(`${this.describe}: this process holds no signing key: pass --signing-key FILE (or SEDNA_LL_KB_SIGNING_KEY) on the machine that publishes`);
-    let pem: string;
-    try {
-      pem = readFileSync(f, 'utf8');
-    } catch (e) {
-      throw new UsageError(`--signing-key ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    // a key the edges do not trust would publish versions every edge refuses
-    let pub: string;
-    try {
-      pub = createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString();
-    } catch (e) {
-      throw new UsageError(`--signing-key ${f}: not a PEM private key: ${(e as Error).message}`);
-    }
-    if (pub.trim() !== (await this.publicKey()).trim()) throw new UsageError(`--signing-key ${f}: not the private key of this KB's public key`);
-    return pem;
+    // a key the edges do not trust would publish versions every edge refuses (signing-key.ts)
+    return readSigningKey(f, await this.publicKey());
+  }
+
+  keyFiles(): { privateFile: string | null; publicFile: string | null } {
+    return { privateFile: this.shared.opts.signingKey ?? null, publicFile: null };
   }
 
   // ---- settings ----

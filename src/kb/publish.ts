@@ -93,8 +93,8 @@ interface Prepared {
 
 /** Build, validate, sign and store a new KB version; point opts.channel (default stable) at it. */
 export async function publishVersion(store: PublishStore, opts: PublishOptions = {}): Promise<PublishResult> {
-  const key = await store.signingKey(); // fail before any work where this process cannot sign
-  return store.tx(async (t: KbTx) => commitVersion(t, await prepareVersion(t, opts), opts, key));
+  await store.signingKey(); // fail before any work where this process cannot sign
+  return store.tx(async (t: KbTx) => commitVersion(t, await prepareVersion(t, opts), opts));
 }
 
 /** What an index says to the edge, without what every version has of its own (version, created_at, parent, notes). */
@@ -125,11 +125,11 @@ export type PublishIfChangedResult = { published: PublishResult; unchanged: null
  * pull the copy and start a trial of it for nothing. opts.force publishes anyway.
  */
 export async function publishIfChanged(store: PublishStore, opts: PublishOptions & { force?: boolean } = {}): Promise<PublishIfChangedResult> {
-  const key = await store.signingKey();
+  await store.signingKey();
   return store.tx(async (t: KbTx): Promise<PublishIfChangedResult> => {
     const p = await prepareVersion(t, opts);
     if (!opts.force && p.prev && content(p.prev) === content(p.index)) return { published: null, unchanged: p.prev.version };
-    return { published: await commitVersion(t, p, opts, key), unchanged: null };
+    return { published: await commitVersion(t, p, opts), unchanged: null };
   });
 }
 
@@ -170,7 +170,10 @@ async function prepareVersion(store: PublishTx, opts: PublishOptions): Promise<P
 }
 
 /** Sign and store a prepared index as the next version; point the channel at it. */
-async function commitVersion(store: PublishTx, { tasks, index }: Prepared, opts: PublishOptions, privateKey: string): Promise<PublishResult> {
+async function commitVersion(store: PublishTx, { tasks, index }: Prepared, opts: PublishOptions): Promise<PublishResult> {
+  // the key read here, after nextVersion took the version lock: a `kb keys rotate` (which
+  // takes the same lock) either committed before (the new key signs) or waits for this one
+  const privateKey = await store.signingKey();
   const n = index.version;
   const bytes = Buffer.from(JSON.stringify(index, null, 2) + '\n', 'utf8');
   const sig = signBytes(bytes, privateKey);

@@ -22,6 +22,7 @@ import { WalDurability } from '../store/wal-durability.js';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
 import type { KbPaths } from './paths.js';
 import { KB_MIGRATIONS } from './sqlite-schema.js';
+import { META_PUBLIC_KEY, readSigningKey } from './signing-key.js';
 import { INLINE_PAYLOAD_MAX, SAMPLE_COLS, json, toChannel, toDevice, toSample, toVersion, type Row } from './store-rows.js';
 
 export { INLINE_PAYLOAD_MAX };
@@ -186,14 +187,20 @@ export class SqliteKbStore implements KbStore {
   }
 
   async publicKey(): Promise<string> {
+    // meta (set by `kb keys rotate` in the transaction that switches keys) wins over the file
+    const k = await this.getMeta(META_PUBLIC_KEY);
+    if (k) return k;
     if (!existsSync(this.paths.publicKey)) throw new Error(`${this.paths.publicKey}: KB public key missing`);
     return readFileSync(this.paths.publicKey, 'utf8');
   }
 
   async signingKey(): Promise<string> {
     const f = this.opts.signingKey ?? this.paths.privateKey;
-    if (!existsSync(f)) throw new Error(`${f}: KB signing key missing (pass --signing-key FILE on the machine that publishes)`);
-    return readFileSync(f, 'utf8');
+    return readSigningKey(f, await this.publicKey(), this.opts.signingKey ? `--signing-key ${f}` : f);
+  }
+
+  keyFiles(): { privateFile: string | null; publicFile: string | null } {
+    return { privateFile: this.opts.signingKey ?? this.paths.privateKey, publicFile: this.paths.publicKey };
   }
 
   // ---- settings ----

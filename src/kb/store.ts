@@ -183,6 +183,8 @@ export interface SettingsStore {
 export interface KeyStore {
   publicKey(): Promise<string>;
   signingKey(): Promise<string>;
+  /** where this process's private key file is (null: none configured) and, for a KB that keeps one, its public key file */
+  keyFiles(): { privateFile: string | null; publicFile: string | null };
 }
 
 export interface DeviceStore {

@@ -13,8 +13,12 @@ import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUND
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
 import { EXIT, ReportedError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
-import { signBytes, verifyBytes } from '../format/signature.js';
+import { signBytes } from '../format/signature.js';
+import { type KeyEpoch, singleKey, verifyIndexSignature, verifyLaterSignature } from '../format/key-chain.js';
 import { parseIndex } from '../format/validate-index.js';
+
+/** the refusal of an index signed by no key this edge trusts for its version */
+const BAD_INDEX_SIG = 'bad signature on index.json (not by the KB key this edge trusts for its version)';
 
 export interface BundleLimits {
   /** entries in the archive (files + the models/ directory) */
@@ -136,7 +140,9 @@ async function sha256OfFile(path: string): Promise<string> {
  * signature (publicKeyPem), the index schema, every model's sha256 and size, and the canary
  * file. Throws VerificationError on any refusal, leaving nothing behind.
  */
-export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | null; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
+export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | KeyEpoch[] | null; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
+  // one key, or the epochs of an edge that followed KB key rotations (format/key-chain.ts)
+  const keys = typeof opts.publicKeyPem === 'string' ? singleKey(opts.publicKeyPem) : opts.publicKeyPem?.length ? opts.publicKeyPem : null;
   const limits = { ...DEFAULT_BUNDLE_LIMITS, ...opts.limits };
   let st;
   try {
@@ -159,7 +165,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   // bundle of 2.7 MB once wrote 623 MB of "models" to tmp before being refused)
   let expected: Map<string, number>;
   try {
-    expected = await signedEntries(file, opts.publicKeyPem, limits);
+    expected = await signedEntries(file, keys, limits);
   } catch (e) {
     if (e instanceof ReportedError) throw e;
     refuse(file, (e as Error).message);
@@ -182,7 +188,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   };
   try {
     const files = await extractEntries(file, dir, limits, expected);
-    return verifyExtracted(file, dir, files, opts.publicKeyPem, limits, dispose);
+    return verifyExtracted(file, dir, files, keys, limits, dispose);
   } catch (e) {
     dispose();
     if (e instanceof ReportedError) throw e;
@@ -198,7 +204,7 @@ const entryName = (path: string) => (path.startsWith('./') ? path.slice(2) : pat
  * unread, and reading stops once both are there: bundles written here put them first), verify
  * the signature and the index, and return the entries the index allows with their exact sizes.
  */
-async function signedEntries(file: string, publicKeyPem: string | null, limits: BundleLimits): Promise<Map<string, number>> {
+async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: BundleLimits): Promise<Map<string, number>> {
   const { Parser } = await import('tar');
   const found = new Map<string, Buffer>();
   await new Promise<void>((resolve, reject) => {
@@ -240,8 +246,8 @@ async function signedEntries(file: string, publicKeyPem: string | null, limits: 
   const sigBytes = found.get(BUNDLE_SIG);
   if (!indexBytes) refuse(file, `missing ${BUNDLE_INDEX}`);
   if (!sigBytes) refuse(file, `missing ${BUNDLE_SIG}`);
-  if (!publicKeyPem) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
-  if (!verifyBytes(indexBytes, sigBytes.toString('utf8').trim(), publicKeyPem)) refuse(file, 'bad signature on index.json');
+  if (!keys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!verifyIndexSignature(keys, indexBytes, sigBytes.toString('utf8').trim())) refuse(file, BAD_INDEX_SIG);
   let index: TaskIndex;
   try {
     index = parseIndex(indexBytes, 'index.json');
@@ -368,15 +374,15 @@ function verifyExtracted(
   file: string,
   dir: string,
   files: Map<string, { sha: string; size: number }>,
-  publicKeyPem: string | null,
+  keys: KeyEpoch[] | null,
   limits: BundleLimits,
   dispose: () => void,
 ): OpenedBundle {
   for (const n of [BUNDLE_INDEX, BUNDLE_SIG]) if (!files.has(n)) refuse(file, `missing ${n}`);
   const indexBytes = readFileSync(join(dir, BUNDLE_INDEX));
   const sig = readFileSync(join(dir, BUNDLE_SIG), 'utf8').trim();
-  if (!publicKeyPem) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
-  if (!verifyBytes(indexBytes, sig, publicKeyPem)) refuse(file, 'bad signature on index.json');
+  if (!keys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!verifyIndexSignature(keys, indexBytes, sig)) refuse(file, BAD_INDEX_SIG);
   let index: TaskIndex;
   try {
     index = parseIndex(indexBytes, 'index.json');
@@ -404,7 +410,7 @@ function verifyExtracted(
     const raw = readFileSync(join(dir, BUNDLE_CANARY));
     if (files.has(BUNDLE_CANARY_SIG)) {
       canarySig = readFileSync(join(dir, BUNDLE_CANARY_SIG), 'utf8').trim();
-      if (!verifyBytes(canaryMessage(indexBytes, raw), canarySig, publicKeyPem)) refuse(file, `bad signature on ${BUNDLE_CANARY} (tampered, or made for another index)`);
+      if (!verifyLaterSignature(keys, index.version, canaryMessage(indexBytes, raw), canarySig)) refuse(file, `bad signature on ${BUNDLE_CANARY} (tampered, or made for another index)`);
       try {
         canary = parseCanary(raw, index, BUNDLE_CANARY, limits.maxCanaryRecords);
       } catch (e) {

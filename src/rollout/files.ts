@@ -8,7 +8,8 @@ import { BUNDLE_CANARY, type CanaryRecord } from './bundle-layout.js';
 import { canaryBytes, openBundle, parseCanary, writeBundle } from './bundle.js';
 import { UsageError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
-import { verifyBytes } from '../format/signature.js';
+import { keyForVersion, verifyIndexSignature } from '../format/key-chain.js';
+import { trustedKeys } from '../store/trusted-keys.js';
 import { type DB, kvGet } from '../store/db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { withLock } from '../durable/lock.js';
@@ -114,7 +115,8 @@ export interface InstalledBundle {
  * place the models and the version directory. A refused bundle leaves nothing behind (exit 5).
  */
 export async function installBundle(paths: HomePaths, db: DB, file: string, config: EdgeConfig): Promise<InstalledBundle> {
-  const b = await openBundle(file, { tmpRoot: paths.tmp, publicKeyPem: config.kb?.public_key ?? null });
+  const keys = trustedKeys(db, config.kb?.public_key);
+  const b = await openBundle(file, { tmpRoot: paths.tmp, publicKeyPem: keys });
   try {
     const id = String(b.index.version);
     const before = getVersion(db, id);
@@ -122,7 +124,7 @@ export async function installBundle(paths: HomePaths, db: DB, file: string, conf
       indexBytes: b.indexBytes,
       sig: b.sig,
       origin: 'bundle',
-      publicKey: config.kb?.public_key,
+      publicKey: keyForVersion(keys, b.index.version)?.key,
       modelPath: (sha) => {
         const p = b.models.get(sha);
         if (!p) throw new VerificationError(`${file}: model ${sha} missing from the bundle`);
@@ -159,6 +161,8 @@ export async function verifyInstalled(paths: HomePaths, db: DB, config: EdgeConf
   const rows = listVersions(db);
   const ids = new Set(rows.map((r) => r.id));
   const modelSeen = new Map<string, string | null>(); // sha -> problem or null
+  // each version with the key of its epoch (after KB key rotations, older versions keep theirs)
+  const keys = trustedKeys(db, config.kb?.public_key);
   for (const r of rows) {
     let index: TaskIndex;
     try {
@@ -169,11 +173,10 @@ export async function verifyInstalled(paths: HomePaths, db: DB, config: EdgeConf
     }
     if (r.origin !== 'local') {
       const sigPath = join(versionDir(paths, r.id), 'index.json.sig');
-      const key = config.kb?.public_key;
       if (!existsSync(sigPath)) problems.push(`version ${r.id}: ${sigPath} is missing`);
-      else if (!key) notes.push(`version ${r.id}: no KB public key configured; signature not checked`);
-      else if (!verifyBytes(readFileSync(join(versionDir(paths, r.id), 'index.json')), readFileSync(sigPath, 'utf8'), key)) {
-        problems.push(`version ${r.id}: index.json signature does not verify`);
+      else if (!keys.length) notes.push(`version ${r.id}: no KB public key configured; signature not checked`);
+      else if (!verifyIndexSignature(keys, readFileSync(join(versionDir(paths, r.id), 'index.json')), readFileSync(sigPath, 'utf8').trim())) {
+        problems.push(`version ${r.id}: index.json signature does not verify with the KB key this edge trusts for it`);
       }
     }
     try {

@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { verifyBytes } from '../format/signature.js';
+import { keyForVersion } from '../format/key-chain.js';
+import { trustedKeys } from './trusted-keys.js';
 import { UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, logEvent } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
@@ -137,7 +139,9 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   }
   if (opts.origin !== 'local') {
     if (!opts.sig) throw new VerificationError(`index.json version ${index.version}: no signature`);
-    const key = opts.publicKey ?? configuredKey(paths);
+    // the key this edge trusts for this version (trusted-keys.ts: after a KB key rotation, the
+    // key of the epoch the version belongs to)
+    const key = opts.publicKey ?? keyForVersion(trustedKeys(db, configuredKey(paths)), index.version)?.key;
     if (!key) throw new VerificationError(`no KB public key configured; run "sedna-ll init --kb-key FILE" first`);
     if (!verifyBytes(opts.indexBytes, opts.sig, key)) {
       throw new VerificationError(`index.json version ${index.version}: signature does not verify with the KB public key`);

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { UsageError, VerificationError, ReportedError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
-import { verifyBytes } from '../format/signature.js';
+import { keyForVersion } from '../format/key-chain.js';
 import { parseIndex } from '../format/validate-index.js';
 import { type DB, kvGet, logEvent } from '../store/db.js';
 import { fsyncDir } from '../durable/atomic-write.js';
@@ -30,6 +30,7 @@ import type { EdgeConfig, HomePaths } from '../store/home.js';
 import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
 import { carryLocalTasks, localTasks } from '../store/kept-tasks.js';
 import { sinkHashed } from './blob-sink.js';
+import { verifyPulledIndex } from './index-trust.js';
 import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
 
 export interface PullResult {
@@ -97,7 +98,9 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   const bytes = res.body;
   const sig = header(res.headers, SIGNATURE_HEADER);
   if (!sig) throw new VerificationError(`KB index (since=${since}): no ${SIGNATURE_HEADER} header; refusing an unsigned index`);
-  if (!verifyBytes(bytes, sig, key)) throw new VerificationError(`KB index (since=${since}): signature does not verify with the KB public key in config.json; refusing it`);
+  // with the key this edge trusts for that version; a KB that rotated its key hands the new
+  // one on here (index-trust.ts: only through transitions signed by a key already trusted)
+  const keys = await verifyPulledIndex(db, key, client, bytes, sig, `KB index (since=${since})`);
   let index: TaskIndex;
   try {
     index = parseIndex(bytes, 'KB index');
@@ -153,7 +156,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
     sig,
     origin: 'kb',
     modelPath: (sha) => modelFile(paths, sha),
-    publicKey: key,
+    publicKey: keyForVersion(keys, index.version)?.key ?? key,
     verifiedModels: new Set(missing.map(([sha]) => sha)),
   });
   let activated = false;

@@ -16,6 +16,7 @@ import { PROTOCOL_REVISION, type ProtocolInfo } from '../../format/protocol.js';
 import { FRAMES_CONTENT_TYPE, FRAMES_NAME } from '../../format/sample-frames.js';
 import { sha256Hex } from '../../format/signature.js';
 import { handleDeviceReport } from '../report.js';
+import { keyTransitions } from '../signing-key.js';
 import { decodeSample, ingestFrames } from '../sample-ingest.js';
 import type { NewSample, PutSamplesResult } from '../store.js';
 import { HttpError, queryInt, type KbRouteOptions } from './http.js';
@@ -125,6 +126,15 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRouteOptions> = async (app, 
       .header('etag', `"${idx.sha}"`)
       .header('cache-control', 'no-cache');
     return reply.send(idx.bytes);
+  });
+
+  // the KB's signing-key chain (kb/signing-key.ts): an edge asks only when an index does not
+  // verify with the keys it trusts; every transition, so one offline through several
+  // rotations walks them all. Nothing secret: each is signed by the private keys it names.
+  app.get('/v1/keys', async (_req, reply) => {
+    const [publicKey, transitions] = await Promise.all([store.publicKey(), keyTransitions(store)]);
+    reply.header('cache-control', 'no-cache');
+    return { public_key: publicKey, transitions };
   });
 
   app.post('/v1/report', { schema: { body: DEVICE_REPORT_SCHEMA } }, async (req) => {
