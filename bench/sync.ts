@@ -12,10 +12,12 @@
 //    reported too, as end-to-end (--compress none, so that the KB's CPU compares the framings
 //    and not gunzip), with the same curl baseline, and the KB process's CPU time (utime+stime
 //    from /proc) per 1 000 samples for each framing.
-// 1b. slow link: the same push (BENCH_SYNC_SLOW_SAMPLES, default 3000) through a bench-local
-//    throttling proxy (bench/lib/slow-link.ts: 10 Mbit/s each way, 100 ms RTT) to the real KB:
-//    request body bytes per second of the push phase vs the link's capacity (aim >= 0.9), and
-//    curl through the same proxy as the reference of what the link allows.
+// 1b. slow link: the same push (BENCH_SYNC_SLOW_SAMPLES, default 10 000: ~20 s of link time, so
+//    the ~5 fixed round trips of a run (connect, protocol, last ack, labels) are ~3 % of it, not
+//    the ~12 % of the 3 000 used before) through a bench-local throttling proxy
+//    (bench/lib/slow-link.ts: 10 Mbit/s each way shared by all connections, 100 ms RTT) to the
+//    real KB: request body bytes per second of the push phase vs the link's capacity (aim >= 0.9),
+//    and curl through the same proxy as the reference of what the link allows.
 // 2. bytes on the wire (request bodies) vs payload bytes, with the default --compress auto
 //    (batches sent gzipped / plain) and from one extra run with --compress gzip.
 // 3. peak RSS (/usr/bin/time %M) of `sync` pushing a 1 GB backlog (to the sink; see there)
@@ -52,7 +54,7 @@ const N = Number(process.env.BENCH_SYNC_SAMPLES ?? 50_000);
 const SIZE = 3072;
 const RSS_MB = Number(process.env.BENCH_SYNC_RSS_MB ?? 1024);
 const MODEL_DIM = Number(process.env.BENCH_SYNC_MODEL_DIM ?? 3584); // 3584^2 floats ~ 51 MB
-const SLOW_N = Number(process.env.BENCH_SYNC_SLOW_SAMPLES ?? 3000);
+const SLOW_N = Number(process.env.BENCH_SYNC_SLOW_SAMPLES ?? 10_000);
 const SLOW_MODEL_DIM = Number(process.env.BENCH_SYNC_SLOW_MODEL_DIM ?? 1400); // ~7.8 MB
 /** a second, bigger model pulled after the 50 MB one (0: none); 7168^2 floats ~ 206 MB */
 const BIG_MODEL_DIM = Number(process.env.BENCH_SYNC_BIG_MODEL_DIM ?? 0);

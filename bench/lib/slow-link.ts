@@ -3,7 +3,9 @@
 // chunk leaves when the link has finished sending the previous bytes (len * 8 / rate), and
 // arrives rttMs/2 later. The sender is paused while more than one bandwidth-delay product
 // (plus a small queue) is in flight, as a TCP window would hold it back, so a client cannot
-// "send" faster than the link by filling the proxy's memory.
+// "send" faster than the link by filling the proxy's memory. The link is shared: every
+// connection through the proxy queues on the same serial link per direction (as on a real
+// uplink), so a client with two connections open gets the same 10 Mbit/s, not twice that.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export interface SlowLink {
@@ -19,8 +21,12 @@ export interface SlowLink {
 /** largest piece scheduled at once (smooths pacing of 64 KB socket chunks) */
 const PIECE = 16 * 1024;
 
-function pipeThrottled(from: Socket, to: Socket, bytesPerMs: number, delayMs: number, count: (n: number) => void): void {
-  let linkFreeAt = 0;
+/** one direction of the link: when it has finished sending the bytes queued so far (shared by all connections) */
+interface Wire {
+  freeAt: number;
+}
+
+function pipeThrottled(from: Socket, to: Socket, wire: Wire, bytesPerMs: number, delayMs: number, count: (n: number) => void): void {
   let inFlight = 0;
   const limit = Math.max(64 * 1024, bytesPerMs * delayMs * 2 + 32 * 1024);
   // pieces in send order with their arrival times; one timer releases them in that order
@@ -49,16 +55,16 @@ function pipeThrottled(from: Socket, to: Socket, bytesPerMs: number, delayMs: nu
   from.on('data', (chunk: Buffer) => {
     for (let off = 0; off < chunk.length; off += PIECE) {
       const piece = chunk.subarray(off, Math.min(chunk.length, off + PIECE));
-      linkFreeAt = Math.max(performance.now(), linkFreeAt) + piece.length / bytesPerMs;
+      wire.freeAt = Math.max(performance.now(), wire.freeAt) + piece.length / bytesPerMs;
       inFlight += piece.length;
-      queue.push({ at: linkFreeAt + delayMs, piece });
+      queue.push({ at: wire.freeAt + delayMs, piece });
     }
     if (inFlight >= limit) from.pause();
     schedule();
   });
   // FIN travels behind the data before it
   from.on('end', () => {
-    queue.push({ at: Math.max(performance.now(), linkFreeAt) + delayMs, piece: null });
+    queue.push({ at: Math.max(performance.now(), wire.freeAt) + delayMs, piece: null });
     schedule();
   });
   from.on('error', () => to.destroy());
@@ -71,6 +77,8 @@ export async function startSlowLink(targetPort: number, opts: { mbit: number; rt
   const oneWay = opts.rttMs / 2;
   const stats = { up: 0, down: 0 };
   const sockets = new Set<Socket>();
+  const up: Wire = { freeAt: 0 };
+  const down: Wire = { freeAt: 0 };
   const server: Server = createServer((client) => {
     client.pause();
     // the SYN/SYN-ACK of the far side costs one RTT before the first byte
@@ -83,8 +91,8 @@ export async function startSlowLink(targetPort: number, opts: { mbit: number; rt
       };
       upstream.on('close', () => setTimeout(drop, oneWay));
       client.on('close', drop);
-      pipeThrottled(client, upstream, bytesPerMs, oneWay, (n) => (stats.up += n));
-      pipeThrottled(upstream, client, bytesPerMs, oneWay, (n) => (stats.down += n));
+      pipeThrottled(client, upstream, up, bytesPerMs, oneWay, (n) => (stats.up += n));
+      pipeThrottled(upstream, client, down, bytesPerMs, oneWay, (n) => (stats.down += n));
     }, opts.rttMs);
   });
   await new Promise<void>((r) => server.listen(0, host, () => r()));
