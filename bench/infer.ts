@@ -12,8 +12,9 @@
 //      (aims <= 30 ms, <= 80 ms)
 //  (4) peak RSS of infer on the 20k file (/usr/bin/time -f %M; aim <= 150 MB)
 //  (5) serve latency for single-sample requests over keep-alive HTTP, Unix socket and TCP, at
-//      1, 8 and 64 concurrent clients: p50 / p99, with a minimal node:http server as the floor
-//      (BENCH_PARTS=serve runs only this part)
+//      1, 8 and 64 concurrent clients: p50 / p99 and the server's CPU per request, with a
+//      minimal node:http server as the floor, all loaded by the same generator
+//      (bench/lib/http-load.ts; BENCH_PARTS=serve runs only this part)
 // Medians of several runs; a table on stdout; JSON in bench/out/infer.json.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

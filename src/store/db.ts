@@ -26,6 +26,8 @@ export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');
     // FULL: a sample reported "logged" must survive a power cut, not only a process kill
+    // (`serve` switches its connection to NORMAL and fsyncs the WAL itself before it reports a
+    // sample logged: wal-durability.ts)
     db.pragma('synchronous = FULL');
     migrate(db);
   }

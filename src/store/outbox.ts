@@ -11,7 +11,9 @@
 // INLINE_MAX live in blobs/<sha256> (placed before the row commits); smaller ones in table
 // sample_payloads next to their row (schema migration 4: marking a sample uploaded then
 // rewrites a small row, not its payload's page). When the commit returns, every sample
-// reported logged survives a kill -9 or a power cut (WAL + synchronous=FULL, see db.ts). Over
+// reported logged survives a kill -9 or a power cut (WAL + synchronous=FULL, see db.ts; `serve`
+// commits with NORMAL and reports a sample logged only after its own fdatasync of the WAL,
+// wal-durability.ts). Over
 // quota, the same transaction evicts (outbox-eviction.ts).
 import { createHash } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
