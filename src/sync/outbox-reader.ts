@@ -108,20 +108,12 @@ export interface FramesSent {
 
 export const newFramesSent = (): FramesSent => ({ ids: [], rowids: [], labels: {}, missingBlobs: 0, bodyBytes: 0, end: null });
 
-/**
- * Memory-mapped reads for the push (pushSamples turns them on for its run with PRAGMA
- * mmap_size; framesBody keeps them bounded). Reading pages through the mapping instead of a
- * pread() into SQLite's page cache per 4 KB page cut the reader's CPU by ~40 % (50k x 3 KB,
- * same run: 620 -> 390 ms). The risk of mmap is a SIGBUS instead of an I/O error when the
- * storage fails or the file is truncated under the mapping: the run then dies like a kill -9,
- * which the push survives by design (only acked samples are marked; the rest is sent again),
- * and WAL mode already maps edge.db-shm from the same directory. Only on 64-bit processes
- * (address space). The mapped pages a run touched count in its RSS until unmapped, so the
- * reader remaps every PUSH_MMAP_WINDOW bytes (changing mmap_size unmaps, SQLite maps again on
- * the next read): a 1 GB backlog does not show as 1 GB of RSS.
- */
-export const PUSH_MMAP_BYTES = process.arch === 'x64' || process.arch === 'arm64' ? 1 << 30 : 0;
-const PUSH_MMAP_WINDOW = 64 << 20;
+// No mmap for the push's reads (PRAGMA mmap_size), decided by measurement: it cut the reader's
+// own CPU by ~40 % in isolation (50k x 3 KB: 620 -> 390 ms), but a whole `sync --push-only` of
+// the same outbox at load 1.2 took the same wall and CPU time with and without it (2.5 s; the
+// send, the marking and start-up dominate), while the mapped pages counted in its RSS: 240 vs
+// 145 MB for 50k samples, 386 MB for a 1 GB backlog (aim 200 MB) even with a remap every 64 MB.
+// And a storage failure under a mapping is a SIGBUS instead of an I/O error line.
 
 /** rows per query of framesBody: ~0.8 MB of 3 KB samples, one chunk of the body */
 const FRAMES_PAGE = 256;
@@ -148,10 +140,6 @@ export class PushReader {
          unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label, preprocessing`;
   /** rows logged after the run started wait for the next run, so a busy edge's push ends */
   private readonly lastRowid: number;
-  /** mmap_size of the connection (0: reads are not mapped) and body bytes read since the last remap */
-  private readonly mmapBytes: number;
-  private mapped = 0;
-  private remapFlip = false;
 
   private readonly db: DB;
 
@@ -162,7 +150,6 @@ export class PushReader {
   ) {
     this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.db = db;
-    this.mmapBytes = db.pragma('mmap_size', { simple: true }) as number;
     this.page = db.prepare(
       `${this.columns}
        FROM samples WHERE state = 'pending' AND (created_at, rowid) > (?, ?) AND rowid <= ? ORDER BY created_at, rowid LIMIT ?`,
@@ -232,8 +219,6 @@ export class PushReader {
       );
     }
     const body = this.framing === 'frames' ? assembleFrames(frameParts, frameBytes) : assemble(heads, payloads, tails);
-    this.mapped += body.length;
-    if (this.mmapBytes > 0 && this.mapped >= PUSH_MMAP_WINDOW) this.remap();
     return { ids, labels, json: body, missingBlobs, payloadBytes: bytes, cursor: `${last!.created_at}:${last!.rid}` };
   }
 
@@ -328,21 +313,12 @@ export class PushReader {
       }
       if (off !== size) throw new Error(`frames body: wrote ${off} of ${size} bytes`); // a sizing bug must not send garbage
       sent.bodyBytes += size;
-      this.mapped += size;
-      if (this.mmapBytes > 0 && this.mapped >= PUSH_MMAP_WINDOW) this.remap();
       yield chunk;
     }
     const tail = first ? Buffer.concat([FRAMES_MAGIC, FRAMES_END]) : FRAMES_END;
     sent.bodyBytes += tail.length;
     sent.end = n > 0 ? `${t}:${rid}` : after;
     yield tail;
-  }
-
-  /** Drop the pages mapped so far (see PUSH_MMAP_BYTES): a new mmap_size limit unmaps the file. */
-  private remap(): void {
-    this.mapped = 0;
-    this.remapFlip = !this.remapFlip;
-    this.db.pragma(`mmap_size = ${this.mmapBytes - (this.remapFlip ? 4096 : 0)}`);
   }
 
   /** Is a sample pending after cursor `after`? (an index-only look, no row read) */

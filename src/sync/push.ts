@@ -22,7 +22,7 @@ import type { EdgeConfig } from '../store/home.js';
 import type { AckedRow, Outbox } from '../store/outbox.js';
 import { markRejected } from '../store/rejected.js';
 import { CompressPolicy, type CompressMode } from './compress-policy.js';
-import { type Framing, type FramesSent, PUSH_MMAP_BYTES, PushReader, newFramesSent, pendingCounts } from './outbox-reader.js';
+import { type Framing, type FramesSent, PushReader, newFramesSent, pendingCounts } from './outbox-reader.js';
 import { FRAMES_CONTENT_TYPE } from '../format/sample-frames.js';
 import { type KbClient, type Reply, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
@@ -92,9 +92,6 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
   // unchanged (committed frames are in the WAL).
   const prevCkpt = db.pragma('wal_autocheckpoint', { simple: true }) as number;
   db.pragma(`wal_autocheckpoint = ${Math.max(prevCkpt, PUSH_AUTOCHECKPOINT_PAGES)}`);
-  // the push reads the outbox through a memory mapping (why, and what it risks: PUSH_MMAP_BYTES)
-  const prevMmap = db.pragma('mmap_size', { simple: true }) as number;
-  if (PUSH_MMAP_BYTES > 0) db.pragma(`mmap_size = ${PUSH_MMAP_BYTES}`);
   try {
     try {
       await pushBatches(db, outbox, config, client, c, o);
@@ -107,7 +104,6 @@ export async function pushSamples(db: DB, outbox: Outbox, config: EdgeConfig, cl
   } finally {
     db.pragma(`synchronous = ${prevSync}`);
     db.pragma(`wal_autocheckpoint = ${prevCkpt}`);
-    db.pragma(`mmap_size = ${prevMmap}`);
   }
 }
 
