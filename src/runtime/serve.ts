@@ -201,7 +201,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     // the WAL on the thread pool (group commit); the durability promise is FULL's
     walDurability = o.log ? new WalDurability(db, paths.db) : null;
     // and checkpoints (copy WAL -> database, two fsyncs) run on a worker thread, not in a COMMIT
-    checkpointer = o.log ? new WalCheckpointer(db, paths.db, warn) : null;
+    checkpointer = o.log ? WalCheckpointer.open(db, paths.db, warn) : null;
     const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });

@@ -10,6 +10,21 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { DB } from './db.js';
 
+const require = createRequire(import.meta.url);
+
+/**
+ * Where the worker loads better-sqlite3 from; null when it is not a file on disk: in the
+ * single-file binary the driver and its addon ride inside the executable (src/sea/natives.ts),
+ * where an eval'd worker cannot load them, so serve keeps SQLite's automatic checkpoints there.
+ */
+function driverPath(): string | null {
+  try {
+    return typeof require.resolve === 'function' ? require.resolve('better-sqlite3') : null;
+  } catch {
+    return null;
+  }
+}
+
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
@@ -51,9 +66,9 @@ export class WalCheckpointer {
     private readonly warn: (msg: string) => void,
     private readonly every = 256,
     intervalMs = 1000,
+    driver: string = driverPath() ?? 'better-sqlite3',
   ) {
     db.pragma('wal_autocheckpoint = 0');
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { driver, path: dbPath } });
     this.worker.unref();
     this.worker.on('message', (m: { log: number; checkpointed: number } | { error: string }) => {
@@ -69,6 +84,12 @@ export class WalCheckpointer {
     this.worker.on('error', (e) => this.fail(e));
     this.timer = setInterval(() => this.start(), intervalMs);
     this.timer.unref();
+  }
+
+  /** A checkpointer for `db`, or null where no worker can load the driver (automatic checkpoints stay on). */
+  static open(db: DB, dbPath: string, warn: (msg: string) => void): WalCheckpointer | null {
+    const driver = driverPath();
+    return driver ? new WalCheckpointer(db, dbPath, warn, undefined, undefined, driver) : null;
   }
 
   /** A transaction committed on the serving connection. */
