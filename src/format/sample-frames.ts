@@ -28,16 +28,34 @@ export const FRAMES_END = Buffer.alloc(4);
 const END = FRAMES_END;
 
 /** The encoder side: one record's bytes around a payload (header written into one small Buffer). */
-export function encodeRecordHead(id: string, meta: string, payloadBytes: number): Buffer {
-  const idLen = Buffer.byteLength(id, 'latin1');
+/** Bytes of one record (length prefix included) with a latin1 id of idLen bytes and a UTF-8 meta of metaLen bytes. */
+export const recordSize = (idLen: number, metaLen: number, payloadBytes: number): number => 9 + idLen + metaLen + payloadBytes;
+
+/**
+ * Write one record into `buf` at `off`: u32 length, u8 id length, id (latin1), u32 meta length,
+ * meta (UTF-8), then the payload when given (else the caller sends `payloadBytes` bytes after
+ * it). `metaLen` is Buffer.byteLength(meta, 'utf8'), which the caller has already computed to
+ * size `buf`. Returns the offset after what was written.
+ */
+export function writeRecord(buf: Buffer, off: number, id: string, meta: string, metaLen: number, payload: Buffer | null, payloadBytes = payload ? payload.length : 0): number {
+  const idLen = id.length; // ids are ASCII (SAMPLE_ID_RE): one byte per character
   if (idLen > 255) throw new Error(`sample id "${id.slice(0, 40)}…": longer than 255 bytes`);
+  buf.writeUInt32BE(recordSize(idLen, metaLen, payloadBytes) - 4, off);
+  buf[off + 4] = idLen;
+  off += 5;
+  off += buf.write(id, off, 'latin1');
+  buf.writeUInt32BE(metaLen, off);
+  off += 4;
+  off += buf.write(meta, off, 'utf8');
+  if (payload) off += payload.copy(buf, off);
+  return off;
+}
+
+/** The head of one record (everything before its payload), for a body assembled from parts. */
+export function encodeRecordHead(id: string, meta: string, payloadBytes: number): Buffer {
   const metaLen = Buffer.byteLength(meta, 'utf8');
-  const head = Buffer.allocUnsafe(4 + 1 + idLen + 4 + metaLen);
-  head.writeUInt32BE(1 + idLen + 4 + metaLen + payloadBytes, 0);
-  head[4] = idLen;
-  head.write(id, 5, 'latin1');
-  head.writeUInt32BE(metaLen, 5 + idLen);
-  head.write(meta, 9 + idLen, 'utf8');
+  const head = Buffer.allocUnsafe(recordSize(id.length, metaLen, 0));
+  writeRecord(head, 0, id, meta, metaLen, null, payloadBytes);
   return head;
 }
 

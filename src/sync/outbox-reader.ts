@@ -25,7 +25,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
 import type { Outbox } from '../store/outbox.js';
 import { NO_TASK, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
-import { FRAMES_MAGIC, FRAMES_END, assembleFrames, encodeRecordHead } from '../format/sample-frames.js';
+import { FRAMES_MAGIC, FRAMES_END, assembleFrames, encodeRecordHead, recordSize, writeRecord } from '../format/sample-frames.js';
 
 /** push body format: the v1 JSON document, or binary sample frames (format/sample-frames.ts) */
 export type Framing = 'json' | 'frames';
@@ -277,9 +277,8 @@ export class PushReader {
           meta = frameMeta(r, payload !== null);
         }
         const id = row[F_ID] as string;
-        if (id.length > 255) throw new Error(`sample id "${id.slice(0, 40)}…": longer than 255 bytes`);
         const metaLen = Buffer.byteLength(meta, 'utf8');
-        size += 9 + id.length + metaLen + (payload ? payload.length : 0);
+        size += recordSize(id.length, metaLen, payload ? payload.length : 0);
         bytes += payload ? payload.length : 0;
         ids.push(id);
         metas.push(meta);
@@ -294,23 +293,12 @@ export class PushReader {
         n++;
       }
       if (ids.length === 0) break;
-      // the page's records in one Buffer: u32 len, u8 idLen, id, u32 metaLen, meta, payload
+      // the page's records in one Buffer
       const chunk = Buffer.allocUnsafe(size);
       let off = 0;
       if (first) off += FRAMES_MAGIC.copy(chunk, 0);
       first = false;
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i];
-        const p = payloads[i];
-        chunk.writeUInt32BE(1 + id.length + 4 + metaLens[i] + (p ? p.length : 0), off);
-        chunk[off + 4] = id.length;
-        off += 5;
-        off += chunk.write(id, off, 'latin1');
-        chunk.writeUInt32BE(metaLens[i], off);
-        off += 4;
-        off += chunk.write(metas[i], off, 'utf8');
-        if (p) off += p.copy(chunk, off);
-      }
+      for (let i = 0; i < ids.length; i++) off = writeRecord(chunk, off, ids[i], metas[i], metaLens[i], payloads[i]);
       if (off !== size) throw new Error(`frames body: wrote ${off} of ${size} bytes`); // a sizing bug must not send garbage
       sent.bodyBytes += size;
       yield chunk;
