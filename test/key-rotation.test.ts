@@ -3,9 +3,11 @@
 // an edge online through a rotation adopts the new key at the sync that brings the first
 // version it signs; an edge offline through two rotations walks both; the retired key cannot
 // sign a newer version; a transition not signed by a trusted key is refused (exit 5, nothing
-// stored); kill -9 of sync in the middle of adopting leaves the edge before or after.
+// stored); kill -9 of sync in the middle of adopting leaves the edge before or after. Offline
+// bundles carry the chain (keys.json): an edge offline through the rotations installs a bundle
+// signed by the new key without a sync, and refuses a forged chain the same way.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, createReadStream, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,7 +18,7 @@ import { homePaths } from '../src/store/home.js';
 import { trustedKeys } from '../src/store/trusted-keys.js';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
-import { initEdge, mulberry32, modelBytes } from './helpers/rollout-fixtures.js';
+import { initEdge, mulberry32, modelBytes, rawTarGz, type RawEntry } from './helpers/rollout-fixtures.js';
 
 const tmp = tempDir('sedna-ll-key-rotation-');
 let kb: TestKb;
@@ -80,6 +82,9 @@ test('online through a rotation, offline through two, and the retired key signs 
   }
   const k0 = keyFingerprint(kb.publicKeyPem);
   const oldPrivate = readFileSync(keyFile(), 'utf8');
+  // a bundle of a KB that never rotated: no chain in it (edges before keys.json install it too)
+  const b1 = JSON.parse(ok(kb.cli(['bundle', String(v1), '-o', join(tmp.dir, 'v1-before-rotation.tar.gz'), '--json']), 'kb bundle v1').stdout) as { key_transitions: number };
+  assert.equal(b1.key_transitions, 0);
 
   const r1 = rotate();
   assert.equal(r1.seq, 1);
@@ -153,6 +158,114 @@ test('online through a rotation, offline through two, and the retired key signs 
     forged.server.close();
   }
 });
+
+test('offline bundles carry the key chain: an edge offline through two rotations installs the newest version from one; a forged chain is refused', async () => {
+  const keysLs = JSON.parse(ok(kb.cli(['keys', 'ls', '--json']), 'keys ls').stdout) as { current: string; keys: { fingerprint: string; after: number | null; upto: number | null }[] };
+  const chain = keysLs.keys.map((k) => [k.fingerprint, k.after, k.upto]);
+  assert.equal(chain.length, 3, 'the first test rotated twice');
+  const newest = (JSON.parse(ok(kb.cli(['versions', '--json']), 'kb versions').stdout) as { versions: { version: number }[] }).versions.map((v) => v.version).sort((a, b) => b - a)[0];
+  const made = JSON.parse(ok(kb.cli(['bundle', String(newest), '-o', join(tmp.dir, 'newest.tar.gz'), '--json']), 'kb bundle newest').stdout) as { file: string; key_transitions: number };
+  assert.equal(made.key_transitions, 2);
+
+  // enrolled with the first key, never synced since: the chain of the bundle walks it to the newest
+  const offline = newEdge('bundle-offline');
+  assert.deepEqual(fps(offline), [chain[0][0]]);
+  const r = sedna(['model', 'install', made.file, '--json'], { home: offline });
+  assert.equal(r.code, 0, r.stderr);
+  const rec = JSON.parse(r.stdout) as { version: string; keys_adopted: string[]; canary: number };
+  assert.equal(rec.version, String(newest));
+  assert.deepEqual(rec.keys_adopted, [chain[1][0], chain[2][0]]);
+  assert.ok(rec.canary > 0, 'the canary (signed by the newest key) verified and was kept');
+  assert.deepEqual(trusted(offline).map((e) => [e.fingerprint, e.after, e.upto]), chain);
+  ok(sedna(['model', 'activate', String(newest)], { home: offline }), 'model activate');
+  ok(sedna(['model', 'verify', '--json'], { home: offline }), 'model verify');
+  // status shows the keys this edge trusts and the versions each may sign
+  const st = JSON.parse(ok(sedna(['status', '--json'], { home: offline }), 'status --json').stdout) as { trusted_keys: { fingerprint: string; after: number | null; upto: number | null }[] };
+  assert.deepEqual(st.trusted_keys.map((k) => [k.fingerprint, k.after, k.upto]), chain);
+  const line = ok(sedna(['status'], { home: offline }), 'status').stdout.split('\n').find((l) => l.startsWith('kb keys'));
+  const [v1, v2] = [chain[0][2], chain[1][2]] as number[];
+  assert.equal(line, `kb keys    ${chain[0][0].slice(0, 16)} (first..v${v1}), ${chain[1][0].slice(0, 16)} (v${v1 + 1}..v${v2}), ${chain[2][0].slice(0, 16)} (v${v2 + 1}..)`);
+  // the same bundle again: nothing new to adopt
+  assert.deepEqual((JSON.parse(ok(sedna(['model', 'install', made.file, '--json'], { home: offline }), 'reinstall').stdout) as { keys_adopted: string[] }).keys_adopted, []);
+
+  // model export passes the adopted chain on: a second offline edge installs the exported bundle
+  const exported = join(tmp.dir, 'exported.tar.gz');
+  ok(sedna(['model', 'export', String(newest), '-o', exported], { home: offline }), 'model export');
+  const second = newEdge('bundle-offline-2');
+  ok(sedna(['model', 'install', exported], { home: second }), 'install the exported bundle');
+  assert.deepEqual(fps(second), chain.map((c) => c[0]));
+
+  // an edge enrolled with the newest key installs an old version: the chain walks backwards
+  const fresh = JSON.parse(ok(kb.cli(['device', 'add', 'bundle-new-key', '--json']), 'device add').stdout) as { public_key: string; token: string };
+  const newKeyHome = join(tmp.dir, 'bundle-new-key');
+  initEdge(newKeyHome, { publicKey: fresh.public_key, privateKey: '' }, { trial_inferences: 0 }, 'bundle-new-key', { url: kb.url, token: fresh.token });
+  const oldMade = JSON.parse(ok(kb.cli(['bundle', String(v1), '-o', join(tmp.dir, 'v1-after-rotation.tar.gz'), '--json']), 'kb bundle v1').stdout) as { file: string };
+  ok(sedna(['model', 'install', oldMade.file], { home: newKeyHome }), 'old version on an edge enrolled with the newest key');
+  assert.deepEqual(fps(newKeyHome), chain.map((c) => c[0]));
+
+  // a bundle made before the rotation (no keys.json) still installs
+  const plain = newEdge('bundle-plain');
+  const old = JSON.parse(ok(sedna(['model', 'install', join(tmp.dir, 'v1-before-rotation.tar.gz'), '--json'], { home: plain }), 'install a bundle without a chain').stdout) as { version: string; keys_adopted: string[] };
+  assert.equal(old.version, String(v1));
+  assert.deepEqual(old.keys_adopted, []);
+
+  // the same entries, the chain last (a bundle made with a plain tar tool): the chain is still used
+  const entries = await bundleEntries(made.file);
+  assert.equal(entries[0].path, 'keys.json', 'kb bundle writes the chain first');
+  const reordered = writeRaw('chain-last.tar.gz', [...entries.slice(1), entries[0]]);
+  const last = newEdge('bundle-chain-last');
+  ok(sedna(['model', 'install', reordered], { home: last }), 'install with the chain last');
+  assert.equal(fps(last).length, 3);
+
+  // refusals: nothing adopted, nothing installed, nothing left in tmp
+  const thief = generateSigningKeys();
+  const rec9 = { format: KEY_TRANSITION_FORMAT, seq: 9, from_key: kb.publicKeyPem, to_key: thief.publicKey, last_version: 1000, created_at: new Date().toISOString() };
+  const bytes = transitionBytes(rec9 as never);
+  const forgedT = { record: bytes.toString('base64'), sig: signBytes(bytes, thief.privateKey), to_sig: signBytes(bytes, thief.privateKey) };
+  const genuine = JSON.parse(entries[0].data!.toString('utf8')) as { transitions: unknown[] };
+  const cases: [string, RawEntry[], RegExp][] = [
+    ['forged', [{ path: 'keys.json', data: Buffer.from(JSON.stringify({ transitions: [forgedT] })) }, ...entries.slice(1)], /bundle refused: KB key chain \(keys\.json\): key transition 9: not signed by the trusted key [0-9a-f]{16} it hands trust on from; refusing it; no key adopted, nothing installed$/],
+    ['no-chain', entries.slice(1), /bundle refused: bad signature on index\.json \(not by the KB key this edge trusts for its version\)$/],
+    ['not-a-chain', [{ path: 'keys.json', data: Buffer.from('{"keys":[]}') }, ...entries.slice(1)], /bundle refused: keys\.json: expected \{"transitions": \[\.\.\.\]\}$/],
+  ];
+  for (const [name, es, why] of cases) {
+    const home = newEdge(`bundle-${name}`);
+    const before = { keys: fps(home), versions: installed(home) };
+    const res = sedna(['model', 'install', writeRaw(`${name}.tar.gz`, es), '--json'], { home });
+    assert.equal(res.code, 5, `${name}: exit 5: ${res.stderr}`);
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+    assert.match(res.stderr.trim(), why, name);
+    assert.deepEqual({ keys: fps(home), versions: installed(home) }, before, `${name}: nothing adopted, nothing installed`);
+    assert.deepEqual(existsSync(homePaths(home).tmp) ? readdirSync(homePaths(home).tmp) : [], [], `${name}: no trace in tmp`);
+  }
+  // a forged transition from a key the chain has moved past hands nothing on (as at sync): ignored
+  const mixed = newEdge('bundle-forged-among-genuine');
+  ok(sedna(['model', 'install', writeRaw('mixed.tar.gz', [{ path: 'keys.json', data: Buffer.from(JSON.stringify({ transitions: [...genuine.transitions, forgedT] })) }, ...entries.slice(1)])], { home: mixed }), 'install: forged transition off the chain');
+  assert.deepEqual(fps(mixed), chain.map((c) => c[0]), 'the thief key is not trusted');
+});
+
+/** The entries of a bundle, in archive order. */
+async function bundleEntries(file: string): Promise<RawEntry[]> {
+  const { Parser } = await import('tar');
+  const out: RawEntry[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const p = new Parser();
+    p.on('entry', (e) => {
+      const chunks: Buffer[] = [];
+      e.on('data', (c: Buffer) => chunks.push(c));
+      e.on('end', () => out.push({ path: e.path, type: e.type === 'Directory' ? 'Directory' : 'File', data: Buffer.concat(chunks) }));
+    });
+    p.on('end', () => resolve());
+    p.on('error', reject);
+    createReadStream(file).on('error', reject).pipe(p as unknown as NodeJS.WritableStream);
+  });
+  return out;
+}
+function writeRaw(name: string, entries: RawEntry[]): string {
+  const f = join(tmp.dir, name);
+  writeFileSync(f, rawTarGz(entries));
+  return f;
+}
 
 test('a transition not signed by a trusted key is refused: exit 5, one line, no key adopted, nothing installed', async () => {
   const home = homes.online;

@@ -138,7 +138,7 @@ export function register(kb: Command): void {
         await kbOpen(o, async (store) => {
           const r = await buildKbBundle(store, versionArg(version), o.output, { perTask: o.canaryPerTask });
           if (o.json) return record({ ...r });
-          process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}\n`);
+          process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}${r.key_transitions ? `; key chain of ${r.key_transitions} transition${r.key_transitions > 1 ? 's' : ''}` : ''}\n`);
         });
       }),
     );

@@ -4,8 +4,6 @@ import { EXIT_HELP } from '../errors.js';
 import { printList, record, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
-const fp = (f: string) => f.slice(0, 16);
-const range = (after: number | null, upto: number | null) => `${after === null ? 'first' : `v${after + 1}`}..${upto === null ? '' : `v${upto}`}`;
 
 export function register(kb: Command): void {
   const keys = kb.command('keys').description('the KB signing keys: list them, rotate to a new one');
@@ -18,7 +16,7 @@ export function register(kb: Command): void {
     .addHelpText('after', `\n${EXIT_HELP}\n`)
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
-        const { listKeys } = await import('../kb/signing-key.js');
+        const [{ listKeys }, { shortFingerprint: fp, versionRange }] = await Promise.all([import('../kb/signing-key.js'), import('../format/key-chain.js')]);
         await kbOpen(o, async (store) => {
           const r = await listKeys(store);
           if (o.json) return record(r);
@@ -27,7 +25,7 @@ export function register(kb: Command): void {
             columns: {
               SEQ: (k) => String(k.seq),
               FINGERPRINT: (k) => fp(k.fingerprint) + (k.fingerprint === r.current ? ' (current)' : ''),
-              VERSIONS: (k) => range(k.after, k.upto),
+              VERSIONS: (k) => versionRange(k.after, k.upto),
               SINCE: (k) => k.created_at ?? '-',
             },
           });
@@ -58,7 +56,7 @@ ${EXIT_HELP}
     )
     .action(
       run(async (o: { data?: string; json?: boolean }) => {
-        const { rotateSigningKey } = await import('../kb/signing-key.js');
+        const [{ rotateSigningKey }, { shortFingerprint: fp }] = await Promise.all([import('../kb/signing-key.js'), import('../format/key-chain.js')]);
         await kbOpen(o, async (store) => {
           const r = await rotateSigningKey(store);
           if (o.json) return record(r);

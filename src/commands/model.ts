@@ -92,9 +92,10 @@ export function register(program: Command): void {
           const inst = await installBundle(paths, db, bundle, cfg);
           if (inst.canary_note) process.stderr.write(`sedna-ll: ${bundle}: ${inst.canary_note}\n`);
           const act = opts.activate ? await activateWithTrial(paths, db, inst.id, { config: cfg, allowDowngrade: opts.allowDowngrade, reason: 'model install --activate' }) : null;
-          if (opts.json) record({ version: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, ...(inst.canary_note ? { canary_note: inst.canary_note } : {}), activation: act ? activationRecord(act) : null });
+          if (opts.json) record({ version: inst.id, already: inst.already, tasks: inst.index.tasks.map((t) => t.id), canary: inst.canary, ...(inst.canary_note ? { canary_note: inst.canary_note } : {}), keys_adopted: inst.keys_adopted, activation: act ? activationRecord(act) : null });
           else {
             process.stdout.write(`${inst.already ? 'already installed' : 'installed'} version ${inst.id} (${inst.index.tasks.length} tasks, ${inst.canary} canary records)\n`);
+            if (inst.keys_adopted.length) process.stdout.write(`adopted KB key ${inst.keys_adopted.map((f) => f.slice(0, 16)).join(', ')} from the bundle's key chain\n`);
             if (act) process.stdout.write((await describeActivation(act, cfg.rollout.trial_inferences)) + '\n');
           }
           return act?.result === 'fail' ? EXIT.VERIFY : EXIT.OK;
@@ -190,8 +191,8 @@ export function register(program: Command): void {
     .action(
       run(async (version: string, opts: { output: string; json?: boolean }, cmd: Command) => {
         const { exportVersion } = await import('../rollout/files.js');
-        return withReadHome(cmd, async ({ paths, db }) => {
-          const r = await exportVersion(paths, db, version, opts.output);
+        return withReadHome(cmd, async ({ paths, db, cfg }) => {
+          const r = await exportVersion(paths, db, cfg, version, opts.output);
           if (opts.json) record(r);
           else process.stdout.write(`wrote ${r.file} (${r.bytes} bytes, sha256 ${r.sha256}${r.signed ? '' : ', UNSIGNED'}, ${r.canary} canary records)\n`);
         });

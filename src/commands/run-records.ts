@@ -62,9 +62,10 @@ const FIELDS: Record<string, Fields> = {
       outbox: obj({ pending: int, pending_bytes: int, uploaded: int, uploaded_bytes: int, labels_pending: int, rejected: int, deleted_uploaded: int, bytes: int, max_bytes: int, used_pct: nul(num) }),
       evictions: obj({ count: int, bytes: int, uploaded: int, pending: int, labelled: int }),
       db_bytes: int,
+      trusted_keys: arr(obj({ fingerprint: str, after: nul(int), upto: nul(int) })),
       last_sync: nul(obj({ time: iso, exit: nul(int), error: str }, ['time', 'exit'])),
     },
-    ['home', 'kb_url', 'active_version', 'previous_version', 'versions', 'tasks', 'outbox', 'evictions', 'db_bytes', 'last_sync'],
+    ['home', 'kb_url', 'active_version', 'previous_version', 'versions', 'tasks', 'outbox', 'evictions', 'db_bytes', 'trusted_keys', 'last_sync'],
   ],
   sync: [
     {
@@ -94,7 +95,7 @@ const FIELDS: Record<string, Fields> = {
     ['pushed', 'acked', 'rejected', 'pending', 'labels_pushed', 'pulled_version', 'activated', 'bytes_up', 'bytes_down', 'duration_ms'],
   ],
   'model ls': [{ versions: arr(obj({ id: str, state: str, origin: str, active: bool, previous: bool, installed_at: iso, activated_at: nul(iso), tasks: arr(obj({ id: str, model_sha256: str })) })) }],
-  'model install': [{ version: str, already: bool, tasks: strs, canary: int, activation: nul(activation) }],
+  'model install': [{ version: str, already: bool, tasks: strs, canary: int, keys_adopted: strs, activation: nul(activation) }],
   'model activate': [(activation as { properties: Record<string, Schema> }).properties, ['version', 'result', 'active_version', 'previous_version']],
   'model rollback': [{ from_version: str, to_version: str }],
   'model verify': [{ ok: bool, versions: int, models: int, problems: strs, notes: strs }],
@@ -132,7 +133,7 @@ const FIELDS: Record<string, Fields> = {
   'kb rollout': [(channel as { properties: Record<string, Schema> }).properties, ['name', 'version', 'previous_version']],
   'kb promote': [(channel as { properties: Record<string, Schema> }).properties, ['name', 'version', 'previous_version']],
   'kb fleet': [{ devices: arr(obj({ id: str, channel: str, active_version: nul(int), last_seen: nul(iso) })) }],
-  'kb bundle': [{ file: str, version: int, bytes: int, sha256: str, canary: arr() }, ['file', 'version', 'bytes', 'sha256']],
+  'kb bundle': [{ file: str, version: int, bytes: int, sha256: str, canary: arr(), key_transitions: int }, ['file', 'version', 'bytes', 'sha256']],
 };
 
 /** Commands without a run record: long-running servers (one {"listening"} line at start) and text output. */

@@ -14,16 +14,17 @@ Examples:
 export function register(program: Command): void {
   program
     .command('status')
-    .description('device id, active KB version, tasks, outbox counts and bytes, quota, evictions, last sync')
-    .option('--json', 'one JSON record: active_version, previous_version, versions, tasks, outbox, evictions, db_bytes, last_sync')
+    .description('device id, active KB version, tasks, outbox counts and bytes, quota, evictions, trusted KB keys, last sync')
+    .option('--json', 'one JSON record: active_version, previous_version, versions, tasks, outbox, evictions, db_bytes, trusted_keys, last_sync')
     .addHelpText('after', `${EXAMPLES}\n${EXIT_HELP}\n`)
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
-        const [{ withHome }, { edgeStatus }, { printRows }, { paint, verdict }] = await Promise.all([
+        const [{ withHome }, { edgeStatus }, { printRows }, { paint, verdict }, { shortFingerprint, versionRange }] = await Promise.all([
           import('../store/open-home.js'),
           import('../store/status.js'),
           import('./table.js'),
           import('./color.js'),
+          import('../format/key-chain.js'),
         ]);
         const { s, device } = await withHome((cmd.optsWithGlobals() as { home?: string }).home, (h) => ({ s: edgeStatus(h.paths, h.db, h.cfg), device: h.cfg.device_id }), { readonly: 'when-needed' });
         if (opts.json) return record({ ...s });
@@ -41,6 +42,8 @@ export function register(program: Command): void {
         const pct = o.used_pct !== null ? ` (${o.used_pct >= 90 ? p.red(`${o.used_pct}%`) : o.used_pct >= 75 ? p.yellow(`${o.used_pct}%`) : `${o.used_pct}%`})` : '';
         w(`quota      ${humanBytes(o.bytes)} of ${o.max_bytes ? humanBytes(o.max_bytes) : 'unlimited'}${pct}; database ${humanBytes(s.db_bytes)}`);
         w(`evicted    ${e.count ? p.yellow(String(e.count)) : '0'} (${humanBytes(e.bytes)}): ${e.uploaded} uploaded, ${e.pending} pending (${e.labelled} labelled)`);
+        // a key per KB version range: after a rotation, the retired key still verifies what it signed
+        w(`kb keys    ${s.trusted_keys.length ? s.trusted_keys.map((k) => `${shortFingerprint(k.fingerprint)} (${versionRange(k.after, k.upto)})`).join(', ') : s.kb_url ? p.yellow('(none: pulled versions cannot be verified; "sedna-ll config set kb.public_key ...")') : '(none)'}`);
         const ls = s.last_sync;
         w(`last sync  ${ls ? `${ls.time.replace(/\.\d{3}Z$/, 'Z')} exit ${ls.exit === 0 ? p.green('0') : p.red(String(ls.exit ?? '?'))}${ls.error ? `: ${ls.error}` : ''}` : 'never'}`);
         if (s.tasks.length) {

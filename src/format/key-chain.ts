@@ -64,6 +64,9 @@ function fingerprintOrNull(pem: unknown): string | null {
 
 export const shortFingerprint = (fp: string) => fp.slice(0, 16);
 
+/** The versions a key signs, (after, upto], as people read them: "first..v3", "v4..", "first..". */
+export const versionRange = (after: number | null, upto: number | null) => `${after === null ? 'first' : `v${after + 1}`}..${upto === null ? '' : `v${upto}`}`;
+
 /** The record bytes a rotation signs (to be signed by from_key and to_key). */
 export function transitionBytes(t: KeyTransition): Buffer {
   return Buffer.from(JSON.stringify(t) + '\n', 'utf8');

@@ -14,6 +14,7 @@ import type { TaskEntry, TaskIndex } from '../format/index-manifest.js';
 import { parseIndex } from '../format/validate-index.js';
 import { CheckedModel, syntheticInputs } from '../onnx/checked-model.js';
 import { f32Values } from './samples-io.js';
+import { keyTransitions } from './signing-key.js';
 import type { KbStore, SampleFilter, SampleStore } from './store.js';
 
 export interface KbBundleResult {
@@ -22,6 +23,8 @@ export interface KbBundleResult {
   bytes: number;
   sha256: string;
   canary: { task: string; records: number; source: 'heldout' | 'labelled' | 'samples' | 'random' }[];
+  /** key transitions the bundle carries (keys.json; 0: the KB never rotated its key) */
+  key_transitions: number;
 }
 
 async function canaryInputs(store: SampleStore, task: TaskEntry, features: number, n: number): Promise<{ xs: number[][]; attrs: Record<string, string>[]; source: KbBundleResult['canary'][number]['source'] }> {
@@ -87,9 +90,12 @@ export async function buildKbBundle(store: KbStore, version: number, out: string
     // the canary is signed too, bound to this index: it is not part of the signed index.json
     const privateKey = await store.signingKey();
     const canarySig = canary.length ? signCanary(files.bytes, canary, privateKey) : null;
-    const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary, canarySig }, { tmpRoot: work });
-    await store.logEvent('bundle', { version, file: resolve(out), sha256: r.sha256, canary: canary.length });
-    return { file: out, version, ...r, canary: summary };
+    // the whole chain: an edge offline through rotations (or enrolled with a newer key) walks it
+    // to the key of this version, and to the key that signed the canary just now
+    const chain = await keyTransitions(store);
+    const r = await writeBundle(out, { indexBytes: files.bytes, sig: files.sig, modelPath: (sha) => local.get(sha)!, canary, canarySig, keyTransitions: chain }, { tmpRoot: work });
+    await store.logEvent('bundle', { version, file: resolve(out), sha256: r.sha256, canary: canary.length, key_transitions: chain.length });
+    return { file: out, version, ...r, canary: summary, key_transitions: chain.length };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

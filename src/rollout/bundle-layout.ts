@@ -8,6 +8,12 @@ export const BUNDLE_CANARY = 'canary.jsonl';
  */
 export const BUNDLE_CANARY_SIG = 'canary.jsonl.sig';
 export const BUNDLE_MODELS_DIR = 'models/';
+/**
+ * The KB's signing-key chain, {"transitions": [...]} as GET /v1/keys serves it (only in bundles of
+ * a KB that rotated its key): an edge offline through a rotation adopts the new key from the
+ * bundle, checked exactly as at sync (store/trusted-keys.ts offeredTrust). Written first.
+ */
+export const BUNDLE_KEYS = 'keys.json';
 
 /** One canary line: an input and the output the version must reproduce. */
 export interface CanaryRecord {

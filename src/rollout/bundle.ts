@@ -9,12 +9,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync, rmdirSync, createWriteStream, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
+import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_KEYS, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
 import { EXIT, ReportedError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { signBytes } from '../format/signature.js';
-import { type KeyEpoch, singleKey, verifyIndexSignature, verifyLaterSignature } from '../format/key-chain.js';
+import { type KeyEpoch, type SignedTransition, singleKey, verifyIndexSignature, verifyLaterSignature } from '../format/key-chain.js';
 import { parseIndex } from '../format/validate-index.js';
 
 /** the refusal of an index signed by no key this edge trusts for its version */
@@ -30,6 +30,7 @@ export interface BundleLimits {
   maxIndexBytes: number;
   maxSigBytes: number;
   maxCanaryBytes: number;
+  maxKeysBytes: number;
   /** canary lines */
   maxCanaryRecords: number;
 }
@@ -41,6 +42,7 @@ export const DEFAULT_BUNDLE_LIMITS: BundleLimits = {
   maxIndexBytes: 16 * 1024 ** 2,
   maxSigBytes: 1024,
   maxCanaryBytes: 64 * 1024 ** 2,
+  maxKeysBytes: 1024 ** 2,
   maxCanaryRecords: 10_000,
 };
 
@@ -58,8 +60,18 @@ export interface OpenedBundle {
   canarySig: string | null;
   /** set when the bundle's canary was dropped, with why (an unsigned canary of an older KB) */
   canaryNote?: string;
+  /** the keys the bundle verified under: the edge's own, extended by the bundle's chain */
+  keys: KeyEpoch[];
+  /** the transitions of the bundle's keys.json (null: it has none), already checked by opts.trust */
+  offered: unknown[] | null;
   dispose(): void;
 }
+
+/**
+ * The keys a bundle's chain (keys.json) makes trusted, or a VerificationError (one line,
+ * starting with `what`) when a transition names a trusted key but is not signed by it.
+ */
+export type BundleTrust = (offered: unknown[], what: string) => KeyEpoch[];
 
 /** canary.jsonl as written into bundles and edge version directories: one JSON record per line. */
 export function canaryBytes(records: CanaryRecord[]): Buffer {
@@ -88,16 +100,37 @@ export function entryNameProblem(name: string): string | null {
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return `absolute path "${name}"`;
   if (name.split(/[\\/]/).includes('..')) return `path traversal "${name}"`;
   if (name.includes('\\') || name.includes('\0')) return `bad characters in entry name "${name}"`;
-  if (name === BUNDLE_INDEX || name === BUNDLE_SIG || name === BUNDLE_CANARY || name === BUNDLE_CANARY_SIG || name === BUNDLE_MODELS_DIR) return null;
+  if (name === BUNDLE_INDEX || name === BUNDLE_SIG || name === BUNDLE_CANARY || name === BUNDLE_CANARY_SIG || name === BUNDLE_KEYS || name === BUNDLE_MODELS_DIR) return null;
   if (MODEL_RE.test(name)) return null;
-  return `unexpected entry "${name}" (allowed: ${BUNDLE_INDEX}, ${BUNDLE_SIG}, ${BUNDLE_CANARY}, ${BUNDLE_CANARY_SIG}, ${BUNDLE_MODELS_DIR}<sha256>.onnx)`;
+  return `unexpected entry "${name}" (allowed: ${BUNDLE_INDEX}, ${BUNDLE_SIG}, ${BUNDLE_CANARY}, ${BUNDLE_CANARY_SIG}, ${BUNDLE_KEYS}, ${BUNDLE_MODELS_DIR}<sha256>.onnx)`;
 }
 
 function limitFor(name: string, l: BundleLimits): number {
   if (name === BUNDLE_INDEX) return l.maxIndexBytes;
   if (name === BUNDLE_SIG || name === BUNDLE_CANARY_SIG) return l.maxSigBytes;
   if (name === BUNDLE_CANARY) return l.maxCanaryBytes;
+  if (name === BUNDLE_KEYS) return l.maxKeysBytes;
   return l.maxModelBytes;
+}
+
+/** The transitions of keys.json ({"transitions": [...]}, the body of GET /v1/keys). */
+function parseKeysFile(bytes: Buffer): unknown[] {
+  let t: unknown;
+  try {
+    t = (JSON.parse(bytes.toString('utf8')) as { transitions?: unknown } | null)?.transitions;
+  } catch {
+    throw new Error(`${BUNDLE_KEYS} is not JSON`);
+  }
+  if (!Array.isArray(t)) throw new Error(`${BUNDLE_KEYS}: expected {"transitions": [...]}`);
+  return t;
+}
+
+/** The edge's keys extended by a bundle's chain (none: as they are; no trust callback: ignored). */
+function keysWithChain(file: string, keys: KeyEpoch[], keysFile: Buffer | undefined, trust: BundleTrust | undefined): { keys: KeyEpoch[]; offered: unknown[] | null } {
+  if (!keysFile) return { keys, offered: null };
+  const offered = parseKeysFile(keysFile);
+  if (!trust) return { keys, offered: null };
+  return { keys: trust(offered, `${file}: bundle refused: KB key chain (${BUNDLE_KEYS})`), offered };
 }
 
 /** Parse canary.jsonl strictly: every line a record naming a task of the index. */
@@ -140,7 +173,7 @@ async function sha256OfFile(path: string): Promise<string> {
  * signature (publicKeyPem), the index schema, every model's sha256 and size, and the canary
  * file. Throws VerificationError on any refusal, leaving nothing behind.
  */
-export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | KeyEpoch[] | null; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
+export async function openBundle(file: string, opts: { tmpRoot: string; publicKeyPem: string | KeyEpoch[] | null; trust?: BundleTrust; limits?: Partial<BundleLimits> }): Promise<OpenedBundle> {
   // one key, or the epochs of an edge that followed KB key rotations (format/key-chain.ts)
   const keys = typeof opts.publicKeyPem === 'string' ? singleKey(opts.publicKeyPem) : opts.publicKeyPem?.length ? opts.publicKeyPem : null;
   const limits = { ...DEFAULT_BUNDLE_LIMITS, ...opts.limits };
@@ -165,7 +198,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   // bundle of 2.7 MB once wrote 623 MB of "models" to tmp before being refused)
   let expected: Map<string, number>;
   try {
-    expected = await signedEntries(file, keys, limits);
+    expected = await signedEntries(file, keys, opts.trust, limits);
   } catch (e) {
     if (e instanceof ReportedError) throw e;
     refuse(file, (e as Error).message);
@@ -188,7 +221,7 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   };
   try {
     const files = await extractEntries(file, dir, limits, expected);
-    return verifyExtracted(file, dir, files, keys, limits, dispose);
+    return verifyExtracted(file, dir, files, keys, opts.trust, limits, dispose);
   } catch (e) {
     dispose();
     if (e instanceof ReportedError) throw e;
@@ -200,11 +233,13 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
 const entryName = (path: string) => (path.startsWith('./') ? path.slice(2) : path);
 
 /**
- * Pass 1: read index.json and its signature out of the archive (other entries are skipped
- * unread, and reading stops once both are there: bundles written here put them first), verify
- * the signature and the index, and return the entries the index allows with their exact sizes.
+ * Pass 1: read index.json, its signature and the key chain (keys.json) out of the archive (other
+ * entries are skipped unread), verify the signature and the index, and return the entries the
+ * index allows with their exact sizes. Reading stops once the index and its signature are there
+ * and either the chain is too or the index verifies without it: bundles written here put all
+ * three first. Only a bundle whose index needs a chain it does not carry (first) is read to the end.
  */
-async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: BundleLimits): Promise<Map<string, number>> {
+async function signedEntries(file: string, ownKeys: KeyEpoch[] | null, trust: BundleTrust | undefined, limits: BundleLimits): Promise<Map<string, number>> {
   const { Parser } = await import('tar');
   const found = new Map<string, Buffer>();
   await new Promise<void>((resolve, reject) => {
@@ -222,7 +257,7 @@ async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: Bund
     parser.on('error', (e: Error) => finish(new Error(e.message.replace(/^TAR_\w+: /, ''))));
     parser.on('entry', (entry) => {
       const name = entryName(entry.path);
-      if (done || (name !== BUNDLE_INDEX && name !== BUNDLE_SIG)) return entry.resume();
+      if (done || (name !== BUNDLE_INDEX && name !== BUNDLE_SIG && name !== BUNDLE_KEYS)) return entry.resume();
       const cap = limitFor(name, limits);
       if (entry.size > cap) return finish(new Error(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`));
       if (found.has(name)) return finish(new Error(`duplicate entry "${name}"`));
@@ -235,7 +270,9 @@ async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: Bund
       });
       entry.on('end', () => {
         found.set(name, Buffer.concat(chunks));
-        if (found.size === 2) finish();
+        const index = found.get(BUNDLE_INDEX);
+        const sig = found.get(BUNDLE_SIG);
+        if (index && sig && (found.has(BUNDLE_KEYS) || (ownKeys && verifyIndexSignature(ownKeys, index, sig.toString('utf8').trim())))) finish();
       });
     });
     parser.on('end', () => finish());
@@ -246,7 +283,8 @@ async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: Bund
   const sigBytes = found.get(BUNDLE_SIG);
   if (!indexBytes) refuse(file, `missing ${BUNDLE_INDEX}`);
   if (!sigBytes) refuse(file, `missing ${BUNDLE_SIG}`);
-  if (!keys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!ownKeys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  const { keys } = keysWithChain(file, ownKeys, found.get(BUNDLE_KEYS), trust);
   if (!verifyIndexSignature(keys, indexBytes, sigBytes.toString('utf8').trim())) refuse(file, BAD_INDEX_SIG);
   let index: TaskIndex;
   try {
@@ -258,6 +296,7 @@ async function signedEntries(file: string, keys: KeyEpoch[] | null, limits: Bund
     [BUNDLE_INDEX, indexBytes.length],
     [BUNDLE_SIG, sigBytes.length],
   ]);
+  // the chain itself is read again in pass 2 (what is verified is what was extracted)
   for (const t of index.tasks) allowed.set(t.model.file, t.model.size);
   return allowed;
 }
@@ -319,7 +358,7 @@ async function extractEntries(file: string, dir: string, limits: BundleLimits, e
       if (files.has(name)) return fail(`duplicate entry "${name}"`);
       const cap = limitFor(name, limits);
       if (entry.size > cap) return fail(`entry "${name}" is ${entry.size} bytes, over the limit of ${cap}`);
-      if (name !== BUNDLE_CANARY && name !== BUNDLE_CANARY_SIG) {
+      if (name !== BUNDLE_CANARY && name !== BUNDLE_CANARY_SIG && name !== BUNDLE_KEYS) {
         const want = expected.get(name);
         if (want === undefined) return fail(`${name} is not used by index.json`);
         if (entry.size !== want) return fail(`${name}: size ${entry.size} differs from index.json (${want})`);
@@ -374,14 +413,16 @@ function verifyExtracted(
   file: string,
   dir: string,
   files: Map<string, { sha: string; size: number }>,
-  keys: KeyEpoch[] | null,
+  ownKeys: KeyEpoch[] | null,
+  trust: BundleTrust | undefined,
   limits: BundleLimits,
   dispose: () => void,
 ): OpenedBundle {
   for (const n of [BUNDLE_INDEX, BUNDLE_SIG]) if (!files.has(n)) refuse(file, `missing ${n}`);
   const indexBytes = readFileSync(join(dir, BUNDLE_INDEX));
   const sig = readFileSync(join(dir, BUNDLE_SIG), 'utf8').trim();
-  if (!keys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  if (!ownKeys) refuse(file, 'no KB public key configured on this edge to verify the signature (init --kb-public-key)');
+  const { keys, offered } = keysWithChain(file, ownKeys, files.has(BUNDLE_KEYS) ? readFileSync(join(dir, BUNDLE_KEYS)) : undefined, trust);
   if (!verifyIndexSignature(keys, indexBytes, sig)) refuse(file, BAD_INDEX_SIG);
   let index: TaskIndex;
   try {
@@ -423,7 +464,7 @@ function verifyExtracted(
       canaryNote = `${BUNDLE_CANARY} is not signed (bundle from an older KB): ignored, the version is checked without a canary`;
     }
   }
-  return { dir, indexBytes, sig, index, models, canary, canarySig, ...(canaryNote ? { canaryNote } : {}), dispose };
+  return { dir, indexBytes, sig, index, models, canary, canarySig, ...(canaryNote ? { canaryNote } : {}), keys, offered, dispose };
 }
 
 /** What goes into a bundle. */
@@ -436,6 +477,8 @@ export interface BundleSource {
   canary: CanaryRecord[];
   /** the KB's signature of the canary (signCanary); absent: canary.jsonl goes in unsigned */
   canarySig?: string | null;
+  /** the KB's key chain (none or empty: no keys.json, the bundle of a KB that never rotated) */
+  keyTransitions?: SignedTransition[] | null;
 }
 
 /**
@@ -450,8 +493,14 @@ export async function writeBundle(outFile: string, src: BundleSource, opts: { tm
   const tmpOut = tempNameFor(outFile);
   try {
     mkdirSync(join(stage, 'models'), { recursive: true });
+    const names: string[] = [];
+    // the chain first: pass 1 of openBundle has it by the time it reads the index
+    if (src.keyTransitions?.length) {
+      writeFileSync(join(stage, BUNDLE_KEYS), JSON.stringify({ transitions: src.keyTransitions }) + '\n');
+      names.push(BUNDLE_KEYS);
+    }
     writeFileSync(join(stage, BUNDLE_INDEX), src.indexBytes);
-    const names = [BUNDLE_INDEX];
+    names.push(BUNDLE_INDEX);
     if (src.sig) {
       writeFileSync(join(stage, BUNDLE_SIG), src.sig.trim() + '\n');
       names.push(BUNDLE_SIG);

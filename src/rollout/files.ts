@@ -9,7 +9,7 @@ import { canaryBytes, openBundle, parseCanary, writeBundle } from './bundle.js';
 import { UsageError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { keyForVersion, verifyIndexSignature } from '../format/key-chain.js';
-import { trustedKeys } from '../store/trusted-keys.js';
+import { adoptOffered, offeredTrust, trustedChain, trustedKeys } from '../store/trusted-keys.js';
 import { type DB, kvGet } from '../store/db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { withLock } from '../durable/lock.js';
@@ -107,24 +107,37 @@ export interface InstalledBundle {
   canary: number;
   /** the bundle's canary was not used, and why (unsigned: an older KB) */
   canary_note?: string;
+  /** fingerprints of the KB keys this edge adopted from the bundle's key chain */
+  keys_adopted: string[];
 }
 
 /**
  * Install an offline bundle as a 'staged' version. The bundle is opened and fully verified
  * (signature, schema, every sha256) in a private temp dir first; only then does installVersion
  * place the models and the version directory. A refused bundle leaves nothing behind (exit 5).
+ * A bundle of a KB that rotated its signing key carries the key chain (keys.json): checked like
+ * the chain sync fetches (store/trusted-keys.ts), and the keys it brings are adopted (one
+ * SQLite write) once the whole bundle verified, before the version is placed.
  */
 export async function installBundle(paths: HomePaths, db: DB, file: string, config: EdgeConfig): Promise<InstalledBundle> {
-  const keys = trustedKeys(db, config.kb?.public_key);
-  const b = await openBundle(file, { tmpRoot: paths.tmp, publicKeyPem: keys });
+  const anchor = config.kb?.public_key;
+  const keys = trustedKeys(db, anchor);
+  const trust = anchor ? (offered: unknown[], what: string) => offeredTrust(db, anchor, offered, what).epochs : undefined;
+  const b = await openBundle(file, { tmpRoot: paths.tmp, publicKeyPem: keys, trust });
   try {
     const id = String(b.index.version);
     const before = getVersion(db, id);
+    let adopted: string[] = [];
+    if (b.offered && anchor) {
+      const offer = offeredTrust(db, anchor, b.offered, `${file}: KB key chain`);
+      adoptOffered(db, offer, { bundle: file, for_version: b.index.version });
+      adopted = offer.added.map((e) => e.fingerprint);
+    }
     installVersion(paths, db, {
       indexBytes: b.indexBytes,
       sig: b.sig,
       origin: 'bundle',
-      publicKey: keyForVersion(keys, b.index.version)?.key,
+      publicKey: keyForVersion(b.keys, b.index.version)?.key,
       modelPath: (sha) => {
         const p = b.models.get(sha);
         if (!p) throw new VerificationError(`${file}: model ${sha} missing from the bundle`);
@@ -139,7 +152,7 @@ export async function installBundle(paths: HomePaths, db: DB, file: string, conf
       if (b.canarySig) writeFileAtomic(`${cp}.sig`, b.canarySig + '\n');
       writeFileAtomic(cp, canaryBytes(b.canary));
     }
-    return { id, already: !!before, index: b.index, canary: b.canary.length, ...(b.canaryNote ? { canary_note: b.canaryNote } : {}) };
+    return { id, already: !!before, index: b.index, canary: b.canary.length, ...(b.canaryNote ? { canary_note: b.canaryNote } : {}), keys_adopted: adopted };
   } finally {
     b.dispose();
   }
@@ -267,8 +280,11 @@ export function pruneVersions(paths: HomePaths, db: DB, keep: number): PruneResu
   return { removed: doomed.map((r) => r.id), models_removed: modelsRemoved, kept: rows.filter((r) => keepIds.has(r.id)).map((r) => r.id) };
 }
 
-/** Write an installed version as an offline bundle (its signature, models and canary). */
-export async function exportVersion(paths: HomePaths, db: DB, id: string, out: string): Promise<{ file: string; bytes: number; sha256: string; signed: boolean; canary: number }> {
+/**
+ * Write an installed version as an offline bundle (its signature, models and canary, and the key
+ * chain this edge adopted: an edge behind on rotations can install it from this one).
+ */
+export async function exportVersion(paths: HomePaths, db: DB, config: EdgeConfig, id: string, out: string): Promise<{ file: string; bytes: number; sha256: string; signed: boolean; canary: number }> {
   if (!getVersion(db, id)) throw new UsageError(`version ${id}: not installed (see "sedna-ll model ls")`);
   const index = readVersionIndex(paths, db, id);
   const dir = versionDir(paths, id);
@@ -277,6 +293,7 @@ export async function exportVersion(paths: HomePaths, db: DB, id: string, out: s
   const canary = readCanary(paths, id, index);
   const canarySigPath = `${canaryPath(paths, id)}.sig`;
   const canarySig = existsSync(canarySigPath) ? readFileSync(canarySigPath, 'utf8').trim() : null;
-  const r = await writeBundle(out, { indexBytes: readFileSync(join(dir, 'index.json')), sig, modelPath: (sha) => modelFile(paths, sha), canary, canarySig }, { tmpRoot: paths.tmp });
+  const keyTransitions = sig ? trustedChain(db, config.kb?.public_key).used : [];
+  const r = await writeBundle(out, { indexBytes: readFileSync(join(dir, 'index.json')), sig, modelPath: (sha) => modelFile(paths, sha), canary, canarySig, keyTransitions }, { tmpRoot: paths.tmp });
   return { file: out, ...r, signed: !!sig, canary: canary.length };
 }

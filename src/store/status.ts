@@ -5,6 +5,7 @@ import { kvGet } from './db.js';
 import type { EdgeConfig, HomePaths } from './home.js';
 import { Outbox } from './outbox.js';
 import { rejectedCount } from './rejected.js';
+import { trustedKeys } from './trusted-keys.js';
 import { activeVersion, listVersions } from './versions.js';
 
 // Machine output naming (README "Machine output"): snake_case keys, ISO-8601 UTC times, sizes in
@@ -36,6 +37,11 @@ export interface EdgeStatus {
   /** samples the disk quota removed (uploaded first, then the least valuable pending ones) */
   evictions: { count: number; bytes: number; uploaded: number; pending: number; labelled: number };
   db_bytes: number;
+  /**
+   * the KB signing keys this edge trusts (the enrolled key plus those adopted at key rotations,
+   * oldest first), each for the KB versions (after, upto] (null: open); [] when none is configured
+   */
+  trusted_keys: { fingerprint: string; after: number | null; upto: number | null }[];
   /** the last sync run: its start time, exit code and error, if any */
   last_sync: { time: string; exit: number | null; error?: string } | null;
 }
@@ -104,6 +110,7 @@ export function edgeStatus(paths: HomePaths, db: DB, cfg: EdgeConfig): EdgeStatu
     },
     evictions: { ...counts.evicted },
     db_bytes: fileSize(paths.db) + fileSize(`${paths.db}-wal`),
+    trusted_keys: trustedKeys(db, cfg.kb?.public_key).map((e) => ({ fingerprint: e.fingerprint, after: e.after, upto: e.upto })),
     last_sync: lastSync,
   };
 }

@@ -8,9 +8,9 @@
 // verifies; a transition that names a trusted key but is not signed by it refuses the pull
 // (VerificationError, exit 5) and nothing is stored.
 import { VerificationError } from '../errors.js';
-import { type KeyEpoch, claimedVersion, keyForVersion, shortFingerprint, verifyIndexSignature, walkChain } from '../format/key-chain.js';
+import { type KeyEpoch, claimedVersion, keyForVersion, shortFingerprint, verifyIndexSignature } from '../format/key-chain.js';
 import type { DB } from '../store/db.js';
-import { adoptTransitions, storedTransitions, trustedKeys } from '../store/trusted-keys.js';
+import { adoptOffered, offeredTrust, trustedKeys } from '../store/trusted-keys.js';
 import type { KbClient } from './http.js';
 import { SyncHttpError } from './http.js';
 
@@ -47,13 +47,8 @@ export async function verifyPulledIndex(db: DB, anchor: string, client: KbClient
   const served = await fetchTransitions(client);
   if (!served) throw refusal(trusted);
   // what this edge adopted before plus what the KB serves now, walked from the anchor again
-  const w = walkChain(anchor, [...storedTransitions(db), ...served]);
-  if (w.refused) throw new VerificationError(`KB key chain: ${w.refused}; no key adopted, nothing installed`);
-  if (!verifyIndexSignature(w.epochs, bytes, sig)) throw refusal(w.epochs);
-  const before = new Set(trusted.map((e) => e.fingerprint));
-  const added = w.epochs.filter((e) => !before.has(e.fingerprint));
-  if (added.length) {
-    adoptTransitions(db, w.used, { keys: added.map((e) => ({ fingerprint: e.fingerprint, after: e.after, upto: e.upto })), for_version: v });
-  }
-  return w.epochs;
+  const offer = offeredTrust(db, anchor, served, 'KB key chain');
+  if (!verifyIndexSignature(offer.epochs, bytes, sig)) throw refusal(offer.epochs);
+  adoptOffered(db, offer, { for_version: v });
+  return offer.epochs;
 }
