@@ -12,11 +12,11 @@ import { keyForVersion, verifyIndexSignature } from '../format/key-chain.js';
 import { adoptOffered, offeredTrust, trustedChain, trustedKeys } from '../store/trusted-keys.js';
 import { type DB, kvGet } from '../store/db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
-import { withLock } from '../durable/lock.js';
-import { pidAlive } from '../durable/process.js';
 import type { EdgeConfig, HomePaths } from '../store/home.js';
 import { deleteVersionRow, protectedVersions, versionStates } from './state.js';
 import { type VersionRow, getVersion, installVersion, listVersions, modelFile, readVersionIndex, versionDir } from '../store/versions.js';
+
+export { ROLLOUT_LOCK, sweepLeftovers, withRolloutLock } from './lock.js';
 
 export function canaryPath(paths: HomePaths, id: string): string {
   return join(versionDir(paths, id), BUNDLE_CANARY);
@@ -33,43 +33,6 @@ export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(path)) h.update(c as Buffer);
   return h.digest('hex');
-}
-
-/**
- * Remove temp files and directories left by runs that died (kill -9, power cut): bundle
- * extraction dirs (tmp/bundle-<pid>-*), half-built version dirs (kb/.tmp-<id>-<pid>-<ts>) and
- * half-written files (models/<sha>.onnx.tmp-<pid>-<ts>). Only leftovers whose pid is gone.
- */
-export function sweepLeftovers(paths: HomePaths): string[] {
-  const removed: string[] = [];
-  const sweep = (dir: string, re: RegExp) => {
-    if (!existsSync(dir)) return;
-    for (const name of readdirSync(dir)) {
-      const m = re.exec(name);
-      if (!m || pidAlive(Number(m[1]))) continue;
-      rmSync(join(dir, name), { recursive: true, force: true });
-      removed.push(join(dir, name));
-    }
-  };
-  sweep(paths.tmp, /^bundle(?:-out)?-(\d+)-[0-9a-f]+$/);
-  sweep(paths.kb, /^\.tmp-.+-(\d+)-\d+$/);
-  sweep(paths.models, /^[0-9a-f]{64}\.onnx\.tmp-(\d+)-\d+$/);
-  return removed;
-}
-
-/** The edge's rollout lock: the one `sync` holds, so a pull never races an install, activation or prune. */
-export const ROLLOUT_LOCK = 'sync';
-
-/**
- * Run fn holding the rollout lock of an edge home (exit 6 when another sync or rollout holds it),
- * after sweeping what runs killed with -9 left behind: every install, activation, rollback,
- * prune and sync goes through here.
- */
-export async function withRolloutLock<T>(paths: HomePaths, fn: () => Promise<T> | T): Promise<T> {
-  return withLock(paths, ROLLOUT_LOCK, () => {
-    sweepLeftovers(paths);
-    return fn();
-  });
 }
 
 /** Installed versions, newest first, with their state, trial progress and task models (`model ls`). */

@@ -23,21 +23,9 @@ import { UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, logEvent } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { type HomePaths, loadConfig } from './home.js';
+import { type VersionOrigin, type VersionRow, getVersion, modelFile, versionDir, versionId } from './version-rows.js';
 
-export type VersionOrigin = 'local' | 'kb' | 'bundle';
-export type VersionState = 'staged' | 'trial' | 'active' | 'previous' | 'failed' | 'retired';
-
-export interface VersionRow {
-  id: string;
-  seq: number;
-  origin: VersionOrigin;
-  state: VersionState;
-  reason: string | null;
-  index_sha: string;
-  installed_at: number;
-  activated_at: number | null;
-  trial: string | null;
-}
+export { type VersionOrigin, type VersionRow, type VersionState, getVersion, latestKbSeq, listVersions, modelFile, nextLocalSeq, versionDir, versionId } from './version-rows.js';
 
 export interface InstallOptions {
   /** the exact bytes of index.json (for KB versions: exactly as signed) */
@@ -69,19 +57,6 @@ function configuredKey(paths: HomePaths): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The version id an index gets on this edge. */
-export function versionId(index: Pick<TaskIndex, 'version'>, origin: VersionOrigin): string {
-  return origin === 'local' ? `local-${index.version}` : String(index.version);
-}
-
-export function modelFile(paths: HomePaths, sha: string): string {
-  return join(paths.models, `${sha}.onnx`);
-}
-
-export function versionDir(paths: HomePaths, id: string): string {
-  return join(paths.kb, id);
 }
 
 function fileSize(path: string): number | null {
@@ -188,10 +163,6 @@ export function installVersion(paths: HomePaths, db: DB, opts: InstallOptions): 
   return id;
 }
 
-export function getVersion(db: DB, id: string): VersionRow | null {
-  return (db.prepare('SELECT * FROM kb_versions WHERE id = ?').get(id) as VersionRow | undefined) ?? null;
-}
-
 /**
  * Make a version the active one, in ONE transaction: the old previous -> 'retired', the old
  * active -> 'previous', id -> 'active'; kv active_version / previous_version; an events row.
@@ -240,19 +211,3 @@ export function activeVersion(paths: HomePaths, db: DB): { id: string; index: Ta
   return { id, index: readVersionIndex(paths, db, id) };
 }
 
-/** All installed versions, newest install first. */
-export function listVersions(db: DB): VersionRow[] {
-  return db.prepare('SELECT * FROM kb_versions ORDER BY installed_at DESC, rowid DESC').all() as VersionRow[];
-}
-
-/** Highest KB version number installed in any state (0 if none): sync's `since`. */
-export function latestKbSeq(db: DB): number {
-  const r = db.prepare(`SELECT MAX(seq) AS s FROM kb_versions WHERE origin <> 'local'`).get() as { s: number | null };
-  return r.s ?? 0;
-}
-
-/** Next free local version number (local-<n>). */
-export function nextLocalSeq(db: DB): number {
-  const r = db.prepare(`SELECT MAX(seq) AS s FROM kb_versions WHERE origin = 'local'`).get() as { s: number | null };
-  return (r.s ?? 0) + 1;
-}

@@ -341,9 +341,4 @@ function assemble(heads: string[], payloads: (Buffer | null)[], tails: string[])
   return out;
 }
 
-/** Cheap counters (index lookups, no payload pages touched) for progress and the summary. */
-export function pendingCounts(db: DB): { pending: number; labelsPending: number } {
-  const pending = (db.prepare(`SELECT COUNT(*) AS n FROM samples WHERE state = 'pending'`).get() as { n: number }).n;
-  const labelsPending = (db.prepare(`SELECT COUNT(*) AS n FROM samples WHERE label_state = 'pending'`).get() as { n: number }).n;
-  return { pending, labelsPending };
-}
+export { pendingCounts } from '../store/pending-counts.js';

@@ -22,16 +22,15 @@ import { join } from 'node:path';
 import { UsageError, VerificationError, ReportedError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { SIGNATURE_HEADER, VERSION_HEADER } from '../format/protocol.js';
-import { keyForVersion } from '../format/key-chain.js';
-import { parseIndex } from '../format/validate-index.js';
 import { type DB, kvGet, logEvent } from '../store/db.js';
 import { fsyncDir } from '../durable/atomic-write.js';
 import type { EdgeConfig, HomePaths } from '../store/home.js';
-import { getVersion, installVersion, latestKbSeq, modelFile, versionId } from '../store/versions.js';
-import { carryLocalTasks, localTasks } from '../store/kept-tasks.js';
+import { getVersion, latestKbSeq, modelFile, versionId } from '../store/version-rows.js';
 import { sinkHashed } from './blob-sink.js';
-import { verifyPulledIndex } from './index-trust.js';
 import { type KbClient, SyncHttpError, describeError, isRetryableError, isRetryableStatus } from './http.js';
+// the KB answers 304 on most runs: what verifies and installs an index (the validator, a 319 KB
+// generated module, the key chain, the install code) is loaded after the answer, when there is
+// an index (see loadInstallCode)
 
 export interface PullResult {
   /** KB version number pulled and installed, null when the edge was current (304) */
@@ -85,6 +84,25 @@ function activeKbSeq(db: DB): number | null {
   return id && /^\d+$/.test(id) ? Number(id) : null;
 }
 
+/** The modules a pull needs once the KB sent an index, loaded together. */
+async function loadInstallCode() {
+  const [chain, validate, versions, kept, trust] = await Promise.all([
+    import('../format/key-chain.js'),
+    import('../format/validate-index.js'),
+    import('../store/versions.js'),
+    import('../store/kept-tasks.js'),
+    import('./index-trust.js'),
+  ]);
+  return {
+    keyForVersion: chain.keyForVersion,
+    parseIndex: validate.parseIndex,
+    installVersion: versions.installVersion,
+    carryLocalTasks: kept.carryLocalTasks,
+    localTasks: kept.localTasks,
+    verifyPulledIndex: trust.verifyPulledIndex,
+  };
+}
+
 export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client: KbClient, opts: PullOptions): Promise<PullResult> {
   const key = config.kb?.public_key;
   if (!key) throw new UsageError(`no KB public key in ${paths.config}; run "sedna-ll init --kb-url URL --token-file F --kb-key F"`);
@@ -93,6 +111,7 @@ export async function pull(paths: HomePaths, db: DB, config: EdgeConfig, client:
   const query = `since=${since}${active !== null ? `&active=${active}` : ''}`;
   const res = await client.request({ method: 'GET', path: `/v1/index?${query}`, accept: (s) => s === 200 || s === 304 });
   if (res.status === 304) return nothing();
+  const { keyForVersion, parseIndex, installVersion, carryLocalTasks, localTasks, verifyPulledIndex } = await loadInstallCode();
 
   // 1. the signature over the exact bytes, before trusting anything in them
   const bytes = res.body;

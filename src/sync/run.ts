@@ -18,8 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
-import { withRolloutLock } from '../rollout/files.js';
-import { listVersions } from '../store/versions.js';
+import { withRolloutLock } from '../rollout/lock.js';
+import { listVersions } from '../store/version-rows.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
 import { makeProgress, type Progress } from './progress.js';
@@ -29,7 +29,7 @@ import { makeProgress, type Progress } from './progress.js';
 import type { ActivateVersion } from './pull.js';
 import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { rejectedCount } from '../store/rejected.js';
-import { pendingCounts } from './outbox-reader.js';
+import { pendingCounts } from '../store/pending-counts.js';
 import type { FramingMode } from './negotiate.js';
 
 export interface SyncOptions {
@@ -189,13 +189,15 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     else progress.note(`sync: ${f.message}`);
   };
   try {
-    if (!o.pullOnly) {
+    // an edge with nothing pending (most cron runs) loads no push code at all
+    const before = o.pullOnly ? null : pendingCounts(db);
+    if (before && (before.pending > 0 || before.labelsPending > 0)) {
       const [{ pushLabels, pushSamples }, { Outbox }, { negotiateFraming }] = await Promise.all([import('./push.js'), import('../store/outbox.js'), import('./negotiate.js')]);
       const t = Date.now();
       try {
         const outbox = new Outbox(db, paths, config);
         // the format is asked only when there is something to push (one round trip)
-        if (pendingCounts(db).pending > 0) {
+        if (before.pending > 0) {
           const framing = await negotiateFraming(client, o.framing ?? 'auto');
           await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize, batchBytes: o.batchBytes, framing, compress: o.compress, progress });
         }
