@@ -203,6 +203,9 @@ interface PullResult {
   sync_download_ms: number;
   ratio_vs_curl: number;
   ratio_download_vs_curl: number;
+  /** the KB process's CPU (user + system) per MB it served, to curl and to sync */
+  kb_cpu_ms_per_mb_curl: number;
+  kb_cpu_ms_per_mb_sync: number;
   aim: number;
 }
 
@@ -227,18 +230,25 @@ async function benchPull(kb: TestKb, dir: string, name: string, dim: number): Pr
   const syncPull: number[] = [];
   const syncPullPhase: number[] = [];
   const syncDownload: number[] = [];
+  const kbCpuCurl: number[] = [];
+  const kbCpuSync: number[] = [];
+  const kbPid = kb.proc.pid!;
   const out = join(dir, 'curl.bin');
   for (let i = 0; i < RUNS; i++) {
+    let cpu0 = cpuSeconds(kbPid);
     const c = await runProc('curl', ['-sS', '-f', '-o', out, '-H', `authorization: Bearer ${kb.deviceToken}`, `${kb.url}/v1/blobs/${sha}`]);
     if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl pull: ${c.stderr}`);
     curlPull.push(c.ms);
+    kbCpuCurl.push(((cpuSeconds(kbPid) - cpu0) * 1000) / (size / 1e6));
     rmSync(out);
     const e = makeEdge(kb);
     editConfig(e.home, (cf) => {
       cf.rollout.activate = 'manual';
     });
+    cpu0 = cpuSeconds(kbPid);
     const r = await sedna(e.home, ['sync', '--pull-only', '--json']);
     if (r.code !== 0) throw new Error(`sync pull: exit ${r.code}: ${r.stderr}`);
+    kbCpuSync.push(((cpuSeconds(kbPid) - cpu0) * 1000) / (size / 1e6));
     const s = JSON.parse(r.stdout) as { pulled_version: number | null; pull_ms: number; download_ms: number };
     if (!s.pulled_version) throw new Error('sync pulled nothing');
     syncPull.push(r.ms);
@@ -257,6 +267,9 @@ async function benchPull(kb: TestKb, dir: string, name: string, dim: number): Pr
     // curl's wall time is almost all transfer (~5 ms start-up); download_ms is sync's transfer
     // + sha256 + fsync + placement, without Node start-up, index verification and install
     ratio_download_vs_curl: +(median(curlPull) / median(syncDownload)).toFixed(3),
+    // what serving costs the KB (the fleet's bill); sync's includes its index and report requests
+    kb_cpu_ms_per_mb_curl: +median(kbCpuCurl).toFixed(2),
+    kb_cpu_ms_per_mb_sync: +median(kbCpuSync).toFixed(2),
     aim: 0.8,
   };
 }
@@ -321,7 +334,8 @@ async function main() {
     const wire = { frames: 0, json: 0 };
     const batches = { frames: { gzip: 0, plain: 0 }, json: { gzip: 0, plain: 0 } };
     for (let i = 0; i < RUNS; i++) {
-      const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
+      let cpu0 = cpuSeconds(kbPid);
+    const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
       if (c.code !== 0) throw new Error(`curl: ${c.stderr}`);
       curlSink.push(c.ms);
       const line: string[] = [`curl->sink ${c.ms.toFixed(0)} ms`];
@@ -444,7 +458,8 @@ async function main() {
         e.cleanup();
         pullUse.push(st.model_bytes_down / (st.download_ms / 1000) / cap);
         const out = join(work.dir, 'curl-slow.bin');
-        const c = await runProc('curl', ['-sS', '-f', '-o', out, '-w', '%{time_starttransfer} %{time_total}', '-H', `authorization: Bearer ${kbSlow.deviceToken}`, `${link.url}/v1/blobs/${sha}`]);
+        let cpu0 = cpuSeconds(kbPid);
+    const c = await runProc('curl', ['-sS', '-f', '-o', out, '-w', '%{time_starttransfer} %{time_total}', '-H', `authorization: Bearer ${kbSlow.deviceToken}`, `${link.url}/v1/blobs/${sha}`]);
         if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl slow pull: ${c.stderr}`);
         rmSync(out);
         curlUse.push(size / (c.ms / 1000) / cap);
