@@ -455,7 +455,8 @@ if (PARTS.includes('rss')) {
 // costs on this machine at this load, with the same generator.
 const SERVE_RUNS = Number(process.env.BENCH_SERVE_RUNS ?? 3);
 const SERVE_REQUESTS = Number(process.env.BENCH_SERVE_REQUESTS ?? 3000);
-const LEVELS = [1, 8, 64];
+// BENCH_SERVE_LEVELS=8 (say) narrows the client counts while profiling
+const LEVELS = (process.env.BENCH_SERVE_LEVELS ?? '1,8,64').split(',').map(Number);
 if (PARTS.includes('serve')) {
   const { fork } = await import('node:child_process');
   const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kvGet, kvSet, openEdgeDb } from '../src/store/db.js';
-import { IDENTITY_EVERY, WalDurability } from '../src/store/wal-durability.js';
+import { FsyncPace, IDENTITY_EVERY, WalDurability } from '../src/store/wal-durability.js';
 import { WalCheckpointer } from '../src/store/wal-checkpointer.js';
 
 test('WalDurability: NORMAL commits, grouped fdatasync of the WAL, callers after a start wait for the next fsync', async () => {
@@ -87,4 +87,47 @@ test('WalCheckpointer: no checkpoint in the serving connection; a worker checkpo
     db.close();
     t.cleanup();
   }
+});
+
+test('WalDurability inline (serve): fdatasync on the calling thread covers the commit; FsyncPace sends a slow disk to the thread pool and probes it again', async () => {
+  const t = tempDir();
+  const path = join(t.dir, 'edge.db');
+  const db = openEdgeDb(path);
+  try {
+    const d = new WalDurability(db, path, { inlineMaxMs: Infinity });
+    kvSet(db, 'a', 1);
+    await d.durable();
+    kvSet(db, 'b', 2);
+    await d.durable();
+    assert.deepEqual([d.calls, d.syncs, d.inlineSyncs], [2, 2, 2], 'every fsync inline');
+    await d.close();
+    // without the option every fsync goes to the thread pool (the KB's use)
+    const off = new WalDurability(db, path);
+    kvSet(db, 'c', 3);
+    await off.durable();
+    assert.deepEqual([off.syncs, off.inlineSyncs], [1, 0]);
+    await off.close();
+  } finally {
+    db.close();
+    t.cleanup();
+  }
+
+  const pace = new FsyncPace(1);
+  assert.equal(pace.inline, true, 'an unknown disk is tried inline');
+  for (let i = 0; i < 20; i++) pace.took(0.3);
+  assert.equal(pace.inline, true, 'a 0.3 ms disk stays inline');
+  pace.took(20); // one slow fsync (an SD card, a busy disk)
+  assert.equal(pace.inline, false, 'one 20 ms fsync sends the next ones to the thread pool');
+  let offloaded = 0;
+  while (!pace.inline) {
+    pace.offloaded();
+    offloaded++;
+  }
+  assert.ok(offloaded >= 4 && offloaded <= 8, `a few offloaded fsyncs before the next inline probe (${offloaded})`);
+  pace.took(20); // the probe: still slow
+  assert.equal(pace.inline, false);
+  for (let i = 0; i < 10 && !pace.inline; i++) pace.offloaded();
+  pace.took(0.3);
+  pace.took(0.3);
+  assert.equal(pace.inline, true, 'a disk that is fast again is back inline');
 });

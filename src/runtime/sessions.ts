@@ -45,7 +45,16 @@ const SESSION_OPTIONS = {
 export class SessionCache {
   private readonly sessions = new Map<string, Promise<ModelSession>>();
 
-  constructor(private readonly modelsDir: string) {}
+  /**
+   * `intraOpThreads: 1` (serve): each run on the calling thread. A request's batch is a few
+   * samples; waking onnxruntime's worker for it (no spinning: a futex wake and wait per run) costs
+   * more than the run, and on 2 cores that worker competes with the main thread for a core.
+   * Absent: onnxruntime's default (one thread per core), for infer's large windows.
+   */
+  constructor(
+    private readonly modelsDir: string,
+    private readonly opts: { intraOpThreads?: number } = {},
+  ) {}
 
   /** The session for a task's model; a missing or corrupt file is a one-line ReportedError. */
   get(task: TaskEntry): Promise<ModelSession> {
@@ -75,7 +84,7 @@ export class SessionCache {
     const ort = await loadOrt();
     let session: Ort.InferenceSession;
     try {
-      session = await openSession(bytes, file, SESSION_OPTIONS);
+      session = await openSession(bytes, file, this.opts.intraOpThreads ? { ...SESSION_OPTIONS, intraOpNumThreads: this.opts.intraOpThreads } : SESSION_OPTIONS);
     } catch (e) {
       if (!(e instanceof ModelLoadError)) throw e;
       throw new ReportedError(`task "${task.id}": model file ${file} is not a loadable ONNX model: ${e.reason}`);
