@@ -6,7 +6,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { EXIT, type ExitCode, LockedError, OfflineError, UsageError, VerificationError } from '../errors.js';
 import { beginRecord, commandPath, errorPrefix, finishRecord, writeRecord } from './output.js';
 
-export { printList, record, recordError, recordToStderr } from './output.js';
+export { printList, printResult, record, recordError, recordToStderr } from './output.js';
 
 export type Action<A extends unknown[]> = (...args: A) => Promise<number | void> | number | void;
 

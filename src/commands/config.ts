@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
-import { record, run } from './action.js';
+import { printResult, record, run } from './action.js';
 
 const HELP = `
 Keys are dotted paths into config.json (README "Configuration"): outbox.max_mb,
@@ -60,8 +60,7 @@ export function register(program: Command): void {
         const path = keyPath(key);
         const v = getAt(raw, path) ?? getAt(DEFAULT_CONFIG, path);
         if (v === undefined) throw new ReportedError(`config key "${key}": not set`);
-        if (o.json) return record({ key, value: v });
-        process.stdout.write(show(v) + '\n');
+        printResult(o.json, { key, value: v }, show(v));
       }),
     );
 
@@ -126,8 +125,7 @@ export function register(program: Command): void {
         const { loadConfig } = await import('../store/home.js');
         const { file, home } = await readRaw(cmd);
         const c = loadConfig(home);
-        if (o.json) return record({ file, config: c });
-        process.stdout.write(JSON.stringify(c, null, 2) + '\n');
+        printResult(o.json, { file, config: c }, JSON.stringify(c, null, 2));
       }),
     );
 }

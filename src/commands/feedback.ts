@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import type { LabelItem } from '../store/feedback.js';
-import { record, run } from './action.js';
+import { printResult, run } from './action.js';
 
 interface FeedbackOpts {
   sample?: string;
@@ -65,8 +65,7 @@ ${EXIT_HELP}
         const r = await withHome((cmd.optsWithGlobals() as FeedbackOpts).home, (h) => storeFeedback(h, { items, errors, file: opts.file, strict: opts.strict, newClass: opts.newClass }));
         errors = r.errors;
         for (const e of errors) process.stderr.write(`sedna-ll: ${e}\n`);
-        if (opts.json) record({ labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors });
-        else process.stdout.write(`labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}\n`);
+        printResult(opts.json, { labelled: r.updated, unchanged: r.unchanged, unknown: r.unknown, skipped: errors.length, errors }, `labelled ${r.updated} sample${r.updated === 1 ? '' : 's'}${r.unchanged ? `, ${r.unchanged} unchanged` : ''}${errors.length ? `, ${errors.length} skipped` : ''}`);
         // every line bad or unknown (a wrong-format file): a failure, so scripts do not take it for success
         if (r.updated + r.unchanged === 0 && errors.length > 0) throw new ReportedError(`${opts.file}: no label stored, all ${errors.length} line(s) skipped`);
       }),

@@ -2,7 +2,7 @@
 // Domain modules are imported inside the action so `sedna-ll --version` does not load them.
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../errors.js';
-import { numOption, record, run } from './action.js';
+import { numOption, printResult, run } from './action.js';
 
 interface InitOpts {
   deviceId?: string;
@@ -49,9 +49,13 @@ ${EXIT_HELP}\n`,
         });
         // device_id is the record's `device`
         const { device_id: _device, ...fields } = r;
-        if (opts.json) return record(fields);
-        if (r.created) process.stdout.write(`initialised edge home ${r.home} (device ${r.device_id})\n`);
-        else process.stdout.write(`edge home ${r.home} already initialised (device ${r.device_id}); ${r.updated.length ? `updated ${r.updated.join(', ')}` : 'nothing to change'}\n`);
+        printResult(
+          opts.json,
+          fields,
+          r.created
+            ? `initialised edge home ${r.home} (device ${r.device_id})`
+            : `edge home ${r.home} already initialised (device ${r.device_id}); ${r.updated.length ? `updated ${r.updated.join(', ')}` : 'nothing to change'}`,
+        );
       }),
     );
 }

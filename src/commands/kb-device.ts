@@ -2,7 +2,7 @@
 // them between rollout channels. Works on the data directory directly (safe while serving: WAL).
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../errors.js';
-import { printList, record, run } from './action.js';
+import { printList, printResult, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
@@ -78,8 +78,7 @@ export function register(kb: Command): void {
         const { revokeDevice } = await import('../kb/devices.js');
         await kbOpen(o, async (store) => {
           const d = await revokeDevice(store, id);
-          if (o.json) return record({ ...d });
-          process.stdout.write(`device "${id}" revoked\n`);
+          printResult(o.json, { ...d }, `device "${id}" revoked`);
         });
       }),
     );
@@ -96,8 +95,7 @@ export function register(kb: Command): void {
         const { setDeviceChannel } = await import('../kb/devices.js');
         await kbOpen(o, async (store) => {
           const d = await setDeviceChannel(store, id, o.channel);
-          if (o.json) return record({ ...d });
-          process.stdout.write(`device "${id}" now on channel "${d.channel}"\n`);
+          printResult(o.json, { ...d }, `device "${id}" now on channel "${d.channel}"`);
         });
       }),
     );

@@ -2,7 +2,7 @@
 // rollout on the KB (logic in src/kb/rollout.ts and src/kb/bundle.ts).
 import type { Command } from 'commander';
 import { EXIT_HELP, UsageError } from '../errors.js';
-import { intOption, numOption, printList, record, run } from './action.js';
+import { intOption, numOption, printList, printResult, run } from './action.js';
 import { verdict } from './color.js';
 import { printable } from './table.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
@@ -33,8 +33,7 @@ export function register(kb: Command): void {
         await kbOpen(o, async (store) => {
           const c = await addChannel(store, name, { abort_fail_pct: o.abortPct, abort_min_reports: o.minReports });
           const cfg = channelConfig(c);
-          if (o.json) return record({ name: c.name, version: c.version, previous_version: c.previous_version, config: cfg });
-          process.stdout.write(`channel "${c.name}" (version ${c.version ?? '-'}; abort at ${cfg.abort_fail_pct}% failed of >= ${cfg.abort_min_reports} reports)\n`);
+          printResult(o.json, { name: c.name, version: c.version, previous_version: c.previous_version, config: cfg }, `channel "${c.name}" (version ${c.version ?? '-'}; abort at ${cfg.abort_fail_pct}% failed of >= ${cfg.abort_min_reports} reports)`);
         });
       }),
     );
@@ -76,8 +75,7 @@ export function register(kb: Command): void {
         const { rolloutVersion } = await import('../kb/rollout.js');
         await kbOpen(o, async (store) => {
           const c = await rolloutVersion(store, versionArg(version), o.channel);
-          if (o.json) return record({ ...c });
-          process.stdout.write(`channel "${c.name}" now at version ${c.version} (fallback ${c.previous_version ?? '-'})\n`);
+          printResult(o.json, { ...c }, `channel "${c.name}" now at version ${c.version} (fallback ${c.previous_version ?? '-'})`);
         });
       }),
     );
@@ -94,8 +92,7 @@ export function register(kb: Command): void {
         const { promote } = await import('../kb/rollout.js');
         await kbOpen(o, async (store) => {
           const c = await promote(store, o.from, o.to);
-          if (o.json) return record({ ...c });
-          process.stdout.write(`promoted version ${c.version} from "${o.from}" to "${o.to}" (fallback ${c.previous_version ?? '-'})\n`);
+          printResult(o.json, { ...c }, `promoted version ${c.version} from "${o.from}" to "${o.to}" (fallback ${c.previous_version ?? '-'})`);
         });
       }),
     );
@@ -137,8 +134,7 @@ export function register(kb: Command): void {
         const { buildKbBundle } = await import('../kb/bundle.js');
         await kbOpen(o, async (store) => {
           const r = await buildKbBundle(store, versionArg(version), o.output, { perTask: o.canaryPerTask });
-          if (o.json) return record({ ...r });
-          process.stdout.write(`wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}${r.key_transitions ? `; key chain of ${r.key_transitions} transition${r.key_transitions > 1 ? 's' : ''}` : ''}\n`);
+          printResult(o.json, { ...r }, `wrote ${r.file}: version ${r.version}, ${r.bytes} bytes, sha256 ${r.sha256}; canary ${r.canary.map((c) => `${c.task} ${c.records} (${c.source})`).join(', ')}${r.key_transitions ? `; key chain of ${r.key_transitions} transition${r.key_transitions > 1 ? 's' : ''}` : ''}`);
         });
       }),
     );

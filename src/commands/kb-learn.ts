@@ -2,7 +2,7 @@
 // (`kb tasks` is registered by kb-task.ts.) Options are parsed here; src/learn does the work.
 import type { Command } from 'commander';
 import { EXIT_HELP, UsageError } from '../errors.js';
-import { intOption, numOption, printList, record, run } from './action.js';
+import { intOption, numOption, printList, printResult, record, run } from './action.js';
 import { verdict } from './color.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 import { printRows } from './table.js';
@@ -167,10 +167,7 @@ ${EXIT_HELP}\n`,
         const conds = o.when ? usage(() => parseWhen(o.when!)) : null;
         const win = o.window ? usage(() => parseWindow(o.window!)) : null;
         const opts = await roundOptions(o);
-        const say = (msg: string, extra: Record<string, unknown> = {}): void => {
-          if (o.json) record({ ran: false, message: msg, ...extra });
-          else process.stdout.write(msg + '\n');
-        };
+        const say = (msg: string, extra: Record<string, unknown> = {}): void => printResult(o.json, { ran: false, message: msg, ...extra }, msg);
         if (win && !inWindow(win, new Date())) return say(`kb train: outside the window ${win.text}; nothing to do`, { reason: 'window' });
         await kbOpen(o, async (store) => {
           if (conds) {

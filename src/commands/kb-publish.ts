@@ -1,7 +1,7 @@
 // `sedna-ll kb publish`: a new signed KB version from the tasks registered in the KB.
 import type { Command } from 'commander';
 import { EXIT_HELP } from '../errors.js';
-import { record, run } from './action.js';
+import { printResult, run } from './action.js';
 import { DATA_HELP, kbOpen, UNSEEN_OPTIONS, unseenRequest, type UnseenFlags } from './kb-common.js';
 
 export function register(kb: Command): void {
@@ -36,12 +36,10 @@ ${EXIT_HELP}
           const unseen = await applyUnseenSettings(store, req);
           const { published: r, unchanged } = await publishIfChanged(store, { channel: o.channel, notes: o.note ? { note: o.note } : undefined, force: o.force, unseen });
           if (r === null) {
-            if (o.json) return record({ unchanged });
-            return void process.stdout.write(`nothing changed since version ${unchanged}; not published (--force publishes anyway; "kb rollout ${unchanged} --channel ${o.channel}" points the channel at it)\n`);
+            return printResult(o.json, { unchanged }, `nothing changed since version ${unchanged}; not published (--force publishes anyway; "kb rollout ${unchanged} --channel ${o.channel}" points the channel at it)`);
           }
           const out = { version: r.version.n, parent: r.version.parent, channel: o.channel, index_sha: r.version.index_sha, tasks: r.index.tasks.map((t) => ({ id: t.id, sha256: t.model.sha256 })) };
-          if (o.json) return record(out);
-          process.stdout.write(`published KB version ${out.version} (parent ${out.parent ?? '-'}) to channel "${o.channel}": ${out.tasks.length} task(s)\n`);
+          printResult(o.json, out, `published KB version ${out.version} (parent ${out.parent ?? '-'}) to channel "${o.channel}": ${out.tasks.length} task(s)`);
         });
       }),
     );

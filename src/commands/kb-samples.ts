@@ -2,7 +2,7 @@
 // initial training data, and ground-truth labels for training.
 import type { Command } from 'commander';
 import { EXIT, EXIT_HELP, UsageError } from '../errors.js';
-import { intOption, printList, record, recordToStderr, run } from './action.js';
+import { intOption, printList, printResult, record, recordToStderr, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 import { printable } from './table.js';
 
@@ -115,8 +115,7 @@ export function register(kb: Command): void {
           const r = dir
             ? await importImageDir(store, file, { labels: o.labels, strict: o.strict, maxPixels: o.maxPixels, onBad: (where, reason) => process.stderr.write(`sedna-ll: ${where}: ${reason} (skipped)\n`) })
             : await importSamples(store, file, { strict: o.strict, maxPixels: o.maxPixels, onBad: badLine(file) });
-          if (o.json) record(r);
-          else process.stdout.write(`${r.imported} sample(s) imported, ${r.existing} already present, ${r.skipped} skipped\n`);
+          printResult(o.json, r, `${r.imported} sample(s) imported, ${r.existing} already present, ${r.skipped} skipped`);
           if (r.lines > 0 && r.imported + r.existing === 0) return EXIT.FAILURE;
         });
       }),

@@ -1,7 +1,7 @@
 // `sedna-ll kb task add` (register a task model in the KB) and `sedna-ll kb tasks` (list them).
 import type { Command } from 'commander';
 import { EXIT_HELP, UsageError } from '../errors.js';
-import { collect, numOption, printList, record, run } from './action.js';
+import { collect, numOption, printList, printResult, run } from './action.js';
 import { DATA_HELP, kbOpen } from './kb-common.js';
 
 export function register(kb: Command): void {
@@ -51,8 +51,7 @@ export function register(kb: Command): void {
             outputKind: o.outputKind as 'probabilities' | 'logits' | undefined,
             preprocessing,
           });
-          if (o.json) return record({ ...t });
-          process.stdout.write(`task "${t.id}": model ${t.model_sha.slice(0, 12)} (${t.model_size} bytes, ${t.labels.length} labels)${t.fallback ? ', fallback' : ''}\n`);
+          printResult(o.json, { ...t }, `task "${t.id}": model ${t.model_sha.slice(0, 12)} (${t.model_size} bytes, ${t.labels.length} labels)${t.fallback ? ', fallback' : ''}`);
         });
       }),
     );

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { EXIT, EXIT_HELP } from '../errors.js';
 import type { OpenHome } from '../store/open-home.js';
-import { intOption, record, recordError, run } from './action.js';
+import { intOption, printResult, record, recordError, run } from './action.js';
 
 const home = (cmd: Command) => (cmd.optsWithGlobals() as { home?: string }).home;
 
@@ -136,8 +136,7 @@ export function register(program: Command): void {
         const { rollbackActive } = await import('../rollout/trial.js');
         return withLockedHome(cmd, async ({ db }) => {
           const r = rollbackActive(db);
-          if (opts.json) record({ from_version: r.from, to_version: r.to });
-          else process.stdout.write(`rolled back from version ${r.from} to ${r.to}\n`);
+          printResult(opts.json, { from_version: r.from, to_version: r.to }, `rolled back from version ${r.from} to ${r.to}`);
         });
       }),
     );
@@ -175,8 +174,7 @@ export function register(program: Command): void {
         const { pruneVersions } = await import('../rollout/files.js');
         return withLockedHome(cmd, async ({ paths, db }) => {
           const r = pruneVersions(paths, db, opts.keep);
-          if (opts.json) record(r);
-          else process.stdout.write(`pruned ${r.removed.length} version(s)${r.removed.length ? ` (${r.removed.join(', ')})` : ''}, ${r.models_removed.length} model file(s); kept ${r.kept.join(', ') || 'none'}\n`);
+          printResult(opts.json, r, `pruned ${r.removed.length} version(s)${r.removed.length ? ` (${r.removed.join(', ')})` : ''}, ${r.models_removed.length} model file(s); kept ${r.kept.join(', ') || 'none'}`);
         });
       }),
     );
@@ -193,8 +191,7 @@ export function register(program: Command): void {
         const { exportVersion } = await import('../rollout/files.js');
         return withReadHome(cmd, async ({ paths, db, cfg }) => {
           const r = await exportVersion(paths, db, cfg, version, opts.output);
-          if (opts.json) record(r);
-          else process.stdout.write(`wrote ${r.file} (${r.bytes} bytes, sha256 ${r.sha256}${r.signed ? '' : ', UNSIGNED'}, ${r.canary} canary records)\n`);
+          printResult(opts.json, r, `wrote ${r.file} (${r.bytes} bytes, sha256 ${r.sha256}${r.signed ? '' : ', UNSIGNED'}, ${r.canary} canary records)`);
         });
       }),
     );

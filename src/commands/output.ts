@@ -94,6 +94,15 @@ export function writeRecord(line: string): void {
 }
 
 /**
+ * The one-result pattern: with --json the fields go into the run record; else `line` (what the
+ * command says to a person) on stdout, newline added.
+ */
+export function printResult(json: boolean | undefined, fields: object, line: string): void {
+  if (json) return record(fields);
+  process.stdout.write(line + '\n');
+}
+
+/**
  * The list pattern: with --json the rows go into the run record under `key`; else a table of
  * `columns` (header -> cell), or the line `empty` when there are no rows.
  */
