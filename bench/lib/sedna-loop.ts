@@ -176,7 +176,7 @@ export async function runSednaLoop(o: SednaLoopOptions): Promise<SednaLoopResult
     const ts = performance.now();
     const r = await runSync({ home, activate: activateWithTrial, progress: false });
     syncMs += performance.now() - ts;
-    if (r.summary.exit !== 0) throw new Error(`sync (${what}) exited ${r.summary.exit}: ${r.message ?? ''}`);
+    if (r.exit !== 0) throw new Error(`sync (${what}) exited ${r.exit}: ${r.message ?? ''}`);
     return r.summary;
   };
 

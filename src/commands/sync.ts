@@ -88,8 +88,9 @@ ${EXIT_HELP}
           compress: opts.compress as 'auto' | 'gzip' | 'none' | undefined,
           framing: opts.framing as 'auto' | 'json' | undefined,
         });
-        const { summary, message } = result;
-        const { exit, error: _error, ...fields } = summary;
+        const { summary, message, exit } = result;
+        // exit and error are the record's envelope (output.ts), not fields of its own
+        const { exit: _exit, error: _error, ...fields } = summary;
         for (const w of summary.warnings) process.stderr.write(`sedna-ll: warning: ${w}\n`);
         if (message) {
           process.stderr.write(`sedna-ll: sync: ${message}\n`);
@@ -106,7 +107,7 @@ ${EXIT_HELP}
               `${summary.bytes_up} B up, ${summary.bytes_down} B down in ${summary.duration_ms} ms (exit ${exit === 0 ? p.green('0') : p.red(String(exit))})\n`,
           );
         }
-        return summary.exit;
+        return exit;
       }),
     );
 }

@@ -1,19 +1,5 @@
-// One `sedna-ll sync` run: lock, push (samples then labels), pull, report, and the exit code.
-//
-// Exit codes (DESIGN.md), as a cron job sees them:
-//   0 everything pushed (or nothing pending) and the edge holds the newest KB version
-//   3 the KB could not be reached and nothing was done (nothing lost: the outbox is untouched)
-//   4 partial: some work done (batches acked, a version pulled), the rest pending; or --max-time
-//     ran out while work remained; or the KB rejected samples for good in this run (they are
-//     marked rejected and not re-sent, so the next run is not partial because of them)
-//   5 the pulled index, signature or a model blob failed verification; nothing installed,
-//     the active version untouched. Also: the pulled version failed its health check when
-//     activated (rollout.activate auto): marked failed, the previous version stays active, the
-//     reason in the summary's `trial` (DESIGN.md: verification failed (canary) -> 5)
-//   6 another sync (or rollout) holds the lock
-//   1 the KB refused the token (401/403), or answered something we cannot use. Auth failure is
-//     NOT reported as "offline" (3): retrying never fixes a wrong or revoked token, so cron
-//     monitoring must see a hard failure, not a transient one.
+// One `sedna-ll sync` run: lock, push (samples then labels), pull, report, and how it ended
+// (its outcome; outcome.ts maps that to the exit code).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
@@ -22,6 +8,7 @@ import { withRolloutLock } from '../rollout/lock.js';
 import { listVersions } from '../store/version-rows.js';
 import { asStorageError } from '../store/open-home.js';
 import { KbClient, SyncHttpError, type FailureKind } from './http.js';
+import { type SyncOutcome, outcomeMessage, syncExitCode } from './outcome.js';
 import { makeProgress, type Progress } from './progress.js';
 // the push and pull halves are imported when the run does them (--pull-only never loads the
 // outbox writer and the framing, --push-only never the index and install code): each start of
@@ -91,12 +78,16 @@ export interface SyncSummary {
   model_bytes_down: number;
   /** prefix of the X-Request-Id of every request of this run (`<request_id>-<n>`; the KB logs it as req_id) */
   request_id: string;
+  /** kept with the summary in the edge's history (kv last_sync, the sync event) */
   exit: ExitCode;
   error?: string;
 }
 
 export interface SyncResult {
   summary: SyncSummary;
+  outcome: SyncOutcome;
+  /** the process exit code of the run (syncExitCode of the outcome) */
+  exit: ExitCode;
   /** one line for stderr when exit != 0 */
   message: string | null;
   /** the KB's channel fallback brought an older version back (said on stderr: a downgrade) */
@@ -256,27 +247,21 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
 
   const didWork = s.acked > 0 || s.labels_pushed > 0 || s.pulled_version !== null;
   const f = failure as { kind: FailureKind | 'verify'; message: string } | null;
-  let message: string | null = null;
-  if (f) {
-    message = f.message;
-    s.error = f.message;
-    if (f.kind === 'verify') s.exit = EXIT.VERIFY;
-    else if (f.kind === 'auth' || f.kind === 'protocol') s.exit = EXIT.FAILURE;
-    // --max-time while the KB never answered a single byte is "offline", not "partial": a cron
-    // fleet with a dead KB must read 3 (nothing lost), as it does without --max-time
-    else if (f.kind === 'deadline') s.exit = didWork || s.bytes_down > 0 ? EXIT.PARTIAL : EXIT.OFFLINE;
-    else s.exit = didWork ? EXIT.PARTIAL : EXIT.OFFLINE;
-  } else if (s.rejected > 0) {
-    s.exit = EXIT.PARTIAL;
-    message = `${s.rejected} sample(s) rejected by the KB; marked rejected, not sent again (sedna-ll status; reasons in events)`;
-  }
+  const outcome: SyncOutcome = f
+    ? { kind: 'failed', failure: f.kind, message: f.message, didWork, heardFromKb: s.bytes_down > 0 }
+    : s.rejected > 0
+      ? { kind: 'rejected', samples: s.rejected }
+      : { kind: 'done' };
+  const message = outcomeMessage(outcome);
+  s.exit = syncExitCode(outcome);
+  if (f) s.error = f.message;
   s.duration_ms = Date.now() - t0;
   // one transaction: one commit (fsync) at the end of every run, not two
   db.transaction(() => {
     kvSet(db, 'last_sync', JSON.stringify({ time: Date.now(), result: s.exit, summary: s }));
     logEvent(db, 'sync', { ...s });
   })();
-  return { summary: s, message, ...(fallbackInfo ? { fallback: fallbackInfo } : {}) };
+  return { summary: s, outcome, exit: s.exit, message, ...(fallbackInfo ? { fallback: fallbackInfo } : {}) };
 }
 
 async function report(db: DB, client: KbClient, s: SyncSummary, lastError: string | null): Promise<void> {
