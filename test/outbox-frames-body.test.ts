@@ -2,8 +2,9 @@
 // reads page by page, with the meta JSON built by SQLite (FRAME_META_SQL), are the records the
 // JS builder writes (PushReader.next, frames) on awkward rows: no task, empty/NULL JSON columns,
 // local and negative KB versions, quotes, control characters and non-ASCII text, labels,
-// preprocessing, blob payloads, a missing blob, a task whose payload stays home, a row from
-// before schema migration 4. Batch limits, the cursor and a retry's `until` range; marking by
+// preprocessing, blob payloads, a missing blob, a missing sample_payloads row, a payload of
+// every byte value (NULs, invalid UTF-8), a task whose payload stays home, a row from before
+// schema migration 4. Batch limits, the cursor and a retry's `until` range; marking by
 // rowid (Outbox.markUploadedRows) checks the id and the label that was sent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,6 +69,8 @@ async function streamed(db: DB, ob: Outbox, send: (t: string) => boolean, limit:
   return { records, batches };
 }
 
+const byIdOf = (recs: FrameRecord[]) => new Map(recs.map((r) => [r.id, JSON.parse(r.meta!)]));
+
 const same = (a: FrameRecord[], b: FrameRecord[]) => {
   assert.equal(a.length, b.length);
   for (let i = 0; i < a.length; i++) {
@@ -94,6 +97,9 @@ test('framesBody writes the records the JS builder writes, on awkward rows', asy
         rec(5, { payload: Buffer.alloc(INLINE_MAX + 1, 5) }), // blobs/<sha>
         rec(6, { payload: Buffer.alloc(INLINE_MAX + 2, 6), preprocessing: '{"channels":3}' }), // its blob goes missing below
         rec(7, { payloadKind: 'png', payload: Buffer.alloc(0) }),
+        // every byte value: NULs, invalid UTF-8 (nothing on the way may treat a payload as text)
+        rec(8, { payload: Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + (i >> 8)) & 255)) }),
+        rec(9), // its sample_payloads row goes missing below (a damaged file): sent without payload
       ])
       .map((x) => x.sampleId);
     ob.setLabels([
@@ -106,17 +112,22 @@ test('framesBody writes the records the JS builder writes, on awkward rows', asy
        VALUES ('old-inline-0001', ?, 'global', '', 'f32', ?, 16, NULL, '', -1, 2, '')`,
     ).run('b'.repeat(64), Buffer.alloc(16, 9));
     rmSync(ob.blobPath((db.prepare('SELECT payload_sha FROM samples WHERE id = ?').pluck().get(ids[5]) as string)));
+    db.prepare('DELETE FROM sample_payloads WHERE id = ?').run(ids[8]);
     const send = (task: string) => task !== 'home-only';
 
     const ref = await reference(db, ob, send);
-    assert.equal(ref.length, 8);
+    assert.equal(ref.length, 10);
     const { records, batches } = await streamed(db, ob, send, 3, 1e12);
     same(records, ref);
     assert.deepEqual(
       batches.map((b) => b.ids.length),
-      [3, 3, 2],
+      [3, 3, 3, 1],
     );
-    assert.equal(batches.reduce((n, b) => n + b.missingBlobs, 0), 1);
+    assert.equal(batches.reduce((n, b) => n + b.missingBlobs, 0), 2);
+    // in one batch too (the rows read on their own in the same pages as the others)
+    same((await streamed(db, ob, send, 100, 1e12)).records, ref);
+    assert.equal(byIdOf(records).get(ids[8]).payload_kind, 'none', 'a payload row gone missing: the metadata goes without payload');
+    assert.ok(records.find((r) => r.id === ids[7])!.payload!.equals(Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + (i >> 8)) & 255))));
     const byId = new Map(records.map((r) => [r.id, JSON.parse(r.meta!)]));
     assert.equal(byId.get(ids[1]).task, null);
     assert.equal(byId.get(ids[2]).kb_version, 7);
