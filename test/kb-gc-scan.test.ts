@@ -7,31 +7,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { collectGarbage } from '../src/kb/gc.js';
 import { INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
-import type { NewSample } from '../src/kb/store.js';
 import { KB_BACKENDS, stopBackends, waitsOnLock } from './helpers/kb-backends.js';
+import { kbSample } from './helpers/kb-sample.js';
 
 after(stopBackends);
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-function sample(id: string, payload: Buffer): NewSample {
-  return {
-    id,
-    task: 'global',
-    attrs: {},
-    payload_kind: 'f32',
-    payload,
-    payload_sha: sha(payload),
-    pred_label: null,
-    scores: [],
-    hard: false,
-    hard_reasons: [],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: 1,
-  };
-}
+const sample = (id: string, payload: Buffer) => kbSample(id, payload);
 
 for (const backend of KB_BACKENDS) {
   describe(`kb gc sample pass: ${backend.name}`, { skip: backend.skip }, () => {

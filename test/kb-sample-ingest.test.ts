@@ -14,6 +14,7 @@ import { kbPaths } from '../src/kb/paths.js';
 import { ingestFrames } from '../src/kb/sample-ingest.js';
 import { SqliteKbStore } from '../src/kb/sqlite-store.js';
 import { tempDir } from './helpers/cli.js';
+import { kbSample } from './helpers/kb-sample.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -119,24 +120,4 @@ test('a pushed batch is made durable by a grouped fdatasync of the WAL; the conn
   assert.equal((await store.counters()).samples_new, 20);
 });
 
-function sampleOf(id: string) {
-  const payload = Buffer.alloc(64, 1);
-  return {
-    id,
-    task: 'global',
-    attrs: { site: 'a' },
-    payload_kind: 'f32' as const,
-    payload,
-    payload_sha: sha(payload),
-    pred_label: '1',
-    scores: [1],
-    hard: false,
-    hard_reasons: [],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: 1,
-    label: null,
-    source: 'edge' as const,
-  };
-}
+const sampleOf = (id: string) => kbSample(id, Buffer.alloc(64, 1), { attrs: { site: 'a' }, pred_label: '1', scores: [1], label: null, source: 'edge' });

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
+import { kbSample } from './helpers/kb-sample.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { SqliteKbStore, INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
 import { PgKbStore } from '../src/kb/pg-store.js';
@@ -129,24 +130,9 @@ async function waitLocked(url: string, n: number, stop: () => boolean): Promise<
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** a pushed sample with a prediction, hard by margin, of KB version 3 */
 function newSample(id: string, payload: Buffer | null = randomBytes(64), extra: Partial<NewSample> = {}): NewSample {
-  return {
-    id,
-    task: 'global',
-    attrs: { site: 'a' },
-    payload_kind: payload ? 'f32' : 'none',
-    payload,
-    payload_sha: sha(payload ?? Buffer.from(id)),
-    pred_label: 'x',
-    scores: [0.7, 0.3],
-    hard: true,
-    hard_reasons: ['margin'],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: 3,
-    created_at: 1000,
-    ...extra,
-  };
+  return kbSample(id, payload, { attrs: { site: 'a' }, pred_label: 'x', scores: [0.7, 0.3], hard: true, hard_reasons: ['margin'], kb_version: 3, created_at: 1000, ...extra });
 }
 
 function task(id: string, over: Partial<TaskRecord> = {}): TaskRecord {

@@ -161,7 +161,7 @@ test('online through a rotation, offline through two, and the retired key signs 
 
 test('offline bundles carry the key chain: an edge offline through two rotations installs the newest version from one; a forged chain is refused', async () => {
   const keysLs = JSON.parse(ok(kb.cli(['keys', 'ls', '--json']), 'keys ls').stdout) as { current: string; keys: { fingerprint: string; after: number | null; upto: number | null }[] };
-  const chain = keysLs.keys.map((k) => [k.fingerprint, k.after, k.upto]);
+  const chain = keysLs.keys.map((k): [string, number | null, number | null] => [k.fingerprint, k.after, k.upto]);
   assert.equal(chain.length, 3, 'the first test rotated twice');
   const newest = (JSON.parse(ok(kb.cli(['versions', '--json']), 'kb versions').stdout) as { versions: { version: number }[] }).versions.map((v) => v.version).sort((a, b) => b - a)[0];
   const made = JSON.parse(ok(kb.cli(['bundle', String(newest), '-o', join(tmp.dir, 'newest.tar.gz'), '--json']), 'kb bundle newest').stdout) as { file: string; key_transitions: number };

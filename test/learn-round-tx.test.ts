@@ -3,11 +3,11 @@
 // trace of them; a round that applies keeps them for the next. Both backends, real stores.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { runRound } from '../src/learn/round.js';
 import type { KbStore, NewSample } from '../src/kb/store.js';
 import { KB_BACKENDS, stopBackends } from './helpers/kb-backends.js';
 import { siteBlobs } from './helpers/learn-data.js';
+import { kbSample } from './helpers/kb-sample.js';
 
 after(stopBackends);
 
@@ -17,25 +17,7 @@ async function importSite(store: KbStore, n: number, seed: number): Promise<void
   const samples: NewSample[] = [];
   for (let i = 0; i < n; i++) {
     const payload = Buffer.from(b.X.buffer.slice(i * b.d * 4, (i + 1) * b.d * 4));
-    const sha = createHash('sha256').update(payload).digest('hex');
-    samples.push({
-      id: `imp-${seed}-${i}`,
-      task: null,
-      attrs: { site: 'A' },
-      payload_kind: 'f32',
-      payload,
-      payload_sha: sha,
-      pred_label: null,
-      scores: [],
-      hard: false,
-      hard_reasons: [],
-      unseen: false,
-      unseen_reason: null,
-      kb_version: null,
-      created_at: 1000 + i,
-      label: `c${b.y[i]}`,
-      source: 'import',
-    });
+    samples.push(kbSample(`imp-${seed}-${i}`, payload, { task: null, attrs: { site: 'A' }, created_at: 1000 + i, label: `c${b.y[i]}`, source: 'import' }));
   }
   const r = await store.putSamples(null, samples);
   assert.equal(r.inserted, n);

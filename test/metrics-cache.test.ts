@@ -3,14 +3,14 @@
 // KB store; its stats() is wrapped only to count the calls.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CachedRead } from '../src/metrics/cached-read.js';
 import { initKb } from '../src/kb/init.js';
 import { KbMetrics } from '../src/kb/metrics.js';
 import { openKbStore } from '../src/kb/open.js';
-import type { NewSample } from '../src/kb/store.js';
 import { tempDir } from './helpers/cli.js';
+import { kbSample } from './helpers/kb-sample.js';
 
 test('CachedRead: one read per max age, concurrent callers share it, update() changes the cached value', async () => {
   let now = 0;
@@ -28,10 +28,7 @@ test('CachedRead: one read per max age, concurrent callers share it, update() ch
   assert.equal(reads, 2);
 });
 
-const sample = (id: string, label: string | null = null): NewSample => {
-  const payload = randomBytes(32);
-  return { id, task: 'global', attrs: {}, payload_kind: 'f32', payload, payload_sha: createHash('sha256').update(payload).digest('hex'), pred_label: 'a', scores: [1], hard: true, hard_reasons: [], unseen: false, unseen_reason: null, kb_version: null, created_at: 1, label };
-};
+const sample = (id: string, label: string | null = null) => kbSample(id, randomBytes(32), { pred_label: 'a', scores: [1], hard: true, label });
 
 test('KB metrics: scrapes do not re-count the samples; pushed samples and labels still show at once', async (t) => {
   const tmp = tempDir('sedna-ll-metrics-');
