@@ -6,36 +6,20 @@
 // a database that is down answers pushes with 503 + Retry-After.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
+import { wireSample } from './helpers/kb-sample.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { verifyBytes } from '../src/format/signature.js';
 import { verifyIndexSignature, walkChain } from '../src/format/key-chain.js';
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let idSeq = 0;
 
 function sample() {
-  const payload = randomBytes(3000);
-  return {
-    id: `pg-${process.pid}-${idSeq++}-${randomBytes(4).toString('hex')}`,
-    task: 'global',
-    attrs: { site: 'berlin' },
-    payload_kind: 'f32',
-    payload_b64: payload.toString('base64'),
-    payload_sha: sha(payload),
-    pred_label: 'a',
-    scores: [0.6, 0.4],
-    hard: false,
-    hard_reasons: [],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: Date.now(),
-  };
+  return wireSample(`pg-${process.pid}-${idSeq++}-${randomBytes(4).toString('hex')}`, randomBytes(3000), { attrs: { site: 'berlin' }, pred_label: 'a', scores: [0.6, 0.4], created_at: Date.now() });
 }
 
 interface Replica {

@@ -3,7 +3,6 @@
 // integers, and decodeSample's refusals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { addDevice, revokeDevice } from '../src/kb/devices.js';
@@ -13,24 +12,9 @@ import { startKbServer } from '../src/kb/server.js';
 import { decodeSample } from '../src/kb/server/device-routes.js';
 import { queryInt } from '../src/kb/server/http.js';
 import { tempDir } from './helpers/cli.js';
+import { wireSample } from './helpers/kb-sample.js';
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const wire = (id: string, payload = Buffer.from([1, 2, 3, 4])) => ({
-  id,
-  task: 'global',
-  attrs: { Site: 'A' },
-  payload_kind: 'f32' as const,
-  payload_b64: payload.toString('base64'),
-  payload_sha: sha(payload),
-  pred_label: 'a',
-  scores: [1],
-  hard: false,
-  hard_reasons: [],
-  unseen: false,
-  unseen_reason: null,
-  kb_version: null,
-  created_at: 1,
-});
+const wire = (id: string, payload = Buffer.from([1, 2, 3, 4])) => wireSample(id, payload, { attrs: { Site: 'A' }, pred_label: 'a', scores: [1] });
 
 test('decodeSample: a usable sample is kept with normalised attrs; payload mismatches are refused in one line', () => {
   const ok = decodeSample(wire('s-00000001'));

@@ -11,6 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { tempDir } from './helpers/cli.js';
+import { wireSample } from './helpers/kb-sample.js';
+import type { UploadSample } from '../src/format/protocol.js';
 import { writeRandomMlp } from './helpers/models.js';
 import { verifyBytes } from '../src/format/signature.js';
 import { parseIndex } from '../src/format/validate-index.js';
@@ -20,24 +22,8 @@ const f32 = (x: number[]) => Buffer.from(Float32Array.from(x).buffer);
 let idSeq = 0;
 
 function sample(x: number[], extra: Record<string, unknown> = {}) {
-  const payload = f32(x);
-  return {
-    id: `s-${process.pid}-${Date.now()}-${idSeq++}`,
-    task: 'global',
-    attrs: { site: 'berlin' },
-    payload_kind: 'f32',
-    payload_b64: payload.toString('base64'),
-    payload_sha: sha(payload),
-    pred_label: 'a',
-    scores: [0.6, 0.4],
-    hard: true,
-    hard_reasons: ['cross_entropy'],
-    unseen: false,
-    unseen_reason: null,
-    kb_version: null,
-    created_at: Date.now(),
-    ...extra,
-  };
+  const over = { attrs: { site: 'berlin' }, pred_label: 'a', scores: [0.6, 0.4], hard: true, hard_reasons: ['cross_entropy'], created_at: Date.now(), ...extra };
+  return wireSample(`s-${process.pid}-${Date.now()}-${idSeq++}`, f32(x), over as Partial<UploadSample>);
 }
 
 async function call(kb: TestKb, method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: Buffer | string; headers?: Record<string, string> } = {}) {
