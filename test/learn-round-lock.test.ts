@@ -3,17 +3,14 @@
 // holder is killed with -9 the next round takes the lock over. Real SQLite KB, real processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { initKb } from '../src/kb/init.js';
 import { openKbStore } from '../src/kb/open.js';
 import { runRound } from '../src/learn/round.js';
 import { tempDir } from './helpers/cli.js';
-
-const src = (f: string) => pathToFileURL(resolve('src', f)).href;
+import { srcUrl as src, startHolder } from './helpers/lock-holder.js';
 
 test('runRound holds the training lock: locked while another process holds it, taken over after that holder is killed -9', async (t) => {
   const tmp = tempDir('sedna-ll-round-lock-');
@@ -36,15 +33,7 @@ process.stdout.write('held\\n');
 setInterval(() => {}, 1 << 30);
 `,
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  while (!out.includes('held\n')) {
-    const [chunk] = (await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => [null])])) as [string | null];
-    assert.ok(chunk !== null, `the lock holder exited early: ${out}`);
-    out += chunk;
-  }
+  const child = await startHolder(t, holder);
 
   const before = await store.getMeta('learn.round');
   await assert.rejects(runRound(store, { seed: 1 }), (e: Error) => /train/.test(e.message) && /running|locked|lock/.test(e.message));

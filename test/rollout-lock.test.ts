@@ -2,16 +2,14 @@
 // and sync runs inside. Real files, a real second process holding the lock, kill -9.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { homePaths } from '../src/store/home.js';
 import { withRolloutLock } from '../src/rollout/files.js';
 import { tempDir } from './helpers/cli.js';
-
-const src = (f: string) => pathToFileURL(resolve('src', f)).href;
+import { srcUrl as src, startHolder } from './helpers/lock-holder.js';
 
 test('withRolloutLock: locked while another process holds it; after that holder is killed -9 the lock is taken over and its leftovers swept', async (t) => {
   const tmp = tempDir('sedna-ll-rollout-lock-');
@@ -43,15 +41,7 @@ await withRolloutLock(paths, async () => {
 });
 `,
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  while (!out.includes('held\n')) {
-    const [chunk] = (await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => [null])])) as [string | null];
-    assert.ok(chunk !== null, `the lock holder exited early: ${out}`);
-    out += chunk;
-  }
+  const child = await startHolder(t, holder);
   const childLeftover = join(paths.kb, `.tmp-7-${child.pid}-1`);
   assert.ok(existsSync(childLeftover));
   assert.ok(!existsSync(deadModel), 'the holder swept the dead leftover when it took the lock');
