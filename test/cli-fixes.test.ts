@@ -6,7 +6,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openEdgeDb } from '../src/store/db.js';
 import { homePaths, loadConfig } from '../src/store/home.js';
-import { Outbox, type LogRecord } from '../src/store/outbox.js';
+import { Outbox } from '../src/store/outbox.js';
+import { logRecord } from './helpers/log-record.js';
 import { recordFields, sedna, tempDir } from './helpers/cli.js';
 import { writeRandomMlp } from './helpers/models.js';
 
@@ -25,20 +26,9 @@ function logSamples(home: string, n: number, task = 'berlin'): string[] {
   const p = homePaths(home);
   const db = openEdgeDb(p.db);
   try {
-    const recs: LogRecord[] = Array.from({ length: n }, (_, i) => ({
-      task,
-      attrs: { site: task },
-      payloadKind: 'f32',
-      payload: Buffer.from(Float32Array.from([i, i + 0.5, -i, 1]).buffer),
-      predLabel: 'a',
-      scores: [0.4, 0.3, 0.3],
-      hard: true,
-      hardReasons: ['cross_entropy'],
-      unseen: false,
-      unseenReason: null,
-      hardness: 0.5,
-      kbVersion: 'local-1',
-    }));
+    const recs = Array.from({ length: n }, (_, i) =>
+      logRecord(Buffer.from(Float32Array.from([i, i + 0.5, -i, 1]).buffer), { task, attrs: { site: task }, predLabel: 'a', scores: [0.4, 0.3, 0.3], hardReasons: ['cross_entropy'], kbVersion: 'local-1' }),
+    );
     return new Outbox(db, p, loadConfig(home)).logBatch(recs).map((r) => r.sampleId);
   } finally {
     db.close();

@@ -12,6 +12,7 @@ import { INLINE_MAX, Outbox, type LogRecord } from '../src/store/outbox.js';
 import { uuidv7, uuidv7Time } from '../src/store/uuid7.js';
 import { PushReader } from '../src/sync/outbox-reader.js';
 import { ROOT, tempDir } from './helpers/cli.js';
+import { logRecord } from './helpers/log-record.js';
 
 function setup(maxMb = 512): { paths: HomePaths; db: DB; outbox: Outbox; cleanup: () => void } {
   const t = tempDir('sedna-store-');
@@ -53,21 +54,7 @@ const pending = (s: { db: DB; outbox: Outbox }) => pushBatches(s, 1000, 1e12).fl
 
 function rec(over: Partial<LogRecord> & { fill?: number; bytes?: number } = {}): LogRecord {
   const { fill = 0, bytes = 16, ...rest } = over;
-  return {
-    task: 'global',
-    attrs: { site: 'a' },
-    payloadKind: 'f32',
-    payload: Buffer.alloc(bytes, fill),
-    predLabel: '1',
-    scores: [0.2, 0.8],
-    hard: true,
-    hardReasons: ['margin'],
-    unseen: false,
-    unseenReason: null,
-    hardness: 0.5,
-    kbVersion: 'local-1',
-    ...rest,
-  };
+  return logRecord(Buffer.alloc(bytes, fill), { kbVersion: 'local-1', ...rest });
 }
 
 test('uuidv7: RFC 9562 layout, embedded time, strictly increasing within a process', () => {

@@ -8,24 +8,12 @@ import { DEFAULT_CONFIG, homePaths } from '../src/store/home.js';
 import { MIGRATIONS } from '../src/store/schema.js';
 import { INLINE_MAX, Outbox, type LogRecord } from '../src/store/outbox.js';
 import { PushReader } from '../src/sync/outbox-reader.js';
+import { logRecord } from './helpers/log-record.js';
 import { exportSamples } from '../src/store/samples-query.js';
 import { tempDir } from './helpers/cli.js';
 
 function rec(fill: number, bytes = 3072, task = 'global'): LogRecord {
-  return {
-    task,
-    attrs: { site: 'a' },
-    payloadKind: 'f32',
-    payload: Buffer.alloc(bytes, fill),
-    predLabel: '1',
-    scores: [0.2, 0.8],
-    hard: true,
-    hardReasons: ['margin'],
-    unseen: false,
-    unseenReason: null,
-    hardness: fill / 1000,
-    kbVersion: null,
-  };
+  return logRecord(Buffer.alloc(bytes, fill), { task, hardness: fill / 1000 });
 }
 
 const count = (db: DB, sql: string) => (db.prepare(sql).pluck().get() as number) ?? 0;

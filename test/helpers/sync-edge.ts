@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { openEdgeDb } from '../../src/store/db.js';
 import { homePaths, loadConfig, saveConfig, type EdgeConfig } from '../../src/store/home.js';
 import { Outbox } from '../../src/store/outbox.js';
+import { logRecord } from './log-record.js';
 import { mulberry32 } from '../../src/random.js';
 import { sedna, sednaSpawn, tempDir, type RunResult } from './cli.js';
 import { startTestKb, type TestKb, type TestKbOptions } from './kb-server.js';
@@ -56,20 +57,7 @@ export function seedOutbox(home: string, n: number, bytes: number, opts: { seed?
         const f = new Float32Array(Math.floor(bytes / 4));
         for (let k = 0; k < f.length; k++) f[k] = Math.round(rand() * 1000) / 1000;
         const task = opts.tasks ? opts.tasks[(done + i) % opts.tasks.length] : (opts.task ?? 'global');
-        recs.push({
-          task,
-          attrs: { site: task },
-          payloadKind: 'f32' as const,
-          payload: Buffer.from(f.buffer),
-          predLabel: String((done + i) % 3),
-          scores: [0.5, 0.3, 0.2],
-          hard: true,
-          hardReasons: ['cross_entropy'],
-          unseen: false,
-          unseenReason: null,
-          hardness: rand(),
-          kbVersion: null,
-        });
+        recs.push(logRecord(Buffer.from(f.buffer), { task, attrs: { site: task }, predLabel: String((done + i) % 3), scores: [0.5, 0.3, 0.2], hardReasons: ['cross_entropy'], hardness: rand() }));
       }
       for (const r of ob.logBatch(recs)) ids.push(r.sampleId);
       done += m;
