@@ -8,22 +8,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { PNG } from 'pngjs';
 import { cnnPredict, initCnn } from '../src/learn/cnn.js';
 import { writeCnnOnnx } from '../src/learn/cnn-onnx.js';
 import { writeDenseOnnx } from '../src/onnx/writer.js';
 import { jsonLines, sedna, tempDir } from './helpers/cli.js';
-import { shapeImages } from './helpers/images.js';
+import { png, shapeImages } from './helpers/images.js';
 
 const LABELS = ['hbar', 'vbar', 'square', 'diag'];
-
-function png(x: Float32Array, size: number): Buffer {
-  const p = new PNG({ width: size, height: size, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false } as never);
-  const gray = Buffer.alloc(size * size);
-  for (let i = 0; i < size * size; i++) gray[i] = Math.round(x[i] * 255);
-  (p as unknown as { data: Buffer }).data = gray;
-  return PNG.sync.write(p, { colorType: 0, inputColorType: 0, inputHasAlpha: false } as never);
-}
 
 /** A PNG header declaring w x h pixels (a decompression bomb needs no more to be refused). */
 function bombHeader(w: number, h: number): Buffer {

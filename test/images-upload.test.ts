@@ -6,21 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { initCnn } from '../src/learn/cnn.js';
 import { writeCnnOnnx } from '../src/learn/cnn-onnx.js';
 import { sedna, tempDir } from './helpers/cli.js';
 import { startTestKb } from './helpers/kb-server.js';
 import { makeEdge } from './helpers/sync-edge.js';
-import { shapeImages } from './helpers/images.js';
-
-function png(x: Float32Array, size: number): Buffer {
-  const p = new PNG({ width: size, height: size, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false } as never);
-  const gray = Buffer.alloc(size * size);
-  for (let i = 0; i < size * size; i++) gray[i] = Math.round(x[i] * 255);
-  (p as unknown as { data: Buffer }).data = gray;
-  return PNG.sync.write(p, { colorType: 0, inputColorType: 0, inputHasAlpha: false } as never);
-}
+import { png, shapeImages } from './helpers/images.js';
 
 test('images: the edge logs and uploads each image with the preprocessing its model used; the KB stores, exports and re-imports it', async (t) => {
   const kb = await startTestKb();

@@ -16,6 +16,7 @@ import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kbSample } from './helpers/kb-sample.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { waitsOnLock } from './helpers/kb-backends.js';
 import { SqliteKbStore, INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
 import { PgKbStore } from '../src/kb/pg-store.js';
 import { FsBlobStore } from '../src/kb/blob-store.js';
@@ -96,8 +97,8 @@ const BACKENDS: Backend[] = [
         },
         childOpen: `const { PgKbStore } = await import(${JSON.stringify(new URL('../src/kb/pg-store.ts', import.meta.url).href)}); const { FsBlobStore } = await import(${JSON.stringify(new URL('../src/kb/blob-store.ts', import.meta.url).href)}); const store = await PgKbStore.open({ url: ${JSON.stringify(url)}, blobs: new FsBlobStore(${JSON.stringify(join(t.dir, 'blobs'))}, ${JSON.stringify(join(t.dir, 'tmp'))}) });`,
         url,
-        waitBlocked: (stop) => waitLocked(url, 1, stop),
-        waitBlockedCount: (n, stop) => waitLocked(url, n, stop),
+        waitBlocked: (stop) => waitsOnLock(url, stop),
+        waitBlockedCount: (n, stop) => waitsOnLock(url, stop, n),
         cleanup: async () => {
           for (const r of replicas) await r.close();
           await store.close();
@@ -111,22 +112,6 @@ const BACKENDS: Backend[] = [
 after(async () => {
   await pg?.stop();
 });
-
-/** poll the server's own view until n backends of the database at url wait on a lock (or stop()) */
-async function waitLocked(url: string, n: number, stop: () => boolean): Promise<void> {
-  const { default: P } = await import('pg');
-  const c = new P.Client({ connectionString: url });
-  await c.connect();
-  try {
-    for (;;) {
-      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-      if (r.rows[0].n >= n || stop()) return;
-      await new Promise((res) => setImmediate(res));
-    }
-  } finally {
-    await c.end();
-  }
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -1,6 +1,7 @@
 // Tiny synthetic image classes for CNN tests: a horizontal bar, a vertical bar, a hollow square
 // and a diagonal, at random positions with pixel noise, gray [1, size, size] in CHW order. A
 // shape's identity does not depend on its position, which is what convolutions are for.
+import { PNG } from 'pngjs';
 import { mulberry32 } from '../../src/random.js';
 
 export interface ImageSet {
@@ -32,4 +33,13 @@ export function shapeImages(n: number, seed: number, size = 12, classes = 4, noi
     for (let p = 0; p < d; p++) X[o + p] = Math.min(1, Math.max(0, X[o + p] + (r() - 0.5) * 2 * noise));
   }
   return { X, y, n, d };
+}
+
+/** One image (values in [0, 1], size x size) as an 8-bit grayscale PNG file's bytes. */
+export function png(x: Float32Array, size: number): Buffer {
+  const p = new PNG({ width: size, height: size, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false } as never);
+  const gray = Buffer.alloc(size * size);
+  for (let i = 0; i < size * size; i++) gray[i] = Math.round(x[i] * 255);
+  (p as unknown as { data: Buffer }).data = gray;
+  return PNG.sync.write(p, { colorType: 0, inputColorType: 0, inputHasAlpha: false } as never);
 }

@@ -60,15 +60,15 @@ export async function stopBackends(): Promise<void> {
   pg = null;
 }
 
-/** PostgreSQL: resolves once a backend of the database at url waits on a lock (polls the server's view) */
-export async function waitsOnLock(url: string, stop: () => boolean = () => false): Promise<void> {
+/** PostgreSQL: resolves once n backends of the database at url wait on a lock, or stop() (polls the server's view) */
+export async function waitsOnLock(url: string, stop: () => boolean = () => false, n = 1): Promise<void> {
   const { default: P } = await import('pg');
   const c = new P.Client({ connectionString: url });
   await c.connect();
   try {
     for (;;) {
       const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-      if (r.rows[0].n > 0 || stop()) return;
+      if (r.rows[0].n >= n || stop()) return;
       await new Promise((res) => setImmediate(res));
     }
   } finally {
