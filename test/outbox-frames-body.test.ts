@@ -15,24 +15,10 @@ import { INLINE_MAX, Outbox, type LogRecord } from '../src/store/outbox.js';
 import { PushReader, newFramesSent, type FramesSent } from '../src/sync/outbox-reader.js';
 import { readFrames, type FrameRecord } from '../src/format/sample-frames.js';
 import { tempDir } from './helpers/cli.js';
+import { logRecord } from './helpers/log-record.js';
 
-function rec(fill: number, over: Partial<LogRecord> = {}): LogRecord {
-  return {
-    task: 'global',
-    attrs: { site: 'a' },
-    payloadKind: 'f32',
-    payload: Buffer.alloc(3072, fill),
-    predLabel: '1',
-    scores: [0.2, 0.8],
-    hard: true,
-    hardReasons: ['margin'],
-    unseen: false,
-    unseenReason: null,
-    hardness: fill / 1000,
-    kbVersion: null,
-    ...over,
-  };
-}
+// logRecord with the payload filled with `fill` and its own hardness per row (fill / 1000)
+const rec = (fill: number, over: Partial<LogRecord> = {}): LogRecord => logRecord(Buffer.alloc(3072, fill), { hardness: fill / 1000, ...over });
 
 async function decode(chunks: Iterable<Buffer>): Promise<FrameRecord[]> {
   const out: FrameRecord[] = [];
