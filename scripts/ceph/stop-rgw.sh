@@ -21,6 +21,16 @@ for _ in $(seq 1 50); do
   [ $alive = 0 ] && break
   sleep 0.2
 done
-for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+# running: the pid exists and is not a zombie (a daemon reparented to a slow reaper lingers as Z)
+running() { [ -e "/proc/$1" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
+for p in "${pids[@]}"; do running "$p" && kill -KILL "$p" 2>/dev/null; done
+# SIGKILL is asynchronous: wait until they are gone, so "stopped" means stopped (a loaded machine
+# took longer than the 10 s above and a caller saw the daemon still alive); up to 10 s more
+for _ in $(seq 1 50); do
+  alive=0
+  for p in "${pids[@]}"; do running "$p" && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 0.2
+done
 [ $KEEP = 1 ] || rm -rf "$DIR"
 exit 0
