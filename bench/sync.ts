@@ -334,8 +334,7 @@ async function main() {
     const wire = { frames: 0, json: 0 };
     const batches = { frames: { gzip: 0, plain: 0 }, json: { gzip: 0, plain: 0 } };
     for (let i = 0; i < RUNS; i++) {
-      let cpu0 = cpuSeconds(kbPid);
-    const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
+      const c = await runProc('curl', ['-sS', '-o', '/dev/null', '-X', 'POST', '-T', payloadFile, '-H', 'content-type: application/octet-stream', '-H', 'Expect:', `${sink.url}/raw`]);
       if (c.code !== 0) throw new Error(`curl: ${c.stderr}`);
       curlSink.push(c.ms);
       const line: string[] = [`curl->sink ${c.ms.toFixed(0)} ms`];
@@ -458,8 +457,7 @@ async function main() {
         e.cleanup();
         pullUse.push(st.model_bytes_down / (st.download_ms / 1000) / cap);
         const out = join(work.dir, 'curl-slow.bin');
-        let cpu0 = cpuSeconds(kbPid);
-    const c = await runProc('curl', ['-sS', '-f', '-o', out, '-w', '%{time_starttransfer} %{time_total}', '-H', `authorization: Bearer ${kbSlow.deviceToken}`, `${link.url}/v1/blobs/${sha}`]);
+        const c = await runProc('curl', ['-sS', '-f', '-o', out, '-w', '%{time_starttransfer} %{time_total}', '-H', `authorization: Bearer ${kbSlow.deviceToken}`, `${link.url}/v1/blobs/${sha}`]);
         if (c.code !== 0 || statSync(out).size !== size) throw new Error(`curl slow pull: ${c.stderr}`);
         rmSync(out);
         curlUse.push(size / (c.ms / 1000) / cap);
