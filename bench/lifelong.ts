@@ -341,7 +341,7 @@ function renderHtml(): string {
           colColours: taskLabels.map((_, j) => colour(j)),
         }) +
         lineChartSvg(
-          scenario.tasks.map((t, j) => ({ name: taskLabels[j], colour: colour(j), dashedBefore: j, values: m.R.map((row) => row[j]) })),
+          scenario.tasks.map((_, j) => ({ name: taskLabels[j], colour: colour(j), dashedBefore: j, values: m.R.map((row) => row[j]) })),
           { title: `accuracy of each site over rounds (${m.method})`, xLabels: roundLabels, xAxis: 'round', yAxis: 'accuracy', dashedLabel: 'dashed, hollow: before the site was learned' },
         ),
     });

@@ -17,7 +17,7 @@ function render(body: string): string {
     const src = (f: string) => JSON.stringify(pathToFileURL(resolve('src', f)).href);
     writeFileSync(file, `import { beginRecord, finishRecord, printList } from ${src('commands/output.ts')};\nimport { printRows } from ${src('commands/table.ts')};\n${body}\n`);
     // plain output whatever the terminal
-    const env = { ...process.env, NO_COLOR: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.FORCE_COLOR;
     return execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', env });
   } finally {

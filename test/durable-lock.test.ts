@@ -4,7 +4,8 @@
 // stdin/stdout), never sleeps.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -26,11 +27,14 @@ function deadPid(): number {
   return Number(r.stdout);
 }
 
+/** stdin and stdout piped, stderr inherited */
+type Contender = ChildProcessByStdio<Writable, Readable, null>;
+
 /**
  * A second process that, on "go" on its stdin, tries the lock and prints WON or LOST <error name>;
  * a winner holds the lock until its stdin ends. It prints READY once loaded.
  */
-function contender(dir: string): { p: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
+function contender(dir: string): { p: Contender; line: () => Promise<string> } {
   const script = `
     import { acquireLock } from ${JSON.stringify(join(ROOT, 'src/durable/lock.ts'))};
     import { createInterface } from 'node:readline';
@@ -69,7 +73,7 @@ function contender(dir: string): { p: ChildProcessWithoutNullStreams; line: () =
   return { p, line };
 }
 
-const closed = (p: ChildProcessWithoutNullStreams) => new Promise<void>((res) => (p.exitCode !== null || p.signalCode !== null ? res() : p.on('close', () => res())));
+const closed = (p: Contender) => new Promise<void>((res) => (p.exitCode !== null || p.signalCode !== null ? res() : p.on('close', () => res())));
 
 describe('durable/lock', () => {
   it('a live holder blocks with exit 6; release frees it; nothing is left behind', () => {

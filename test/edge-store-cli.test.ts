@@ -59,7 +59,7 @@ test('init creates the home, is idempotent, never changes the device id, validat
     for (const d of ['blobs', 'models', 'kb', 'locks', 'tmp', 'config.json', 'edge.db']) assert.ok(existsSync(join(home, d)), d);
     r = sedna(['init', '--json'], { home });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual({ ...json(r.stdout), home: null, time: null }, { time: null, device: 'gw-1', command: 'init', exit: 0, home: null, created: false, updated: [], outbox_max_bytes: 512 * 1024 * 1024, kb_url: null, token: false });
+    assert.deepEqual({ ...json<Record<string, any>>(r.stdout), home: null, time: null }, { time: null, device: 'gw-1', command: 'init', exit: 0, home: null, created: false, updated: [], outbox_max_bytes: 512 * 1024 * 1024, kb_url: null, token: false });
     assert.match(sedna(['init', '--device-id', 'gw-1'], { home }).stdout, /already initialised/);
 
     const before = readFileSync(join(home, 'config.json'), 'utf8');
@@ -136,7 +136,7 @@ test('task add stores the model content-addressed as a new local version and act
     r = sedna(['task', 'add', ident, '--task', 'global'], { home });
     assert.match(r.stdout, /unchanged/);
 
-    const snapshot = () => ({ kb: readdirSync(join(home, 'kb')).sort(), models: readdirSync(join(home, 'models')).sort(), status: { ...json(sedna(['status', '--json'], { home }).stdout), db_bytes: 0, time: null } });
+    const snapshot = () => ({ kb: readdirSync(join(home, 'kb')).sort(), models: readdirSync(join(home, 'models')).sort(), status: { ...json<any>(sedna(['status', '--json'], { home }).stdout), db_bytes: 0, time: null } });
     const before = snapshot();
     writeFileSync(join(t.dir, 'corrupt.onnx'), readFileSync(mlp).subarray(0, 100));
     for (const [args, code, re] of [
@@ -179,7 +179,7 @@ test('feedback, samples ls|stats|export and status on a real outbox; quota evict
     assert.match(r.stderr, /labels\.jsonl:2: not valid JSON/);
     r = sedna(['feedback', '--file', lf, '--json'], { home });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual({ ...recordFields(r.stdout), errors: undefined }, { labelled: 2, unchanged: 0, unknown: ['ffffffff-0000'], skipped: 3, errors: undefined });
+    assert.deepEqual({ ...recordFields<Record<string, unknown>>(r.stdout), errors: undefined }, { labelled: 2, unchanged: 0, unknown: ['ffffffff-0000'], skipped: 3, errors: undefined });
     assert.match(r.stderr, /labels\.jsonl:3: .*label/);
     assert.match(r.stderr, /labels\.jsonl:4: unknown sample id ffffffff-0000/);
 

@@ -3,7 +3,7 @@
 // fields one by one; the one sample-id rule is the same in SAMPLE_ID_RE and in both schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { DEVICE_REPORT_SCHEMA, PUSH_LABELS_SCHEMA, PUSH_SAMPLES_SCHEMA, SAMPLE_ID_RE, isSampleId } from '../src/format/protocol.js';
 import { uuidv7 } from '../src/store/uuid7.js';
 
@@ -31,7 +31,7 @@ const sample = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const refused = (v: typeof pushSamples, body: unknown, re: RegExp) => {
+const refused = (v: ValidateFunction, body: unknown, re: RegExp) => {
   assert.equal(v(body), false, JSON.stringify(body).slice(0, 200));
   const e = v.errors![0];
   assert.match(`${e.instancePath} ${e.message}`, re);

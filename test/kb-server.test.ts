@@ -38,7 +38,7 @@ async function call(kb: TestKb, method: string, path: string, opts: { token?: st
     body = opts.raw;
     headers['content-type'] ??= 'application/json';
   }
-  const r = await fetch(kb.url + path, { method, headers, body });
+  const r = await fetch(kb.url + path, { method, headers, body: typeof body === 'string' ? body : body && new Uint8Array(body) });
   const buf = Buffer.from(await r.arrayBuffer());
   let json: any = null;
   try {

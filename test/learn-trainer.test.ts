@@ -32,9 +32,9 @@ test('trainer: learns separable blobs, is bit-identical for a seed, and the work
   const pooled = await trainAll(jobs, { threads: 2 });
   const inline = await trainAll(jobs, { threads: 1 });
   assert.deepEqual(pooled.map((r) => r.key), ['t1', 't2', 't3']);
-  for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(pooled[i].net.W[0]), Array.from(inline[i].net.W[0]));
+  for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(pooled[i].net!.W[0]), Array.from(inline[i].net!.W[0]));
   // job t3 has the seed of `a`: the pooled run equals the direct one
-  assert.deepEqual(Array.from(pooled[2].net.W[1]), Array.from(train(tr, va, 4, { ...opts, seed: 3 }).net.layers[1].W));
+  assert.deepEqual(Array.from(pooled[2].net!.W[1]), Array.from(train(tr, va, 4, { ...opts, seed: 3 }).net.layers[1].W));
   // SGD and softmax regression learn too
   const s = train(tr, va, 4, { arch: 'softmax', optimizer: 'sgd', epochs: 20, seed: 1 });
   assert.ok(acc(s.net, va) > 0.8, `sgd softmax accuracy ${acc(s.net, va)}`);
@@ -97,7 +97,7 @@ test('export: onnxruntime-node outputs equal the trainer forward pass; the reade
   const tr = siteBlobs({ angle: 0.3, n: 200, seed: 21 }, 12, 4);
   for (const [arch, hidden] of [['softmax', []], ['mlp', [24]], ['mlp', [32, 16]]] as const) {
     const r = train(tr, null, 4, { arch, hidden: [...hidden], epochs: 3, seed: 5 });
-    const bytes = exportOnnx(r.net, { labels: ['a', 'b', 'c', 'd'], preprocessing: { kind: 'vector', scale: 0.5 }, arch, trainer: { optimizer: 'adam' }, seed: 5 });
+    const bytes = exportOnnx(r.net, { labels: ['a', 'b', 'c', 'd'], preprocessing: { kind: 'vector', scale: 0.5 }, arch });
     const s = await ort.InferenceSession.create(bytes);
     const rand = mulberry32(99);
     const n = 64;

@@ -33,7 +33,7 @@ async function decodeNpy(file: Buffer, chunk: number): Promise<Item[]> {
   return out;
 }
 
-const vecs = (items: Item[]) => items.map((i) => ('bad' in i ? `bad: ${i.reason}` : Array.from(i.vec!)));
+const vecs = (items: Item[]) => items.map((i) => (i.bad ? `bad: ${i.reason}` : Array.from(i.vec!)));
 
 test('npy: every chunking of the same file gives the same samples, in row order, with their ids and payloads', async () => {
   const rows = [
@@ -101,7 +101,7 @@ test('JSON records: defaults for id, task and attrs; record attrs are normalised
 
   const bad = (o: unknown) => {
     const r = decodeJsonRecord(o, 'line 9', 9, null, null);
-    return 'bad' in r ? r.reason : 'ok';
+    return r.bad ? r.reason : 'ok';
   };
   assert.equal(bad([1, 2]), 'expected a JSON object {"x": [...]}');
   assert.equal(bad({ x: [1], id: { a: 1 } }), '"id" must be a string or a number');

@@ -254,7 +254,7 @@ describe('sample frames decoder (one synchronous pass per chunk)', () => {
 describe('KB ingest of sample frames (real kb serve)', () => {
   const kb = suiteKb();
   const post = (body: Buffer, headers: Record<string, string> = {}) =>
-    fetch(`${kb().url}/v1/sample-frames`, { method: 'POST', headers: { authorization: `Bearer ${kb().deviceToken}`, 'content-type': FRAMES_CONTENT_TYPE, ...headers }, body });
+    fetch(`${kb().url}/v1/sample-frames`, { method: 'POST', headers: { authorization: `Bearer ${kb().deviceToken}`, 'content-type': FRAMES_CONTENT_TYPE, ...headers }, body: new Uint8Array(body) });
 
   it('announces frames; stores the good records around malformed ones and names each malformed one in the ack', async () => {
     const info = await fetch(`${kb().url}/v1/protocol`, { headers: { authorization: `Bearer ${kb().deviceToken}` } });
@@ -313,7 +313,7 @@ describe('KB ingest of sample frames (real kb serve)', () => {
     const json = await fetch(`${kb().url}/v1/sample-frames`, { method: 'POST', headers: { authorization: `Bearer ${kb().deviceToken}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(json.status, 415);
     // no token: refused before the body is read
-    const anon = await fetch(`${kb().url}/v1/sample-frames`, { method: 'POST', headers: { 'content-type': FRAMES_CONTENT_TYPE }, body });
+    const anon = await fetch(`${kb().url}/v1/sample-frames`, { method: 'POST', headers: { 'content-type': FRAMES_CONTENT_TYPE }, body: new Uint8Array(body) });
     assert.equal(anon.status, 401);
   });
 });

@@ -12,7 +12,7 @@ import type { Trained } from './candidates.js';
 import { describePaired, type PairedResult } from './paired.js';
 import { followTest, type GateResult } from './round-decide.js';
 import { unchanged } from './round-select.js';
-import type { Candidate, Group, PlanCtx, Repoint, TaskOutcome } from './round-types.js';
+import type { Candidate, PlanCtx, Repoint, TaskOutcome } from './round-types.js';
 import { modelFields, taskRecord } from './task-record.js';
 
 export interface PlannedTask {
@@ -42,7 +42,7 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
   const out: Resolution = { tasks: [], outcomes: [], rejects: [], changedModels: 0, changedEntries: 0 };
   const oldGlobal = ctx.currentGlobal;
   let globalRecord: TaskRecord | null = oldGlobal;
-  const pinHistory = (group: Group, from: TaskRecord, t: PairedResult, train: number, heldout: number) => ({ round, kind: 'pin', accepted: false, verdict: 'pinned', reason: pinReason(t, from.id), before: t.incumbent, after: t.candidate, metric: 'accuracy', parent: from.id, train, heldout, epochs: null, train_ms: 0, test: t });
+  const pinHistory = (from: TaskRecord, t: PairedResult, train: number, heldout: number) => ({ round, kind: 'pin', accepted: false, verdict: 'pinned', reason: pinReason(t, from.id), before: t.incumbent, after: t.candidate, metric: 'accuracy', parent: from.id, train, heldout, epochs: null, train_ms: 0, test: t });
   for (const c of g.order) {
     const tr = trained.get(c)!;
     const { d, before, after, current, follow, followTest: ft } = g.decisions.get(c)!;
@@ -119,7 +119,7 @@ export async function resolveRecords(ctx: PlanCtx, g: GateResult, trained: Map<C
     const base = { group: r.group, fallback: false, train: r.train, heldout: r.heldout, trainer: null };
     if (!f.follow) {
       const reason = pinReason(f.test, from.id);
-      const rec = await taskRecord(ctx, { ...base, served: await modelOf(from), servedScores: f.old.scores, model: modelFields(from), parent: from.fallback ? from.id : from.parent, shares: false, updatedRound: prev?.updated_round ?? round, historyEntry: pinHistory(r.group, from, f.test, r.train.length, r.heldout.length) });
+      const rec = await taskRecord(ctx, { ...base, served: await modelOf(from), servedScores: f.old.scores, model: modelFields(from), parent: from.fallback ? from.id : from.parent, shares: false, updatedRound: prev?.updated_round ?? round, historyEntry: pinHistory(from, f.test, r.train.length, r.heldout.length) });
       rec.extra = { ...rec.extra, pinned: { round, from: from.id, test: f.test } };
       out.tasks.push({ record: rec, bytes: null });
       if (!prev) out.changedEntries++;

@@ -12,7 +12,7 @@
 // so the KB can no longer take in a model that every edge would refuse.
 import { createRequire } from 'node:module';
 import type * as Ort from 'onnxruntime-node';
-import { EXIT, ReportedError } from '../errors.js';
+import { ReportedError } from '../errors.js';
 import type { TensorSpec } from '../format/index-manifest.js';
 
 export type OrtModule = typeof Ort;

@@ -11,7 +11,7 @@ import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_KEYS, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
-import { EXIT, ReportedError, VerificationError } from '../errors.js';
+import { ReportedError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { signBytes } from '../format/signature.js';
 import { type KeyEpoch, type SignedTransition, singleKey, verifyIndexSignature, verifyLaterSignature } from '../format/key-chain.js';

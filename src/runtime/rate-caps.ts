@@ -28,7 +28,7 @@ export class RateCapCounter {
 
   /** names[i] is the filter_counts name of filters[i] (filterNames()). */
   constructor(
-    private readonly db: DB,
+    db: DB,
     private readonly filters: readonly HardFilterConfig[],
     private readonly names: readonly string[],
   ) {

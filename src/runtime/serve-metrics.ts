@@ -20,7 +20,6 @@ const TRIAL_PHASES = ['none', 'observing', 'passed', 'failed'] as const;
 
 export class EdgeServeMetrics {
   readonly registry: Registry;
-  private readonly requests: Counter<'route' | 'status'>;
   /** answers by route, then status */
   private readonly answered = new Map<string, Map<number, number>>();
   private readonly inferDuration: Histogram;
@@ -30,9 +29,9 @@ export class EdgeServeMetrics {
     const registry = (this.registry = newRegistry());
     const registers = [registry];
     // counted in plain numbers per request (prom-client's inc with labels hashes them every call)
-    // and handed to the counter when scraped
+    // and handed to the counter when scraped (the registry holds it; nothing else needs it)
     const answered = this.answered;
-    this.requests = new Counter({
+    new Counter({
       name: `${PREFIX}http_requests_total`,
       help: 'HTTP requests answered, by route and status.',
       labelNames: ['route', 'status'],

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { TaskEntry } from '../format/index-manifest.js';
-import { EXIT, ReportedError, VerificationError, NotFoundError } from '../errors.js';
+import { ReportedError, VerificationError, NotFoundError } from '../errors.js';
 import { loadOrt, ModelLoadError, openSession, type OrtModule } from '../onnx/ort.js';
 
 /** A loaded model with what the pipeline needs to feed it. */

@@ -1,7 +1,7 @@
 // The edge home directory and its config.json (DESIGN.md "Edge home").
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../durable/atomic-write.js';
 import { UsageError } from '../errors.js';
 import { checkConfig } from './config-check.js';

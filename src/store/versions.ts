@@ -23,7 +23,7 @@ import { UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, logEvent } from './db.js';
 import { fsyncDir, writeFileAtomic } from '../durable/atomic-write.js';
 import { type HomePaths, loadConfig } from './home.js';
-import { type VersionOrigin, type VersionRow, getVersion, modelFile, versionDir, versionId } from './version-rows.js';
+import { type VersionOrigin, getVersion, modelFile, versionDir, versionId } from './version-rows.js';
 
 export { type VersionOrigin, type VersionRow, type VersionState, getVersion, latestKbSeq, listVersions, modelFile, nextLocalSeq, versionDir, versionId } from './version-rows.js';
 

@@ -78,7 +78,7 @@ async function check<T>(name: string, arb: fc.Arbitrary<T>, body: (v: T, tally: 
     crashes,
     hangs: Math.min(hangs, 1),
     lost: tally.lost,
-    ...(r.failed ? { example: `${String(r.errorInstance ?? r.error).split('\n')[0]} | counterexample ${fc.stringify(r.counterexample).slice(0, 400)}` } : {}),
+    ...(r.failed ? { example: `${String(r.errorInstance ?? 'interrupted').split('\n')[0]} | counterexample ${fc.stringify(r.counterexample).slice(0, 400)}` } : {}),
   };
 }
 

@@ -54,7 +54,7 @@ export function makeVersion(keys: KeyPairPem, version: number, tasks: { id: stri
       models.set(sha, bytes);
       return {
         id: t.id,
-        attrs: t.site ? { site: t.site } : {},
+        attrs: t.site ? { site: t.site } : ({} as Record<string, string>),
         model: {
           sha256: sha,
           file: `models/${sha}.onnx`,
