@@ -444,32 +444,61 @@ if (PARTS.includes('rss')) {
 
 // ---- (5) serve latency -----------------------------------------------------------------------
 // Single-sample POST /infer over keep-alive connections, one per client, at 1, 8 and 64
-// concurrent clients, over a Unix socket and TCP loopback; p50 / p99 per level, medians of
-// SERVE_RUNS runs. The load generator (bench/lib/http-load.ts) is a child process of its own
-// with raw node:net clients writing preformatted requests (why: see that file). `serve` logs the
-// hard samples (most of them here: cross-entropy filter at 0.5 on a random model), and answers
-// each after its outbox commit is durable (fsync'd); `serve --no-log` shows the path without the
-// outbox. The same load against a minimal node:http server answering a fixed body on the same
-// transport ("http floor", run in a child process like serve) is the baseline: what HTTP alone
-// costs on this machine at this load, with the same generator.
+// concurrent clients, over a Unix socket and TCP loopback. The load generator
+// (bench/lib/http-load.ts) is a child process of its own with raw node:net clients writing
+// preformatted requests (why: see that file); each connection's first request is not timed
+// (connection set-up, and at 64 clients the connect burst, would otherwise be over 1 % of the
+// samples: exactly the p99). `serve` logs the hard samples (most of them here: cross-entropy
+// filter at 0.5 on a random model), and answers each after its outbox commit is durable
+// (fsync'd); `serve --no-log` shows the path without the outbox. Two baselines, each a child
+// process loaded by the same generator over the same transport: the "http floor", a minimal
+// node:http server answering a fixed body (what HTTP alone costs on this machine at this load),
+// and the "durable floor", the same server appending each body to a file and answering after an
+// fdatasync that covers it, one per event-loop turn (what any answer that promises durability
+// costs on this disk at this load: the floor of `serve`'s logged answers).
+// All servers of a transport run side by side and are loaded in turn, run after run (the order
+// rotates), so a change of the machine's load hits all of them; p50 / p99 are over all runs'
+// requests pooled (SERVE_RUNS x SERVE_REQUESTS each), with the per-run p99s printed beside.
+// BENCH_SERVE_B=<dist dir of another build> adds "serve_b", that build's `serve` on a home of
+// its own, interleaved the same way (an A/B in one run).
 const SERVE_RUNS = Number(process.env.BENCH_SERVE_RUNS ?? 3);
-const SERVE_REQUESTS = Number(process.env.BENCH_SERVE_REQUESTS ?? 3000);
+const SERVE_REQUESTS = Number(process.env.BENCH_SERVE_REQUESTS ?? 5000);
 // BENCH_SERVE_LEVELS=8 (say) narrows the client counts while profiling
 const LEVELS = (process.env.BENCH_SERVE_LEVELS ?? '1,8,64').split(',').map(Number);
 if (PARTS.includes('serve')) {
   const { fork } = await import('node:child_process');
   const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
+  const distB = process.env.BENCH_SERVE_B;
+  let binB: string | null = null;
+  let homeB: string | null = null;
+  if (distB) {
+    const snapB = `${SNAP}-b`;
+    cpSync(resolve(distB), join(snapB, 'dist'), { recursive: true });
+    cpSync(join(ROOT, 'bin'), join(snapB, 'bin'), { recursive: true });
+    cpSync(join(ROOT, 'package.json'), join(snapB, 'package.json'));
+    binB = join(snapB, 'bin', 'sedna-ll');
+    homeB = makeHome('home-serve-b', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
+  }
   const bodies = Array.from({ length: 64 }, (_, k) => JSON.stringify({ id: k, x: Array.from({ length: D }, () => (rand() < 0.8 ? 0 : Math.round(rand() * 100) / 100)) }));
   const floorScript = join(work, 'http-floor.mjs');
+  // argv: [socket path | '-'] [file to append each body to and fdatasync before answering]
   writeFileSync(
     floorScript,
     `import { createServer } from 'node:http';
+import { fdatasyncSync, openSync, writeSync } from 'node:fs';
 const body = JSON.stringify({ id: 1, task: 'global', label: '3', scores: [0.1, 0.2, 0.7], hard: false, unseen: false, logged: false });
-const s = createServer((req, res) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => { JSON.parse(Buffer.concat(c).toString()); res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); }); });
+const [sock, file] = process.argv.slice(2);
+const fd = file ? openSync(file, 'a') : -1;
+let pending = [];
+// durable floor: the bodies read in one event-loop turn are written and fdatasync'd together
+const flush = () => { const p = pending; pending = []; writeSync(fd, Buffer.concat(p.map((x) => x[0]))); fdatasyncSync(fd); for (const [, res] of p) answer(res); };
+const answer = (res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); };
+const s = createServer((req, res) => { const c = []; req.on('data', (d) => c.push(d)); req.on('end', () => { const b = Buffer.concat(c); JSON.parse(b.toString());
+  if (fd < 0) return answer(res);
+  if (pending.push([b, res]) === 1) setImmediate(flush); }); });
 s.keepAliveTimeout = 5000;
-const [sock] = process.argv.slice(2);
-const ready = () => process.stdout.write(JSON.stringify(sock ? { socket: sock } : { port: s.address().port }) + '\\n');
-if (sock) s.listen(sock, ready); else s.listen(0, '127.0.0.1', ready);
+const ready = () => process.stdout.write(JSON.stringify(sock !== '-' ? { socket: sock } : { port: s.address().port }) + '\\n');
+if (sock !== '-') s.listen(sock, ready); else s.listen(0, '127.0.0.1', ready);
 process.on('SIGTERM', () => process.exit(0));
 `,
   );
@@ -497,48 +526,60 @@ process.on('SIGTERM', () => process.exit(0));
   const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
   const gen = fork(join(ROOT, 'bench', 'lib', 'http-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   gen.send({ bodies });
-  /** latencies (ms) of `total` requests sent by `clients` concurrent clients (in the generator child) */
+  /** latencies (ms) of `total` timed requests sent by `clients` concurrent clients (in the generator child) */
   const load = (target: { socket?: string; port?: number }, clients: number, total: number) =>
     new Promise<number[]>((res, rej) => {
       gen.once('message', (m: { lat?: number[]; error?: string }) => (m.error ? rej(new Error(`load generator: ${m.error}`)) : res(m.lat!)));
       gen.send({ target, clients, total });
     });
-  const serveResult: Record<string, Record<string, Record<string, number>>> = {};
+  const serveResult: Record<string, Record<string, Record<string, number | number[]>>> = {};
   // BENCH_SERVE_ONLY=unix,serve (say) narrows the matrix while profiling
+  const SERVERS = ['serve', ...(binB ? ['serve_b'] : []), 'serve_no_log', 'http_floor', 'durable_floor'];
   const only = (process.env.BENCH_SERVE_ONLY ?? '').split(',').filter(Boolean);
   const pick = (name: string, of: readonly string[]) => !only.some((o) => of.includes(o)) || only.includes(name);
-  const picked = (transport: string, server: string) => pick(transport, ['unix', 'tcp']) && pick(server, ['serve', 'serve_no_log', 'http_floor']);
+  const picked = (transport: string, server: string) => pick(transport, ['unix', 'tcp']) && pick(server, SERVERS);
   for (const transport of ['unix', 'tcp'] as const) {
-    for (const server of ['serve', 'serve_no_log', 'http_floor'] as const) {
-      if (!picked(transport, server)) continue;
-      const sock = transport === 'unix' ? join(work, `${server}.sock`) : undefined;
-      const where = sock ? ['--socket', sock] : ['--port', '0'];
-      const args = server === 'serve' ? [BIN, 'serve', ...where] : server === 'serve_no_log' ? [BIN, 'serve', '--no-log', ...where] : [floorScript, ...(sock ? [sock] : [])];
-      const { child, port } = await startChild(args, { SEDNA_LL_HOME: home });
-      const target = sock ? { socket: sock } : { port };
-      try {
-        await load(target, 8, 400); // warm-up (JIT, sessions, connections)
-        for (const c of LEVELS) {
-          const p50: number[] = [];
-          const p99: number[] = [];
-          const cpu: number[] = [];
-          for (let run = 0; run < SERVE_RUNS; run++) {
-            const c0 = cpuOf(child.pid!);
-            const lat = await load(target, c, SERVE_REQUESTS);
-            cpu.push(((cpuOf(child.pid!) - c0) * 1000) / SERVE_REQUESTS);
-            p50.push(pct(lat, 50));
-            p99.push(pct(lat, 99));
+    const running: { server: string; child: ReturnType<typeof spawn>; target: { socket?: string; port?: number } }[] = [];
+    try {
+      for (const server of SERVERS) {
+        if (!picked(transport, server)) continue;
+        const sock = transport === 'unix' ? join(work, `${server}.sock`) : undefined;
+        const where = sock ? ['--socket', sock] : ['--port', '0'];
+        const args =
+          server === 'serve' ? [BIN, 'serve', ...where]
+          : server === 'serve_b' ? [binB!, 'serve', ...where]
+          : server === 'serve_no_log' ? [BIN, 'serve', '--no-log', ...where]
+          : [floorScript, sock ?? '-', ...(server === 'durable_floor' ? [join(work, `durable-floor-${transport}.log`)] : [])];
+        const { child, port } = await startChild(args, { SEDNA_LL_HOME: server === 'serve_b' ? homeB! : home });
+        running.push({ server, child, target: sock ? { socket: sock } : { port } });
+      }
+      for (const r of running) await load(r.target, 8, 2000); // warm-up (JIT, sessions, page cache)
+      for (const c of LEVELS) {
+        const per = new Map(running.map((r) => [r.server, { lat: [] as number[], p99: [] as number[], cpu: [] as number[] }]));
+        for (let run = 0; run < SERVE_RUNS; run++) {
+          for (let j = 0; j < running.length; j++) {
+            const r = running[(j + run) % running.length]; // rotate who goes first
+            const m = per.get(r.server)!;
+            const c0 = cpuOf(r.child.pid!);
+            const lat = await load(r.target, c, SERVE_REQUESTS);
+            m.cpu.push(((cpuOf(r.child.pid!) - c0) * 1000) / (SERVE_REQUESTS + c));
+            m.p99.push(pct(lat, 99));
+            for (const x of lat) m.lat.push(x);
           }
-          const key = `${transport}_c${c}`;
+        }
+        const key = `${transport}_c${c}`;
+        for (const r of running) {
+          const m = per.get(r.server)!;
+          const [p50, p99] = [pct(m.lat, 50), pct(m.lat, 99)];
           serveResult[key] ??= {};
-          serveResult[key][server] = { p50_ms: +median(p50).toFixed(3), p99_ms: +median(p99).toFixed(3), cpu_us_per_request: +median(cpu).toFixed(1) };
+          serveResult[key][r.server] = { p50_ms: +p50.toFixed(3), p99_ms: +p99.toFixed(3), p99_per_run_ms: m.p99.map((x) => +x.toFixed(3)), cpu_us_per_request: +median(m.cpu).toFixed(1) };
           log(
-            `(5) ${server.padEnd(12)} ${transport} ${String(c).padStart(2)} clients: p50 ${median(p50).toFixed(2)} ms, p99 ${median(p99).toFixed(2)} ms (runs: p99 ${p99.map((x) => x.toFixed(2)).join(' ')}); server CPU ${median(cpu).toFixed(0)} us/request; load ${loadavg()[0].toFixed(1)}`,
+            `(5) ${r.server.padEnd(13)} ${transport} ${String(c).padStart(2)} clients: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (${m.lat.length} requests; runs: p99 ${m.p99.map((x) => x.toFixed(2)).join(' ')}); server CPU ${median(m.cpu).toFixed(0)} us/request; load ${loadavg()[0].toFixed(1)}`,
           );
         }
-      } finally {
-        await stopChild(child);
       }
+    } finally {
+      for (const r of running) await stopChild(r.child);
     }
   }
   gen.disconnect();
@@ -571,9 +612,9 @@ if (result.serve) {
   const f = (r: Record<string, number> | undefined) => (r ? `${r.p50_ms.toFixed(2)} / ${r.p99_ms.toFixed(2)} (${r.cpu_us_per_request.toFixed(0)} us CPU)` : 'n/a');
   rows.push(
     ...Object.entries((result.serve as { levels: Record<string, Record<string, Record<string, number>>> }).levels).map(([k, v]): [string, string, string, string] => [
-      `(5) ${k.replace('_c', ', ')} clients: p50 / p99 ms (server CPU per request)`,
-      `serve ${f(v.serve)}; --no-log ${f(v.serve_no_log)}; http floor ${f(v.http_floor)}`,
-      v.serve && v.http_floor ? (v.serve.p99_ms / v.http_floor.p99_ms).toFixed(1) : '',
+      `(5) ${k.replace('_c', ', ')} clients: p50 / p99 ms (server CPU per request); ratio: serve / durable floor p99`,
+      `serve ${f(v.serve)};${v.serve_b ? ` serve_b ${f(v.serve_b)};` : ''} --no-log ${f(v.serve_no_log)}; http floor ${f(v.http_floor)}; durable floor ${f(v.durable_floor)}`,
+      v.serve && v.durable_floor ? (v.serve.p99_ms / v.durable_floor.p99_ms).toFixed(1) : '',
       k === 'unix_c8' ? 'p99 <= 2 ms' : '',
     ]),
   );
