@@ -93,10 +93,10 @@ describe('sync pull', () => {
       });
       const base = proxy.stats.connections;
       const cutAt = Math.floor(size * 0.45);
-      // the index, the blob and the report share the run's one keep-alive connection: the
-      // first connection is cut at cutAt, which lands in the blob (the index answer is far
-      // smaller than cutAt); the resumed request goes over a new connection, left whole
-      proxy.setPlan((i) => (i === base ? { kind: 'cut-response', at: cutAt } : { kind: 'none' }));
+      // the index goes over the run's keep-alive connection, the blob over its own (read off
+      // the socket: sync/blob-get.ts): that second connection is cut at cutAt, in the blob;
+      // the resumed request goes over a new connection, left whole
+      proxy.setPlan((i) => (i === base + 1 ? { kind: 'cut-response', at: cutAt } : { kind: 'none' }));
       const down0 = proxy.stats.down;
       const r = await run(e.home);
       proxy.setTransform(null);

@@ -9,23 +9,10 @@ import { readFileSync } from 'node:fs';
 import { Retrier, type RetryPolicy } from './retry.js';
 import { type ProxyEnv, type Response, type Transport, type TransportOptions, proxyEnv, proxyFor } from './transport.js';
 import { nodeTransport } from './transport-node.js';
+import { SyncHttpError } from './http-error.js';
+import type { BlobReply } from './blob-get.js';
 
-/** Why a request finally failed; the sync run maps these to exit codes. */
-export type FailureKind =
-  | 'unreachable' // connection refused/reset, timeouts, 5xx, 429 — after all retries
-  | 'auth' // 401/403: the token is wrong or revoked; retrying cannot help
-  | 'protocol' // other 4xx or an answer we cannot understand
-  | 'deadline'; // --max-time reached
-
-export class SyncHttpError extends Error {
-  constructor(
-    message: string,
-    readonly kind: FailureKind,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
+export { SyncHttpError, type FailureKind } from './http-error.js';
 
 /** Connection settings, and the retry policy (deadline, retries, backoff; defaults below). */
 export interface ClientOptions extends Partial<RetryPolicy> {
@@ -157,6 +144,8 @@ export class KbClient {
   private requests = 0;
   private direct: Transport | null = null;
   private proxied: Promise<Transport> | null = null;
+  /** this KB's blob answers need the general transport (openBlob) */
+  private blobsByTransport = false;
 
   /**
    * Prefix of the X-Request-Id of every request of this client (one sync run): `<id>-<n>`, n
@@ -270,6 +259,24 @@ export class KbClient {
   /** Open a GET whose (large) body is read as a stream (model blobs); no retries here. */
   openStream(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply> {
     return this.open({ method: 'GET', ...spec });
+  }
+
+  /**
+   * Open a model blob's GET; no retries here. Over plain http without a proxy it is read off
+   * the socket into reused buffers (blob-get.ts, ~2x node:http's client on loopback); https,
+   * a proxy, or a KB whose blob answers that reader does not take (no Content-Length: then for
+   * the rest of the run) go through the transport as every other request.
+   */
+  async openBlob(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply | BlobReply> {
+    const url = new URL(this.opts.baseUrl + spec.path);
+    if (url.protocol === 'http:' && !this.blobsByTransport && proxyFor(url, this.proxy) === undefined) {
+      const signal = this.deadlineSignal(`GET ${spec.path}`);
+      const { blobGet } = await import('./blob-get.js');
+      const r = await blobGet(url, this.headers(spec.headers), { ...this.transportOpts, signal });
+      if (r) return r;
+      this.blobsByTransport = true;
+    }
+    return this.openStream(spec);
   }
 
   /**

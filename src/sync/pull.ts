@@ -265,7 +265,7 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           url = await presignedUrl(client, sha);
           if (url === null) presigned = false; // not offered: through the KB as usual
         }
-        const res = url ? await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {}) : await client.openStream({ path: `/v1/blobs/${sha}`, headers });
+        const res = url ? await client.openExternal(url, have > 0 ? { range: `bytes=${have}-` } : {}) : await client.openBlob({ path: `/v1/blobs/${sha}`, headers });
         const status = res.statusCode;
         if (status === 200 || status === 206) {
           let offset = 0;
@@ -286,16 +286,18 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           let pos = offset;
           let refused: ReportedError | null = null;
           try {
-            // hashed once as it arrives, written in large groups off the event loop (blob-sink.ts)
-            pos = await sinkHashed(res.body, fd, offset, hash, {
+            // hashed once as it arrives, written in large groups off the event loop (blob-sink.ts;
+            // read off the socket into reused buffers over plain http: blob-get.ts)
+            const sink = {
               size,
               tooLarge: () => new VerificationError(`blob ${sha.slice(0, 12)}: KB sent more than the ${size} bytes the signed index lists`),
-              onBytes: (n) => {
+              onBytes: (n: number) => {
                 received += n;
                 client.countDown(n);
                 onBytes(n);
               },
-            });
+            };
+            pos = 'sinkInto' in res ? await res.sinkInto(fd, offset, hash, sink) : await sinkHashed(res.body, fd, offset, hash, sink);
             fsyncSync(fd);
           } catch (e) {
             if (e instanceof ReportedError) refused = e;
