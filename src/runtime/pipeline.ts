@@ -11,6 +11,7 @@
 import type { TaskEntry } from '../format/index-manifest.js';
 import { BadRecordError, ReportedError } from '../errors.js';
 import { mulberry32 } from '../random.js';
+import { runInTurn } from '../onnx/ort.js';
 import type { DB } from '../store/db.js';
 import type { Allocation } from '../format/allocate.js';
 import { filterFires, invalidBoxes, invalidProbabilities, normalisedEntropy, softmaxInPlace, type Box } from './filters.js';
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   sink: LogSink | null;
   /** seed of the random filter's PRNG */
   seed: number;
+  /** run the models without onnxruntime-node's event-loop turn (serve: onnx/ort.ts runInTurn) */
+  runInTurn?: boolean;
 }
 
 /** One input's outcome: an output line (no newline) or the reason it was skipped. */
@@ -199,7 +202,8 @@ export class Pipeline {
       let featDim = 0;
       try {
         const feeds = { [ms.inputName]: new ms.ort.Tensor('float32', batch, [k, ...ms.sampleDims]) };
-        const res = featName ? await ms.session.run(feeds, [ms.outputName, featName]) : await ms.session.run(feeds);
+        const fetches = featName ? [ms.outputName, featName] : undefined;
+        const res = this.opts.runInTurn ? await runInTurn(ms.session, feeds, fetches) : fetches ? await ms.session.run(feeds, fetches) : await ms.session.run(feeds);
         out = res[ms.outputName];
         if (featName) {
           const fo = res[featName];

@@ -215,7 +215,8 @@ export async function runServe(o: ServeOptions): Promise<void> {
     checkpointer = o.log ? WalCheckpointer.open(db, paths.db, warn) : null;
     const { EdgeServeMetrics } = await metricsModule;
     const metrics = new EdgeServeMetrics(db, outbox);
-    const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0 });
+    // runInTurn: a batch's model run, commit and fsync in one go (onnx/ort.ts)
+    const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0, runInTurn: true });
     // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
     const wal = walDurability;
     const ckpt = checkpointer;
