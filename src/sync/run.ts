@@ -183,14 +183,21 @@ async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: s
     // an edge with nothing pending (most cron runs) loads no push code at all
     const before = o.pullOnly ? null : pendingCounts(db);
     if (before && (before.pending > 0 || before.labelsPending > 0)) {
-      const [{ pushLabels, pushSamples }, { Outbox }, { negotiateFraming }] = await Promise.all([import('./push.js'), import('../store/outbox.js'), import('./negotiate.js')]);
+      const [{ pushLabels, pushSamples }, { Outbox }, { pushFraming, forgetFraming }] = await Promise.all([import('./push.js'), import('../store/outbox.js'), import('./negotiate.js')]);
       const t = Date.now();
       try {
         const outbox = new Outbox(db, paths, config);
-        // the format is asked only when there is something to push (one round trip)
+        // the format is asked only when there is something to push (one round trip), and then
+        // kept for this KB (negotiate.ts)
         if (before.pending > 0) {
-          const framing = await negotiateFraming(client, o.framing ?? 'auto');
-          await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize, batchBytes: o.batchBytes, framing, compress: o.compress, progress });
+          const framing = await pushFraming(db, client, { url: config.kb!.url!, publicKey: config.kb!.public_key }, o.framing ?? 'auto');
+          try {
+            await pushSamples(db, outbox, config, client, s, { batchSize: o.batchSize, batchBytes: o.batchBytes, framing, compress: o.compress, progress });
+          } finally {
+            // frames went out but JSON batches followed: the KB refused frames (push.ts falls
+            // back to JSON in the run); the next run asks it again
+            if (framing === 'frames' && s.push_framing === 'json') forgetFraming(db);
+          }
         }
         await pushLabels(outbox, client, s);
       } catch (e) {

@@ -32,8 +32,8 @@ export interface TestKb {
   cli(args: string[], input?: string): RunResult;
   /** SIGKILL the server and wait for it to exit (data dir kept) */
   kill9(): Promise<void>;
-  /** start the server again on the same port and data dir (after kill9 or stop({keep:true})) */
-  restart(): Promise<void>;
+  /** start the server again on the same port and data dir (after kill9 or stop({keep:true})); serveArgs replace the ones it ran with */
+  restart(opts?: { serveArgs?: string[] }): Promise<void>;
   /** SIGTERM (graceful), wait; removes the data dir unless keep or it was given by the caller */
   stop(opts?: { keep?: boolean }): Promise<void>;
 }
@@ -100,7 +100,8 @@ export async function startTestKb(opts: TestKbOptions = {}): Promise<TestKb> {
     return { id, token: r.token };
   };
   const dev = addDevice(deviceId, opts.channel ?? 'stable');
-  const args = [...(opts.serveArgs ?? []), ...(opts.verbose ? ['--verbose'] : [])];
+  const serveArgs = (extra: string[]) => [...extra, ...(opts.verbose ? ['--verbose'] : [])];
+  let args = serveArgs(opts.serveArgs ?? []);
   let s = await spawnServe(dataDir, 0, args, env);
   let logs = '';
 
@@ -120,9 +121,10 @@ export async function startTestKb(opts: TestKbOptions = {}): Promise<TestKb> {
       s.proc.kill('SIGKILL');
       await exited(s.proc);
     },
-    async restart() {
+    async restart(o = {}) {
       if (s.proc.exitCode === null && s.proc.signalCode === null) throw new Error('restart: the server is still running (kill9 or stop({keep:true}) first)');
       logs += s.err.text;
+      if (o.serveArgs) args = serveArgs(o.serveArgs);
       s = await spawnServe(dataDir, kb.port, args, env);
       kb.proc = s.proc;
     },
