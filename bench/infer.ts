@@ -532,6 +532,21 @@ process.on('SIGTERM', () => process.exit(0));
       gen.once('message', (m: { lat?: number[]; error?: string }) => (m.error ? rej(new Error(`load generator: ${m.error}`)) : res(m.lat!)));
       gen.send({ target, clients, total });
     });
+  /** serve's sharing counters (/metrics; NaN from a build without them): requests per batch and per fsync */
+  const { request: httpRequest } = await import('node:http');
+  const sharing = (target: { socket?: string; port?: number }) =>
+    new Promise<{ batches: number; requests: number; fsyncs: number }>((res, rej) => {
+      const req = httpRequest({ ...(target.socket ? { socketPath: target.socket } : { host: '127.0.0.1', port: target.port }), path: '/metrics', agent: false }, (r) => {
+        let t = '';
+        r.on('data', (d) => (t += d));
+        r.on('end', () => {
+          const v = (name: string) => Number(new RegExp(`^sedna_ll_edge_${name} (\\S+)$`, 'm').exec(t)?.[1] ?? NaN);
+          res({ batches: v('serve_batches_total'), requests: v('serve_batched_requests_total'), fsyncs: v('outbox_fsyncs_total') });
+        });
+      });
+      req.on('error', rej);
+      req.end();
+    });
   const serveResult: Record<string, Record<string, Record<string, number | number[]>>> = {};
   // BENCH_SERVE_ONLY=unix,serve (say) narrows the matrix while profiling
   const SERVERS = ['serve', ...(binB ? ['serve_b'] : []), 'serve_no_log', 'http_floor', 'durable_floor'];
@@ -555,14 +570,22 @@ process.on('SIGTERM', () => process.exit(0));
       }
       for (const r of running) await load(r.target, 8, 2000); // warm-up (JIT, sessions, page cache)
       for (const c of LEVELS) {
-        const per = new Map(running.map((r) => [r.server, { lat: [] as number[], p99: [] as number[], cpu: [] as number[] }]));
+        const per = new Map(running.map((r) => [r.server, { lat: [] as number[], p99: [] as number[], cpu: [] as number[], batches: 0, requests: 0, fsyncs: 0 }]));
         for (let run = 0; run < SERVE_RUNS; run++) {
           for (let j = 0; j < running.length; j++) {
             const r = running[(j + run) % running.length]; // rotate who goes first
             const m = per.get(r.server)!;
+            const isServe = r.server.startsWith('serve');
+            const s0 = isServe ? await sharing(r.target) : null;
             const c0 = cpuOf(r.child.pid!);
             const lat = await load(r.target, c, SERVE_REQUESTS);
             m.cpu.push(((cpuOf(r.child.pid!) - c0) * 1000) / (SERVE_REQUESTS + c));
+            if (s0) {
+              const s1 = await sharing(r.target);
+              m.batches += s1.batches - s0.batches;
+              m.requests += s1.requests - s0.requests;
+              m.fsyncs += s1.fsyncs - s0.fsyncs;
+            }
             m.p99.push(pct(lat, 99));
             for (const x of lat) m.lat.push(x);
           }
@@ -572,9 +595,19 @@ process.on('SIGTERM', () => process.exit(0));
           const m = per.get(r.server)!;
           const [p50, p99] = [pct(m.lat, 50), pct(m.lat, 99)];
           serveResult[key] ??= {};
-          serveResult[key][r.server] = { p50_ms: +p50.toFixed(3), p99_ms: +p99.toFixed(3), p99_per_run_ms: m.p99.map((x) => +x.toFixed(3)), cpu_us_per_request: +median(m.cpu).toFixed(1) };
+          const perBatch = m.requests / m.batches;
+          const perFsync = m.requests / m.fsyncs;
+          serveResult[key][r.server] = {
+            p50_ms: +p50.toFixed(3),
+            p99_ms: +p99.toFixed(3),
+            p99_per_run_ms: m.p99.map((x) => +x.toFixed(3)),
+            cpu_us_per_request: +median(m.cpu).toFixed(1),
+            ...(Number.isFinite(perBatch) ? { requests_per_batch: +perBatch.toFixed(2) } : {}),
+            ...(Number.isFinite(perFsync) ? { requests_per_fsync: +perFsync.toFixed(2) } : {}),
+          };
+          const shared = Number.isFinite(perBatch) ? `; ${perBatch.toFixed(2)} requests per batch${Number.isFinite(perFsync) ? `, ${perFsync.toFixed(2)} per fsync` : ''}` : '';
           log(
-            `(5) ${r.server.padEnd(13)} ${transport} ${String(c).padStart(2)} clients: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (${m.lat.length} requests; runs: p99 ${m.p99.map((x) => x.toFixed(2)).join(' ')}); server CPU ${median(m.cpu).toFixed(0)} us/request; load ${loadavg()[0].toFixed(1)}`,
+            `(5) ${r.server.padEnd(13)} ${transport} ${String(c).padStart(2)} clients: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (${m.lat.length} requests; runs: p99 ${m.p99.map((x) => x.toFixed(2)).join(' ')}); server CPU ${median(m.cpu).toFixed(0)} us/request${shared}; load ${loadavg()[0].toFixed(1)}`,
           );
         }
       }

@@ -172,6 +172,10 @@ test('edge serve /metrics: passes promtool; inference histogram, outbox depth, e
   assert.equal(metric(text, `${P}inference_records_total{outcome="ok"}`), N);
   assert.equal(metric(text, `${P}inference_records_total{outcome="error"}`), 1);
   assert.equal(metric(text, `${P}http_requests_total{route="/infer",status="200"}`), 1);
+  // one request: one batch; its logged samples waited for one fdatasync (none if all were evicted)
+  assert.equal(metric(text, `${P}serve_batches_total`), 1);
+  assert.equal(metric(text, `${P}serve_batched_requests_total`), 1);
+  assert.equal(metric(text, `${P}outbox_fsyncs_total`), r.text.includes('"logged":true') ? 1 : 0);
   assert.equal(metric(text, `${P}active_version_info{version="1"}`), 1);
   assert.equal(metric(text, `${P}trial_phase{phase="observing"}`), 1);
   assert.equal(metric(text, `${P}trial_phase{phase="none"}`), 0);

@@ -18,6 +18,14 @@ export const OUTBOX_COUNTS_MAX_AGE_MS = 15_000;
 const PREFIX = 'sedna_ll_edge_';
 const TRIAL_PHASES = ['none', 'observing', 'passed', 'failed'] as const;
 
+/** How concurrent requests shared work (serve-batcher.ts, store/wal-durability.ts), read when scraped. */
+export interface BatchingCounts {
+  batches: number;
+  batchedRequests: number;
+  /** fdatasyncs of the outbox's WAL that answers waited for */
+  fsyncs: number;
+}
+
 export class EdgeServeMetrics {
   readonly registry: Registry;
   /** answers by route, then status */
@@ -25,7 +33,7 @@ export class EdgeServeMetrics {
   private readonly inferDuration: Histogram;
   private readonly records: Counter<'outcome'>;
 
-  constructor(db: DB, outbox: Outbox) {
+  constructor(db: DB, outbox: Outbox, batching: () => BatchingCounts) {
     const registry = (this.registry = newRegistry());
     const registers = [registry];
     // counted in plain numbers per request (prom-client's inc with labels hashes them every call)
@@ -48,6 +56,22 @@ export class EdgeServeMetrics {
       registers,
     });
     this.records = new Counter({ name: `${PREFIX}inference_records_total`, help: 'Records inferred, by outcome (ok, or error: a bad record).', labelNames: ['outcome'], registers });
+
+    // requests per batch and per fsync: how much a model run, a commit and an fdatasync are
+    // shared at the current concurrency
+    const shared = (name: string, help: string, field: keyof BatchingCounts) =>
+      new Counter({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect(this: Counter) {
+          this.reset();
+          this.inc(batching()[field]);
+        },
+      });
+    shared('serve_batches_total', 'Batches run: one model run per task and one outbox commit, shared by the POST /infer requests queued meanwhile.', 'batches');
+    shared('serve_batched_requests_total', 'POST /infer requests run in those batches.', 'batchedRequests');
+    shared('outbox_fsyncs_total', 'fdatasyncs of the outbox WAL that logged answers waited for (one covers every batch committed before it).', 'fsyncs');
 
     const counts = new CachedRead<OutboxCounts>(() => outbox.counts(), OUTBOX_COUNTS_MAX_AGE_MS);
     new Gauge({

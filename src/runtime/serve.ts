@@ -214,13 +214,14 @@ export async function runServe(o: ServeOptions): Promise<void> {
     // and checkpoints (copy WAL -> database, two fsyncs) run on a worker thread, not in a COMMIT
     checkpointer = o.log ? WalCheckpointer.open(db, paths.db, warn) : null;
     const { EdgeServeMetrics } = await metricsModule;
-    const metrics = new EdgeServeMetrics(db, outbox);
+    let batcher: ServeBatcher | null = null;
+    const metrics = new EdgeServeMetrics(db, outbox, () => ({ batches: batcher?.batches ?? 0, batchedRequests: batcher?.batchedRequests ?? 0, fsyncs: walDurability?.syncs ?? 0 }));
     // runInTurn: a batch's model run, commit and fsync in one go (onnx/ort.ts)
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0, runInTurn: true });
     // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
     const wal = walDurability;
     const ckpt = checkpointer;
-    const batcher = new ServeBatcher(
+    batcher = new ServeBatcher(
       pipeline,
       wal && ckpt
         ? () => {
