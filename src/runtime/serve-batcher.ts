@@ -10,9 +10,10 @@
 // counts. Requests of different runtime states (a version switch in between) never share a
 // batch. A failure of the batch (model, outbox) fails each of its requests with that error.
 //
-// With a `durable` hook (serve with logging: store/wal-durability.ts), a batch that logged
-// samples is answered once its commit is on stable storage; the fsync runs off the event loop,
-// which keeps reading requests meanwhile, and the next batch (all of them) starts when it is done.
+// With a `durable` hook (serve with logging: store/wal-durability.ts), the requests of a batch
+// that have a sample reported logged are answered once its commit is on stable storage (the
+// others at once); the fsync runs off the event loop (or on it, while the disk is fast), which
+// keeps reading requests meanwhile, and the next batch (all of them) starts when it is done.
 import { ReportedError } from '../errors.js';
 import type { Outcome, Pipeline } from './pipeline.js';
 import type { Item } from './sample.js';
@@ -68,25 +69,40 @@ export class ServeBatcher {
         try {
           const items = batch.length === 1 ? batch[0].items : batch.flatMap((w) => w.items);
           const r = await this.pipeline.run(first.state, items);
-          const answer = () => {
-            let at = 0;
-            for (const w of batch) {
-              w.resolve(r.outcomes.slice(at, at + w.items.length));
-              at += w.items.length;
-            }
-          };
+          // each request's outcomes, cut back by item counts
+          const outs: Outcome[][] = [];
+          let at = 0;
+          for (const w of batch) {
+            outs.push(r.outcomes.slice(at, at + w.items.length));
+            at += w.items.length;
+          }
           // nothing logged: nothing to wait for (the lines say "logged": false)
-          if (this.durable && r.logged > 0) {
-            const d = this.durable();
-            d.then(answer, (e) => {
-              for (const w of batch) w.reject(new ReportedError(`cannot log samples to the outbox: ${(e as Error).message}; nothing of these samples was reported logged`));
-            });
-            // the next batch waits for this fsync (the event loop does not: it keeps reading
-            // requests into the queue): everything that arrived meanwhile then shares one
-            // commit and one fsync. Committing each small batch at once measured more CPU per
-            // request and no lower latency: its fsync would wait for this one anyway.
-            await d.catch(() => {});
-          } else answer();
+          if (!this.durable || r.logged === 0) {
+            for (let j = 0; j < batch.length; j++) batch[j].resolve(outs[j]);
+            continue;
+          }
+          // only the requests with a sample reported logged wait for the fsync; the others (no
+          // hard or unseen sample of theirs, or evicted at once by the quota) are answered now:
+          // on a slow disk an fsync on the thread pool takes tens of ms they need not wait for
+          const wait: number[] = [];
+          for (let j = 0; j < batch.length; j++) {
+            if (outs[j].some((oc) => oc.error === undefined && oc.logged)) wait.push(j);
+            else batch[j].resolve(outs[j]);
+          }
+          const d = this.durable();
+          d.then(
+            () => {
+              for (const j of wait) batch[j].resolve(outs[j]);
+            },
+            (e) => {
+              for (const j of wait) batch[j].reject(new ReportedError(`cannot log samples to the outbox: ${(e as Error).message}; nothing of these samples was reported logged`));
+            },
+          );
+          // the next batch waits for this fsync (the event loop does not: it keeps reading
+          // requests into the queue): everything that arrived meanwhile then shares one
+          // commit and one fsync. Committing each small batch at once measured more CPU per
+          // request and no lower latency: its fsync would wait for this one anyway.
+          await d.catch(() => {});
         } catch (e) {
           for (const w of batch) w.reject(e);
         }
