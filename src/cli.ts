@@ -1,7 +1,7 @@
 // The commander program: registers commands, nothing else. Command modules import their heavy
 // dependencies (onnxruntime-node, undici, tar, fastify) lazily inside their actions, so that
 // `sedna-ll --version` and `--help` stay fast for cron and scripts.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from './commander.js';
 import { EXIT, EXIT_HELP } from './errors.js';
 import { packageVersion } from './version.js';
 

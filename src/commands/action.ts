@@ -2,7 +2,7 @@
 // Errors print as one line "sedna-ll: <message>" on stderr; exitCodeFor is the one mapping from
 // what went wrong (the error types of src/errors.ts) to the exit code (DESIGN.md).
 // With --json the run's record (output.ts) is written when the action ends, failed or not.
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from '../commander.js';
 import { EXIT, type ExitCode, LockedError, OfflineError, UsageError, VerificationError } from '../errors.js';
 import { beginRecord, commandPath, errorPrefix, finishRecord, writeRecord } from './output.js';
 

@@ -1,6 +1,6 @@
 // `sedna-ll infer`: offline inference over a stream of samples (src/runtime/infer.ts).
 // The runtime (onnxruntime-node, better-sqlite3) is imported inside the action only.
-import { type Command, Option } from 'commander';
+import { type Command, Option } from '../commander.js';
 import { EXIT_HELP } from '../errors.js';
 import { intOption, record, recordToStderr, run } from './action.js';
 

@@ -1,6 +1,6 @@
 // What the `kb ...` command files share: the --data option text and opening the KB store of
 // a data directory (imported lazily: `sedna-ll --version` must not load the store).
-import { Option, type Command } from 'commander';
+import { Option, type Command } from '../commander.js';
 import type { StoreFlags } from '../kb/open.js';
 import type { KbStore } from '../kb/store.js';
 

@@ -1,5 +1,5 @@
 // `sedna-ll kb init` and `sedna-ll kb serve`: create a KB data directory; run the KB HTTP server.
-import { type Command, Option } from 'commander';
+import { type Command, Option } from '../commander.js';
 import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import { intOption, record, run } from './action.js';
 import { DATA_HELP } from './kb-common.js';

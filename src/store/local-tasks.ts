@@ -22,7 +22,6 @@ import {
 } from '../format/index-manifest.js';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
-import { inspectModel } from '../onnx/ort.js';
 import { activateVersion, activeVersion, getVersion, installVersion, nextLocalSeq } from './versions.js';
 
 export interface AddTaskOptions {
@@ -111,6 +110,8 @@ export async function addLocalTask(paths: HomePaths, db: DB, o: AddTaskOptions):
     throw new UsageError(`${o.modelFile}: cannot read the model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (bytes.length === 0) throw new ReportedError(`${o.modelFile}: empty file, not an ONNX model`);
+  // loaded here: a sync that carries local tasks over a pulled version needs indexWithTask only
+  const { inspectModel } = await import('../onnx/ort.js');
   const info = await inspectModel(bytes, o.modelFile);
   let labels = o.labels;
   if (labels) {
