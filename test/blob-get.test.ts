@@ -283,3 +283,21 @@ describe('blob reader against hostile or unusual answers', () => {
     }
   });
 });
+
+it('an answer whose body is never taken does not keep the process alive', async () => {
+  const srv = await rawServer((s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n'));
+  try {
+    // a child process that opens the answer and then drops it (a caller failing before sinkInto)
+    const code = `import { blobGet } from ${JSON.stringify(new URL('../src/sync/blob-get.ts', import.meta.url).pathname)};
+      const r = await blobGet(new URL(${JSON.stringify(srv.url + '/x')}), {}, { connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 600000 });
+      console.log(r.statusCode);`;
+    // not spawnSync: the server answering it runs in this process
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { timeout: 60_000 }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout))),
+    );
+    assert.equal(out.trim(), '200');
+  } finally {
+    await srv.close();
+  }
+});

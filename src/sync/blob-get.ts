@@ -201,6 +201,8 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
     clearTimeout(headersTimer);
     phase = 'wait';
     next = buf.subarray(fill);
+    // paused, the socket holds nothing open (no read pending, the idle timer is unref'd): a
+    // caller failing before it takes the body (its disk, say) does not keep the process alive
     sock.pause();
     const ok = head.status === 200 || head.status === 206;
     if (ok && (head.length === null || head.encoded)) {
