@@ -18,7 +18,13 @@ function kbInit() {
   const r = sedna(['kb', 'init', '--data', data, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const kb = (args: string[], input?: string) => sedna(['kb', ...args, '--data', data], { input });
-  return { ...t, data, init: JSON.parse(r.stdout) as { admin_token: string; public_key: string }, kb };
+  /** run kb args and require its exit code; a mismatch shows what the command printed */
+  const exits = (args: string[], code: number, why = '') => {
+    const res = kb(args);
+    assert.equal(res.code, code, `kb ${args.join(' ')}: exit ${res.code}${why ? ` (${why})` : ''}: ${res.stderr.trim()}`);
+    return res;
+  };
+  return { ...t, data, init: JSON.parse(r.stdout) as { admin_token: string; public_key: string }, kb, exits };
 }
 
 test('kb init: keys (private 0600), admin token once, refuses to overwrite without --force, usage error without --data', () => {
@@ -30,16 +36,16 @@ test('kb init: keys (private 0600), admin token once, refuses to overwrite witho
     // the token itself is not stored anywhere in the data dir
     assert.ok(!readFileSync(join(k.data, 'kb.db')).includes(Buffer.from(k.init.admin_token)));
     const again = sedna(['kb', 'init', '--data', k.data]);
-    assert.equal(again.code, 1);
+    assert.equal(again.code, 1, again.stderr);
     assert.match(again.stderr, /already exists.*--force/);
     assert.equal(again.stderr.trim().split('\n').length, 1);
     const forced = sedna(['kb', 'init', '--data', k.data, '--force', '--json']);
     assert.equal(forced.code, 0, forced.stderr);
     assert.notEqual(JSON.parse(forced.stdout).public_key, k.init.public_key);
     const none = sedna(['kb', 'device', 'ls'], { env: { SEDNA_LL_KB_DATA: '' } });
-    assert.equal(none.code, 2);
+    assert.equal(none.code, 2, none.stderr);
     const notKb = sedna(['kb', 'device', 'ls', '--data', join(k.dir, 'nothing')]);
-    assert.equal(notKb.code, 1);
+    assert.equal(notKb.code, 1, notKb.stderr);
     assert.match(notKb.stderr, /not a KB data directory/);
   } finally {
     k.cleanup();
@@ -64,12 +70,12 @@ test('kb device add/ls/set/revoke: token shown once (or written 0600), hashed in
     assert.equal(statSync(tok).mode & 0o777, 0o600);
     assert.equal(readFileSync(key, 'utf8'), k.init.public_key);
     const dup = k.kb(['device', 'add', 'gw-1']);
-    assert.equal(dup.code, 1);
+    assert.equal(dup.code, 1, dup.stderr);
     assert.match(dup.stderr, /already exists/);
-    assert.equal(k.kb(['device', 'add', '../evil']).code, 2);
-    assert.equal(k.kb(['device', 'set', 'gw-1', '--channel', 'canary']).code, 0);
-    assert.equal(k.kb(['device', 'revoke', 'gw-2']).code, 0);
-    assert.equal(k.kb(['device', 'revoke', 'ghost']).code, 2);
+    k.exits(['device', 'add', '../evil'], 2);
+    k.exits(['device', 'set', 'gw-1', '--channel', 'canary'], 0);
+    k.exits(['device', 'revoke', 'gw-2'], 0);
+    k.exits(['device', 'revoke', 'ghost'], 2);
     const ls = JSON.parse(k.kb(['device', 'ls', '--json']).stdout).devices;
     assert.deepEqual(
       ls.map((d: any) => [d.id, d.channel, d.revoked_at !== null]),
@@ -88,17 +94,17 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
   const k = kbInit();
   try {
     const nothing = k.kb(['publish']);
-    assert.equal(nothing.code, 1);
+    assert.equal(nothing.code, 1, nothing.stderr);
     assert.match(nothing.stderr, /no tasks/);
     const m1 = writeRandomMlp(k.dir, 'm1', [4, 8, 3], 1);
     const m2 = writeRandomMlp(k.dir, 'm2', [4, 8, 3], 2);
     const junk = join(k.dir, 'junk.onnx');
     writeFileSync(junk, Buffer.from('definitely not onnx'));
     const bad = k.kb(['task', 'add', junk, '--task', 'x']);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 1, bad.stderr);
     assert.match(bad.stderr, /junk\.onnx: not a loadable ONNX model/);
-    assert.equal(k.kb(['task', 'add', m1, '--task', 'x', '--labels', 'a,b']).code, 2, 'label count must match the output');
-    assert.equal(k.kb(['task', 'add', join(k.dir, 'missing.onnx'), '--task', 'x']).code, 1);
+    k.exits(['task', 'add', m1, '--task', 'x', '--labels', 'a,b'], 2, 'label count must match the output');
+    k.exits(['task', 'add', join(k.dir, 'missing.onnx'), '--task', 'x'], 1);
     let r = k.kb(['task', 'add', m1, '--task', 'global', '--fallback', '--labels', 'a,b,c', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const t = JSON.parse(r.stdout);
@@ -135,8 +141,8 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
 test('publishVersion (the learner API): chosen tasks, notes, channel; unchanged models keep their hashes', async () => {
   const k = kbInit();
   const m1 = writeRandomMlp(k.dir, 'm1', [2, 3], 1);
-  assert.equal(k.kb(['task', 'add', m1, '--task', 'a']).code, 0);
-  assert.equal(k.kb(['task', 'add', m1, '--task', 'b']).code, 0);
+  k.exits(['task', 'add', m1, '--task', 'a'], 0);
+  k.exits(['task', 'add', m1, '--task', 'b'], 0);
   const store = new SqliteKbStore(kbPaths(k.data));
   try {
     const v1 = await publishVersion(store, { notes: { round: 1 } });
@@ -184,13 +190,13 @@ test('kb samples import/export/ls and kb label import (CSV + JSONL): bad lines s
     assert.equal(again.imported, 0, 're-import stores nothing twice');
     assert.equal(again.existing, 3);
     const strict = k.kb(['samples', 'import', file, '--strict']);
-    assert.equal(strict.code, 1);
+    assert.equal(strict.code, 1, strict.stderr);
     assert.match(strict.stderr, /:3: not valid JSON.*--strict/);
 
     const all = JSON.parse(k.kb(['samples', 'ls', '--json']).stdout).samples;
     assert.equal(all.length, 3);
     assert.equal(JSON.parse(k.kb(['samples', 'ls', '--unlabelled', '--json']).stdout).samples.length, 1);
-    assert.equal(k.kb(['samples', 'ls', '--labelled', '--unlabelled']).code, 2);
+    k.exits(['samples', 'ls', '--labelled', '--unlabelled'], 2);
 
     // labels: CSV with a header (columns in any order, quoted fields) and JSONL
     const csv = join(k.dir, 'labels.csv');
@@ -208,7 +214,7 @@ test('kb samples import/export/ls and kb label import (CSV + JSONL): bad lines s
     assert.match(lj.stderr, /unknown sample id "nope-nope"/);
     const badHeader = join(k.dir, 'bad.csv');
     writeFileSync(badHeader, 'sample,class\nx,y\n');
-    assert.equal(k.kb(['label', 'import', badHeader]).code, 1);
+    k.exits(['label', 'import', badHeader], 1);
 
     const store = new SqliteKbStore(kbPaths(k.data));
     try {
