@@ -178,6 +178,8 @@ describe('blob reader against hostile or unusual answers', () => {
     assert.equal(r.ok, false);
     assert.ok(!r.ok && r.e instanceof SyncHttpError && r.e.kind === 'protocol' && /a range we did not ask for/.test(r.e.message), String(!r.ok && r.e.message));
     assert.match(r.requests[0], /\r\nrange: bytes=1000-\r\n/);
+    // the close is ours, after the body (a server closing first raced its last bytes through the bench's slow-link proxy)
+    assert.doesNotMatch(r.requests[0], /\r\nconnection:/i);
     assert.equal(r.part, null);
   });
 
@@ -263,6 +265,23 @@ describe('blob reader against hostile or unusual answers', () => {
     const untilClose = await attempt((s) => s.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n'), blob])));
     assert.ok(untilClose.ok, String(!untilClose.ok && untilClose.e.message));
     assert.equal(untilClose.placed, true);
+  });
+
+  it('a write that fails (a read-only fd here) ends the body with its error, nothing left running', async () => {
+    const srv = await rawServer((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`), blob])));
+    const h = home();
+    const p = join(h.dir, 'ro');
+    writeFileSync(p, '');
+    const fd = openSync(p, 'r');
+    try {
+      const r = await blobGet(new URL(`${srv.url}/x`), {}, { connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
+      assert.ok(r);
+      await assert.rejects(r.sinkInto(fd, 0, createHash('sha256'), { size, tooLarge: () => new Error('too large') }), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+    } finally {
+      closeSync(fd);
+      await srv.close();
+      h.cleanup();
+    }
   });
 
   it('a 24 MiB body served faster than the disk takes it: whole and in order', async () => {

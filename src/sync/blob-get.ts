@@ -5,11 +5,13 @@
 // disk in one write (GroupWriter, blob-sink.ts) while the other fills: one hash pass, no copy,
 // no allocation per read.
 //
-// Only what a blob answer needs: one GET, `Connection: close` (one blob per connection, so no
-// framing of a next answer to get right), a status line and headers read with a size cap, and a
-// body of the declared Content-Length. An answer this reader does not take (200/206 without a
-// Content-Length, any Transfer-Encoding) makes it step aside (null): the caller asks again
-// through the general transport. https and proxied URLs never come here (http.ts openBlob).
+// Only what a blob answer needs: one GET on a connection of its own, closed by us once the body
+// is in (so no framing of a next answer to get right), a status line and headers read with a
+// size cap, and a body of the declared Content-Length. Not `Connection: close`: the close stays
+// ours, as with node:http (the bench's slow-link proxy cut answers the server closed first).
+// An answer this reader does not take (200/206 without a Content-Length, any Transfer-Encoding)
+// makes it step aside (null): the caller asks again through the general transport. https and
+// proxied URLs never come here (http.ts openBlob).
 //
 // The timeouts are the transport's: connect, the answer headers (from the request sent) and the
 // idle time between two body reads; each ends the socket with ETIMEDOUT (retryable). A cut
@@ -38,7 +40,7 @@ export interface BlobGetOptions {
 export interface BlobReply {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  /** drop the answer (the connection closes: it was asked to) */
+  /** drop the answer (the connection is closed) */
   discard(): Promise<void>;
   abort(): void;
   /**
@@ -106,7 +108,7 @@ function requestHead(url: URL, headers: Record<string, string>): string {
     if (!TOKEN.test(k) || !VALUE.test(v)) throw new SyncHttpError(`request header ${k}: invalid character in its name or value`, 'protocol');
     s += `${k}: ${v}\r\n`;
   }
-  return `${s}Connection: close\r\n\r\n`;
+  return `${s}\r\n`;
 }
 
 /**
@@ -236,8 +238,13 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
     const w = new GroupWriter(fd, offset);
     let got = 0; // body bytes received
     let swapping = false; // paused until the other buffer's write is done
+    let ended = false;
     return new Promise<number>((resolve, reject) => {
+      // once: a failed write seen by a pending swap and a socket failure may both end the body,
+      // and the buffer being filled must be written once
       const end = async (e: Error | null) => {
+        if (ended) return;
+        ended = true;
         phase = 'over';
         cleanup();
         clearTimeout(headersTimer);
