@@ -153,6 +153,15 @@ test('task add stores the model content-addressed as a new local version and act
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one-line error');
     }
     assert.deepEqual(snapshot(), before, 'refused task adds leave models, versions and the pointer as they were');
+    // a bundle path that is not a readable file is a usage error like a missing model (2), not a refused bundle (5)
+    for (const [f, re] of [
+      [join(t.dir, 'missing.tar.gz'), /missing\.tar\.gz: cannot read bundle: ENOENT/],
+      [t.dir, /not a regular file/],
+    ] as const) {
+      r = sedna(['model', 'install', f], { home });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, re);
+    }
     assert.equal(before.status.versions.length, 2);
   } finally {
     t.cleanup();

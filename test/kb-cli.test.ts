@@ -104,7 +104,7 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
     assert.equal(bad.code, 1, bad.stderr);
     assert.match(bad.stderr, /junk\.onnx: not a loadable ONNX model/);
     k.exits(['task', 'add', m1, '--task', 'x', '--labels', 'a,b'], 2, 'label count must match the output');
-    k.exits(['task', 'add', join(k.dir, 'missing.onnx'), '--task', 'x'], 1);
+    assert.match(k.exits(['task', 'add', join(k.dir, 'missing.onnx'), '--task', 'x'], 2).stderr, /missing\.onnx: cannot read: ENOENT/);
     let r = k.kb(['task', 'add', m1, '--task', 'global', '--fallback', '--labels', 'a,b,c', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const t = JSON.parse(r.stdout);
@@ -215,6 +215,9 @@ test('kb samples import/export/ls and kb label import (CSV + JSONL): bad lines s
     const badHeader = join(k.dir, 'bad.csv');
     writeFileSync(badHeader, 'sample,class\nx,y\n');
     k.exits(['label', 'import', badHeader], 1);
+    // input files named on the command line that cannot be read: usage errors (2), as on the edge
+    assert.match(k.exits(['label', 'import', join(k.dir, 'nope.csv')], 2).stderr, /nope\.csv: cannot read: ENOENT/);
+    assert.match(k.exits(['samples', 'import', join(k.dir, 'nope.jsonl')], 2).stderr, /nope\.jsonl: cannot read: ENOENT/);
 
     const store = new SqliteKbStore(kbPaths(k.data));
     try {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { normaliseAttrs } from '../format/attrs.js';
 import { splitCsvLine } from '../format/csv.js';
-import { ReportedError, UsageError, BadRecordError } from '../errors.js';
+import { UsageError, BadRecordError } from '../errors.js';
 import { DEFAULT_MAX_PIXELS } from '../format/image-header.js';
 import { validateImage } from '../onnx/image-input.js';
 import { importedSample } from './imported-sample.js';
@@ -43,7 +43,7 @@ function readLabels(csv: string, onBad: (where: string, reason: string) => void)
   try {
     text = readFileSync(csv, 'utf8');
   } catch (e) {
-    throw new ReportedError(`${csv}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`${csv}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const lines = text.split(/\r?\n/);
   const head = splitCsvLine(lines[0] ?? '').map((h) => h.trim().toLowerCase());

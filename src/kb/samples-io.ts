@@ -15,7 +15,7 @@ import { imageSample } from './image-import.js';
 import { importedSample } from './imported-sample.js';
 import type { Writable } from 'node:stream';
 import { normaliseAttrs } from '../format/attrs.js';
-import { ReportedError, BadRecordError } from '../errors.js';
+import { ReportedError, BadRecordError, UsageError } from '../errors.js';
 import { SAMPLE_ID_RULE, isSampleId } from '../format/protocol.js';
 import { splitCsvLine } from '../format/csv.js';
 import { lineChunks, lineTooLongReason } from '../streams/lines.js';
@@ -32,7 +32,7 @@ async function* lines(file: string): AsyncGenerator<[number, string | null]> {
   const input = createReadStream(file);
   const opened = new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
-    input.once('error', (e: NodeJS.ErrnoException) => reject(new ReportedError(`${file}: cannot read: ${e.code ?? e.message}`)));
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`${file}: cannot read: ${e.code ?? e.message}`)));
   });
   await opened;
   let n = 0;

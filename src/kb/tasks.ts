@@ -4,7 +4,7 @@
 // gets into the KB. Its probe run also gives the class count and the output kind.
 import { readFileSync } from 'node:fs';
 import { normaliseAttrs } from '../format/attrs.js';
-import { ReportedError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { Preprocessing } from '../format/index-manifest.js';
 import { imageShapeMismatch } from '../format/image-model-shape.js';
 import { inspectModel } from '../onnx/ort.js';
@@ -30,7 +30,7 @@ export async function addTaskModel(store: ModelStore & CounterStore, o: AddTaskO
   try {
     bytes = readFileSync(o.modelPath);
   } catch (e) {
-    throw new ReportedError(`${o.modelPath}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`${o.modelPath}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const io = await inspectModel(bytes, o.modelPath);
   const out = io.outputs[0];

@@ -11,7 +11,7 @@ import { type WriteStream, closeSync, copyFileSync, createReadStream, existsSync
 import { dirname, join } from 'node:path';
 import { BUNDLE_CANARY, BUNDLE_CANARY_SIG, BUNDLE_INDEX, BUNDLE_KEYS, BUNDLE_MODELS_DIR, BUNDLE_SIG, type CanaryRecord } from './bundle-layout.js';
 import { commitTemp, tempNameFor } from '../durable/atomic-write.js';
-import { ReportedError, VerificationError } from '../errors.js';
+import { ReportedError, UsageError, VerificationError } from '../errors.js';
 import type { TaskIndex } from '../format/index-manifest.js';
 import { signBytes } from '../format/signature.js';
 import { type KeyEpoch, type SignedTransition, singleKey, verifyIndexSignature, verifyLaterSignature } from '../format/key-chain.js';
@@ -181,9 +181,9 @@ export async function openBundle(file: string, opts: { tmpRoot: string; publicKe
   try {
     st = statSync(file);
   } catch (e) {
-    throw new ReportedError(`${file}: cannot read bundle: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`${file}: cannot read bundle: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  if (!st.isFile()) throw new ReportedError(`${file}: not a regular file`);
+  if (!st.isFile()) throw new UsageError(`${file}: not a regular file`);
   // only gzip: tar would also sniff brotli/zstd, a larger attack surface we do not need
   const magic = Buffer.alloc(2);
   const fd = openSync(file, 'r');
