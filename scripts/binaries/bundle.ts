@@ -2,6 +2,7 @@
 // with the few modules that assume files beside them swapped for their SEA versions:
 //   src/version.ts                    -> src/sea/version.ts (version fixed at build time)
 //   src/learn/worker-start.ts         -> src/sea/worker-start.ts (worker code is an asset)
+//   src/sync/frames-worker-start.ts   -> src/sea/frames-worker-start.ts (push reads in the main thread)
 //   bindings (better-sqlite3's loader) -> loadNative of src/sea/natives.ts (addon unpacked from an asset)
 //   onnxruntime-node/dist/binding.js  -> its require of ../bin/napi-v6/<platform>/<arch>/... becomes
 //                                        loadNative('onnxruntime_binding.node')
@@ -17,6 +18,7 @@ const SEA = join(ROOT, 'src', 'sea');
 const SUBSTITUTES: Array<[RegExp, string]> = [
   [/[\\/]src[\\/]version\.ts$/, join(SEA, 'version.ts')],
   [/[\\/]src[\\/]learn[\\/]worker-start\.ts$/, join(SEA, 'worker-start.ts')],
+  [/[\\/]src[\\/]sync[\\/]frames-worker-start\.ts$/, join(SEA, 'frames-worker-start.ts')],
 ];
 const CREATE_REQUIRE_LINE = /^const require = createRequire\(import\.meta\.url\);$/m;
 const ORT_BINDING_REQUIRE = 'require(`../bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`)';

@@ -93,7 +93,7 @@ export class Outbox {
 
   constructor(
     private readonly db: DB,
-    paths: HomePaths,
+    private readonly paths: HomePaths,
     cfg: Pick<EdgeConfig, 'outbox'>,
   ) {
     const mb = cfg.outbox?.max_mb ?? 0;
@@ -180,6 +180,11 @@ export class Outbox {
 
   blobPath(sha: string): string {
     return this.blobs.path(sha);
+  }
+
+  /** The directories of payload blobs and their temporary files (for a reader on another connection). */
+  blobDirs(): { blobs: string; tmp: string } {
+    return { blobs: this.paths.blobs, tmp: this.paths.tmp };
   }
 
   /** Payload bytes of a stored row (inline or from its blob). */

@@ -23,7 +23,6 @@
 // and each page is written into one Buffer (no per-record head Buffers, no concat of a batch).
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
-import type { Outbox } from '../store/outbox.js';
 import { NO_TASK, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
 import { FRAMES_MAGIC, FRAMES_END, assembleFrames, encodeRecordHead, recordSize, writeRecord } from '../format/sample-frames.js';
 
@@ -138,6 +137,11 @@ const F_RID = 0,
   F_BYTES = 6,
   F_META = 7;
 
+/** Where the reader gets a payload the page query did not carry (blobs/<sha>): Outbox.readPayload. */
+export interface PayloadReader {
+  readPayload(row: { payload: Buffer | null; payload_sha: string }): Buffer;
+}
+
 export class PushReader {
   private readonly page: BetterSqlite3.Statement;
   private framesPage: BetterSqlite3.Statement | null = null;
@@ -147,16 +151,18 @@ export class PushReader {
   private readonly columns = `SELECT rowid AS rid, id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
          unseen, unseen_reason, CAST(kb_version AS TEXT) AS kb_version, created_at, label, preprocessing`;
   /** rows logged after the run started wait for the next run, so a busy edge's push ends */
-  private readonly lastRowid: number;
+  readonly lastRowid: number;
 
   private readonly db: DB;
 
   constructor(
     db: DB,
-    private readonly outbox: Outbox,
+    private readonly outbox: PayloadReader,
     private readonly framing: Framing = 'json',
+    /** the run's last rowid when another connection reads for the same run (frames-worker.ts) */
+    lastRowid?: number,
   ) {
-    this.lastRowid = (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
+    this.lastRowid = lastRowid ?? (db.prepare('SELECT COALESCE(MAX(rowid), 0) AS m FROM samples').get() as { m: number }).m;
     this.db = db;
     this.page = db.prepare(
       `${this.columns}

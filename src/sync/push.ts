@@ -10,9 +10,10 @@
 //
 // Two batches are on their way at once (IN_FLIGHT): the next body is sent while the KB finishes
 // the previous one and its ack comes back, so neither the link nor the KB waits on the other.
-// Frames bodies are read from the outbox while they are sent (a streamed request body), JSON
-// bodies are built whole first. Memory: the outbox is walked with a cursor; a frames batch
+// Frames bodies are read from the outbox while they are sent (a streamed request body), in a
+// reader thread when a core is spare (frames-source.ts), JSON bodies are built whole first. Memory: the outbox is walked with a cursor; a frames batch
 // holds one page of rows at a time, a JSON batch its body: RSS does not grow with the backlog.
+import { availableParallelism, loadavg } from 'node:os';
 import { Readable, pipeline } from 'node:stream';
 import { createGzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -23,6 +24,9 @@ import type { AckedRow, Outbox } from '../store/outbox.js';
 import { markRejected } from '../store/rejected.js';
 import { CompressPolicy, type CompressMode } from './compress-policy.js';
 import { type Framing, type FramesSent, PushReader, newFramesSent, pendingCounts } from './outbox-reader.js';
+import type { Worker } from 'node:worker_threads';
+import { type FramesSource, type FramesWorkerData, WorkerFrames, inThreadFrames, uploadAllows, workerWhenReady } from './frames-source.js';
+import { startFramesWorker } from './frames-worker-start.js';
 import { FRAMES_CONTENT_TYPE } from '../format/sample-frames.js';
 import { type KbClient, type Reply, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
@@ -69,11 +73,42 @@ export interface PushOptions {
   /** auto (default): gzip a batch only when estimated to push sooner; gzip; none */
   compress?: CompressMode;
   progress?: Progress;
+  /** frames: read the outbox in a worker thread (frames-source.ts); default: SEDNA_LL_PUSH_READ_THREAD, else when a core is spare (spareCore) */
+  readThread?: boolean;
 }
 
 /** Does the upload policy let this task's payload bytes leave the device? */
 export function payloadAllowed(config: EdgeConfig, task: string): boolean {
-  return (config.upload.per_task?.[task] ?? config.upload.payload) === 'raw';
+  return uploadAllows(config.upload, task);
+}
+
+/**
+ * Is a core free for the push's reader thread? The thread takes the reading off the thread that
+ * sends and marks, but costs CPU of its own (a second isolate, the body's pages handed across):
+ * where every core is busy (a gateway running its application, a shared host), it cannot run
+ * beside the rest and only adds that CPU. The 1-minute load average says whether the cores are
+ * busy; half a core of slack, as pushes that follow each other count in it themselves.
+ */
+export function spareCore(): boolean {
+  const cores = availableParallelism();
+  return cores >= 2 && loadavg()[0] < cores - 0.5;
+}
+
+/** The reader thread, or null where none can be started (the push then reads in this thread). */
+function startReadThread(data: FramesWorkerData): Worker | null {
+  try {
+    return startFramesWorker(data);
+  } catch {
+    return null; // e.g. a thread limit: the same bytes are read here instead
+  }
+}
+
+/** SEDNA_LL_PUSH_READ_THREAD: on, off, or auto (unset: spareCore decides); tests and benchmarks pin it. */
+function readThreadSetting(): boolean {
+  const v = process.env.SEDNA_LL_PUSH_READ_THREAD ?? 'auto';
+  if (v === 'on' || v === 'off') return v === 'on';
+  if (v !== 'auto') throw new Error(`SEDNA_LL_PUSH_READ_THREAD="${v}": expected on, off or auto`);
+  return spareCore();
 }
 
 /** Push every pending sample; counters are updated as batches are acked. */
@@ -152,13 +187,20 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   const reader = new PushReader(db, outbox, framing);
   const policy = new CompressPolicy(o.compress ?? 'auto', level);
   const allowed = (t: string) => payloadAllowed(config, t);
+  let source: FramesSource | null = null;
+  if (frames) {
+    const dirs = outbox.blobDirs();
+    const here = inThreadFrames(reader, allowed);
+    const worker = (o.readThread ?? readThreadSetting()) ? startReadThread({ dbPath: db.name, blobsDir: dirs.blobs, tmpDir: dirs.tmp, upload: config.upload, lastRowid: reader.lastRowid }) : null;
+    source = worker ? workerWhenReady(new WorkerFrames(worker), here) : here;
+  }
   // 409: every sample of the batch belongs to another device; the body is still a push reply.
   // 404/415 to frames: the KB does not take them (any more): the push goes on as JSON
   const accept = (s: number) => (s >= 200 && s < 300) || s === 409 || (frames && (s === 404 || s === 415));
   const headers = (gzip: boolean): Record<string, string> => (gzip ? { 'content-type': contentType, 'content-encoding': 'gzip' } : { 'content-type': contentType });
 
   /** The batch after `cursor` as a request on its way; null when nothing is pending past it. */
-  const start = (cursor: string): Flight | null => (frames ? startFrames(cursor) : startJson(cursor));
+  const start = (cursor: string): Promise<Flight | null> | Flight | null => (frames ? startFrames(cursor) : startJson(cursor));
 
   // JSON (old KBs): the whole body is built first, gzipped on the libuv pool when chosen, and
   // sent as one Buffer; the next batch is read while this one travels.
@@ -179,38 +221,47 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   // so reading, the socket and the KB's ingest overlap. A retry reads the same rows again (the
   // range the first complete attempt covered); the acks are checked against what the answered
   // attempt sent.
-  const startFrames = (cursor: string): Flight | null => {
+  const startFrames = async (cursor: string): Promise<Flight | null> => {
     if (!reader.pendingAfter(cursor)) return null;
+    const src = source!;
     let until: string | null = null;
     let resolveEnd!: (c: string | null) => void;
     const end = new Promise<string | null>((r) => (resolveEnd = r));
     let current = newFramesSent();
-    const attempt = (first?: { sent: FramesSent; gen: Generator<Buffer>; head: Buffer }) => {
-      const s = first?.sent ?? newFramesSent();
-      current = s;
-      const gen = first?.gen ?? reader.framesBody(cursor, until, batchSize, batchBytes, allowed, s);
-      return (function* () {
-        if (first) yield first.head;
-        yield* gen;
+    // the body of one attempt: `s` is complete once its last page is read (by the worker,
+    // maybe before it is all sent): then the next batch may start after it
+    const attempt = (s: FramesSent) =>
+      src.body(cursor, until, batchSize, batchBytes, s, () => {
         if (s.missingBlobs) logEvent(db, 'sync_missing_blobs', { count: s.missingBlobs });
         if (until === null) {
           until = s.end;
           resolveEnd(s.end);
         }
-      })();
-    };
+      });
     // the first chunk is read now: the compress policy probes it before the headers go out
     const s0 = newFramesSent();
-    const gen0 = reader.framesBody(cursor, null, batchSize, batchBytes, allowed, s0);
-    const head = gen0.next().value as Buffer;
-    const gzip = policy.useGzip(head);
+    const it0 = toAsync(attempt(s0))[Symbol.asyncIterator]();
+    const first = await it0.next();
+    const head = first.done ? null : first.value;
+    const gzip = head !== null && policy.useGzip(head);
     let attempts = 0;
     const reply = client.request({
       method: 'POST',
       path,
       headers: headers(gzip),
       bodyStream: () => {
-        const chunks = attempts++ === 0 ? attempt({ sent: s0, gen: gen0, head }) : attempt();
+        let chunks: AsyncIterable<Buffer>;
+        if (attempts++ === 0) {
+          current = s0;
+          chunks = (async function* () {
+            if (head) yield head;
+            yield* { [Symbol.asyncIterator]: () => it0 };
+          })();
+        } else {
+          const s = newFramesSent();
+          current = s;
+          chunks = toAsync(attempt(s));
+        }
         return gzip ? gzipStream(chunks, level) : chunks;
       },
       accept,
@@ -260,6 +311,8 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       /* the first error is the one to report; unmarked acks are re-sent next run */
     }
     throw e;
+  } finally {
+    await source?.close();
   }
   flushMarks();
 
@@ -286,7 +339,7 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
           deadlineHit = true;
           break;
         }
-        const f = start(cursor);
+        const f = await start(cursor);
         if (!f) exhausted = true;
         else {
           c.push_framing = framing;
@@ -349,8 +402,16 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   }
 }
 
+/** A sync or async iterable as an async one. */
+function toAsync<T>(it: Iterable<T> | AsyncIterable<T>): AsyncIterable<T> {
+  if (Symbol.asyncIterator in it) return it;
+  return (async function* () {
+    yield* it;
+  })();
+}
+
 /** `chunks` gzipped as a stream (zlib works on the libuv pool while the next chunks are read). */
-function gzipStream(chunks: Iterable<Buffer>, level: number): AsyncIterable<Buffer> {
+function gzipStream(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, level: number): AsyncIterable<Buffer> {
   const gz = createGzip({ level, chunkSize: 256 * 1024 });
   pipeline(Readable.from(chunks, { objectMode: false }), gz, () => {
     /* an error reaches the reader of gz */
