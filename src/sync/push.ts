@@ -11,7 +11,8 @@
 // Two batches are on their way at once (IN_FLIGHT): the next body is sent while the KB finishes
 // the previous one and its ack comes back, so neither the link nor the KB waits on the other.
 // Frames bodies are read from the outbox while they are sent (a streamed request body), in a
-// reader thread when a core is spare (frames-source.ts), JSON bodies are built whole first. Memory: the outbox is walked with a cursor; a frames batch
+// reader thread when SEDNA_LL_PUSH_READ_THREAD asks for one (frames-source.ts); JSON bodies are
+// built whole first. Memory: the outbox is walked with a cursor; a frames batch
 // holds one page of rows at a time, a JSON batch its body: RSS does not grow with the backlog.
 import { availableParallelism, loadavg } from 'node:os';
 import { Readable, pipeline } from 'node:stream';
@@ -73,7 +74,7 @@ export interface PushOptions {
   /** auto (default): gzip a batch only when estimated to push sooner; gzip; none */
   compress?: CompressMode;
   progress?: Progress;
-  /** frames: read the outbox in a worker thread (frames-source.ts); default: SEDNA_LL_PUSH_READ_THREAD, else when a core is spare (spareCore) */
+  /** frames: read the outbox in a worker thread (frames-source.ts); default: SEDNA_LL_PUSH_READ_THREAD (off when unset) */
   readThread?: boolean;
 }
 
@@ -103,9 +104,18 @@ function startReadThread(data: FramesWorkerData): Worker | null {
   }
 }
 
-/** SEDNA_LL_PUSH_READ_THREAD: on, off, or auto (unset: spareCore decides); tests and benchmarks pin it. */
+/**
+ * SEDNA_LL_PUSH_READ_THREAD: on, off (the default), or auto (spareCore decides). Off by default
+ * because no measurement here showed the thread finishing a push sooner: 50k x 3 KB into the
+ * bench's frames sink on this 2-core machine, interleaved medians, load 2-3: 3271 ms without it,
+ * 3611 ms with it (CPU 2.84 -> 3.07 s, peak RSS 141 -> 174 MB); at load 4: 2820 -> 3006 ms;
+ * at load 7-14 worse still. The main thread's CPU does fall (2.6 s -> 1.6 s, the reader thread
+ * taking 1.3 s), but with the KB (here: the sink) on the same two cores there is no core left
+ * to run it on. A gateway pushing to a remote KB with a core idle is where it may pay; not
+ * measured yet.
+ */
 function readThreadSetting(): boolean {
-  const v = process.env.SEDNA_LL_PUSH_READ_THREAD ?? 'auto';
+  const v = process.env.SEDNA_LL_PUSH_READ_THREAD ?? 'off';
   if (v === 'on' || v === 'off') return v === 'on';
   if (v !== 'auto') throw new Error(`SEDNA_LL_PUSH_READ_THREAD="${v}": expected on, off or auto`);
   return spareCore();
