@@ -35,7 +35,7 @@
 // BENCH_SYNC_PARTS=push,slow,rss,pull,startup selects parts; BENCH_SYNC_SAMPLES / _RSS_MB / _MODEL_DIM scale.
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { readFrames } from '../src/format/sample-frames.js';
@@ -159,9 +159,21 @@ async function startSink(): Promise<{ url: string; server: Server; received: () 
 function edgeWithOutbox(kb: { url: string; deviceToken: string; publicKeyPem: string }, templateDb: string, url?: string) {
   const e = makeEdge(kb, { url, maxOutboxMb: 8192 });
   copyFileSync(templateDb, homePaths(e.home).db);
+  // flushed before the timed run: otherwise the kernel writes the copy back (150 MB for the
+  // push part) while the push is being timed, and curl's payload file has no such cost
+  syncFile(homePaths(e.home).db);
   rmSync(homePaths(e.home).db + '-wal', { force: true });
   rmSync(homePaths(e.home).db + '-shm', { force: true });
   return e;
+}
+
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Build a template edge.db with n samples; returns its path and the payload file for curl. */
@@ -184,6 +196,7 @@ function buildTemplate(dir: string, n: number, payloadFile?: string): { db: stri
         writeSync(fd, r.payload);
         payloadBytes += r.payload.length;
       }
+      fsyncSync(fd); // written back now, not during curl's timed run
       closeSync(fd);
     } else payloadBytes = (db.prepare('SELECT SUM(payload_bytes) AS s FROM samples').get() as { s: number }).s;
   } finally {
