@@ -468,6 +468,7 @@ const LEVELS = (process.env.BENCH_SERVE_LEVELS ?? '1,8,64').split(',').map(Numbe
 if (PARTS.includes('serve')) {
   const { fork } = await import('node:child_process');
   const home = makeHome('home-serve', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
+  const homeNoLog = makeHome('home-serve-no-log', [{ type: 'cross_entropy', threshold: 0.5 }], DEFAULT_UNSEEN);
   const distB = process.env.BENCH_SERVE_B;
   let binB: string | null = null;
   let homeB: string | null = null;
@@ -565,7 +566,9 @@ process.on('SIGTERM', () => process.exit(0));
           : server === 'serve_b' ? [binB!, 'serve', ...where]
           : server === 'serve_no_log' ? [BIN, 'serve', '--no-log', ...where]
           : [floorScript, sock ?? '-', ...(server === 'durable_floor' ? [join(work, `durable-floor-${transport}.log`)] : [])];
-        const { child, port } = await startChild(args, { SEDNA_LL_HOME: server === 'serve_b' ? homeB! : home });
+        // each serve on a home of its own: a second process on the same database (even --no-log,
+        // which only reads) changes the logging one's WAL and checkpoints, and with them its fsyncs
+        const { child, port } = await startChild(args, { SEDNA_LL_HOME: server === 'serve_b' ? homeB! : server === 'serve_no_log' ? homeNoLog : home });
         running.push({ server, child, target: sock ? { socket: sock } : { port } });
       }
       for (const r of running) await load(r.target, 8, 2000); // warm-up (JIT, sessions, page cache)
