@@ -60,6 +60,7 @@ const work = mkdtempSync(join(tmpdir(), 'sedna-ll-bench-infer-'));
 process.on('exit', () => {
   rmSync(work, { recursive: true, force: true });
   rmSync(SNAP, { recursive: true, force: true });
+  rmSync(`${SNAP}-b`, { recursive: true, force: true }); // BENCH_SERVE_B's snapshot
 });
 
 // ---- model and data -------------------------------------------------------------------------
