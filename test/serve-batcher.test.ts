@@ -12,7 +12,8 @@ import { openHome } from '../src/store/open-home.js';
 import { Outbox } from '../src/store/outbox.js';
 import { decodeJsonRecord } from '../src/runtime/decode-jsonl.js';
 import { Pipeline, type Outcome } from '../src/runtime/pipeline.js';
-import { ServeBatcher } from '../src/runtime/serve-batcher.js';
+import { commitDurability, ServeBatcher } from '../src/runtime/serve-batcher.js';
+import { WalDurability } from '../src/store/wal-durability.js';
 import { SessionCache } from '../src/runtime/sessions.js';
 import { loadRuntimeState } from '../src/runtime/state.js';
 
@@ -79,6 +80,28 @@ test('serve batcher: a failed fsync fails the requests that logged, not the ones
     assert.equal(line(await easy).logged, false);
     g.fail(new Error('EIO'));
     await assert.rejects(hard, /cannot log samples to the outbox: EIO; nothing of these samples was reported logged/);
+  } finally {
+    await s.close();
+    t.cleanup();
+  }
+});
+
+test('serve batcher: without a checkpointer (the single-file binary has none) a logged answer still waits for the WAL fdatasync', async () => {
+  const t = tempDir('sedna-ll-batcher-');
+  const s = await setup(t.dir);
+  try {
+    assert.equal(commitDurability(null, null), null, 'no logging, no hook');
+    // the real WAL durability serve sets up: the connection now commits with synchronous=NORMAL
+    const wal = new WalDurability(s.db, join(t.dir, 'home', 'edge.db'));
+    const b = new ServeBatcher(s.pipeline, commitDurability(wal, null));
+    const h = line(await b.run(s.state, s.item([0, 0])));
+    assert.equal(h.logged, true);
+    assert.equal(wal.syncs, 1, 'the answer came after one fdatasync of the WAL');
+    let told = 0;
+    const b2 = new ServeBatcher(s.pipeline, commitDurability(wal, { committed: () => void told++ }));
+    assert.equal(line(await b2.run(s.state, s.item([1, 1]))).logged, true);
+    assert.deepEqual({ syncs: wal.syncs, told }, { syncs: 2, told: 1 }, 'and with a checkpointer it is told of the commit');
+    await wal.close();
   } finally {
     await s.close();
     t.cleanup();

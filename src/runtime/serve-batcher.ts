@@ -19,6 +19,24 @@ import type { Outcome, Pipeline } from './pipeline.js';
 import type { Item } from './sample.js';
 import type { RuntimeState } from './state.js';
 
+/**
+ * The batcher's `durable` hook for a serving connection: the WAL's fdatasync whenever logging
+ * set it up (its connection commits with synchronous=NORMAL, so nothing else makes a commit
+ * durable), with the checkpointer told of each commit when there is one. The checkpointer is
+ * optional: the single-file binary has none and keeps SQLite's automatic checkpoints, and its
+ * answers must wait for the fdatasync all the same.
+ */
+export function commitDurability(
+  wal: { durable(): Promise<void> } | null,
+  checkpointer: { committed(): void } | null,
+): (() => Promise<void>) | null {
+  if (!wal) return null;
+  return () => {
+    checkpointer?.committed();
+    return wal.durable();
+  };
+}
+
 /** most items in one batch (the JSON array of one request may bring more: it runs alone) */
 const MAX_BATCH_ITEMS = 512;
 

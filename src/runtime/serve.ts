@@ -27,7 +27,7 @@ import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { WalDurability } from '../store/wal-durability.js';
 import { decodeJsonBytes, decodeJsonRecord } from './decode-jsonl.js';
 import { Pipeline, type Outcome } from './pipeline.js';
-import { ServeBatcher } from './serve-batcher.js';
+import { commitDurability, ServeBatcher } from './serve-batcher.js';
 import type { Item } from './sample.js';
 import { SessionCache } from './sessions.js';
 import { activeVersionId, loadRuntimeState, type RuntimeState } from './state.js';
@@ -219,17 +219,8 @@ export async function runServe(o: ServeOptions): Promise<void> {
     // runInTurn: a batch's model run, commit and fsync in one go (onnx/ort.ts)
     const pipeline = new Pipeline(sessions, { db: o.log ? db : null, sink, seed: o.seed ?? Date.now() >>> 0, runInTurn: true });
     // concurrent requests share one model run per task and one outbox commit (serve-batcher.ts)
-    const wal = walDurability;
-    const ckpt = checkpointer;
-    batcher = new ServeBatcher(
-      pipeline,
-      wal && ckpt
-        ? () => {
-            ckpt.committed();
-            return wal.durable();
-          }
-        : null,
-    );
+    // answers that report a sample logged wait for the WAL's fdatasync, checkpointer or not
+    batcher = new ServeBatcher(pipeline, commitDurability(walDurability, checkpointer));
     let requests = 0;
 
     const handleInfer = async (req: IncomingMessage): Promise<[number, string]> => {
