@@ -11,7 +11,8 @@
 // unchanged sources leaves dist/ untouched, and a changed file is replaced in one rename (a
 // process sees the old file or the new one, never a partial one). A process running while the
 // sources really change can still load old and new modules side by side: do not test code while
-// it is being changed. Outputs of deleted sources stay in dist/, as with tsc.
+// it is being changed. Outputs of deleted or renamed sources are removed afterwards (tsc would
+// leave them, and a stale module could still be imported).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -61,6 +62,16 @@ try {
       }
       changed++;
     }
+    const built = new Set(files(staging).map((f) => relative(staging, f)));
+    let removed = 0;
+    for (const dst of readdirSync(DIST, { recursive: true, withFileTypes: true })) {
+      if (!dst.isFile()) continue;
+      const path = join(dst.parentPath, dst.name);
+      if (built.has(relative(DIST, path))) continue;
+      rmSync(path, { force: true });
+      removed++;
+    }
+    if (removed && process.env.SEDNA_LL_BUILD_VERBOSE) process.stderr.write(`build: ${removed} stale file(s) removed from dist/\n`);
     if (changed && process.env.SEDNA_LL_BUILD_VERBOSE) process.stderr.write(`build: ${changed} file(s) of dist/ replaced\n`);
   }
 } catch (e) {
