@@ -103,6 +103,22 @@ describe('sync push', () => {
     }
   });
 
+  it('a bad SEDNA_LL_PUSH_READ_THREAD is a usage error (exit 2, one line), also with nothing pending', async () => {
+    const e = makeEdge(kb(), { deviceId: 'edge-env' });
+    try {
+      for (const seeded of [0, 5]) {
+        if (seeded) seedOutbox(e.home, seeded, 256, { seed: 17 });
+        const r = sedna(['sync'], { home: e.home, env: { SEDNA_LL_PUSH_READ_THREAD: 'maybe' } });
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /SEDNA_LL_PUSH_READ_THREAD="maybe": expected on, off or auto/);
+        assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+        assert.equal(edgeIds(e.home).pending.length, seeded, 'nothing sent, nothing lost');
+      }
+    } finally {
+      e.cleanup();
+    }
+  });
+
   it('KB unreachable: exit 3, nothing lost; --max-time with a slow link: exit 4 then a later run finishes', async () => {
     // a port that refuses connections: bind, note it, close
     const port = await new Promise<number>((res) => {

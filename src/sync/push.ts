@@ -28,6 +28,7 @@ import { type Framing, type FramesSent, PushReader, newFramesSent, pendingCounts
 import type { Worker } from 'node:worker_threads';
 import { type FramesSource, type FramesWorkerData, WorkerFrames, inThreadFrames, uploadAllows, workerWhenReady } from './frames-source.js';
 import { startFramesWorker } from './frames-worker-start.js';
+import { readThreadMode } from './read-thread-setting.js';
 import { FRAMES_CONTENT_TYPE } from '../format/sample-frames.js';
 import { type KbClient, type Reply, SyncHttpError } from './http.js';
 import type { Progress } from './progress.js';
@@ -115,10 +116,8 @@ function startReadThread(data: FramesWorkerData): Worker | null {
  * measured yet.
  */
 function readThreadSetting(): boolean {
-  const v = process.env.SEDNA_LL_PUSH_READ_THREAD ?? 'off';
-  if (v === 'on' || v === 'off') return v === 'on';
-  if (v !== 'auto') throw new Error(`SEDNA_LL_PUSH_READ_THREAD="${v}": expected on, off or auto`);
-  return spareCore();
+  const v = readThreadMode();
+  return v === 'auto' ? spareCore() : v === 'on';
 }
 
 /** Push every pending sample; counters are updated as batches are acked. */

@@ -18,6 +18,7 @@ import { COMPRESS_MODES, type CompressMode } from './compress-policy.js';
 import { rejectedCount } from '../store/rejected.js';
 import { pendingCounts } from '../store/pending-counts.js';
 import type { FramingMode } from './negotiate.js';
+import { readThreadMode } from './read-thread-setting.js';
 
 export interface SyncOptions {
   home: string;
@@ -108,6 +109,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   const compress = o.compress ?? config.upload.compress ?? 'auto';
   if (!COMPRESS_MODES.includes(compress)) throw new UsageError(`${paths.config}: upload.compress "${compress}": expected auto, gzip or none`);
   o = { ...o, compress };
+  readThreadMode(); // a bad SEDNA_LL_PUSH_READ_THREAD is reported on every run, not only when samples are pending
   const token = readToken(o.home);
   if (!token) throw new UsageError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`);
 
