@@ -83,6 +83,10 @@ export async function openSession(src: string | Uint8Array, what: string, option
  */
 export function runInTurn(session: OrtSession, feeds: Ort.InferenceSession.FeedsType, fetches?: string[]): Promise<Ort.InferenceSession.ReturnType> {
   const deferred = globalThis.setImmediate;
+  if (!spentImmediate) {
+    spentImmediate = deferred(() => {});
+    clearImmediate(spentImmediate);
+  }
   globalThis.setImmediate = runNowImmediate;
   try {
     return fetches ? session.run(feeds, fetches) : session.run(feeds);
@@ -91,9 +95,20 @@ export function runInTurn(session: OrtSession, feeds: Ort.InferenceSession.Feeds
   }
 }
 
+/**
+ * What the stand-in returns: a real Immediate, cleared when made (its callback never runs), made
+ * once and shared. A caller may treat the result as the handle it asked for: unref()/ref() on a
+ * cleared Immediate change nothing (it no longer counts towards keeping the loop alive),
+ * hasRef() is false, clearImmediate() and [Symbol.dispose]() return at once. Returning
+ * undefined would throw in serve's model run the day an onnxruntime-node allowed by ^1.30 calls
+ * .unref() on it. Shared rather than one per run: this is on every batch's path, and a cleared
+ * Immediate holds no state a second caller could disturb.
+ */
+let spentImmediate: NodeJS.Immediate | null = null;
+
 const runNowImmediate = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => {
   fn(...args);
-  return undefined;
+  return spentImmediate;
 }) as unknown as typeof setImmediate;
 
 /** A session's output `name` for rows of features (n x d), as a copy. */
