@@ -228,11 +228,38 @@ describe('blob reader against hostile or unusual answers', () => {
     assert.equal(r.placed, true);
   });
 
-  it('a body that stalls: the idle timeout ends the attempt, the prefix received is kept for the resume', async () => {
+  it('a body that stalls: the idle timeout (from sinkInto on) ends the attempt, the prefix received is kept for the resume', async () => {
     const sent = 100_000;
     const r = await attempt((s) => s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`), blob.subarray(0, sent)])), { bodyTimeoutMs: 150 });
     assert.ok(!r.ok && r.e instanceof SyncHttpError && r.e.kind === 'unreachable' && /connection timed out/.test(r.e.message), String(!r.ok && r.e.message));
     assert.ok(r.part?.equals(blob.subarray(0, sent)), `the .part file holds the ${sent} bytes received`);
+  });
+
+  it('a body taken only after longer than the idle timeout (the caller busy first): whole, the timer starts at sinkInto', async () => {
+    // the whole answer is sent at once; the part past the first read waits in the socket while
+    // the caller has not asked for it (as a pull hashing a large .part prefix once did)
+    const bodyTimeoutMs = 300;
+    const srv = await rawServer((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`), blob])));
+    const h = home();
+    const p = join(h.dir, 'b.part');
+    const fd = openSync(p, 'w');
+    try {
+      const r = await blobGet(new URL(`${srv.url}/x`), {}, { connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs });
+      assert.ok(r);
+      // the gate: opened by a real timer set after the answer, longer than the idle timeout (a
+      // timer running from the answer on expires first, whatever the machine's speed)
+      const gate = new Promise<void>((open) => setTimeout(open, 2 * bodyTimeoutMs));
+      await gate;
+      const hash = createHash('sha256');
+      const end = await r.sinkInto(fd, 0, hash, { size, tooLarge: () => new Error('too large') });
+      assert.equal(end, size);
+      assert.equal(hash.digest('hex'), sha);
+    } finally {
+      closeSync(fd);
+      await srv.close();
+    }
+    assert.ok(readFileSync(p).equals(blob), 'the file holds the whole body');
+    h.cleanup();
   });
 
   it('no answer at all: the headers timeout ends the attempt', async () => {

@@ -14,7 +14,10 @@
 // proxied URLs never come here (http.ts openBlob).
 //
 // The timeouts are the transport's: connect, the answer headers (from the request sent) and the
-// idle time between two body reads; each ends the socket with ETIMEDOUT (retryable). A cut
+// idle time between two body reads, counted from sinkInto on: the time the caller takes between
+// the headers and asking for the body is not the link's (an idle timer running then closed the
+// socket under a caller still busy, and each retry then gained only the bytes that came with the
+// headers). Each ends the socket with ETIMEDOUT (retryable). A cut
 // connection rejects after every byte received before it is written: the .part file is always
 // the exact prefix the next attempt resumes from with Range.
 import { connect, type Socket } from 'node:net';
@@ -36,7 +39,10 @@ export interface BlobGetOptions {
   signal?: AbortSignal;
 }
 
-/** An answer whose headers are read; its body waits (the socket paused) for sinkInto. */
+/**
+ * An answer whose headers are read; its body waits for sinkInto (the socket paused, no timer
+ * running): the caller takes it or drops it (discard, abort).
+ */
 export interface BlobReply {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
@@ -203,8 +209,8 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
     clearTimeout(headersTimer);
     phase = 'wait';
     next = buf.subarray(fill);
-    // paused, the socket holds nothing open (no read pending, the idle timer is unref'd): a
-    // caller failing before it takes the body (its disk, say) does not keep the process alive
+    // paused, the socket holds nothing open (no read pending, no timer): a caller failing
+    // before it takes the body (its disk, say) does not keep the process alive
     sock.pause();
     const ok = head.status === 200 || head.status === 206;
     if (ok && (head.length === null || head.encoded)) {
@@ -214,8 +220,6 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
       answer(null);
       return false;
     }
-    // from the answer on, the idle timeout between two reads
-    sock.setTimeout(o.bodyTimeoutMs);
     const drop = () => {
       phase = 'over';
       cleanup();
@@ -323,6 +327,8 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
       fill = 0;
       if (!take(early)) return;
       if (failure) return void end(failure);
+      // from here on, the idle timeout between two reads (not before: see the top)
+      sock.setTimeout(o.bodyTimeoutMs);
       sock.resume();
     });
   }

@@ -261,6 +261,10 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
       const etag = existsSync(etagFile) ? readFileSync(etagFile, 'utf8').trim() : `"${sha}"`;
       const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-`, 'if-range': etag } : {};
       try {
+        // the prefix is hashed before the request, not between the answer and its body: on a
+        // large .part and a slow disk that took longer than the body timeout, the link timed
+        // out idle, and each retry (hashing it all again) gained only the first read's bytes
+        const prefix = have > 0 ? await hashPrefix(part, have) : null;
         if (presigned && !url) {
           url = await presignedUrl(client, sha);
           if (url === null) presigned = false; // not offered: through the KB as usual
@@ -281,7 +285,8 @@ export async function downloadBlob(paths: HomePaths, client: KbClient, sha: stri
           const tag = header(res.headers, 'etag');
           // only a strong ETag may validate a resume
           if (tag && !tag.startsWith('W/') && !url) writeFileSync(etagFile, tag);
-          const hash = await hashPrefix(part, offset);
+          // offset is `have` (206) or 0 (200: the whole blob again)
+          const hash = offset > 0 && prefix ? prefix : createHash('sha256');
           const fd = openSync(part, offset === 0 ? 'w' : 'r+');
           let pos = offset;
           let refused: ReportedError | null = null;
