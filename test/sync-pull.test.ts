@@ -93,15 +93,24 @@ describe('sync pull', () => {
       });
       const base = proxy.stats.connections;
       const cutAt = Math.floor(size * 0.45);
-      // the index goes over the run's keep-alive connection, the blob over its own (read off
-      // the socket: sync/blob-get.ts): that second connection is cut at cutAt, in the blob;
-      // the resumed request goes over a new connection, left whole
-      proxy.setPlan((i) => (i === base + 1 ? { kind: 'cut-response', at: cutAt } : { kind: 'none' }));
+      // the first connection asking for the blob (read off the socket on a connection of its
+      // own: sync/blob-get.ts) is cut at cutAt, in the blob; the resumed request goes over a new
+      // connection, left whole. Chosen by what it asks for, not by connection order: the
+      // keep-alive connection of the index dropping would shift that order
+      const sha = sha256Hex(readFileSync(file));
+      let cut = false;
+      const isFirstBlobGet = (req: string) => {
+        if (cut || !req.startsWith(`GET /v1/blobs/${sha} `)) return false;
+        cut = true;
+        return true;
+      };
+      proxy.setPlan(() => ({ kind: 'cut-response', at: cutAt, onlyIf: isFirstBlobGet }));
       const down0 = proxy.stats.down;
       const r = await run(e.home);
       proxy.setTransform(null);
       proxy.setPlan(() => ({ kind: 'none' }));
       assert.equal(r.code, 0, r.stderr);
+      assert.ok(cut, 'the blob request was cut');
       assert.equal(JSON.parse(r.stdout).pulled_version, v.version);
       const relayed = proxy.stats.down - down0;
       // everything relayed = index + blob + one re-fetched chunk at most + headers/replies
@@ -114,7 +123,6 @@ describe('sync pull', () => {
       assert.ok(from > 0 && from <= cutAt && cutAt - from <= CHUNK, `resumed from ${from}, cut at ${cutAt}`);
       const st = edgeState(e.home);
       assert.equal(st.active, String(v.version));
-      const sha = sha256Hex(readFileSync(file));
       assert.ok(st.models.includes(`${sha}.onnx`));
       assert.deepEqual(st.tmp, []);
     } finally {

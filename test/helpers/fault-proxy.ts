@@ -11,17 +11,23 @@
 //   http500       answer the first request with a raw "HTTP/1.1 500" and close, KB untouched
 //   lost-response relay the request fully; when the KB starts answering (it has committed by
 //                 then), drop both sides without relaying a byte: "server committed, response lost"
+//
+// A fault with `onlyIf` applies only to a connection whose first request chunk (its request line
+// and headers) passes that test, decided when the chunk arrives; any other relays as `none`.
+// A test then aims at a request by what it asks for (a blob's URL), not by the order in which
+// connections happen to open (a kept-alive connection that drops adds one).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { mulberry32 } from '../../src/random.js';
 
-export type Fault =
+export type Fault = (
   | { kind: 'none' }
   | { kind: 'cut-request'; at: number }
   | { kind: 'cut-response'; at: number }
   | { kind: 'delay'; ms: number }
   | { kind: 'hold-first'; ms: number }
   | { kind: 'http500' }
-  | { kind: 'lost-response' };
+  | { kind: 'lost-response' }
+) & { onlyIf?: (firstRequest: string) => boolean };
 
 export interface ProxyStats {
   connections: number;
@@ -88,8 +94,9 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
   let held: (() => void)[] | null = null;
 
   const server: Server = createServer((client) => {
-    const fault = plan(stats.connections++);
-    stats.faults[fault.kind]++;
+    let fault = plan(stats.connections++);
+    if (fault.onlyIf && fault.kind === 'http500') throw new Error('fault-proxy: onlyIf is not supported with http500');
+    if (!fault.onlyIf) stats.faults[fault.kind]++;
     open.add(client);
     client.on('close', () => open.delete(client));
     client.on('error', () => {});
@@ -125,6 +132,10 @@ export async function startFaultProxy(targetPort: number, opts: { host?: string 
             onData(raw);
           });
           return;
+        }
+        if (dir === 'up' && upCount === 0 && fault.onlyIf) {
+          if (!fault.onlyIf(raw.toString('latin1'))) fault = { kind: 'none' };
+          stats.faults[fault.kind]++;
         }
         const chunk = transform ? transform(dir, raw, dir === 'up' ? upCount : downCount) : raw;
         let out = chunk;
