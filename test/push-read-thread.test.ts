@@ -2,8 +2,10 @@
 // worker with its own read-only connection) sends byte for byte the bodies the reader in the
 // main thread sends, on awkward rows (blob payloads, a missing blob, a task whose payload stays
 // home, labels), batch by batch with the same cursor, ids, rowids and labels; a retry's `until`
-// range re-reads the same rows; and a reader thread that cannot open the database fails the
-// body with its reason instead of leaving the push waiting.
+// range re-reads the same rows; a reader thread that cannot open the database fails the
+// body with its reason instead of leaving the push waiting; and a push whose reader thread dies
+// mid-run (terminated through its handle) reads the rest in the main thread and still gets
+// every sample acked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -14,6 +16,14 @@ import { PushReader, newFramesSent, type FramesSent } from '../src/sync/outbox-r
 import { type FramesSource, WorkerFrames, inThreadFrames, uploadAllows } from '../src/sync/frames-source.js';
 import { startFramesWorker } from '../src/sync/frames-worker-start.js';
 import { tempDir } from './helpers/cli.js';
+import { startTestKb } from './helpers/kb-server.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import { edgeIds, kbSamples, makeEdge, seedOutbox } from './helpers/sync-edge.js';
+import { loadConfig, readToken } from '../src/store/home.js';
+import { KbClient, isRetryableError } from '../src/sync/http.js';
+import { pushSamples, type PushCounters } from '../src/sync/push.js';
+import { ReaderThreadLost } from '../src/sync/frames-source.js';
+import type { FramesReply } from '../src/sync/frames-source.js';
 import { logRecord } from './helpers/log-record.js';
 
 const rec = (fill: number, over: Partial<LogRecord> = {}): LogRecord => logRecord(Buffer.alloc(3072, fill), { hardness: fill / 1000, ...over });
@@ -112,5 +122,79 @@ test('a reader thread that cannot open the database fails the body with its reas
   } finally {
     await src.close();
     t.cleanup();
+  }
+});
+
+test('a reader thread that dies mid-run: the rest is read in the main thread, every sample acked once', async () => {
+  const kb = await startTestKb({ deviceId: 'edge-rt' });
+  const e = makeEdge(kb, { deviceId: 'edge-rt' });
+  // the link is held until the thread is ready: its start (80-350 ms, more under tsx) must not
+  // let the main thread read the whole push before the thread takes over
+  const proxy = await startFaultProxy(kb.port);
+  try {
+    assert.ok(isRetryableError(new ReaderThreadLost('push reader thread exited (code 1)')), 'a body the thread died under is retried');
+    const ids = seedOutbox(e.home, 1200, 3072, { seed: 23 });
+    // where it dies: once its first body is complete (between bodies, or as the next is asked
+    // for), or at the second chunk of its second body (under a body partly sent: that request
+    // fails and is retried)
+    for (const [round, when] of [
+      [0, 'after its first body'],
+      [1, 'under its second body'],
+    ] as const) {
+      if (round === 1) {
+        // the same samples again: push what the first round acked once more
+        const paths = homePaths(e.home);
+        const db = openEdgeDb(paths.db);
+        db.exec(`UPDATE samples SET state = 'pending'`);
+        db.close();
+      }
+      const paths = homePaths(e.home);
+      const db = openEdgeDb(paths.db);
+      const config = loadConfig(e.home);
+      const client = await KbClient.create({ baseUrl: proxy.url, token: readToken(e.home)!, backoffBaseMs: 1, backoffCapMs: 10 });
+      const c: PushCounters & { warnings: string[] } = { pushed: 0, acked: 0, rejected: 0, labels_pushed: 0, batches_gzip: 0, batches_plain: 0, push_framing: null, warnings: [] };
+      let killed = false;
+      proxy.hold();
+      try {
+        await pushSamples(db, new Outbox(db, paths, config), config, client, c, {
+          framing: 'frames',
+          batchSize: 100,
+          batchBytes: 64 << 10, // several chunks per body
+          compress: 'none',
+          readThread: true,
+          onReadThread: (w) => {
+            let dones = 0;
+            let chunks = 0; // of the bodies after the first
+            w.on('message', (m: FramesReply) => {
+              if ('ready' in m) proxy.release();
+              if (killed) return;
+              if ('done' in m) dones++;
+              else if ('chunk' in m && dones > 0) chunks++;
+              // round 1: at its second chunk, the first has been handed on (a message each)
+              if ((round === 0 && dones === 1) || (round === 1 && chunks === 2)) {
+                killed = true;
+                void w.terminate();
+              }
+            });
+          },
+        });
+      } finally {
+        await client.close();
+        db.close();
+      }
+      proxy.release();
+      assert.ok(killed, `the thread was ended ${when}`);
+      assert.equal(c.acked, ids.length, `${when}: every sample acked`);
+      assert.equal(c.warnings.length, 1, `${when}: one warning: ${c.warnings.join(' | ')}`);
+      assert.match(c.warnings[0], /push reader thread (exited|failed).*main thread/);
+      assert.equal(edgeIds(e.home).pending.length, 0);
+    }
+    const stored = await kbSamples(kb, 'edge-rt');
+    assert.equal(stored.length, ids.length);
+    assert.deepEqual(new Set(stored.map((x) => x.id)), new Set(ids));
+  } finally {
+    await proxy.close();
+    e.cleanup();
+    await kb.stop();
   }
 });

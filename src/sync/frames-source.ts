@@ -12,7 +12,7 @@
 // reader runs in the main thread as before. What goes on the wire is the same either way.
 import type { Worker } from 'node:worker_threads';
 import type { EdgeConfig } from '../store/home.js';
-import type { FramesSent, PushReader } from './outbox-reader.js';
+import { type FramesSent, type PushReader, newFramesSent } from './outbox-reader.js';
 
 /** Does the upload policy let this task's payload bytes leave the device? */
 export function uploadAllows(upload: EdgeConfig['upload'], task: string): boolean {
@@ -44,12 +44,52 @@ export function inThreadFrames(reader: PushReader, allowed: (task: string) => bo
  * The worker once it is ready, the main thread until then: starting a thread and loading the
  * reader's modules in it took 80-350 ms (quiet to loaded machine), which the first batch would
  * otherwise wait for. Both write the same bytes (test/push-read-thread.test.ts).
+ *
+ * A worker that dies (killed, out of memory, a crash in its connection) is not restarted: the
+ * rest of the run reads in the main thread, as the run would have without the thread, and
+ * `warn` is told once. The body it was reading: if none of it was handed on yet, the main
+ * thread reads it instead; if some was, the request fails with a retryable error
+ * (ReaderThreadLost) and its retry reads the whole body here. Not spliced (the rest read here
+ * after the bytes the worker sent): a sample evicted in between would shift the rows, and the
+ * two halves would not make one body.
  */
-export function workerWhenReady(worker: WorkerFrames, here: FramesSource): FramesSource {
+export function workerWhenReady(worker: WorkerFrames, here: FramesSource, warn: (line: string) => void = () => {}): FramesSource {
+  let warned = false;
+  const fallBack = () => {
+    if (!warned) warn(`${worker.failed!.message}; the rest of this push reads the outbox in the main thread`);
+    warned = true;
+    return here;
+  };
   return {
-    body: (...a) => (worker.ready ? worker : here).body(...a),
+    body(after, until, limit, maxBytes, sent, complete) {
+      if (!worker.ready) return here.body(after, until, limit, maxBytes, sent, complete);
+      if (worker.failed) return fallBack().body(after, until, limit, maxBytes, sent, complete);
+      const fromWorker = worker.body(after, until, limit, maxBytes, sent, complete);
+      return (async function* () {
+        let handedOn = false;
+        try {
+          for await (const chunk of fromWorker) {
+            handedOn = true;
+            yield chunk;
+          }
+        } catch (e) {
+          if (!(e instanceof ReaderThreadLost) || handedOn) throw e;
+          Object.assign(sent, newFramesSent()); // nothing of the worker's attempt went out
+          yield* fallBack().body(after, until, limit, maxBytes, sent, complete);
+        }
+      })();
+    },
     close: () => Promise.all([worker.close(), here.close()]).then(() => {}),
   };
+}
+
+/**
+ * The reader thread died under a body (not a reading error it reported: those fail in any
+ * thread). Retryable (http.ts RETRYABLE_CODES): the request's retry reads the body again, in
+ * the main thread (workerWhenReady).
+ */
+export class ReaderThreadLost extends Error {
+  readonly code = 'ERR_PUSH_READER_THREAD_LOST';
 }
 
 /** What the worker is given at its start (frames-worker.ts). */
@@ -81,6 +121,11 @@ export class WorkerFrames implements FramesSource {
   /** the worker has opened the database (its first body will not wait for its start-up) */
   ready = false;
 
+  /** why the worker can read no more (it died, or was closed); null while it can */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
   constructor(private readonly worker: Worker) {
     worker.on('message', (m: FramesReply) => {
       if ('ready' in m) this.ready = true;
@@ -91,8 +136,8 @@ export class WorkerFrames implements FramesSource {
       this.failure ??= e;
       for (const [id, h] of this.handlers) h({ id, fatal: this.failure });
     };
-    worker.on('error', (e) => fail(new Error(`push reader thread failed: ${e.message}`)));
-    worker.on('exit', (code) => fail(new Error(`push reader thread exited (code ${code})`)));
+    worker.on('error', (e) => fail(new ReaderThreadLost(`push reader thread failed: ${e.message}`)));
+    worker.on('exit', (code) => fail(new ReaderThreadLost(`push reader thread exited (code ${code})`)));
   }
 
   body(after: string, until: string | null, limit: number, maxBytes: number, sent: FramesSent, complete: () => void): AsyncIterable<Buffer> {

@@ -98,6 +98,9 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
+  // the push's reader thread died under a streamed body: the retry reads it in the main thread
+  // (frames-source.ts ReaderThreadLost)
+  'ERR_PUSH_READER_THREAD_LOST',
   'UND_ERR_CLOSED',
   'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',

@@ -62,6 +62,8 @@ export interface PushCounters {
   batches_plain: number;
   /** the push body format this run used (null: nothing was pending) */
   push_framing: Framing | null;
+  /** lines for the operator (sync prints them as warnings); absent: not collected */
+  warnings?: string[];
 }
 
 export interface PushOptions {
@@ -77,6 +79,8 @@ export interface PushOptions {
   progress?: Progress;
   /** frames: read the outbox in a worker thread (frames-source.ts); default: SEDNA_LL_PUSH_READ_THREAD (off when unset) */
   readThread?: boolean;
+  /** the reader thread once started (tests end it mid-run: test/push-read-thread.test.ts) */
+  onReadThread?: (w: Worker) => void;
 }
 
 /** Does the upload policy let this task's payload bytes leave the device? */
@@ -201,7 +205,13 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     const dirs = outbox.blobDirs();
     const here = inThreadFrames(reader, allowed);
     const worker = (o.readThread ?? readThreadSetting()) ? startReadThread({ dbPath: db.name, blobsDir: dirs.blobs, tmpDir: dirs.tmp, upload: config.upload, lastRowid: reader.lastRowid }) : null;
-    source = worker ? workerWhenReady(new WorkerFrames(worker), here) : here;
+    // a thread that dies mid-run: the rest is read here; said once, on stderr and in the event log
+    const lost = (line: string) => {
+      c.warnings?.push(line);
+      logEvent(db, 'sync_read_thread_lost', { reason: line });
+    };
+    if (worker) o.onReadThread?.(worker);
+    source = worker ? workerWhenReady(new WorkerFrames(worker), here, lost) : here;
   }
   // 409: every sample of the batch belongs to another device; the body is still a push reply.
   // 404/415 to frames: the KB does not take them (any more): the push goes on as JSON
