@@ -25,6 +25,7 @@ const LAYER: Record<string, number> = {
   durable: 6,
   format: 7, // what edge and cloud share
   // leaves: import nothing of ours but each other's nothing
+  'commander.ts': 8, // commander through require() (start-up)
   'errors.ts': 8,
   'random.ts': 8,
   'units.ts': 8,
