@@ -57,18 +57,20 @@ export class EdgeServeMetrics {
     });
     this.records = new Counter({ name: `${PREFIX}inference_records_total`, help: 'Records inferred, by outcome (ok, or error: a bad record).', labelNames: ['outcome'], registers });
 
-    // requests per batch and per fsync: how much a model run, a commit and an fdatasync are
-    // shared at the current concurrency
-    const shared = (name: string, help: string, field: keyof BatchingCounts) =>
+    // counters kept elsewhere (the batcher, the WAL, the home's kv), set from there at each scrape
+    const readCounter = (name: string, help: string, read: () => number) =>
       new Counter({
         name: PREFIX + name,
         help,
         registers,
         collect(this: Counter) {
           this.reset();
-          this.inc(batching()[field]);
+          this.inc(read());
         },
       });
+    // requests per batch and per fsync: how much a model run, a commit and an fdatasync are
+    // shared at the current concurrency
+    const shared = (name: string, help: string, field: keyof BatchingCounts) => readCounter(name, help, () => batching()[field]);
     shared('serve_batches_total', 'Batches run: one model run per task and one outbox commit, shared by the POST /infer requests queued meanwhile.', 'batches');
     shared('serve_batched_requests_total', 'POST /infer requests run in those batches.', 'batchedRequests');
     shared('outbox_fsyncs_total', 'fdatasyncs of the outbox WAL that logged answers waited for (one covers every batch committed before it).', 'fsyncs');
@@ -94,18 +96,8 @@ export class EdgeServeMetrics {
       },
     });
     new Gauge({ name: `${PREFIX}outbox_quota_bytes`, help: 'Outbox quota in bytes (0: unlimited).', registers }).set(outbox.maxBytes);
-    // eviction counters live in the home's kv (all processes add to them): exposed as counters
-    // that are set from there at each scrape
-    const evicted = (name: string, help: string, field: 'count' | 'bytes') =>
-      new Counter({
-        name: PREFIX + name,
-        help,
-        registers,
-        collect(this: Counter) {
-          this.reset();
-          this.inc(outbox.evictionCounters()[field]);
-        },
-      });
+    // eviction counters live in the home's kv (all processes add to them)
+    const evicted = (name: string, help: string, field: 'count' | 'bytes') => readCounter(name, help, () => outbox.evictionCounters()[field]);
     evicted('outbox_evicted_samples_total', 'Samples evicted from the outbox by the quota since the home was created.', 'count');
     evicted('outbox_evicted_bytes_total', 'Bytes evicted from the outbox by the quota since the home was created.', 'bytes');
 
