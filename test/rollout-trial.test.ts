@@ -80,7 +80,7 @@ test('a bundle whose model loads but answers wrongly: canary mismatch, automatic
   assert.equal(dry.code, 5);
   assert.equal(row('3').state, 'staged', 'dry run changes nothing');
   const r = sedna(['model', 'install', join(tmp.dir, 'none.tar.gz')], { home });
-  assert.equal(r.code, 1, 'a missing bundle file is a plain failure');
+  assert.equal(r.code, 2, 'a missing bundle file is a usage error, like every input file named on the command line');
   const a = sedna(['model', 'activate', '3', '--json'], { home });
   assert.equal(a.code, 5);
   const res = JSON.parse(a.stdout);
