@@ -16,7 +16,7 @@ import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kbSample } from './helpers/kb-sample.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
-import { waitsOnLock } from './helpers/kb-backends.js';
+import { queuedBehindWaiter, waitsOnLock } from './helpers/kb-backends.js';
 import { SqliteKbStore, INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
 import { PgKbStore } from '../src/kb/pg-store.js';
 import { FsBlobStore } from '../src/kb/blob-store.js';
@@ -38,6 +38,8 @@ interface Opened {
   waitBlocked?: (stop: () => boolean) => Promise<void>;
   /** resolves once at least n queries of the KB wait on a lock at once (PostgreSQL), or stop() */
   waitBlockedCount?: (n: number, stop: () => boolean) => Promise<void>;
+  /** whether a query of the KB waits queued behind another waiting one (PostgreSQL) */
+  queuedBehindWaiter?: () => Promise<boolean>;
   cleanup(): Promise<void>;
 }
 
@@ -99,6 +101,7 @@ const BACKENDS: Backend[] = [
         url,
         waitBlocked: (stop) => waitsOnLock(url, stop),
         waitBlockedCount: (n, stop) => waitsOnLock(url, stop, n),
+        queuedBehindWaiter: () => queuedBehindWaiter(url),
         cleanup: async () => {
           for (const r of replicas) await r.close();
           await store.close();
@@ -356,10 +359,17 @@ for (const backend of BACKENDS) {
         const page = other.listSamples({ after: cursor });
         page.finally(() => (pageDone = true)).catch(() => {});
         await o.waitBlocked(() => pageDone); // the page waits for A
-        // a new push meanwhile: it must not queue behind the waiting page
+        // a new push meanwhile: it must not queue behind the waiting page. It may wait for A
+        // itself: both add to one of 16 counter shard rows chosen at random, and the same row
+        // waits for A's commit. That is a wait on a running transaction, not a queue behind the
+        // page (the old check, "two backends wait on locks", failed on it about 1 run in 16), so
+        // once two wait, the verdict is whether one waits behind the other.
         let bDone = false;
         const b = third.putSamples('dev-w', [newSample('wm-b')]).finally(() => (bDone = true));
-        const blocked = await Promise.race([b.then(() => false), o.waitBlockedCount!(2, () => bDone).then(() => !bDone)]);
+        const blocked = await Promise.race([
+          b.then(() => false),
+          o.waitBlockedCount!(2, () => bDone).then(async () => !bDone && (await o.queuedBehindWaiter!())),
+        ]);
         release();
         await a;
         await b;
