@@ -303,41 +303,57 @@ for (const backend of BACKENDS) {
 
       test('ascending pages never skip a row whose seq commits after a higher one', async () => {
         const other = await o.replica();
-        const seen = new Set((await store.listSamples({})).map((s) => s.id));
-        let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
-        let inA!: () => void;
-        const aInserted = new Promise<void>((r) => (inA = r));
-        // A draws its seq first and commits last
-        const a = store.tx(async (t) => {
-          await t.putSamples('dev-p', [newSample('ooo-a')]);
-          inA();
-          await held;
-        });
-        await aInserted;
-        if (backend.name === 'postgres') {
-          // B (another replica) draws a higher seq and commits first
-          await other.putSamples('dev-p', [newSample('ooo-b')]);
+        // PostgreSQL: B may wait for A instead of committing first (both add to one of 16 counter
+        // shard rows chosen at random, and the same row waits for A's commit): that round cannot
+        // show the order, so it runs again with new ids (a clean-clone CI run hung on it)
+        for (let round = 0; ; round++) {
+          assert.ok(round < 10, 'B waited for A in 10 rounds in a row');
+          const [idA, idB] = [`ooo-a${round}`, `ooo-b${round}`];
+          const seen = new Set((await store.listSamples({})).map((s) => s.id));
+          let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
+          let release!: () => void;
+          const held = new Promise<void>((r) => (release = r));
+          let inA!: () => void;
+          const aInserted = new Promise<void>((r) => (inA = r));
+          // A draws its seq first and commits last
+          const a = store.tx(async (t) => {
+            await t.putSamples('dev-p', [newSample(idA)]);
+            inA();
+            await held;
+          });
+          await aInserted;
+          if (backend.name === 'postgres') {
+            // B (another replica) draws a higher seq and commits first
+            let bDone = false;
+            const b = other.putSamples('dev-p', [newSample(idB)]).finally(() => (bDone = true));
+            await Promise.race([b, o.waitBlocked!(() => bDone)]);
+            if (!bDone) {
+              release();
+              await a;
+              await b;
+              continue;
+            }
+          }
+          const page = store === other ? null : other.listSamples({ after: cursor });
+          // the reader waits for A (it cannot skip it); a reader that does not wait ends the race
+          let settled = false;
+          page?.finally(() => (settled = true)).catch(() => {});
+          if (page && o.waitBlocked) await Promise.race([o.waitBlocked(() => settled), page]);
+          release();
+          await a;
+          if (backend.name !== 'postgres') await other.putSamples('dev-p', [newSample(idB)]);
+          const got: string[] = page ? (await page).map((s) => s.id) : [];
+          // page on from there until nothing is left: both ids, each once
+          for (;;) {
+            const more = await store.listSamples({ after: cursor, limit: 1 });
+            if (!more.length) break;
+            if (!got.includes(more[0].id)) got.push(more[0].id);
+            cursor = more[0].seq;
+          }
+          assert.deepEqual(got.filter((id) => !seen.has(id)).sort(), [idA, idB]);
+          if (page) assert.deepEqual((await page).map((s) => s.id).sort(), [idA, idB], 'the page read while A was open includes A');
+          return;
         }
-        const page = store === other ? null : other.listSamples({ after: cursor });
-        // the reader waits for A (it cannot skip it); a reader that does not wait ends the race
-        let settled = false;
-        page?.finally(() => (settled = true)).catch(() => {});
-        if (page && o.waitBlocked) await Promise.race([o.waitBlocked(() => settled), page]);
-        release();
-        await a;
-        if (backend.name !== 'postgres') await other.putSamples('dev-p', [newSample('ooo-b')]);
-        const got: string[] = page ? (await page).map((s) => s.id) : [];
-        // page on from there until nothing is left: both ids, each once
-        for (;;) {
-          const more = await store.listSamples({ after: cursor, limit: 1 });
-          if (!more.length) break;
-          if (!got.includes(more[0].id)) got.push(more[0].id);
-          cursor = more[0].seq;
-        }
-        assert.deepEqual(got.filter((id) => !seen.has(id)).sort(), ['ooo-a', 'ooo-b']);
-        if (page) assert.deepEqual((await page).map((s) => s.id).sort(), ['ooo-a', 'ooo-b'], 'the page read while A was open includes A');
       });
 
       test('an ascending page waiting for a push in flight does not hold up new pushes', async () => {
