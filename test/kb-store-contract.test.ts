@@ -123,6 +123,21 @@ function newSample(id: string, payload: Buffer | null = randomBytes(64), extra: 
   return kbSample(id, payload, { attrs: { site: 'a' }, pred_label: 'x', scores: [0.7, 0.3], hard: true, hard_reasons: ['margin'], kb_version: 3, created_at: 1000, ...extra });
 }
 
+/** A push of one sample whose transaction stays open (its seq drawn, not committed) until release() */
+async function openPush(store: KbStore, device: string, id: string): Promise<{ done: Promise<void>; release: () => void }> {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let inserted!: () => void;
+  const inA = new Promise<void>((r) => (inserted = r));
+  const done = store.tx(async (t) => {
+    await t.putSamples(device, [newSample(id)]);
+    inserted();
+    await held;
+  });
+  await Promise.race([inA, done]);
+  return { done, release };
+}
+
 function task(id: string, over: Partial<TaskRecord> = {}): TaskRecord {
   return {
     id,
@@ -311,17 +326,8 @@ for (const backend of BACKENDS) {
           const [idA, idB] = [`ooo-a${round}`, `ooo-b${round}`];
           const seen = new Set((await store.listSamples({})).map((s) => s.id));
           let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
-          let release!: () => void;
-          const held = new Promise<void>((r) => (release = r));
-          let inA!: () => void;
-          const aInserted = new Promise<void>((r) => (inA = r));
           // A draws its seq first and commits last
-          const a = store.tx(async (t) => {
-            await t.putSamples('dev-p', [newSample(idA)]);
-            inA();
-            await held;
-          });
-          await aInserted;
+          const { done: a, release } = await openPush(store, 'dev-p', idA);
           if (backend.name === 'postgres') {
             // B (another replica) draws a higher seq and commits first
             let bDone = false;
@@ -361,16 +367,7 @@ for (const backend of BACKENDS) {
         const other = await o.replica();
         const third = await o.replica();
         let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
-        let inA!: () => void;
-        const aInserted = new Promise<void>((r) => (inA = r));
-        const a = store.tx(async (t) => {
-          await t.putSamples('dev-w', [newSample('wm-a')]);
-          inA();
-          await held;
-        });
-        await aInserted;
+        const { done: a, release } = await openPush(store, 'dev-w', 'wm-a');
         let pageDone = false;
         const page = other.listSamples({ after: cursor });
         page.finally(() => (pageDone = true)).catch(() => {});
