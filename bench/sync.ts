@@ -92,8 +92,11 @@ function runProc(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Prom
   });
 }
 
+// BENCH_CPU_PROF_DIR=<dir>: every sedna-ll run writes a V8 CPU profile there (node --cpu-prof;
+// NODE_OPTIONS may not carry it), to see where a push or pull spends its time
+const PROF_ARGS = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
 const sedna = (home: string, args: string[], wrap: string[] = []) =>
-  wrap.length ? runProc(wrap[0], [...wrap.slice(1), process.execPath, BIN, ...args], { SEDNA_LL_HOME: home }) : runProc(process.execPath, [BIN, ...args], { SEDNA_LL_HOME: home });
+  wrap.length ? runProc(wrap[0], [...wrap.slice(1), process.execPath, BIN, ...args], { SEDNA_LL_HOME: home }) : runProc(process.execPath, [...PROF_ARGS, BIN, ...args], { SEDNA_LL_HOME: home });
 
 /** The sink: /raw discards, /v1/samples gunzips and acks every id, /v1/index 304. */
 async function startSink(): Promise<{ url: string; server: Server; received: () => number }> {
