@@ -16,7 +16,7 @@ import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tempDir } from './helpers/cli.js';
 import { kbSample } from './helpers/kb-sample.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
-import { queuedBehindWaiter, waitsOnLock } from './helpers/kb-backends.js';
+import { waitsOnLock } from './helpers/kb-backends.js';
 import { SqliteKbStore, INLINE_PAYLOAD_MAX } from '../src/kb/sqlite-store.js';
 import { PgKbStore } from '../src/kb/pg-store.js';
 import { FsBlobStore } from '../src/kb/blob-store.js';
@@ -38,8 +38,6 @@ interface Opened {
   waitBlocked?: (stop: () => boolean) => Promise<void>;
   /** resolves once at least n queries of the KB wait on a lock at once (PostgreSQL), or stop() */
   waitBlockedCount?: (n: number, stop: () => boolean) => Promise<void>;
-  /** whether a query of the KB waits queued behind another waiting one (PostgreSQL) */
-  queuedBehindWaiter?: () => Promise<boolean>;
   cleanup(): Promise<void>;
 }
 
@@ -101,7 +99,6 @@ const BACKENDS: Backend[] = [
         url,
         waitBlocked: (stop) => waitsOnLock(url, stop),
         waitBlockedCount: (n, stop) => waitsOnLock(url, stop, n),
-        queuedBehindWaiter: () => queuedBehindWaiter(url),
         cleanup: async () => {
           for (const r of replicas) await r.close();
           await store.close();
@@ -316,50 +313,79 @@ for (const backend of BACKENDS) {
         assert.equal((await store.stats()).samples - s0, ids.length, 'maintained total = rows');
       });
 
+      test('pushes held open never wait for each other (each adds to a counter shard no other holds); with all 16 held the next waits; counts exact', async () => {
+        if (!o.waitBlocked) return; // one connection (SQLite): pushes run one after another
+        // a pool holds 10 connections: 8 open pushes on each of two, the 17th push on a third
+        const pools = [store, await o.replica()];
+        const third = await o.replica();
+        const c0 = (await store.counters()).samples_new ?? 0;
+        const s0 = (await store.stats()).samples;
+        const open: { done: Promise<void>; release: () => void }[] = [];
+        const releaseAll = async () => {
+          for (const h of open) h.release();
+          await Promise.all(open.map((h) => h.done));
+        };
+        for (let i = 0; i < 16; i++) {
+          let started = false;
+          const push = openPush(pools[i % 2], 'dev-shard', `shard-${i}`).finally(() => (started = true));
+          const waited = await Promise.race([push.then(() => false), o.waitBlocked(() => started).then(() => !started)]);
+          if (waited) {
+            await releaseAll();
+            (await push).release();
+            await (await push).done;
+            assert.fail(`push ${i + 1} waited on a lock while ${i} pushes were held open`);
+          }
+          open.push(await push);
+        }
+        // every shard held: the 17th waits for one of them, then adds to it
+        let lastDone = false;
+        const last = third.putSamples('dev-shard', [newSample('shard-16')]).finally(() => (lastDone = true));
+        await Promise.race([last, o.waitBlocked(() => lastDone)]);
+        const waitedAll = !lastDone;
+        await releaseAll();
+        assert.equal((await last).inserted, 1);
+        assert.ok(waitedAll, 'the 17th push did not wait with all 16 shards held');
+        assert.equal(((await store.counters()).samples_new ?? 0) - c0, 17, 'samples_new = pushes');
+        assert.equal((await store.stats()).samples - s0, 17, 'maintained total = pushes');
+      });
+
       test('ascending pages never skip a row whose seq commits after a higher one', async () => {
         const other = await o.replica();
-        // PostgreSQL: B may wait for A instead of committing first (both add to one of 16 counter
-        // shard rows chosen at random, and the same row waits for A's commit): that round cannot
-        // show the order, so it runs again with new ids (a clean-clone CI run hung on it)
-        for (let round = 0; ; round++) {
-          assert.ok(round < 10, 'B waited for A in 10 rounds in a row');
-          const [idA, idB] = [`ooo-a${round}`, `ooo-b${round}`];
-          const seen = new Set((await store.listSamples({})).map((s) => s.id));
-          let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
-          // A draws its seq first and commits last
-          const { done: a, release } = await openPush(store, 'dev-p', idA);
-          if (backend.name === 'postgres') {
-            // B (another replica) draws a higher seq and commits first
-            let bDone = false;
-            const b = other.putSamples('dev-p', [newSample(idB)]).finally(() => (bDone = true));
-            await Promise.race([b, o.waitBlocked!(() => bDone)]);
-            if (!bDone) {
-              release();
-              await a;
-              await b;
-              continue;
-            }
+        const seen = new Set((await store.listSamples({})).map((s) => s.id));
+        let cursor = Math.max(0, ...(await store.listSamples({ order: 'desc', limit: 1 })).map((s) => s.seq));
+        // A draws its seq first and commits last
+        const { done: a, release } = await openPush(store, 'dev-p', 'ooo-a');
+        if (backend.name === 'postgres') {
+          // B (another replica) draws a higher seq and commits first: it must not wait for A
+          // (it adds to a counter shard A does not hold)
+          let bDone = false;
+          const b = other.putSamples('dev-p', [newSample('ooo-b')]).finally(() => (bDone = true));
+          await Promise.race([b, o.waitBlocked!(() => bDone)]);
+          if (!bDone) {
+            release();
+            await a;
+            await b;
+            assert.fail('push B waited for push A, which was held open');
           }
-          const page = store === other ? null : other.listSamples({ after: cursor });
-          // the reader waits for A (it cannot skip it); a reader that does not wait ends the race
-          let settled = false;
-          page?.finally(() => (settled = true)).catch(() => {});
-          if (page && o.waitBlocked) await Promise.race([o.waitBlocked(() => settled), page]);
-          release();
-          await a;
-          if (backend.name !== 'postgres') await other.putSamples('dev-p', [newSample(idB)]);
-          const got: string[] = page ? (await page).map((s) => s.id) : [];
-          // page on from there until nothing is left: both ids, each once
-          for (;;) {
-            const more = await store.listSamples({ after: cursor, limit: 1 });
-            if (!more.length) break;
-            if (!got.includes(more[0].id)) got.push(more[0].id);
-            cursor = more[0].seq;
-          }
-          assert.deepEqual(got.filter((id) => !seen.has(id)).sort(), [idA, idB]);
-          if (page) assert.deepEqual((await page).map((s) => s.id).sort(), [idA, idB], 'the page read while A was open includes A');
-          return;
         }
+        const page = store === other ? null : other.listSamples({ after: cursor });
+        // the reader waits for A (it cannot skip it); a reader that does not wait ends the race
+        let settled = false;
+        page?.finally(() => (settled = true)).catch(() => {});
+        if (page && o.waitBlocked) await Promise.race([o.waitBlocked(() => settled), page]);
+        release();
+        await a;
+        if (backend.name !== 'postgres') await other.putSamples('dev-p', [newSample('ooo-b')]);
+        const got: string[] = page ? (await page).map((s) => s.id) : [];
+        // page on from there until nothing is left: both ids, each once
+        for (;;) {
+          const more = await store.listSamples({ after: cursor, limit: 1 });
+          if (!more.length) break;
+          if (!got.includes(more[0].id)) got.push(more[0].id);
+          cursor = more[0].seq;
+        }
+        assert.deepEqual(got.filter((id) => !seen.has(id)).sort(), ['ooo-a', 'ooo-b']);
+        if (page) assert.deepEqual((await page).map((s) => s.id).sort(), ['ooo-a', 'ooo-b'], 'the page read while A was open includes A');
       });
 
       test('an ascending page waiting for a push in flight does not hold up new pushes', async () => {
@@ -372,17 +398,11 @@ for (const backend of BACKENDS) {
         const page = other.listSamples({ after: cursor });
         page.finally(() => (pageDone = true)).catch(() => {});
         await o.waitBlocked(() => pageDone); // the page waits for A
-        // a new push meanwhile: it must not queue behind the waiting page. It may wait for A
-        // itself: both add to one of 16 counter shard rows chosen at random, and the same row
-        // waits for A's commit. That is a wait on a running transaction, not a queue behind the
-        // page (the old check, "two backends wait on locks", failed on it about 1 run in 16), so
-        // once two wait, the verdict is whether one waits behind the other.
+        // a new push meanwhile: it waits for nothing (not the page, not A: it adds to a counter
+        // shard A does not hold), so a second backend waiting on a lock means it queued
         let bDone = false;
         const b = third.putSamples('dev-w', [newSample('wm-b')]).finally(() => (bDone = true));
-        const blocked = await Promise.race([
-          b.then(() => false),
-          o.waitBlockedCount!(2, () => bDone).then(async () => !bDone && (await o.queuedBehindWaiter!())),
-        ]);
+        const blocked = await Promise.race([b.then(() => false), o.waitBlockedCount!(2, () => bDone).then(() => !bDone)]);
         release();
         await a;
         await b;

@@ -9,8 +9,10 @@
 // - channel compare-and-set: lockChannel is SELECT .. FOR UPDATE.
 // - training lock: a session advisory lock on a connection of its own; it goes away with the
 //   connection when the holder dies.
-// - counters: sharded rows (a push adds to one of COUNTER_SHARDS rows chosen at random), summed
-//   on read; stats() reads maintained totals, never count(*) over samples.
+// - counters: sharded rows, summed on read; a transaction adds to one shard that no other open
+//   transaction holds (a transaction advisory lock per shard, tried from a random one), so
+//   concurrent pushes never wait for each other's commit unless all COUNTER_SHARDS are held.
+//   stats() reads maintained totals, never count(*) over samples.
 // - keyset paging: seq comes from a sequence, so a later-numbered push can commit before an
 //   earlier-numbered one. Every push holds an advisory lock of its own (keyed by its backend
 //   pid: pushes never wait for each other) from before its numbers are drawn until it ends; an
@@ -56,6 +58,8 @@ const LOCK = { migrate: 1, version: 2, train: 3, seq: 4 } as const;
 /** first key of the lock each push holds while it draws and writes seq numbers (second: its backend pid) */
 const PUSH_LOCK_APP = LOCK_APP + 1;
 const COUNTER_SHARDS = 16;
+/** first key of the transaction lock on the counter shard a transaction adds to (second: the shard) */
+const SHARD_LOCK_APP = LOCK_APP + 2;
 const TOTAL_SAMPLES = 'total.samples';
 const TOTAL_LABELLED = 'total.labelled';
 
@@ -115,6 +119,9 @@ function where(f: SampleFilter, p: unknown[]): string {
 export class PgKbStore implements KbStore {
   readonly blobs: BlobStore;
   readonly describe: string;
+
+  /** the counter shard this transaction holds (see counterShard) */
+  private shard: number | null = null;
 
   private constructor(
     private readonly shared: Shared,
@@ -705,13 +712,33 @@ export class PgKbStore implements KbStore {
       values.push(v);
     }
     if (!names.length) return;
-    // one shard per call: rows of one call are locked in one order (no deadlock between pushes)
-    const shard = Math.floor(Math.random() * COUNTER_SHARDS);
-    await this.query(
-      `INSERT INTO counter_shards (name, shard, value) SELECT n, $3, v FROM unnest($1::text[], $2::bigint[]) AS u(n, v) ORDER BY n
-       ON CONFLICT (name, shard) DO UPDATE SET value = counter_shards.value + excluded.value`,
-      [names, values, shard],
-    );
+    // a transaction: the shard lock lasts until its commit (in autocommit it would end with the statement)
+    await this.atomic(async (t) => {
+      // one shard per transaction: its rows are locked in name order (no deadlock between pushes)
+      const shard = await t.counterShard();
+      await t.q.query(
+        `INSERT INTO counter_shards (name, shard, value) SELECT n, $3, v FROM unnest($1::text[], $2::bigint[]) AS u(n, v) ORDER BY n
+         ON CONFLICT (name, shard) DO UPDATE SET value = counter_shards.value + excluded.value`,
+        [names, values, shard],
+      );
+    });
+  }
+  /**
+   * Inside a transaction: the counter shard it adds to, locked until it ends. The first shard no
+   * other transaction holds, tried from a random one: a shard row an open transaction updated
+   * would make this one wait for that commit (two pushes held open must not wait for each other).
+   * All held: wait for the random one.
+   */
+  private async counterShard(): Promise<number> {
+    if (this.shard !== null) return this.shard;
+    const start = Math.floor(Math.random() * COUNTER_SHARDS);
+    for (let i = 0; i < COUNTER_SHARDS; i++) {
+      const s = (start + i) % COUNTER_SHARDS;
+      const r = await this.q.query('SELECT pg_try_advisory_xact_lock($1, $2) AS ok', [SHARD_LOCK_APP, s]);
+      if (r.rows[0].ok) return (this.shard = s);
+    }
+    await this.q.query('SELECT pg_advisory_xact_lock($1, $2)', [SHARD_LOCK_APP, start]);
+    return (this.shard = start);
   }
   async counters(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};

@@ -75,23 +75,3 @@ export async function waitsOnLock(url: string, stop: () => boolean = () => false
     await c.end();
   }
 }
-
-/**
- * PostgreSQL, asked once: does a backend of the database at url wait queued behind another
- * backend that itself waits on a lock? (pg_blocking_pids counts a conflicting request queued
- * ahead as a blocker.) A wait on a lock that a running transaction holds is not such a queue.
- */
-export async function queuedBehindWaiter(url: string): Promise<boolean> {
-  const { default: P } = await import('pg');
-  const c = new P.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const r = await c.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity a WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'
-         AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE w.pid = ANY (pg_blocking_pids(a.pid)) AND w.wait_event_type = 'Lock')`,
-    );
-    return r.rows[0].n > 0;
-  } finally {
-    await c.end();
-  }
-}
