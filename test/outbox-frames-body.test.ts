@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { openEdgeDb, type DB } from '../src/store/db.js';
 import { DEFAULT_CONFIG, homePaths } from '../src/store/home.js';
 import { INLINE_MAX, Outbox, type LogRecord } from '../src/store/outbox.js';
-import { PushReader, newFramesSent, type FramesSent } from '../src/sync/outbox-reader.js';
+import { FRAMES_PAGE_SQL, PushReader, newFramesSent, type FramesSent } from '../src/sync/outbox-reader.js';
 import { readFrames, type FrameRecord } from '../src/format/sample-frames.js';
 import { tempDir } from './helpers/cli.js';
 import { logRecord } from './helpers/log-record.js';
@@ -67,39 +67,53 @@ const same = (a: FrameRecord[], b: FrameRecord[]) => {
   }
 };
 
+const ODD = 'q"uo\\te \u0001\n\t é ✓ \u2028';
+
+/**
+ * One row of every kind the push reads: no task, awkward text everywhere, a KB and a local
+ * version, preprocessing, blobs/<sha> payloads (one gone missing), an empty payload, a payload
+ * of every byte value, a missing sample_payloads row, a task whose payload stays home
+ * (`send`), labels, and a row written before schema migration 4 (payload inline, empty JSON
+ * columns, a negative version).
+ */
+function awkwardRows(db: DB, ob: Outbox): { ids: string[]; odd: string; send: (task: string) => boolean } {
+  const odd = ODD;
+  const ids = ob
+    .logBatch([
+      rec(1),
+      rec(2, { task: null, attrs: { [odd]: odd }, predLabel: odd, unseen: true, unseenReason: odd, hardReasons: [odd] }),
+      rec(3, { kbVersion: '7', preprocessing: JSON.stringify({ size: [2, 2], channels: 1, scale: 1 }) }),
+      rec(4, { kbVersion: 'local-3', task: 'home-only' }),
+      rec(5, { payload: Buffer.alloc(INLINE_MAX + 1, 5) }), // blobs/<sha>
+      rec(6, { payload: Buffer.alloc(INLINE_MAX + 2, 6), preprocessing: '{"channels":3}' }), // its blob goes missing below
+      rec(7, { payloadKind: 'png', payload: Buffer.alloc(0) }),
+      // every byte value: NULs, invalid UTF-8 (nothing on the way may treat a payload as text)
+      rec(8, { payload: Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + (i >> 8)) & 255)) }),
+      rec(9), // its sample_payloads row goes missing below (a damaged file): sent without payload
+    ])
+    .map((x) => x.sampleId);
+  ob.setLabels([
+    { id: ids[0], label: odd },
+    { id: ids[2], label: 'cat' },
+  ]);
+  // columns only other writers (older versions, hand edits) leave behind
+  db.prepare(
+    `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, scores, hard_reasons, kb_version, created_at, preprocessing)
+     VALUES ('old-inline-0001', ?, 'global', '', 'f32', ?, 16, NULL, '', -1, 2, '')`,
+  ).run('b'.repeat(64), Buffer.alloc(16, 9));
+  rmSync(ob.blobPath((db.prepare('SELECT payload_sha FROM samples WHERE id = ?').pluck().get(ids[5]) as string)));
+  db.prepare('DELETE FROM sample_payloads WHERE id = ?').run(ids[8]);
+  const send = (task: string) => task !== 'home-only';
+  return { ids, odd, send };
+}
+
 test('framesBody writes the records the JS builder writes, on awkward rows', async () => {
   const t = tempDir('sedna-frames-body-');
   const paths = homePaths(t.dir);
   const db = openEdgeDb(paths.db);
   try {
     const ob = new Outbox(db, paths, { outbox: { ...DEFAULT_CONFIG.outbox, max_mb: 0 } });
-    const odd = 'q"uo\\te \u0001\n\t é ✓ \u2028';
-    const ids = ob
-      .logBatch([
-        rec(1),
-        rec(2, { task: null, attrs: { [odd]: odd }, predLabel: odd, unseen: true, unseenReason: odd, hardReasons: [odd] }),
-        rec(3, { kbVersion: '7', preprocessing: JSON.stringify({ size: [2, 2], channels: 1, scale: 1 }) }),
-        rec(4, { kbVersion: 'local-3', task: 'home-only' }),
-        rec(5, { payload: Buffer.alloc(INLINE_MAX + 1, 5) }), // blobs/<sha>
-        rec(6, { payload: Buffer.alloc(INLINE_MAX + 2, 6), preprocessing: '{"channels":3}' }), // its blob goes missing below
-        rec(7, { payloadKind: 'png', payload: Buffer.alloc(0) }),
-        // every byte value: NULs, invalid UTF-8 (nothing on the way may treat a payload as text)
-        rec(8, { payload: Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + (i >> 8)) & 255)) }),
-        rec(9), // its sample_payloads row goes missing below (a damaged file): sent without payload
-      ])
-      .map((x) => x.sampleId);
-    ob.setLabels([
-      { id: ids[0], label: odd },
-      { id: ids[2], label: 'cat' },
-    ]);
-    // columns only other writers (older versions, hand edits) leave behind
-    db.prepare(
-      `INSERT INTO samples (id, payload_sha, task, attrs, payload_kind, payload, payload_bytes, scores, hard_reasons, kb_version, created_at, preprocessing)
-       VALUES ('old-inline-0001', ?, 'global', '', 'f32', ?, 16, NULL, '', -1, 2, '')`,
-    ).run('b'.repeat(64), Buffer.alloc(16, 9));
-    rmSync(ob.blobPath((db.prepare('SELECT payload_sha FROM samples WHERE id = ?').pluck().get(ids[5]) as string)));
-    db.prepare('DELETE FROM sample_payloads WHERE id = ?').run(ids[8]);
-    const send = (task: string) => task !== 'home-only';
+    const { ids, odd, send } = awkwardRows(db, ob);
 
     const ref = await reference(db, ob, send);
     assert.equal(ref.length, 10);
@@ -130,6 +144,61 @@ test('framesBody writes the records the JS builder writes, on awkward rows', asy
       Object.fromEntries(batches.flatMap((b) => Object.entries(b.labels))),
       { [ids[0]]: odd, [ids[2]]: 'cat' },
     );
+  } finally {
+    db.close();
+    t.cleanup();
+  }
+});
+
+test('framesBody sends byte for byte what the JS builder sends, for every row kind, across pages and times', async () => {
+  const t = tempDir('sedna-frames-body-');
+  const paths = homePaths(t.dir);
+  const db = openEdgeDb(paths.db);
+  try {
+    const ob = new Outbox(db, paths, { outbox: { ...DEFAULT_CONFIG.outbox, max_mb: 0 } });
+    const { send } = awkwardRows(db, ob);
+    // 600 more rows logged together (one created_at), the last 300 of them a millisecond later,
+    // and the awkward rows moved between the two: pages start inside a time and run into the next
+    ob.logBatch(Array.from({ length: 600 }, (_, i) => rec(i % 250, { payload: Buffer.alloc(500 + (i % 7), i % 250), task: i % 5 ? 'global' : 'home-only' })));
+    const rids = db.prepare('SELECT rowid FROM samples ORDER BY rowid').pluck().all() as number[];
+    const from = rids[rids.length - 300];
+    db.prepare('UPDATE samples SET created_at = created_at + 1 WHERE rowid >= ?').run(from);
+    db.prepare(`UPDATE samples SET created_at = (SELECT created_at FROM samples WHERE rowid = ?) WHERE id IN (SELECT id FROM samples ORDER BY rowid LIMIT 3)`).run(from);
+    const r = new PushReader(db, ob, 'frames');
+    for (const limit of [1000, 300, 256, 7]) {
+      let batches = 0;
+      for (let after = ''; r.pendingAfter(after); batches++) {
+        const s = newFramesSent();
+        const body = Buffer.concat([...r.framesBody(after, null, limit, 1e12, send, s)]);
+        const ref = r.next(after, limit, 1e12, send)!;
+        if (!body.equals(ref.json)) {
+          let i = 0;
+          while (body[i] === ref.json[i]) i++;
+          assert.fail(`limit ${limit}, batch after '${after}': bodies differ at byte ${i} of ${body.length}/${ref.json.length}: ${body.subarray(Math.max(0, i - 40), i + 40).toString('latin1')}`);
+        }
+        assert.deepEqual(s.ids, ref.ids);
+        assert.equal(s.end, ref.cursor);
+        assert.equal(s.bodyBytes, body.length);
+        after = s.end!;
+      }
+      assert.equal(batches, Math.ceil(610 / limit), `limit ${limit}`);
+    }
+  } finally {
+    db.close();
+    t.cleanup();
+  }
+});
+
+test('the page queries seek to the cursor: no walk past the rows of its time already sent', () => {
+  const t = tempDir('sedna-frames-body-');
+  const paths = homePaths(t.dir);
+  const db = openEdgeDb(paths.db);
+  try {
+    const plan = (sql: string) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...sql.split('?').slice(1).map(() => 1)) as { detail: string }[]).map((x) => x.detail).join('; ');
+    assert.match(plan(FRAMES_PAGE_SQL.sameTime), /SEARCH samples USING INDEX samples_state_time \(state=\? AND created_at=\? AND rowid>\?/);
+    assert.match(plan(FRAMES_PAGE_SQL.later), /SEARCH samples USING INDEX samples_state_time \(state=\? AND created_at>\?/);
+    assert.doesNotMatch(plan(FRAMES_PAGE_SQL.later), /TEMP B-TREE/, 'rows come in index order, unsorted');
   } finally {
     db.close();
     t.cleanup();
