@@ -119,6 +119,8 @@ test('kb task add + kb publish: versions increment, index valid and signed, bad 
     const p2 = JSON.parse(k.kb(['publish', '--json', '--note', 'second', '--force']).stdout);
     assert.equal(p2.version, 2);
     assert.equal(p2.parent, 1);
+    // an eval file named on the command line that cannot be read: a usage error (2), one line
+    assert.equal(k.exits(['eval', join(k.dir, 'nope.csv')], 2).stderr, `sedna-ll: ${join(k.dir, 'nope.csv')}: cannot read: ENOENT\n`);
 
     const bytes = readFileSync(join(k.data, 'versions', '2', 'index.json'));
     const sig = readFileSync(join(k.data, 'versions', '2', 'index.json.sig'), 'utf8');

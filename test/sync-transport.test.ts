@@ -1,5 +1,5 @@
 // sync transport: HTTPS to a KB with a private CA (--ca / config kb.ca_file; refused without
-// it, exit 1 not 3), HTTP_PROXY (CONNECT tunnel, model downloads included) and NO_PROXY
+// it, exit 1 not 3; an unreadable CA file exit 2), HTTP_PROXY (CONNECT tunnel, model downloads included) and NO_PROXY
 // honoured, X-Request-Id logged by the KB, usage errors (exit 2), --jitter, --help.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,9 +71,19 @@ describe('sync over HTTPS with a private CA', () => {
         await proxy.close();
       }
 
-      const missing = sedna(['sync', '--ca', join(certs.dir, 'nope.pem')], { home: e.home });
-      assert.equal(missing.code, 1);
-      assert.match(missing.stderr, /--ca .*nope\.pem/);
+      // a CA file that cannot be read: a usage error (2), one line naming it and why; nothing sent
+      seedOutbox(e.home, 3, 512, { seed: 38 });
+      const nope = join(certs.dir, 'nope.pem');
+      const missing = sedna(['sync', '--ca', nope], { home: e.home });
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.equal(missing.stderr, `sedna-ll: --ca ${nope}: cannot read: ENOENT\n`);
+      editConfig(e.home, (c) => {
+        c.kb!.ca_file = nope;
+      });
+      const missingCfg = sedna(['sync', '--json'], { home: e.home });
+      assert.equal(missingCfg.code, 2, missingCfg.stderr);
+      assert.match(missingCfg.stderr, /^sedna-ll: \S*config\.json: kb\.ca_file \S*nope\.pem: cannot read: ENOENT\n$/);
+      assert.equal(edgeIds(e.home).pending.length, 3);
     } finally {
       e.cleanup();
     }

@@ -24,7 +24,7 @@ async function readRows(file: string, attrKeys: string[], onBad: (line: number, 
   const input = createReadStream(file);
   await new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
-    input.once('error', (e: NodeJS.ErrnoException) => reject(new ReportedError(`${file}: cannot read: ${e.code ?? e.message}`)));
+    input.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`${file}: cannot read: ${e.code ?? e.message}`)));
   });
   const rows: Row[] = [];
   let header: string[] | null = null;

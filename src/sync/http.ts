@@ -5,7 +5,6 @@
 // (NO_PROXY honoured). undici is imported only then: it costs ~120 ms of CPU to load, about a
 // tenth of a whole `sync --pull-only` of a 50 MB model, and cron runs sync every few minutes.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Retrier, type RetryPolicy } from './retry.js';
 import { type ProxyEnv, type Response, type Transport, type TransportOptions, proxyEnv, proxyFor } from './transport.js';
 import { nodeTransport } from './transport-node.js';
@@ -18,8 +17,8 @@ export { SyncHttpError, type FailureKind } from './http-error.js';
 export interface ClientOptions extends Partial<RetryPolicy> {
   baseUrl: string;
   token: string;
-  /** PEM file of a private CA for https KB urls */
-  caFile?: string;
+  /** PEM of a private CA for https KB urls (the caller reads the file: it names it in errors) */
+  ca?: string;
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
   /** max idle time between two body chunks */
@@ -158,7 +157,7 @@ export class KbClient {
   readonly requestId = randomBytes(8).toString('hex');
 
   private constructor(
-    readonly opts: Required<Omit<ClientOptions, 'caFile' | 'onRetry' | 'env'>> & Pick<ClientOptions, 'caFile' | 'onRetry'>,
+    readonly opts: Required<Omit<ClientOptions, 'ca' | 'onRetry' | 'env'>> & Pick<ClientOptions, 'ca' | 'onRetry'>,
     private readonly transportOpts: TransportOptions,
     private readonly proxy: ProxyEnv,
   ) {}
@@ -178,15 +177,7 @@ export class KbClient {
       ...given,
       baseUrl: o.baseUrl.replace(/\/+$/, ''),
     };
-    let ca: string | undefined;
-    if (opts.caFile) {
-      try {
-        ca = readFileSync(opts.caFile, 'utf8');
-      } catch (e) {
-        throw new SyncHttpError(`--ca ${opts.caFile}: cannot read: ${(e as Error).message}`, 'protocol');
-      }
-    }
-    const t = { ca, connectTimeoutMs: opts.connectTimeoutMs, headersTimeoutMs: opts.headersTimeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs };
+    const t = { ca: opts.ca, connectTimeoutMs: opts.connectTimeoutMs, headersTimeoutMs: opts.headersTimeoutMs, bodyTimeoutMs: opts.bodyTimeoutMs };
     return new KbClient(opts, t, proxyEnv(env ?? process.env));
   }
 

@@ -1,5 +1,6 @@
 // One `sedna-ll sync` run: lock, push (samples then labels), pull, report, and how it ended
 // (its outcome; outcome.ts maps that to the exit code).
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
 import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
@@ -33,6 +34,7 @@ export interface SyncOptions {
   maxTime?: number;
   /** seconds; sleep random(0..jitter) first */
   jitter?: number;
+  /** PEM file of a private CA (--ca); default config kb.ca_file */
   ca?: string;
   /** retries per request (default 5) */
   retries?: number;
@@ -95,6 +97,15 @@ export interface SyncResult {
   fallback?: { to: number; activated: boolean };
 }
 
+/** the PEM text of a CA file the operator named (what: how it was named, for the message) */
+function readCa(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export async function runSync(o: SyncOptions): Promise<SyncResult> {
   const t0 = Date.now();
   const deadline = o.maxTime !== undefined ? t0 + o.maxTime * 1000 : Infinity;
@@ -112,6 +123,8 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   readThreadMode(); // a bad SEDNA_LL_PUSH_READ_THREAD is reported on every run, not only when samples are pending
   const token = readToken(o.home);
   if (!token) throw new UsageError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`);
+  // read before the jitter sleep and the lock: a wrong file named by the operator is a usage error now
+  const ca = o.ca !== undefined ? readCa(o.ca, `--ca ${o.ca}`) : config.kb.ca_file !== undefined ? readCa(config.kb.ca_file, `${paths.config}: kb.ca_file ${config.kb.ca_file}`) : undefined;
 
   if (o.jitter && o.jitter > 0) {
     // spread a cron fleet over the window; never sleep past the deadline
@@ -123,7 +136,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     let db: DB | null = null;
     try {
       db = openEdgeDb(paths.db);
-      return await syncLocked(paths, db, config, token, o, deadline, t0);
+      return await syncLocked(paths, db, config, token, ca, o, deadline, t0);
     } catch (e) {
       // busy / read-only / full disk / not a database: one line naming the file
       throw asStorageError(e, paths.db);
@@ -133,12 +146,12 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   });
 }
 
-async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: string, o: SyncOptions, deadline: number, t0: number): Promise<SyncResult> {
+async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: string, ca: string | undefined, o: SyncOptions, deadline: number, t0: number): Promise<SyncResult> {
   const progress: Progress = makeProgress(o.progress ?? !!process.stderr.isTTY);
   const client = await KbClient.create({
     baseUrl: config.kb!.url!,
     token,
-    caFile: o.ca ?? config.kb!.ca_file,
+    ca,
     deadline,
     retries: o.retries,
     onRetry: ({ attempt, waitMs, reason }) => progress.note(`sync: retry ${attempt} in ${waitMs} ms (${reason})`),
