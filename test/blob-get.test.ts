@@ -15,6 +15,9 @@ import { tempDir } from './helpers/cli.js';
 import { writeRandomMlp } from './helpers/models.js';
 import { startTestKb, type TestKb } from './helpers/kb-server.js';
 import { KbClient, SyncHttpError } from '../src/sync/http.js';
+import { proxyEnv } from '../src/sync/transport.js';
+import { undiciTransport } from '../src/sync/transport-undici.js';
+import { startHttpProxy } from './helpers/http-proxy.js';
 import { downloadBlob } from '../src/sync/pull.js';
 import { blobGet, parseHead, HEAD_MAX } from '../src/sync/blob-get.js';
 import { homePaths } from '../src/store/home.js';
@@ -92,6 +95,41 @@ describe('blob reader against a real kb serve', () => {
     } finally {
       await c.close();
       h.cleanup();
+    }
+  });
+
+  it('HTTP_PROXY set, NO_PROXY naming the KB host: the raw reader, nothing through the proxy; NO_PROXY read as the proxied carrier (undici) reads it', async () => {
+    const proxy = await startHttpProxy();
+    const seen = () => proxy.tunnels.length + proxy.forwarded.length;
+    const port = new URL(kb.url).port;
+    try {
+      // bypassed or not, as undici's EnvHttpProxyAgent decides for each (the carrier of every
+      // proxied sync request): asked through it, the proxy counting what it carried
+      const cases = ['', '127.0.0.1', `127.0.0.1:${port}`, '127.0.0.1:1', '*', '.0.0.1', '*.0.0.1', 'example.com, LOCALHOST 127.0.0.1', 'example.com', '127.0.0.12'];
+      for (const noProxy of cases) {
+        const env = { HTTP_PROXY: proxy.url, NO_PROXY: noProxy };
+        const t = await undiciTransport({ connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 }, proxyEnv(env));
+        let before = seen();
+        try {
+          await (await t.send(new URL(`${kb.url}/healthz`), { method: 'GET', headers: {} })).discard();
+        } finally {
+          await t.destroy();
+        }
+        const bypassed = seen() === before;
+        before = seen();
+        const c = await client(kb.url, { token: kb.deviceToken, env });
+        try {
+          const r = await c.openBlob({ path: `/v1/blobs/${sha}` });
+          assert.equal(r.statusCode, 200);
+          await r.discard();
+          assert.equal('sinkInto' in r, bypassed, `NO_PROXY="${noProxy}": ${bypassed ? 'bypassed, yet the blob did not come through the raw reader' : 'proxied, yet the raw reader ran'}`);
+          assert.equal(seen() === before, bypassed, `NO_PROXY="${noProxy}": the blob request ${bypassed ? 'went through' : 'bypassed'} the proxy`);
+        } finally {
+          await c.close();
+        }
+      }
+    } finally {
+      await proxy.close();
     }
   });
 

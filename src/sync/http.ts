@@ -256,9 +256,9 @@ export class KbClient {
   }
 
   /**
-   * Open a model blob's GET; no retries here. Over plain http without a proxy it is read off
-   * the socket into reused buffers (blob-get.ts, ~2x node:http's client on loopback); https,
-   * a proxy, or a KB whose blob answers that reader does not take (no Content-Length: then for
+   * Open a model blob's GET; no retries here. Over plain http without a proxy (none set, or
+   * NO_PROXY names the host) it is read off the socket into reused buffers (blob-get.ts, ~2x
+   * node:http's client on loopback); https, a proxy, or a KB whose blob answers that reader does not take (no Content-Length: then for
    * the rest of the run) go through the transport as every other request.
    */
   async openBlob(spec: { path: string; headers?: Record<string, string> }): Promise<StreamReply | BlobReply> {

@@ -1,7 +1,8 @@
 // The proxied carrier of sync requests: undici's EnvHttpProxyAgent, used when HTTP(S)_PROXY
-// applies to a URL (transport.ts proxyFor). It tunnels through the proxy with CONNECT (TLS to
-// the KB inside the tunnel, with the private CA), applies NO_PROXY, and falls back to a plain
-// connection for the hosts NO_PROXY names. undici is loaded here only (~120 ms of CPU).
+// applies to a URL (transport.ts proxyFor, which already leaves out the hosts NO_PROXY names, by
+// undici's rules). It tunnels through the proxy with CONNECT (TLS to the KB inside the tunnel,
+// with the private CA); given NO_PROXY too, it would reach such a host directly all the same.
+// undici is loaded here only (~120 ms of CPU).
 import type { Exchange, ProxyEnv, Response, Transport, TransportOptions } from './transport.js';
 
 export async function undiciTransport(o: TransportOptions, proxy: ProxyEnv): Promise<Transport> {

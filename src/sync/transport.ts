@@ -4,9 +4,10 @@
 //   - node:http(s) (transport-node.ts) when no proxy variable applies to the URL: a sync run
 //     then never loads undici, which costs ~120 ms of CPU at every start (measured: 0.12 s of a
 //     1 s `sync --pull-only`), and blob bodies arrive as the socket's own chunks (no copy).
-//   - undici's EnvHttpProxyAgent (transport-undici.ts) when HTTP(S)_PROXY applies: it tunnels
-//     through the proxy (CONNECT) and applies NO_PROXY itself, as it always has for every sync
-//     request. Loaded on first use only.
+//   - undici's EnvHttpProxyAgent (transport-undici.ts) when HTTP(S)_PROXY applies and NO_PROXY
+//     does not exclude the host (proxyFor: undici's own NO_PROXY rules, so a host it would
+//     reach directly goes to node:http, and its model blobs to the raw reader, blob-get.ts):
+//     it tunnels through the proxy (CONNECT). Loaded on first use only.
 //
 // Both carry the same requests with the same timeouts, CA and deadline signal, and answer the
 // same Response; the sync tests run over both (test/sync-http.test.ts, sync-transport).
@@ -63,10 +64,39 @@ export function proxyEnv(env: NodeJS.ProcessEnv): ProxyEnv {
 }
 
 /**
- * The proxy undici's EnvHttpProxyAgent would use for this URL's scheme before NO_PROXY: an
- * https URL takes HTTPS_PROXY, else HTTP_PROXY; an http URL HTTP_PROXY only. Undefined: no
- * proxy at all, the direct carrier. (NO_PROXY is left to undici, the one reading of it.)
+ * The proxy for this URL, as undici's EnvHttpProxyAgent picks it: an https URL takes
+ * HTTPS_PROXY, else HTTP_PROXY; an http URL HTTP_PROXY only; none when NO_PROXY names the host
+ * (noProxied). Undefined: no proxy, the direct carrier (and, over plain http, the raw blob
+ * reader). Every carrier choice of a run asks this, so a host NO_PROXY excludes goes direct
+ * the same way whichever request it is.
  */
 export function proxyFor(url: URL, p: ProxyEnv): string | undefined {
-  return url.protocol === 'https:' ? (p.https ?? p.http) : p.http;
+  const proxy = url.protocol === 'https:' ? (p.https ?? p.http) : p.http;
+  return proxy !== undefined && noProxied(url, p.noProxy) ? undefined : proxy;
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
+
+/**
+ * Whether NO_PROXY names this URL's host, by undici's rules (EnvHttpProxyAgent #shouldProxy,
+ * undici 7; its transport still reads NO_PROXY too, so the two must agree: test/blob-get.test.ts
+ * asks undici for each case): entries split on commas and white space; "*" alone matches every
+ * host; an entry is a host name (a leading "." or "*." dropped, case-insensitive) matching the
+ * host or any subdomain of it, optionally ":port" matching only that port (the scheme's default
+ * when the URL names none). No CIDR ranges.
+ */
+export function noProxied(url: URL, noProxy: string): boolean {
+  const entries = noProxy
+    .split(/[,\s]/)
+    .filter((e) => e)
+    .map((e) => {
+      const m = e.match(/^(.+):(\d+)$/);
+      return { host: (m ? m[1] : e).replace(/^\*?\./, '').toLowerCase(), port: m ? Number.parseInt(m[2], 10) : 0 };
+    });
+  if (!entries.length) return false;
+  if (noProxy === '*') return true;
+  // url.host keeps an IPv6 address's brackets; its port is stripped here
+  const host = url.host.replace(/:\d*$/, '').toLowerCase();
+  const port = Number.parseInt(url.port, 10) || DEFAULT_PORTS[url.protocol] || 0;
+  return entries.some((e) => (!e.port || e.port === port) && (host === e.host || host.endsWith(`.${e.host}`)));
 }
