@@ -3,7 +3,8 @@
 // --store writes the private key only to --signing-key, two replicas serve the same database,
 // the admin token and pushes are shared, a replica killed with SIGKILL in the middle of pushes
 // loses nothing it acknowledged (every acknowledged id stored exactly once, counters = rows), and
-// a database that is down answers pushes with 503 + Retry-After.
+// a database that is down, or a backend terminated under a push, answers it with 503 +
+// Retry-After (the replica keeps serving).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +61,32 @@ async function replica(store: string, blobs: string): Promise<Replica> {
 
 async function push(url: string, token: string, samples: unknown[]): Promise<Response> {
   return fetch(`${url}/v1/samples`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ samples }) });
+}
+
+/**
+ * A connection of the test holding an exclusive lock on samples: a push's insert waits on it.
+ * terminateWaiter(): once a backend waits on the lock (unless stop() first), end it as an
+ * administrator would (pg_terminate_backend), then release the lock; whether one was ended.
+ */
+async function samplesLocked(url: string): Promise<{ terminateWaiter(stop?: () => boolean): Promise<boolean>; end(): Promise<void> }> {
+  const { default: P } = await import('pg');
+  const db = new P.Client({ connectionString: url });
+  await db.connect();
+  await db.query('BEGIN');
+  await db.query('LOCK TABLE samples IN ACCESS EXCLUSIVE MODE');
+  return {
+    async terminateWaiter(stop = () => false) {
+      let pid: number | undefined;
+      while (pid === undefined && !stop()) {
+        const w = await db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+        pid = w.rows[0]?.pid;
+      }
+      if (pid !== undefined) await db.query('SELECT pg_terminate_backend($1)', [pid]);
+      await db.query('ROLLBACK');
+      return pid !== undefined;
+    },
+    end: () => db.end(),
+  };
 }
 
 const missing = postgresMissing();
@@ -185,6 +212,27 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
     for (let i = 0; i < 50 && res.status === 503; i++) res = await push(r.url, device, [s]);
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { stored: string[] }).stored, [s.id]);
+    await r.stop();
+  });
+
+  test('a database backend terminated under a push in flight: that push answers 503 + Retry-After, the replica keeps serving', async () => {
+    const r = await replica(store, blobs);
+    running.push(r);
+    const lock = await samplesLocked(store);
+    try {
+      const s = sample();
+      const res = push(r.url, device, [s]);
+      assert.ok(await lock.terminateWaiter(), 'the push waited on the lock');
+      const first = await res;
+      assert.equal(first.status, 503, await first.clone().text());
+      assert.ok(Number(first.headers.get('retry-after')) > 0);
+      assert.match(((await first.json()) as { error: string }).error, /KB database unavailable/);
+      const again = await push(r.url, device, [s]);
+      assert.equal(again.status, 200, await again.clone().text());
+      assert.deepEqual(((await again.json()) as { stored: string[] }).stored, [s.id]);
+    } finally {
+      await lock.end();
+    }
     await r.stop();
   });
 

@@ -79,6 +79,24 @@ function wrap(e: unknown): never {
   throw e;
 }
 
+/**
+ * A checked-out client whose backend ends under it (pg_terminate_backend, a failover, a
+ * restart) emits 'error' as well as failing its query. pg-pool listens only while a client is
+ * idle, and an 'error' event nobody listens to ends the process: one terminated transaction
+ * took the whole replica down. The failed query carries the error (-> 503); this listener
+ * stays until the client goes back to the pool (a broken one is dropped with it).
+ */
+function listened(c: PoolClient): PoolClient {
+  const ignore = () => {};
+  c.on('error', ignore);
+  const release = c.release;
+  c.release = (err?: Error | boolean) => {
+    if (!err) c.off('error', ignore);
+    release(err);
+  };
+  return c;
+}
+
 export interface PgStoreOptions {
   /** postgres://user@host:port/db (libpq-style; PG* variables fill what it leaves out) */
   url: string;
@@ -155,7 +173,7 @@ export class PgKbStore implements KbStore {
   }
 
   private async migrate(): Promise<void> {
-    const c = await this.shared.pool.connect();
+    const c = listened(await this.shared.pool.connect());
     try {
       await c.query('SELECT pg_advisory_lock($1, $2)', [LOCK_APP, LOCK.migrate]);
       try {
@@ -201,11 +219,13 @@ export class PgKbStore implements KbStore {
 
   /** a pooled connection; a database that is down is StoreUnavailableError (503) like any query */
   private async connect(): Promise<PoolClient> {
+    let c: PoolClient;
     try {
-      return await this.shared.pool.connect();
+      c = await this.shared.pool.connect();
     } catch (e) {
       wrap(e);
     }
+    return listened(c);
   }
 
   async tx<T>(fn: (t: KbTx) => Promise<T>): Promise<T> {
