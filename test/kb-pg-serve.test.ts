@@ -4,7 +4,7 @@
 // the admin token and pushes are shared, a replica killed with SIGKILL in the middle of pushes
 // loses nothing it acknowledged (every acknowledged id stored exactly once, counters = rows), and
 // a database that is down, or a backend terminated under a push, answers it with 503 +
-// Retry-After (the replica keeps serving).
+// Retry-After (the replica keeps serving; sync, not on a TTY, says on stderr that it retried).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 import { wireSample } from './helpers/kb-sample.js';
+import { makeEdge, sednaAsync, seedOutbox } from './helpers/sync-edge.js';
 import { postgresMissing, startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { verifyBytes } from '../src/format/signature.js';
 import { verifyIndexSignature, walkChain } from '../src/format/key-chain.js';
@@ -98,6 +99,7 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
   let blobs: string;
   let keyFile: string;
   let admin: string;
+  let publicKeyPem: string;
   let device: string;
   const running: Replica[] = [];
 
@@ -109,7 +111,7 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
     keyFile = join(tmp.dir, 'signing.key');
     const init = sedna(['kb', 'init', '--store', store, '--signing-key', keyFile, '--json']);
     assert.equal(init.code, 0, init.stderr);
-    admin = (JSON.parse(init.stdout) as { admin_token: string }).admin_token;
+    ({ admin_token: admin, public_key: publicKeyPem } = JSON.parse(init.stdout) as { admin_token: string; public_key: string });
     const dev = sedna(['kb', 'device', 'add', 'gw-1', '--store', store, '--json']);
     assert.equal(dev.code, 0, dev.stderr);
     device = (JSON.parse(dev.stdout) as { token: string }).token;
@@ -232,6 +234,31 @@ describe('kb serve --store postgres:// replicas', { skip: missing ?? false }, ()
       assert.deepEqual(((await again.json()) as { stored: string[] }).stored, [s.id]);
     } finally {
       await lock.end();
+    }
+    await r.stop();
+  });
+
+  test('sync through a KB that answers one push 503 (its database backend terminated): not on a TTY the retry is one plain stderr line, stdout only the --json record', async () => {
+    const r = await replica(store, blobs);
+    running.push(r);
+    const e = makeEdge({ url: r.url, deviceToken: device, publicKeyPem }, { deviceId: 'gw-1' });
+    const lock = await samplesLocked(store);
+    try {
+      seedOutbox(e.home, 5, 512, { seed: 41 });
+      // stdout and stderr are pipes here, as under cron
+      const run = sednaAsync(['sync', '--push-only', '--json'], { home: e.home });
+      let ended = false;
+      run.finally(() => (ended = true)).catch(() => {});
+      assert.ok(await lock.terminateWaiter(() => ended), 'the push waited on the lock');
+      const res = await run;
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(JSON.parse(res.stdout).acked, 5);
+      assert.equal(res.stdout.trim().split('\n').length, 1, 'stdout: the --json record only');
+      assert.match(res.stderr, /^sedna-ll: sync: retry 1 in \d+ ms \(HTTP 503 KB database unavailable: [^\n]*\)$/m);
+      assert.doesNotMatch(res.stderr, /[\r\x1b]/, 'no progress bar, no control codes');
+    } finally {
+      await lock.end();
+      e.cleanup();
     }
     await r.stop();
   });

@@ -38,6 +38,8 @@ export function register(program: Command): void {
       'after',
       `
 Proxies: HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured.
+stderr: warnings, retries and failures, one line each (a progress bar only on a TTY); stdout:
+the --json record, or a summary on a TTY.
 Only one sync runs per edge home (lock in locks/sync.lock); a lock left by a killed run is taken over.
 Samples are marked uploaded only when the KB acknowledged storing them, so any interruption is
 safe: the rest is sent next time. config.json upload.payload (raw | none, upload.per_task

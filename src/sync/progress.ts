@@ -1,6 +1,9 @@
-// A tiny progress line on stderr, only when stderr is a TTY (cron and pipes stay quiet).
-// Hand-written (~30 lines) rather than cli-progress: one bar, redrawn at most 10x a second,
-// is all sync needs, and it keeps a dependency out of the start-up path.
+// What a sync run says on stderr while it runs. On a TTY: a tiny progress line, redrawn at most
+// 10x a second, with notes (a retry, a later failure, a report not sent) printed above it.
+// Elsewhere (cron, a pipe, a log file) no bar, no control codes: each note as one plain line
+// "sedna-ll: ...", so cron mail shows that a run retried. stdout is never written here (--json).
+// Hand-written (~40 lines) rather than cli-progress: one bar is all sync needs, and it keeps a
+// dependency out of the start-up path.
 import { humanBytes as fmtBytes } from '../units.js';
 
 export interface Progress {
@@ -9,9 +12,11 @@ export interface Progress {
   done(): void;
 }
 
+/** bars: a TTY; lines: notes only, as plain lines; off: nothing (a caller with its own output) */
+export type ProgressMode = 'bars' | 'lines' | 'off';
 
-
-export function makeProgress(enabled = !!process.stderr.isTTY): Progress {
+export function makeProgress(mode: ProgressMode = process.stderr.isTTY ? 'bars' : 'lines'): Progress {
+  const bars = mode === 'bars';
   let last = 0;
   let drawn = false;
   const clear = () => {
@@ -20,7 +25,7 @@ export function makeProgress(enabled = !!process.stderr.isTTY): Progress {
   };
   return {
     update(label, done, total, unit = 'items') {
-      if (!enabled) return;
+      if (!bars) return;
       const now = Date.now();
       if (now - last < 100 && done < total) return;
       last = now;
@@ -32,12 +37,17 @@ export function makeProgress(enabled = !!process.stderr.isTTY): Progress {
       drawn = true;
     },
     note(line) {
-      if (!enabled) return;
-      clear();
-      process.stderr.write(line + '\n');
+      if (mode === 'off') return;
+      if (bars) {
+        clear();
+        process.stderr.write(line + '\n');
+        return;
+      }
+      // one line per note whatever the reason text holds (an error message may span lines)
+      process.stderr.write(`sedna-ll: ${line.replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
     },
     done() {
-      if (enabled) clear();
+      if (bars) clear();
     },
   };
 }

@@ -38,6 +38,7 @@ export interface SyncOptions {
   ca?: string;
   /** retries per request (default 5) */
   retries?: number;
+  /** true: progress bars; false: nothing on stderr while running; default: bars on a TTY, else notes as plain lines */
   progress?: boolean;
   /** push body encoding; default config upload.compress, else auto */
   compress?: CompressMode;
@@ -147,7 +148,8 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
 }
 
 async function syncLocked(paths: HomePaths, db: DB, config: EdgeConfig, token: string, ca: string | undefined, o: SyncOptions, deadline: number, t0: number): Promise<SyncResult> {
-  const progress: Progress = makeProgress(o.progress ?? !!process.stderr.isTTY);
+  // not a TTY: no bars, but the notes as plain lines (cron mail shows that a run retried)
+  const progress: Progress = makeProgress(o.progress === false ? 'off' : o.progress || process.stderr.isTTY ? 'bars' : 'lines');
   const client = await KbClient.create({
     baseUrl: config.kb!.url!,
     token,
