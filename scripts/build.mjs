@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // @ts-check
-// `npm run build`: tsc into a staging directory, then into dist/ only the files whose bytes
-// changed, each written beside its target and renamed over it.
+// `npm run build`: tsc into a staging directory, plus the one-file CLI and its code cache
+// (scripts/bundle-cli.mjs), then into dist/ only the files whose bytes changed, each written
+// beside its target and renamed over it.
 //
 // Why not `tsc -p tsconfig.json` straight into dist/: tsc truncates and rewrites every output
 // file on every build, changed or not. A `sedna-ll` process that starts meanwhile (a test of
@@ -16,6 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { BUNDLE, CACHE, bundleCli, bundleId, cacheHeader, makeCodeCache } from './bundle-cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DIST = join(ROOT, 'dist');
@@ -45,6 +47,14 @@ try {
   if (r.error) throw new Error(`cannot run ${TSC}: ${r.error.message}`);
   code = r.status ?? 1;
   if (code === 0) {
+    // the one-file CLI bin/sedna-ll runs, and its code cache (scripts/bundle-cli.mjs); the cache
+    // is made again only for a changed bundle or another Node (V8 caches differ run to run)
+    const bundle = await bundleCli(ROOT);
+    writeFileSync(join(staging, BUNDLE), bundle);
+    const header = cacheHeader(/** @type {string} */ (bundleId(bundle)));
+    const cache = readOrNull(join(DIST, CACHE));
+    if (cache && cache.subarray(0, Buffer.byteLength(header)).toString() === header) writeFileSync(join(staging, CACHE), cache);
+    else makeCodeCache(join(staging, BUNDLE), join(staging, CACHE));
     let changed = 0;
     for (const src of files(staging)) {
       const dst = join(DIST, relative(staging, src));

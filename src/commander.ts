@@ -3,7 +3,8 @@
 // exports; require() skips that. Measured (CPU of a process that only loads it and makes one
 // Command, 12 runs each, load ~8): ~205 ms as an import, ~175 ms through require(), ~145 ms for
 // `node -e 0`. Every command pays this at start, cron's `sync` every few minutes. The single-file
-// executables bundle this require like the others (scripts/binaries/bundle.ts).
+// executables and dist/cli.bundle.cjs (what bin/sedna-ll runs) bundle commander itself
+// (scripts/binaries/bundle.ts, scripts/bundle-cli.mjs): this require is for the per-file dist/.
 import { createRequire } from 'node:module';
 import type * as Commander from 'commander';
 

@@ -1,4 +1,4 @@
-// Run the real `sedna-ll` executable (bin/sedna-ll -> dist/cli.js) as a child process.
+// Run the real `sedna-ll` executable (bin/sedna-ll -> dist/cli.bundle.cjs, see README "Start-up") as a child process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

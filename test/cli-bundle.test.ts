@@ -1,0 +1,143 @@
+// The one-file CLI (dist/cli.bundle.cjs, scripts/bundle-cli.mjs) that bin/sedna-ll runs with
+// its build-time V8 code cache: it answers as the per-file dist/cli.js does, its cache is used
+// only with the bundle it was made for, wherever the package lies (another build's, a damaged
+// one or none: the command still runs), stack traces name the bundle,
+// bin/sedna-ll falls back to dist/cli.js without a bundle, the push's reader thread, started
+// from the bundle, runs dist/sync/frames-worker.js, and every package left outside the bundle
+// loads through require() (the bundle's import() is require()).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, sedna, tempDir } from './helpers/cli.js';
+import { edgeIds, kbSamples, makeEdge, seedOutbox } from './helpers/sync-edge.js';
+import { startTestKb } from './helpers/kb-server.js';
+
+const DEBUG = { SEDNA_LL_DEBUG_CODE_CACHE: '1' };
+
+/** `node <bin> args` with the code cache reported on stderr */
+function run(bin: string, args: string[], home: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, SEDNA_LL_HOME: home, ...DEBUG, ...env } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('bin/sedna-ll runs the bundle from its code cache and answers as dist/cli.js does', () => {
+  const tmp = tempDir();
+  try {
+    const home = join(tmp.dir, 'home');
+    assert.equal(sedna(['init', '--device-id', 'gw-b'], { home }).code, 0);
+    for (const args of [['status'], ['status', '--json'], ['config', 'get', 'upload.compress'], ['kb', 'device', '--help'], ['sync', '--batch-size', 'x']]) {
+      const viaBin = run(join(ROOT, 'bin', 'sedna-ll'), args, home);
+      assert.match(viaBin.stderr, /^sedna-ll: code cache accepted\n/, args.join(' '));
+      const perFile = run(join(ROOT, 'dist', 'cli.js'), args, home);
+      const norm = (s: string) => s.replace(/"(time|duration_ms)":[^,}]*/g, '"$1":_');
+      assert.deepEqual({ code: viaBin.code, stdout: norm(viaBin.stdout), stderr: viaBin.stderr.replace(/^sedna-ll: code cache accepted\n/, '') }, { code: perFile.code, stdout: norm(perFile.stdout), stderr: perFile.stderr }, args.join(' '));
+    }
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('the cache works in a copy of the package; one of another build or a damaged one is not used; stack traces name the bundle; without a bundle bin/sedna-ll runs dist/cli.js', () => {
+  const tmp = tempDir();
+  try {
+    // a copy of the package (bin, dist, package.json; node_modules shared) to tamper with
+    const pkg = join(tmp.dir, 'pkg');
+    for (const f of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, f), join(pkg, f), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'));
+    const bin = join(pkg, 'bin', 'sedna-ll');
+    const home = join(tmp.dir, 'home');
+    assert.equal(sedna(['init', '--device-id', 'gw-c'], { home }).code, 0);
+    const expected = sedna(['status'], { home }).stdout;
+    const status = (want: string) => {
+      const r = run(bin, ['status'], home);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, expected);
+      assert.equal(r.stderr, want ? `sedna-ll: code cache ${want}\n` : '');
+    };
+    // the cache made by the build is valid for a copy elsewhere (the npm package is built in one
+    // place and installed in another)
+    status('accepted');
+    const bundle = join(pkg, 'dist', 'cli.bundle.cjs');
+    const cacheFile = `${bundle}.cache`;
+    // an error's stack names the bundle by the one name it is compiled under, not the path of
+    // the build that made the cache (Node 20 keeps that from the cache)
+    const bad = run(bin, ['status'], join(tmp.dir, 'no-such-home'), { SEDNA_LL_DEBUG: '1' });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.ok(bad.stderr.includes('at loadConfig (sedna-ll/dist/cli.bundle.cjs:'), bad.stderr);
+    assert.ok(!bad.stderr.includes(join(ROOT, 'dist')) && !bad.stderr.includes('.build'), bad.stderr);
+    const cache = readFileSync(cacheFile);
+    const nl = cache.indexOf(10);
+    const header = JSON.parse(cache.toString('utf8', 0, nl)) as { bundle: string };
+    // the header names another bundle: V8 would accept these bytes for any source of this length
+    writeFileSync(cacheFile, Buffer.concat([Buffer.from(`${JSON.stringify({ ...header, bundle: '0'.repeat(32) })}\n`), cache.subarray(nl + 1)]));
+    status('of another build');
+    // the right header, damaged bytes: V8 rejects them and compiles the source
+    writeFileSync(cacheFile, Buffer.concat([cache.subarray(0, nl + 1), Buffer.alloc(cache.length - nl - 1, 7)]));
+    status('rejected');
+    writeFileSync(cacheFile, 'junk');
+    status('of another build');
+    rmSync(cacheFile);
+    status('none');
+    rmSync(bundle);
+    status('');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test("sync from the bundle starts the push's reader thread from dist/sync/frames-worker.js", async () => {
+  const kb = await startTestKb();
+  const tmp = tempDir();
+  try {
+    const e = makeEdge(kb);
+    try {
+      const ids = seedOutbox(e.home, 40, 3072);
+      // a preload that reports every worker thread the process starts once it is ready (its first
+      // message) or failed; a push ends its reader thread as soon as the push is done, maybe
+      // before it is ready (the main thread reads until then), so terminate() waits for either
+      const probe = join(tmp.dir, 'probe.cjs');
+      writeFileSync(
+        probe,
+        [
+          "const wt = require('node:worker_threads');",
+          'wt.Worker = class extends wt.Worker {',
+          '  constructor(file, opts) {',
+          '    super(file, opts);',
+          "    this.settled = new Promise((resolve) => {",
+          "      this.once('message', () => resolve(process.stderr.write('worker ready: ' + file + '\\n')));",
+          "      this.once('error', (e) => resolve(process.stderr.write('worker error: ' + file + ': ' + e.message + '\\n')));",
+          "      this.once('exit', resolve);",
+          '    });',
+          '  }',
+          '  terminate() { return this.settled.then(() => super.terminate()); }',
+          '};',
+          '',
+        ].join('\n'),
+      );
+      const r = sedna(['sync', '--push-only'], { home: e.home, env: { ...DEBUG, SEDNA_LL_PUSH_READ_THREAD: 'on', NODE_OPTIONS: `--require ${probe}` } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^sedna-ll: code cache accepted\n/);
+      assert.match(r.stderr, new RegExp(`worker ready: file://${join(ROOT, 'dist', 'sync', 'frames-worker.js')}\\n`));
+      assert.doesNotMatch(r.stderr, /worker error|read thread/);
+      assert.deepEqual(edgeIds(e.home).pending, []);
+      assert.deepEqual((await kbSamples(kb)).map((s) => s.id).sort(), [...ids].sort());
+    } finally {
+      e.cleanup();
+    }
+  } finally {
+    tmp.cleanup();
+    await kb.stop();
+  }
+});
+
+test('every package the bundle leaves outside loads through require() without require(esm) (Node 20.18 has none)', () => {
+  const bundle = join(ROOT, 'dist', 'cli.bundle.cjs');
+  const text = readFileSync(bundle, 'utf8');
+  const packages = [...new Set([...text.matchAll(/\brequire\("([^".][^"]*)"\)/g)].map((m) => m[1]).filter((p) => !p.startsWith('node:')))];
+  // the natives at least: a bundle without them would have bundled what must stay outside
+  for (const p of ['better-sqlite3', 'onnxruntime-node']) assert.ok(packages.includes(p), `${p} not required by the bundle: ${packages.join(', ')}`);
+  const r = spawnSync(process.execPath, ['--no-experimental-require-module', '-e', `const r = require('node:module').createRequire(${JSON.stringify(bundle)}); for (const p of ${JSON.stringify(packages)}) r(p);`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `an external package is ES-only (bundle it: BUNDLED in scripts/bundle-cli.mjs): ${r.stderr}`);
+});
