@@ -205,6 +205,36 @@ test('the page queries seek to the cursor: no walk past the rows of its time alr
   }
 });
 
+test('a page is read through a memory mapping that is gone before the page is handed on', () => {
+  const t = tempDir('sedna-frames-body-');
+  const paths = homePaths(t.dir);
+  const db = openEdgeDb(paths.db);
+  try {
+    const ob = new Outbox(db, paths, { outbox: { ...DEFAULT_CONFIG.outbox, max_mb: 0 } });
+    const ids = ob.logBatch(Array.from({ length: 600 }, (_, i) => rec(i % 250, { payload: Buffer.alloc(1000 + (i % 7), i % 250) }))).map((x) => x.sampleId);
+    const mmap = () => db.pragma('mmap_size', { simple: true }) as number;
+    const r = new PushReader(db, ob, 'frames');
+    assert.equal(mmap(), 0);
+    const sent = newFramesSent();
+    const body = r.framesBody('', null, 600, 1e12, () => true, sent)[Symbol.iterator]();
+    assert.equal(body.next().done, false);
+    // the chunk is on its way and the marking of another batch may run now: through no mapping
+    // (its pages would stay in the RSS: 386 MB on a 1 GB backlog when the mapping stayed on)
+    assert.equal(mmap(), 0, 'unmapped once the page is read');
+    ob.markUploaded(ids.slice(300, 310));
+    while (!body.next().done) assert.equal(mmap(), 0);
+    assert.equal(sent.ids.length, 590);
+    // a connection with a mapping of its own keeps it
+    db.pragma('mmap_size = 65536');
+    const r2 = new PushReader(db, ob, 'frames');
+    for (const _ of r2.framesBody('', null, 600, 1e12, () => true, newFramesSent()));
+    assert.equal(mmap(), 65536);
+  } finally {
+    db.close();
+    t.cleanup();
+  }
+});
+
 test('framesBody: batch limits, one pass over every row, and a retry re-reads the same range', async () => {
   const t = tempDir('sedna-frames-body-');
   const paths = homePaths(t.dir);

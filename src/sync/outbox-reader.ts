@@ -111,12 +111,19 @@ export interface FramesSent {
 
 export const newFramesSent = (): FramesSent => ({ ids: [], rowids: [], labels: {}, missingBlobs: 0, bodyBytes: 0, end: null });
 
-// No mmap for the push's reads (PRAGMA mmap_size), decided by measurement: it cut the reader's
-// own CPU by ~40 % in isolation (50k x 3 KB: 620 -> 390 ms), but a whole `sync --push-only` of
-// the same outbox at load 1.2 took the same wall and CPU time with and without it (2.5 s; the
-// send, the marking and start-up dominate), while the mapped pages counted in its RSS: 240 vs
-// 145 MB for 50k samples, 386 MB for a 1 GB backlog (aim 200 MB) even with a remap every 64 MB.
-// And a storage failure under a mapping is a SIGBUS instead of an I/O error line.
+// A page of framesBody is read through a memory mapping of edge.db (PRAGMA mmap_size) that is
+// there only while the page's queries run: mapped before, unmapped after (FramesPageQueries).
+// Through the mapping SQLite reads a page where the kernel keeps it instead of a pread() that
+// copies each 4 KB page into its cache: one page per 3 KB payload, and that syscall path was
+// ~30 % of the reader's time (perf: _copy_to_iter alone 13 %). 50k x 3 KB in-process,
+// interleaved with the reader before, load ~3.7: CPU 561 -> 436 ms, wall 823 -> 604 ms.
+// Why per page: a mapping that stayed on for the push (73f45a8, reverted in abe105a) put the
+// pages every statement touched, the marking's too, into the RSS: 386 MB on the 1 GB backlog
+// (aim 200), and still 192-232 vs 160 MB when remapped every 16 MB of body. Mapped per page,
+// the 1 GB push peaks at 156-172 MB, as without (160-165). The risk of a mapping: a storage
+// failure under it is a SIGBUS instead of an I/O error (the run dies like kill -9; only acked
+// samples were marked, the rest goes again), now only while a page is read. 64-bit only.
+const PAGE_MMAP_BYTES = process.arch === 'x64' || process.arch === 'arm64' ? 1 << 30 : 0;
 
 // Nor records built by SQLite, decided by measurement too: one query per run of inline rows
 // returning the run's finished records as ONE blob (unhex(printf(..)) || id || meta || payload,
@@ -151,7 +158,8 @@ const F_RID = 0,
  * created_at (logBatch stamps it once), so each page walked past every row of its time sent by
  * the pages before it: 2 000 rows a time in bench:sync, ~1 000 skipped per 256-row page (keys
  * of 50k rows: 55 -> 31 ms). `created_at = t AND rowid > rid` seeks to the row; the rest of
- * the page then starts at the next time.
+ * the page then starts at the next time. Both run through a mapping of the file that ends
+ * with them (PAGE_MMAP_BYTES).
  */
 interface FramesPageQueries {
   read(t: number, rid: number, ut: number, ur: number, lastRowid: number, n: number): unknown[][];
@@ -170,12 +178,21 @@ export const FRAMES_PAGE_SQL = {
 function framesPageQueries(db: DB): FramesPageQueries {
   const sameTime = db.prepare(FRAMES_PAGE_SQL.sameTime).raw();
   const later = db.prepare(FRAMES_PAGE_SQL.later).raw();
+  // a connection someone set a mapping on keeps its own
+  const base = db.pragma('mmap_size', { simple: true }) as number;
+  const mapOn = PAGE_MMAP_BYTES > 0 && base === 0 ? db.prepare(`PRAGMA mmap_size = ${PAGE_MMAP_BYTES}`) : null;
+  const mapOff = mapOn ? db.prepare('PRAGMA mmap_size = 0') : null;
   return {
     read(t, rid, ut, ur, lastRowid, n) {
-      const rows = sameTime.all(t, rid, ut, ur, lastRowid, n) as unknown[][];
-      if (rows.length === n) return rows;
-      const more = later.all(t, ut, ur, lastRowid, n - rows.length) as unknown[][];
-      return rows.length === 0 ? more : rows.concat(more);
+      if (mapOn) mapOn.get();
+      try {
+        const rows = sameTime.all(t, rid, ut, ur, lastRowid, n) as unknown[][];
+        if (rows.length === n) return rows;
+        const more = later.all(t, ut, ur, lastRowid, n - rows.length) as unknown[][];
+        return rows.length === 0 ? more : rows.concat(more);
+      } finally {
+        mapOff?.get(); // unmapped: the pages read leave the RSS, and no other statement reads through it
+      }
     },
   };
 }
