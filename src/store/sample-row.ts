@@ -12,6 +12,14 @@ export { NO_TASK };
  */
 export const PAYLOAD_SQL = `CASE WHEN samples.payload_ext = 1 THEN (SELECT sp.payload FROM sample_payloads sp WHERE sp.id = samples.id) ELSE samples.payload END`;
 
+/**
+ * PAYLOAD_SQL as a join, for a query that reads many rows: FROM samples ${PAYLOAD_JOIN}, selecting
+ * PAYLOAD_JOINED. The subquery's value is copied into its result (a malloc and a memcpy of every
+ * payload); the joined column is read where it lies (50k x 3 KB page queries: CPU 334 -> 303 ms).
+ */
+export const PAYLOAD_JOIN = `LEFT JOIN sample_payloads sp ON samples.payload_ext = 1 AND sp.id = samples.id`;
+export const PAYLOAD_JOINED = `CASE WHEN samples.payload_ext = 1 THEN sp.payload ELSE samples.payload END`;
+
 /** The columns of SampleRow, in its order. */
 export const SAMPLE_COLS = `id, task, attrs, payload_kind, payload_sha, payload_bytes, ${PAYLOAD_SQL} AS payload, pred_label, scores, hard, hard_reasons,
   unseen, unseen_reason, hardness, CAST(kb_version AS TEXT) AS kb_version, created_at, state, label, label_state, dup_count`;

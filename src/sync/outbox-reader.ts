@@ -24,7 +24,7 @@
 // and each page is written into one Buffer (no per-record head Buffers, no concat of a batch).
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from '../store/db.js';
-import { NO_TASK, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
+import { NO_TASK, PAYLOAD_JOIN, PAYLOAD_JOINED, PAYLOAD_SQL, type SampleRow } from '../store/sample-row.js';
 import { FRAMES_MAGIC, FRAMES_END, assembleFrames, encodeRecordHead, recordSize, writeRecord } from '../format/sample-frames.js';
 
 /** push body format: the v1 JSON document, or binary sample frames (format/sample-frames.ts) */
@@ -166,13 +166,13 @@ interface FramesPageQueries {
 }
 
 const framesPageSql = (where: string, order: string) =>
-  `SELECT rowid, id, created_at, label, task, ${PAYLOAD_SQL}, payload_bytes, ${FRAME_META_SQL}
-   FROM samples WHERE state = 'pending' AND ${where} AND (created_at, rowid) <= (?, ?) AND rowid <= ?
+  `SELECT samples.rowid, samples.id, created_at, label, task, ${PAYLOAD_JOINED}, payload_bytes, ${FRAME_META_SQL}
+   FROM samples ${PAYLOAD_JOIN} WHERE state = 'pending' AND ${where} AND (created_at, samples.rowid) <= (?, ?) AND samples.rowid <= ?
    ORDER BY ${order} LIMIT ?`;
 /** the two queries of a page (see FramesPageQueries): the rest of time t after rid, then later times */
 export const FRAMES_PAGE_SQL = {
-  sameTime: framesPageSql('created_at = ? AND rowid > ?', 'rowid'),
-  later: framesPageSql('created_at > ?', 'created_at, rowid'),
+  sameTime: framesPageSql('created_at = ? AND samples.rowid > ?', 'samples.rowid'),
+  later: framesPageSql('created_at > ?', 'created_at, samples.rowid'),
 };
 
 function framesPageQueries(db: DB): FramesPageQueries {
