@@ -196,8 +196,8 @@ test('the page queries seek to the cursor: no walk past the rows of its time alr
   try {
     const plan = (sql: string) =>
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...sql.split('?').slice(1).map(() => 1)) as { detail: string }[]).map((x) => x.detail).join('; ');
-    assert.match(plan(FRAMES_PAGE_SQL.sameTime), /SEARCH samples USING INDEX samples_state_time \(state=\? AND created_at=\? AND rowid>\?/);
-    assert.match(plan(FRAMES_PAGE_SQL.later), /SEARCH samples USING INDEX samples_state_time \(state=\? AND created_at>\?/);
+    assert.match(plan(FRAMES_PAGE_SQL.sameTime), /SEARCH samples USING INDEX samples_pending_time \(created_at=\? AND rowid>\?/);
+    assert.match(plan(FRAMES_PAGE_SQL.later), /SEARCH samples USING INDEX samples_pending_time \(created_at>\?/);
     assert.doesNotMatch(plan(FRAMES_PAGE_SQL.later), /TEMP B-TREE/, 'rows come in index order, unsorted');
   } finally {
     db.close();

@@ -1,7 +1,8 @@
-// The outbox's eviction policy: over quota, rows are deleted in value order (index
-// samples_evict): fully uploaded first, then pending ones unlabelled before labelled, lowest
-// hardness first, oldest first. A just-logged sample can itself be the least valuable; it is
-// then reported evicted (not logged). Every eviction is counted in kv and in an events row.
+// The outbox's eviction policy: over quota, rows are deleted in value order (indexes
+// samples_evict_done and samples_evict_value, schema migration 6): fully uploaded first, then
+// pending ones unlabelled before labelled, lowest hardness first, oldest first. A just-logged
+// sample can itself be the least valuable; it is then reported evicted (not logged). Every
+// eviction is counted in kv and in an events row.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DB } from './db.js';
 import { type EvictionCounters, type OutboxAccounting, ROW_BYTES_SQL } from './outbox-accounting.js';
@@ -11,8 +12,13 @@ const EVICT_EVENT_MERGE_MS = 60_000;
 /** Sample ids listed per eviction event (the counters are exact; the list is for a look). */
 const EVICT_EVENT_IDS = 200;
 
-/** Eviction order: the same expressions as index samples_evict (schema migration 2). */
-const EVICT_ORDER_SQL = `(state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at`;
+/** A row that still needs an upload (the sample or its label): evicted after every other one. */
+const NEEDS_UPLOAD_SQL = `(state = 'pending' OR label_state IS 'pending')`;
+/**
+ * Eviction order within each of the two groups: the key of indexes samples_evict_done (rows
+ * needing no upload) and samples_evict_value (all rows); schema migration 6.
+ */
+const VALUE_ORDER_SQL = `(label IS NOT NULL), hardness, created_at`;
 
 /** A row chosen for deletion, with what its deletion needs (blob release, accounting). */
 export interface VictimRow {
@@ -26,7 +32,8 @@ export interface VictimRow {
 }
 
 export class Eviction {
-  private readonly victims: BetterSqlite3.Statement;
+  private readonly victimsDone: BetterSqlite3.Statement;
+  private readonly victimsAll: BetterSqlite3.Statement;
   private readonly event: BetterSqlite3.Statement;
   private readonly lastEvent: BetterSqlite3.Statement;
   private readonly updEvent: BetterSqlite3.Statement;
@@ -37,11 +44,10 @@ export class Eviction {
     /** delete one row (and release its blob); inside the running write transaction */
     private readonly deleteRow: (v: VictimRow) => void,
   ) {
-    this.victims = db.prepare(
-      `SELECT id, task, payload_sha, payload IS NULL AS in_blob, (state = 'pending' OR label_state IS 'pending') AS needs_upload,
-         (label IS NOT NULL) AS labelled, ${ROW_BYTES_SQL} AS acct
-       FROM samples ORDER BY ${EVICT_ORDER_SQL} LIMIT ?`,
-    );
+    const cols = `id, task, payload_sha, payload IS NULL AS in_blob, ${NEEDS_UPLOAD_SQL} AS needs_upload, (label IS NOT NULL) AS labelled, ${ROW_BYTES_SQL} AS acct`;
+    // the WHERE is the partial index's own, word for word (else SQLite does not use it)
+    this.victimsDone = db.prepare(`SELECT ${cols} FROM samples WHERE NOT ${NEEDS_UPLOAD_SQL} ORDER BY ${VALUE_ORDER_SQL} LIMIT ?`);
+    this.victimsAll = db.prepare(`SELECT ${cols} FROM samples ORDER BY ${VALUE_ORDER_SQL} LIMIT ?`);
     this.event = db.prepare('INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)');
     this.lastEvent = db.prepare('SELECT id, ts, kind, detail FROM events ORDER BY id DESC LIMIT 1');
     this.updEvent = db.prepare('UPDATE events SET detail = ? WHERE id = ?');
@@ -60,7 +66,10 @@ export class Eviction {
     const c: EvictionCounters = { count: 0, bytes: 0, uploaded: 0, pending: 0, labelled: 0 };
     const byTask = new Map<string, number>();
     while (c.bytes < need) {
-      const rows = this.victims.all(256) as VictimRow[];
+      // rows needing no upload first; when none is left, all rows need upload and
+      // samples_evict_value walks them in order (one order with the first group ahead)
+      let rows = this.victimsDone.all(256) as VictimRow[];
+      if (rows.length === 0) rows = this.victimsAll.all(256) as VictimRow[];
       if (rows.length === 0) break;
       for (const v of rows) {
         if (c.bytes >= need) break;

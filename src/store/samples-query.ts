@@ -40,7 +40,10 @@ function where(f: SampleFilter): { sql: string; args: string[] } {
     c.push('task = ?');
     args.push(f.task);
   }
-  if (f.state !== undefined) {
+  // 'pending' as a literal: only then can SQLite use the partial index samples_pending_time
+  // (schema migration 6); uploaded rows have no index on state and are read from the table
+  if (f.state === 'pending') c.push(`state = 'pending'`);
+  else if (f.state !== undefined) {
     c.push('state = ?');
     args.push(f.state);
   }

@@ -4,8 +4,9 @@
 // Why not a (created_at, id) cursor: a WHERE (created_at > ? OR (created_at = ? AND id > ?)) with
 // ORDER BY created_at, id is not served by any index, so SQLite sorts every pending row -
 // payloads included - in a temp B-tree for each batch: O(backlog) time and memory per batch,
-// O(backlog^2) per run. Here the cursor is (created_at, rowid): index samples_state_time
-// (state, created_at) carries the rowid as its last column, so the row-value comparison and
+// O(backlog^2) per run. Here the cursor is (created_at, rowid): index samples_pending_time
+// (created_at) WHERE state = 'pending' (edge schema migration 6; before it samples_state_time
+// on (state, created_at)) carries the rowid as its last column, so the row-value comparison and
 // the ORDER BY are both answered by the index and each batch costs only its own rows. A row
 // logged during the run behind the cursor is sent by the next run.
 //
@@ -152,7 +153,7 @@ const F_RID = 0,
  * The rows of one framesBody page: up to `n` pending rows after (t, rid), up to (ut, ur) and
  * rowid lastRowid, in (created_at, rowid) order, as raw arrays (F_* columns).
  *
- * Two queries, because SQLite seeks samples_state_time on (state, created_at) but not on the
+ * Two queries, because SQLite seeks samples_pending_time on created_at but not on the
  * rowid after it for a row-value bound: `(created_at, rowid) > (t, rid)` starts at the first
  * entry of time t and filters its way to rid. A batch of samples logged together shares one
  * created_at (logBatch stamps it once), so each page walked past every row of its time sent by

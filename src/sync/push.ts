@@ -306,10 +306,13 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
   // again next run (the KB upserts by id); an error flushes what was acked, then is rethrown.
   // Frames acks are marked by the rowids the reader saw (Outbox.markUploadedRows): no lookup of
   // each id in the primary key index.
-  // What is left of marking is SQLite's own work, measured on 50k x 3 KB at load ~1: 0.41 s with
-  // one UPDATE per row, 0.41 s with one UPDATE per 8192 rowids (json_each), and 65536 per
-  // transaction instead of 8192 no better: moving the rows' entries in samples_state_time and
-  // samples_evict and writing those pages to the WAL is the cost, not the calls from JS.
+  // What is left of marking is SQLite's own work, not the calls from JS (one UPDATE per 8192
+  // rowids via json_each: no faster). bench/mark-acks.ts splits it (50k x 3 KB, CPU medians,
+  // load 2.6-3.8): with schema 5's indexes an ack moved its entry in samples_state_time and in
+  // samples_evict (a delete and an insert each): 351 ms. Schema migration 6 leaves one insert
+  // (samples_evict_done) and one delete (samples_pending_time): 238 ms, of which rewriting the
+  // rows is ~136 ms. No gain from 65536 per transaction, a 16-256 MB page cache, not writing
+  // uploaded_at; marking in eviction order instead of rowid order is worse (484 ms).
   let marks: { ids: string[]; rows: AckedRow[]; labels: Record<string, string> } = { ids: [], rows: [], labels: {} };
   const flushMarks = () => {
     if (marks.ids.length === 0 && marks.rows.length === 0) return;
