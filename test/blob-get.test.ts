@@ -349,6 +349,32 @@ describe('blob reader against hostile or unusual answers', () => {
     }
   });
 
+  it('a write that fails while the socket waits for more (a link slower than the disk): the body ends at once with the write error, no unhandled rejection', async () => {
+    // one buffer's worth of the body, then nothing: the first write (to a read-only fd) fails
+    // while no read is due. It used to be a rejection no one listened to (a crash of the CLI,
+    // `EBADF: bad file descriptor, write` in a test run) and the body waited for the idle timeout
+    const srv = await rawServer((s) => s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`), blob.subarray(0, 1 << 20)])));
+    const h = home();
+    const p = join(h.dir, 'ro');
+    writeFileSync(p, '');
+    const fd = openSync(p, 'r');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // the idle timeout is only the fallback of a reader that missed the failure
+      const r = await blobGet(new URL(`${srv.url}/x`), {}, { connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs: 20_000 });
+      assert.ok(r);
+      await assert.rejects(r.sinkInto(fd, 0, createHash('sha256'), { size, tooLarge: () => new Error('too large') }), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      closeSync(fd);
+      await srv.close();
+      h.cleanup();
+    }
+  });
+
   it('a 24 MiB body served faster than the disk takes it: whole and in order', async () => {
     const big = randomBytes(24 * 1024 * 1024 + 5);
     const srv = await rawServer((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`), big])));

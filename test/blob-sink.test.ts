@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sinkHashed } from '../src/sync/blob-sink.js';
+import { GroupWriter, sinkHashed } from '../src/sync/blob-sink.js';
 import { tempDir } from './helpers/cli.js';
 
 const CHUNK = 64 * 1024;
@@ -72,4 +72,40 @@ test('resumed at an offset, a body larger than the blob is refused after the byt
   // 17 MiB after the offset is a whole number of chunks: every chunk up to `size` was kept
   assert.equal(got.length, size);
   assert.ok(got.subarray(1024 * 1024).equals((await bytesOf(20 * 1024 * 1024)).subarray(0, got.length - 1024 * 1024)));
+});
+
+test('a write that fails while no one waits on the writer: reported once to onError, then by idle() and finish(), never an unhandled rejection', { timeout: 60_000 }, async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const p = join(d.dir, 'ro');
+  writeFileSync(p, '');
+  const fd = openSync(p, 'r'); // every write fails (EBADF)
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  const seen: unknown[] = [];
+  // busy turns false in the turn a write settles, so once it reads false here that turn's
+  // unhandled-rejection check has run (no timer: the writer's own state is the hand-off)
+  const settled = async (w: GroupWriter) => {
+    while (w.busy) await new Promise((r) => setImmediate(r));
+  };
+  try {
+    const w = new GroupWriter(fd, 0, (e) => seen.push(e));
+    // no one awaits the writer while its write fails (a reader waiting for the network)
+    w.write([Buffer.alloc(CHUNK)], CHUNK);
+    await settled(w);
+    assert.deepEqual(unhandled, []);
+    assert.equal(seen.length, 1);
+    assert.equal((seen[0] as NodeJS.ErrnoException).code, 'EBADF');
+    // a write handed on after the failure never runs, and is not left pending (busy)
+    w.write([Buffer.alloc(CHUNK)], CHUNK);
+    await settled(w);
+    assert.deepEqual(unhandled, []);
+    assert.equal(seen.length, 1, 'reported once');
+    await assert.rejects(w.idle(), (e) => e === seen[0]);
+    await assert.rejects(w.finish(), (e) => e === seen[0]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    closeSync(fd);
+  }
 });

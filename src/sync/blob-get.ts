@@ -239,11 +239,13 @@ export function blobGet(url: URL, headers: Record<string, string>, o: BlobGetOpt
   function body(length: number, fd: number, offset: number, hash: Hash, so: SinkOptions): Promise<number> {
     if (phase !== 'wait') return Promise.reject(failure ?? new Error('blob answer already read'));
     phase = 'body';
-    const w = new GroupWriter(fd, offset);
     let got = 0; // body bytes received
     let swapping = false; // paused until the other buffer's write is done
     let ended = false;
     return new Promise<number>((resolve, reject) => {
+      // a failed write ends the body at once, also while the socket waits for more (a link
+      // slower than the disk): no later write runs, the error is the write's, not a timeout's
+      const w = new GroupWriter(fd, offset, (e) => void end(e as Error));
       // once: a failed write seen by a pending swap and a socket failure may both end the body,
       // and the buffer being filled must be written once
       const end = async (e: Error | null) => {

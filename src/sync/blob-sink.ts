@@ -57,10 +57,15 @@ export class GroupWriter {
   private sinceSync = 0;
   private pending = 0;
 
+  // the first write failure went to onError (the ones queued behind it fail with it)
+  private reported = false;
+
   constructor(
     private readonly fd: number,
     /** the file offset the next write goes to */
     public pos: number,
+    /** a write failed: called once, as soon as it fails, whether or not anyone awaits idle() */
+    private readonly onError: (e: unknown) => void = () => {},
   ) {}
 
   /** a write handed on is not finished yet */
@@ -74,19 +79,26 @@ export class GroupWriter {
     const at = this.pos;
     this.pos += n;
     this.pending++;
-    this.writing = this.writing.then(async () => {
-      try {
+    this.writing = this.writing
+      .then(async () => {
         await writevAt(this.fd, bufs, at);
-      } finally {
-        this.pending--;
-      }
-      this.sinceSync += n;
-      if (this.sinceSync >= SYNC_EVERY && !this.syncing) {
-        this.sinceSync = 0;
-        this.syncing = datasync(this.fd)
-          .catch((e: unknown) => void (this.syncError ??= e))
-          .finally(() => void (this.syncing = null));
-      }
+        this.sinceSync += n;
+        if (this.sinceSync >= SYNC_EVERY && !this.syncing) {
+          this.sinceSync = 0;
+          this.syncing = datasync(this.fd)
+            .catch((e: unknown) => void (this.syncError ??= e))
+            .finally(() => void (this.syncing = null));
+        }
+      })
+      // a write queued behind a failed one never runs: it is not pending any more either
+      .finally(() => void this.pending--);
+    // A failure is handled here, at once: a reader waiting for the network awaits no write,
+    // and a rejection no one listened to was an unhandledRejection (the CLI died with
+    // `EBADF: bad file descriptor, write` / ENOSPC instead of ending the body with the error)
+    this.writing.catch((e: unknown) => {
+      if (this.reported) return;
+      this.reported = true;
+      this.onError(e);
     });
   }
 
@@ -103,8 +115,12 @@ export class GroupWriter {
 
   /** the writes and the background fdatasync are done; throws their error */
   async finish(): Promise<void> {
-    await this.writing;
-    await this.syncing;
+    try {
+      await this.writing;
+    } finally {
+      // a failed write still waits for the background fdatasync: the caller closes fd next
+      await this.syncing;
+    }
     if (this.syncError) throw this.syncError;
   }
 }
@@ -152,8 +168,13 @@ export async function sinkHashed(body: AsyncIterable<Buffer>, fd: number, offset
     await w.settle(); // the caller closes fd next: nothing may still run on it
     throw e;
   }
-  await w.idle();
-  flush();
-  await w.finish();
+  try {
+    await w.idle();
+    flush();
+    await w.finish();
+  } catch (e) {
+    await w.settle(); // a failed write: the background fdatasync may still run on fd
+    throw e;
+  }
   return pos;
 }
