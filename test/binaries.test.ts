@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { ROOT, tempDir, type RunResult } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
-import { TARGETS, hasTool, requiredTools, type Arch } from '../scripts/binaries/common.js';
+import { TARGETS, hasTool, requiredTools, runnerFor, type Arch } from '../scripts/binaries/common.js';
 import { binaryPath } from '../scripts/binaries/sea.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -27,7 +27,8 @@ function build(arch: Arch): string {
 
 /** A binary run: the runner (qemu for arm64), a private native cache, no inherited home. */
 function runner(arch: Arch, bin: string, env: NodeJS.ProcessEnv) {
-  const [cmd, ...pre] = TARGETS[arch].runner.length ? [...TARGETS[arch].runner, bin] : [bin];
+  const run = runnerFor(TARGETS[arch]);
+  const [cmd, ...pre] = run.length ? [...run, bin] : [bin];
   const fullEnv = { ...process.env, ...env };
   return {
     run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): RunResult {

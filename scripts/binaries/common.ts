@@ -2,7 +2,7 @@
 // checked child-process runner.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,14 +27,56 @@ export interface Target {
   deb: 'amd64' | 'arm64';
   /** cross-compiler prefix for gcc/g++/strip ('' = the host's own) */
   toolPrefix: string;
-  /** how to run one of its executables on this (x64) host */
+  /** how to run one of its executables on this (x64) host (runnerFor adds what it needs) */
   runner: string[];
 }
 
 export const TARGETS: Record<Arch, Target> = {
   x64: { arch: 'x64', deb: 'amd64', toolPrefix: '', runner: [] },
-  arm64: { arch: 'arm64', deb: 'arm64', toolPrefix: 'aarch64-linux-gnu-', runner: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'] },
+  arm64: { arch: 'arm64', deb: 'arm64', toolPrefix: 'aarch64-linux-gnu-', runner: ['qemu-aarch64-static'] },
 };
+
+/** Debian's aarch64 libraries (gcc-aarch64-linux-gnu): the ELF interpreter and libc for qemu */
+const AARCH64_SYSROOT = '/usr/aarch64-linux-gnu';
+
+/**
+ * An aarch64 /proc/cpuinfo (two Cortex-A72 cores, as on a Raspberry Pi 4). qemu-user (Debian
+ * 12's 7.2) hands the guest the HOST's /proc/cpuinfo, x86 text; onnxruntime's cpuinfo library
+ * finds no ARM core in it and, on hosts whose sysfs lists cluster_cpus_list and shared caches
+ * (seen on an AMD EPYC host), dereferences NULL while loading: every binary command that loads
+ * onnxruntime died with SIGSEGV under qemu, though the binary is fine on a real arm64 gateway.
+ */
+const AARCH64_CPUINFO = [0, 1]
+  .map((n) => `processor\t: ${n}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n`)
+  .join('');
+
+/**
+ * The qemu -L prefix for arm64: qemu-user opens <prefix>/<path> instead of an absolute <path>
+ * whenever that file exists, so a prefix holding Debian's aarch64 sysroot (symlinked) plus
+ * proc/cpuinfo gives the guest an ARM cpuinfo and the host's files for everything else. Made once
+ * under the build cache, complete or not at all (built aside, then renamed into place).
+ */
+export function aarch64Prefix(): string {
+  const dir = join(CACHE, 'qemu-aarch64-prefix-1');
+  if (existsSync(dir)) return dir;
+  mkdirSync(CACHE, { recursive: true });
+  const tmp = mkdtempSync(`${dir}.tmp-`);
+  for (const e of readdirSync(AARCH64_SYSROOT)) symlinkSync(join(AARCH64_SYSROOT, e), join(tmp, e));
+  mkdirSync(join(tmp, 'proc'));
+  writeFileSync(join(tmp, 'proc', 'cpuinfo'), AARCH64_CPUINFO);
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(dir)) throw e; // another build made it first: use that one
+  }
+  return dir;
+}
+
+/** The command prefix that runs one of the target's executables on this (x64) host. */
+export function runnerFor(t: Target): string[] {
+  return t.arch === 'arm64' ? [...t.runner, '-L', aarch64Prefix()] : t.runner;
+}
 
 /** The host tools a target's build needs (checked up front so a missing one is one clear line). */
 export function requiredTools(t: Target): string[] {

@@ -4,7 +4,7 @@
 // stripped copy of that Node.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHE, NODE_VERSION, RELEASE, ROOT, log, run, sha256, sha256File, type Target } from './common.js';
+import { CACHE, NODE_VERSION, RELEASE, ROOT, log, run, runnerFor, sha256, sha256File, type Target } from './common.js';
 import type { Bundles } from './bundle.js';
 import type { Natives } from './natives.js';
 import { nodeDist } from './node-dist.js';
@@ -37,7 +37,8 @@ export function makeBinary(t: Target, b: Bundles, n: Natives): string {
     writeFileSync(join(work, 'train-worker.cjs'), b.worker);
     writeFileSync(join(work, 'natives.json'), JSON.stringify(n.manifest));
     const node = join(nodeDist(t), 'bin', 'node');
-    const [cmd, ...pre] = t.runner.length ? [...t.runner, node] : [node];
+    const runner = runnerFor(t);
+    const [cmd, ...pre] = runner.length ? [...runner, node] : [node];
 
     // the CLI bundle's code cache, made by the target's Node from the exact text main.ts compiles
     log(`linux-${t.arch}: code cache and SEA blob with Node ${NODE_VERSION}${t.runner.length ? ' under qemu' : ''}`);
