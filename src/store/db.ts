@@ -62,15 +62,25 @@ function readableOnReadOnlyDir(db: DB, path: string): DB {
 }
 
 export function migrate(db: DB): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`database schema version ${current} is newer than this sedna-ll understands (${MIGRATIONS.length})`);
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  const newer = (v: number) => new Error(`database schema version ${v} is newer than this sedna-ll understands (${MIGRATIONS.length})`);
+  let current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) throw newer(current);
+  while (current < MIGRATIONS.length) {
+    // Each step under the write lock (IMMEDIATE), the version read again there: two processes
+    // opening an outbox an upgrade left behind (serve and a cron sync) both saw the old version;
+    // the second then ran the step again after the first's commit and failed ("no such index:
+    // samples_state_time" for migration 6, which takes seconds on a big outbox). Now it waits
+    // (busy_timeout) and finds the step done.
+    current = db
+      .transaction(() => {
+        const v = db.pragma('user_version', { simple: true }) as number;
+        if (v > MIGRATIONS.length) throw newer(v);
+        if (v === MIGRATIONS.length) return v;
+        db.exec(MIGRATIONS[v]);
+        db.pragma(`user_version = ${v + 1}`);
+        return v + 1;
+      })
+      .immediate();
   }
   return MIGRATIONS.length;
 }
