@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MIGRATIONS } from '../src/store/schema.js';
+import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 
 const require = createRequire(import.meta.url);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -57,4 +58,120 @@ test('three processes opening a schema-5 outbox at once all open it at the curre
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// Another process's upgrade that outlasts busy_timeout (5 s): migration 6 rebuilds the outbox's
+// indexes, seconds at millions of rows. A command started meanwhile (a cron `sync` while `serve`
+// upgrades) died with "database is locked"; now it waits, says so in one stderr line, and goes
+// on. The test is the other process: it holds the write lock (BEGIN IMMEDIATE, migration 6 run
+// inside it) while the CLI starts, and lets go only once the CLI has said it waits, so the CLI
+// is held for as long as the test wants, whatever the machine's speed.
+
+/** A home (sedna-ll init) whose edge.db is at schema 5 with a few outbox rows. */
+function schema5Home(dir: string): { home: string; db: string } {
+  const home = join(dir, 'home');
+  const r = sedna(['init', '--home', home, '--device-id', 'gw-migrate']);
+  assert.equal(r.code, 0, r.stderr);
+  const path = join(home, 'edge.db');
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  for (const m of MIGRATIONS.slice(0, 5)) db.exec(m);
+  db.pragma('user_version = 5');
+  const ins = db.prepare(`INSERT INTO samples (id, task, payload_kind, payload_sha, payload_bytes, payload, hardness, created_at, state) VALUES (?, 't', 'f32', ?, 4, x'00000000', 0.5, ?, 'pending')`);
+  for (let i = 0; i < 10; i++) ins.run(`s${i}`, `h${i}`, 1000 + i);
+  db.close();
+  return { home, db: path };
+}
+
+/** The CLI started; `said(text)` resolves when its stderr holds text, or when it exits first. */
+function started(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const c = sednaSpawn(args, { env });
+  c.stdin!.end();
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  c.stdout!.on('data', (b) => (stdout += b));
+  c.stderr!.on('data', (b) => {
+    stderr += b;
+    for (const w of waiters) w();
+  });
+  const exit = new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
+    c.on('error', rej);
+    c.on('close', (code) => res({ code, stdout, stderr }));
+  });
+  const said = (text: string) =>
+    Promise.race([
+      new Promise<void>((res) => {
+        const check = () => stderr.includes(text) && res();
+        waiters.push(check);
+        check();
+      }),
+      exit.then(() => {}),
+    ]).then(() => stderr.includes(text));
+  return { said, exit };
+}
+
+test('a command started while another process upgrades the schema waits for it (one stderr line), then runs', async (t) => {
+  const d = tempDir('sedna-migrate-wait-');
+  t.after(d.cleanup);
+  const { home, db: path } = schema5Home(d.dir);
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const other = new Database(path);
+  t.after(() => other.open && other.close());
+  other.exec('BEGIN IMMEDIATE');
+  other.exec(MIGRATIONS[5]);
+  other.pragma('user_version = 6');
+
+  const cli = started(['status', '--json', '--home', home]);
+  if (!(await cli.said('waiting for another sedna-ll to finish upgrading'))) assert.fail(`the CLI did not wait for the upgrade: ${JSON.stringify(await cli.exit)}`);
+  other.exec('COMMIT');
+  other.close();
+  const r = await cli.exit;
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], new RegExp(`^sedna-ll: waiting for another sedna-ll to finish upgrading ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `));
+  const out = JSON.parse(r.stdout) as { exit: number; outbox: { pending: number } };
+  assert.equal(out.exit, 0);
+  assert.equal(out.outbox.pending, 10);
+  const check = new Database(path, { readonly: true });
+  t.after(() => check.close());
+  assert.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length);
+});
+
+test('an upgrade by another process that outlasts SEDNA_LL_UPGRADE_WAIT_S: one clear line, exit 6 (locked), the outbox untouched', async (t) => {
+  const d = tempDir('sedna-migrate-wait-');
+  t.after(d.cleanup);
+  const { home, db: path } = schema5Home(d.dir);
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const other = new Database(path);
+  t.after(() => other.open && other.close());
+  other.exec('BEGIN IMMEDIATE');
+  // held until the CLI has given up: its limit (2 s) passes while the lock is held, however slow the machine
+  const r = await started(['status', '--json', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '2' }).exit;
+  other.exec('ROLLBACK');
+  other.close();
+  assert.equal(r.code, 6, r.stderr);
+  const lines = r.stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(lines[0], /^sedna-ll: waiting for another sedna-ll to finish upgrading .*edge\.db \(up to 2 s\)$/);
+  assert.match(lines[1], /^sedna-ll: .*edge\.db: still locked after \d+ s of waiting for another sedna-ll to finish upgrading it \(limit 2 s, SEDNA_LL_UPGRADE_WAIT_S\); nothing was lost/);
+  const rec = JSON.parse(r.stdout) as { exit: number; error: { code: string } };
+  assert.equal(rec.exit, 6);
+  assert.equal(rec.error.code, 'locked');
+  const check = new Database(path, { readonly: true });
+  t.after(() => check.close());
+  assert.equal(check.pragma('user_version', { simple: true }), 5);
+  assert.equal(check.prepare('SELECT count(*) FROM samples').pluck().get(), 10);
+});
+
+test('SEDNA_LL_UPGRADE_WAIT_S that is not a number of seconds: a usage error naming it', (t) => {
+  const d = tempDir('sedna-migrate-wait-');
+  t.after(d.cleanup);
+  const { home } = schema5Home(d.dir);
+  const r = sedna(['status', '--home', home], { env: { SEDNA_LL_UPGRADE_WAIT_S: '10m' } });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^sedna-ll: SEDNA_LL_UPGRADE_WAIT_S "10m": expected a number of seconds >= 0\n$/);
 });
