@@ -2,7 +2,7 @@
 // a power cut: write a temp file in the same directory, fsync it, rename it over the name,
 // fsync the directory (the rename itself is durable only then). Temp names carry the writer's
 // pid (<name>.tmp-<pid>-<n>) so a sweep can remove the leftovers of writers that died.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 let seq = 0;
@@ -43,10 +43,50 @@ export function writeSynced(path: string, data: string | Buffer, mode = 0o644): 
 }
 
 /**
+ * An existing path that is not a regular file: a device (/dev/null, /dev/stdout), a FIFO or a
+ * socket, or a symlink to one. An output the operator names may be one (`-o /dev/stdout`,
+ * `--token-out >(ssh ...)`): it is written through, never renamed over. Renaming replaced the
+ * device node itself: run as root, `kb samples export -o /dev/null` left a regular file at
+ * /dev/null.
+ */
+export function isSpecialFile(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return !st.isFile() && !st.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Write data to an existing special file (isSpecialFile) in place. */
+function writeThrough(path: string, data: Buffer): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Make a finished temp file (written by a stream, a tar writer, ...; name it with tempNameFor)
  * the file at `path`: fsync it, rename it over the name, fsync the directory.
  */
 export function commitTemp(tmp: string, path: string): void {
+  if (isSpecialFile(path)) {
+    // copied in pieces: a bundle or an export may be larger than memory should hold
+    const src = openSync(tmp, 'r');
+    const dst = openSync(path, 'w');
+    try {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      for (let n; (n = readSync(src, buf, 0, buf.length, null)) > 0; ) for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+    } finally {
+      closeSync(dst);
+      closeSync(src);
+    }
+    rmSync(tmp, { force: true });
+    return;
+  }
   fsyncFile(tmp);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
@@ -62,6 +102,7 @@ export interface AtomicWriteOptions {
 /** Replace `path` with `data` atomically and durably (temp, fsync, rename, dir fsync). */
 export function writeFileAtomic(path: string, data: string | Buffer, opts: number | AtomicWriteOptions = {}): void {
   const o = typeof opts === 'number' ? { mode: opts } : opts;
+  if (isSpecialFile(path)) return writeThrough(path, typeof data === 'string' ? Buffer.from(data) : data);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {

@@ -1,0 +1,51 @@
+// Hostile inputs and broken outputs, through the real CLI (found by a fault-injection campaign
+// against the build): each case names what it feeds the command and what must come out.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sedna, tempDir } from './helpers/cli.js';
+import { sednaAsync } from './helpers/sync-edge.js';
+
+/** Start `cat FILE` (a FIFO's reader); resolves with what it read once it exits. */
+function readFifo(path: string): { done: Promise<string>; kill: () => void } {
+  const c = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  return { done: new Promise((res) => c.on('close', () => res(out))), kill: () => c.kill('SIGKILL') };
+}
+
+test('an output named on the command line that is a FIFO is written through, not replaced (kb device add --token-out, kb samples export -o)', async () => {
+  const t = tempDir();
+  const readers: { kill: () => void }[] = [];
+  try {
+    const data = join(t.dir, 'kb');
+    assert.equal(sedna(['kb', 'init', '--data', data]).code, 0);
+    const jsonl = join(t.dir, 's.jsonl');
+    writeFileSync(jsonl, '{"x":[1,2,3],"label":"a"}\n{"x":[4,5,6],"label":"b"}\n');
+    assert.equal(sedna(['kb', 'samples', 'import', jsonl, '--data', data]).code, 0);
+    const fifo = join(t.dir, 'out.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+
+    const tokenReader = readFifo(fifo);
+    readers.push(tokenReader);
+    const add = await sednaAsync(['kb', 'device', 'add', 'gw-1', '--data', data, '--token-out', fifo]);
+    assert.equal(add.code, 0, add.stderr);
+    // before: the token went to a new regular file renamed over the FIFO, its reader got nothing
+    assert.ok(statSync(fifo).isFIFO(), 'the FIFO was replaced by a regular file');
+    assert.match(await tokenReader.done, /^\S{16,}\n$/);
+
+    const exportReader = readFifo(fifo);
+    readers.push(exportReader);
+    const exp = await sednaAsync(['kb', 'samples', 'export', '--data', data, '-o', fifo]);
+    assert.equal(exp.code, 0, exp.stderr);
+    assert.ok(statSync(fifo).isFIFO(), 'the FIFO was replaced by a regular file');
+    const lines = (await exportReader.done).trim().split('\n').map((l) => JSON.parse(l) as { label: string });
+    assert.deepEqual(lines.map((l) => l.label).sort(), ['a', 'b']);
+    assert.deepEqual(readFileSync(jsonl, 'utf8').split('\n').length, 3); // the input is untouched
+  } finally {
+    for (const r of readers) r.kill();
+    t.cleanup();
+  }
+});
