@@ -3,10 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sedna, tempDir } from './helpers/cli.js';
-import { sednaAsync } from './helpers/sync-edge.js';
+import { edgeIds, kbSamples, makeEdge, seedOutbox, sednaAsync } from './helpers/sync-edge.js';
+import { startTestKb } from './helpers/kb-server.js';
+import { homePaths } from '../src/store/home.js';
+import { openEdgeDb } from '../src/store/db.js';
 
 /** Start `cat FILE` (a FIFO's reader); resolves with what it read once it exits. */
 function readFifo(path: string): { done: Promise<string>; kill: () => void } {
@@ -47,5 +50,37 @@ test('an output named on the command line that is a FIFO is written through, not
   } finally {
     for (const r of readers) r.kill();
     t.cleanup();
+  }
+});
+
+test('a payload blob replaced by a FIFO or a link to /dev/zero: sync and samples export go on without it instead of hanging', async () => {
+  const kb = await startTestKb();
+  const edge = makeEdge(kb);
+  try {
+    const small = seedOutbox(edge.home, 3, 3072, { seed: 1 });
+    const big = seedOutbox(edge.home, 2, 100_000, { seed: 2 }); // over INLINE_MAX: blobs/<sha>
+    const db = openEdgeDb(homePaths(edge.home).db, { readonly: true });
+    const shas = big.map((id) => (db.prepare('SELECT payload_sha FROM samples WHERE id = ?').pluck().get(id) as string));
+    db.close();
+    const blobs = shas.map((sha) => join(homePaths(edge.home).blobs, sha));
+    for (const b of blobs) rmSync(b);
+    assert.equal(spawnSync('mkfifo', [blobs[0]]).status, 0);
+    symlinkSync('/dev/zero', blobs[1]);
+
+    // before: readFileSync opened the FIFO and waited for a writer forever (and read /dev/zero
+    // until memory ran out); the timeout only keeps a regression from hanging the suite
+    const exp = await sednaAsync(['samples', 'export', '--home', edge.home], { timeoutMs: 60_000 });
+    assert.equal(exp.stdout.trim().split('\n').length, 5, exp.stderr);
+    for (const sha of shas) assert.match(exp.stderr, new RegExp(`blob ${sha}: ENOTREG`));
+
+    const sync = await sednaAsync(['sync', '--push-only', '--json', '--home', edge.home], { timeoutMs: 60_000 });
+    assert.equal(sync.code, 0, sync.stderr);
+    assert.deepEqual(edgeIds(edge.home).pending, []);
+    const atKb = new Map((await kbSamples(kb)).map((s) => [s.id, s]));
+    for (const id of [...small, ...big]) assert.ok(atKb.has(id), `${id} not at the KB`);
+    for (const id of big) assert.equal(atKb.get(id)!.payload_bytes, 0);
+  } finally {
+    edge.cleanup();
+    await kb.stop();
   }
 });

@@ -5,7 +5,7 @@
 // Temp names carry the writer's pid (blob-<pid>-<hex>.tmp) so sweepTemps can remove the
 // leftovers of writers killed mid-write.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,6 +48,22 @@ export interface PutResult {
   created: boolean;
 }
 
+/**
+ * The whole file at path, which must be a regular file; else throws with code ENOTREG. A FIFO
+ * put in a blob's place blocked the open forever and a device such as /dev/zero never ended (a
+ * sync or an export hung on either), so the open does not block and the file type is checked
+ * before anything is read.
+ */
+export function readRegularFile(path: string): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${path}: not a regular file`), { code: 'ENOTREG' });
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class ContentDir {
   constructor(
     readonly dir: string,
@@ -76,8 +92,9 @@ export class ContentDir {
     }
   }
 
+  /** The whole blob (readRegularFile: a FIFO or device in its place throws ENOTREG). */
   read(sha: string): Buffer {
-    return readFileSync(this.path(sha));
+    return readRegularFile(this.path(sha));
   }
 
   /**

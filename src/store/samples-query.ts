@@ -1,7 +1,7 @@
 // Read-only views of the outbox for `samples ls|stats|export` (the write and sync paths live in
 // outbox.ts). Export pages through rows with a keyset cursor so memory stays flat on big outboxes.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularFile } from '../durable/content-dir.js';
 import type { DB } from './db.js';
 import type { HomePaths } from './home.js';
 import { ROW_BYTES_SQL } from './outbox-accounting.js';
@@ -121,7 +121,7 @@ function toExport(r: SampleRow, paths: HomePaths): ExportRecord {
   const rec: ExportRecord = row;
   let payload: Buffer;
   try {
-    payload = r.payload ?? readFileSync(join(paths.blobs, r.payload_sha));
+    payload = r.payload ?? readRegularFile(join(paths.blobs, r.payload_sha));
   } catch (e) {
     rec.payload_error = blobError(r.payload_sha, e);
     return rec;
