@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GroupWriter, sinkHashed } from '../src/sync/blob-sink.js';
+import { PassThrough } from 'node:stream';
+import { GROUP, GroupWriter, sinkHashed } from '../src/sync/blob-sink.js';
 import { tempDir } from './helpers/cli.js';
 
 const CHUNK = 64 * 1024;
@@ -108,4 +109,26 @@ test('a write that fails while no one waits on the writer: reported once to onEr
     process.off('unhandledRejection', onUnhandled);
     closeSync(fd);
   }
+});
+
+test('a write that fails while the body waits for more (a link slower than the disk): sinkHashed ends at once with the write error and closes the body', async (t) => {
+  // One full group (1 MiB, written at once), then the body stalls: nothing more arrives until
+  // the body is destroyed. The first write (to a read-only fd) fails. sinkHashed used to notice
+  // it only at the next full group, so it waited on the stalled body for good (in pull: until
+  // the body timeout, whose error it then reported instead of the write's).
+  const d = tempDir();
+  t.after(d.cleanup);
+  const p = join(d.dir, 'ro');
+  writeFileSync(p, '');
+  const fd = openSync(p, 'r'); // every write fails (EBADF)
+  t.after(() => closeSync(fd));
+  const stream = new PassThrough();
+  stream.write(await bytesOf(GROUP));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  await assert.rejects(sinkHashed(stream, fd, 0, createHash('sha256'), { size: 4 * GROUP, tooLarge: () => new Error('too large') }), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+  assert.ok(stream.destroyed, 'the body is closed: nothing more is read from the link');
+  assert.deepEqual(unhandled, []);
 });

@@ -135,10 +135,19 @@ export interface SinkOptions {
 /**
  * Write `body` into `fd` from byte `offset`, hashing every byte into `hash`; returns the
  * position after the last byte written. Errors of the body (or tooLarge) are rethrown after
- * everything received before them is on its way to disk (written, not yet fsynced).
+ * everything received before them is on its way to disk (written, not yet fsynced). A failed
+ * write ends it at once with the write's own error (the body is closed: nothing more is read).
  */
 export async function sinkHashed(body: AsyncIterable<Buffer>, fd: number, offset: number, hash: Hash, o: SinkOptions): Promise<number> {
-  const w = new GroupWriter(fd, offset);
+  // A failed write rejects `failed` at once: the loop below waits for the next chunk and for it
+  // together. Before, the failure was seen only when the next 1 MiB group was full: on a link
+  // slower than the disk (or stalled) the download went on into a file it could not write, for
+  // as long as the body timeout allowed, and ended with the timeout's error instead of ENOSPC.
+  let onFailed: (e: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (onFailed = reject));
+  failed.catch(() => {}); // awaited only in a race: its rejection is handled there
+  const w = new GroupWriter(fd, offset, (e) => onFailed(e));
+  const chunks = body[Symbol.asyncIterator]();
   let pos = offset; // bytes received
   let group: Buffer[] = [];
   let groupBytes = 0;
@@ -147,8 +156,14 @@ export async function sinkHashed(body: AsyncIterable<Buffer>, fd: number, offset
     group = [];
     groupBytes = 0;
   };
+  let reading: Promise<IteratorResult<Buffer>> | null = null;
   try {
-    for await (const chunk of body) {
+    for (;;) {
+      reading = chunks.next();
+      const r = await Promise.race([reading, failed]);
+      reading = null;
+      if (r.done) break;
+      const chunk = r.value;
       if (pos + chunk.length > o.size) throw o.tooLarge();
       hash.update(chunk);
       pos += chunk.length;
@@ -162,7 +177,9 @@ export async function sinkHashed(body: AsyncIterable<Buffer>, fd: number, offset
       }
     }
   } catch (e) {
-    // keep what arrived before the failure: the next attempt resumes after it
+    stopReading(body, chunks, reading);
+    // keep what arrived before the failure: the next attempt resumes after it (after a failed
+    // write, the writer runs nothing more)
     await w.settle();
     flush();
     await w.settle(); // the caller closes fd next: nothing may still run on it
@@ -177,4 +194,16 @@ export async function sinkHashed(body: AsyncIterable<Buffer>, fd: number, offset
     throw e;
   }
   return pos;
+}
+
+/**
+ * Close the body after a failure, as `for await` did on a throw (iterator.return()). A stream
+ * (node:http's answer, undici's body) is destroyed first: its iterator is an async generator,
+ * whose return() would wait behind a next() still pending on a stalled link.
+ */
+function stopReading(body: AsyncIterable<Buffer>, chunks: AsyncIterator<Buffer>, reading: Promise<IteratorResult<Buffer>> | null): void {
+  reading?.catch(() => {}); // a next() left pending rejects when the stream is destroyed
+  const stream = body as { destroy?: (e?: Error) => void };
+  if (typeof stream.destroy === 'function') stream.destroy();
+  chunks.return?.().catch(() => {});
 }
