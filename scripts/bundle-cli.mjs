@@ -34,11 +34,11 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { CREATE_REQUIRE_LINE, cjsBundleOptions, failOnWarnings } from './esbuild-cjs.mjs';
 
 export const BUNDLE = 'cli.bundle.cjs';
 export const CACHE = `${BUNDLE}.cache`;
 const HEADER = '// sedna-ll cli bundle ';
-const CREATE_REQUIRE_LINE = /^const require = createRequire\(import\.meta\.url\);$/m;
 /** packages bundled (pure JS, on every command's path or ES-only); every other one stays external */
 const BUNDLED = new Set(['commander', 'chalk']);
 
@@ -93,25 +93,9 @@ export async function bundleCli(root) {
       });
     },
   };
-  const r = await build({
-    entryPoints: [join(src, 'cli.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    // readable stack traces: names kept, code not minified (each module's code follows a
-    // `// src/<path>.ts` comment)
-    keepNames: true,
-    legalComments: 'eof',
-    write: false,
-    logLevel: 'silent',
-    define: { SEDNA_LL_BUILD_VERSION: JSON.stringify(version) },
-    supported: { 'dynamic-import': false },
-    plugins: [plugin],
-  });
-  if (r.warnings.length) {
-    throw new Error(`esbuild warnings bundling src/cli.ts (each may be a module that breaks in the bundle):\n${r.warnings.map((w) => `${w.location?.file}:${w.location?.line}: ${w.text}`).join('\n')}`);
-  }
+  // not minified: each module's code follows a `// src/<path>.ts` comment in stack traces
+  const r = await build({ ...cjsBundleOptions(version), entryPoints: [join(src, 'cli.ts')], plugins: [plugin] });
+  failOnWarnings(r, 'src/cli.ts', 'in the bundle');
   const body = r.outputFiles[0].text;
   return `${HEADER}${createHash('sha256').update(body).digest('hex').slice(0, 32)}\n${body}`;
 }

@@ -12,6 +12,7 @@
 import { build, type Plugin } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CREATE_REQUIRE_LINE, cjsBundleOptions, failOnWarnings } from '../esbuild-cjs.mjs';
 import { ROOT } from './common.js';
 
 const SEA = join(ROOT, 'src', 'sea');
@@ -20,7 +21,6 @@ const SUBSTITUTES: Array<[RegExp, string]> = [
   [/[\\/]src[\\/]learn[\\/]worker-start\.ts$/, join(SEA, 'worker-start.ts')],
   [/[\\/]src[\\/]sync[\\/]frames-worker-start\.ts$/, join(SEA, 'frames-worker-start.ts')],
 ];
-const CREATE_REQUIRE_LINE = /^const require = createRequire\(import\.meta\.url\);$/m;
 const ORT_BINDING_REQUIRE = 'require(`../bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`)';
 
 const seaPlugin: Plugin = {
@@ -62,26 +62,8 @@ export interface Bundles {
 }
 
 async function bundleOne(entry: string, version: string): Promise<string> {
-  const r = await build({
-    entryPoints: [join(ROOT, entry)],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    minify: true,
-    keepNames: true,
-    legalComments: 'eof',
-    write: false,
-    logLevel: 'silent',
-    define: { SEDNA_LL_BUILD_VERSION: JSON.stringify(version) },
-    // import() of Node's built-ins (what stays external) as require(): a SEA's script has no
-    // dynamic-import callback, so a real import() would throw at run time
-    supported: { 'dynamic-import': false },
-    plugins: [seaPlugin],
-  });
-  if (r.warnings.length) {
-    throw new Error(`esbuild warnings bundling ${entry} (each may be a module that breaks inside a binary):\n${r.warnings.map((w) => `${w.location?.file}:${w.location?.line}: ${w.text}`).join('\n')}`);
-  }
+  const r = await build({ ...cjsBundleOptions(version), entryPoints: [join(ROOT, entry)], minify: true, plugins: [seaPlugin] });
+  failOnWarnings(r, entry, 'inside a binary');
   return r.outputFiles[0].text;
 }
 
