@@ -45,10 +45,19 @@ function commandWord(args: string[]): string | null {
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 // `sedna-ll ... | head` closes the pipe early: that is the reader's choice, not our failure.
+// Any other write error (stdout on a full disk: ENOSPC, a dead terminal: EIO) fails the run
+// with one line, not a stack trace; what the command stored before it stays stored.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-    throw e;
+    if (stream === process.stdout) {
+      try {
+        process.stderr.write(`sedna-ll: stdout: write failed (${e.code ?? e.message})\n`);
+      } catch {
+        // stderr is broken too: the exit code is all that is left
+      }
+    }
+    process.exit(EXIT.FAILURE);
   });
 }
 

@@ -3,9 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sedna, tempDir } from './helpers/cli.js';
+import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
+import { makeHome, outboxRows } from './edge-runtime-fixtures.js';
+import { writeIdentityModel } from './helpers/models.js';
 import { edgeIds, kbSamples, makeEdge, seedOutbox, sednaAsync } from './helpers/sync-edge.js';
 import { startTestKb } from './helpers/kb-server.js';
 import { homePaths } from '../src/store/home.js';
@@ -82,5 +84,37 @@ test('a payload blob replaced by a FIFO or a link to /dev/zero: sync and samples
   } finally {
     edge.cleanup();
     await kb.stop();
+  }
+});
+
+/** Run sedna-ll with its stdout on /dev/full (every write fails with ENOSPC, as on a full disk). */
+function toFullDisk(args: string[], input?: string): { code: number | null; stderr: string } {
+  const fd = openSync('/dev/full', 'w');
+  try {
+    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, input, stdio: ['pipe', fd, 'pipe'], encoding: 'utf8', timeout: 120_000 });
+    return { code: r.status, stderr: r.stderr };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('stdout on a full disk: one line and exit 1, no stack trace; a sample infer logged stays logged', { skip: existsSync('/dev/full') ? false : 'no /dev/full here' }, () => {
+  const t = tempDir();
+  try {
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: writeIdentityModel(t.dir, 'm', 3, { softmax: true }), inDim: 3, outDim: 3 }], hard: [{ type: 'cross_entropy', threshold: 1.01 }] });
+    for (const args of [['status', '--json', '--home', home], ['--help']]) {
+      const r = toFullDisk(args);
+      // before: the 'error' handler rethrew: "throw e;" and the ENOSPC stack on stderr
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stderr, 'sedna-ll: stdout: write failed (ENOSPC)\n', args.join(' '));
+    }
+    const r = toFullDisk(['infer', '--home', home], '{"id":"a","x":[0.1,0.7,0.2]}\n');
+    assert.equal(r.code, 1);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.match(r.stderr, /^sedna-ll: stdout: write failed \(ENOSPC\)$/m);
+    assert.equal(outboxRows(home).length, 1);
+  } finally {
+    t.cleanup();
   }
 });
