@@ -118,3 +118,22 @@ test('stdout on a full disk: one line and exit 1, no stack trace; a sample infer
     t.cleanup();
   }
 });
+
+test('samples export -o FILE on a full disk: exit 1 naming the file, and the --json record says so (was: exit 0, no record)', { skip: existsSync('/dev/full') ? false : 'no /dev/full here' }, () => {
+  const t = tempDir();
+  try {
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: writeIdentityModel(t.dir, 'm', 3, { softmax: true }), inDim: 3, outDim: 3 }], hard: [{ type: 'cross_entropy', threshold: 1.01 }] });
+    // more than one stream buffer of records: the write fails while export is still writing
+    seedOutbox(home, 200, 3072);
+    // /dev/full is a device: written in place (the edge export streams to the path it is given)
+    const r = sedna(['samples', 'export', '--home', home, '-o', '/dev/full', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, 'sedna-ll: /dev/full: write failed (ENOSPC)\n');
+    const rec = JSON.parse(r.stdout) as { exit: number; error: { code: string; message: string } };
+    assert.deepEqual([rec.exit, rec.error], [1, { code: 'failure', message: '/dev/full: write failed (ENOSPC)' }]);
+    assert.equal(outboxRows(home).length, 200);
+  } finally {
+    t.cleanup();
+  }
+});

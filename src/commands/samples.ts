@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 // node:fs and node:events are loaded by Node's own start-up: importing them here is free
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { EXIT_HELP, ReportedError, UsageError } from '../errors.js';
 import type { SampleState } from '../store/samples-query.js';
 import { intOption, printList, record, recordToStderr, run } from './action.js';
@@ -134,8 +135,10 @@ ${EXIT_HELP}
           { readonly: true },
         );
         if (opts.output) {
+          // finished() settles also when the stream failed before this point (ENOSPC): waiting
+          // for 'finish' alone then waited on nothing, and the process ended with exit 0
           out.end();
-          await once(out, 'finish').catch(() => {});
+          await finished(out).catch((e: Error) => (failed ??= e));
         }
         // a closed pipe (`| head`) is the reader's choice, not a failure
         if (failed && (failed as NodeJS.ErrnoException).code === 'EPIPE' && !opts.output) return;
