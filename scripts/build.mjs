@@ -15,7 +15,7 @@
 // it is being changed. Outputs of deleted or renamed sources are removed afterwards (tsc would
 // leave them, and a stale module could still be imported).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { BUNDLE, CACHE, bundleCli, bundleId, cacheHeader, makeCodeCache } from './bundle-cli.mjs';
 
@@ -56,7 +56,10 @@ try {
     if (cache && cache.subarray(0, Buffer.byteLength(header)).toString() === header) writeFileSync(join(staging, CACHE), cache);
     else makeCodeCache(join(staging, BUNDLE), join(staging, CACHE));
     let changed = 0;
-    for (const src of files(staging)) {
+    // the bundle and its cache last, then never older than dist/cli.js: bin/sedna-ll runs the
+    // per-file modules instead of a bundle older than cli.js (what a bare tsc into dist/ leaves)
+    const last = (/** @type {string} */ f) => (f.endsWith(BUNDLE) || f.endsWith(CACHE) ? 1 : 0);
+    for (const src of files(staging).sort((a, b) => last(a) - last(b))) {
       const dst = join(DIST, relative(staging, src));
       const bytes = readFileSync(src);
       const old = readOrNull(dst);
@@ -71,6 +74,14 @@ try {
         throw new Error(`${dst}: ${/** @type {Error} */ (e).message}`);
       }
       changed++;
+    }
+    // an unchanged bundle is not rewritten: after a bare tsc it stays older than cli.js
+    const bundleFile = join(DIST, BUNDLE);
+    const cliTime = statSync(join(DIST, 'cli.js')).mtimeMs;
+    if (statSync(bundleFile).mtimeMs < cliTime) {
+      // seconds with the fraction; never below cli.js's time, kept to the nanosecond
+      const t = Math.max(Date.now(), Math.ceil(cliTime)) / 1000;
+      utimesSync(bundleFile, t, t);
     }
     const built = new Set(files(staging).map((f) => relative(staging, f)));
     let removed = 0;
