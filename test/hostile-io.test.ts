@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
@@ -133,6 +134,30 @@ test('samples export -o FILE on a full disk: exit 1 naming the file, and the --j
     const rec = JSON.parse(r.stdout) as { exit: number; error: { code: string; message: string } };
     assert.deepEqual([rec.exit, rec.error], [1, { code: 'failure', message: '/dev/full: write failed (ENOSPC)' }]);
     assert.equal(outboxRows(home).length, 200);
+  } finally {
+    t.cleanup();
+  }
+});
+
+/** An edge home enrolled with a KB address nothing answers on (usage errors come before any request). */
+function offlineEdge(dir: string): string {
+  const home = join(dir, 'home');
+  writeFileSync(join(dir, 'token'), 'tok\n');
+  writeFileSync(join(dir, 'kb.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+  const r = sedna(['init', '--device-id', 'gw-1', '--kb-url', 'http://127.0.0.1:9', '--token-file', join(dir, 'token'), '--kb-key', join(dir, 'kb.pub'), '--home', home]);
+  assert.equal(r.code, 0, r.stderr);
+  return home;
+}
+
+test('sync --max-time / --jitter beyond what a timer holds: a usage error naming the option (was: exit 1 ERR_OUT_OF_RANGE, or a 1 ms jitter)', () => {
+  const t = tempDir();
+  try {
+    const home = offlineEdge(t.dir);
+    for (const [opt, value] of [['--max-time', '99999999999'], ['--jitter', '99999999999']]) {
+      const r = sedna(['sync', '--home', home, '--json', opt, value]);
+      assert.equal(r.code, 2, `${opt} ${value}: ${r.stderr}`);
+      assert.equal(r.stderr, `sedna-ll: ${opt} "${value}": expected ${opt === '--jitter' ? 'seconds >= 0' : 'a number of seconds > 0'} and <= 2147483\n`);
+    }
   } finally {
     t.cleanup();
   }

@@ -4,6 +4,13 @@ import { EXIT_HELP, UsageError } from '../errors.js';
 import { resolveHome } from '../store/home.js';
 import { intOption, numOption, record, recordError, run } from './action.js';
 
+/**
+ * Largest --max-time and --jitter, in seconds (~24.8 days): Node's timers take at most 2^31-1 ms.
+ * Beyond it --max-time 99999999999 failed every request (ERR_OUT_OF_RANGE of the deadline's
+ * timer, exit 1) and a longer --jitter became a 1 ms sleep (TimeoutOverflowWarning).
+ */
+const MAX_TIMER_S = 2_147_483;
+
 interface SyncOpts {
   pushOnly?: boolean;
   pullOnly?: boolean;
@@ -70,10 +77,10 @@ ${EXIT_HELP}
       run(async (opts: SyncOpts, cmd: Command) => {
         const g = cmd.optsWithGlobals() as SyncOpts;
         if (opts.pushOnly && opts.pullOnly) throw new UsageError('--push-only and --pull-only exclude each other');
-        if (opts.maxTime !== undefined && opts.maxTime <= 0) throw new UsageError(`--max-time "${opts.maxTime}": expected a number of seconds > 0`);
+        if (opts.maxTime !== undefined && !(opts.maxTime > 0 && opts.maxTime <= MAX_TIMER_S)) throw new UsageError(`--max-time "${opts.maxTime}": expected a number of seconds > 0 and <= ${MAX_TIMER_S}`);
         if (opts.compress !== undefined && !['auto', 'gzip', 'none'].includes(opts.compress)) throw new UsageError(`--compress "${opts.compress}": expected auto, gzip or none`);
         if (opts.framing !== undefined && !['auto', 'json'].includes(opts.framing)) throw new UsageError(`--framing "${opts.framing}": expected auto or json`);
-        if (opts.jitter !== undefined && opts.jitter < 0) throw new UsageError(`--jitter "${opts.jitter}": expected seconds >= 0`);
+        if (opts.jitter !== undefined && !(opts.jitter >= 0 && opts.jitter <= MAX_TIMER_S)) throw new UsageError(`--jitter "${opts.jitter}": expected seconds >= 0 and <= ${MAX_TIMER_S}`);
         const { runSync } = await import('../sync/run.js');
         const result = await runSync({
           home: resolveHome(g.home),
