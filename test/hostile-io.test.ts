@@ -162,3 +162,26 @@ test('sync --max-time / --jitter beyond what a timer holds: a usage error naming
     t.cleanup();
   }
 });
+
+test('sync with a proxy variable that is no proxy URL: exit 2 naming the variable, its password masked (was: exit 1, ERR_INVALID_URL against the KB URL)', () => {
+  const t = tempDir();
+  try {
+    const home = offlineEdge(t.dir);
+    const cases: [string, string, string][] = [
+      ['HTTP_PROXY', 'junk', 'sedna-ll: HTTP_PROXY "junk": not a proxy URL (expected e.g. http://proxy.example:3128)'],
+      ['http_proxy', 'http://user:secret@:0', 'sedna-ll: http_proxy "http://***@:0": not a proxy URL (expected e.g. http://proxy.example:3128)'],
+      ['HTTP_PROXY', 'ftp://proxy', 'sedna-ll: HTTP_PROXY "ftp://proxy": unsupported proxy scheme "ftp:" (http:, https:, socks5:)'],
+    ];
+    for (const [name, value, line] of cases) {
+      const r = sedna(['sync', '--home', home, '--json', '--retries', '0'], { env: { HTTP_PROXY: '', http_proxy: '', NO_PROXY: '', no_proxy: '', [name]: value } });
+      assert.equal(r.code, 2, `${name}=${value}: ${r.stderr}`);
+      assert.equal(r.stderr, line + '\n');
+      assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'usage');
+    }
+    // a host NO_PROXY excludes never uses the proxy: its value is not the run's business
+    const r = sedna(['sync', '--home', home, '--json', '--retries', '0', '--max-time', '5'], { env: { HTTP_PROXY: 'junk', NO_PROXY: '127.0.0.1' } });
+    assert.equal(r.code, 3, r.stderr);
+  } finally {
+    t.cleanup();
+  }
+});

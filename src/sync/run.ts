@@ -20,6 +20,7 @@ import { rejectedCount } from '../store/rejected.js';
 import { pendingCounts } from '../store/pending-counts.js';
 import type { FramingMode } from './negotiate.js';
 import { readThreadMode } from './read-thread-setting.js';
+import { proxyEnv, proxyProblem } from './transport.js';
 
 export interface SyncOptions {
   home: string;
@@ -124,6 +125,9 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   readThreadMode(); // a bad SEDNA_LL_PUSH_READ_THREAD is reported on every run, not only when samples are pending
   const token = readToken(o.home);
   if (!token) throw new UsageError(`no device token in ${paths.token}; run "sedna-ll init --token-file F" with the token "kb device add" printed`);
+  // a proxy variable that cannot be used is the operator's setting to fix: exit 2 naming it
+  const badProxy = proxyProblem(new URL(config.kb.url), proxyEnv(process.env));
+  if (badProxy) throw new UsageError(badProxy);
   // read before the jitter sleep and the lock: a wrong file named by the operator is a usage error now
   const ca = o.ca !== undefined ? readCa(o.ca, `--ca ${o.ca}`) : config.kb.ca_file !== undefined ? readCa(config.kb.ca_file, `${paths.config}: kb.ca_file ${config.kb.ca_file}`) : undefined;
 

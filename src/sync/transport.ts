@@ -56,11 +56,40 @@ export interface ProxyEnv {
   http?: string;
   https?: string;
   noProxy: string;
+  /** the variables http and https came from (for messages) */
+  httpVar?: string;
+  httpsVar?: string;
 }
 
 export function proxyEnv(env: NodeJS.ProcessEnv): ProxyEnv {
-  const pick = (...keys: string[]) => keys.map((k) => env[k]).find((v) => v !== undefined && v !== '');
-  return { http: pick('http_proxy', 'HTTP_PROXY'), https: pick('https_proxy', 'HTTPS_PROXY'), noProxy: env.no_proxy ?? env.NO_PROXY ?? '' };
+  const pick = (...keys: string[]) => keys.find((k) => env[k] !== undefined && env[k] !== '');
+  const httpVar = pick('http_proxy', 'HTTP_PROXY');
+  const httpsVar = pick('https_proxy', 'HTTPS_PROXY');
+  return { http: httpVar && env[httpVar], https: httpsVar && env[httpsVar], noProxy: env.no_proxy ?? env.NO_PROXY ?? '', httpVar, httpsVar };
+}
+
+/** the proxy schemes the proxied carrier (undici's ProxyAgent) connects through */
+const PROXY_PROTOCOLS = new Set(['http:', 'https:', 'socks:', 'socks5:']);
+
+/**
+ * What is wrong with the proxy variable that applies to url, or null. A value that is no URL
+ * ("junk", "http://:0") failed every request with ERR_INVALID_URL naming the KB's URL, not the
+ * variable (exit 1): the operator could not tell it was the proxy setting.
+ */
+export function proxyProblem(url: URL, p: ProxyEnv): string | null {
+  const proxy = proxyFor(url, p);
+  if (proxy === undefined) return null;
+  const name = url.protocol === 'https:' && p.https !== undefined ? p.httpsVar : p.httpVar;
+  // a proxy URL may carry a password: never print it
+  const shown = JSON.stringify(proxy.replace(/\/\/[^/@]*@/, '//***@').slice(0, 200));
+  let u: URL;
+  try {
+    u = new URL(proxy);
+  } catch {
+    return `${name} ${shown}: not a proxy URL (expected e.g. http://proxy.example:3128)`;
+  }
+  if (!PROXY_PROTOCOLS.has(u.protocol)) return `${name} ${shown}: unsupported proxy scheme "${u.protocol}" (http:, https:, socks5:)`;
+  return null;
 }
 
 /**
