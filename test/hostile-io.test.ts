@@ -185,3 +185,24 @@ test('sync with a proxy variable that is no proxy URL: exit 2 naming the variabl
     t.cleanup();
   }
 });
+
+test('infer CSV: a bad field of 1 MB with control bytes is quoted short and escaped; the good rows around it are logged', () => {
+  const t = tempDir();
+  try {
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: writeIdentityModel(t.dir, 'm', 3, { softmax: true }), inDim: 3, outDim: 3 }], hard: [{ type: 'cross_entropy', threshold: 1.01 }] });
+    const csv = join(t.dir, 'in.csv');
+    const junk = '7\u0000\u001b[2J' + '9'.repeat(1_000_000);
+    writeFileSync(csv, `id,a,b,c\ng1,0.1,0.7,0.2\n${'i'.repeat(100_000)},${junk},1,2\ng2,0.5,0.2,0.3\n`);
+    const r = sedna(['infer', csv, '--json'], { home });
+    assert.equal(r.code, 0, r.stderr.slice(0, 500));
+    const lines = r.stderr.trim().split('\n');
+    // before: the whole field (and the whole id) in the line, NUL and ESC raw
+    assert.equal(lines[0], `sedna-ll: line 3 (id "${'i'.repeat(40)}"... (100000 characters)): feature column 2 = "7\\u0000\\u001b[2J${'9'.repeat(34)}"... (1000006 characters) is not a finite number`);
+    assert.equal(lines.length, 3); // the bad line, the summary, the --json record
+    assert.deepEqual(JSON.parse(lines[2]).bad, 1);
+    assert.equal(outboxRows(home).length, 2);
+  } finally {
+    t.cleanup();
+  }
+});

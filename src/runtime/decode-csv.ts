@@ -68,6 +68,15 @@ export function csvLayout(headerLine: string, featureSpec: string | undefined, a
   };
 }
 
+/**
+ * A field as an error message quotes it: JSON-escaped (a NUL or an escape sequence from a
+ * binary file must not reach the terminal raw) and cut to its first 40 characters. The whole
+ * field went into the message: one bad 50 MB field was a 50 MB line on stderr.
+ */
+export function shownField(s: string): string {
+  return s.length > 40 ? `${JSON.stringify(s.slice(0, 40))}... (${s.length} characters)` : JSON.stringify(s);
+}
+
 export function decodeCsvLine(line: string, lineNo: number, L: CsvLayout, defaultTask: string | null): Item | null {
   if (line.trim().length === 0) return null;
   const where = `line ${lineNo}`;
@@ -84,7 +93,7 @@ export function decodeCsvLine(line: string, lineNo: number, L: CsvLayout, defaul
     const s = f[L.features[i]];
     const v = s.trim() === '' ? NaN : Number(s);
     vec[i] = v;
-    if (!Number.isFinite(vec[i])) return badRecord(where, id, `feature column ${L.features[i] + 1} = "${s}" is not a finite number`);
+    if (!Number.isFinite(vec[i])) return badRecord(where, id, `feature column ${L.features[i] + 1} = ${shownField(s)} is not a finite number`);
   }
   const attrs: Record<string, string> = {};
   for (const a of L.attrs) attrs[a.name] = normaliseValue(f[a.col].trim());

@@ -14,6 +14,7 @@ import { Pipeline, shouldCommit, type Outcome, type PreparedWindow } from './pip
 import type { Item } from './sample.js';
 import { SessionCache } from './sessions.js';
 import { itemSource, type SourceOptions } from './sources.js';
+import { shownField } from './decode-csv.js';
 import { loadRuntimeState } from './state.js';
 
 export interface InferOptions extends SourceOptions {
@@ -35,7 +36,8 @@ export interface InferSummary {
 }
 
 export function describeBad(o: Extract<Outcome, { error: string }>): string {
-  const id = o.id !== null && o.id !== undefined && !o.where.endsWith(` ${o.id}`) ? ` (id ${JSON.stringify(o.id)})` : '';
+  // a long id (a CSV id column of a binary file, a 50 MB JSON string) is cut: one short line per record
+  const id = o.id !== null && o.id !== undefined && !o.where.endsWith(` ${o.id}`) ? ` (id ${typeof o.id === 'string' ? shownField(o.id) : JSON.stringify(o.id)})` : '';
   return `${o.where}${id}: ${o.error}`;
 }
 
