@@ -1,5 +1,5 @@
 // format/protocol.ts in process: the request schemas, compiled with the options the KB server
-// gives fastify's Ajv (reject, never repair), accept what an edge sends and refuse malformed
+// checks bodies with (reject, never repair), accept what an edge sends and refuse malformed
 // fields one by one; the one sample-id rule is the same in SAMPLE_ID_RE and in both schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { DEVICE_REPORT_SCHEMA, PUSH_LABELS_SCHEMA, PUSH_SAMPLES_SCHEMA, SAMPLE_ID_RE, isSampleId } from '../src/format/protocol.js';
 import { uuidv7 } from '../src/store/uuid7.js';
 
-// src/kb/server.ts: removeAdditional / coerceTypes / useDefaults off
+// the KB's options (src/kb/server/route-validators.ts, generated ahead of time): removeAdditional / coerceTypes / useDefaults off
 const ajv = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, strict: false });
 const pushSamples = ajv.compile(PUSH_SAMPLES_SCHEMA);
 const pushLabels = ajv.compile(PUSH_LABELS_SCHEMA);

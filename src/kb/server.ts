@@ -15,6 +15,7 @@ import { kbAuth } from './server/auth.js';
 import { blobRoutes } from './server/blob-routes.js';
 import { deviceRoutes } from './server/device-routes.js';
 import { handleRequests } from './server/http.js';
+import { kbSchemaController } from './server/route-validators.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_PORT = 9020;
@@ -58,10 +59,10 @@ export async function startKbServer(store: KbStore, opts: ServerOptions = {}): P
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ...(opts.tls ? { https: { cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) } } : {}),
-    ajv: {
-      // reject what the schema does not allow instead of silently repairing it
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
-    },
+    // request bodies are checked by functions generated ahead of time with ajv's options
+    // { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false }:
+    // reject what a schema does not allow instead of silently repairing it (route-validators.ts)
+    schemaController: kbSchemaController(),
   }) as unknown as FastifyInstance;
 
   const metrics = new KbMetrics(store);
