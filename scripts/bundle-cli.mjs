@@ -25,7 +25,9 @@
 //
 // The first line names the bundle by a hash of the rest; the cache file starts with a JSON line
 // holding that hash and the Node that made it, so bin/sedna-ll never pairs a bundle with the
-// cache of another build (V8 itself only checks the source's length, its version and flags).
+// cache of another build (V8 itself only checks the source's length, its version and flags);
+// its second line is the sha256 of the cache data, so a damaged cache is not handed to V8, whose
+// deserializer trusts the bytes (SIGSEGV/SIGTRAP).
 // The script is compiled under one name everywhere, "sedna-ll/dist/cli.bundle.cjs" (what stack
 // traces show): Node 20's V8 keeps the name a cache was made under, whatever name the script
 // is compiled with later, so the real path would be the build's, wrong once the package is
@@ -58,7 +60,8 @@ export function bundleId(text) {
  * @param {string} id
  */
 export function cacheHeader(id) {
-  return `${JSON.stringify({ bundle: id, node: process.version, arch: process.arch })}\n`;
+  // sum: the line after the header holds the data's sha256 (older caches without it are made again)
+  return `${JSON.stringify({ bundle: id, node: process.version, arch: process.arch, sum: 'sha256' })}\n`;
 }
 
 /**

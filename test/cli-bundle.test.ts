@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sedna, tempDir } from './helpers/cli.js';
@@ -75,8 +76,12 @@ test('the cache works in a copy of the package; one of another build or a damage
     // the header names another bundle: V8 would accept these bytes for any source of this length
     writeFileSync(cacheFile, Buffer.concat([Buffer.from(`${JSON.stringify({ ...header, bundle: '0'.repeat(32) })}\n`), cache.subarray(nl + 1)]));
     status('of another build');
-    // the right header, damaged bytes: V8 rejects them and compiles the source
-    writeFileSync(cacheFile, Buffer.concat([cache.subarray(0, nl + 1), Buffer.alloc(cache.length - nl - 1, 7)]));
+    // the right header, damaged bytes: their sha256 (line 2) does not match, V8 never sees them
+    writeFileSync(cacheFile, Buffer.concat([cache.subarray(0, nl + 1 + 65), Buffer.alloc(cache.length - nl - 1 - 65, 7)]));
+    status('damaged');
+    // bytes that match their sha256 but are no V8 cache: V8 rejects them and compiles the source
+    const junk = Buffer.alloc(cache.length - nl - 1 - 65, 7);
+    writeFileSync(cacheFile, Buffer.concat([cache.subarray(0, nl + 1), Buffer.from(`${createHash('sha256').update(junk).digest('hex')}\n`), junk]));
     status('rejected');
     writeFileSync(cacheFile, 'junk');
     status('of another build');

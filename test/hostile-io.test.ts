@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
 import { makeHome, outboxRows } from './edge-runtime-fixtures.js';
@@ -202,6 +202,37 @@ test('infer CSV: a bad field of 1 MB with control bytes is quoted short and esca
     assert.equal(lines.length, 3); // the bad line, the summary, the --json record
     assert.deepEqual(JSON.parse(lines[2]).bad, 1);
     assert.equal(outboxRows(home).length, 2);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a damaged V8 code cache (4 KB inverted inside its data) is rejected and the CLI runs: no SIGSEGV/SIGTRAP', () => {
+  const t = tempDir();
+  try {
+    // a copy of the package (bin, package.json, dist with its times: the launcher compares them)
+    const pkg = join(t.dir, 'pkg');
+    mkdirSync(pkg);
+    cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true });
+    cpSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+    cpSync(join(ROOT, 'dist'), join(pkg, 'dist'), { recursive: true, preserveTimestamps: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'));
+    const cacheFile = join(pkg, 'dist', 'cli.bundle.cjs.cache');
+    const good = readFileSync(cacheFile);
+    const run = () => spawnSync(process.execPath, [join(pkg, 'bin', 'sedna-ll'), 'status', '--home', join(t.dir, 'no-home')], { env: { ...process.env, SEDNA_LL_DEBUG_CODE_CACHE: '1' }, encoding: 'utf8', timeout: 120_000 });
+    const notHome = `sedna-ll: ${join(t.dir, 'no-home')}: not an edge home (no config.json); run "sedna-ll init --device-id ID" first\n`;
+    let r = run();
+    assert.deepEqual([r.status, r.stderr], [2, `sedna-ll: code cache accepted\n${notHome}`]);
+    const data = good.indexOf(10) + 1;
+    for (const at of [0.2, 0.5, 0.8]) {
+      const bad = Buffer.from(good);
+      const from = data + Math.floor((good.length - data) * at);
+      for (let k = from; k < from + 4096; k++) bad[k] ^= 0xff;
+      writeFileSync(cacheFile, bad);
+      r = run();
+      // before: V8 deserialized it unchecked; exit by SIGTRAP or SIGSEGV, nothing printed
+      assert.deepEqual([r.status, r.signal, r.stderr], [2, null, `sedna-ll: code cache damaged\n${notHome}`], `4 KB inverted at ${at}`);
+    }
   } finally {
     t.cleanup();
   }
