@@ -3,13 +3,15 @@
 // exact prefix received before the failure (what the next attempt resumes from), with nothing
 // still running on the fd when the error reaches the caller (who closes it next).
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { GROUP, GroupWriter, sinkHashed } from '../src/sync/blob-sink.js';
-import { tempDir } from './helpers/cli.js';
+import { ROOT, tempDir } from './helpers/cli.js';
 
 const CHUNK = 64 * 1024;
 
@@ -131,4 +133,38 @@ test('a write that fails while the body waits for more (a link slower than the d
   await assert.rejects(sinkHashed(stream, fd, 0, createHash('sha256'), { size: 4 * GROUP, tooLarge: () => new Error('too large') }), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
   assert.ok(stream.destroyed, 'the body is closed: nothing more is read from the link');
   assert.deepEqual(unhandled, []);
+});
+
+test('the file size limit reached mid-download (RLIMIT_FSIZE, like a full disk: a short write, then EFBIG): sinkHashed ends at once with EFBIG, the file the prefix that fit', (t) => {
+  // A child Node under `ulimit -f 512` (512 KiB) sinks one 1 MiB group of a stalled body into a
+  // file: the writev stops at the limit (short write), the retry of the rest fails with EFBIG
+  // (Node ignores SIGXFSZ). Before, the sink waited on the stalled body for good: the child's
+  // event loop emptied and it exited 13 (unsettled top-level await) without an answer.
+  const d = tempDir();
+  t.after(d.cleanup);
+  const p = join(d.dir, 'blob.part');
+  const sink = pathToFileURL(join(ROOT, 'dist', 'sync', 'blob-sink.js')).href;
+  const code = `const { sinkHashed, GROUP } = await import(${JSON.stringify(sink)});
+    const { openSync, closeSync } = await import('node:fs');
+    const { createHash } = await import('node:crypto');
+    const { PassThrough } = await import('node:stream');
+    const body = new PassThrough();
+    const group = Buffer.alloc(GROUP);
+    for (let i = 0; i < group.length; i += 4) group.writeUInt32LE(i, i);
+    body.write(group); // then nothing more: a stalled link
+    const fd = openSync(${JSON.stringify(p)}, 'w');
+    try {
+      await sinkHashed(body, fd, 0, createHash('sha256'), { size: 4 * GROUP, tooLarge: () => new Error('too large') });
+      process.stdout.write(JSON.stringify({ ok: true }));
+    } catch (e) {
+      process.stdout.write(JSON.stringify({ code: e.code, destroyed: body.destroyed }));
+    } finally {
+      closeSync(fd);
+    }`;
+  const r = spawnSync('bash', ['-c', 'ulimit -f 512 && exec "$0" --input-type=module -e "$1"', process.execPath, code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `exit ${r.status}: ${r.stdout}${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout), { code: 'EFBIG', destroyed: true });
+  const got = readFileSync(p);
+  assert.equal(got.length, 512 * 1024);
+  for (let i = 0; i < got.length; i += 4) if (got.readUInt32LE(i) !== i) assert.fail(`byte ${i}: not the body's`);
 });
