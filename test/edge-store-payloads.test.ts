@@ -86,8 +86,9 @@ test('a database written before migration 4 keeps its inline payloads readable a
   // a schema-3 database (what an older sedna-ll left behind) with one inline row
   const db0 = openEdgeDb(dbPath);
   db0.close();
-  // roll the file back to version 3: undo what migrations 4 to 6 did, insert an old-style row
+  // roll the file back to version 3: undo what migrations 4 to 7 did, insert an old-style row
   const raw = openEdgeDb(dbPath);
+  raw.exec('DROP INDEX samples_time_id; DROP INDEX samples_rejected');
   raw.exec('DROP TRIGGER samples_payload_gone; DROP TABLE sample_payloads; ALTER TABLE samples DROP COLUMN payload_ext; ALTER TABLE samples DROP COLUMN preprocessing;');
   raw.exec(`DROP INDEX samples_pending_time; CREATE INDEX samples_state_time ON samples (state, created_at); DROP INDEX samples_evict_done; DROP INDEX samples_evict_value;
     CREATE INDEX samples_evict ON samples ((state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at);`);

@@ -124,4 +124,18 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX samples_evict_value ON samples ((label IS NOT NULL), hardness, created_at);
   CREATE INDEX samples_evict_done ON samples ((label IS NOT NULL), hardness, created_at) WHERE NOT (state = 'pending' OR label_state IS 'pending');
   `,
+  // 7 (samples export|ls): the outbox in its reading order, oldest first with ties by id, over
+  // all rows. `samples export` pages with the keyset (created_at, id) > (?, ?): without an index
+  // on it every 500-row page scanned and sorted the whole table (300k rows: ~100 ms a page,
+  // quadratic in the outbox; --state uploaded read the table since migration 6). Now a page
+  // seeks and reads its own rows; the state and task filters are checked on the rows walked.
+  // No upload state in it: marking an ack (UPDATE of state, uploaded_at) leaves it alone; a new
+  // row appends at its end (created_at is the logging time). ~50 bytes a row.
+  // samples_rejected: the rejected rows (store/rejected.ts), counted by every `sync` and by
+  // `status`; since migration 6 that count read the whole table. A push's ack neither enters
+  // nor leaves it (pending -> uploaded), only marking a sample rejected adds an entry.
+  `
+  CREATE INDEX samples_time_id ON samples (created_at, id);
+  CREATE INDEX samples_rejected ON samples (created_at) WHERE state = 'rejected';
+  `,
 ];
