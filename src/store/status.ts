@@ -58,13 +58,16 @@ function fileSize(p: string): number {
 
 export function edgeStatus(paths: HomePaths, db: DB, cfg: EdgeConfig): EdgeStatus {
   const outbox = new Outbox(db, paths, cfg);
+  let counts = outbox.counts();
   // the tracked byte count drives the quota; status is the cheap place to correct any drift
-  try {
-    outbox.recountBytes();
-  } catch {
-    /* read-only or busy database: report the tracked numbers as they are */
+  // (counts() summed the rows' bytes in the same read: one scan of the table, not two)
+  if (counts.rowBytes !== counts.bytes) {
+    try {
+      counts = { ...counts, bytes: outbox.recountBytes().actual };
+    } catch {
+      /* read-only or busy database: report the tracked numbers as they are */
+    }
   }
-  const counts = outbox.counts();
   let active: ReturnType<typeof activeVersion> = null;
   let activeError: string | undefined;
   try {
