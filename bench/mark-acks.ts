@@ -59,7 +59,7 @@ function perRow(sql: string, args: (r: AckedRow, now: number) => unknown[]) {
 const cur = (_db: DB, ob: Outbox, rows: AckedRow[]) => chunks(rows, MARK_EVERY).forEach((c) => ob.markUploadedRows(c));
 // schema 5's indexes, put in place before the outbox is seeded: grown by the same inserts as
 // the current ones (an index built at once by CREATE INDEX is packed tighter and marks faster)
-const OLD_INDEX = `DROP INDEX samples_pending_time; CREATE INDEX samples_state_time ON samples (state, created_at);
+const OLD_INDEX = `DROP INDEX samples_time_id; DROP INDEX samples_rejected; DROP INDEX samples_pending_time; CREATE INDEX samples_state_time ON samples (state, created_at);
   DROP INDEX samples_evict_done; DROP INDEX samples_evict_value;
   CREATE INDEX samples_evict ON samples ((state = 'pending' OR label_state IS 'pending'), (label IS NOT NULL), hardness, created_at)`;
 /**
@@ -74,6 +74,10 @@ const variants: Variant[] = [
   { name: 'current', mark: cur, log: true },
   // schema 5's indexes: each ack moved its entry in both (state, created_at) and samples_evict
   { name: 'before-migration-6', tpl: 'old', mark: cur },
+  // schema 6: without samples_time_id (created_at, id) and samples_rejected, which no ack
+  // touches; logging into the full outbox adds (and its eviction removes) one samples_time_id
+  // entry per sample
+  { name: 'before-migration-7', setup: (db) => db.exec('DROP INDEX samples_time_id; DROP INDEX samples_rejected'), mark: cur, log: true },
   // where the rest goes: without samples_evict_done; without any index on the upload state
   { name: 'no-evict-index', setup: (db) => db.exec('DROP INDEX samples_evict_done'), mark: cur },
   { name: 'no-state-index', setup: (db) => db.exec('DROP INDEX samples_evict_done; DROP INDEX samples_pending_time'), mark: cur },
@@ -103,8 +107,8 @@ function main(): void {
     const cfg = loadConfig(e!.home);
     const res = new Map<string, number[]>();
     for (let run = 0; run < RUNS; run++) {
-      for (const v of variants) {
-        if (ONLY && !ONLY.includes(v.name)) continue;
+      // BENCH_VARIANTS also sets the order within a round (a variant's place in it moves its times)
+      for (const v of ONLY ? ONLY.map((n) => variants.find((x) => x.name === n)!) : variants) {
         rmSync(paths.db + '-wal', { force: true });
         rmSync(paths.db + '-shm', { force: true });
         copyFileSync(tpl[v.tpl ?? 'new'], paths.db);
