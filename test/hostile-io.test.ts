@@ -237,3 +237,23 @@ test('a damaged V8 code cache (4 KB inverted inside its data) is rejected and th
     t.cleanup();
   }
 });
+
+test('config set KEY 1e309 (Infinity, written as null) is refused and config.json stays as it was (was: exit 0, then every command exit 2)', () => {
+  const t = tempDir();
+  try {
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: writeIdentityModel(t.dir, 'm', 3, { softmax: true }), inDim: 3, outDim: 3 }] });
+    const file = join(home, 'config.json');
+    const before = readFileSync(file);
+    let r = sedna(['config', 'set', 'outbox.max_mb', '1e309'], { home });
+    assert.deepEqual([r.code, r.stderr], [2, 'sedna-ll: config set outbox.max_mb: 1e309 is not a finite number\n']);
+    r = sedna(['config', 'set', 'upload.per_task', '{"a":"raw","b":1e999}'], { home });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /upload\.per_task\.b null/);
+    assert.deepEqual(readFileSync(file), before);
+    r = sedna(['status', '--json'], { home });
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -75,9 +75,14 @@ export function register(program: Command): void {
         const path = keyPath(key);
         if (path[0] === 'device_id' || path[0] === 'created_at') throw new UsageError(`config key "${key}": set by init, not changeable`);
         const v = parseValue(value);
+        // a JSON number beyond float64 (1e309) parses as Infinity, which the file would hold as
+        // null: set exited 0 and every command after it refused the config (exit 2)
+        if (typeof v === 'number' && !Number.isFinite(v)) throw new UsageError(`config set ${key}: ${value} is not a finite number`);
         const next = setAt(raw, path, v);
-        checkConfig(next, file);
-        writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
+        // the check is of what the file will hold (Infinity inside an object value too)
+        const text = JSON.stringify(next, null, 2) + '\n';
+        checkConfig(JSON.parse(text), file);
+        writeFileAtomic(file, text);
         if (o.json) return record({ key, value: v, file });
         process.stderr.write(`${key} = ${JSON.stringify(v)} (${file})\n`);
       }),
