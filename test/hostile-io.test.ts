@@ -257,3 +257,26 @@ test('config set KEY 1e309 (Infinity, written as null) is refused and config.jso
     t.cleanup();
   }
 });
+
+test('sync --ca with a file that holds no certificate (junk, a key, empty): exit 2 naming it (was: "self-signed certificate" on every request)', () => {
+  const t = tempDir();
+  try {
+    const home = offlineEdge(t.dir);
+    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const files: [string, string | Buffer, string][] = [
+      ['junk.pem', 'junk', 'no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)'],
+      ['key.pem', key, 'no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)'],
+      ['empty.pem', '', 'no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)'],
+      ['broken.pem', '-----BEGIN CERTIFICATE-----\nTUlJQg==\n-----END CERTIFICATE-----\n', 'certificate 1 does not parse ('],
+    ];
+    for (const [name, body, reason] of files) {
+      const f = join(t.dir, name);
+      writeFileSync(f, body);
+      const r = sedna(['sync', '--home', home, '--ca', f, '--retries', '0']);
+      assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+      assert.ok(r.stderr.startsWith(`sedna-ll: --ca ${f}: ${reason}`) && r.stderr.split('\n').length === 2, r.stderr);
+    }
+  } finally {
+    t.cleanup();
+  }
+});

@@ -1,5 +1,6 @@
 // One `sedna-ll sync` run: lock, push (samples then labels), pull, report, and how it ended
 // (its outcome; outcome.ts maps that to the exit code).
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
@@ -101,11 +102,24 @@ export interface SyncResult {
 
 /** the PEM text of a CA file the operator named (what: how it was named, for the message) */
 function readCa(file: string, what: string): string {
+  let text: string;
   try {
-    return readFileSync(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new UsageError(`${what}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  // TLS ignores what is not a PEM certificate: a wrong file (a key, junk, empty) gave every
+  // request "self-signed certificate" / "unable to verify", never naming the file
+  const certs = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (certs.length === 0) throw new UsageError(`${what}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)`);
+  certs.forEach((pem, i) => {
+    try {
+      new X509Certificate(pem);
+    } catch (e) {
+      throw new UsageError(`${what}: certificate ${i + 1} does not parse (${(e as Error).message})`);
+    }
+  });
+  return text;
 }
 
 export async function runSync(o: SyncOptions): Promise<SyncResult> {
