@@ -280,3 +280,27 @@ test('sync --ca with a file that holds no certificate (junk, a key, empty): exit
     t.cleanup();
   }
 });
+
+test('serve / kb serve: --port over 65535 and a --tls-cert that is no certificate are usage errors naming the option (was: exit 1, Node\'s or OpenSSL\'s words)', () => {
+  const t = tempDir();
+  try {
+    const data = join(t.dir, 'kb');
+    assert.equal(sedna(['kb', 'init', '--data', data]).code, 0);
+    let r = sedna(['kb', 'serve', '--data', data, '--port', '65536']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^sedna-ll: option '--port <n>' argument '65536' is invalid\. --port "65536": expected an integer >= 0 and <= 65535\n/);
+    const home = join(t.dir, 'home');
+    makeHome(home, { tasks: [{ id: 'global', model: writeIdentityModel(t.dir, 'm', 3, { softmax: true }), inDim: 3, outDim: 3 }] });
+    r = sedna(['serve', '--home', home, '--port', '99999']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--port "99999": expected an integer >= 0 and <= 65535\n/);
+    const junk = join(t.dir, 'junk.pem');
+    writeFileSync(junk, 'junk');
+    r = sedna(['kb', 'serve', '--data', data, '--port', '0', '--tls-cert', junk, '--tls-key', junk]);
+    assert.deepEqual([r.code, r.stderr], [2, `sedna-ll: --tls-cert ${junk}: not a PEM certificate (ERR_OSSL_PEM_NO_START_LINE)\n`]);
+    r = sedna(['kb', 'serve', '--data', data, '--port', '0', '--tls-cert', t.dir, '--tls-key', junk]);
+    assert.deepEqual([r.code, r.stderr], [2, `sedna-ll: --tls-cert ${t.dir}: cannot read: EISDIR\n`]);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -49,12 +49,12 @@ export function collect(value: string, previous: string[] = []): string[] {
 }
 
 /** Parse a positive integer option or fail with a usage error naming it. */
-export function intOption(name: string, min = 0): (v: string) => number {
+export function intOption(name: string, min = 0, max?: number): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
     // InvalidArgumentError: commander reports it and cli.ts turns it into exit 2 (a UsageError
     // thrown from an option parser escapes commander and would exit 1)
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} "${v}": expected an integer >= ${min}`);
+    if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) throw new InvalidArgumentError(`${name} "${v}": expected an integer >= ${min}${max !== undefined ? ` and <= ${max}` : ''}`);
     return n;
   };
 }

@@ -43,7 +43,7 @@ ${EXIT_HELP}\n`,
     .description('run the KB HTTP server (sync protocol /v1, /healthz, /metrics) until SIGTERM/SIGINT')
     .option('--data <dir>', DATA_HELP)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--port <n>', 'TCP port (0: any free port)', intOption('--port', 0), 9020)
+    .option('--port <n>', 'TCP port (0: any free port)', intOption('--port', 0, 65535), 9020)
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--body-limit <bytes>', 'max request body after gzip decoding (default 64 MiB)', intOption('--body-limit', 1024))
@@ -80,6 +80,24 @@ ${EXIT_HELP}\n`,
             accessSync(f, constants.R_OK);
           } catch (e) {
             throw new UsageError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          }
+        }
+        if (o.tlsCert && o.tlsKey) {
+          // checked here, naming the file: TLS's own error ("PEM routines::no start line") named
+          // neither, and came as "cannot listen on HOST:PORT"
+          const [{ readFileSync }, { X509Certificate, createPrivateKey }] = await Promise.all([import('node:fs'), import('node:crypto')]);
+          for (const [opt, f, parse] of [['--tls-cert', o.tlsCert, (b: Buffer) => new X509Certificate(b)], ['--tls-key', o.tlsKey, (b: Buffer) => createPrivateKey(b)]] as const) {
+            let bytes: Buffer;
+            try {
+              bytes = readFileSync(f);
+            } catch (e) {
+              throw new UsageError(`${opt} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+            }
+            try {
+              parse(bytes);
+            } catch (e) {
+              throw new UsageError(`${opt} ${f}: not a PEM ${opt === '--tls-cert' ? 'certificate' : 'private key'} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+            }
           }
         }
         const { openStore } = await import('../kb/open.js');

@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .command('serve')
     .description('serve inference over loopback HTTP or a Unix socket; logs hard/unseen samples to the same outbox')
     .option('--socket <path>', 'listen on this Unix socket')
-    .option('--port <n>', 'listen on this TCP port (0: any free port)', intOption('--port', 0))
+    .option('--port <n>', 'listen on this TCP port (0: any free port)', intOption('--port', 0, 65535))
     .option('--host <addr>', 'TCP address to bind', '127.0.0.1')
     .option('--no-log', 'do not write hard/unseen samples to the outbox')
     .option('--recheck <n>', 're-read the active version every N requests', intOption('--recheck', 1), 50)
