@@ -304,3 +304,19 @@ test('serve / kb serve: --port over 65535 and a --tls-cert that is no certificat
     t.cleanup();
   }
 });
+
+test('an empty SEDNA_LL_HOME counts as unset and an empty --home is refused (was: the working directory became the edge home)', () => {
+  const t = tempDir();
+  try {
+    const cwd = join(t.dir, 'cwd');
+    mkdirSync(cwd);
+    const r = sedna(['init', '--device-id', 'gw-1'], { cwd, env: { HOME: t.dir, SEDNA_LL_HOME: '' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!existsSync(join(cwd, 'config.json')), 'init made the working directory an edge home');
+    assert.ok(existsSync(join(t.dir, '.sedna-ll', 'config.json')));
+    const s = sedna(['status', '--home', ''], { cwd });
+    assert.deepEqual([s.code, s.stderr], [2, 'sedna-ll: --home "": expected a directory\n']);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -70,9 +70,14 @@ export const DEFAULT_CONFIG: Omit<EdgeConfig, 'device_id' | 'created_at'> = {
   images: { max_pixels: DEFAULT_MAX_PIXELS, resize: false },
 };
 
-/** --home, else $SEDNA_LL_HOME, else ~/.sedna-ll */
+/**
+ * --home, else $SEDNA_LL_HOME, else ~/.sedna-ll. An empty SEDNA_LL_HOME (a unit file's
+ * `Environment=SEDNA_LL_HOME=`) counts as unset and an empty --home is refused: resolve('') is
+ * the working directory, which `init` turned into an edge home and every other command opened.
+ */
 export function resolveHome(opt?: string): string {
-  return resolve(opt ?? process.env.SEDNA_LL_HOME ?? join(homedir(), '.sedna-ll'));
+  if (opt === '') throw new UsageError('--home "": expected a directory');
+  return resolve(opt ?? (process.env.SEDNA_LL_HOME || join(homedir(), '.sedna-ll')));
 }
 
 export const homePaths = (home: string) => ({
