@@ -320,3 +320,16 @@ test('an empty SEDNA_LL_HOME counts as unset and an empty --home is refused (was
     t.cleanup();
   }
 });
+
+test('kb init --data FILE (a file, not a directory): exit 2 saying so, the file untouched (was: exit 1 "EEXIST: file already exists, mkdir")', () => {
+  const t = tempDir();
+  try {
+    const f = join(t.dir, 'data.jsonl');
+    writeFileSync(f, '{"x":[1]}\n');
+    const r = sedna(['kb', 'init', '--data', f]);
+    assert.deepEqual([r.code, r.stderr], [2, `sedna-ll: ${f}: exists and is not a directory (kb init --data takes a directory)\n`]);
+    assert.equal(readFileSync(f, 'utf8'), '{"x":[1]}\n');
+  } finally {
+    t.cleanup();
+  }
+});

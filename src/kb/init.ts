@@ -1,5 +1,5 @@
 // `kb init`: a new KB data directory with its store, ed25519 signing keys and admin token.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, ConflictError } from '../errors.js';
 import { generateSigningKeys } from '../format/signature.js';
@@ -46,6 +46,8 @@ export async function initSharedKb(flags: StoreFlags): Promise<InitResult> {
 
 export async function initKb(dataDir: string, opts: { force?: boolean; blobs?: BlobsChoice } = {}): Promise<InitResult> {
   const p = kbPaths(dataDir);
+  // a file (or another non-directory) there: mkdir's bare "EEXIST: file already exists, mkdir" named no cause
+  if (existsSync(p.data) && !statSync(p.data).isDirectory()) throw new UsageError(`${p.data}: exists and is not a directory (kb init --data takes a directory)`);
   if (isKb(dataDir) && !opts.force) {
     throw new ConflictError(`${p.data}: a KB already exists here (kb.json); pass --force to wipe it and start over`);
   }
