@@ -141,6 +141,30 @@ test('a command started while another process upgrades the schema waits for it (
   assert.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length);
 });
 
+// PRAGMA busy_timeout holds a 32-bit count of ms: SQLite reads a larger one as 0 (no wait at
+// all). SEDNA_LL_UPGRADE_WAIT_S=9999999 (~116 days: "wait as long as it takes") gave up 1 s in,
+// right after saying it would wait up to 9999999 s.
+test('SEDNA_LL_UPGRADE_WAIT_S beyond 2^31 ms (~24.8 days): the command still waits for the upgrade, then runs', async (t) => {
+  const d = tempDir('sedna-migrate-wait-');
+  t.after(d.cleanup);
+  const { home, db: path } = schema5Home(d.dir);
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const other = new Database(path);
+  t.after(() => other.open && other.close());
+  other.exec('BEGIN IMMEDIATE');
+  other.exec(MIGRATIONS[5]);
+  other.pragma('user_version = 6');
+
+  const cli = started(['status', '--json', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '9999999' });
+  if (!(await cli.said('(up to 9999999 s)'))) assert.fail(`the CLI did not wait for the upgrade: ${JSON.stringify(await cli.exit)}`);
+  other.exec('COMMIT');
+  other.close();
+  const r = await cli.exit;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { outbox: { pending: number } }).outbox.pending, 10);
+});
+
 test('an upgrade by another process that outlasts SEDNA_LL_UPGRADE_WAIT_S: one clear line, exit 6 (locked), the outbox untouched', async (t) => {
   const d = tempDir('sedna-migrate-wait-');
   t.after(d.cleanup);

@@ -93,6 +93,8 @@ function readableOnReadOnlyDir(db: DB, path: string): DB {
 
 /** A write lock held by another process less long than this is waited for without a word. */
 const QUIET_WAIT_MS = 1000;
+/** PRAGMA busy_timeout's largest value (a 32-bit int of ms, ~24.8 days; SEDNA_LL_UPGRADE_WAIT_S may ask more) */
+const MAX_BUSY_TIMEOUT_MS = 2 ** 31 - 1;
 
 export interface MigrateOptions {
   /** the database, as messages name it */
@@ -136,7 +138,8 @@ export function migrate(db: DB, o: MigrateOptions = {}): number {
       // saying why this command waits, then the rest of waitMs.
       const waited = Date.now() - start;
       const left = Math.max(0, waitMs - waited);
-      db.pragma(`busy_timeout = ${told ? left : Math.min(QUIET_WAIT_MS, left)}`);
+      // at most MAX_BUSY_TIMEOUT_MS: SQLite reads a larger busy_timeout as 0, no wait at all
+      db.pragma(`busy_timeout = ${Math.min(told ? left : Math.min(QUIET_WAIT_MS, left), MAX_BUSY_TIMEOUT_MS)}`);
       try {
         current = step.immediate();
       } catch (e) {
