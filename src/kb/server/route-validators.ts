@@ -7,6 +7,10 @@ import type { FastifyServerOptions } from 'fastify';
 import { DEVICE_REPORT_SCHEMA, PUSH_LABELS_SCHEMA, PUSH_SAMPLES_SCHEMA } from '../../format/protocol.js';
 import { validateDeviceReport, validatePushLabels, validatePushSamples } from './route-validators.gen.js';
 
+// this exact line at the top level: both CommonJS bundles drop it (their own require serves the
+// require() below); import.meta anywhere else fails the single-file executables' bundling
+const require = createRequire(import.meta.url);
+
 type Validator = ((data: unknown) => boolean) & { errors?: unknown };
 
 const GENERATED = new Map<object, Validator>([
@@ -35,14 +39,13 @@ export function routeValidator({ schema, method, url, httpPart }: RouteSchema): 
  * fast-json-stringify (and the ajv it brings) stays unloaded at start too.
  */
 export function kbSchemaController(): NonNullable<FastifyServerOptions['schemaController']> {
-  const load = createRequire(import.meta.url);
   return {
     compilersFactory: {
       buildValidator: () => routeValidator,
       buildSerializer: (external: unknown, options: unknown) => {
         let compile: ((route: unknown) => unknown) | null = null;
         return (route: unknown) => {
-          compile ??= (load('@fastify/fast-json-stringify-compiler') as () => (e: unknown, o: unknown) => (r: unknown) => unknown)()(external, options);
+          compile ??= (require('@fastify/fast-json-stringify-compiler') as () => (e: unknown, o: unknown) => (r: unknown) => unknown)()(external, options);
           return compile(route);
         };
       },
