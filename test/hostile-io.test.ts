@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
 import { makeHome, outboxRows } from './edge-runtime-fixtures.js';
@@ -331,5 +332,41 @@ test('kb init --data FILE (a file, not a directory): exit 2 saying so, the file 
     assert.equal(readFileSync(f, 'utf8'), '{"x":[1]}\n');
   } finally {
     t.cleanup();
+  }
+});
+
+test('a corrupt edge.db met while a push streams its body: one line naming the file, exit 1, no retries (was: 5 retries of "ECONNRESET: socket hang up", exit 4)', async () => {
+  const kb = await startTestKb();
+  const edge = makeEdge(kb);
+  try {
+    const ids = seedOutbox(edge.home, 3000, 3072, { seed: 3 });
+    const path = homePaths(edge.home).db;
+    // zero out payload pages in the middle of the outbox: the first batch reads clean pages and
+    // goes; the second one's body meets the damage while it is being sent
+    const db = new Database(path);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const pages = db.prepare(`SELECT pageno FROM dbstat WHERE name = 'sample_payloads' AND pagetype = 'leaf' ORDER BY pageno`).pluck().all() as number[];
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    assert.ok(pages.length > 2000, `${pages.length} payload pages`);
+    const fd = openSync(path, 'r+');
+    for (const p of pages.slice(1500, 1520)) writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (p - 1) * pageSize);
+    closeSync(fd);
+
+    const r = await sednaAsync(['sync', '--push-only', '--json', '--home', edge.home], { timeoutMs: 120_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /retry|ECONNRESET|unreachable/, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /edge\.db.*SQLITE_CORRUPT/);
+    assert.equal(JSON.parse(r.stdout).exit, 1);
+    // what the KB acked before is marked; nothing is lost from the outbox's rows
+    const { pending, uploaded } = edgeIds(edge.home);
+    assert.equal(pending.length + uploaded.length, ids.length);
+    assert.ok(uploaded.length >= 1, 'the batch before the damage is marked uploaded');
+    const atKb = new Set((await kbSamples(kb)).map((s) => s.id));
+    for (const id of uploaded) assert.ok(atKb.has(id));
+  } finally {
+    edge.cleanup();
+    await kb.stop();
   }
 });

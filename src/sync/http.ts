@@ -230,8 +230,17 @@ export class KbClient {
     const signal = this.deadlineSignal(`${spec.method} ${spec.path}`);
     const url = new URL(this.opts.baseUrl + spec.path);
     let streamed = 0;
-    const body = spec.bodyStream ? counted(spec.bodyStream(), (n) => (streamed += n)) : spec.body;
-    const res = await (await this.transport(url)).send(url, { method: spec.method, headers: this.headers(spec.headers), body, signal });
+    // an error of the body's own source (the push reading the outbox: a corrupt edge.db) is
+    // what failed, not the connection the transport then reset: it is reported as such
+    let sourceError: { e: unknown } | null = null;
+    const body = spec.bodyStream ? counted(spec.bodyStream(), (n) => (streamed += n), (e) => (sourceError ??= { e })) : spec.body;
+    let res: StreamReply;
+    try {
+      res = await (await this.transport(url)).send(url, { method: spec.method, headers: this.headers(spec.headers), body, signal });
+    } catch (e) {
+      const src = sourceError as { e: unknown } | null;
+      throw src ? new BodySourceError(src.e) : e;
+    }
     // counted once the KB answered: bytes of a request that never got through (DNS, refused
     // connection, reset) did not go up
     if (spec.body) this.bytesUp += spec.body.length;
@@ -300,6 +309,12 @@ export class KbClient {
         waitHint = retryAfterMs(res.headers['retry-after']);
       } catch (e) {
         if (e instanceof SyncHttpError) throw e;
+        if (e instanceof BodySourceError) {
+          // a local failure, not the KB's: no retry can mend it (except a lost reader thread,
+          // whose retry reads in the main thread), and it is named as what it is
+          if (!isRetryableError(e.cause)) throw e.cause;
+          e = e.cause;
+        }
         if (this.remainingMs() <= 0) throw new SyncHttpError(`--max-time reached during ${spec.method} ${spec.path}`, 'deadline');
         if (!isRetryableError(e)) throw new SyncHttpError(`${spec.method} ${this.opts.baseUrl}${spec.path}: ${describeError(e)}`, 'protocol');
         reason = describeError(e);
@@ -320,11 +335,39 @@ export class KbClient {
   }
 }
 
-/** The chunks of `src`, each counted as it is handed on. */
-async function* counted(src: Iterable<Buffer> | AsyncIterable<Buffer>, count: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const c of src) {
-    count(c.length);
-    yield c;
+/**
+ * The chunks of `src`, each counted as it is handed on. An error of `src` itself (its next(),
+ * not one the consumer throws in) is told to `failed` before it goes on.
+ */
+async function* counted(src: Iterable<Buffer> | AsyncIterable<Buffer>, count: (n: number) => void, failed: (e: unknown) => void): AsyncGenerator<Buffer> {
+  const it = Symbol.asyncIterator in src ? src[Symbol.asyncIterator]() : src[Symbol.iterator]();
+  let ended = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        ended = true;
+        failed(e);
+        throw e;
+      }
+      if (r.done) {
+        ended = true;
+        return;
+      }
+      count(r.value.length);
+      yield r.value;
+    }
+  } finally {
+    if (!ended) await it.return?.(); // the consumer stopped early: the source closes (its finally blocks run)
+  }
+}
+
+/** A request failed because its body's source did (see KbClient.open); `cause` is that error. */
+class BodySourceError extends Error {
+  constructor(readonly cause: unknown) {
+    super(describeError(cause));
   }
 }
 
