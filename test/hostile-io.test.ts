@@ -79,6 +79,11 @@ test('a payload blob replaced by a FIFO or a link to /dev/zero: sync and samples
 
     const sync = await sednaAsync(['sync', '--push-only', '--json', '--home', edge.home], { timeoutMs: 60_000 });
     assert.equal(sync.code, 0, sync.stderr);
+    // said once, on stderr and in the record (was: only an event in the log)
+    const warning = /^sedna-ll: warning: 2 sample\(s\) pushed without their payload: the file under .*blobs is missing or unreadable/m;
+    assert.match(sync.stderr, warning);
+    assert.equal(sync.stderr.match(/without their payload/g)!.length, 1, sync.stderr);
+    assert.match(JSON.parse(sync.stdout).warnings.join('\n'), /2 sample\(s\) pushed without their payload/);
     assert.deepEqual(edgeIds(edge.home).pending, []);
     const atKb = new Map((await kbSamples(kb)).map((s) => [s.id, s]));
     for (const id of [...small, ...big]) assert.ok(atKb.has(id), `${id} not at the KB`);

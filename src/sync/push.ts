@@ -328,9 +328,16 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     if (retention === 'delete') outbox.deleteUploaded(ids);
     c.acked += ids.length;
   };
+  // samples whose payload file was missing or unreadable, in batches the KB answered: they went
+  // without payload (their metadata still counts); said once per run, not only in the event log
+  let missingBlobs = 0;
+  const warnMissing = () => {
+    if (missingBlobs > 0) c.warnings?.push(`${missingBlobs} sample(s) pushed without their payload: the file under ${outbox.blobDirs().blobs} is missing or unreadable (events: sync_missing_blobs)`);
+  };
   try {
     await pushLoop();
   } catch (e) {
+    warnMissing();
     try {
       flushMarks();
     } catch {
@@ -341,6 +348,7 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
     await source?.close();
   }
   flushMarks();
+  warnMissing();
 
   async function pushLoop(): Promise<void> {
     const flights: Flight[] = [];
@@ -405,6 +413,7 @@ async function pushBatches(db: DB, outbox: Outbox, config: EdgeConfig, client: K
       }
       // counted once the KB answered the batch usably: a run that never reached it reports 0 pushed
       c.pushed += sent.ids.length;
+      missingBlobs += sent.missingBlobs;
       if (cur.gzip) c.batches_gzip++;
       else c.batches_plain++;
       for (const id of stored) {
