@@ -44,8 +44,9 @@ test('kb init: keys (private 0600), admin token once, refuses to overwrite witho
     assert.notEqual(JSON.parse(forced.stdout).public_key, k.init.public_key);
     const none = sedna(['kb', 'device', 'ls'], { env: { SEDNA_LL_KB_DATA: '' } });
     assert.equal(none.code, 2, none.stderr);
+    // a --data that names no KB is the operator's input to fix: exit 2, as for an edge --home with no config.json
     const notKb = sedna(['kb', 'device', 'ls', '--data', join(k.dir, 'nothing')]);
-    assert.equal(notKb.code, 1, notKb.stderr);
+    assert.equal(notKb.code, 2, notKb.stderr);
     assert.match(notKb.stderr, /not a KB data directory/);
   } finally {
     k.cleanup();

@@ -8,7 +8,7 @@
 // ($SEDNA_LL_KB_SIGNING_KEY); the embedded default is DATA/keys/signing.key.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ReportedError, UsageError, NotFoundError } from '../errors.js';
+import { ReportedError, UsageError } from '../errors.js';
 import { chooseBlobs, openS3Blobs, type BlobsChoice } from './blob-config.js';
 import type { BlobStore } from './blob-store.js';
 import { kbPaths } from './paths.js';
@@ -49,7 +49,7 @@ export function isKb(dataDir: string): boolean {
 
 export function readKbConfig(dataDir: string): KbConfig {
   const p = kbConfigPath(dataDir);
-  if (!existsSync(p)) throw new NotFoundError(`${kbPaths(dataDir).data}: not a KB data directory (no kb.json); run "sedna-ll kb init --data DIR" first`);
+  if (!existsSync(p)) throw new UsageError(`${kbPaths(dataDir).data}: not a KB data directory (no kb.json); run "sedna-ll kb init --data DIR" first`);
   let c: KbConfig;
   try {
     c = JSON.parse(readFileSync(p, 'utf8')) as KbConfig;
