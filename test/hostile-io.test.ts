@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
@@ -53,6 +53,38 @@ test('an output named on the command line that is a FIFO is written through, not
     assert.deepEqual(readFileSync(jsonl, 'utf8').split('\n').length, 3); // the input is untouched
   } finally {
     for (const r of readers) r.kill();
+    t.cleanup();
+  }
+});
+
+// /dev/stdout is a link to /proc/self/fd/1. With stdout redirected to a regular file
+// (`--token-out /dev/stdout > tok.txt`) the link's target is a regular file, so the output was
+// "atomically replaced": a temp file renamed over the link (as root, /dev/stdout itself), and
+// tok.txt never got the token. The link here stands in for /dev/stdout (the test must not
+// touch the machine's /dev); the CLI's stdout is a file opened with '>' semantics (offset 0,
+// no O_APPEND), so writing the token through a new open of the link would also be overwritten
+// by the lines the CLI prints next: it must go to the CLI's own fd 1.
+test('an output named as a link to /proc/self/fd/1 (what /dev/stdout is) with stdout a regular file: the token lands in that file, the link stays', () => {
+  const t = tempDir();
+  try {
+    const data = join(t.dir, 'kb');
+    assert.equal(sedna(['kb', 'init', '--data', data]).code, 0);
+    const link = join(t.dir, 'stdout');
+    symlinkSync('/proc/self/fd/1', link);
+    const outFile = join(t.dir, 'tok.txt');
+    const fd = openSync(outFile, 'w');
+    let r;
+    try {
+      r = spawnSync(process.execPath, [BIN, 'kb', 'device', 'add', 'gw-1', '--data', data, '--token-out', link], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(lstatSync(link).isSymbolicLink(), 'the link was replaced by a regular file');
+    const out = readFileSync(outFile, 'utf8');
+    assert.match(out, /^sll_dev_\S{16,}\n/m, out);
+    assert.match(out, /enrolled/, out);
+  } finally {
     t.cleanup();
   }
 });

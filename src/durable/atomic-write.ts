@@ -2,8 +2,8 @@
 // a power cut: write a temp file in the same directory, fsync it, rename it over the name,
 // fsync the directory (the rename itself is durable only then). Temp names carry the writer's
 // pid (<name>.tmp-<pid>-<n>) so a sweep can remove the leftovers of writers that died.
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 let seq = 0;
 /** A temp name next to `path`, unique in this process, that names the writing pid. */
@@ -58,11 +58,45 @@ export function isSpecialFile(path: string): boolean {
   }
 }
 
-/** Write data to an existing special file (isSpecialFile) in place. */
-function writeThrough(path: string, data: Buffer): void {
+/**
+ * The fd of this process that path names through /proc (/dev/stdout -> /proc/self/fd/1,
+ * /dev/fd/N, /proc/self/fd/N), else null. Such a name reaches an open file of this process,
+ * whatever it is: with stdout redirected to a regular file, /dev/stdout is a link to that file,
+ * and renaming a temp file over it replaced the link (as root, /dev/stdout itself) while the
+ * file got nothing. It is written through the fd itself: a new open of the link would write
+ * from offset 0 of a `>` file, and the CLI's next lines on fd 1 would overwrite it.
+ */
+export function ownFd(path: string): number | null {
+  let p = resolve(path);
+  for (let hop = 0; hop < 8; hop++) {
+    let full: string;
+    try {
+      full = join(realpathSync(dirname(p)), basename(p));
+    } catch {
+      return null;
+    }
+    const m = /^\/proc\/(\d+)\/fd\/(\d+)$/.exec(full);
+    if (m) return Number(m[1]) === process.pid ? Number(m[2]) : null;
+    try {
+      if (!lstatSync(full).isSymbolicLink()) return null;
+      p = resolve(dirname(full), readlinkSync(full));
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+function writeAll(fd: number, data: Buffer, n = data.length): void {
+  for (let off = 0; off < n; ) off += writeSync(fd, data, off, n - off);
+}
+
+/** Write data to an existing special file (isSpecialFile) or one of our fds (ownFd) in place. */
+function writeThrough(path: string, data: Buffer, own: number | null): void {
+  if (own !== null) return writeAll(own, data);
   const fd = openSync(path, 'w');
   try {
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+    writeAll(fd, data);
   } finally {
     closeSync(fd);
   }
@@ -73,15 +107,17 @@ function writeThrough(path: string, data: Buffer): void {
  * the file at `path`: fsync it, rename it over the name, fsync the directory.
  */
 export function commitTemp(tmp: string, path: string): void {
-  if (isSpecialFile(path)) {
+  const own = ownFd(path);
+  if (own !== null || isSpecialFile(path)) {
     // copied in pieces: a bundle or an export may be larger than memory should hold
     const src = openSync(tmp, 'r');
-    const dst = openSync(path, 'w');
+    let dst: number | null = null;
     try {
+      dst = own ?? openSync(path, 'w');
       const buf = Buffer.allocUnsafe(1024 * 1024);
-      for (let n; (n = readSync(src, buf, 0, buf.length, null)) > 0; ) for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+      for (let n; (n = readSync(src, buf, 0, buf.length, null)) > 0; ) writeAll(dst, buf, n);
     } finally {
-      closeSync(dst);
+      if (dst !== null && own === null) closeSync(dst);
       closeSync(src);
     }
     rmSync(tmp, { force: true });
@@ -102,7 +138,8 @@ export interface AtomicWriteOptions {
 /** Replace `path` with `data` atomically and durably (temp, fsync, rename, dir fsync). */
 export function writeFileAtomic(path: string, data: string | Buffer, opts: number | AtomicWriteOptions = {}): void {
   const o = typeof opts === 'number' ? { mode: opts } : opts;
-  if (isSpecialFile(path)) return writeThrough(path, typeof data === 'string' ? Buffer.from(data) : data);
+  const own = ownFd(path);
+  if (own !== null || isSpecialFile(path)) return writeThrough(path, typeof data === 'string' ? Buffer.from(data) : data, own);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {
