@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { ChildProcess } from 'node:child_process';
 import { sednaSpawn, tempDir } from './helpers/cli.js';
 import { writeIdentityModel } from './helpers/models.js';
@@ -15,10 +16,10 @@ import { activateVersion, installVersion } from '../src/store/versions.js';
 
 type Target = { socketPath: string } | { host: string; port: number };
 
-function call(target: Target, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+function call(target: Target, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const req = request({ ...target, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+    const data = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const req = request({ ...target, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length, ...headers } : headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
@@ -87,6 +88,11 @@ test('serve on a Unix socket: single and batch requests, logging, healthz, versi
     r = await call(target, 'POST', '/infer', '{"x": [1,');
     assert.equal(r.status, 400);
     assert.match(r.json.error, /^malformed JSON/);
+    // a compressed body is refused as such (was: 400 "malformed JSON")
+    r = await call(target, 'POST', '/infer', gzipSync(JSON.stringify({ x: [3, 0] })), { 'content-encoding': 'gzip' });
+    assert.deepEqual([r.status, r.json.error], [415, 'unsupported Content-Encoding "gzip" (send the body uncompressed)']);
+    r = await call(target, 'POST', '/infer', { x: [3, 0] }, { 'content-encoding': 'identity' });
+    assert.equal(r.status, 200);
     assert.equal((await call(target, 'GET', '/nope')).status, 404);
 
     // a second version whose only task has swapped weights; activate it while serving

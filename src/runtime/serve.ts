@@ -128,6 +128,12 @@ class HttpError extends Error {
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = () => new HttpError(413, `request body larger than ${max} bytes`);
+    // a compressed body read as JSON failed as "malformed JSON" (400), hiding the real cause
+    const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      drainCapped(req, max);
+      return reject(new HttpError(415, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} (send the body uncompressed)`));
+    }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > max) {
       drainCapped(req, max);
