@@ -7,6 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BIN, ROOT, sedna, tempDir } from './helpers/cli.js';
 import { makeHome, outboxRows } from './edge-runtime-fixtures.js';
 import { writeIdentityModel } from './helpers/models.js';
@@ -84,6 +85,33 @@ test('an output named as a link to /proc/self/fd/1 (what /dev/stdout is) with st
     const out = readFileSync(outFile, 'utf8');
     assert.match(out, /^sll_dev_\S{16,}\n/m, out);
     assert.match(out, /enrolled/, out);
+  } finally {
+    t.cleanup();
+  }
+});
+
+// ...but only a regular file goes through the fd itself. A pipe on stdout (`-o /dev/stdout |
+// slow-reader`) is opened anew by name, as before: libuv sets fd 1 non-blocking when stdout is a
+// pipe, and writeSync to it failed with EAGAIN once the pipe was full (`kb samples export -o
+// /dev/stdout | (sleep 2; wc -c)`: 65536 bytes, exit 1). Asked of ownFd in a child whose
+// stdout is a pipe, then a file (the EAGAIN itself needs a reader slower than the writer).
+test('ownFd: /dev/stdout names fd 1 when stdout is a regular file, nothing when it is a pipe (a pipe is opened anew: fd 1 may be non-blocking)', () => {
+  const t = tempDir();
+  try {
+    const mod = pathToFileURL(join(ROOT, 'dist', 'durable', 'atomic-write.js')).href;
+    const code = `const { ownFd } = await import(${JSON.stringify(mod)}); process.stdout.write(''); process.stderr.write(JSON.stringify([ownFd('/dev/stdout'), ownFd('/dev/fd/1'), ownFd('/proc/self/fd/1'), ownFd('/dev/null')]));`;
+    const piped = spawnSync(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.deepEqual(JSON.parse(piped.stderr), [null, null, null, null]);
+    const fd = openSync(join(t.dir, 'out'), 'w');
+    let toFile;
+    try {
+      toFile = spawnSync(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(toFile.status, 0, toFile.stderr);
+    assert.deepEqual(JSON.parse(toFile.stderr), [1, 1, 1, null]);
   } finally {
     t.cleanup();
   }

@@ -2,7 +2,7 @@
 // a power cut: write a temp file in the same directory, fsync it, rename it over the name,
 // fsync the directory (the rename itself is durable only then). Temp names carry the writer's
 // pid (<name>.tmp-<pid>-<n>) so a sweep can remove the leftovers of writers that died.
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 let seq = 0;
@@ -76,7 +76,18 @@ export function ownFd(path: string): number | null {
       return null;
     }
     const m = /^\/proc\/(\d+)\/fd\/(\d+)$/.exec(full);
-    if (m) return Number(m[1]) === process.pid ? Number(m[2]) : null;
+    if (m) {
+      if (Number(m[1]) !== process.pid) return null;
+      // a regular file only: a pipe, terminal or socket is opened anew by name (isSpecialFile),
+      // a blocking description of its own; fd 1 itself may be non-blocking (libuv sets a stdout
+      // pipe so), where a write to a full pipe failed with EAGAIN
+      const fd = Number(m[2]);
+      try {
+        return fstatSync(fd).isFile() ? fd : null;
+      } catch {
+        return null;
+      }
+    }
     try {
       if (!lstatSync(full).isSymbolicLink()) return null;
       p = resolve(dirname(full), readlinkSync(full));
