@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,9 +69,9 @@ test('three processes opening a schema-5 outbox at once all open it at the curre
 // is held for as long as the test wants, whatever the machine's speed.
 
 /** A home (sedna-ll init) whose edge.db is at schema 5 with a few outbox rows. */
-function schema5Home(dir: string): { home: string; db: string } {
+function schema5Home(dir: string, initArgs: string[] = []): { home: string; db: string } {
   const home = join(dir, 'home');
-  const r = sedna(['init', '--home', home, '--device-id', 'gw-migrate']);
+  const r = sedna(['init', '--home', home, '--device-id', 'gw-migrate', ...initArgs]);
   assert.equal(r.code, 0, r.stderr);
   const path = join(home, 'edge.db');
   for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
@@ -198,4 +199,28 @@ test('SEDNA_LL_UPGRADE_WAIT_S that is not a number of seconds: a usage error nam
   const r = sedna(['status', '--home', home], { env: { SEDNA_LL_UPGRADE_WAIT_S: '10m' } });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^sedna-ll: SEDNA_LL_UPGRADE_WAIT_S "10m": expected a number of seconds >= 0\n$/);
+});
+
+// `sync --max-time S` bounds the whole run (its help says so; the systemd unit's
+// TimeoutStartSec counts on it), but its open of edge.db waited for another process's upgrade
+// up to SEDNA_LL_UPGRADE_WAIT_S (600 s by default) whatever S was. The wait now ends at the
+// run's deadline too, and says which limit ended it. (The KB URL is never reached: the run
+// ends at the open.)
+test('sync --max-time: the wait for another process\'s upgrade ends at the run\'s deadline, naming --max-time', async (t) => {
+  const d = tempDir('sedna-migrate-wait-');
+  t.after(d.cleanup);
+  // enrolled with a KB (never reached): sync gets as far as opening edge.db
+  writeFileSync(join(d.dir, 'token.txt'), 'x'.repeat(24) + '\n');
+  writeFileSync(join(d.dir, 'kb.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+  const { db: path, home } = schema5Home(d.dir, ['--kb-url', 'http://127.0.0.1:9', '--token-file', join(d.dir, 'token.txt'), '--kb-key', join(d.dir, 'kb.pub')]);
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  const other = new Database(path);
+  t.after(() => other.open && other.close());
+  other.exec('BEGIN IMMEDIATE');
+  // held until the CLI has given up: its --max-time (2 s) passes while the lock is held
+  const r = await started(['sync', '--json', '--max-time', '2', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '60' }).exit;
+  other.exec('ROLLBACK');
+  other.close();
+  assert.equal(r.code, 6, r.stderr);
+  assert.match(r.stderr, /edge\.db: still locked after \d+ s of waiting for another sedna-ll to finish upgrading it \(limit 2 s, --max-time\); nothing was lost/);
 });

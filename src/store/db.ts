@@ -16,6 +16,8 @@ export interface OpenOptions {
   upgradeWaitMs?: number;
   /** told once when this open waits for another process's upgrade (default: one line on stderr) */
   onUpgradeWait?: (line: string) => void;
+  /** what set upgradeWaitMs, as the give-up message names it (default: "N s, SEDNA_LL_UPGRADE_WAIT_S") */
+  upgradeWaitLimit?: string;
 }
 
 export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
@@ -38,6 +40,7 @@ export function openEdgeDb(path: string, opts: OpenOptions = {}): DB {
       migrate(db, {
         what: path,
         waitMs: opts.upgradeWaitMs ?? upgradeWaitMs(),
+        limit: opts.upgradeWaitLimit,
         onWait: opts.onUpgradeWait ?? ((line) => void process.stderr.write(`sedna-ll: ${line}\n`)),
       });
     } catch (e) {
@@ -103,6 +106,8 @@ export interface MigrateOptions {
   waitMs?: number;
   /** told once, when the wait goes past QUIET_WAIT_MS */
   onWait?: (line: string) => void;
+  /** what set waitMs, for the give-up message (default: "N s, SEDNA_LL_UPGRADE_WAIT_S") */
+  limit?: string;
 }
 
 export function migrate(db: DB, o: MigrateOptions = {}): number {
@@ -145,7 +150,7 @@ export function migrate(db: DB, o: MigrateOptions = {}): number {
       } catch (e) {
         if (!isBusy(e)) throw e;
         if (told || left <= QUIET_WAIT_MS) {
-          throw new LockedError(`${what}: still locked after ${Math.round((Date.now() - start) / 1000)} s of waiting for another sedna-ll to finish upgrading it (limit ${Math.round(waitMs / 1000)} s, SEDNA_LL_UPGRADE_WAIT_S); nothing was lost, run this again once the upgrade is done`);
+          throw new LockedError(`${what}: still locked after ${Math.round((Date.now() - start) / 1000)} s of waiting for another sedna-ll to finish upgrading it (limit ${o.limit ?? `${Math.round(waitMs / 1000)} s, SEDNA_LL_UPGRADE_WAIT_S`}); nothing was lost, run this again once the upgrade is done`);
         }
         told = true;
         o.onWait?.(`waiting for another sedna-ll to finish upgrading ${what} (up to ${Math.round(waitMs / 1000)} s)`);

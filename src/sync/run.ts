@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXIT, type ExitCode, UsageError, VerificationError } from '../errors.js';
-import { type DB, kvGet, kvSet, logEvent, openEdgeDb } from '../store/db.js';
+import { type DB, kvGet, kvSet, logEvent, openEdgeDb, upgradeWaitMs } from '../store/db.js';
 import { type EdgeConfig, type HomePaths, homePaths, loadConfig, readToken } from '../store/home.js';
 import { withRolloutLock } from '../rollout/lock.js';
 import { listVersions } from '../store/version-rows.js';
@@ -154,7 +154,9 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   return withRolloutLock(paths, async () => {
     let db: DB | null = null;
     try {
-      db = openEdgeDb(paths.db);
+      // --max-time bounds the whole run: a wait for another process's schema upgrade too
+      const left = Math.max(0, deadline - Date.now());
+      db = openEdgeDb(paths.db, left < upgradeWaitMs() ? { upgradeWaitMs: left, upgradeWaitLimit: `${o.maxTime} s, --max-time` } : {});
       return await syncLocked(paths, db, config, token, ca, o, deadline, t0);
     } catch (e) {
       // busy / read-only / full disk / not a database: one line naming the file
