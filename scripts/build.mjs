@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { BUNDLE, CACHE, bundleCli, bundleId, cacheHeader, makeCodeCache } from './bundle-cli.mjs';
+import { BUNDLE, CACHE, bundleCli, bundleId, cacheHeader, cacheIntact, makeCodeCache } from './bundle-cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DIST = join(ROOT, 'dist');
@@ -53,7 +53,7 @@ try {
     writeFileSync(join(staging, BUNDLE), bundle);
     const header = cacheHeader(/** @type {string} */ (bundleId(bundle)));
     const cache = readOrNull(join(DIST, CACHE));
-    if (cache && cache.subarray(0, Buffer.byteLength(header)).toString() === header) writeFileSync(join(staging, CACHE), cache);
+    if (cache && cache.subarray(0, Buffer.byteLength(header)).toString() === header && cacheIntact(cache)) writeFileSync(join(staging, CACHE), cache);
     else makeCodeCache(join(staging, BUNDLE), join(staging, CACHE));
     let changed = 0;
     // the bundle and its cache last, then never older than dist/cli.js: bin/sedna-ll runs the

@@ -65,6 +65,17 @@ export function cacheHeader(id) {
 }
 
 /**
+ * Does a code cache file's data match the sha256 on its second line? (bin/sedna-ll checks the
+ * same before V8 sees the data; the build makes a damaged cache again instead of keeping it.)
+ * @param {Buffer} bytes the cache file
+ */
+export function cacheIntact(bytes) {
+  const nl = bytes.indexOf(10);
+  const end = nl + 65;
+  return nl >= 0 && bytes[end] === 10 && createHash('sha256').update(bytes.subarray(end + 1)).digest('hex') === bytes.toString('latin1', nl + 1, end);
+}
+
+/**
  * Bundle src/cli.ts; returns the bundle's text (header line first).
  * @param {string} root the repository
  */

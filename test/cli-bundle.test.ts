@@ -186,3 +186,15 @@ test('every package the bundle leaves outside loads through require() without re
   const r = spawnSync(process.execPath, ['--no-experimental-require-module', '-e', `const r = require('node:module').createRequire(${JSON.stringify(bundle)}); for (const p of ${JSON.stringify(packages)}) r(p);`], { encoding: 'utf8' });
   assert.equal(r.status, 0, `an external package is ES-only (bundle it: BUNDLED in scripts/bundle-cli.mjs): ${r.stderr}`);
 });
+
+test('the build keeps a code cache only when its data matches the sha256 on its line 2 (a damaged one is made again)', async () => {
+  const { CACHE, cacheIntact } = (await import(join(ROOT, 'scripts', 'bundle-cli.mjs'))) as { CACHE: string; cacheIntact: (b: Buffer) => boolean };
+  const good = readFileSync(join(ROOT, 'dist', CACHE));
+  assert.equal(cacheIntact(good), true, 'the cache npm run build made');
+  const flipped = Buffer.from(good);
+  flipped[flipped.length - 100] ^= 0x10;
+  assert.equal(cacheIntact(flipped), false, 'one bit flipped in the data');
+  assert.equal(cacheIntact(good.subarray(0, good.length - 1)), false, 'truncated');
+  assert.equal(cacheIntact(Buffer.from('{"bundle":"x"}\nnot-a-sum\n')), false, 'no sum line');
+  assert.equal(cacheIntact(Buffer.alloc(0)), false, 'empty');
+});
