@@ -18,6 +18,7 @@ import { MIGRATIONS } from '../src/store/schema.js';
 import { sedna, sednaSpawn, tempDir } from './helpers/cli.js';
 
 const require = createRequire(import.meta.url);
+const SqliteDatabase = require('better-sqlite3') as typeof import('better-sqlite3');
 const ROOT = resolve(import.meta.dirname, '..');
 
 function openIn(path: string): Promise<{ code: number | null; out: string }> {
@@ -52,7 +53,7 @@ test('three processes opening a schema-5 outbox at once all open it at the curre
 
     const runs = await Promise.all([openIn(path), openIn(path), openIn(path)]);
     for (const r of runs) assert.deepEqual(r, { code: 0, out: String(MIGRATIONS.length) });
-    const check = new Database(path, { readonly: true });
+    const check = new SqliteDatabase(path, { readonly: true });
     const names = (check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'samples'`).pluck().all() as string[]).sort();
     check.close();
     assert.ok(names.includes('samples_pending_time') && names.includes('samples_evict_done') && !names.includes('samples_state_time'), names.join(','));
@@ -114,16 +115,26 @@ function started(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { said, exit };
 }
 
+/** Another connection to `path` holding the write lock (BEGIN IMMEDIATE) until the test commits or rolls it back; closed after the test. */
+function holdWriteLock(t: { after(fn: () => void): void }, path: string): import('better-sqlite3').Database {
+  const other = new SqliteDatabase(path);
+  t.after(() => other.open && other.close());
+  other.exec('BEGIN IMMEDIATE');
+  return other;
+}
+
+/** What "another sedna-ll upgrading" does under that lock: migration 6, uncommitted. */
+function upgradeStep6(other: import('better-sqlite3').Database): void {
+  other.exec(MIGRATIONS[5]);
+  other.pragma('user_version = 6');
+}
+
 test('a command started while another process upgrades the schema waits for it (one stderr line), then runs', async (t) => {
   const d = tempDir('sedna-migrate-wait-');
   t.after(d.cleanup);
   const { home, db: path } = schema5Home(d.dir);
-  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-  const other = new Database(path);
-  t.after(() => other.open && other.close());
-  other.exec('BEGIN IMMEDIATE');
-  other.exec(MIGRATIONS[5]);
-  other.pragma('user_version = 6');
+  const other = holdWriteLock(t, path);
+  upgradeStep6(other);
 
   const cli = started(['status', '--json', '--home', home]);
   if (!(await cli.said('waiting for another sedna-ll to finish upgrading'))) assert.fail(`the CLI did not wait for the upgrade: ${JSON.stringify(await cli.exit)}`);
@@ -137,7 +148,7 @@ test('a command started while another process upgrades the schema waits for it (
   const out = JSON.parse(r.stdout) as { exit: number; outbox: { pending: number } };
   assert.equal(out.exit, 0);
   assert.equal(out.outbox.pending, 10);
-  const check = new Database(path, { readonly: true });
+  const check = new SqliteDatabase(path, { readonly: true });
   t.after(() => check.close());
   assert.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length);
 });
@@ -149,12 +160,8 @@ test('SEDNA_LL_UPGRADE_WAIT_S beyond 2^31 ms (~24.8 days): the command still wai
   const d = tempDir('sedna-migrate-wait-');
   t.after(d.cleanup);
   const { home, db: path } = schema5Home(d.dir);
-  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-  const other = new Database(path);
-  t.after(() => other.open && other.close());
-  other.exec('BEGIN IMMEDIATE');
-  other.exec(MIGRATIONS[5]);
-  other.pragma('user_version = 6');
+  const other = holdWriteLock(t, path);
+  upgradeStep6(other);
 
   const cli = started(['status', '--json', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '9999999' });
   if (!(await cli.said('(up to 9999999 s)'))) assert.fail(`the CLI did not wait for the upgrade: ${JSON.stringify(await cli.exit)}`);
@@ -170,10 +177,7 @@ test('an upgrade by another process that outlasts SEDNA_LL_UPGRADE_WAIT_S: one c
   const d = tempDir('sedna-migrate-wait-');
   t.after(d.cleanup);
   const { home, db: path } = schema5Home(d.dir);
-  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-  const other = new Database(path);
-  t.after(() => other.open && other.close());
-  other.exec('BEGIN IMMEDIATE');
+  const other = holdWriteLock(t, path);
   // held until the CLI has given up: its limit (2 s) passes while the lock is held, however slow the machine
   const r = await started(['status', '--json', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '2' }).exit;
   other.exec('ROLLBACK');
@@ -186,7 +190,7 @@ test('an upgrade by another process that outlasts SEDNA_LL_UPGRADE_WAIT_S: one c
   const rec = JSON.parse(r.stdout) as { exit: number; error: { code: string } };
   assert.equal(rec.exit, 6);
   assert.equal(rec.error.code, 'locked');
-  const check = new Database(path, { readonly: true });
+  const check = new SqliteDatabase(path, { readonly: true });
   t.after(() => check.close());
   assert.equal(check.pragma('user_version', { simple: true }), 5);
   assert.equal(check.prepare('SELECT count(*) FROM samples').pluck().get(), 10);
@@ -213,10 +217,7 @@ test('sync --max-time: the wait for another process\'s upgrade ends at the run\'
   writeFileSync(join(d.dir, 'token.txt'), 'x'.repeat(24) + '\n');
   writeFileSync(join(d.dir, 'kb.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
   const { db: path, home } = schema5Home(d.dir, ['--kb-url', 'http://127.0.0.1:9', '--token-file', join(d.dir, 'token.txt'), '--kb-key', join(d.dir, 'kb.pub')]);
-  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-  const other = new Database(path);
-  t.after(() => other.open && other.close());
-  other.exec('BEGIN IMMEDIATE');
+  const other = holdWriteLock(t, path);
   // held until the CLI has given up: its --max-time (2 s) passes while the lock is held
   const r = await started(['sync', '--json', '--max-time', '2', '--home', home], { SEDNA_LL_UPGRADE_WAIT_S: '60' }).exit;
   other.exec('ROLLBACK');

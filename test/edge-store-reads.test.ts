@@ -38,16 +38,19 @@ function nextMs(): void {
 const FILTERS: SampleFilter[] = [{}, { state: 'uploaded' }, { state: 'pending' }, { task: 'b' }, { task: 'a', state: 'uploaded' }, { task: 'b', state: 'pending' }];
 const cliArgs = (f: SampleFilter) => [...(f.task ? ['--task', f.task] : []), ...(f.state ? ['--state', f.state] : [])];
 const byTimeId = (x: Row, y: Row) => x.created_at - y.created_at || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+/** The ids `f` selects from `rows`, in export's order (created_at, then id). */
+const expectedIds = (rows: Row[], f: SampleFilter) => rows.filter((r) => (f.task === undefined || r.task === f.task) && (f.state === undefined || r.state === f.state)).sort(byTimeId).map((r) => r.id);
+/** An edge home whose KB is never reached (these tests only read the outbox). */
+const offlineEdge = (): Edge => makeEdge({ url: 'http://127.0.0.1:9', deviceToken: 'x'.repeat(20), publicKeyPem: generateSigningKeys().publicKey });
 
 describe('samples export and ls: (created_at, id) order across page boundaries', () => {
   const t = tempDir('sedna-ll-export-');
   let e: Edge;
   let rows: Row[];
-  const expected = (f: SampleFilter) => rows.filter((r) => (f.task === undefined || r.task === f.task) && (f.state === undefined || r.state === f.state)).sort(byTimeId).map((r) => r.id);
+  const expected = (f: SampleFilter) => expectedIds(rows, f);
 
   before(() => {
-    const { publicKey } = generateSigningKeys();
-    e = makeEdge({ url: 'http://127.0.0.1:9', deviceToken: 'x'.repeat(20), publicKeyPem: publicKey });
+    e = offlineEdge();
     const paths = homePaths(e.home);
     const db = openEdgeDb(paths.db);
     try {
@@ -210,12 +213,11 @@ describe('samples export and ls: (created_at, id) order across page boundaries',
 describe('samples export and ls of a task of few rows: read through the task index, same rows and order', () => {
   let e: Edge;
   let rows: Row[];
-  const expected = (f: SampleFilter) => rows.filter((r) => (f.task === undefined || r.task === f.task) && (f.state === undefined || r.state === f.state)).sort(byTimeId).map((r) => r.id);
+  const expected = (f: SampleFilter) => expectedIds(rows, f);
   const filters: SampleFilter[] = [{ task: 'small' }, { task: 'small', state: 'uploaded' }, { task: 'small', state: 'pending' }, { task: 'none' }, { task: 'big' }, { task: 'big', state: 'uploaded' }];
 
   before(() => {
-    const { publicKey } = generateSigningKeys();
-    e = makeEdge({ url: 'http://127.0.0.1:9', deviceToken: 'x'.repeat(20), publicKeyPem: publicKey });
+    e = offlineEdge();
     const paths = homePaths(e.home);
     const db = openEdgeDb(paths.db);
     try {
